@@ -1,0 +1,71 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { type Command, InvalidArgumentError } from 'commander';
+import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
+import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
+import type { MetricOracle } from '../../shared/ports/metric-oracle.port.js';
+import { plotTrajectoriesSvg } from '../../shared/report/plot-svg.js';
+import { formatResultsTable } from '../../shared/report/table.js';
+import { runDemo } from '../../shared/use-cases/run-demo.js';
+import { startLocalQueueOracle } from '../local-queue-oracle.js';
+import { stderrProgress } from '../progress.js';
+import { addRunOptions, buildRunConfig, prepareRun } from '../run-options.js';
+
+export function registerDemo(program: Command): void {
+  const cmd = program
+    .command('demo')
+    .description(
+      'The whole pipeline (pre-train, meta-train the value function, meta-test) with a results table, report.json, checkpoint and plot',
+    );
+  addRunOptions(cmd)
+    .option('--seeds <n>', 'meta-test seeds', (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected an integer >= 1');
+      return n;
+    })
+    .option('--out <dir>', 'output folder (report.json, trajectories.svg, store/)', './metricopt-out')
+    .option('--json', 'print the report JSON on stdout and nothing else')
+    .option('--via-queue', 'send every metric query through the durable local queue to evaluator worker processes')
+    .option('--workers <n>', 'evaluator worker processes with --via-queue', (v) => Number(v), 2)
+    .action(async (o: Record<string, unknown>) => {
+      const cfg = buildRunConfig(o, o.seeds as number | undefined);
+      const { backend, dataset, evaluator } = await prepareRun(o);
+      const out = resolve(o.out as string);
+      await mkdir(out, { recursive: true });
+      const store = new FsObjectStore(join(out, 'store'));
+      const progress = stderrProgress();
+      let oracle: MetricOracle & { close?(): Promise<void> };
+      if (o.viaQueue) {
+        const queueOptions: Parameters<typeof startLocalQueueOracle>[0] = {
+          metric: evaluator.name,
+          workers: o.workers as number,
+          dir: join(out, 'queue'),
+        };
+        if (o.evaluator) queueOptions.evaluatorModule = resolve(o.evaluator as string);
+        oracle = await startLocalQueueOracle(queueOptions);
+      } else {
+        oracle = new InProcessMetricOracle(evaluator);
+      }
+      try {
+        const { report, curves } = await runDemo(cfg, { dataset, oracle, evaluator, store, progress, backend });
+        await writeFile(join(out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+        const svg = plotTrajectoriesSvg(
+          curves,
+          report.metric,
+          `${report.dataset}: meta-test trajectories, ${report.metric}, recipe ${report.recipe}`,
+        );
+        await writeFile(join(out, 'trajectories.svg'), svg);
+        if (o.json) {
+          process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+        } else {
+          process.stdout.write(`\n${formatResultsTable(report)}\n\n`);
+          process.stdout.write(
+            `wrote ${join(out, 'report.json')}, ${join(out, 'trajectories.svg')} and checkpoint ${report.valueFunction.id} v${report.valueFunction.version} in ${store.location}\n`,
+          );
+          process.stdout.write(`serve it with: npx metricopt serve --store ${out}\n`);
+        }
+      } finally {
+        await oracle.close?.();
+      }
+    });
+}

@@ -1,0 +1,214 @@
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { z } from 'zod';
+import { loadDataset } from '../shared/adapters/dataset.fs.js';
+import { type BackendPreference, selectBackend } from '../shared/adapters/compute-backend.js';
+import type { SparseDataset } from '../shared/data/dataset.js';
+import type { Evaluator } from '../shared/metrics/evaluator.js';
+import { builtinEvaluator } from '../shared/metrics/registry.js';
+import { loadEvaluatorModule } from '../shared/metrics/user-module.js';
+import { type RunConfig, recipe } from '../shared/use-cases/recipes.js';
+import { CliError } from './errors.js';
+
+const int = (min: number) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
+  return n;
+};
+const num =
+  (min: number, exclusive = false) =>
+  (v: string) => {
+    const n = v === 'Infinity' || v === 'inf' ? Number.POSITIVE_INFINITY : Number(v);
+    if (Number.isNaN(n) || n < min || (exclusive && n === min)) {
+      throw new InvalidArgumentError(`expected a number ${exclusive ? '>' : '>='} ${min}`);
+    }
+    return n;
+  };
+
+/** Options shared by `demo` and `train`: data, metric, recipe and every hyperparameter. */
+export function addRunOptions(cmd: Command): Command {
+  return cmd
+    .option('--dataset <a9a|PATH>', 'bundled a9a, or a LIBSVM file (plain or .gz)', 'a9a')
+    .option('--features <n>', 'feature count of the LIBSVM file (default: inferred)', int(1))
+    .option(
+      '--positive-label <v>',
+      'raw label of the positive class (default: the larger label)',
+      num(Number.NEGATIVE_INFINITY),
+    )
+    .option('--metric <name>', 'built-in metric: mcr, f1, jaccard, aucpr, balanced-error, top-K-accuracy', 'mcr')
+    .option(
+      '--evaluator <module>',
+      'user evaluator module (default export { name, direction, evaluate }); overrides --metric',
+    )
+    .addOption(
+      new Option('--recipe <name>', 'paper (literal) or tuned (default)').choices(['paper', 'tuned']).default('tuned'),
+    )
+    .option('--seed <n>', 'base seed (split, pre-training, trajectories)', int(0), 1)
+    .option('--tasks <n>', 'meta-training tasks (trajectories)', int(2))
+    .option('--steps <T>', 'fine-tuning steps per trajectory and at meta-test', int(2))
+    .option('--queries-per-task <K>', 'metric observations per trajectory (>= 2, includes t=0 and t=T)', int(2))
+    .option('--batch-size <n>', 'mini-batch size of adapter fine-tuning', int(1))
+    .option('--phi0-std <s>', 'std of random phi_0 (trajectories, random search, paper meta-test start)', num(0, true))
+    .addOption(
+      new Option('--optimizer <name>', 'loss optimiser for trajectories and baselines').choices(['sgd', 'adam']),
+    )
+    .option('--loss-lr <lr>', 'step size of loss-only fine-tuning', num(0, true))
+    .addOption(new Option('--labelling <kind>', 'densify observations with a GP or linearly').choices(['gp', 'linear']))
+    .addOption(
+      new Option('--training <kind>', 'value-function training: online Reptile or offline').choices([
+        'online',
+        'offline',
+      ]),
+    )
+    .option('--standardise <bool>', 'standardise phi and targets (true/false)', (v) => parseBool(v))
+    .option('--batch-norm <bool>', 'BatchNorm in the value function (true/false)', (v) => parseBool(v))
+    .option('--ensemble <n>', 'value-function ensemble members', int(1))
+    .option('--epochs <n>', 'offline value-function training epochs', int(1))
+    .option(
+      '--vf-train-lr <lr>',
+      'value-function training step size (Adam offline / inner SGD alpha online)',
+      num(0, true),
+    )
+    .option('--gamma <g>', 'weight of the regression term in Eq. 2', num(0))
+    .option('--oe-weight <w>', 'weight of the ordinal-embedding term in Eq. 2', num(0))
+    .option('--pretrain-epochs <n>', 'cross-entropy pre-training epochs', int(1))
+    .addOption(new Option('--adapter <kind>', 'adapter: input dynamic biases or FiLM').choices(['input-bias', 'film']))
+    .option('--adapter-d <d>', 'dimension of the input-bias adapter', int(1))
+    .option('--film-layer <i>', 'hidden layer FiLM modulates (d = 2 x its width)', int(0))
+    .addOption(new Option('--meta-test-method <m>', 'how metricopt moves phi').choices(['guided-es', 'vf-descent']))
+    .addOption(
+      new Option('--start <where>', 'meta-test start: pre-trained point or random phi_0').choices(['zero', 'random']),
+    )
+    .option('--vf-lr <lr>', 'step size on the ES direction / value-function gradient', num(0, true))
+    .addOption(
+      new Option('--vf-optimizer <name>', 'optimiser applied to the ES direction / value gradient').choices([
+        'sgd',
+        'adam',
+      ]),
+    )
+    .option('--trust-radius <r>', 'meta-test trust region radius around the start (Infinity = none)', num(0, true))
+    .option('--endpoint-queries <n>', 'real validation queries to pick the metricopt endpoint (0 = last step)', int(0))
+    .option('--es-p <P>', 'Guided ES antithetic pairs', int(1))
+    .option('--es-sigma2 <s2>', 'Guided ES perturbation variance s^2', num(0, true))
+    .option('--es-k <k>', 'loss gradients spanning the Guided ES subspace', int(0))
+    .option('--es-lambda <l>', 'also score lambda*f + loss in the antithetic differences (0 = f only)', num(0))
+    .addOption(
+      new Option('--backend <name>', 'tfjs backend (default: METRICOPT_BACKEND or auto)').choices([
+        'auto',
+        'tensorflow',
+        'wasm',
+        'cpu',
+        'webgpu',
+      ]),
+    );
+}
+
+function parseBool(v: string): boolean {
+  if (['true', '1', 'yes', 'on'].includes(v.toLowerCase())) return true;
+  if (['false', '0', 'no', 'off'].includes(v.toLowerCase())) return false;
+  throw new InvalidArgumentError('expected true or false');
+}
+
+export type RunOptions = Record<string, unknown>;
+
+/** The recipe preset with every option given on the command line applied. */
+export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
+  const cfg = recipe(o.recipe as 'paper' | 'tuned', o.seed as number);
+  const mt = cfg.metaTrain;
+  const tr = mt.trajectories;
+  const test = cfg.metaTest;
+  const set = <T>(v: unknown, apply: (x: T) => void) => {
+    if (v !== undefined) apply(v as T);
+  };
+  if (seeds !== undefined) cfg.seeds = seeds;
+  set<number>(o.tasks, (v) => (tr.tasks = v));
+  set<number>(o.steps, (v) => {
+    tr.steps = v;
+    test.steps = v;
+  });
+  set<number>(o.queriesPerTask, (v) => (tr.queries = v));
+  set<number>(o.batchSize, (v) => {
+    tr.batchSize = v;
+    test.batchSize = v;
+  });
+  set<number>(o.phi0Std, (v) => {
+    tr.phi0Std = v;
+    test.phi0Std = v;
+  });
+  set<'sgd' | 'adam'>(o.optimizer, (v) => {
+    tr.optimizer = v;
+    test.lossOptimizer = v;
+  });
+  set<number>(o.lossLr, (v) => {
+    tr.learningRate = v;
+    test.lossLearningRate = v;
+  });
+  set<'gp' | 'linear'>(o.labelling, (v) => (mt.labelling = v));
+  set<'online' | 'offline'>(o.training, (v) => (mt.training = v));
+  set<boolean>(o.standardise, (v) => (mt.standardise = v));
+  set<boolean>(o.batchNorm, (v) => (mt.train = { ...mt.train, batchNorm: v }));
+  set<number>(o.ensemble, (v) => (mt.ensemble = v));
+  set<number>(o.epochs, (v) => (mt.train = { ...mt.train, epochs: v }));
+  set<number>(o.vfTrainLr, (v) => (mt.train = { ...mt.train, learningRate: v, innerLearningRate: v }));
+  set<number>(o.gamma, (v) => (mt.train = { ...mt.train, gamma: v }));
+  set<number>(o.oeWeight, (v) => (mt.train = { ...mt.train, oeWeight: v }));
+  set<number>(o.pretrainEpochs, (v) => (cfg.pretrain = { ...cfg.pretrain, epochs: v }));
+  if (o.adapter === 'film') {
+    cfg.model = {
+      ...cfg.model,
+      adapter: { kind: 'film', layer: (o.filmLayer as number | undefined) ?? cfg.model.hidden.length - 1 },
+    };
+  } else if (o.adapterD !== undefined) {
+    cfg.model = { ...cfg.model, adapter: { kind: 'input-bias', d: o.adapterD as number } };
+  }
+  set<'guided-es' | 'vf-descent'>(o.metaTestMethod, (v) => (test.method = v));
+  set<'zero' | 'random'>(o.start, (v) => (test.start = v));
+  set<number>(o.vfLr, (v) => (test.vfLearningRate = v));
+  set<'sgd' | 'adam'>(o.vfOptimizer, (v) => (test.vfOptimizer = v));
+  set<number>(o.trustRadius, (v) => (test.trustRadius = v));
+  set<number>(o.endpointQueries, (v) => (test.endpointQueries = v));
+  set<number>(o.esP, (v) => (test.es = { ...test.es, P: v }));
+  set<number>(o.esSigma2, (v) => (test.es = { ...test.es, sigma2: v }));
+  set<number>(o.esK, (v) => (test.es = { ...test.es, k: v }));
+  set<number>(o.esLambda, (v) => (test.es = { ...test.es, lambda: v }));
+  if (tr.queries > tr.steps + 1) {
+    throw new CliError('USAGE', `--queries-per-task ${tr.queries} exceeds the ${tr.steps + 1} steps of a trajectory`);
+  }
+  return cfg;
+}
+
+const envSchema = z.object({
+  METRICOPT_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu']).default('auto'),
+});
+
+/** Start-up wiring shared by the run commands: backend, data set and evaluator. */
+export async function prepareRun(
+  o: RunOptions,
+): Promise<{ backend: string; dataset: SparseDataset; evaluator: Evaluator }> {
+  const env = envSchema.safeParse(process.env);
+  if (!env.success) {
+    throw new CliError('CONFIG', `METRICOPT_BACKEND must be one of auto, tensorflow, wasm, cpu, webgpu`);
+  }
+  const preference = (o.backend as BackendPreference | undefined) ?? env.data.METRICOPT_BACKEND;
+  let evaluator: Evaluator;
+  if (o.evaluator) {
+    const loaded = await loadEvaluatorModule(o.evaluator as string);
+    if (!loaded.ok) throw loaded.error;
+    evaluator = loaded.value;
+  } else {
+    const found = builtinEvaluator(o.metric as string);
+    if (!found.ok) throw found.error;
+    evaluator = found.value;
+  }
+  const loadOptions: { features?: number; positiveLabel?: number } = {};
+  if (o.features !== undefined) loadOptions.features = o.features as number;
+  if (o.positiveLabel !== undefined) loadOptions.positiveLabel = o.positiveLabel as number;
+  const ds = await loadDataset(o.dataset as string, loadOptions);
+  if (!ds.ok) throw ds.error;
+  let backend: string;
+  try {
+    backend = (await selectBackend(preference)).name;
+  } catch (e) {
+    throw new CliError('BACKEND', (e as Error).message);
+  }
+  return { backend, dataset: ds.value, evaluator };
+}

@@ -1,0 +1,82 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gunzipSync } from 'node:zlib';
+import type { SparseDataset } from '../data/dataset.js';
+import { DataError } from '../data/errors.js';
+import { parseLibsvm } from '../data/libsvm.js';
+import { concatDatasets } from '../data/split.js';
+import { err, ok, type Result } from '../util/result.js';
+
+/** The folder with the data shipped in the package (A9A), found from this file upwards. */
+export function bundledDataDir(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    if (existsSync(join(dir, 'data', 'a9a.train.libsvm.gz'))) return join(dir, 'data');
+    dir = dirname(dir);
+  }
+  throw new Error('bundled data folder (data/a9a.train.libsvm.gz) not found');
+}
+
+async function readText(path: string): Promise<Result<string, DataError>> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return err(
+      new DataError(
+        'DATASET_NOT_FOUND',
+        `dataset file '${path}' ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code})`}`,
+      ),
+    );
+  }
+  if (bytes[0] === 0x1f && bytes[1] === 0x8b) {
+    try {
+      bytes = gunzipSync(bytes);
+    } catch (e) {
+      return err(
+        new DataError('LIBSVM_MALFORMED', `dataset file '${path}' is not valid gzip: ${(e as Error).message}`),
+      );
+    }
+  }
+  return ok(bytes.toString('utf8'));
+}
+
+export interface LoadOptions {
+  features?: number;
+  positiveLabel?: number;
+}
+
+/** `a9a` (bundled: the train and test files together, 48,842 rows) or a LIBSVM path (plain or .gz). */
+export async function loadDataset(spec: string, options: LoadOptions = {}): Promise<Result<SparseDataset, DataError>> {
+  if (spec === 'a9a') {
+    const dir = bundledDataDir();
+    const parts: SparseDataset[] = [];
+    for (const file of ['a9a.train.libsvm.gz', 'a9a.test.libsvm.gz']) {
+      const text = await readText(join(dir, file));
+      if (!text.ok) return text;
+      const parsed = parseLibsvm(text.value, { ...options, features: options.features ?? 123, name: 'a9a' });
+      if (!parsed.ok) return parsed;
+      parts.push(parsed.value);
+    }
+    return ok(concatDatasets('a9a', parts));
+  }
+  const text = await readText(spec);
+  if (!text.ok) return text;
+  const name = basename(spec)
+    .replace(/\.gz$/, '')
+    .replace(/\.(libsvm|svm|txt)$/, '');
+  const parsed = parseLibsvm(text.value, { ...options, name });
+  if (!parsed.ok) return parsed;
+  if (parsed.value.rows < 50) {
+    return err(
+      new DataError(
+        'DATASET_TOO_SMALL',
+        `dataset '${spec}' has ${parsed.value.rows} rows; at least 50 are needed for a 70/10/20 split`,
+      ),
+    );
+  }
+  return parsed;
+}

@@ -1,0 +1,44 @@
+import { evaluateChecked, type MetricValue } from '../metrics/checked-evaluator.js';
+import { MetricError } from '../metrics/errors.js';
+import type { Evaluator } from '../metrics/evaluator.js';
+import type { MetricOracle, MetricQuery, SplitLabels } from '../ports/metric-oracle.port.js';
+import { err, type Result } from '../util/result.js';
+
+/** Runs the evaluator in this process: the embedded default. */
+export class InProcessMetricOracle implements MetricOracle {
+  readonly metric: { name: string; direction: 'minimize' | 'maximize' };
+  private readonly splits = new Map<string, SplitLabels>();
+  /** Number of evaluator calls made (the "real metric queries" a method spent). */
+  calls = 0;
+
+  constructor(
+    private readonly evaluator: Evaluator,
+    private readonly timeoutMs = 0,
+  ) {
+    this.metric = { name: evaluator.name, direction: evaluator.direction };
+  }
+
+  async registerSplit(split: string, labels: SplitLabels): Promise<void> {
+    this.splits.set(split, labels);
+  }
+
+  async evaluate(queries: MetricQuery[]): Promise<Result<MetricValue, MetricError>[]> {
+    const out: Result<MetricValue, MetricError>[] = [];
+    for (const q of queries) {
+      const split = this.splits.get(q.split);
+      if (!split) {
+        out.push(err(new MetricError('METRIC_INPUT_INVALID', `split '${q.split}' was not registered`)));
+        continue;
+      }
+      this.calls++;
+      out.push(
+        await evaluateChecked(
+          this.evaluator,
+          { scores: q.scores, labels: split.labels, classes: split.classes },
+          this.timeoutMs,
+        ),
+      );
+    }
+    return out;
+  }
+}

@@ -1,0 +1,168 @@
+import type { EvaluationInput, Evaluator } from './evaluator.js';
+
+/**
+ * Built-in metrics. Binary ones threshold the positive-class probability at 0.5 (AUCPR uses the
+ * scores). Conventions for degenerate inputs, chosen so each value stays in [0, 1]:
+ * - F1 / Jaccard with no positives in labels *and* predictions: 1 (nothing to find, nothing wrong).
+ * - AUCPR (average precision) with no positive labels: 0 (precision is undefined; documented).
+ * - Balanced error averages the error of the classes present in the labels.
+ */
+
+interface Confusion {
+  tp: number;
+  fp: number;
+  fn: number;
+  tn: number;
+}
+
+function confusion({ scores, labels }: EvaluationInput, threshold = 0.5): Confusion {
+  const c = { tp: 0, fp: 0, fn: 0, tn: 0 };
+  for (let i = 0; i < labels.length; i++) {
+    const pred = (scores[i] as number) >= threshold;
+    const pos = labels[i] === 1;
+    if (pred && pos) c.tp++;
+    else if (pred) c.fp++;
+    else if (pos) c.fn++;
+    else c.tn++;
+  }
+  return c;
+}
+
+function argmax(scores: Float32Array, row: number, classes: number): number {
+  let best = 0;
+  let bestV = Number.NEGATIVE_INFINITY;
+  for (let c = 0; c < classes; c++) {
+    const v = scores[row * classes + c] as number;
+    if (v > bestV) {
+      bestV = v;
+      best = c;
+    }
+  }
+  return best;
+}
+
+function predictedClass(input: EvaluationInput, i: number): number {
+  return input.classes === 2 ? ((input.scores[i] as number) >= 0.5 ? 1 : 0) : argmax(input.scores, i, input.classes);
+}
+
+export const mcr: Evaluator = {
+  name: 'mcr',
+  direction: 'minimize',
+  evaluate(input) {
+    const n = input.labels.length;
+    if (n === 0) return 0;
+    let wrong = 0;
+    for (let i = 0; i < n; i++) if (predictedClass(input, i) !== input.labels[i]) wrong++;
+    return wrong / n;
+  },
+};
+
+export const f1: Evaluator = {
+  name: 'f1',
+  direction: 'maximize',
+  evaluate(input) {
+    const { tp, fp, fn } = confusion(input);
+    const denom = 2 * tp + fp + fn;
+    return denom === 0 ? 1 : (2 * tp) / denom;
+  },
+};
+
+/** Positive-class Jaccard (intersection over union of predicted and true positives). */
+export const jaccard: Evaluator = {
+  name: 'jaccard',
+  direction: 'maximize',
+  evaluate(input) {
+    const { tp, fp, fn } = confusion(input);
+    const denom = tp + fp + fn;
+    return denom === 0 ? 1 : tp / denom;
+  },
+};
+
+/** Area under the precision-recall curve as average precision (step-wise, ties grouped). */
+export const aucpr: Evaluator = {
+  name: 'aucpr',
+  direction: 'maximize',
+  evaluate({ scores, labels }) {
+    const n = labels.length;
+    let positives = 0;
+    for (let i = 0; i < n; i++) if (labels[i] === 1) positives++;
+    if (positives === 0) return 0;
+    const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => (scores[b] as number) - (scores[a] as number));
+    let tp = 0;
+    let fp = 0;
+    let ap = 0;
+    let prevRecall = 0;
+    let i = 0;
+    while (i < n) {
+      const s = scores[order[i] as number];
+      // Group ties: one threshold per distinct score.
+      while (i < n && scores[order[i] as number] === s) {
+        if (labels[order[i] as number] === 1) tp++;
+        else fp++;
+        i++;
+      }
+      const recall = tp / positives;
+      ap += (recall - prevRecall) * (tp / (tp + fp));
+      prevRecall = recall;
+    }
+    return Math.min(1, Math.max(0, ap));
+  },
+};
+
+/** Mean over the classes present of each class's error rate (1 - balanced accuracy). */
+export const balancedError: Evaluator = {
+  name: 'balanced-error',
+  direction: 'minimize',
+  evaluate(input) {
+    const k = input.classes;
+    const seen = new Float64Array(k);
+    const wrong = new Float64Array(k);
+    for (let i = 0; i < input.labels.length; i++) {
+      const y = input.labels[i] as number;
+      seen[y] = (seen[y] as number) + 1;
+      if (predictedClass(input, i) !== y) wrong[y] = (wrong[y] as number) + 1;
+    }
+    let sum = 0;
+    let present = 0;
+    for (let c = 0; c < k; c++) {
+      if ((seen[c] as number) > 0) {
+        sum += (wrong[c] as number) / (seen[c] as number);
+        present++;
+      }
+    }
+    return present === 0 ? 0 : sum / present;
+  },
+};
+
+/** Top-k accuracy for multi-class scores (for binary data, top-1 = accuracy and top-2 = 1). */
+export function topKAccuracy(k: number): Evaluator {
+  return {
+    name: `top-${k}-accuracy`,
+    direction: 'maximize',
+    evaluate(input) {
+      const n = input.labels.length;
+      if (n === 0) return 1;
+      if (input.classes === 2) return k >= 2 ? 1 : 1 - (mcr.evaluate(input) as number);
+      let hits = 0;
+      for (let i = 0; i < n; i++) {
+        const y = input.labels[i] as number;
+        const sy = input.scores[i * input.classes + y] as number;
+        let higher = 0;
+        for (let c = 0; c < input.classes; c++) if ((input.scores[i * input.classes + c] as number) > sy) higher++;
+        if (higher < k) hits++;
+      }
+      return hits / n;
+    },
+  };
+}
+
+export const builtinEvaluators: readonly Evaluator[] = [
+  mcr,
+  f1,
+  jaccard,
+  aucpr,
+  balancedError,
+  topKAccuracy(1),
+  topKAccuracy(3),
+  topKAccuracy(5),
+];

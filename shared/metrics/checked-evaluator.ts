@@ -1,0 +1,62 @@
+import { err, ok, type Result } from '../util/result.js';
+import { MetricError } from './errors.js';
+import { type EvaluationInput, type Evaluator, normalise } from './evaluator.js';
+
+export interface MetricValue {
+  /** Natural direction, as the evaluator returned it. */
+  value: number;
+  /** Lower is better, in [0, 1]. */
+  normalised: number;
+  durationMs: number;
+}
+
+/**
+ * Runs an evaluator and turns every way it can misbehave (throws, rejects, times out, returns
+ * NaN / Infinity / a value outside [0, 1]) into a structured MetricError; such a value is never
+ * fed to the value function.
+ */
+export async function evaluateChecked(
+  evaluator: Evaluator,
+  input: EvaluationInput,
+  timeoutMs = 0,
+): Promise<Result<MetricValue, MetricError>> {
+  const start = performance.now();
+  let raw: unknown;
+  try {
+    const pending = Promise.resolve(evaluator.evaluate(input));
+    raw = timeoutMs > 0 ? await withTimeout(pending, timeoutMs, evaluator.name) : await pending;
+  } catch (e) {
+    if (e instanceof MetricError) return err(e);
+    const message = e instanceof Error ? e.message : String(e);
+    return err(new MetricError('EVALUATOR_FAILED', `evaluator '${evaluator.name}' threw: ${message}`));
+  }
+  if (typeof raw !== 'number' || !Number.isFinite(raw)) {
+    return err(
+      new MetricError(
+        'EVALUATOR_INVALID_VALUE',
+        `evaluator '${evaluator.name}' returned ${String(raw)}, not a finite number`,
+      ),
+    );
+  }
+  if (raw < 0 || raw > 1) {
+    return err(
+      new MetricError('EVALUATOR_INVALID_VALUE', `evaluator '${evaluator.name}' returned ${raw}, outside [0, 1]`),
+    );
+  }
+  return ok({ value: raw, normalised: normalise(raw, evaluator.direction), durationMs: performance.now() - start });
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, name: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new MetricError('EVALUATOR_TIMEOUT', `evaluator '${name}' did not answer within ${ms} ms`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

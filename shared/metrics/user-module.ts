@@ -1,0 +1,42 @@
+import { pathToFileURL } from 'node:url';
+import { z } from 'zod';
+import { err, ok, type Result } from '../util/result.js';
+import { MetricError } from './errors.js';
+import type { Evaluator } from './evaluator.js';
+
+const evaluatorShape = z.object({
+  name: z.string().min(1),
+  direction: z.enum(['minimize', 'maximize']),
+  version: z.string().optional(),
+  evaluate: z.custom<Evaluator['evaluate']>((v) => typeof v === 'function', 'evaluate must be a function'),
+});
+
+/**
+ * Loads a user evaluator module (`--evaluator ./my-metric.mjs`): its default export must be
+ * `{ name, direction: 'minimize' | 'maximize', evaluate({ scores, labels, classes }) }`.
+ */
+export async function loadEvaluatorModule(path: string): Promise<Result<Evaluator, MetricError>> {
+  let mod: Record<string, unknown>;
+  try {
+    const url = /^[a-z]+:/i.test(path) && !/^[a-z]:[\\/]/i.test(path) ? path : pathToFileURL(path).href;
+    mod = (await import(url)) as Record<string, unknown>;
+  } catch (e) {
+    const message = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    return err(
+      new MetricError('EVALUATOR_MODULE_INVALID', `evaluator module '${path}' could not be loaded: ${message}`),
+    );
+  }
+  const parsed = evaluatorShape.safeParse(mod.default);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const where = issue?.path.join('.') || 'default export';
+    return err(
+      new MetricError(
+        'EVALUATOR_MODULE_INVALID',
+        `evaluator module '${path}': ${where}: ${issue?.message ?? 'invalid'} (expected a default export { name, direction, evaluate })`,
+      ),
+    );
+  }
+  const e = mod.default as Evaluator;
+  return ok(e);
+}

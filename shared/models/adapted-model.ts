@@ -1,0 +1,28 @@
+/**
+ * A frozen pre-trained model modulated by adapter parameters phi. Only phi moves during
+ * fine-tuning; everything here is batched over many phi at once (one row of `phis` per task).
+ */
+export interface AdaptedModel {
+  readonly d: number;
+  /** 2 for binary tasks (scores are positive-class probabilities), else the class count. */
+  readonly classes: number;
+  readonly adapterKind: 'input-bias' | 'film';
+  /**
+   * Per-task mean cross-entropy and its gradient with respect to phi, for n tasks, task i on
+   * rows rows[i*batch .. (i+1)*batch).
+   */
+  lossAndGrad(
+    phis: Float32Array,
+    n: number,
+    rows: Int32Array,
+    batch: number,
+  ): { loss: Float32Array; grad: Float32Array };
+  /** Mean cross-entropy of each of n phis on the given rows (no gradient). */
+  loss(phis: Float32Array, n: number, rows: Int32Array, batch: number): Float32Array;
+  /**
+   * Scores of the given rows under each of n phis: n x rows.length positive-class probabilities
+   * (binary) or n x rows.length x classes probabilities.
+   */
+  predict(phis: Float32Array, n: number, rows: Int32Array): Float32Array;
+  dispose(): void;
+}

@@ -1,0 +1,196 @@
+import * as tf from '@tensorflow/tfjs';
+import type { SparseDataset } from '../data/dataset.js';
+import type { AdaptedModel } from './adapted-model.js';
+import { type FrozenMlp, sigmoidCe } from './mlp.js';
+
+/** Upper bound on floats in one batched first-layer activation, to keep memory flat. */
+const CHUNK_FLOATS = 6_000_000;
+
+/**
+ * The frozen MLP with its adapter, batched over tasks. The first layer's pre-activations
+ * X W1 + b1 do not depend on phi (theta is frozen), so they are computed once for every row
+ * (sparse rows x dense W1, in plain JS) and gathered per batch: each fine-tuning step then
+ * costs only the small upper layers, for all tasks in one set of kernels.
+ */
+export class FrozenMlpModel implements AdaptedModel {
+  readonly d: number;
+  readonly classes: number;
+  readonly adapterKind: 'input-bias' | 'film';
+  /** X W1 + b1 for every row (rows x h1), kept in JS: gathering rows here beats tf.gather by far. */
+  private readonly p0: Float32Array;
+  /** P0 of fixed row sets (validation, test) as tensors, built once per row set. */
+  private readonly rowSetCache = new WeakMap<Int32Array, tf.Tensor2D>();
+  private readonly cachedTensors: tf.Tensor[] = [];
+  private readonly h1: number;
+  private readonly a: tf.Tensor2D | undefined;
+  private readonly w: tf.Tensor2D[];
+  private readonly b: tf.Tensor1D[];
+  private readonly labels: Int32Array;
+  private readonly outUnits: number;
+
+  constructor(
+    readonly frozen: FrozenMlp,
+    ds: SparseDataset,
+  ) {
+    this.classes = frozen.classes;
+    this.adapterKind = frozen.adapter.kind;
+    this.d = frozen.adapter.d;
+    this.labels = ds.labels;
+    const first = frozen.layers[0];
+    if (!first) throw new Error('FrozenMlpModel: no layers');
+    this.h1 = first.out;
+    this.p0 = firstLayerPreactivations(ds, first.w, first.b, first.out);
+    this.a = frozen.adapter.kind === 'input-bias' ? tf.tensor2d(frozen.adapter.a, [this.d, this.h1]) : undefined;
+    this.w = frozen.layers.slice(1).map((l) => tf.tensor2d(l.w, [l.in, l.out]));
+    this.b = frozen.layers.slice(1).map((l) => tf.tensor1d(l.b));
+    this.outUnits = frozen.layers[frozen.layers.length - 1]?.out ?? 1;
+  }
+
+  /** First-layer pre-activations of the given rows, copied out of the cache ([rows, h1]). */
+  private gatherRows(rows: Int32Array): tf.Tensor2D {
+    const h = this.h1;
+    const out = new Float32Array(rows.length * h);
+    for (let i = 0; i < rows.length; i++) {
+      const r = rows[i] as number;
+      out.set(this.p0.subarray(r * h, (r + 1) * h), i * h);
+    }
+    return tf.tensor2d(out, [rows.length, h]);
+  }
+
+  private rowSet(rows: Int32Array): tf.Tensor2D {
+    let t = this.rowSetCache.get(rows);
+    if (!t) {
+      t = tf.keep(this.gatherRows(rows));
+      this.rowSetCache.set(rows, t);
+      this.cachedTensors.push(t);
+    }
+    return t;
+  }
+
+  /**
+   * Logits [n, batch, outUnits]. `first` holds first-layer pre-activations either per task
+   * ([n * batch, h1], task i on rows i*batch..) or shared by all tasks ([batch, h1]).
+   */
+  private logits(phi: tf.Tensor2D, first: tf.Tensor2D, shared: boolean, n: number, batch: number): tf.Tensor3D {
+    const hidden = this.frozen.layers.length - 1;
+    let z = tf.reshape(first, [shared ? 1 : n, batch, this.h1]) as tf.Tensor3D;
+    if (this.a) z = tf.add(z, tf.reshape(tf.matMul(phi, this.a), [n, 1, this.h1]));
+    else if (shared) z = tf.tile(z, [n, 1, 1]);
+    let width = this.h1;
+    for (let i = 0; i < hidden; i++) {
+      if (i > 0) {
+        const layer = i - 1;
+        const flat = tf.matMul(tf.reshape(z, [n * batch, width]), this.w[layer] as tf.Tensor2D);
+        width = this.frozen.layers[i]?.out as number;
+        z = tf.reshape(tf.add(flat, this.b[layer] as tf.Tensor1D), [n, batch, width]);
+      }
+      if (this.frozen.adapter.kind === 'film' && this.frozen.adapter.layer === i) {
+        const g = tf.reshape(tf.slice(phi, [0, 0], [n, width]), [n, 1, width]);
+        const s = tf.reshape(tf.slice(phi, [0, width], [n, width]), [n, 1, width]);
+        z = tf.add(tf.mul(z, tf.add(g, 1)), s);
+      }
+      z = tf.leakyRelu(z, this.frozen.leakyAlpha);
+    }
+    const out = tf.add(
+      tf.matMul(tf.reshape(z, [n * batch, width]), this.w[hidden - 1] as tf.Tensor2D),
+      this.b[hidden - 1] as tf.Tensor1D,
+    );
+    return tf.reshape(out, [n, batch, this.outUnits]);
+  }
+
+  private perTaskLoss(
+    phi: tf.Tensor2D,
+    first: tf.Tensor2D,
+    labels: tf.Tensor1D,
+    n: number,
+    batch: number,
+  ): tf.Tensor1D {
+    const logits = this.logits(phi, first, false, n, batch);
+    if (this.classes === 2) {
+      return tf.mean(tf.reshape(sigmoidCe(tf.reshape(logits, [n * batch]), labels), [n, batch]), 1) as tf.Tensor1D;
+    }
+    const logp = tf.logSoftmax(tf.reshape(logits, [n * batch, this.outUnits]));
+    const picked = tf.sum(tf.mul(logp, tf.oneHot(labels, this.classes)), 1);
+    return tf.neg(tf.mean(tf.reshape(picked, [n, batch]), 1)) as tf.Tensor1D;
+  }
+
+  private labelTensor(rows: Int32Array): tf.Tensor1D {
+    return tf.tensor1d(
+      Int32Array.from(rows, (r) => this.labels[r] as number),
+      'int32',
+    );
+  }
+
+  lossAndGrad(
+    phis: Float32Array,
+    n: number,
+    rows: Int32Array,
+    batch: number,
+  ): { loss: Float32Array; grad: Float32Array } {
+    return tf.tidy(() => {
+      const phi = tf.tensor2d(phis, [n, this.d]);
+      const first = this.gatherRows(rows);
+      const labels = this.labelTensor(rows);
+      let losses: tf.Tensor1D | undefined;
+      const grad = tf.grad((p: tf.Tensor) => {
+        const l = this.perTaskLoss(p as tf.Tensor2D, first, labels, n, batch);
+        losses = tf.keep(l);
+        return tf.sum(l);
+      })(phi);
+      const out = { loss: (losses as tf.Tensor1D).dataSync() as Float32Array, grad: grad.dataSync() as Float32Array };
+      (losses as tf.Tensor1D).dispose();
+      return out;
+    });
+  }
+
+  loss(phis: Float32Array, n: number, rows: Int32Array, batch: number): Float32Array {
+    return tf.tidy(() => {
+      const phi = tf.tensor2d(phis, [n, this.d]);
+      return this.perTaskLoss(phi, this.gatherRows(rows), this.labelTensor(rows), n, batch).dataSync() as Float32Array;
+    });
+  }
+
+  predict(phis: Float32Array, n: number, rows: Int32Array): Float32Array {
+    const per = rows.length * (this.classes === 2 ? 1 : this.classes);
+    const out = new Float32Array(n * per);
+    const chunk = Math.max(1, Math.floor(CHUNK_FLOATS / Math.max(1, rows.length * this.h1)));
+    for (let start = 0; start < n; start += chunk) {
+      const m = Math.min(chunk, n - start);
+      const scores = tf.tidy(() => {
+        const phi = tf.tensor2d(phis.subarray(start * this.d, (start + m) * this.d), [m, this.d]);
+        const logits = this.logits(phi, this.rowSet(rows), true, m, rows.length);
+        return (this.classes === 2 ? tf.sigmoid(logits) : tf.softmax(logits)).dataSync() as Float32Array;
+      });
+      out.set(scores, start * per);
+    }
+    return out;
+  }
+
+  dispose(): void {
+    for (const t of this.cachedTensors) t.dispose();
+    this.a?.dispose();
+    for (const t of [...this.w, ...this.b]) t.dispose();
+  }
+}
+
+/** X W1 + b1 for every row, from the sparse rows directly (rows x out, row-major). */
+export function firstLayerPreactivations(
+  ds: SparseDataset,
+  w: Float32Array,
+  b: Float32Array,
+  out: number,
+): Float32Array {
+  const p0 = new Float32Array(ds.rows * out);
+  for (let r = 0; r < ds.rows; r++) {
+    const base = r * out;
+    p0.set(b, base);
+    const end = ds.indptr[r + 1] as number;
+    for (let p = ds.indptr[r] as number; p < end; p++) {
+      const col = ds.indices[p] as number;
+      const v = ds.values[p] as number;
+      const wrow = col * out;
+      for (let j = 0; j < out; j++) p0[base + j] = (p0[base + j] as number) + v * (w[wrow + j] as number);
+    }
+  }
+  return p0;
+}

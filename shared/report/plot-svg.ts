@@ -1,0 +1,98 @@
+import type { Curves } from '../use-cases/meta-test.js';
+
+/**
+ * A dependency-free SVG plot of the meta-test trajectories: validation metric (left) and
+ * validation cross-entropy (right) per step, loss-only fine-tuning vs MetricOpt, mean over
+ * seeds (thick) and each seed (thin).
+ */
+export function plotTrajectoriesSvg(curves: Curves[], metric: string, title: string): string {
+  const W = 980;
+  const H = 420;
+  const panels = [
+    { key: 'metric' as const, label: `validation ${metric}`, x0: 70 },
+    { key: 'loss' as const, label: 'validation cross-entropy', x0: 560 },
+  ];
+  const pw = 380;
+  const ph = 300;
+  const y0 = 60;
+  const series = (c: Curves, key: 'metric' | 'loss', which: 'ce' | 'mo') =>
+    key === 'metric'
+      ? which === 'ce'
+        ? c.ceFinetuneMetric
+        : c.metricoptMetric
+      : which === 'ce'
+        ? c.ceFinetuneLoss
+        : c.metricoptLoss;
+  const colors = { ce: '#d62728', mo: '#1f77b4' };
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="24" text-anchor="middle" font-size="15">${escapeXml(title)}</text>`,
+  ];
+  for (const p of panels) {
+    const all = curves.flatMap((c) => [...series(c, p.key, 'ce'), ...series(c, p.key, 'mo')]).filter(Number.isFinite);
+    if (all.length === 0) continue;
+    let lo = Math.min(...all);
+    let hi = Math.max(...all);
+    if (hi - lo < 1e-9) {
+      lo -= 0.5;
+      hi += 0.5;
+    }
+    const pad = (hi - lo) * 0.05;
+    lo -= pad;
+    hi += pad;
+    const steps = Math.max(...curves.map((c) => c.ceFinetuneMetric.length)) - 1;
+    const sx = (t: number) => p.x0 + (t / Math.max(1, steps)) * pw;
+    const sy = (v: number) => y0 + ph - ((v - lo) / (hi - lo)) * ph;
+    parts.push(`<rect x="${p.x0}" y="${y0}" width="${pw}" height="${ph}" fill="none" stroke="#999"/>`);
+    parts.push(`<text x="${p.x0 + pw / 2}" y="${y0 - 8}" text-anchor="middle">${escapeXml(p.label)}</text>`);
+    parts.push(`<text x="${p.x0 + pw / 2}" y="${y0 + ph + 32}" text-anchor="middle">meta-test step</text>`);
+    for (let i = 0; i <= 4; i++) {
+      const v = lo + ((hi - lo) * i) / 4;
+      parts.push(`<text x="${p.x0 - 6}" y="${sy(v) + 4}" text-anchor="end">${fmt(v)}</text>`);
+      parts.push(`<line x1="${p.x0}" x2="${p.x0 + pw}" y1="${sy(v)}" y2="${sy(v)}" stroke="#eee"/>`);
+      const t = Math.round((steps * i) / 4);
+      parts.push(`<text x="${sx(t)}" y="${y0 + ph + 16}" text-anchor="middle">${t}</text>`);
+    }
+    for (const which of ['ce', 'mo'] as const) {
+      const color = colors[which];
+      for (const c of curves) parts.push(polyline(series(c, p.key, which), sx, sy, color, 0.8, 0.3));
+      const meanSeries = Array.from({ length: steps + 1 }, (_, t) => {
+        const vals = curves.map((c) => series(c, p.key, which)[t] as number).filter(Number.isFinite);
+        return vals.length ? vals.reduce((a, b) => a + b, 0) / vals.length : Number.NaN;
+      });
+      parts.push(polyline(meanSeries, sx, sy, color, 2.5, 1));
+    }
+  }
+  const ly = H - 28;
+  parts.push(`<line x1="70" x2="100" y1="${ly}" y2="${ly}" stroke="${colors.ce}" stroke-width="3"/>`);
+  parts.push(`<text x="106" y="${ly + 4}">loss-only fine-tuning (ce_finetune)</text>`);
+  parts.push(`<line x1="340" x2="370" y1="${ly}" y2="${ly}" stroke="${colors.mo}" stroke-width="3"/>`);
+  parts.push(`<text x="376" y="${ly + 4}">MetricOpt (value-function guided)</text>`);
+  parts.push(`<text x="640" y="${ly + 4}" fill="#666">thin: each seed; thick: mean</text>`);
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+function polyline(
+  values: number[],
+  sx: (t: number) => number,
+  sy: (v: number) => number,
+  color: string,
+  width: number,
+  opacity: number,
+): string {
+  const pts = values
+    .map((v, t) => (Number.isFinite(v) ? `${sx(t).toFixed(1)},${sy(v).toFixed(1)}` : ''))
+    .filter((s) => s !== '')
+    .join(' ');
+  return `<polyline points="${pts}" fill="none" stroke="${color}" stroke-width="${width}" stroke-opacity="${opacity}"/>`;
+}
+
+function fmt(v: number): string {
+  return Math.abs(v) >= 10 ? v.toFixed(1) : v.toFixed(3);
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}

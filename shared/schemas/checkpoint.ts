@@ -1,0 +1,74 @@
+import { z } from 'zod';
+
+/** A dense layer, weights row-major [in][out] (BatchNorm, when trained with it, folded in). */
+export const denseLayerSchema = z
+  .object({
+    in: z.number().int().positive(),
+    out: z.number().int().positive(),
+    weights: z.array(z.number()),
+    bias: z.array(z.number()),
+  })
+  .refine((l) => l.weights.length === l.in * l.out && l.bias.length === l.out, {
+    message: 'layer weights must have in*out entries and bias out entries',
+  });
+export type DenseLayer = z.infer<typeof denseLayerSchema>;
+
+export const metricRefSchema = z.object({
+  name: z.string().min(1),
+  direction: z.enum(['minimize', 'maximize']),
+});
+
+export const checkpointIdSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'ids are lower-case letters, digits, ".", "_" and "-" (at most 63)');
+
+/**
+ * The value-function checkpoint: a versioned, self-describing artifact. Serving needs nothing
+ * else (no tfjs): f(phi) = targetMean + targetStd * mean_m member_m((phi - inputMean) / inputStd),
+ * hidden layers ReLU, last layer linear; the result is the normalised metric (lower is better).
+ */
+export const valueFunctionCheckpointSchema = z
+  .object({
+    format: z.literal('metricopt.value-function'),
+    schemaVersion: z.literal(1),
+    id: checkpointIdSchema,
+    version: z.number().int().positive(),
+    createdAt: z.string(),
+    libraryVersion: z.string(),
+    d: z.number().int().positive(),
+    metric: metricRefSchema,
+    recipe: z.enum(['paper', 'tuned']),
+    dataset: z.string(),
+    adapter: z.object({ kind: z.enum(['input-bias', 'film']), d: z.number().int().positive() }),
+    inputNormalisation: z.object({ mean: z.array(z.number()), std: z.array(z.number().positive()) }),
+    targetNormalisation: z.object({ mean: z.number(), std: z.number().positive() }),
+    hiddenActivation: z.literal('relu'),
+    /** Index of the layer whose (activated) output is the embedding g(phi). */
+    embeddingLayer: z.number().int().nonnegative(),
+    members: z.array(z.object({ layers: z.array(denseLayerSchema).min(1) })).min(1),
+    training: z
+      .object({
+        tasks: z.number().int().nonnegative(),
+        heldOutTasks: z.number().int().nonnegative(),
+        heldOutMae: z.number().nullable(),
+        constantMae: z.number().nullable(),
+        spearman: z.number().nullable(),
+      })
+      .catchall(z.unknown()),
+  })
+  .superRefine((c, ctx) => {
+    if (c.inputNormalisation.mean.length !== c.d || c.inputNormalisation.std.length !== c.d) {
+      ctx.addIssue({ code: 'custom', message: `input normalisation must have d = ${c.d} entries` });
+    }
+    for (const [m, member] of c.members.entries()) {
+      let width = c.d;
+      for (const [i, layer] of member.layers.entries()) {
+        if (layer.in !== width) {
+          ctx.addIssue({ code: 'custom', message: `member ${m} layer ${i} expects ${layer.in} inputs, gets ${width}` });
+        }
+        width = layer.out;
+      }
+      if (width !== 1) ctx.addIssue({ code: 'custom', message: `member ${m} must end in one output` });
+    }
+  });
+export type ValueFunctionCheckpoint = z.infer<typeof valueFunctionCheckpointSchema>;

@@ -1,0 +1,238 @@
+import type { BalancedSampler } from '../data/sampler.js';
+import { fitGp, linearInterpolation } from '../method/gp.js';
+import { generateTrajectories, phiAt, type TrajectoryConfig, type Trajectories } from '../method/trajectory.js';
+import { CompiledValueFunction } from '../method/value-function-f32.js';
+import {
+  type LabelledTask,
+  labelTask,
+  trainOffline,
+  trainReptileOnline,
+  type ValueFunctionTrainConfig,
+} from '../method/value-function-training.js';
+import { mean, spearman, std } from '../method/stats.js';
+import type { AdaptedModel } from '../models/adapted-model.js';
+import type { MetricOracle } from '../ports/metric-oracle.port.js';
+import type { ProgressReporter } from '../ports/progress.port.js';
+import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
+import { DomainError } from '../util/result.js';
+import { Rng } from '../util/random.js';
+import { LIBRARY_VERSION } from '../version.js';
+import { type Observation, observeMetric } from './observe-metric.js';
+
+export type Recipe = 'paper' | 'tuned';
+
+export interface MetaTrainConfig {
+  recipe: Recipe;
+  trajectories: TrajectoryConfig;
+  /** 'gp' (default) or 'linear' interpolation of the sparse observations. */
+  labelling: 'gp' | 'linear';
+  /** Fraction of tasks held out to measure the value function (health figure). */
+  heldOutFraction: number;
+  /** Members of the ensemble (tuned recipe; the paper trains one). */
+  ensemble: number;
+  /** Standardise phi and targets with meta-training statistics (tuned) or use raw values (paper). */
+  standardise: boolean;
+  /** 'online' Reptile (paper) or 'offline' training over all stored tasks (tuned). */
+  training: 'online' | 'offline';
+  train: ValueFunctionTrainConfig;
+  checkpointId: string;
+  jobId: string;
+}
+
+export interface MetaTrainDeps {
+  model: AdaptedModel;
+  sampler: BalancedSampler;
+  valRows: Int32Array;
+  /** Labels of the validation rows (registered once with the oracle). */
+  valLabels: Int32Array;
+  oracle: MetricOracle;
+  progress: ProgressReporter;
+  dataset: string;
+}
+
+export interface ValueFunctionHealth {
+  /** Mean absolute error on held-out tasks' real observations (normalised metric units). */
+  heldOutMae: number | null;
+  /** The same for a constant predictor (the mean of the training observations). */
+  constantMae: number | null;
+  /** Spearman rank correlation of predictions vs held-out observations, pooled over tasks. */
+  spearman: number | null;
+  heldOutObservations: number;
+}
+
+export interface MetaTrainResult {
+  checkpoint: Omit<ValueFunctionCheckpoint, 'version'>;
+  health: ValueFunctionHealth;
+  trajectories: Trajectories;
+  observations: Observation[][];
+  queries: { sent: number; failed: number };
+}
+
+/**
+ * Meta-training (Stages 1-4): collect loss-only trajectories, observe the black-box metric
+ * sparsely along them through the oracle, densify the labels with a GP, train the value
+ * function (online Reptile or offline), and measure it on held-out tasks.
+ */
+export async function metaTrain(cfg: MetaTrainConfig, deps: MetaTrainDeps): Promise<MetaTrainResult> {
+  const { model, progress } = deps;
+  const traj = generateTrajectories(model, deps.sampler, cfg.trajectories, progress);
+  const { n, T, d } = traj;
+  await deps.oracle.registerSplit('val', { labels: deps.valLabels, classes: model.classes });
+  const requests = traj.querySteps.flatMap((steps, taskId) =>
+    steps.map((step) => ({ taskId, step, phi: phiAt(traj, taskId, step) })),
+  );
+  const outcome = await observeMetric(model, deps.oracle, requests, deps.valRows, cfg.jobId, 'val', n, progress);
+
+  // Tasks with at least two observations can be labelled; the others are dropped.
+  const usable = outcome.observations.map((o, i) => (o.length >= 2 ? i : -1)).filter((i) => i >= 0);
+  if (usable.length < 2) {
+    throw new DomainError(
+      'META_TRAIN_NO_DATA',
+      `meta-train: only ${usable.length} task(s) got two or more metric observations (${outcome.failed} of ${outcome.sent} queries failed${outcome.failures[0] ? `; first: ${outcome.failures[0].message}` : ''})`,
+    );
+  }
+  const order = new Rng(cfg.trajectories.seed + 99).shuffle([...usable]);
+  const nHeld = Math.min(order.length - 1, Math.max(1, Math.round(order.length * cfg.heldOutFraction)));
+  const heldOut = order.slice(0, nHeld);
+  const trainTasks = order.slice(nHeld);
+
+  // GP labels in normalised metric units.
+  const T1 = T + 1;
+  const gpMean: Float32Array[] = [];
+  const gpStd: Float32Array[] = [];
+  for (let i = 0; i < n; i++) {
+    const obs = outcome.observations[i] as Observation[];
+    if (obs.length < 2) {
+      gpMean.push(new Float32Array(T1));
+      gpStd.push(new Float32Array(T1).fill(1));
+      continue;
+    }
+    const steps = obs.map((o) => o.step);
+    const values = obs.map((o) => o.value);
+    const fit = cfg.labelling === 'gp' ? fitGp(steps, values, T) : linearInterpolation(steps, values, T);
+    gpMean.push(Float32Array.from(fit.mean));
+    gpStd.push(Float32Array.from(fit.std));
+  }
+
+  // Standardisation statistics from the training tasks only.
+  const inMean = new Float64Array(d);
+  const inStd = new Float64Array(d).fill(1);
+  let tMean = 0;
+  let tStd = 1;
+  if (cfg.standardise) {
+    const count = trainTasks.length * T1;
+    for (const i of trainTasks)
+      for (let t = 0; t < T1; t++) {
+        const p = phiAt(traj, i, t);
+        for (let j = 0; j < d; j++) inMean[j] = (inMean[j] as number) + (p[j] as number) / count;
+      }
+    const acc = new Float64Array(d);
+    for (const i of trainTasks)
+      for (let t = 0; t < T1; t++) {
+        const p = phiAt(traj, i, t);
+        for (let j = 0; j < d; j++)
+          acc[j] = (acc[j] as number) + ((p[j] as number) - (inMean[j] as number)) ** 2 / count;
+      }
+    for (let j = 0; j < d; j++) inStd[j] = Math.max(Math.sqrt(acc[j] as number), 1e-6);
+    const allTargets = trainTasks.flatMap((i) => Array.from(gpMean[i] as Float32Array));
+    tMean = mean(allTargets);
+    tStd = Math.max(std(allTargets), 1e-6);
+  }
+
+  const toTask = (i: number): LabelledTask => {
+    const x = new Float32Array(T1 * d);
+    for (let t = 0; t < T1; t++) {
+      const p = phiAt(traj, i, t);
+      for (let j = 0; j < d; j++) x[t * d + j] = ((p[j] as number) - (inMean[j] as number)) / (inStd[j] as number);
+    }
+    const m = Float32Array.from(gpMean[i] as Float32Array, (v) => (v - tMean) / tStd);
+    const s = Float32Array.from(gpStd[i] as Float32Array, (v) => v / tStd);
+    return labelTask(x, m, s, cfg.train.fisherThreshold);
+  };
+  const labelled = trainTasks.map(toTask);
+
+  const members = [];
+  const count = Math.max(1, cfg.ensemble);
+  for (let e = 0; e < count; e++) {
+    const trainCfg = { ...cfg.train, seed: cfg.train.seed + 1000 * e };
+    const suffix = count > 1 ? ` [${e + 1}/${count}]` : '';
+    const net =
+      cfg.training === 'online'
+        ? trainReptileOnline(labelled, d, trainCfg, progressWithLabel(progress, suffix))
+        : trainOffline(labelled, d, trainCfg, progress, `meta-train value function (offline)${suffix}`);
+    members.push({ layers: net.toLayers() });
+    net.dispose();
+  }
+
+  const checkpoint: Omit<ValueFunctionCheckpoint, 'version'> = {
+    format: 'metricopt.value-function',
+    schemaVersion: 1,
+    id: cfg.checkpointId,
+    createdAt: new Date().toISOString(),
+    libraryVersion: LIBRARY_VERSION,
+    d,
+    metric: deps.oracle.metric,
+    recipe: cfg.recipe,
+    dataset: deps.dataset,
+    adapter: { kind: model.adapterKind, d },
+    inputNormalisation: { mean: Array.from(inMean), std: Array.from(inStd) },
+    targetNormalisation: { mean: tMean, std: tStd },
+    hiddenActivation: 'relu',
+    embeddingLayer: cfg.train.hidden.length - 1,
+    members,
+    training: {
+      tasks: trainTasks.length,
+      heldOutTasks: heldOut.length,
+      heldOutMae: null,
+      constantMae: null,
+      spearman: null,
+    },
+  };
+
+  // Health: predictions vs the real held-out observations.
+  const vf = new CompiledValueFunction({ ...checkpoint, version: 1 });
+  const trainObs = trainTasks.flatMap((i) => (outcome.observations[i] as Observation[]).map((o) => o.value));
+  const constant = mean(trainObs);
+  const preds: number[] = [];
+  const truth: number[] = [];
+  for (const i of heldOut) {
+    for (const o of outcome.observations[i] as Observation[]) {
+      preds.push(vf.value(phiAt(traj, i, o.step)));
+      truth.push(o.value);
+    }
+  }
+  const health: ValueFunctionHealth = {
+    heldOutMae: truth.length ? mean(truth.map((y, k) => Math.abs(y - (preds[k] as number)))) : null,
+    constantMae: truth.length ? mean(truth.map((y) => Math.abs(y - constant))) : null,
+    spearman: truth.length > 2 ? spearman(preds, truth) : null,
+    heldOutObservations: truth.length,
+  };
+  checkpoint.training = {
+    ...checkpoint.training,
+    heldOutMae: health.heldOutMae,
+    constantMae: health.constantMae,
+    spearman: health.spearman,
+    queriesSent: outcome.sent,
+    queriesFailed: outcome.failed,
+    steps: T,
+    observationsPerTask: cfg.trajectories.queries,
+    ensemble: count,
+    training: cfg.training,
+    standardised: cfg.standardise,
+  };
+  return {
+    checkpoint,
+    health,
+    trajectories: traj,
+    observations: outcome.observations,
+    queries: { sent: outcome.sent, failed: outcome.failed },
+  };
+}
+
+function progressWithLabel(p: ProgressReporter, suffix: string): ProgressReporter {
+  return {
+    start: (stage, total) => p.start(`${stage}${suffix}`, total),
+    tick: (done, note) => p.tick(done, note),
+    end: (summary) => p.end(summary),
+  };
+}

@@ -1,0 +1,111 @@
+import type { TrajectoryConfig } from '../method/trajectory.js';
+import {
+  paperTrainDefaults,
+  tunedTrainDefaults,
+  type ValueFunctionTrainConfig,
+} from '../method/value-function-training.js';
+import type { MlpConfig, PretrainConfig } from '../models/mlp.js';
+import { defaultMlpConfig, defaultPretrainConfig } from '../models/mlp.js';
+import type { MetaTestConfig } from './meta-test.js';
+import type { MetaTrainConfig, Recipe } from './meta-train.js';
+
+/** Every knob of a run; recipes are presets of it and each field is a CLI option. */
+export interface RunConfig {
+  recipe: Recipe;
+  seed: number;
+  /** Meta-test seeds (each a full meta-test of every method). */
+  seeds: number;
+  model: MlpConfig;
+  pretrain: PretrainConfig;
+  metaTrain: Omit<MetaTrainConfig, 'checkpointId' | 'jobId'>;
+  metaTest: MetaTestConfig;
+}
+
+const T = 50;
+
+function trajectories(seed: number, tasks: number, queries: number): TrajectoryConfig {
+  return { tasks, steps: T, batchSize: 64, optimizer: 'adam', learningRate: 0.05, phi0Std: 1, queries, seed };
+}
+
+/** The paper's literal recipe (METHOD.md stages 1-5): online Reptile, BatchNorm, raw targets, Guided ES from a random phi_0. */
+export function paperRecipe(seed = 1): RunConfig {
+  const train: ValueFunctionTrainConfig = { ...paperTrainDefaults, seed: seed + 6 };
+  return {
+    recipe: 'paper',
+    seed,
+    seeds: 5,
+    model: defaultMlpConfig,
+    pretrain: { ...defaultPretrainConfig, seed },
+    metaTrain: {
+      recipe: 'paper',
+      // K = 5% of T in the paper, at least 3.
+      trajectories: trajectories(seed + 1, 1000, 3),
+      labelling: 'gp',
+      heldOutFraction: 0.1,
+      ensemble: 1,
+      standardise: false,
+      training: 'online',
+      train,
+    },
+    metaTest: {
+      steps: T,
+      batchSize: 64,
+      lossOptimizer: 'adam',
+      lossLearningRate: 0.05,
+      start: 'random',
+      phi0Std: 1,
+      method: 'guided-es',
+      es: { P: 3, sigma2: 0.01, k: 3, lambda: 0 },
+      vfOptimizer: 'adam',
+      vfLearningRate: 0.05,
+      trustRadius: Number.POSITIVE_INFINITY,
+      endpointQueries: 0,
+      minRandomSearch: 1,
+    },
+  };
+}
+
+/**
+ * The default, tuned recipe (METHOD.md's last section): offline training over many tasks with
+ * standardised inputs and targets, no BatchNorm, an ensemble; meta-test from the pre-trained
+ * point inside a trust region, a handful of real validation queries to pick the endpoint.
+ */
+export function tunedRecipe(seed = 1): RunConfig {
+  const train: ValueFunctionTrainConfig = { ...tunedTrainDefaults, seed: seed + 6 };
+  return {
+    recipe: 'tuned',
+    seed,
+    seeds: 5,
+    model: defaultMlpConfig,
+    pretrain: { ...defaultPretrainConfig, seed },
+    metaTrain: {
+      recipe: 'tuned',
+      trajectories: trajectories(seed + 1, 1000, 5),
+      labelling: 'gp',
+      heldOutFraction: 0.1,
+      ensemble: 3,
+      standardise: true,
+      training: 'offline',
+      train,
+    },
+    metaTest: {
+      steps: T,
+      batchSize: 64,
+      lossOptimizer: 'adam',
+      lossLearningRate: 0.05,
+      start: 'zero',
+      phi0Std: 1,
+      method: 'vf-descent',
+      es: { P: 3, sigma2: 0.01, k: 3, lambda: 0 },
+      vfOptimizer: 'adam',
+      vfLearningRate: 0.1,
+      trustRadius: 2,
+      endpointQueries: 5,
+      minRandomSearch: 1,
+    },
+  };
+}
+
+export function recipe(name: Recipe, seed = 1): RunConfig {
+  return name === 'paper' ? paperRecipe(seed) : tunedRecipe(seed);
+}

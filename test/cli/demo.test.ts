@@ -1,0 +1,168 @@
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { readFileSync } from 'node:fs';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../cli/main.js';
+import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
+import { demoReportSchema } from '../../shared/schemas/report.js';
+import { loadCheckpoint } from '../../shared/use-cases/value-function-store.js';
+
+let dir: string;
+let small: string;
+
+/** Runs the CLI in-process and captures what it writes. */
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const out = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => {
+    stdout += String(s);
+    return true;
+  });
+  const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => {
+    stderr += String(s);
+    return true;
+  });
+  try {
+    const code = await main(args);
+    return { code, stdout, stderr };
+  } finally {
+    out.mockRestore();
+    errSpy.mockRestore();
+  }
+}
+
+const tiny = [
+  '--tasks',
+  '12',
+  '--steps',
+  '6',
+  '--queries-per-task',
+  '3',
+  '--seeds',
+  '2',
+  '--pretrain-epochs',
+  '1',
+  '--ensemble',
+  '1',
+  '--epochs',
+  '2',
+  '--backend',
+  'wasm',
+];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'mo-cli-'));
+  // 2,000 rows of A9A keep the end-to-end run to seconds.
+  const text = gunzipSync(readFileSync(join(import.meta.dirname, '../../data/a9a.train.libsvm.gz'))).toString();
+  small = join(dir, 'a9a-small.libsvm');
+  await writeFile(small, text.split('\n').slice(0, 2000).join('\n'));
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+describe('metricopt demo', () => {
+  it('runs the whole pipeline and writes report, plot and a loadable checkpoint', async () => {
+    const out = join(dir, 'out');
+    const r = await run(['demo', '--dataset', small, '--features', '123', '--out', out, '--json', ...tiny]);
+    expect(r.stderr).not.toContain('error');
+    expect(r.code).toBe(0);
+    const report = demoReportSchema.parse(JSON.parse(r.stdout));
+    expect(report.results.metricopt.runs).toHaveLength(2);
+    expect(report.results.ce_finetune_dense_eval.queries).toBe(7);
+    expect(report.results.metricopt.queries).toBe(5);
+    expect(report.results.random_search.queries).toBe(5);
+    for (const m of Object.values(report.results)) for (const v of m.runs) expect(v).toBeGreaterThanOrEqual(0);
+    expect(JSON.parse(await readFile(join(out, 'report.json'), 'utf8'))).toEqual(report);
+    expect(await readFile(join(out, 'trajectories.svg'), 'utf8')).toContain('<polyline');
+    const ck = await loadCheckpoint(new FsObjectStore(join(out, 'store')), report.valueFunction.id);
+    expect(ck.ok && ck.value.d).toBe(16);
+    expect(ck.ok && ck.value.metric).toEqual({ name: 'mcr', direction: 'minimize' });
+  });
+
+  it('plugs in a user evaluator module and runs the paper recipe', async () => {
+    const mod = join(dir, 'recall.mjs');
+    await writeFile(
+      mod,
+      `export default { name: 'recall', direction: 'maximize', evaluate({ scores, labels }) {
+        let tp = 0, p = 0; for (let i = 0; i < labels.length; i++) if (labels[i] === 1) { p++; if (scores[i] >= 0.5) tp++; }
+        return p === 0 ? 1 : tp / p; } };`,
+    );
+    const r = await run([
+      'demo',
+      '--dataset',
+      small,
+      '--evaluator',
+      mod,
+      '--recipe',
+      'paper',
+      '--out',
+      join(dir, 'o2'),
+      '--json',
+      ...tiny,
+    ]);
+    expect(r.code).toBe(0);
+    const report = demoReportSchema.parse(JSON.parse(r.stdout));
+    expect(report.metric).toBe('recall');
+    expect(report.direction).toBe('maximize');
+    expect(report.recipe).toBe('paper');
+    expect(report.results.metricopt.queries).toBe(0);
+  });
+});
+
+describe('metricopt bad input', () => {
+  const cases: [string, string[], string][] = [
+    ['a missing file', ['--dataset', '/nonexistent/x.libsvm'], 'DATASET_NOT_FOUND'],
+    ['an unknown metric', ['--metric', 'nope'], 'UNKNOWN_METRIC'],
+  ];
+  it.each(cases)('ends %s with one line and a non-zero exit', async (_name, args, code) => {
+    const r = await run(['demo', ...args, '--out', join(dir, 'bad')]);
+    expect(r.code).not.toBe(0);
+    const lines = r.stderr.trim().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain(`[${code}]`);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('names the line of a malformed LIBSVM file', async () => {
+    const bad = join(dir, 'bad.libsvm');
+    await writeFile(bad, '1 1:1\n-1 2:1\n1 3:oops\n');
+    const r = await run(['demo', '--dataset', bad, '--out', join(dir, 'bad')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim()).toMatch(/^metricopt: error \[LIBSVM_MALFORMED\]: bad: line 3: token '3:oops'/);
+  });
+
+  it.each([
+    ['throws', "throw new Error('licence server down')", 'EVALUATOR_FAILED', 'licence server down'],
+    ['returns NaN', 'return NaN', 'EVALUATOR_INVALID_VALUE', 'NaN'],
+  ])('stops at once when the evaluator module %s', async (name, body, code, fragment) => {
+    const mod = join(dir, `bad-${name}.mjs`);
+    await writeFile(mod, `export default { name: 'bad', direction: 'minimize', evaluate() { ${body}; } };`);
+    const r = await run(['demo', '--dataset', small, '--evaluator', mod, '--out', join(dir, 'bad'), ...tiny]);
+    expect(r.code).toBe(1);
+    const last = r.stderr.trim().split('\n').at(-1) ?? '';
+    expect(last).toContain(`[${code}]`);
+    expect(last).toContain(fragment);
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
+
+  it('rejects an evaluator module without the required shape', async () => {
+    const mod = join(dir, 'shape.mjs');
+    await writeFile(mod, `export default { name: 'x', evaluate() { return 0; } };`);
+    const r = await run(['demo', '--evaluator', mod, '--out', join(dir, 'bad')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('[EVALUATOR_MODULE_INVALID]');
+    expect(r.stderr).toContain('direction');
+  });
+
+  it('prints help for every subcommand', async () => {
+    for (const sub of ['demo', 'train']) {
+      const r = await run([sub, '--help']);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('--dataset');
+    }
+  });
+});
