@@ -34,6 +34,8 @@ export interface MetaTrainConfig {
   standardise: boolean;
   /** 'online' Reptile (paper) or 'offline' training over all stored tasks (tuned). */
   training: 'online' | 'offline';
+  /** Train on every `trainStride`-th step of each trajectory (1 = all; neighbouring GP labels are nearly equal). */
+  trainStride: number;
   train: ValueFunctionTrainConfig;
   checkpointId: string;
   jobId: string;
@@ -139,14 +141,18 @@ export async function metaTrain(cfg: MetaTrainConfig, deps: MetaTrainDeps): Prom
     tStd = Math.max(std(allTargets), 1e-6);
   }
 
+  const stride = Math.max(1, Math.floor(cfg.trainStride));
+  const steps: number[] = [];
+  for (let t = 0; t < T1; t += stride) steps.push(t);
+  if (steps[steps.length - 1] !== T) steps.push(T);
   const toTask = (i: number): LabelledTask => {
-    const x = new Float32Array(T1 * d);
-    for (let t = 0; t < T1; t++) {
+    const x = new Float32Array(steps.length * d);
+    steps.forEach((t, k) => {
       const p = phiAt(traj, i, t);
-      for (let j = 0; j < d; j++) x[t * d + j] = ((p[j] as number) - (inMean[j] as number)) / (inStd[j] as number);
-    }
-    const m = Float32Array.from(gpMean[i] as Float32Array, (v) => (v - tMean) / tStd);
-    const s = Float32Array.from(gpStd[i] as Float32Array, (v) => v / tStd);
+      for (let j = 0; j < d; j++) x[k * d + j] = ((p[j] as number) - (inMean[j] as number)) / (inStd[j] as number);
+    });
+    const m = Float32Array.from(steps, (t) => (((gpMean[i] as Float32Array)[t] as number) - tMean) / tStd);
+    const s = Float32Array.from(steps, (t) => ((gpStd[i] as Float32Array)[t] as number) / tStd);
     return labelTask(x, m, s, cfg.train.fisherThreshold);
   };
   const labelled = trainTasks.map(toTask);
@@ -218,6 +224,7 @@ export async function metaTrain(cfg: MetaTrainConfig, deps: MetaTrainDeps): Prom
     observationsPerTask: cfg.trajectories.queries,
     ensemble: count,
     training: cfg.training,
+    trainStride: stride,
     standardised: cfg.standardise,
   };
   return {

@@ -45,6 +45,7 @@ export function paperRecipe(seed = 1): RunConfig {
       ensemble: 1,
       standardise: false,
       training: 'online',
+      trainStride: 1,
       train,
     },
     metaTest: {
@@ -86,6 +87,7 @@ export function tunedRecipe(seed = 1): RunConfig {
       ensemble: 3,
       standardise: true,
       training: 'offline',
+      trainStride: 2,
       train,
     },
     metaTest: {
