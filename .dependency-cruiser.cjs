@@ -1,5 +1,6 @@
 /** Architecture rules: data flows entry point -> use-case -> method -> ports; adapters are handed in. */
-const infra = '^(@aws-sdk/|hono|@hono/|aws-cdk-lib|constructs|@aws-lambda-powertools/|@tensorflow/tfjs-backend-|@tensorflow/tfjs-node)';
+const infra =
+  '^(@aws-sdk/|hono|@hono/|aws-cdk-lib|constructs|@aws-lambda-powertools/|@tensorflow/tfjs-backend-|@tensorflow/tfjs-node)';
 module.exports = {
   forbidden: [
     {
@@ -13,7 +14,10 @@ module.exports = {
       name: 'core-imports-no-infrastructure-npm',
       severity: 'error',
       from: { path: '^shared/', pathNot: '^shared/adapters/' },
-      to: { dependencyTypes: ['npm', 'npm-dev'], path: '(@aws-sdk|hono|aws-cdk-lib|constructs|powertools|tfjs-backend|tfjs-node)' },
+      to: {
+        dependencyTypes: ['npm', 'npm-dev'],
+        path: '(@aws-sdk|hono|aws-cdk-lib|constructs|powertools|tfjs-backend|tfjs-node)',
+      },
     },
     {
       name: 'core-imports-no-adapters',

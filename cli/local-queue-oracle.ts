@@ -24,6 +24,10 @@ export interface LocalQueueOracleOptions {
   deadlineMs?: number;
   /** Deliveries before a failing query is dead-lettered (default 3). */
   maxReceiveCount?: number;
+  /** First retry delay after an evaluator failure, doubled per delivery (default 1 s). */
+  retryDelayMs?: number;
+  /** Messages each worker receives and evaluates together (default 1). */
+  batchSize?: number;
 }
 
 export type LocalQueueOracle = MetricOracle & {
@@ -73,6 +77,8 @@ export async function startLocalQueueOracle(options: LocalQueueOracleOptions): P
       '--evaluator-timeout-ms',
       String(evaluatorTimeoutMs),
       ...(options.evaluatorModule ? ['--evaluator-module', options.evaluatorModule] : []),
+      ...(options.retryDelayMs === undefined ? [] : ['--retry-delay-ms', String(options.retryDelayMs)]),
+      ...(options.batchSize === undefined ? [] : ['--batch-size', String(options.batchSize)]),
     ],
   });
   const oracle = new QueuedMetricOracle({

@@ -27,7 +27,11 @@ const num =
 /** Options shared by `demo` and `train`: data, metric, recipe and every hyperparameter. */
 export function addRunOptions(cmd: Command): Command {
   return cmd
-    .option('--dataset <a9a|PATH>', 'bundled a9a, or a LIBSVM file (plain or .gz)', 'a9a')
+    .option(
+      '--dataset <a9a|PATH>',
+      'bundled a9a or digits (8x8 images, 10 classes), or a LIBSVM file (plain or .gz)',
+      'a9a',
+    )
     .option('--features <n>', 'feature count of the LIBSVM file (default: inferred)', int(1))
     .option(
       '--positive-label <v>',
@@ -71,6 +75,12 @@ export function addRunOptions(cmd: Command): Command {
     .option('--gamma <g>', 'weight of the regression term in Eq. 2', num(0))
     .option('--oe-weight <w>', 'weight of the ordinal-embedding term in Eq. 2', num(0))
     .option('--pretrain-epochs <n>', 'cross-entropy pre-training epochs', int(1))
+    .addOption(
+      new Option('--architecture <name>', 'backbone (default: convnet for digits, mlp otherwise)').choices([
+        'mlp',
+        'convnet',
+      ]),
+    )
     .addOption(new Option('--adapter <kind>', 'adapter: input dynamic biases or FiLM').choices(['input-bias', 'film']))
     .option('--adapter-d <d>', 'dimension of the input-bias adapter', int(1))
     .option('--film-layer <i>', 'hidden layer FiLM modulates (d = 2 x its width)', int(0))
@@ -152,6 +162,7 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
   set<number>(o.gamma, (v) => (mt.train = { ...mt.train, gamma: v }));
   set<number>(o.oeWeight, (v) => (mt.train = { ...mt.train, oeWeight: v }));
   set<number>(o.pretrainEpochs, (v) => (cfg.pretrain = { ...cfg.pretrain, epochs: v }));
+  cfg.architecture = (o.architecture as 'mlp' | 'convnet' | undefined) ?? (o.dataset === 'digits' ? 'convnet' : 'mlp');
   if (o.adapter === 'film') {
     cfg.model = {
       ...cfg.model,

@@ -1,15 +1,12 @@
 import { mkdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import * as tf from '@tensorflow/tfjs';
 import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { toDense } from '../../shared/data/dataset.js';
 import { BalancedSampler } from '../../shared/data/sampler.js';
 import { splitRows } from '../../shared/data/split.js';
-import { FrozenMlpModel } from '../../shared/models/frozen-mlp.js';
-import { pretrainMlp } from '../../shared/models/mlp.js';
 import { metaTrain } from '../../shared/use-cases/meta-train.js';
+import { pretrainAdaptedModel } from '../../shared/use-cases/pretrain.js';
 import { probeEvaluator } from '../../shared/use-cases/run-demo.js';
 import { saveCheckpoint } from '../../shared/use-cases/value-function-store.js';
 import { CliError } from '../errors.js';
@@ -31,10 +28,7 @@ export function registerTrain(program: Command): void {
       const store = new FsObjectStore(storeDir);
       const progress = stderrProgress();
       const split = splitRows(ds.rows, cfg.seed);
-      const denseX = tf.tensor2d(toDense(ds), [ds.rows, ds.features]);
-      const frozen = await pretrainMlp(ds, split.train, denseX, cfg.model, cfg.pretrain, progress);
-      denseX.dispose();
-      const model = new FrozenMlpModel(frozen, ds);
+      const model = await pretrainAdaptedModel(ds, split.train, cfg, progress);
       const id =
         (o.id as string | undefined) ??
         `${ds.name}-${evaluator.name}-${cfg.recipe}`.toLowerCase().replace(/[^a-z0-9._-]+/g, '-');

@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import type { SparseDataset } from '../data/dataset.js';
+import { fromDense, type SparseDataset } from '../data/dataset.js';
 import { DataError } from '../data/errors.js';
 import { parseLibsvm } from '../data/libsvm.js';
 import { concatDatasets } from '../data/split.js';
@@ -49,8 +49,38 @@ export interface LoadOptions {
   positiveLabel?: number;
 }
 
-/** `a9a` (bundled: the train and test files together, 48,842 rows) or a LIBSVM path (plain or .gz). */
+/** The 8x8 digits CSV (64 pixels 0..16, then the class 0..9): 1,797 images, 10 classes. */
+export function parseDigitsCsv(text: string): Result<SparseDataset, DataError> {
+  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const x = new Float32Array(lines.length * 64);
+  const labels = new Int32Array(lines.length);
+  for (const [i, line] of lines.entries()) {
+    const cells = line.split(',').map(Number);
+    if (cells.length !== 65 || cells.some((c) => !Number.isFinite(c))) {
+      return err(new DataError('LIBSVM_MALFORMED', `digits: line ${i + 1}: expected 65 numbers`));
+    }
+    x.set(cells.slice(0, 64), i * 64);
+    labels[i] = cells[64] as number;
+  }
+  return ok(fromDense('digits', x, 64, labels, 10));
+}
+
+/**
+ * `a9a` (bundled: the train and test files together, 48,842 rows), `digits` (the 8x8 digits
+ * beside the checkout, ../shared/data, or METRICOPT_DIGITS), or a LIBSVM path (plain or .gz).
+ */
 export async function loadDataset(spec: string, options: LoadOptions = {}): Promise<Result<SparseDataset, DataError>> {
+  if (spec === 'digits') {
+    const candidates = [
+      join(bundledDataDir(), 'digits8x8.csv.gz'),
+      join(bundledDataDir(), '..', '..', 'shared', 'data', 'digits8x8.csv.gz'),
+    ];
+    const found = candidates.find((c) => existsSync(c));
+    if (!found)
+      return err(new DataError('DATASET_NOT_FOUND', `digits8x8.csv.gz not found (looked in ${candidates.join(', ')})`));
+    const text = await readText(found);
+    return text.ok ? parseDigitsCsv(text.value) : text;
+  }
   if (spec === 'a9a') {
     const dir = bundledDataDir();
     const parts: SparseDataset[] = [];

@@ -1,4 +1,4 @@
-import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { ObjectStore } from '../ports/object-store.port.js';
@@ -31,20 +31,19 @@ export class FsObjectStore implements ObjectStore {
   async putIfAbsent(key: string, body: Uint8Array | string): Promise<boolean> {
     const target = this.path(key);
     await mkdir(dirname(target), { recursive: true });
-    let handle: Awaited<ReturnType<typeof open>>;
+    // Write the whole body to a temporary file, then hard-link it into place: link() fails if
+    // the key exists, and readers never see a half-written object.
+    const tmp = `${target}.tmp-${process.pid}-${Math.random().toString(36).slice(2)}`;
+    await writeFile(tmp, body, { flush: true });
     try {
-      handle = await open(target, 'wx');
+      await link(tmp, target);
+      return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
       throw e;
-    }
-    try {
-      await handle.writeFile(body);
-      await handle.sync();
     } finally {
-      await handle.close();
+      await unlink(tmp).catch(() => undefined);
     }
-    return true;
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {

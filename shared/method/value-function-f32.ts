@@ -17,6 +17,22 @@ interface Layer {
   b: Float64Array;
 }
 
+export interface CompileOptions {
+  /** Use the WebAssembly SIMD kernels when the runtime has them (default true). */
+  simd?: boolean;
+}
+
+/**
+ * The value function evaluated without tfjs: WebAssembly SIMD (f32x4) kernels for the dense
+ * layers where the runtime supports them, plain float64 typed-array loops otherwise. At batch 1
+ * a d-64-32-32-16-1 forward is ~4.6k multiply-adds: microseconds here, where tfjs spends most of
+ * a millisecond dispatching ops. Used for serving and for meta-test steps.
+ *
+ * The forward pass is one dot product per unit over transposed weights; the backward pass adds
+ * the fan-in row of each unit with a non-zero gradient (ReLU zeroes about half), so a gradient
+ * costs well under two forward passes. The SIMD path accumulates in float32 like tfjs; the JS
+ * path in float64 (V8 keeps doubles in registers without float32 conversions on every access).
+ */
 export class CompiledValueFunction implements ValueFn {
   readonly d: number;
   readonly version: number;
@@ -33,8 +49,12 @@ export class CompiledValueFunction implements ValueFn {
   private readonly gradB: Float64Array;
   private readonly gradTotal: Float64Array;
   private readonly gradRow: Float32Array;
+  private readonly simd: SimdPath | undefined;
 
-  constructor(readonly checkpoint: ValueFunctionCheckpoint) {
+  constructor(
+    readonly checkpoint: ValueFunctionCheckpoint,
+    options: CompileOptions = {},
+  ) {
     this.d = checkpoint.d;
     this.version = checkpoint.version;
     this.members = checkpoint.members.map((m) =>
@@ -59,6 +79,13 @@ export class CompiledValueFunction implements ValueFn {
     this.gradB = new Float64Array(this.maxWidth);
     this.gradTotal = new Float64Array(this.d);
     this.gradRow = new Float32Array(this.d);
+    const module = options.simd === false ? null : simdKernels();
+    this.simd = module ? new SimdPath(module, checkpoint, this.d, this.maxWidth) : undefined;
+  }
+
+  /** Which kernels evaluate this function. */
+  get backend(): 'wasm-simd' | 'js' {
+    return this.simd ? 'wasm-simd' : 'js';
   }
 
   value(phi: Float32Array): number {
@@ -99,6 +126,7 @@ export class CompiledValueFunction implements ValueFn {
     const x = this.x;
     for (let i = 0; i < d; i++)
       x[i] = ((phis[offset + i] as number) - (this.inMean[i] as number)) * (this.inInvStd[i] as number);
+    if (this.simd) return this.tMean + (this.tStd * this.simd.forward(x)) / this.members.length;
     let sum = 0;
     for (let m = 0; m < this.members.length; m++) {
       const layers = this.members[m] as Layer[];
@@ -139,6 +167,11 @@ export class CompiledValueFunction implements ValueFn {
     const scale = this.tStd / this.members.length;
     const total = this.gradTotal;
     total.fill(0);
+    if (this.simd) {
+      this.simd.backward(scale, total);
+      for (let i = 0; i < d; i++) gradOut[i] = (total[i] as number) * (this.inInvStd[i] as number);
+      return;
+    }
     for (let m = 0; m < this.members.length; m++) {
       const layers = this.members[m] as Layer[];
       const acts = this.acts[m] as Float64Array[];
@@ -175,5 +208,342 @@ export class CompiledValueFunction implements ValueFn {
       for (let i = 0; i < d; i++) total[i] = (total[i] as number) + (upstream[i] as number);
     }
     for (let i = 0; i < d; i++) gradOut[i] = (total[i] as number) * (this.inInvStd[i] as number);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// WebAssembly SIMD kernels (f32x4) for the dense layers: about 4x the JS loops' throughput on the
+// d x 64 first layer that dominates a gradient. The module is assembled here from its opcodes
+// (no toolchain, no binary file to ship) and used when the runtime supports wasm SIMD (Node >= 16);
+// otherwise the float64 JS loops above run. Both are checked against a plain implementation
+// and against tfjs in the tests.
+
+/**
+ * fwd(in, wT, b, out, ninBytes, nout, relu): out[j] = act(b[j] + sum_i in[i] wT[j][i]), rows of wT
+ * padded with zeros to a multiple of 4 floats.
+ * bwd(up, wT, next, ninBytes, nout, act, masked): next = sum_j up[j] wT[j] over the units with
+ * up[j] != 0 and, when masked, an active ReLU (act[j] > 0): back through a layer and its ReLU.
+ */
+interface SimdExports {
+  fwd(inPtr: number, wPtr: number, bPtr: number, outPtr: number, ninBytes: number, nout: number, relu: number): void;
+  bwd(
+    upPtr: number,
+    wPtr: number,
+    nextPtr: number,
+    ninBytes: number,
+    nout: number,
+    actPtr: number,
+    masked: number,
+  ): void;
+}
+
+const uleb = (n: number): number[] => {
+  const out: number[] = [];
+  do {
+    let byte = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (n !== 0);
+  return out;
+};
+const sleb = (n: number): number[] => {
+  const out: number[] = [];
+  for (;;) {
+    const byte = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) {
+      out.push(byte);
+      return out;
+    }
+    out.push(byte | 0x80);
+  }
+};
+const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
+const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
+const name = (s: string): number[] => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
+
+// Opcodes used below.
+const I32 = 0x7f;
+const F32 = 0x7d;
+const V128 = 0x7b;
+const get = (i: number) => [0x20, i];
+const set = (i: number) => [0x21, i];
+const tee = (i: number) => [0x22, i];
+const i32c = (v: number) => [0x41, ...sleb(v)];
+const f32zero = [0x43, 0, 0, 0, 0];
+const block = [0x02, 0x40];
+const loop = [0x03, 0x40];
+const ifThen = [0x04, 0x40];
+const end = [0x0b];
+const brIf = (depth: number) => [0x0d, depth];
+const i32Eqz = [0x45];
+const i32LtU = [0x49];
+const i32Add = [0x6a];
+const i32Mul = [0x6c];
+const i32Shl = [0x74];
+const f32Load = [0x2a, 2, 0];
+const f32Store = [0x38, 2, 0];
+const f32Add = [0x92];
+const f32Max = [0x97];
+const f32Ne = [0x5c];
+const f32Gt = [0x5e];
+const i32And = [0x71];
+const i32Or = [0x72];
+const v128Load = [0xfd, 0x00, 4, 0];
+const v128Store = [0xfd, 0x0b, 4, 0];
+const f32x4Splat = [0xfd, 0x13];
+const f32x4Lane = (lane: number) => [0xfd, 0x1f, lane];
+const f32x4Add = [0xfd, 0xe4, 0x01];
+const f32x4Mul = [0xfd, 0xe6, 0x01];
+
+/** `i += 16; if (i < limit) continue` at the end of a loop over 16-byte lanes. */
+const nextLanes = (i: number, limit: number) => [
+  ...get(i),
+  ...i32c(16),
+  ...i32Add,
+  ...tee(i),
+  ...get(limit),
+  ...i32LtU,
+  ...brIf(0),
+];
+/** base + j * 4 */
+const at4 = (base: number, j: number) => [...get(base), ...get(j), ...i32c(2), ...i32Shl, ...i32Add];
+
+function fwdBody(): number[] {
+  // params: 0 in, 1 w, 2 b, 3 out, 4 ninBytes, 5 nout, 6 relu; locals: 7 j, 8 i, 9 row, 10 acc (v128), 11 s (f32)
+  const [IN, W, B, OUT, NINB, NOUT, RELU, J, I, ROW, ACC, S] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  // biome-ignore format: one wasm instruction group per line reads like the assembly it is
+  const code = [
+    ...i32c(0), ...set(J),
+    ...block,
+    ...get(NOUT), ...i32Eqz, ...brIf(0),
+    ...loop,
+    ...f32zero, ...f32x4Splat, ...set(ACC),
+    ...i32c(0), ...set(I),
+    ...get(W), ...get(J), ...get(NINB), ...i32Mul, ...i32Add, ...set(ROW),
+    ...block,
+    ...get(NINB), ...i32Eqz, ...brIf(0),
+    ...loop,
+    ...get(ACC),
+    ...get(IN), ...get(I), ...i32Add, ...v128Load,
+    ...get(ROW), ...get(I), ...i32Add, ...v128Load,
+    ...f32x4Mul, ...f32x4Add, ...set(ACC),
+    ...nextLanes(I, NINB),
+    ...end,
+    ...end,
+    ...get(ACC), ...f32x4Lane(0),
+    ...get(ACC), ...f32x4Lane(1), ...f32Add,
+    ...get(ACC), ...f32x4Lane(2), ...f32Add,
+    ...get(ACC), ...f32x4Lane(3), ...f32Add,
+    ...at4(B, J), ...f32Load, ...f32Add,
+    ...set(S),
+    ...get(RELU),
+    ...ifThen,
+    ...get(S), ...f32zero, ...f32Max, ...set(S),
+    ...end,
+    ...at4(OUT, J), ...get(S), ...f32Store,
+    ...get(J), ...i32c(1), ...i32Add, ...tee(J), ...get(NOUT), ...i32LtU, ...brIf(0),
+    ...end,
+    ...end,
+  ];
+  return [
+    ...vec([
+      [3, I32],
+      [1, V128],
+      [1, F32],
+    ]),
+    ...code,
+    ...end,
+  ];
+}
+
+function bwdBody(): number[] {
+  // params: 0 up, 1 w, 2 next, 3 ninBytes, 4 nout, 5 act, 6 masked; locals: 7 j, 8 i, 9 row, 10 uv (v128), 11 u (f32)
+  const [UP, W, NEXT, NINB, NOUT, ACT, MASKED, J, I, ROW, UV, U] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  // biome-ignore format: one wasm instruction group per line reads like the assembly it is
+  const code = [
+    // next = 0
+    ...i32c(0), ...set(I),
+    ...block,
+    ...get(NINB), ...i32Eqz, ...brIf(0),
+    ...loop,
+    ...get(NEXT), ...get(I), ...i32Add, ...f32zero, ...f32x4Splat, ...v128Store,
+    ...nextLanes(I, NINB),
+    ...end,
+    ...end,
+    // next += up[j] * row j, for each j with up[j] != 0
+    ...i32c(0), ...set(J),
+    ...block,
+    ...get(NOUT), ...i32Eqz, ...brIf(0),
+    ...loop,
+    // u = up[j]; skip the row when u = 0, or when masked and the unit's ReLU was off (act[j] <= 0)
+    ...at4(UP, J), ...f32Load, ...tee(U), ...f32zero, ...f32Ne,
+    ...get(MASKED), ...i32Eqz, ...at4(ACT, J), ...f32Load, ...f32zero, ...f32Gt, ...i32Or,
+    ...i32And,
+    ...ifThen,
+    ...get(U), ...f32x4Splat, ...set(UV),
+    ...get(W), ...get(J), ...get(NINB), ...i32Mul, ...i32Add, ...set(ROW),
+    ...i32c(0), ...set(I),
+    ...block,
+    ...get(NINB), ...i32Eqz, ...brIf(0),
+    ...loop,
+    ...get(NEXT), ...get(I), ...i32Add,
+    ...get(NEXT), ...get(I), ...i32Add, ...v128Load,
+    ...get(UV),
+    ...get(ROW), ...get(I), ...i32Add, ...v128Load,
+    ...f32x4Mul, ...f32x4Add,
+    ...v128Store,
+    ...nextLanes(I, NINB),
+    ...end,
+    ...end,
+    ...end,
+    ...get(J), ...i32c(1), ...i32Add, ...tee(J), ...get(NOUT), ...i32LtU, ...brIf(0),
+    ...end,
+    ...end,
+  ];
+  return [
+    ...vec([
+      [3, I32],
+      [1, V128],
+      [1, F32],
+    ]),
+    ...code,
+    ...end,
+  ];
+}
+
+/** The slice of the WebAssembly JS API used here (not in the ES lib this project compiles against). */
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => WasmModule;
+  Instance: new (module: WasmModule, imports: Record<string, Record<string, unknown>>) => { exports: unknown };
+  Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer };
+}
+type WasmModule = { readonly __wasmModule?: never };
+
+let simdModule: WasmModule | null | undefined;
+
+/** The compiled kernel module, or null where wasm SIMD is unavailable. */
+function simdKernels(): WasmModule | null {
+  if (simdModule !== undefined) return simdModule;
+  try {
+    // biome-ignore format: module layout, section by section
+    const bytes = new Uint8Array([
+      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+      ...section(1, vec([
+        [0x60, ...vec(Array.from({ length: 7 }, () => [I32])), 0],
+        [0x60, ...vec(Array.from({ length: 7 }, () => [I32])), 0],
+      ])),
+      ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
+      ...section(3, vec([[0], [1]])),
+      ...section(7, vec([[...name('fwd'), 0x00, 0], [...name('bwd'), 0x00, 1]])),
+      ...section(10, vec([fwdBody(), bwdBody()].map((b) => [...uleb(b.length), ...b]))),
+    ]);
+    const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+    simdModule = wasm ? new wasm.Module(bytes) : null;
+  } catch {
+    simdModule = null;
+  }
+  return simdModule;
+}
+
+const pad4 = (n: number): number => (n + 3) & ~3;
+
+interface SimdLayer {
+  /** Byte offsets in the kernel memory (16-byte aligned). */
+  w: number;
+  b: number;
+  act: number;
+  nin: number;
+  ninBytes: number;
+  nout: number;
+}
+
+/** The value function's layers in one wasm memory, evaluated with the f32x4 kernels. */
+class SimdPath {
+  private readonly f32: Float32Array;
+  private readonly k: SimdExports;
+  private readonly members: SimdLayer[][];
+  private readonly x: number;
+  private readonly gradA: number;
+  private readonly gradB: number;
+
+  constructor(
+    module: WasmModule,
+    checkpoint: ValueFunctionCheckpoint,
+    private readonly d: number,
+    maxWidth: number,
+  ) {
+    let bytes = 0;
+    const alloc = (floats: number) => {
+      const at = bytes;
+      bytes += pad4(floats) * 4;
+      return at;
+    };
+    this.members = checkpoint.members.map((m) =>
+      m.layers.map((l) => ({
+        w: alloc(l.out * pad4(l.in)),
+        b: alloc(l.out),
+        act: alloc(l.out),
+        nin: l.in,
+        ninBytes: pad4(l.in) * 4,
+        nout: l.out,
+      })),
+    );
+    this.x = alloc(this.d);
+    this.gradA = alloc(maxWidth);
+    this.gradB = alloc(maxWidth);
+    const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly as WasmApi;
+    const memory = new wasm.Memory({ initial: Math.ceil(bytes / 65536) + 1 });
+    this.k = new wasm.Instance(module, { env: { memory } }).exports as SimdExports;
+    this.f32 = new Float32Array(memory.buffer);
+    for (const [m, member] of checkpoint.members.entries()) {
+      for (const [li, l] of member.layers.entries()) {
+        const s = (this.members[m] as SimdLayer[])[li] as SimdLayer;
+        const row = pad4(l.in);
+        for (let j = 0; j < l.out; j++) {
+          for (let i = 0; i < l.in; i++) this.f32[s.w / 4 + j * row + i] = l.weights[i * l.out + j] as number;
+        }
+        this.f32.set(l.bias, s.b / 4);
+      }
+    }
+  }
+
+  /** Sum over members of the network outputs at the normalised input x. */
+  forward(x: Float64Array): number {
+    const f32 = this.f32;
+    f32.set(x, this.x / 4);
+    let sum = 0;
+    for (const layers of this.members) {
+      let input = this.x;
+      const last = layers.length - 1;
+      for (let li = 0; li <= last; li++) {
+        const l = layers[li] as SimdLayer;
+        this.k.fwd(input, l.w, l.b, l.act, l.ninBytes, l.nout, li < last ? 1 : 0);
+        input = l.act;
+      }
+      sum += f32[input / 4] as number;
+    }
+    return sum;
+  }
+
+  /** Adds scale * d(sum of outputs)/dx of the last forward to `total` (d entries). */
+  backward(scale: number, total: Float64Array): void {
+    const f32 = this.f32;
+    for (const layers of this.members) {
+      let up = this.gradA;
+      let next = this.gradB;
+      f32[up / 4] = scale;
+      for (let li = layers.length - 1; li >= 0; li--) {
+        const l = layers[li] as SimdLayer;
+        // Back through this layer's ReLU (all but the last layer) and its weights.
+        this.k.bwd(up, l.w, next, l.ninBytes, l.nout, l.act, li < layers.length - 1 ? 1 : 0);
+        const t = up;
+        up = next;
+        next = t;
+      }
+      const u = up / 4;
+      for (let i = 0; i < this.d; i++) total[i] = (total[i] as number) + (f32[u + i] as number);
+    }
   }
 }

@@ -1,3 +1,4 @@
+import { MetricError } from './errors.js';
 import type { EvaluationInput, Evaluator } from './evaluator.js';
 
 /**
@@ -15,7 +16,18 @@ interface Confusion {
   tn: number;
 }
 
-function confusion({ scores, labels }: EvaluationInput, threshold = 0.5): Confusion {
+function binaryOnly(name: string, input: EvaluationInput): void {
+  if (input.classes !== 2) {
+    throw new MetricError(
+      'METRIC_INPUT_INVALID',
+      `${name} is defined for binary tasks; this task has ${input.classes} classes`,
+    );
+  }
+}
+
+function confusion(input: EvaluationInput, name: string, threshold = 0.5): Confusion {
+  binaryOnly(name, input);
+  const { scores, labels } = input;
   const c = { tp: 0, fp: 0, fn: 0, tn: 0 };
   for (let i = 0; i < labels.length; i++) {
     const pred = (scores[i] as number) >= threshold;
@@ -61,7 +73,7 @@ export const f1: Evaluator = {
   name: 'f1',
   direction: 'maximize',
   evaluate(input) {
-    const { tp, fp, fn } = confusion(input);
+    const { tp, fp, fn } = confusion(input, 'f1');
     const denom = 2 * tp + fp + fn;
     return denom === 0 ? 1 : (2 * tp) / denom;
   },
@@ -72,7 +84,7 @@ export const jaccard: Evaluator = {
   name: 'jaccard',
   direction: 'maximize',
   evaluate(input) {
-    const { tp, fp, fn } = confusion(input);
+    const { tp, fp, fn } = confusion(input, 'jaccard');
     const denom = tp + fp + fn;
     return denom === 0 ? 1 : tp / denom;
   },
@@ -82,7 +94,9 @@ export const jaccard: Evaluator = {
 export const aucpr: Evaluator = {
   name: 'aucpr',
   direction: 'maximize',
-  evaluate({ scores, labels }) {
+  evaluate(input) {
+    binaryOnly('aucpr', input);
+    const { scores, labels } = input;
     const n = labels.length;
     let positives = 0;
     for (let i = 0; i < n; i++) if (labels[i] === 1) positives++;

@@ -7,7 +7,7 @@ import type { Curves } from '../use-cases/meta-test.js';
  */
 export function plotTrajectoriesSvg(curves: Curves[], metric: string, title: string): string {
   const W = 980;
-  const H = 420;
+  const H = 450;
   const panels = [
     { key: 'metric' as const, label: `validation ${metric}`, x0: 70 },
     { key: 'loss' as const, label: 'validation cross-entropy', x0: 560 },
@@ -64,7 +64,7 @@ export function plotTrajectoriesSvg(curves: Curves[], metric: string, title: str
       parts.push(polyline(meanSeries, sx, sy, color, 2.5, 1));
     }
   }
-  const ly = H - 28;
+  const ly = H - 16;
   parts.push(`<line x1="70" x2="100" y1="${ly}" y2="${ly}" stroke="${colors.ce}" stroke-width="3"/>`);
   parts.push(`<text x="106" y="${ly + 4}">loss-only fine-tuning (ce_finetune)</text>`);
   parts.push(`<line x1="340" x2="370" y1="${ly}" y2="${ly}" stroke="${colors.mo}" stroke-width="3"/>`);

@@ -15,6 +15,8 @@ export interface RunConfig {
   seed: number;
   /** Meta-test seeds (each a full meta-test of every method). */
   seeds: number;
+  /** Backbone: the paper's MLP, or the small ConvNet (FiLM adapter) for square images. */
+  architecture: 'mlp' | 'convnet';
   model: MlpConfig;
   pretrain: PretrainConfig;
   metaTrain: Omit<MetaTrainConfig, 'checkpointId' | 'jobId'>;
@@ -34,6 +36,7 @@ export function paperRecipe(seed = 1): RunConfig {
     recipe: 'paper',
     seed,
     seeds: 5,
+    architecture: 'mlp',
     model: defaultMlpConfig,
     pretrain: { ...defaultPretrainConfig, seed },
     metaTrain: {
@@ -77,6 +80,7 @@ export function tunedRecipe(seed = 1): RunConfig {
     recipe: 'tuned',
     seed,
     seeds: 5,
+    architecture: 'mlp',
     model: defaultMlpConfig,
     pretrain: { ...defaultPretrainConfig, seed },
     metaTrain: {

@@ -1,5 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
-import { type SparseDataset, toDense } from '../data/dataset.js';
+import type { SparseDataset } from '../data/dataset.js';
 import { BalancedSampler } from '../data/sampler.js';
 import { splitRows } from '../data/split.js';
 import { mean, std } from '../method/stats.js';
@@ -7,14 +6,13 @@ import { CompiledValueFunction } from '../method/value-function-f32.js';
 import { evaluateChecked } from '../metrics/checked-evaluator.js';
 import type { Evaluator } from '../metrics/evaluator.js';
 import type { AdaptedModel } from '../models/adapted-model.js';
-import { FrozenMlpModel } from '../models/frozen-mlp.js';
-import { pretrainMlp } from '../models/mlp.js';
 import type { MetricOracle } from '../ports/metric-oracle.port.js';
 import type { ObjectStore } from '../ports/object-store.port.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import type { DemoReport, methodNames } from '../schemas/report.js';
 import { type Curves, metaTestSeed, type SeedResult } from './meta-test.js';
 import { metaTrain } from './meta-train.js';
+import { pretrainAdaptedModel } from './pretrain.js';
 import type { RunConfig } from './recipes.js';
 import { saveCheckpoint } from './value-function-store.js';
 
@@ -48,10 +46,7 @@ export async function runDemo(cfg: RunConfig, deps: DemoDeps): Promise<DemoOutpu
   const sampler = new BalancedSampler(split.train, ds.labels, ds.classes);
 
   const t0 = performance.now();
-  const denseX = tf.tensor2d(toDense(ds), [ds.rows, ds.features]);
-  const frozen = await pretrainMlp(ds, split.train, denseX, cfg.model, cfg.pretrain, progress);
-  denseX.dispose();
-  const model = new FrozenMlpModel(frozen, ds);
+  const model = await pretrainAdaptedModel(ds, split.train, cfg, progress);
   const t1 = performance.now();
 
   try {

@@ -1,0 +1,286 @@
+import * as tf from '@tensorflow/tfjs';
+import { type SparseDataset, toDense } from '../data/dataset.js';
+import { BalancedSampler } from '../data/sampler.js';
+import type { ProgressReporter } from '../ports/progress.port.js';
+import { Rng } from '../util/random.js';
+import type { AdaptedModel } from './adapted-model.js';
+import type { PretrainConfig } from './mlp.js';
+
+/**
+ * A small ConvNet for square single-channel images (the 8x8 digits): two 3x3 'same'
+ * convolutions with BatchNorm and LeakyReLU, then a linear classifier. The adapter is FiLM on
+ * the second convolution's feature maps: a per-channel scale (1 + gamma) and shift beta,
+ * d = 2 x channels.
+ */
+export interface ConvNetConfig {
+  side: number;
+  channels: [number, number];
+  leakyAlpha: number;
+}
+
+export const defaultConvNetConfig: ConvNetConfig = { side: 8, channels: [8, 16], leakyAlpha: 0.1 };
+
+export interface FrozenConvNet {
+  config: ConvNetConfig;
+  classes: number;
+  /** conv kernels [3, 3, in, out] (flattened [9 * in, out]) and biases, BatchNorm folded. */
+  conv1: { w: Float32Array; b: Float32Array };
+  conv2: { w: Float32Array; b: Float32Array };
+  /** dense [side*side*c2, classes]. */
+  dense: { w: Float32Array; b: Float32Array };
+}
+
+const EPS = 1e-5;
+
+/**
+ * A 3x3 'same' convolution as one matMul over the nine shifted copies of the input (im2col
+ * with pad + slice + concat). The wasm backend has no Conv2DBackpropFilter kernel; these ops
+ * all have wasm gradients. `k` is the kernel [3, 3, in, out] flattened to [9 * in, out].
+ */
+export function conv3x3(x: tf.Tensor4D, k: tf.Tensor2D): tf.Tensor4D {
+  const [n, h, w, c] = x.shape;
+  const padded = tf.pad(x, [
+    [0, 0],
+    [1, 1],
+    [1, 1],
+    [0, 0],
+  ]);
+  const cols: tf.Tensor4D[] = [];
+  for (let dy = 0; dy < 3; dy++)
+    for (let dx = 0; dx < 3; dx++) cols.push(tf.slice(padded, [0, dy, dx, 0], [n, h, w, c]));
+  const patches = tf.reshape(tf.concat(cols, 3), [n * h * w, 9 * c]);
+  return tf.reshape(tf.matMul(patches, k), [n, h, w, k.shape[1]]);
+}
+
+function images(ds: SparseDataset, side: number): tf.Tensor4D {
+  if (ds.features !== side * side)
+    throw new Error(`ConvNet: expected ${side * side} features per image, got ${ds.features}`);
+  return tf.tensor4d(toDense(ds), [ds.rows, side, side, 1]);
+}
+
+export async function pretrainConvNet(
+  ds: SparseDataset,
+  trainRows: Int32Array,
+  cfg: ConvNetConfig,
+  train: PretrainConfig,
+  progress: ProgressReporter,
+): Promise<FrozenConvNet> {
+  return pretrainOnCurrentBackend(ds, trainRows, cfg, train, progress);
+}
+
+function pretrainOnCurrentBackend(
+  ds: SparseDataset,
+  trainRows: Int32Array,
+  cfg: ConvNetConfig,
+  train: PretrainConfig,
+  progress: ProgressReporter,
+): FrozenConvNet {
+  const rng = new Rng(train.seed);
+  const [c1, c2] = cfg.channels;
+  const s = cfg.side;
+  const init = (n: number, fanIn: number) => rng.normals(n, Math.sqrt(2 / fanIn));
+  const v = (x: tf.Tensor) => tf.tidy(() => tf.variable(x));
+  const k1 = v(tf.tensor2d(init(9 * c1, 9), [9, c1]));
+  const k2 = v(tf.tensor2d(init(9 * c1 * c2, 9 * c1), [9 * c1, c2]));
+  const wd = v(tf.tensor2d(init(s * s * c2 * ds.classes, s * s * c2), [s * s * c2, ds.classes]));
+  const bd = v(tf.zeros([ds.classes]));
+  const g1 = v(tf.ones([c1]));
+  const be1 = v(tf.zeros([c1]));
+  const g2 = v(tf.ones([c2]));
+  const be2 = v(tf.zeros([c2]));
+  const run = [
+    { mean: new Float32Array(c1), variance: new Float32Array(c1).fill(1) },
+    { mean: new Float32Array(c2), variance: new Float32Array(c2).fill(1) },
+  ];
+  const x = tf.tidy(() => tf.div(images(ds, s), 16));
+  const optimizer = tf.train.adam(train.learningRate);
+  const sampler = new BalancedSampler(trainRows, ds.labels, ds.classes);
+  const perEpoch = Math.max(1, Math.ceil(trainRows.length / train.batchSize));
+  progress.start('pre-train ConvNet (cross-entropy)', train.epochs * perEpoch);
+  let step = 0;
+  for (let e = 0; e < train.epochs; e++) {
+    for (let b = 0; b < perEpoch; b++) {
+      const idx = sampler.sample(rng, train.batchSize);
+      const stats: tf.Tensor[] = [];
+      tf.tidy(() => {
+        const xb = tf.gather(x, tf.tensor1d(idx, 'int32'));
+        const y = tf.oneHot(
+          tf.tensor1d(
+            Int32Array.from(idx, (r) => ds.labels[r] as number),
+            'int32',
+          ),
+          ds.classes,
+        );
+        optimizer.minimize(() => {
+          const bn = (z: tf.Tensor4D, g: tf.Variable, be: tf.Variable) => {
+            const m = tf.moments(z, [0, 1, 2]);
+            stats.push(tf.keep(m.mean.clone()), tf.keep(m.variance.clone()));
+            return tf.add(tf.mul(tf.div(tf.sub(z, m.mean), tf.sqrt(tf.add(m.variance, EPS))), g), be) as tf.Tensor4D;
+          };
+          const h1 = tf.leakyRelu(
+            bn(conv3x3(xb as tf.Tensor4D, k1 as unknown as tf.Tensor2D), g1, be1),
+            cfg.leakyAlpha,
+          );
+          const h2 = tf.leakyRelu(
+            bn(conv3x3(h1 as tf.Tensor4D, k2 as unknown as tf.Tensor2D), g2, be2),
+            cfg.leakyAlpha,
+          );
+          const logits = tf.add(tf.matMul(tf.reshape(h2, [idx.length, -1]), wd as unknown as tf.Tensor2D), bd);
+          return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
+        });
+      });
+      for (let i = 0; i < 2; i++) {
+        const m = (stats[2 * i] as tf.Tensor).dataSync();
+        const va = (stats[2 * i + 1] as tf.Tensor).dataSync();
+        const r = run[i] as { mean: Float32Array; variance: Float32Array };
+        for (let j = 0; j < r.mean.length; j++) {
+          r.mean[j] = 0.95 * (r.mean[j] as number) + 0.05 * (m[j] as number);
+          r.variance[j] = 0.95 * (r.variance[j] as number) + 0.05 * (va[j] as number);
+        }
+      }
+      for (const t of stats) t.dispose();
+      step++;
+      if (step % 10 === 0) progress.tick(step);
+    }
+  }
+  progress.end();
+  optimizer.dispose();
+  x.dispose();
+  const fold = (k: tf.Variable, g: tf.Variable, be: tf.Variable, r: { mean: Float32Array; variance: Float32Array }) => {
+    const w = Float32Array.from(k.dataSync());
+    const out = r.mean.length;
+    const gs = g.dataSync();
+    const bs = be.dataSync();
+    const b = new Float32Array(out);
+    for (let o = 0; o < out; o++) {
+      const sc = (gs[o] as number) / Math.sqrt((r.variance[o] as number) + EPS);
+      b[o] = (bs[o] as number) - (r.mean[o] as number) * sc;
+      for (let i = o; i < w.length; i += out) w[i] = (w[i] as number) * sc;
+    }
+    return { w, b };
+  };
+  const frozen: FrozenConvNet = {
+    config: cfg,
+    classes: ds.classes,
+    conv1: fold(k1, g1, be1, run[0] as { mean: Float32Array; variance: Float32Array }),
+    conv2: fold(k2, g2, be2, run[1] as { mean: Float32Array; variance: Float32Array }),
+    dense: { w: Float32Array.from(wd.dataSync()), b: Float32Array.from(bd.dataSync()) },
+  };
+  for (const t of [k1, k2, wd, bd, g1, be1, g2, be2]) t.dispose();
+  return frozen;
+}
+
+/**
+ * The frozen ConvNet with its FiLM adapter, batched over tasks. The first convolution does not
+ * depend on phi, so its activations are computed once for every image.
+ */
+export class FrozenConvNetModel implements AdaptedModel {
+  readonly d: number;
+  readonly classes: number;
+  readonly adapterKind = 'film' as const;
+  private readonly h1: Float32Array;
+  private readonly k2: tf.Tensor2D;
+  private readonly b2: tf.Tensor1D;
+  private readonly wd: tf.Tensor2D;
+  private readonly bd: tf.Tensor1D;
+  private readonly labels: Int32Array;
+  private readonly per: number;
+
+  constructor(
+    readonly frozen: FrozenConvNet,
+    ds: SparseDataset,
+  ) {
+    const { side, channels, leakyAlpha } = frozen.config;
+    this.d = 2 * channels[1];
+    this.classes = frozen.classes;
+    this.labels = ds.labels;
+    this.per = side * side * channels[0];
+    this.h1 = tf.tidy(() => {
+      const x = tf.div(images(ds, side), 16);
+      const k1 = tf.tensor2d(frozen.conv1.w, [9, channels[0]]);
+      return tf
+        .leakyRelu(tf.add(conv3x3(x as tf.Tensor4D, k1), tf.tensor1d(frozen.conv1.b)), leakyAlpha)
+        .dataSync() as Float32Array;
+    });
+    this.k2 = tf.tensor2d(frozen.conv2.w, [9 * channels[0], channels[1]]);
+    this.b2 = tf.tensor1d(frozen.conv2.b);
+    this.wd = tf.tensor2d(frozen.dense.w, [side * side * channels[1], frozen.classes]);
+    this.bd = tf.tensor1d(frozen.dense.b);
+  }
+
+  private first(rows: Int32Array): tf.Tensor4D {
+    const { side, channels } = this.frozen.config;
+    const out = new Float32Array(rows.length * this.per);
+    rows.forEach((r, i) => out.set(this.h1.subarray(r * this.per, (r + 1) * this.per), i * this.per));
+    return tf.tensor4d(out, [rows.length, side, side, channels[0]]);
+  }
+
+  /** Logits [n * batch, classes]; `shared` means every task sees the same `batch` rows. */
+  private logits(phi: tf.Tensor2D, first: tf.Tensor4D, n: number, batch: number, shared: boolean): tf.Tensor2D {
+    const { side, channels, leakyAlpha } = this.frozen.config;
+    const c2 = channels[1];
+    const z = tf.add(conv3x3(first, this.k2), this.b2);
+    const z5 = tf.reshape(z, [shared ? 1 : n, batch, side * side, c2]);
+    const gamma = tf.reshape(tf.slice(phi, [0, 0], [n, c2]), [n, 1, 1, c2]);
+    const beta = tf.reshape(tf.slice(phi, [0, c2], [n, c2]), [n, 1, 1, c2]);
+    const h = tf.leakyRelu(tf.add(tf.mul(z5, tf.add(gamma, 1)), beta), leakyAlpha);
+    return tf.add(tf.matMul(tf.reshape(h, [n * batch, side * side * c2]), this.wd), this.bd) as tf.Tensor2D;
+  }
+
+  private taskLoss(logits: tf.Tensor2D, rows: Int32Array, n: number, batch: number): tf.Tensor1D {
+    const y = tf.oneHot(
+      tf.tensor1d(
+        Int32Array.from(rows, (r) => this.labels[r] as number),
+        'int32',
+      ),
+      this.classes,
+    );
+    const picked = tf.sum(tf.mul(tf.logSoftmax(logits), y), 1);
+    return tf.neg(tf.mean(tf.reshape(picked, [n, batch]), 1)) as tf.Tensor1D;
+  }
+
+  lossAndGrad(
+    phis: Float32Array,
+    n: number,
+    rows: Int32Array,
+    batch: number,
+  ): { loss: Float32Array; grad: Float32Array } {
+    return tf.tidy(() => {
+      const first = this.first(rows);
+      let losses: tf.Tensor1D | undefined;
+      const grad = tf.grad((p: tf.Tensor) => {
+        const l = this.taskLoss(this.logits(p as tf.Tensor2D, first, n, batch, false), rows, n, batch);
+        losses = tf.keep(l);
+        return tf.sum(l);
+      })(tf.tensor2d(phis, [n, this.d]));
+      const out = { loss: (losses as tf.Tensor1D).dataSync() as Float32Array, grad: grad.dataSync() as Float32Array };
+      (losses as tf.Tensor1D).dispose();
+      return out;
+    });
+  }
+
+  loss(phis: Float32Array, n: number, rows: Int32Array, batch: number): Float32Array {
+    return tf.tidy(
+      () =>
+        this.taskLoss(
+          this.logits(tf.tensor2d(phis, [n, this.d]), this.first(rows), n, batch, false),
+          rows,
+          n,
+          batch,
+        ).dataSync() as Float32Array,
+    );
+  }
+
+  predict(phis: Float32Array, n: number, rows: Int32Array): Float32Array {
+    return tf.tidy(
+      () =>
+        tf
+          .softmax(this.logits(tf.tensor2d(phis, [n, this.d]), this.first(rows), n, rows.length, true))
+          .dataSync() as Float32Array,
+    );
+  }
+
+  dispose(): void {
+    for (const t of [this.k2, this.b2, this.wd, this.bd]) t.dispose();
+  }
+}
