@@ -1,0 +1,114 @@
+import { z } from 'zod';
+import { describeIssue, type EvaluatorSpec, evaluatorSpecSchema } from '../../shared/schemas/evaluation.js';
+
+const positiveInt = (name: string, fallback: number) =>
+  z.coerce
+    .number({ error: `${name} must be a positive integer` })
+    .int(`${name} must be a positive integer`)
+    .positive(`${name} must be a positive integer`)
+    .default(fallback);
+
+const commaList = z
+  .string()
+  .default('')
+  .transform((s) =>
+    s
+      .split(',')
+      .map((p) => p.trim())
+      .filter((p) => p !== ''),
+  );
+
+const webhookEntry = z
+  .object({
+    name: z.string().min(1),
+    url: z.string(),
+    direction: z.enum(['minimize', 'maximize']),
+    timeoutMs: z.int().positive().optional(),
+    version: z.string().optional(),
+  })
+  .strict();
+
+/**
+ * Evaluator-worker configuration from the environment, parsed once per container.
+ * - METRICOPT_STORE: s3://bucket/prefix (or a folder) where predictions, labels and results live (required)
+ * - METRICOPT_DLQ_URL: the queue's dead-letter queue URL, for messages dead-lettered at once (required)
+ * - METRICOPT_MAX_RECEIVE_COUNT: the redrive policy's maxReceiveCount (default 3)
+ * - METRICOPT_EVALUATOR_TIMEOUT_MS: limit on one evaluator call (default 60000; keep the
+ *   function timeout and the queue's visibility timeout above it)
+ * - METRICOPT_EVALUATOR_MODULES: comma-separated paths of user evaluator modules bundled with the function
+ * - METRICOPT_WEBHOOKS: JSON array of { name, url, direction, timeoutMs?, version? }
+ * - METRICOPT_WEBHOOK_SECRET: HMAC key for the webhooks (required when there are any)
+ * - METRICOPT_S3_ENDPOINT, METRICOPT_S3_FORCE_PATH_STYLE (LocalStack, MinIO)
+ */
+export const evaluateMetricEnvSchema = z
+  .object({
+    METRICOPT_STORE: z.string({ error: 'METRICOPT_STORE is required' }).min(1, 'METRICOPT_STORE is required'),
+    METRICOPT_DLQ_URL: z.url({ error: 'METRICOPT_DLQ_URL is required (the dead-letter queue URL)' }),
+    METRICOPT_MAX_RECEIVE_COUNT: positiveInt('METRICOPT_MAX_RECEIVE_COUNT', 3),
+    METRICOPT_EVALUATOR_TIMEOUT_MS: positiveInt('METRICOPT_EVALUATOR_TIMEOUT_MS', 60_000),
+    METRICOPT_EVALUATOR_MODULES: commaList,
+    METRICOPT_WEBHOOKS: z
+      .string()
+      .default('[]')
+      .transform((s, ctx) => {
+        try {
+          return JSON.parse(s) as unknown;
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'METRICOPT_WEBHOOKS must be a JSON array' });
+          return z.NEVER;
+        }
+      })
+      .pipe(z.array(webhookEntry, { error: 'METRICOPT_WEBHOOKS must be a JSON array of { name, url, direction }' })),
+    METRICOPT_WEBHOOK_SECRET: z.string().optional(),
+    METRICOPT_S3_ENDPOINT: z.url({ error: 'METRICOPT_S3_ENDPOINT must be a URL' }).optional(),
+    METRICOPT_S3_FORCE_PATH_STYLE: z
+      .enum(['true', 'false', '1', '0'])
+      .optional()
+      .transform((v) => v === 'true' || v === '1'),
+  })
+  .superRefine((env, ctx) => {
+    if (env.METRICOPT_WEBHOOKS.length > 0 && !env.METRICOPT_WEBHOOK_SECRET) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['METRICOPT_WEBHOOK_SECRET'],
+        message: 'METRICOPT_WEBHOOK_SECRET is required when METRICOPT_WEBHOOKS lists any webhook',
+      });
+    }
+  });
+export type EvaluateMetricEnv = z.infer<typeof evaluateMetricEnvSchema>;
+
+export interface EvaluateMetricConfig {
+  env: EvaluateMetricEnv;
+  evaluators: EvaluatorSpec[];
+}
+
+/** Parses the environment or throws one line naming the first problem. */
+export function parseEvaluateMetricEnv(env: Record<string, string | undefined>): EvaluateMetricConfig {
+  const parsed = evaluateMetricEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new Error(`evaluate-metric config: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  const evaluators: EvaluatorSpec[] = parsed.data.METRICOPT_EVALUATOR_MODULES.map((path) => ({ kind: 'module', path }));
+  evaluators.push(...webhookSpecs(parsed.data.METRICOPT_WEBHOOKS, parsed.data.METRICOPT_WEBHOOK_SECRET));
+  return { env: parsed.data, evaluators };
+}
+
+/** Webhook specs from METRICOPT_WEBHOOKS-style JSON (also `metricopt evaluate --webhooks`); throws one line. */
+export function parseWebhooks(json: string, secret: string | undefined): EvaluatorSpec[] {
+  const parsed = evaluateMetricEnvSchema.shape.METRICOPT_WEBHOOKS.safeParse(json);
+  if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'METRICOPT_WEBHOOKS is invalid');
+  if (parsed.data.length > 0 && !secret) {
+    throw new Error('METRICOPT_WEBHOOK_SECRET is required when METRICOPT_WEBHOOKS lists any webhook');
+  }
+  return webhookSpecs(parsed.data, secret);
+}
+
+function webhookSpecs(entries: Array<z.infer<typeof webhookEntry>>, secret: string | undefined): EvaluatorSpec[] {
+  return entries.map((hook) => {
+    const spec = evaluatorSpecSchema.safeParse({ kind: 'webhook', ...hook, secret });
+    if (!spec.success) {
+      throw new Error(describeIssue(`evaluate-metric config: METRICOPT_WEBHOOKS '${hook.name}'`, spec.error));
+    }
+    return spec.data;
+  });
+}

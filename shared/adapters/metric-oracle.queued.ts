@@ -1,0 +1,254 @@
+import { createHash } from 'node:crypto';
+import type { MetricValue } from '../metrics/checked-evaluator.js';
+import type { MetricError } from '../metrics/errors.js';
+import type { MetricOracle, MetricQuery, SplitLabels } from '../ports/metric-oracle.port.js';
+import type { ObjectStore } from '../ports/object-store.port.js';
+import type { Queue } from '../ports/queue.port.js';
+import {
+  EVALUATION_MESSAGE_VERSION,
+  EvaluationError,
+  type EvaluationMessage,
+  evaluationMessageSchema,
+  evaluationResultSchema,
+  labelsKey,
+  type PayloadRef,
+  predictionsKey,
+  resultKey,
+} from '../schemas/evaluation.js';
+import { err, ok, type Result } from '../util/result.js';
+
+export interface QueuedMetricOracleOptions {
+  queue: Queue;
+  store: ObjectStore;
+  /** The evaluator the workers resolve by name, and its direction. */
+  metric: { name: string; direction: 'minimize' | 'maximize' };
+  /** How long one `evaluate` call waits for all of its results (default 10 min). */
+  deadlineMs?: number;
+  /** How often the store is checked for results (default 10 ms, backing off to 200 ms). */
+  pollMs?: number;
+  /** Predictions up to this many bytes travel inside the message (default 0: always by key). */
+  inlineMaxBytes?: number;
+  /** Evaluator timeout asked of the workers (they apply their own limit when smaller). */
+  timeoutMs?: number;
+  /** Keep each query's predictions in the store after its result arrived (default: delete them). */
+  keepPredictions?: boolean;
+  /** Says why the workers can no longer answer (all exited...); pending queries then fail at once. */
+  health?: () => string | undefined;
+}
+
+/**
+ * The trainer's side of the evaluation queue: writes each query's predictions to the object
+ * store, sends one message per query, and waits for the result records with a deadline. A
+ * failed, dead-lettered or late query comes back as a structured failure, never a hang, so the
+ * trajectory carries on with its other observations. Given the same queries, the values are
+ * those of the in-process oracle bit for bit (same float32 bytes, same evaluator).
+ */
+export class QueuedMetricOracle implements MetricOracle {
+  readonly metric: { name: string; direction: 'minimize' | 'maximize' };
+  /** Queries answered by a worker (results found already, e.g. on a resumed job, are not counted). */
+  calls = 0;
+  private readonly splits = new Map<string, SplitLabels>();
+  /** Store keys of the labels written so far. */
+  private readonly labelsWritten = new Set<string>();
+  /** Content hash of each registered split's labels. */
+  private readonly labelVersions = new Map<string, string>();
+
+  constructor(private readonly options: QueuedMetricOracleOptions) {
+    this.metric = { ...options.metric };
+  }
+
+  async registerSplit(split: string, labels: SplitLabels): Promise<void> {
+    this.splits.set(split, labels);
+    this.labelVersions.delete(split);
+  }
+
+  async evaluate(queries: MetricQuery[]): Promise<Result<MetricValue, MetricError>[]> {
+    const { store } = this.options;
+    const out: Array<Result<MetricValue, MetricError> | undefined> = new Array(queries.length);
+    const pending = new Map<string, number[]>();
+    /** Predictions written to the store for this call, by result key. */
+    const stored = new Map<string, string>();
+    const messages: string[] = [];
+    for (let i = 0; i < queries.length; i++) {
+      const q = queries[i] as MetricQuery;
+      const split = this.splits.get(q.split);
+      if (!split) {
+        out[i] = err(new EvaluationError('METRIC_INPUT_INVALID', `split '${q.split}' was not registered`));
+        continue;
+      }
+      const key = this.idempotencyKey(q, split.classes);
+      const rKey = resultKey(q.jobId, key);
+      const waiting = pending.get(rKey);
+      if (waiting) {
+        waiting.push(i); // the same query twice in one batch: one message, one result
+        continue;
+      }
+      pending.set(rKey, [i]);
+      if ((await store.get(rKey)) !== undefined) continue; // answered before (a resumed job)
+      const labels = await this.labelsRef(q.jobId, q.split, split);
+      const bytes = new Uint8Array(q.scores.buffer, q.scores.byteOffset, q.scores.byteLength);
+      let predictions: PayloadRef;
+      if (bytes.byteLength <= (this.options.inlineMaxBytes ?? 0)) {
+        predictions = { inline: Buffer.from(bytes).toString('base64') };
+      } else {
+        const pKey = predictionsKey(q.jobId, key);
+        await store.put(pKey, bytes);
+        predictions = { key: pKey };
+        stored.set(rKey, pKey);
+      }
+      const message: EvaluationMessage = {
+        version: EVALUATION_MESSAGE_VERSION,
+        jobId: q.jobId,
+        taskId: q.taskId,
+        step: q.step,
+        split: q.split,
+        evaluator: this.metric.name,
+        idempotencyKey: key,
+        predictions,
+        labels,
+        classes: split.classes,
+        sentAt: new Date().toISOString(),
+        ...(this.options.timeoutMs === undefined ? {} : { timeoutMs: this.options.timeoutMs }),
+      };
+      messages.push(JSON.stringify(message));
+      // Send as we go, so workers start while later predictions are still being written.
+      if (messages.length === 10) await this.send(messages.splice(0));
+    }
+    if (messages.length > 0) await this.send(messages.splice(0));
+
+    const deadline = Date.now() + (this.options.deadlineMs ?? 600_000);
+    const basePollMs = this.options.pollMs ?? 10;
+    let pollMs = basePollMs;
+    let nextDeadLetterCheck = Date.now() + 1000;
+    for (let round = 0; pending.size > 0; round++) {
+      // Results arrive roughly in send order: look at the oldest pending keys and stop after a
+      // run of misses, with a full scan every few rounds for stragglers.
+      const full = round % 8 === 0;
+      let misses = 0;
+      let found = 0;
+      for (const [rKey, indices] of pending) {
+        const bytes = await store.get(rKey);
+        const result = bytes === undefined ? undefined : toResult(rKey, bytes);
+        if (result === undefined) {
+          // Absent, or still being written: read it again next round.
+          if (!full && ++misses >= 16) break;
+          continue;
+        }
+        for (const i of indices) out[i] = result;
+        pending.delete(rKey);
+        found++;
+        // Answered: its predictions are no longer needed (a failed query's stay, for a DLQ replay).
+        const pKey = stored.get(rKey);
+        if (result.ok && pKey !== undefined && !this.options.keepPredictions) await store.delete(pKey);
+      }
+      if (pending.size === 0) break;
+      if (Date.now() >= nextDeadLetterCheck) {
+        await this.failDeadLettered(pending, out);
+        nextDeadLetterCheck = Date.now() + 1000;
+        if (pending.size === 0) break;
+      }
+      const unhealthy = this.options.health?.();
+      const late = Date.now() >= deadline;
+      if (unhealthy || late) {
+        const reason = unhealthy
+          ? `no result: ${unhealthy}`
+          : `no result within the deadline of ${this.options.deadlineMs ?? 600_000} ms`;
+        for (const [rKey, indices] of pending) {
+          const failure = err(new EvaluationError('EVALUATION_DEADLINE_EXCEEDED', `${rKey}: ${reason}`));
+          for (const i of indices) out[i] = failure;
+        }
+        break;
+      }
+      await new Promise((r) => setTimeout(r, Math.min(pollMs, Math.max(1, deadline - Date.now()))));
+      pollMs = found > 0 ? basePollMs : Math.min(200, pollMs * 1.5);
+    }
+    return out as Result<MetricValue, MetricError>[];
+  }
+
+  /**
+   * A message the queue dead-lettered without a result (its worker died on the last allowed
+   * delivery) would otherwise be waited for until the deadline: fail it now, with the reason.
+   */
+  private async failDeadLettered(
+    pending: Map<string, number[]>,
+    out: Array<Result<MetricValue, MetricError> | undefined>,
+  ): Promise<void> {
+    const { store } = this.options;
+    for (const letter of await this.options.queue.listDeadLetters(1000)) {
+      const parsed = evaluationMessageSchema.safeParse(safeJson(letter.body));
+      if (!parsed.success) continue;
+      const rKey = resultKey(parsed.data.jobId, parsed.data.idempotencyKey);
+      const indices = pending.get(rKey);
+      if (!indices) continue;
+      const bytes = await store.get(rKey); // recorded just before it was dead-lettered?
+      const recorded = bytes === undefined ? undefined : toResult(rKey, bytes);
+      const result =
+        recorded ??
+        err(
+          new EvaluationError(
+            'DEAD_LETTERED',
+            `${rKey}: dead-lettered after ${letter.receiveCount} deliveries with no result${letter.reason ? ` (${letter.reason})` : ''}`,
+          ),
+        );
+      for (const i of indices) out[i] = result;
+      pending.delete(rKey);
+    }
+  }
+
+  private async send(messages: string[]): Promise<void> {
+    await this.options.queue.send(messages);
+    this.calls += messages.length;
+  }
+
+  /** Content-derived, so a resent query (a retrying trainer) maps to the same result. */
+  private idempotencyKey(q: MetricQuery, classes: number): string {
+    const hash = createHash('sha256')
+      .update(`${this.metric.name}\n${q.split}\n${classes}\n`)
+      .update(new Uint8Array(q.scores.buffer, q.scores.byteOffset, q.scores.byteLength))
+      .digest('hex')
+      .slice(0, 16);
+    return `t${q.taskId}-s${q.step}-${hash}`;
+  }
+
+  /** Labels are written once per job and split (content-addressed), then referenced by key. */
+  private async labelsRef(jobId: string, split: string, labels: SplitLabels): Promise<PayloadRef> {
+    const l = labels.labels;
+    const bytes = new Uint8Array(l.buffer, l.byteOffset, l.byteLength);
+    let version = this.labelVersions.get(split);
+    if (version === undefined) {
+      version = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
+      this.labelVersions.set(split, version);
+    }
+    const key = labelsKey(jobId, split, version);
+    if (!this.labelsWritten.has(key)) {
+      await this.options.store.put(key, bytes);
+      this.labelsWritten.add(key);
+    }
+    return { key };
+  }
+}
+
+/** The record as a result; undefined while it is not complete JSON yet (a reader can see a file mid-write). */
+function toResult(key: string, bytes: Uint8Array): Result<MetricValue, MetricError> | undefined {
+  let json: unknown;
+  try {
+    json = JSON.parse(new TextDecoder().decode(bytes));
+  } catch {
+    return undefined;
+  }
+  const parsed = evaluationResultSchema.safeParse(json);
+  if (!parsed.success) {
+    return err(new EvaluationError('EVALUATOR_FAILED', `${key}: the result record is not a valid result`));
+  }
+  const outcome = parsed.data.outcome;
+  if (!outcome.ok) return err(new EvaluationError(outcome.code, outcome.message, { key }));
+  return ok({ value: outcome.value, normalised: outcome.normalised, durationMs: outcome.durationMs });
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}

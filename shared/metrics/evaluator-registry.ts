@@ -1,0 +1,94 @@
+import type { EvaluatorSpec } from '../schemas/evaluation.js';
+import { err, ok, type Result } from '../util/result.js';
+import { builtinEvaluators } from './builtins.js';
+import { MetricError } from './errors.js';
+import type { Direction, Evaluator } from './evaluator.js';
+import { builtinEvaluator } from './registry.js';
+import { loadEvaluatorModule } from './user-module.js';
+import { createWebhookEvaluator } from './webhook-evaluator.js';
+
+export interface EvaluatorListing {
+  name: string;
+  kind: 'builtin' | 'module' | 'webhook';
+  direction: Direction;
+  version?: string;
+  /** Module path or webhook URL. */
+  source?: string;
+}
+
+/** What a worker can evaluate: the built-ins, configured modules and configured webhooks. */
+export interface EvaluatorRegistry {
+  list(): EvaluatorListing[];
+  resolve(name: string): Result<Evaluator, MetricError>;
+}
+
+export interface RegistryDeps {
+  loadModule?: (path: string) => Promise<Result<Evaluator, MetricError>>;
+  fetch?: typeof fetch;
+}
+
+/**
+ * Builds the registry once per process: modules are imported here (not per message). A
+ * configured name may not repeat or shadow a built-in, so a name always means one metric.
+ */
+export async function createEvaluatorRegistry(
+  specs: readonly EvaluatorSpec[],
+  deps: RegistryDeps = {},
+): Promise<Result<EvaluatorRegistry, MetricError>> {
+  const loadModule = deps.loadModule ?? loadEvaluatorModule;
+  const configured = new Map<string, { evaluator: Evaluator; listing: EvaluatorListing }>();
+  const builtinNames = new Set(builtinEvaluators.map((e) => e.name));
+  for (const spec of specs) {
+    let evaluator: Evaluator;
+    let listing: EvaluatorListing;
+    if (spec.kind === 'builtin') {
+      const found = builtinEvaluator(spec.name);
+      if (!found.ok) return found;
+      continue; // built-ins are always available; naming one only checks it exists
+    }
+    if (spec.kind === 'module') {
+      const loaded = await loadModule(spec.path);
+      if (!loaded.ok) return loaded;
+      evaluator = loaded.value;
+      listing = { name: evaluator.name, kind: 'module', direction: evaluator.direction, source: spec.path };
+    } else {
+      evaluator = createWebhookEvaluator({
+        name: spec.name,
+        url: spec.url,
+        direction: spec.direction,
+        secret: spec.secret,
+        timeoutMs: spec.timeoutMs,
+        ...(spec.version === undefined ? {} : { version: spec.version }),
+        ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
+      });
+      listing = { name: spec.name, kind: 'webhook', direction: spec.direction, source: spec.url };
+    }
+    if (evaluator.version !== undefined) listing.version = evaluator.version;
+    const clash = configured.get(evaluator.name);
+    if (clash || builtinNames.has(evaluator.name) || builtinEvaluator(evaluator.name).ok) {
+      const other = clash ? `${clash.listing.kind} ${clash.listing.source}` : 'a built-in evaluator';
+      return err(
+        new MetricError(
+          'EVALUATOR_MODULE_INVALID',
+          `evaluator registry: the name '${evaluator.name}' of ${listing.kind} ${listing.source} is taken by ${other}`,
+          { name: evaluator.name },
+        ),
+      );
+    }
+    configured.set(evaluator.name, { evaluator, listing });
+  }
+  return ok({
+    list: () => [
+      ...builtinEvaluators.map((e): EvaluatorListing => ({ name: e.name, kind: 'builtin', direction: e.direction })),
+      ...[...configured.values()].map((c) => c.listing),
+    ],
+    resolve: (name) => {
+      const found = configured.get(name);
+      if (found) return ok(found.evaluator);
+      const builtin = builtinEvaluator(name);
+      if (builtin.ok) return builtin;
+      const names = [...builtinNames, ...configured.keys()].join(', ');
+      return err(new MetricError('UNKNOWN_METRIC', `unknown evaluator '${name}' (available: ${names})`, { name }));
+    },
+  });
+}

@@ -1,0 +1,52 @@
+/**
+ * A work queue with SQS semantics (SQS in the cloud, a folder on one machine):
+ * - a received message is invisible to other receivers for the visibility timeout, then is
+ *   delivered again unless it was acknowledged (deleted);
+ * - every delivery increments the message's receive count; a receive that would exceed the
+ *   queue's max receive count moves the message to the dead-letter queue instead;
+ * - delivery is at least once: consumers must be idempotent.
+ */
+export interface QueueMessage {
+  /** Stable id of the message across deliveries. */
+  readonly id: string;
+  /** Handle of this delivery; acknowledge, release or dead-letter with it. */
+  readonly receipt: string;
+  readonly body: string;
+  /** 1 on the first delivery. */
+  readonly receiveCount: number;
+}
+
+export interface ReceiveOptions {
+  /** At most this many messages (SQS: 1..10). */
+  max: number;
+  /** Long poll: wait up to this long for a first message (0 = return at once). */
+  waitMs?: number;
+  /** Override the queue's visibility timeout for these deliveries. */
+  visibilityTimeoutMs?: number;
+}
+
+export interface DeadLetter {
+  readonly id: string;
+  readonly body: string;
+  readonly receiveCount: number;
+  /** Why it was dead-lettered, when the consumer said (a redrive after max receives says nothing). */
+  readonly reason?: string;
+}
+
+export interface Queue {
+  /** A human-readable location, e.g. `file:///tmp/queue` or the SQS queue URL. */
+  readonly location: string;
+  /** Enqueues the bodies; returns their message ids in order. */
+  send(bodies: string[]): Promise<string[]>;
+  receive(options: ReceiveOptions): Promise<QueueMessage[]>;
+  /** Done with the message: it is deleted. A stale receipt (the message was redelivered) is ignored. */
+  ack(receipt: string): Promise<void>;
+  /** Not done: the message becomes visible again after `delayMs` (0 = now) and counts one more receive when it is. */
+  release(receipt: string, delayMs?: number): Promise<void>;
+  /** Moves this delivery's message to the dead-letter queue at once, with the reason recorded. */
+  deadLetter(message: QueueMessage, reason: string): Promise<void>;
+  /** Approximate counts, for progress and tests. */
+  counts(): Promise<{ visible: number; inFlight: number; deadLetters: number }>;
+  /** Messages in the dead-letter queue (a peek: they stay there). */
+  listDeadLetters(max?: number): Promise<DeadLetter[]>;
+}

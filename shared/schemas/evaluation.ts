@@ -1,0 +1,164 @@
+import { z } from 'zod';
+import { MetricError } from '../metrics/errors.js';
+
+/**
+ * Wire formats of the evaluation queue: the message a trainer sends for one black-box metric
+ * query, the result record a worker writes once per idempotency key, and the evaluator specs
+ * a worker is configured with. Object-store keys are laid out as
+ *
+ *   jobs/<jobId>/splits/<split>.<hash>.labels   Int32 little-endian labels, written once per job
+ *   jobs/<jobId>/predictions/<idempotencyKey>.f32 Float32 little-endian scores, one per query
+ *   jobs/<jobId>/results/<idempotencyKey>.json  the result record (conditional create)
+ *   jobs/<jobId>/claims/<idempotencyKey>.json   a worker's short-lived claim while it evaluates
+ */
+
+/** Ids that become object-store key segments: no '/', no dots-only, bounded length. */
+const keySegment = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'must be letters, digits, ".", "_" or "-" (a key segment)');
+
+/** Where a payload lives: an object-store key, or base64 bytes inline for small payloads. */
+export const payloadRefSchema = z.union([
+  z.object({ key: z.string().min(1).max(1024) }).strict(),
+  z.object({ inline: z.base64() }).strict(),
+]);
+export type PayloadRef = z.infer<typeof payloadRefSchema>;
+
+export const EVALUATION_MESSAGE_VERSION = 'metricopt.evaluation/v1';
+
+export const evaluationMessageSchema = z
+  .object({
+    version: z.literal(EVALUATION_MESSAGE_VERSION),
+    jobId: keySegment,
+    taskId: z.int().min(0),
+    step: z.int().min(0),
+    split: keySegment,
+    /** Evaluator name, resolved by the worker's evaluator registry. */
+    evaluator: z.string().min(1).max(200),
+    /** One result per key: a redelivered or duplicated message never runs the evaluator twice. */
+    idempotencyKey: keySegment,
+    /** Float32 little-endian scores (n, or n x classes row-major). */
+    predictions: payloadRefSchema,
+    /** Int32 little-endian labels (n). */
+    labels: payloadRefSchema,
+    classes: z.int().min(2),
+    /** Per-call evaluator timeout the trainer asks for; the worker's own limit applies when absent. */
+    timeoutMs: z.int().positive().optional(),
+    sentAt: z.iso.datetime(),
+  })
+  .strict();
+export type EvaluationMessage = z.infer<typeof evaluationMessageSchema>;
+
+/** Stable codes of a failed evaluation: the metric codes plus those the queue adds. */
+export const evaluationErrorCodeSchema = z.enum([
+  'UNKNOWN_METRIC',
+  'EVALUATOR_MODULE_INVALID',
+  'EVALUATOR_FAILED',
+  'EVALUATOR_INVALID_VALUE',
+  'EVALUATOR_TIMEOUT',
+  'METRIC_INPUT_INVALID',
+  /** The message did not parse: it went straight to the dead-letter queue. */
+  'MESSAGE_INVALID',
+  /** An input key the message refers to does not exist in the store. */
+  'INPUT_MISSING',
+  /** The trainer's deadline passed before any result was recorded. */
+  'EVALUATION_DEADLINE_EXCEEDED',
+  /** The queue dead-lettered the message with no result recorded (e.g. its worker died on the last delivery). */
+  'DEAD_LETTERED',
+]);
+export type EvaluationErrorCode = z.infer<typeof evaluationErrorCodeSchema>;
+
+export const evaluationResultSchema = z
+  .object({
+    version: z.literal('metricopt.evaluation-result/v1'),
+    jobId: keySegment,
+    taskId: z.int().min(0),
+    step: z.int().min(0),
+    idempotencyKey: keySegment,
+    evaluator: z.object({ name: z.string(), version: z.string().optional() }).strict(),
+    /** Delivery attempt that produced this record (1 = first delivery). */
+    attempt: z.int().min(1),
+    workerId: z.string(),
+    completedAt: z.iso.datetime(),
+    outcome: z.discriminatedUnion('ok', [
+      z
+        .object({
+          ok: z.literal(true),
+          /** Natural direction, as the evaluator returned it. */
+          value: z.number().min(0).max(1),
+          /** Lower is better, in [0, 1]. */
+          normalised: z.number().min(0).max(1),
+          direction: z.enum(['minimize', 'maximize']),
+          durationMs: z.number().min(0),
+        })
+        .strict(),
+      z.object({ ok: z.literal(false), code: evaluationErrorCodeSchema, message: z.string() }).strict(),
+    ]),
+  })
+  .strict();
+export type EvaluationResult = z.infer<typeof evaluationResultSchema>;
+
+/** How a worker gets an evaluator; the registry lists these plus the built-ins. */
+export const evaluatorSpecSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('builtin'), name: z.string().min(1) }).strict(),
+  /** A JavaScript module bundled with the worker whose default export is an Evaluator. */
+  z.object({ kind: z.literal('module'), path: z.string().min(1) }).strict(),
+  /** A metric that lives in another system, reached by a signed POST. */
+  z
+    .object({
+      kind: z.literal('webhook'),
+      name: z.string().min(1),
+      url: z.url({ protocol: /^https?$/ }),
+      direction: z.enum(['minimize', 'maximize']),
+      /** HMAC-SHA256 key for the `x-metricopt-signature` header. */
+      secret: z.string().min(16, 'webhook secret must have at least 16 characters'),
+      timeoutMs: z.int().positive().default(10_000),
+      version: z.string().optional(),
+    })
+    .strict(),
+]);
+export type EvaluatorSpec = z.infer<typeof evaluatorSpecSchema>;
+
+export function resultKey(jobId: string, idempotencyKey: string): string {
+  return `jobs/${jobId}/results/${idempotencyKey}.json`;
+}
+
+export function claimKey(jobId: string, idempotencyKey: string): string {
+  return `jobs/${jobId}/claims/${idempotencyKey}.json`;
+}
+
+/**
+ * Content-addressed within the job (`version` is a hash of the labels), so a key's bytes never
+ * change and workers may cache them; re-registering a split with other labels makes a new key.
+ */
+export function labelsKey(jobId: string, split: string, version: string): string {
+  return `jobs/${jobId}/splits/${split}.${version}.labels`;
+}
+
+/** Keyed like the result: two queries at the same task and step with different scores never collide. */
+export function predictionsKey(jobId: string, idempotencyKey: string): string {
+  return `jobs/${jobId}/predictions/${idempotencyKey}.f32`;
+}
+
+/** One line naming the first problem, e.g. "evaluation message: taskId: expected int, received string". */
+export function describeIssue(what: string, error: z.ZodError): string {
+  const issue = error.issues[0];
+  const where = issue?.path.length ? issue.path.join('.') : '(root)';
+  return `${what}: ${where}: ${issue?.message ?? 'invalid'}`;
+}
+
+/**
+ * A failed queued evaluation as the trainer sees it: a MetricError (so the oracle port's type
+ * holds) whose `code` is one of the evaluation codes, including those the queue adds.
+ */
+export class EvaluationError extends MetricError {
+  override readonly code: EvaluationErrorCode;
+
+  constructor(code: EvaluationErrorCode, message: string, details?: unknown) {
+    super('EVALUATOR_FAILED', message, details);
+    this.code = code;
+    this.name = 'EvaluationError';
+  }
+}
