@@ -1,0 +1,48 @@
+/**
+ * Starts the value API on loopback over a temporary store holding random checkpoints of
+ * d = 16 and d = 128 (test/helpers/make-checkpoint.ts), prints `READY <url>` and serves until
+ * killed. Run by bench/value-api.mjs in its own process so the load generator has the other core.
+ */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { serve } from '@hono/node-server';
+import { Hono } from 'hono';
+import { readBody } from '../functions/value-api/body.js';
+import { startValueApiServer } from '../functions/value-api/node.js';
+import { FsObjectStore } from '../shared/adapters/object-store.fs.js';
+import { saveCheckpoint } from '../shared/use-cases/value-function-store.js';
+import { makeCheckpoint } from '../test/helpers/make-checkpoint.js';
+
+const port = Number(process.argv[2] ?? 0);
+const store = new FsObjectStore(mkdtempSync(join(tmpdir(), 'metricopt-bench-')));
+for (const d of [16, 128]) {
+  const { version: _, ...checkpoint } = makeCheckpoint({ id: `bench-d${d}`, d, seed: d });
+  await saveCheckpoint(store, checkpoint);
+}
+const server = await startValueApiServer({
+  store,
+  port,
+  auth: { mode: 'none' },
+  maxBodyBytes: 6 * 1024 * 1024,
+  maxRows: 1024,
+  refreshMs: 1000,
+});
+// The floor for a POST with a body: the same framework, body reading and 516-byte float32 answer
+// as the binary gradient route, with no parsing, no lookup and no compute. It shows how much of
+// the gap to GET /healthz is HTTP itself (request body, bigger answer) rather than our work.
+const floor = new Hono();
+const answer = new Uint8Array(4 * 129);
+floor.post('/floor', async (c) => {
+  await readBody(c, 1 << 20);
+  return new Response(answer, {
+    headers: { 'content-type': 'application/octet-stream', 'x-value-function-version': '1' },
+  });
+});
+const floorUrl = await new Promise<string>((resolve) => {
+  serve({ fetch: floor.fetch, port: 0, hostname: '127.0.0.1' }, (info) => resolve(`http://127.0.0.1:${info.port}`));
+});
+process.stdout.write(`READY ${server.url} ${floorUrl}\n`);
+process.on('SIGTERM', () => {
+  server.close().then(() => process.exit(0));
+});

@@ -1,0 +1,111 @@
+import type { Command } from 'commander';
+import { API_KEY_HASH_PATTERN, hashApiKey } from '../../functions/value-api/auth.js';
+import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS, DEFAULT_REFRESH_MS } from '../../functions/value-api/config.js';
+import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
+import { openObjectStore } from '../../functions/value-api/store.js';
+import { listCheckpointVersions } from '../../shared/use-cases/value-function-store.js';
+import { CliError } from '../errors.js';
+
+export interface ServeOptions {
+  port: string;
+  host: string;
+  store?: string;
+  apiKeyHash: string[];
+  hashKey?: string;
+  maxRows: string;
+  maxBodyBytes: string;
+  refreshMs: string;
+}
+
+function positiveInt(flag: string, raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) throw new CliError('USAGE', `${flag} must be a positive integer, got '${raw}'`);
+  return n;
+}
+
+/** `metricopt serve`: the value-function API on Node, over a local store or S3. */
+export function registerServe(program: Command): void {
+  program
+    .command('serve')
+    .description('Serve value-function predictions, gradients and Guided-ES directions over HTTP (docs/value-api.md).')
+    .option('--port <n>', 'port (0 picks a free one)', '8787')
+    .option('--host <addr>', 'address to bind', '127.0.0.1')
+    .option('--store <dir|s3://bucket/prefix>', 'object store: a `metricopt demo --out` folder, a store folder, or S3')
+    .option(
+      '--api-key-hash <sha256hex>',
+      'accept the API key with this SHA-256 hash (repeatable; default: $METRICOPT_API_KEY_HASHES; none = auth off)',
+      (v: string, acc: string[]) => [...acc, ...v.split(',').filter(Boolean)],
+      [] as string[],
+    )
+    .option('--hash-key <key>', 'print the SHA-256 hash to configure for an API key, and exit')
+    .option('--max-rows <n>', 'most rows in one batch', String(DEFAULT_MAX_ROWS))
+    .option('--max-body-bytes <n>', 'largest request body', String(DEFAULT_MAX_BODY_BYTES))
+    .option('--refresh-ms <n>', 'how often the store is listed for new versions', String(DEFAULT_REFRESH_MS))
+    .action(async (opts: ServeOptions) => {
+      await serve(opts, (out) => process.stdout.write(out), untilSignal);
+    });
+}
+
+function untilSignal(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+}
+
+/** The serve command: starts the server, reports where, and stops when `until` resolves. */
+export async function serve(
+  opts: ServeOptions,
+  write: (text: string) => void,
+  until: (server: RunningServer) => Promise<void>,
+): Promise<void> {
+  if (opts.hashKey !== undefined) {
+    write(`${hashApiKey(opts.hashKey)}\n`);
+    return;
+  }
+  if (!opts.store) throw new CliError('USAGE', 'serve: --store is required (a folder or s3://bucket/prefix)');
+  const port = Number(opts.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new CliError('USAGE', `--port must be an integer in 0..65535, got '${opts.port}'`);
+  }
+  const hashes = opts.apiKeyHash.length
+    ? opts.apiKeyHash
+    : (process.env.METRICOPT_API_KEY_HASHES ?? '').split(',').filter((h) => h.trim() !== '');
+  const normalised = hashes.map((h) => h.trim().toLowerCase());
+  const bad = normalised.find((h) => !API_KEY_HASH_PATTERN.test(h));
+  if (bad !== undefined) {
+    throw new CliError('USAGE', `--api-key-hash must be a SHA-256 hex digest (64 hex characters), got '${bad}'`);
+  }
+  const store = openObjectStore(opts.store, {
+    s3Endpoint: process.env.METRICOPT_S3_ENDPOINT,
+    s3ForcePathStyle: /^(1|true)$/.test(process.env.METRICOPT_S3_FORCE_PATH_STYLE ?? ''),
+  });
+  const limits = {
+    maxRows: positiveInt('--max-rows', opts.maxRows),
+    maxBodyBytes: positiveInt('--max-body-bytes', opts.maxBodyBytes),
+    refreshMs: positiveInt('--refresh-ms', opts.refreshMs),
+  };
+  const ids = await listCheckpointVersions(store);
+  let server: RunningServer;
+  try {
+    server = await startValueApiServer({
+      store,
+      port,
+      hostname: opts.host,
+      auth: normalised.length ? { mode: 'api-key', hashes: normalised } : { mode: 'none' },
+      ...limits,
+    });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new CliError('PORT_IN_USE', `port ${port} on ${opts.host} is already in use; pick another with --port`);
+    }
+    throw e;
+  }
+  const auth = normalised.length ? `API keys (${normalised.length})` : 'off';
+  write(
+    `metricopt serve: listening on ${server.url} (store ${store.location}, ${ids.size} value function(s), auth ${auth})\n`,
+  );
+  await until(server);
+  await server.close();
+}

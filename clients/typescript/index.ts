@@ -1,0 +1,207 @@
+/**
+ * TypeScript client of the MetricOpt value-function API (`import { ValueApiClient } from
+ * 'metricopt/client'`). Typed methods for every route, the binary form for the lowest latency,
+ * and retries with exponential backoff on 5xx and network errors (never on 4xx: those are the
+ * caller's to fix). Uses the global fetch (Node >= 18, browsers).
+ */
+import type {
+  ErrorResponse,
+  GradientResponse,
+  GuideRequest,
+  GuideResponse,
+  HealthResponse,
+  PredictResponse,
+  ValueFunctionSummary,
+} from '../../shared/schemas/api.js';
+
+export type {
+  GradientResponse,
+  GuideRequest,
+  GuideResponse,
+  HealthResponse,
+  PredictResponse,
+  ValueFunctionSummary,
+} from '../../shared/schemas/api.js';
+
+export interface ValueApiClientOptions {
+  /** e.g. http://127.0.0.1:8787 or a Lambda function URL. */
+  baseUrl: string;
+  /** Sent as `Authorization: Bearer <apiKey>`. */
+  apiKey?: string;
+  /** Retries after the first try on 5xx and network errors (default 3). */
+  retries?: number;
+  /** First backoff; doubles per retry, with jitter (default 100 ms). */
+  backoffMs?: number;
+  /** Per-try timeout (default 10 s). */
+  timeoutMs?: number;
+  /** A fetch to use instead of the global one (tests, custom agents). */
+  fetch?: typeof fetch;
+}
+
+export interface CallOptions {
+  /** Pin a checkpoint version; the latest when omitted. */
+  version?: number;
+}
+
+/** An error answer of the API (status and stable code), or a failure after the last retry. */
+export class ValueApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+    this.name = 'ValueApiError';
+  }
+}
+
+export interface BinaryPrediction {
+  /** Natural-direction estimates, one per row. */
+  values: Float32Array;
+  version: number;
+}
+
+export interface BinaryGradient extends BinaryPrediction {
+  /** d(normalised)/d(phi), row-major n x d. */
+  gradients: Float32Array;
+}
+
+const VERSION_HEADER = 'x-value-function-version';
+
+export class ValueApiClient {
+  private readonly baseUrl: string;
+  private readonly retries: number;
+  private readonly backoffMs: number;
+  private readonly timeoutMs: number;
+  private readonly fetchImpl: typeof fetch;
+  private readonly auth: Record<string, string>;
+
+  constructor(options: ValueApiClientOptions) {
+    this.baseUrl = options.baseUrl.replace(/\/+$/, '');
+    this.retries = options.retries ?? 3;
+    this.backoffMs = options.backoffMs ?? 100;
+    this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.fetchImpl = options.fetch ?? globalThis.fetch.bind(globalThis);
+    this.auth = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {};
+  }
+
+  health(): Promise<HealthResponse> {
+    return this.json('GET', '/healthz');
+  }
+
+  /** The OpenAPI 3 document of the server. */
+  openApi(): Promise<Record<string, unknown>> {
+    return this.json('GET', '/openapi.json');
+  }
+
+  async listValueFunctions(): Promise<ValueFunctionSummary[]> {
+    return (await this.json<{ valueFunctions: ValueFunctionSummary[] }>('GET', '/v1/value-functions')).valueFunctions;
+  }
+
+  getValueFunction(id: string): Promise<ValueFunctionSummary> {
+    return this.json('GET', `/v1/value-functions/${encodeURIComponent(id)}`);
+  }
+
+  /** Metric estimates (natural direction, and normalised) at one phi or a batch. */
+  predict(id: string, phi: number[] | number[][], options: CallOptions = {}): Promise<PredictResponse> {
+    return this.json('POST', this.path(id, 'predict', options), { phi });
+  }
+
+  /** Estimates and d(normalised, lower-is-better value)/d(phi). */
+  gradient(id: string, phi: number[] | number[][], options: CallOptions = {}): Promise<GradientResponse> {
+    return this.json('POST', this.path(id, 'gradient', options), { phi });
+  }
+
+  /** The Guided-ES descent direction at phi: step with phi <- phi - alpha * direction. */
+  guide(id: string, request: GuideRequest, options: CallOptions = {}): Promise<GuideResponse> {
+    return this.json('POST', this.path(id, 'guide', options), request);
+  }
+
+  /** predict in the binary form: `phis` is n x d row-major. */
+  async predictBinary(id: string, phis: Float32Array, options: CallOptions = {}): Promise<BinaryPrediction> {
+    const { data, version } = await this.binary(this.path(id, 'predict', options), phis);
+    return { values: data, version };
+  }
+
+  /** gradient in the binary form: `phis` is n x d row-major, `d` the value function's dimension. */
+  async gradientBinary(id: string, phis: Float32Array, d: number, options: CallOptions = {}): Promise<BinaryGradient> {
+    const { data, version } = await this.binary(this.path(id, 'gradient', options), phis);
+    const n = phis.length / d;
+    return { values: data.subarray(0, n), gradients: data.subarray(n), version };
+  }
+
+  private path(id: string, op: string, options: CallOptions): string {
+    const query = options.version === undefined ? '' : `?version=${options.version}`;
+    return `/v1/value-functions/${encodeURIComponent(id)}/${op}${query}`;
+  }
+
+  private async json<T>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.send(
+      method,
+      path,
+      body === undefined ? undefined : JSON.stringify(body),
+      'application/json',
+    );
+    return (await res.json()) as T;
+  }
+
+  private async binary(path: string, phis: Float32Array): Promise<{ data: Float32Array; version: number }> {
+    const bytes = new Uint8Array(phis.buffer, phis.byteOffset, phis.byteLength);
+    const res = await this.send('POST', path, bytes, 'application/octet-stream');
+    const buffer = await res.arrayBuffer();
+    const data = new Float32Array(buffer.byteLength / 4);
+    const view = new DataView(buffer);
+    for (let i = 0; i < data.length; i++) data[i] = view.getFloat32(i * 4, true);
+    return { data, version: Number(res.headers.get(VERSION_HEADER)) };
+  }
+
+  /** One call with retries: 5xx and network errors back off and try again; 4xx throw at once. */
+  private async send(
+    method: string,
+    path: string,
+    body: string | Uint8Array | undefined,
+    type: string,
+  ): Promise<Response> {
+    let lastError: unknown;
+    for (let attempt = 0; attempt <= this.retries; attempt++) {
+      if (attempt > 0) await sleep(this.backoffMs * 2 ** (attempt - 1) * (0.5 + Math.random()));
+      let res: Response;
+      try {
+        res = await this.fetchImpl(this.baseUrl + path, {
+          method,
+          headers: { ...this.auth, ...(body === undefined ? {} : { 'content-type': type }) },
+          ...(body === undefined ? {} : { body }),
+          signal: AbortSignal.timeout(this.timeoutMs),
+        });
+      } catch (e) {
+        lastError = e;
+        continue;
+      }
+      if (res.ok) return res;
+      const error = await toError(res);
+      if (res.status < 500) throw error;
+      lastError = error;
+    }
+    if (lastError instanceof ValueApiError) throw lastError;
+    throw new ValueApiError(
+      0,
+      'NETWORK',
+      `value API unreachable at ${this.baseUrl}: ${String((lastError as Error)?.message ?? lastError)}`,
+    );
+  }
+}
+
+async function toError(res: Response): Promise<ValueApiError> {
+  const text = await res.text();
+  try {
+    const { error } = JSON.parse(text) as ErrorResponse;
+    return new ValueApiError(res.status, error.code, error.message, error.details);
+  } catch {
+    return new ValueApiError(res.status, `HTTP_${res.status}`, text.slice(0, 200) || res.statusText);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

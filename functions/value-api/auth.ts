@@ -1,0 +1,48 @@
+import { createHash } from 'node:crypto';
+import type { Context } from 'hono';
+import { header } from './header.js';
+
+/** Decides whether a request may use the /v1 routes. */
+export type Authenticate = (c: Context) => boolean;
+
+/** The stored form of an API key: lower-case hex SHA-256 of the key. `metricopt serve --hash-key KEY` prints it. */
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}
+
+export const API_KEY_HASH_PATTERN = /^[0-9a-f]{64}$/;
+
+/**
+ * `Authorization: Bearer <key>` checked against operator-configured SHA-256 hashes; the keys
+ * themselves are never stored. API keys are long random strings, so a plain (unsalted) hash is
+ * the standard choice (as for GitHub tokens), and the set lookup on the hash leaks nothing
+ * useful about the key through timing.
+ */
+export function apiKeyAuth(hashes: readonly string[]): Authenticate {
+  const allowed = new Set(hashes.map((h) => h.toLowerCase()));
+  // Recently accepted headers, so a busy client does not pay a SHA-256 per request. Bounded, and
+  // only successes are kept, so an attacker cannot grow it.
+  const accepted = new Set<string>();
+  return (c) => {
+    const value = header(c, 'authorization');
+    if (value === undefined || value.length > 1024) return false;
+    if (accepted.has(value)) return true;
+    const m = /^Bearer\s+(\S+)\s*$/i.exec(value);
+    if (m === null || !allowed.has(hashApiKey(m[1] as string))) return false;
+    if (accepted.size >= 256) accepted.clear();
+    accepted.add(value);
+    return true;
+  };
+}
+
+/**
+ * IAM auth through a Lambda function URL (AuthType AWS_IAM): AWS verifies the SigV4 signature
+ * before invoking the function, and puts the caller in the request context. Checking that the
+ * context is there guards against the URL being reconfigured to AuthType NONE by mistake.
+ */
+export const iamAuth: Authenticate = (c) => {
+  const env = c.env as { event?: { requestContext?: { authorizer?: { iam?: unknown } } } } | undefined;
+  return env?.event?.requestContext?.authorizer?.iam !== undefined;
+};
+
+export const noAuth: Authenticate = () => true;

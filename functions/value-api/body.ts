@@ -1,0 +1,112 @@
+import type { IncomingMessage } from 'node:http';
+import type { Context } from 'hono';
+import { ApiError, ApiErrorCode } from './errors.js';
+import { header } from './header.js';
+
+/**
+ * Reads a request body with a size limit (413 past it). On Node the bytes are read straight
+ * from the IncomingMessage that @hono/node-server passes as `c.env.incoming`, skipping the web
+ * stream that `c.req.arrayBuffer()` would build (most of a small request's cost); elsewhere
+ * (Lambda) the standard Request is used.
+ */
+export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
+  const declared = Number(header(c, 'content-length'));
+  if (declared > limit) throw tooLarge(limit);
+  const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
+  const body =
+    incoming !== undefined && typeof incoming.on === 'function'
+      ? await readIncoming(incoming, limit)
+      : new Uint8Array(await c.req.arrayBuffer());
+  if (body.byteLength > limit) throw tooLarge(limit);
+  return body;
+}
+
+function tooLarge(limit: number): ApiError {
+  return new ApiError(ApiErrorCode.payloadTooLarge, `request body is larger than ${limit} bytes`);
+}
+
+function readIncoming(incoming: IncomingMessage, limit: number): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        cleanup();
+        // Let the rest drain (node-server closes the socket if it is huge) and answer 413 now.
+        incoming.resume();
+        reject(tooLarge(limit));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => {
+      cleanup();
+      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+    };
+    const onError = (e: Error) => {
+      cleanup();
+      reject(e);
+    };
+    const cleanup = () => {
+      incoming.off('data', onData);
+      incoming.off('end', onEnd);
+      incoming.off('error', onError);
+    };
+    if (incoming.readableEnded) {
+      resolve(new Uint8Array(0));
+      return;
+    }
+    incoming.on('data', onData);
+    incoming.on('end', onEnd);
+    incoming.on('error', onError);
+  });
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Parses a JSON body; invalid UTF-8 and invalid JSON are both 400 INVALID_JSON. */
+export function parseJson(bytes: Uint8Array): unknown {
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    throw new ApiError(ApiErrorCode.invalidJson, 'request body is not valid UTF-8');
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new ApiError(
+      ApiErrorCode.invalidJson,
+      `request body is not valid JSON: ${(e as Error).message.slice(0, 200)}`,
+    );
+  }
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** A body of little-endian float32 values, copied so that it is aligned. */
+export function parseFloat32(bytes: Uint8Array, op: string): Float32Array {
+  if (bytes.byteLength % 4 !== 0) {
+    throw new ApiError(
+      'DIMENSION_MISMATCH',
+      `${op}: body has ${bytes.byteLength} bytes, not a whole number of float32 values (4 bytes each)`,
+    );
+  }
+  const out = new Float32Array(bytes.byteLength / 4);
+  if (LITTLE_ENDIAN) new Uint8Array(out.buffer).set(bytes);
+  else {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
+  }
+  return out;
+}
+
+/** Float32 values as little-endian bytes. */
+export function float32Bytes(values: Float32Array): Uint8Array {
+  if (LITTLE_ENDIAN) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  const out = new Uint8Array(values.length * 4);
+  const view = new DataView(out.buffer);
+  for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i] as number, true);
+  return out;
+}

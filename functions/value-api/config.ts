@@ -1,0 +1,69 @@
+import { z } from 'zod';
+import { API_KEY_HASH_PATTERN } from './auth.js';
+
+const positiveInt = (name: string, fallback: number) =>
+  z.coerce
+    .number({ error: `${name} must be a positive integer` })
+    .int(`${name} must be a positive integer`)
+    .positive(`${name} must be a positive integer`)
+    .default(fallback);
+
+/** Defaults shared by the Node server and the Lambda handler. */
+export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
+export const DEFAULT_MAX_ROWS = 1024;
+export const DEFAULT_REFRESH_MS = 1000;
+
+/**
+ * Value-API configuration from the environment, parsed once at start-up.
+ * - METRICOPT_STORE: a folder or s3://bucket/prefix (required)
+ * - METRICOPT_AUTH: api-key (default) | iam | none
+ * - METRICOPT_API_KEY_HASHES: comma-separated SHA-256 hex hashes of the accepted keys (api-key mode)
+ * - METRICOPT_MAX_BODY_BYTES, METRICOPT_MAX_ROWS, METRICOPT_REFRESH_MS
+ * - METRICOPT_S3_ENDPOINT, METRICOPT_S3_FORCE_PATH_STYLE (LocalStack, MinIO)
+ */
+export const valueApiEnvSchema = z
+  .object({
+    METRICOPT_STORE: z.string({ error: 'METRICOPT_STORE is required' }).min(1, 'METRICOPT_STORE is required'),
+    METRICOPT_AUTH: z
+      .enum(['api-key', 'iam', 'none'], { error: 'METRICOPT_AUTH must be api-key, iam or none' })
+      .default('api-key'),
+    METRICOPT_API_KEY_HASHES: z
+      .string()
+      .default('')
+      .transform((s) =>
+        s
+          .split(',')
+          .map((h) => h.trim().toLowerCase())
+          .filter((h) => h !== ''),
+      )
+      .refine((hs) => hs.every((h) => API_KEY_HASH_PATTERN.test(h)), {
+        error: 'METRICOPT_API_KEY_HASHES must be comma-separated SHA-256 hex digests (64 hex characters each)',
+      }),
+    METRICOPT_MAX_BODY_BYTES: positiveInt('METRICOPT_MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES),
+    METRICOPT_MAX_ROWS: positiveInt('METRICOPT_MAX_ROWS', DEFAULT_MAX_ROWS),
+    METRICOPT_REFRESH_MS: positiveInt('METRICOPT_REFRESH_MS', DEFAULT_REFRESH_MS),
+    METRICOPT_S3_ENDPOINT: z.url({ error: 'METRICOPT_S3_ENDPOINT must be a URL' }).optional(),
+    METRICOPT_S3_FORCE_PATH_STYLE: z
+      .enum(['true', 'false', '1', '0'])
+      .optional()
+      .transform((v) => v === 'true' || v === '1'),
+  })
+  .superRefine((env, ctx) => {
+    if (env.METRICOPT_AUTH === 'api-key' && env.METRICOPT_API_KEY_HASHES.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['METRICOPT_API_KEY_HASHES'],
+        message: 'METRICOPT_API_KEY_HASHES is required when METRICOPT_AUTH=api-key (or set METRICOPT_AUTH=iam|none)',
+      });
+    }
+  });
+export type ValueApiEnv = z.infer<typeof valueApiEnvSchema>;
+
+/** Parses the environment or throws one line naming the first problem. */
+export function parseValueApiEnv(env: Record<string, string | undefined>): ValueApiEnv {
+  const parsed = valueApiEnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new Error(`value-api config: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,55 @@
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { ServeErrorCode } from '../../shared/use-cases/serve-guidance.js';
+import { DomainError } from '../../shared/util/result.js';
+
+/** Error codes raised by the HTTP edge itself (the use-case codes are in ServeErrorCode). */
+export const ApiErrorCode = {
+  invalidJson: 'INVALID_JSON',
+  invalidBody: 'INVALID_BODY',
+  invalidQuery: 'INVALID_QUERY',
+  unsupportedMediaType: 'UNSUPPORTED_MEDIA_TYPE',
+  payloadTooLarge: 'PAYLOAD_TOO_LARGE',
+  unauthorized: 'UNAUTHORIZED',
+  notFound: 'NOT_FOUND',
+  internal: 'INTERNAL',
+} as const;
+
+/** The only place that chooses HTTP statuses: expected failures by stable code. */
+const statusByCode: Record<string, ContentfulStatusCode> = {
+  [ApiErrorCode.invalidJson]: 400,
+  [ApiErrorCode.invalidBody]: 400,
+  [ApiErrorCode.invalidQuery]: 400,
+  [ApiErrorCode.unsupportedMediaType]: 415,
+  [ApiErrorCode.payloadTooLarge]: 413,
+  [ApiErrorCode.unauthorized]: 401,
+  [ApiErrorCode.notFound]: 404,
+  [ServeErrorCode.dimensionMismatch]: 400,
+  [ServeErrorCode.emptyBatch]: 400,
+  [ServeErrorCode.notFinite]: 400,
+  [ServeErrorCode.tooManyRows]: 413,
+  [ServeErrorCode.valueFunctionNotFound]: 404,
+  [ServeErrorCode.versionNotFound]: 404,
+};
+
+/** An expected failure at the edge (bad request, auth, size); becomes a 4xx JSON error. */
+export class ApiError extends DomainError {
+  constructor(code: string, message: string, details?: unknown) {
+    super(code, message, details);
+    this.name = 'ApiError';
+  }
+}
+
+/** Status for an expected failure; undefined means it is not one (a 500). */
+export function statusOf(error: DomainError): ContentfulStatusCode | undefined {
+  return statusByCode[error.code];
+}
+
+export function errorBody(code: string, message: string, details?: unknown): string {
+  return JSON.stringify({ error: details === undefined ? { code, message } : { code, message, details } });
+}
+
+export function errorResponse(status: number, code: string, message: string, details?: unknown): Response {
+  const headers: Record<string, string> = { 'content-type': 'application/json' };
+  if (status === 401) headers['www-authenticate'] = 'Bearer';
+  return new Response(errorBody(code, message, details), { status, headers });
+}

@@ -1,0 +1,27 @@
+import { handle } from 'hono/aws-lambda';
+import { parseValueApiEnv } from './config.js';
+import { buildValueApi } from './service.js';
+import { openObjectStore } from './store.js';
+
+/**
+ * The value API as a Lambda handler (function URL or API Gateway). Configuration is parsed
+ * once per container at start-up; the store client and the compiled checkpoints live as long
+ * as the container.
+ */
+const env = parseValueApiEnv(process.env);
+
+const { app } = buildValueApi({
+  store: openObjectStore(env.METRICOPT_STORE, {
+    s3Endpoint: env.METRICOPT_S3_ENDPOINT,
+    s3ForcePathStyle: env.METRICOPT_S3_FORCE_PATH_STYLE,
+  }),
+  auth:
+    env.METRICOPT_AUTH === 'api-key'
+      ? { mode: 'api-key', hashes: env.METRICOPT_API_KEY_HASHES }
+      : { mode: env.METRICOPT_AUTH },
+  maxBodyBytes: env.METRICOPT_MAX_BODY_BYTES,
+  maxRows: env.METRICOPT_MAX_ROWS,
+  refreshMs: env.METRICOPT_REFRESH_MS,
+});
+
+export const handler = handle(app);

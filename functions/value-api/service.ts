@@ -1,0 +1,33 @@
+import type { ObjectStore } from '../../shared/ports/object-store.port.js';
+import { GuidanceService, ValueFunctionCatalog } from '../../shared/use-cases/serve-guidance.js';
+import { type Authenticate, apiKeyAuth, iamAuth, noAuth } from './auth.js';
+import { createValueApi } from './app.js';
+import type { Hono } from 'hono';
+
+export interface ValueApiSettings {
+  store: ObjectStore;
+  auth: { mode: 'api-key'; hashes: readonly string[] } | { mode: 'iam' } | { mode: 'none' };
+  maxBodyBytes: number;
+  maxRows: number;
+  refreshMs: number;
+  log?: (entry: Record<string, unknown>) => void;
+}
+
+/** Wires a store, the use-cases and the auth mode into the app (once per process). */
+export function buildValueApi(settings: ValueApiSettings): { app: Hono; service: GuidanceService } {
+  const catalog = new ValueFunctionCatalog(settings.store, { refreshIntervalMs: settings.refreshMs });
+  const service = new GuidanceService(catalog, { maxRows: settings.maxRows });
+  const authenticate: Authenticate =
+    settings.auth.mode === 'api-key'
+      ? apiKeyAuth(settings.auth.hashes)
+      : settings.auth.mode === 'iam'
+        ? iamAuth
+        : noAuth;
+  const app = createValueApi({
+    service,
+    authenticate,
+    maxBodyBytes: settings.maxBodyBytes,
+    ...(settings.log ? { log: settings.log } : {}),
+  });
+  return { app, service };
+}

@@ -1,0 +1,133 @@
+import { z } from 'zod';
+import { checkpointIdSchema, metricRefSchema } from './checkpoint.js';
+
+/**
+ * Wire formats of the value-function API (functions/value-api). The HTTP edge validates with
+ * these, the TypeScript client types come from them, and the OpenAPI document is generated
+ * from them: one source of truth. Dimension checks need the checkpoint, so they happen in the
+ * use-case (shared/use-cases/serve-guidance.ts), not here.
+ */
+
+/** One adapter vector phi. JSON has no NaN/Infinity; numbers that overflow to Infinity are rejected. */
+export const phiRowSchema = z.array(z.number()).meta({ description: 'One adapter parameter vector phi (d entries).' });
+
+/** A single phi or a batch of them (row-major). */
+export const phiInputSchema = z
+  .union([phiRowSchema, z.array(phiRowSchema)])
+  .meta({ description: 'One phi (d numbers) or a batch of them (n x d).' });
+
+export const predictRequestSchema = z.object({ phi: phiInputSchema }).meta({ id: 'PredictRequest' });
+export type PredictRequest = z.infer<typeof predictRequestSchema>;
+
+export const predictResponseSchema = z
+  .object({
+    id: checkpointIdSchema,
+    version: z.number().int().positive(),
+    metric: metricRefSchema,
+    values: z.array(z.number()).meta({ description: 'Estimated metric per row, in its natural direction.' }),
+    normalised: z.array(z.number()).meta({ description: 'The same estimates normalised to lower-is-better.' }),
+  })
+  .meta({ id: 'PredictResponse' });
+export type PredictResponse = z.infer<typeof predictResponseSchema>;
+
+export const gradientRequestSchema = predictRequestSchema;
+export type GradientRequest = PredictRequest;
+
+export const gradientResponseSchema = predictResponseSchema
+  .extend({
+    gradients: z
+      .array(z.array(z.number()))
+      .meta({ description: 'd(normalised value)/d(phi) per row (n x d): descend it to improve the metric.' }),
+  })
+  .meta({ id: 'GradientResponse' });
+export type GradientResponse = z.infer<typeof gradientResponseSchema>;
+
+export const MAX_GUIDE_GRADIENTS = 16;
+
+export const guideRequestSchema = z
+  .object({
+    phi: phiRowSchema,
+    lossGradients: z
+      .array(phiRowSchema)
+      .max(MAX_GUIDE_GRADIENTS)
+      .meta({ description: 'The last k loss gradients (k = 3 in the paper); their span guides the search.' }),
+    P: z.number().int().min(1).max(64).optional().meta({ description: 'Antithetic pairs (default 3).' }),
+    sigma2: z
+      .number()
+      .positive()
+      .max(1e6)
+      .optional()
+      .meta({ description: 'Perturbation variance s^2 (default 0.01).' }),
+    seed: z
+      .number()
+      .int()
+      .min(0)
+      .max(2 ** 32 - 1)
+      .optional()
+      .meta({ description: 'Seed of the perturbations; random when omitted (returned either way).' }),
+  })
+  .meta({ id: 'GuideRequest' });
+export type GuideRequest = z.infer<typeof guideRequestSchema>;
+
+export const guideResponseSchema = z
+  .object({
+    id: checkpointIdSchema,
+    version: z.number().int().positive(),
+    metric: metricRefSchema,
+    direction: z
+      .array(z.number())
+      .meta({ description: 'Guided-ES descent direction u (MetricOpt Eq. 4): step phi <- phi - alpha * u.' }),
+    value: z.number().meta({ description: 'Estimated metric at phi, natural direction.' }),
+    normalised: z.number().meta({ description: 'The same estimate, lower is better.' }),
+    P: z.number().int(),
+    sigma2: z.number(),
+    seed: z.number().int(),
+  })
+  .meta({ id: 'GuideResponse' });
+export type GuideResponse = z.infer<typeof guideResponseSchema>;
+
+export const valueFunctionSummarySchema = z
+  .object({
+    id: checkpointIdSchema,
+    versions: z.array(z.number().int().positive()),
+    latest: z.number().int().positive(),
+    d: z.number().int().positive(),
+    metric: metricRefSchema,
+    recipe: z.string(),
+    dataset: z.string(),
+    adapter: z.object({ kind: z.string(), d: z.number().int() }),
+    members: z.number().int().positive(),
+    createdAt: z.string(),
+    training: z.record(z.string(), z.unknown()),
+  })
+  .meta({
+    id: 'ValueFunctionSummary',
+    description: 'A value function; d, metric and training stats are those of `latest`.',
+  });
+export type ValueFunctionSummary = z.infer<typeof valueFunctionSummarySchema>;
+
+export const valueFunctionListResponseSchema = z
+  .object({ valueFunctions: z.array(valueFunctionSummarySchema) })
+  .meta({ id: 'ValueFunctionList' });
+export type ValueFunctionListResponse = z.infer<typeof valueFunctionListResponseSchema>;
+
+export const healthResponseSchema = z.object({ status: z.literal('ok'), version: z.string() }).meta({ id: 'Health' });
+export type HealthResponse = z.infer<typeof healthResponseSchema>;
+
+export const errorResponseSchema = z
+  .object({
+    error: z.object({
+      code: z.string().meta({ description: 'Stable machine-readable code, e.g. DIMENSION_MISMATCH.' }),
+      message: z.string(),
+      details: z.unknown().optional(),
+    }),
+  })
+  .meta({ id: 'Error' });
+export type ErrorResponse = z.infer<typeof errorResponseSchema>;
+
+/** `?version=` query parameter: a positive integer. */
+export const versionQuerySchema = z.coerce.number().int().positive();
+
+/** Header carrying the served checkpoint version on binary responses. */
+export const VERSION_HEADER = 'x-value-function-version';
+export const BINARY_CONTENT_TYPE = 'application/octet-stream';

@@ -1,0 +1,424 @@
+import { denormalise } from '../metrics/evaluator.js';
+import { defaultGuidedEs, guidedEsDirection } from '../method/guided-es.js';
+import { CompiledValueFunction } from '../method/value-function-f32.js';
+import type { ObjectStore } from '../ports/object-store.port.js';
+import type { GuideRequest, ValueFunctionSummary } from '../schemas/api.js';
+import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
+import { Rng } from '../util/random.js';
+import { DomainError, err, ok, type Result } from '../util/result.js';
+import { listCheckpointVersions, loadCheckpoint } from './value-function-store.js';
+
+/**
+ * Serving guidance from value-function checkpoints: predict, gradient and the Guided-ES
+ * direction, over a cache of compiled checkpoints. Free of HTTP: the value API
+ * (functions/value-api) validates the wire format, calls these and chooses statuses.
+ */
+
+/** Stable codes of the expected failures; the HTTP edge maps each to a status. */
+export const ServeErrorCode = {
+  valueFunctionNotFound: 'VALUE_FUNCTION_NOT_FOUND',
+  versionNotFound: 'VERSION_NOT_FOUND',
+  dimensionMismatch: 'DIMENSION_MISMATCH',
+  emptyBatch: 'EMPTY_BATCH',
+  notFinite: 'NOT_FINITE',
+  tooManyRows: 'TOO_MANY_ROWS',
+} as const;
+
+/** A checkpoint ready to serve. Immutable: a new version is a new entry. */
+export interface ServedValueFunction {
+  readonly id: string;
+  readonly version: number;
+  readonly checkpoint: ValueFunctionCheckpoint;
+  readonly compiled: CompiledValueFunction;
+}
+
+export interface CatalogOptions {
+  /** How stale the list of ids and versions may get before it is listed again (default 1000 ms). */
+  refreshIntervalMs?: number;
+  /** How many compiled checkpoints to keep (least recently used are dropped; default 64). */
+  maxCompiled?: number;
+  now?: () => number;
+}
+
+/**
+ * The checkpoints of an object store, compiled on first use and cached. The latest version of
+ * each id comes from a listing of the store that is at most `refreshIntervalMs` old; a stale
+ * listing is refreshed in the background (requests never wait for it) except when a request
+ * names an id or version the listing does not know, which waits for one fresh listing before
+ * answering 404. So a newly written version is served within about one interval, without a
+ * restart, and a stream of unknown ids costs at most one listing per interval.
+ */
+export class ValueFunctionCatalog {
+  private readonly refreshIntervalMs: number;
+  private readonly maxCompiled: number;
+  private readonly now: () => number;
+  private listing: Map<string, number[]> | undefined;
+  private listedAt = Number.NEGATIVE_INFINITY;
+  private refreshing: Promise<Map<string, number[]>> | undefined;
+  /** Compiled checkpoints by id and version; eviction is least recently used (rare, so a scan). */
+  private readonly compiled = new Map<string, Map<number, CacheEntry>>();
+  private size = 0;
+  private clock = 0;
+  private readonly loading = new Map<string, Promise<Result<ServedValueFunction>>>();
+
+  constructor(
+    readonly store: ObjectStore,
+    options: CatalogOptions = {},
+  ) {
+    this.refreshIntervalMs = options.refreshIntervalMs ?? 1000;
+    this.maxCompiled = options.maxCompiled ?? 64;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Ids and their versions (ascending), from a listing at most one interval old (plus one request). */
+  async versions(): Promise<Map<string, number[]>> {
+    if (this.listing === undefined) return this.refresh();
+    if (this.now() - this.listedAt > this.refreshIntervalMs) this.refreshInBackground();
+    return this.listing;
+  }
+
+  /** Lists the store now (one listing in flight at a time). */
+  refresh(): Promise<Map<string, number[]>> {
+    if (this.refreshing) return this.refreshing;
+    const started = this.now();
+    this.refreshing = listCheckpointVersions(this.store)
+      .then((listing) => {
+        this.listing = listing;
+        this.listedAt = started;
+        return listing;
+      })
+      .finally(() => {
+        this.refreshing = undefined;
+      });
+    return this.refreshing;
+  }
+
+  private refreshInBackground(): void {
+    // A failed background listing keeps the previous one; the next request tries again.
+    this.refresh().catch(() => undefined);
+  }
+
+  /** The checkpoint `version` of `id` (the latest when omitted), compiled. */
+  resolve(id: string, version?: number): Promise<Result<ServedValueFunction>> {
+    // Fast path, no awaits: a listed version that is already compiled (nearly every request).
+    const listing = this.listing;
+    if (listing !== undefined) {
+      const versions = listing.get(id);
+      if (versions !== undefined && versions.length > 0) {
+        const v = version ?? (versions[versions.length - 1] as number);
+        const hit = this.compiled.get(id)?.get(v);
+        if (hit !== undefined && (version === undefined || versions.includes(v))) {
+          if (this.now() - this.listedAt > this.refreshIntervalMs) this.refreshInBackground();
+          hit.lastUsed = ++this.clock;
+          return Promise.resolve(ok(hit.served));
+        }
+      }
+    }
+    return this.resolveSlow(id, version);
+  }
+
+  private async resolveSlow(id: string, version?: number): Promise<Result<ServedValueFunction>> {
+    let versions = (await this.versions()).get(id);
+    if (versions === undefined || (version !== undefined && !versions.includes(version))) {
+      // Unknown to this listing: look once more before answering 404, at most once per interval.
+      if (this.refreshing || this.now() - this.listedAt > this.refreshIntervalMs) {
+        versions = (await this.refresh()).get(id);
+      }
+    }
+    if (versions === undefined || versions.length === 0) {
+      return err(new DomainError(ServeErrorCode.valueFunctionNotFound, `value function '${id}' not found`));
+    }
+    const v = version ?? (versions[versions.length - 1] as number);
+    if (!versions.includes(v)) {
+      return err(
+        new DomainError(
+          ServeErrorCode.versionNotFound,
+          `value function '${id}' has no version ${v} (versions: ${versions.join(', ')})`,
+        ),
+      );
+    }
+    return this.load(id, v);
+  }
+
+  private async load(id: string, version: number): Promise<Result<ServedValueFunction>> {
+    const hit = this.compiled.get(id)?.get(version);
+    if (hit) {
+      hit.lastUsed = ++this.clock;
+      return ok(hit.served);
+    }
+    const key = `${id}@${version}`;
+    let pending = this.loading.get(key);
+    if (!pending) {
+      pending = loadCheckpoint(this.store, id, version).then((loaded): Result<ServedValueFunction> => {
+        if (!loaded.ok) return loaded;
+        const served = { id, version, checkpoint: loaded.value, compiled: new CompiledValueFunction(loaded.value) };
+        this.remember(served);
+        return ok(served);
+      });
+      this.loading.set(key, pending);
+      pending.finally(() => this.loading.delete(key)).catch(() => undefined);
+    }
+    return pending;
+  }
+
+  /** Caches a compiled checkpoint, dropping the least recently used beyond `maxCompiled`. */
+  private remember(served: ServedValueFunction): void {
+    let byVersion = this.compiled.get(served.id);
+    if (!byVersion) {
+      byVersion = new Map();
+      this.compiled.set(served.id, byVersion);
+    }
+    byVersion.set(served.version, { served, lastUsed: ++this.clock });
+    this.size++;
+    while (this.size > this.maxCompiled) {
+      let oldest: { id: string; version: number; lastUsed: number } | undefined;
+      for (const [id, versions] of this.compiled) {
+        for (const [v, entry] of versions) {
+          if (!oldest || entry.lastUsed < oldest.lastUsed) oldest = { id, version: v, lastUsed: entry.lastUsed };
+        }
+      }
+      if (!oldest) break;
+      const versions = this.compiled.get(oldest.id) as Map<number, CacheEntry>;
+      versions.delete(oldest.version);
+      if (versions.size === 0) this.compiled.delete(oldest.id);
+      this.size--;
+    }
+  }
+}
+
+interface CacheEntry {
+  served: ServedValueFunction;
+  lastUsed: number;
+}
+
+/** phi as it arrives: JSON arrays (one row or a batch) or packed little-endian float32 rows. */
+export type PhiInput = { kind: 'json'; phi: number[] | number[][] } | { kind: 'float32'; data: Float32Array };
+
+export interface ServeLimits {
+  /** Most rows in one predict/gradient batch. */
+  maxRows: number;
+}
+
+export interface BatchResult {
+  served: ServedValueFunction;
+  n: number;
+  /** True when the request sent one phi (not a batch of one). */
+  single: boolean;
+  /** Lower-is-better estimates, one per row. */
+  normalised: Float32Array;
+  /** The same in the metric's natural direction. */
+  natural: Float64Array;
+}
+
+export interface GradientResult extends BatchResult {
+  /** d(normalised)/d(phi), row-major n x d. */
+  gradients: Float32Array;
+}
+
+export interface GuideResult {
+  served: ServedValueFunction;
+  direction: Float32Array;
+  normalised: number;
+  natural: number;
+  P: number;
+  sigma2: number;
+  seed: number;
+}
+
+export class GuidanceService {
+  constructor(
+    readonly catalog: ValueFunctionCatalog,
+    readonly limits: ServeLimits,
+  ) {}
+
+  async list(): Promise<ValueFunctionSummary[]> {
+    const out: ValueFunctionSummary[] = [];
+    for (const id of [...(await this.catalog.versions()).keys()].sort()) {
+      const summary = await this.describe(id);
+      if (summary.ok) out.push(summary.value);
+    }
+    return out;
+  }
+
+  async describe(id: string): Promise<Result<ValueFunctionSummary>> {
+    const served = await this.catalog.resolve(id);
+    if (!served.ok) return served;
+    const versions = (await this.catalog.versions()).get(id) ?? [served.value.version];
+    return ok(summarise(served.value.checkpoint, versions));
+  }
+
+  async predict(id: string, version: number | undefined, input: PhiInput): Promise<Result<BatchResult>> {
+    const prepared = await this.prepare('predict', id, version, input);
+    if (!prepared.ok) return prepared;
+    const { served, rows, n, single } = prepared.value;
+    const normalised = served.compiled.predict(rows, n);
+    const overflow = checkFinite('predict', normalised, normalised);
+    if (!overflow.ok) return overflow;
+    return ok({ served, n, single, normalised, natural: toNatural(served, normalised) });
+  }
+
+  async gradient(id: string, version: number | undefined, input: PhiInput): Promise<Result<GradientResult>> {
+    const prepared = await this.prepare('gradient', id, version, input);
+    if (!prepared.ok) return prepared;
+    const { served, rows, n, single } = prepared.value;
+    const { values, gradients } = served.compiled.predictWithGradients(rows, n);
+    const overflow = checkFinite('gradient', values, gradients);
+    if (!overflow.ok) return overflow;
+    return ok({ served, n, single, normalised: values, natural: toNatural(served, values), gradients });
+  }
+
+  /** One Guided-ES step's direction (MetricOpt Eq. 3-4) at phi, scored with the value function. */
+  async guide(id: string, version: number | undefined, request: GuideRequest): Promise<Result<GuideResult>> {
+    const resolved = await this.catalog.resolve(id, version);
+    if (!resolved.ok) return resolved;
+    const served = resolved.value;
+    const phi = toRows('guide', 'phi', served, [request.phi], 0);
+    if (!phi.ok) return phi;
+    const gradients: Float32Array[] = [];
+    for (const [i, g] of request.lossGradients.entries()) {
+      const row = toRows('guide', `lossGradients[${i}]`, served, [g], 0);
+      if (!row.ok) return row;
+      gradients.push(row.value);
+    }
+    const P = request.P ?? defaultGuidedEs.P;
+    const sigma2 = request.sigma2 ?? defaultGuidedEs.sigma2;
+    const seed = request.seed ?? Math.floor(Math.random() * 2 ** 32);
+    const f = served.compiled;
+    const direction = guidedEsDirection((x) => f.value(x), phi.value, gradients, { P, sigma2 }, new Rng(seed));
+    const normalised = f.value(phi.value);
+    const overflow = checkFinite('guide', Float32Array.of(normalised), direction);
+    if (!overflow.ok) return overflow;
+    return ok({
+      served,
+      direction,
+      normalised,
+      natural: denormalise(normalised, served.checkpoint.metric.direction),
+      P,
+      sigma2,
+      seed,
+    });
+  }
+
+  private async prepare(
+    op: string,
+    id: string,
+    version: number | undefined,
+    input: PhiInput,
+  ): Promise<Result<{ served: ServedValueFunction; rows: Float32Array; n: number; single: boolean }>> {
+    const resolved = await this.catalog.resolve(id, version);
+    if (!resolved.ok) return resolved;
+    const served = resolved.value;
+    const d = served.compiled.d;
+    if (input.kind === 'float32') {
+      const data = input.data;
+      if (data.length === 0) return err(new DomainError(ServeErrorCode.emptyBatch, `${op}: the body has no rows`));
+      if (data.length % d !== 0) {
+        return err(
+          new DomainError(
+            ServeErrorCode.dimensionMismatch,
+            `${op}: body has ${data.length} float32 values, not a multiple of d = ${d} of value function '${id}'`,
+          ),
+        );
+      }
+      const n = data.length / d;
+      if (n > this.limits.maxRows) return err(tooManyRows(op, n, this.limits.maxRows));
+      for (let i = 0; i < data.length; i++) {
+        if (!Number.isFinite(data[i] as number)) {
+          return err(
+            new DomainError(ServeErrorCode.notFinite, `${op}: phi[${Math.floor(i / d)}][${i % d}] is ${data[i]}`),
+          );
+        }
+      }
+      return ok({ served, rows: data, n, single: false });
+    }
+    const phi = input.phi;
+    if (phi.length === 0) return err(new DomainError(ServeErrorCode.emptyBatch, `${op}: phi is empty`));
+    const single = typeof phi[0] === 'number';
+    const rows = single ? [phi as number[]] : (phi as number[][]);
+    if (rows.length > this.limits.maxRows) return err(tooManyRows(op, rows.length, this.limits.maxRows));
+    const packed = toRows(op, 'phi', served, rows, single ? 0 : rows.length);
+    if (!packed.ok) return packed;
+    return ok({ served, rows: packed.value, n: rows.length, single });
+  }
+}
+
+/** Inputs that are finite but huge can overflow the network; say so instead of answering NaN. */
+function checkFinite(op: string, values: Float32Array, gradients: Float32Array): Result<void> {
+  for (const a of [values, gradients]) {
+    for (let i = 0; i < a.length; i++) {
+      if (!Number.isFinite(a[i] as number)) {
+        return err(
+          new DomainError(
+            ServeErrorCode.notFinite,
+            `${op}: the value function overflows float32 at this phi (inputs too large)`,
+          ),
+        );
+      }
+    }
+  }
+  return ok(undefined);
+}
+
+function tooManyRows(op: string, n: number, max: number): DomainError {
+  return new DomainError(ServeErrorCode.tooManyRows, `${op}: batch has ${n} rows, at most ${max} are allowed`);
+}
+
+/**
+ * Packs rows into a row-major Float32Array, checking each has d entries that are finite as
+ * float32. `indexed` = 0 names the argument plainly (one vector), otherwise `name[r]`.
+ */
+function toRows(
+  op: string,
+  name: string,
+  served: ServedValueFunction,
+  rows: readonly (readonly number[])[],
+  indexed: number,
+): Result<Float32Array> {
+  const d = served.compiled.d;
+  const out = new Float32Array(rows.length * d);
+  for (let r = 0; r < rows.length; r++) {
+    const row = rows[r] as readonly number[];
+    const label = indexed ? `${name}[${r}]` : name;
+    if (row.length !== d) {
+      return err(
+        new DomainError(
+          ServeErrorCode.dimensionMismatch,
+          `${op}: ${label} has ${row.length} entries, value function '${served.id}' expects ${d}`,
+          { expected: d, actual: row.length, row: indexed ? r : undefined },
+        ),
+      );
+    }
+    const base = r * d;
+    for (let i = 0; i < d; i++) {
+      const x = row[i] as number;
+      out[base + i] = x;
+      if (!Number.isFinite(out[base + i] as number)) {
+        return err(new DomainError(ServeErrorCode.notFinite, `${op}: ${label}[${i}] = ${x} is not a finite float32`));
+      }
+    }
+  }
+  return ok(out);
+}
+
+function toNatural(served: ServedValueFunction, normalised: Float32Array): Float64Array {
+  const direction = served.checkpoint.metric.direction;
+  const out = new Float64Array(normalised.length);
+  for (let i = 0; i < normalised.length; i++) out[i] = denormalise(normalised[i] as number, direction);
+  return out;
+}
+
+export function summarise(checkpoint: ValueFunctionCheckpoint, versions: readonly number[]): ValueFunctionSummary {
+  return {
+    id: checkpoint.id,
+    versions: [...versions],
+    latest: versions[versions.length - 1] ?? checkpoint.version,
+    d: checkpoint.d,
+    metric: checkpoint.metric,
+    recipe: checkpoint.recipe,
+    dataset: checkpoint.dataset,
+    adapter: checkpoint.adapter,
+    members: checkpoint.members.length,
+    createdAt: checkpoint.createdAt,
+    training: checkpoint.training,
+  };
+}

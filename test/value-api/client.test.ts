@@ -1,0 +1,145 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ValueApiClient, ValueApiError } from '../../clients/typescript/index.js';
+import { hashApiKey } from '../../functions/value-api/auth.js';
+import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
+import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
+import type { ValueFunctionCheckpoint } from '../../shared/schemas/checkpoint.js';
+import { Rng } from '../../shared/util/random.js';
+import { SECRET_KEY, tempStore } from './fixtures.js';
+
+let fixture: Awaited<ReturnType<typeof tempStore>>;
+let server: RunningServer;
+let client: ValueApiClient;
+let checkpoint: ValueFunctionCheckpoint;
+
+beforeAll(async () => {
+  fixture = await tempStore([{ id: 'client-vf', d: 32, seed: 3, metric: { name: 'jaccard', direction: 'maximize' } }]);
+  checkpoint = fixture.saved[0] as ValueFunctionCheckpoint;
+  server = await startValueApiServer({
+    store: fixture.store,
+    port: 0,
+    auth: { mode: 'api-key', hashes: [hashApiKey(SECRET_KEY)] },
+    maxBodyBytes: 1 << 20,
+    maxRows: 128,
+    refreshMs: 1000,
+  });
+  client = new ValueApiClient({ baseUrl: server.url, apiKey: SECRET_KEY, backoffMs: 1 });
+});
+
+afterAll(async () => {
+  await server.close();
+  await fixture.cleanup();
+});
+
+describe('ValueApiClient against the Node server', () => {
+  const phi = Array.from(new Rng(1).normals(32));
+
+  it('calls every route', async () => {
+    expect(await client.health()).toMatchObject({ status: 'ok' });
+    expect((await client.openApi()).openapi).toBe('3.0.3');
+    expect((await client.listValueFunctions()).map((v) => v.id)).toEqual(['client-vf']);
+    expect(await client.getValueFunction('client-vf')).toMatchObject({ d: 32, latest: 1 });
+    const compiled = new CompiledValueFunction(checkpoint);
+    const predicted = await client.predict('client-vf', phi);
+    expect(predicted.normalised[0]).toBeCloseTo(compiled.value(Float32Array.from(phi)), 6);
+    const gradient = await client.gradient('client-vf', [phi, phi], { version: 1 });
+    expect(gradient.gradients).toHaveLength(2);
+    const guided = await client.guide('client-vf', { phi, lossGradients: [phi], seed: 7 });
+    expect(guided.direction).toHaveLength(32);
+    expect(guided.seed).toBe(7);
+  });
+
+  it('speaks the binary form and agrees with JSON', async () => {
+    const rows = Float32Array.from([...phi, ...phi.map((x) => -x)]);
+    const binary = await client.gradientBinary('client-vf', rows, 32);
+    const viaJson = await client.gradient('client-vf', [phi, phi.map((x) => -x)]);
+    expect(binary.version).toBe(1);
+    expect(Array.from(binary.values)).toEqual(viaJson.values.map(Math.fround));
+    expect(Array.from(binary.gradients)).toEqual(viaJson.gradients.flat());
+    const predicted = await client.predictBinary('client-vf', rows);
+    expect(Array.from(predicted.values)).toEqual(Array.from(binary.values));
+  });
+
+  it('throws ValueApiError with the status and code of a 4xx, without retrying', async () => {
+    let calls = 0;
+    const counting = new ValueApiClient({
+      baseUrl: server.url,
+      apiKey: SECRET_KEY,
+      fetch: (input, init) => {
+        calls++;
+        return fetch(input, init);
+      },
+    });
+    const error = await counting.predict('client-vf', phi.slice(1)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ValueApiError);
+    expect(error).toMatchObject({
+      status: 400,
+      code: 'DIMENSION_MISMATCH',
+      message: "predict: phi has 31 entries, value function 'client-vf' expects 32",
+    });
+    expect(calls).toBe(1);
+    const unauthorised = new ValueApiClient({ baseUrl: server.url, apiKey: 'wrong' });
+    await expect(unauthorised.listValueFunctions()).rejects.toMatchObject({ status: 401, code: 'UNAUTHORIZED' });
+  });
+
+  it('retries 5xx and network errors with backoff, then succeeds', async () => {
+    let calls = 0;
+    const flaky = new ValueApiClient({
+      baseUrl: server.url,
+      apiKey: SECRET_KEY,
+      backoffMs: 1,
+      fetch: async (input, init) => {
+        calls++;
+        if (calls === 1) throw new TypeError('fetch failed');
+        if (calls === 2) return new Response('{"error":{"code":"INTERNAL","message":"boom"}}', { status: 503 });
+        return fetch(input, init);
+      },
+    });
+    expect((await flaky.predict('client-vf', phi)).values).toHaveLength(1);
+    expect(calls).toBe(3);
+  });
+
+  it('gives up after the last retry with the last error', async () => {
+    let calls = 0;
+    const down = new ValueApiClient({
+      baseUrl: server.url,
+      retries: 2,
+      backoffMs: 1,
+      fetch: async () => {
+        calls++;
+        return new Response('{"error":{"code":"INTERNAL","message":"boom"}}', { status: 500 });
+      },
+    });
+    await expect(down.health()).rejects.toMatchObject({ status: 500, code: 'INTERNAL' });
+    expect(calls).toBe(3);
+    const unreachable = new ValueApiClient({ baseUrl: 'http://127.0.0.1:9', retries: 1, backoffMs: 1 });
+    await expect(unreachable.health()).rejects.toMatchObject({ status: 0, code: 'NETWORK' });
+  });
+});
+
+describe('Node server framing', () => {
+  it('sends each response with its own Content-Length (headers are never shared between responses)', async () => {
+    const a = await fetch(`${server.url}/healthz`);
+    expect(a.headers.get('content-length')).toBe(String((await a.text()).length));
+    const b = await fetch(`${server.url}/v1/value-functions/client-vf/gradient`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${SECRET_KEY}` },
+      body: JSON.stringify({ phi: Array.from(new Rng(2).normals(32)) }),
+    });
+    const text = await b.text();
+    expect(b.headers.get('content-length')).toBe(String(Buffer.byteLength(text)));
+    expect(JSON.parse(text).gradients[0]).toHaveLength(32);
+  });
+
+  it('answers 413 for a streamed body past the limit and keeps serving', async () => {
+    const big = new Uint8Array((1 << 20) + 16);
+    const res = await fetch(`${server.url}/v1/value-functions/client-vf/predict`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', authorization: `Bearer ${SECRET_KEY}` },
+      body: big,
+    });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('PAYLOAD_TOO_LARGE');
+    expect((await fetch(`${server.url}/healthz`)).status).toBe(200);
+  });
+});

@@ -1,0 +1,107 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashApiKey } from '../../functions/value-api/auth.js';
+import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
+import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
+import type { ValueFunctionCheckpoint } from '../../shared/schemas/checkpoint.js';
+import { SECRET_KEY, tempStore } from './fixtures.js';
+
+const run = promisify(execFile);
+const root = join(import.meta.dirname, '..', '..');
+const D = 16;
+
+/** The interpreter for the PyTorch example: $METRICOPT_PYTHON, else .venv (scripts/setup-torch.sh), else python3. */
+function torchPython(): string | undefined {
+  const candidates = [process.env.METRICOPT_PYTHON, join(root, '.venv/bin/python'), 'python3'].filter(
+    (p): p is string => p !== undefined && (p === 'python3' || existsSync(p)),
+  );
+  for (const python of candidates) {
+    try {
+      execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
+      return python;
+    } catch {
+      // try the next one
+    }
+  }
+  return undefined;
+}
+
+let fixture: Awaited<ReturnType<typeof tempStore>>;
+let server: RunningServer;
+let checkpoint: ValueFunctionCheckpoint;
+
+beforeAll(async () => {
+  fixture = await tempStore([{ id: 'a9a-mcr', d: D, seed: 4, metric: { name: 'mcr', direction: 'minimize' } }]);
+  checkpoint = fixture.saved[0] as ValueFunctionCheckpoint;
+  server = await startValueApiServer({
+    store: fixture.store,
+    port: 0,
+    auth: { mode: 'api-key', hashes: [hashApiKey(SECRET_KEY)] },
+    maxBodyBytes: 1 << 20,
+    maxRows: 64,
+    refreshMs: 1000,
+  });
+});
+
+afterAll(async () => {
+  await server.close();
+  await fixture.cleanup();
+});
+
+describe('Python client (standard library only)', () => {
+  it('calls every route against the server and gets the right answers', async () => {
+    const { stdout } = await run('python3', [
+      join(root, 'clients/python/check_client.py'),
+      server.url,
+      SECRET_KEY,
+      'a9a-mcr',
+      String(D),
+    ]);
+    const seen = JSON.parse(stdout) as {
+      predict: { values: number[]; version: number };
+      gradient: number[];
+      dimensionError: string;
+    };
+    const phi = Float32Array.from({ length: D }, (_, i) => Math.sin(i + 1));
+    const compiled = new CompiledValueFunction(checkpoint);
+    const g = new Float32Array(D);
+    const value = compiled.valueAndGradient(phi, g);
+    expect(seen.predict.version).toBe(1);
+    expect(seen.predict.values[0]).toBeCloseTo(value, 6);
+    expect(seen.gradient).toEqual(Array.from(g));
+    expect(seen.dimensionError).toBe("predict: phi has 15 entries, value function 'a9a-mcr' expects 16");
+  });
+
+  it('runs the PyTorch A9A example for a few /guide steps (skipped without torch)', async (ctx) => {
+    const python = torchPython();
+    if (python === undefined) {
+      console.warn('PyTorch example skipped: no interpreter can import torch (run scripts/setup-torch.sh)');
+      ctx.skip();
+      return;
+    }
+    const { stdout } = await run(
+      python,
+      [
+        join(root, 'clients/python/examples/a9a_guided_finetune.py'),
+        ...['--url', server.url, '--api-key', SECRET_KEY, '--id', 'a9a-mcr'],
+        ...['--steps', '4', '--pretrain-steps', '30', '--rows', '2000'],
+      ],
+      { timeout: 240_000 },
+    );
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1) as string) as {
+      steps: number;
+      d: number;
+      version: number;
+      history: Array<{ value: number }>;
+      valMcrStart: number;
+      valMcrEnd: number;
+    };
+    expect(summary).toMatchObject({ steps: 4, d: D, version: 1 });
+    expect(summary.history).toHaveLength(4);
+    for (const h of summary.history) expect(Number.isFinite(h.value)).toBe(true);
+    expect(summary.valMcrEnd).toBeGreaterThanOrEqual(0);
+  });
+});
