@@ -1,3 +1,5 @@
+import * as tf from '@tensorflow/tfjs';
+
 /**
  * A frozen pre-trained model modulated by adapter parameters phi. Only phi moves during
  * fine-tuning; everything here is batched over many phi at once (one row of `phis` per task).
@@ -25,4 +27,27 @@ export interface AdaptedModel {
    */
   predict(phis: Float32Array, n: number, rows: Int32Array): Float32Array;
   dispose(): void;
+}
+
+/**
+ * Per-task losses and their gradients with respect to each task's phi (row i of `phis`), given
+ * the batched per-task loss: the gradient of the sum is each task's own gradient.
+ */
+export function perTaskLossAndGrad(
+  phis: Float32Array,
+  n: number,
+  d: number,
+  perTaskLoss: (phi: tf.Tensor2D) => tf.Tensor1D,
+): { loss: Float32Array; grad: Float32Array } {
+  return tf.tidy(() => {
+    let losses: tf.Tensor1D | undefined;
+    const grad = tf.grad((p: tf.Tensor) => {
+      const l = perTaskLoss(p as tf.Tensor2D);
+      losses = tf.keep(l);
+      return tf.sum(l);
+    })(tf.tensor2d(phis, [n, d]));
+    const out = { loss: (losses as tf.Tensor1D).dataSync() as Float32Array, grad: grad.dataSync() as Float32Array };
+    (losses as tf.Tensor1D).dispose();
+    return out;
+  });
 }

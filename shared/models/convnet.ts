@@ -3,7 +3,7 @@ import { type SparseDataset, toDense } from '../data/dataset.js';
 import { BalancedSampler } from '../data/sampler.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import { Rng } from '../util/random.js';
-import type { AdaptedModel } from './adapted-model.js';
+import { type AdaptedModel, perTaskLossAndGrad } from './adapted-model.js';
 import type { PretrainConfig } from './mlp.js';
 
 /**
@@ -247,15 +247,9 @@ export class FrozenConvNetModel implements AdaptedModel {
   ): { loss: Float32Array; grad: Float32Array } {
     return tf.tidy(() => {
       const first = this.first(rows);
-      let losses: tf.Tensor1D | undefined;
-      const grad = tf.grad((p: tf.Tensor) => {
-        const l = this.taskLoss(this.logits(p as tf.Tensor2D, first, n, batch, false), rows, n, batch);
-        losses = tf.keep(l);
-        return tf.sum(l);
-      })(tf.tensor2d(phis, [n, this.d]));
-      const out = { loss: (losses as tf.Tensor1D).dataSync() as Float32Array, grad: grad.dataSync() as Float32Array };
-      (losses as tf.Tensor1D).dispose();
-      return out;
+      return perTaskLossAndGrad(phis, n, this.d, (phi) =>
+        this.taskLoss(this.logits(phi, first, n, batch, false), rows, n, batch),
+      );
     });
   }
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import type { SparseDataset } from '../data/dataset.js';
-import type { AdaptedModel } from './adapted-model.js';
+import { type AdaptedModel, perTaskLossAndGrad } from './adapted-model.js';
 import { type FrozenMlp, sigmoidCe } from './mlp.js';
 
 /** Upper bound on floats in one batched first-layer activation, to keep memory flat. */
@@ -128,18 +128,9 @@ export class FrozenMlpModel implements AdaptedModel {
     batch: number,
   ): { loss: Float32Array; grad: Float32Array } {
     return tf.tidy(() => {
-      const phi = tf.tensor2d(phis, [n, this.d]);
       const first = this.gatherRows(rows);
       const labels = this.labelTensor(rows);
-      let losses: tf.Tensor1D | undefined;
-      const grad = tf.grad((p: tf.Tensor) => {
-        const l = this.perTaskLoss(p as tf.Tensor2D, first, labels, n, batch);
-        losses = tf.keep(l);
-        return tf.sum(l);
-      })(phi);
-      const out = { loss: (losses as tf.Tensor1D).dataSync() as Float32Array, grad: grad.dataSync() as Float32Array };
-      (losses as tf.Tensor1D).dispose();
-      return out;
+      return perTaskLossAndGrad(phis, n, this.d, (phi) => this.perTaskLoss(phi, first, labels, n, batch));
     });
   }
 

@@ -75,39 +75,27 @@ export function paperRecipe(seed = 1): RunConfig {
  * point inside a trust region, a handful of real validation queries to pick the endpoint.
  */
 export function tunedRecipe(seed = 1): RunConfig {
-  const train: ValueFunctionTrainConfig = { ...tunedTrainDefaults, seed: seed + 6 };
+  const paper = paperRecipe(seed);
   return {
+    ...paper,
     recipe: 'tuned',
-    seed,
-    seeds: 5,
-    architecture: 'mlp',
-    model: defaultMlpConfig,
-    pretrain: { ...defaultPretrainConfig, seed },
     metaTrain: {
+      ...paper.metaTrain,
       recipe: 'tuned',
       trajectories: trajectories(seed + 1, 1000, 5),
-      labelling: 'gp',
-      heldOutFraction: 0.1,
       ensemble: 3,
       standardise: true,
       training: 'offline',
       trainStride: 2,
-      train,
+      train: { ...tunedTrainDefaults, seed: seed + 6 },
     },
     metaTest: {
-      steps: T,
-      batchSize: 64,
-      lossOptimizer: 'adam',
-      lossLearningRate: 0.05,
+      ...paper.metaTest,
       start: 'zero',
-      phi0Std: 1,
       method: 'vf-descent',
-      es: { P: 3, sigma2: 0.01, k: 3, lambda: 0 },
-      vfOptimizer: 'adam',
       vfLearningRate: 0.1,
       trustRadius: 2,
       endpointQueries: 5,
-      minRandomSearch: 1,
     },
   };
 }
