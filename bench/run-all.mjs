@@ -1,0 +1,16 @@
+#!/usr/bin/env node
+// Runs every benchmark in turn (after `npm run build`); each prints markdown for bench/RESULTS.md.
+// The A9A results matrix is long (~15 min) and runs only with --matrix.
+import { spawnSync } from 'node:child_process';
+
+const runs = [
+  ['bench/step-cost.mjs'],
+  ['bench/evaluation-queue.mjs'],
+  ['bench/value-api.mjs'],
+  ...(process.argv.includes('--matrix') ? [['bench/demo-matrix.mjs']] : []),
+];
+for (const args of runs) {
+  console.log(`\n## node ${args.join(' ')}\n`);
+  const r = spawnSync('node', args, { stdio: 'inherit' });
+  if (r.status !== 0) process.exit(r.status ?? 1);
+}
