@@ -17,7 +17,7 @@ import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
 import { DomainError } from '../util/result.js';
 import { Rng } from '../util/random.js';
 import { LIBRARY_VERSION } from '../version.js';
-import { type Observation, observeMetric } from './observe-metric.js';
+import { type Observation, observeMetric, type QueryOutcome } from './observe-metric.js';
 
 export type Recipe = 'paper' | 'tuned';
 
@@ -76,14 +76,38 @@ export interface MetaTrainResult {
  * function (online Reptile or offline), and measure it on held-out tasks.
  */
 export async function metaTrain(cfg: MetaTrainConfig, deps: MetaTrainDeps): Promise<MetaTrainResult> {
+  return fitValueFunction(cfg, await collectObservations(cfg, deps), deps);
+}
+
+export interface CollectedTasks {
+  trajectories: Trajectories;
+  outcome: QueryOutcome;
+}
+
+/** Stages 1 and the metric queries: loss-only trajectories and their sparse observations. */
+export async function collectObservations(
+  cfg: Pick<MetaTrainConfig, 'trajectories' | 'jobId'>,
+  deps: MetaTrainDeps,
+): Promise<CollectedTasks> {
   const { model, progress } = deps;
   const traj = generateTrajectories(model, deps.sampler, cfg.trajectories, progress);
-  const { n, T, d } = traj;
   await deps.oracle.registerSplit('val', { labels: deps.valLabels, classes: model.classes });
   const requests = traj.querySteps.flatMap((steps, taskId) =>
     steps.map((step) => ({ taskId, step, phi: phiAt(traj, taskId, step) })),
   );
-  const outcome = await observeMetric(model, deps.oracle, requests, deps.valRows, cfg.jobId, 'val', n, progress);
+  const outcome = await observeMetric(model, deps.oracle, requests, deps.valRows, cfg.jobId, 'val', traj.n, progress);
+  return { trajectories: traj, outcome };
+}
+
+/** Stages 2-4 on collected tasks: GP labels, value-function training, held-out health. */
+export function fitValueFunction(
+  cfg: MetaTrainConfig,
+  collected: CollectedTasks,
+  deps: Pick<MetaTrainDeps, 'model' | 'oracle' | 'progress' | 'dataset'>,
+): MetaTrainResult {
+  const { model, progress } = deps;
+  const { trajectories: traj, outcome } = collected;
+  const { n, T, d } = traj;
 
   // Tasks with at least two observations can be labelled; the others are dropped.
   const usable = outcome.observations.map((o, i) => (o.length >= 2 ? i : -1)).filter((i) => i >= 0);
