@@ -26,6 +26,24 @@ const num =
 
 /** Options shared by `demo` and `train`: data, metric, recipe and every hyperparameter. */
 export function addRunOptions(cmd: Command): Command {
+  const p = recipe('paper');
+  const t = recipe('tuned');
+  const both = (f: (c: RunConfig) => unknown) => `paper ${String(f(p))}, tuned ${String(f(t))}`;
+  cmd.addHelpText(
+    'after',
+    [
+      '',
+      'Defaults that depend on --recipe:',
+      `  --tasks ${both((c) => c.metaTrain.trajectories.tasks)}; --steps ${both((c) => c.metaTrain.trajectories.steps)}; --queries-per-task ${both((c) => c.metaTrain.trajectories.queries)}`,
+      `  --batch-size ${both((c) => c.metaTrain.trajectories.batchSize)}; --optimizer ${both((c) => c.metaTrain.trajectories.optimizer)}; --loss-lr ${both((c) => c.metaTrain.trajectories.learningRate)}; --phi0-std ${both((c) => c.metaTrain.trajectories.phi0Std)}`,
+      `  --training ${both((c) => c.metaTrain.training)}; --standardise ${both((c) => c.metaTrain.standardise)}; --batch-norm ${both((c) => c.metaTrain.train.batchNorm)}; --ensemble ${both((c) => c.metaTrain.ensemble)}`,
+      `  --epochs ${both((c) => c.metaTrain.train.epochs)}; --vf-train-lr ${both((c) => (c.metaTrain.training === 'online' ? c.metaTrain.train.innerLearningRate : c.metaTrain.train.learningRate))}; --gamma ${both((c) => c.metaTrain.train.gamma)}; --oe-weight ${both((c) => c.metaTrain.train.oeWeight)}`,
+      `  --start ${both((c) => c.metaTest.start)}; --meta-test-method ${both((c) => c.metaTest.method)}; --vf-lr ${both((c) => c.metaTest.vfLearningRate)}; --trust-radius ${both((c) => c.metaTest.trustRadius)}; --endpoint-queries ${both((c) => c.metaTest.endpointQueries)}`,
+      `  --es-p ${both((c) => c.metaTest.es.P)}; --es-sigma2 ${both((c) => c.metaTest.es.sigma2)}; --es-k ${both((c) => c.metaTest.es.k)}; --es-lambda ${both((c) => c.metaTest.es.lambda)}; --pretrain-epochs ${both((c) => c.pretrain.epochs)}`,
+      '',
+      'Environment: METRICOPT_BACKEND=auto|tensorflow|wasm|cpu|webgpu (default auto), METRICOPT_DEBUG=1 for stack traces.',
+    ].join('\n'),
+  );
   return cmd
     .option(
       '--dataset <a9a|PATH>',
