@@ -3,11 +3,15 @@
  * Value-function API benchmarks, measured side by side in one run:
  *  (1) in-process gradient at batch 1, d = 16 and 128: hand-written kernel vs tfjs (wasm);
  *  (2) HTTP on loopback at a fixed concurrency: `gradient` d = 128 batch 1 in JSON and in the
- *      binary form, next to `GET /healthz` on the same server (the framework's own ceiling).
+ *      binary form, next to `GET /healthz` on the same server (the framework's own ceiling), a
+ *      bare POST route on Hono (post-floor) and on Node's http module alone (node-floor), and
+ *      the same gradient requests with the Node fast lane off (a second server in the same
+ *      process, every request through Hono).
  * The server runs in its own process; autocannon runs in this one (2 cores: one each).
  *
  *   node bench/value-api.mjs                      # 5 s per HTTP run, 5 interleaved rounds
  *   BENCH_DURATION=5 BENCH_ROUNDS=1 node bench/value-api.mjs
+ *   BENCH_HONO_ONLY=0 node bench/value-api.mjs    # without the fast-lane-off comparison rows
  *
  * Prints a Markdown table for bench/RESULTS.md and writes dist/bench-value-api/results.json.
  */
@@ -48,12 +52,12 @@ const inProcess = JSON.parse(
 const server = spawn(process.execPath, [join(out, 'bench/value-api-server.js'), '0'], {
   stdio: ['ignore', 'pipe', 'inherit'],
 });
-const [url, floorUrl] = await new Promise((resolve, reject) => {
+const [url, floorUrl, honoOnlyUrl, nodeFloorUrl] = await new Promise((resolve, reject) => {
   let buffer = '';
   server.stdout.on('data', (chunk) => {
     buffer += chunk;
-    const m = /READY (\S+) (\S+)/.exec(buffer);
-    if (m) resolve([m[1], m[2]]);
+    const m = /READY (\S+) (\S+) (\S+) (\S+)/.exec(buffer);
+    if (m) resolve([m[1], m[2], m[3], m[4]]);
   });
   server.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
 });
@@ -75,6 +79,13 @@ const scenarios = {
     headers: { 'content-type': 'application/octet-stream' },
     body: Buffer.from(Float32Array.from(phi).buffer),
   },
+  'node-floor (no work, no Hono)': {
+    base: () => nodeFloorUrl,
+    path: '/floor',
+    method: 'POST',
+    headers: { 'content-type': 'application/octet-stream' },
+    body: Buffer.from(Float32Array.from(phi).buffer),
+  },
   'gradient-binary': {
     path: `/v1/value-functions/bench-d${d}/gradient`,
     method: 'POST',
@@ -82,6 +93,13 @@ const scenarios = {
     body: Buffer.from(Float32Array.from(phi).buffer),
   },
 };
+// The same two requests on the same app with the Node fast lane off (Hono only), unless
+// BENCH_HONO_ONLY=0.
+if (process.env.BENCH_HONO_ONLY !== '0') {
+  for (const form of ['json', 'binary']) {
+    scenarios[`gradient-${form} (no fast lane)`] = { ...scenarios[`gradient-${form}`], base: () => honoOnlyUrl };
+  }
+}
 
 /** Server CPU time (user + system) in ms, from /proc (Linux; undefined elsewhere). */
 function serverCpuMs() {
@@ -93,8 +111,14 @@ function serverCpuMs() {
   }
 }
 
-function run(s, seconds) {
-  return autocannon({
+/**
+ * One autocannon run, plus every response time in ms at full resolution: autocannon's own
+ * histogram keeps whole milliseconds, too coarse for p99s of 0-3 ms (a 0 ms p99 makes the
+ * ratio meaningless), so p50/p99 come from these.
+ */
+async function run(s, seconds) {
+  const times = [];
+  const instance = autocannon({
     url: (s.base ? s.base() : url) + s.path,
     method: s.method,
     headers: s.headers,
@@ -102,6 +126,11 @@ function run(s, seconds) {
     connections,
     duration: seconds,
   });
+  instance.on('response', (_client, _status, _bytes, responseTime) => times.push(responseTime));
+  const res = await instance;
+  const sorted = Float64Array.from(times).sort();
+  const at = (q) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? Number.NaN;
+  return { res, p50: at(0.5), p99: at(0.99) };
 }
 
 const results = Object.fromEntries(Object.keys(scenarios).map((k) => [k, []]));
@@ -109,14 +138,14 @@ for (const s of Object.values(scenarios)) await run(s, 2); // warm-up: JIT, cach
 for (let r = 0; r < rounds; r++) {
   for (const [name, s] of Object.entries(scenarios)) {
     const cpu0 = serverCpuMs();
-    const res = await run(s, duration);
+    const { res, p50, p99 } = await run(s, duration);
     const cpu1 = serverCpuMs();
     if (res.non2xx || res.errors || res.timeouts)
       throw new Error(`${name}: ${res.non2xx} non-2xx, ${res.errors} errors`);
     results[name].push({
       rps: res.requests.average,
-      p50: res.latency.p50,
-      p99: res.latency.p99,
+      p50: Math.round(p50 * 1000) / 1000,
+      p99: Math.round(p99 * 1000) / 1000,
       total: res.requests.total,
       cpuUsPerRequest:
         cpu0 === undefined || cpu1 === undefined ? undefined : ((cpu1 - cpu0) * 1000) / res.requests.total,

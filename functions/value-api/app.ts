@@ -1,27 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import { type Context, Hono } from 'hono';
-import type { z } from 'zod';
-import {
-  BINARY_CONTENT_TYPE,
-  guideRequestSchema,
-  predictRequestSchema,
-  VERSION_HEADER,
-  versionQuerySchema,
-} from '../../shared/schemas/api.js';
-import type {
-  BatchResult,
-  GuidanceService,
-  GradientResult,
-  PhiInput,
-  ServedValueFunction,
-} from '../../shared/use-cases/serve-guidance.js';
+import { guideRequestSchema, versionQuerySchema } from '../../shared/schemas/api.js';
+import type { GuidanceService } from '../../shared/use-cases/serve-guidance.js';
 import { DomainError, type Result } from '../../shared/util/result.js';
 import { LIBRARY_VERSION } from '../../shared/version.js';
 import type { Authenticate } from './auth.js';
-import { float32Bytes, parseFloat32, parseJson, readBody } from './body.js';
+import { parseJson, readBody } from './body.js';
 import { ApiError, ApiErrorCode, errorResponse, statusOf } from './errors.js';
 import { header } from './header.js';
 import { buildOpenApiDocument } from './openapi.js';
+import { isBinaryType, type PhiOp, phiAnswerHeaders, prefixOf, readPhiInput, writePhiAnswer } from './phi-routes.js';
+import { requireJson, validate } from './validate.js';
 
 export interface ValueApiOptions {
   service: GuidanceService;
@@ -43,7 +32,9 @@ const jsonHeaders = (): Record<string, string> => ({ 'content-type': 'applicatio
  * The value-function API: one Hono app served on Node (node.ts) and on Lambda (lambda.ts).
  * Handlers stay thin: read and validate the body, call one GuidanceService use-case, write the
  * answer. The hot routes (predict, gradient) build their JSON by hand from typed arrays and
- * skip per-request allocation of validators or documents.
+ * skip per-request allocation of validators or documents; on Node most of their requests are
+ * answered by the fast lane (node-fast-lane.ts), which hands every other one, and every
+ * failure, to this app.
  */
 export function createValueApi(options: ValueApiOptions): Hono {
   const { service, authenticate, maxBodyBytes } = options;
@@ -77,27 +68,29 @@ export function createValueApi(options: ValueApiOptions): Hono {
     return new Response(JSON.stringify(summary), { headers: jsonHeaders() });
   });
 
-  app.post('/v1/value-functions/:id/predict', async (c) => {
+  // The hot routes; their parsing and answers live in phi-routes.ts, shared with the Node fast
+  // lane (node-fast-lane.ts), which serves the plain valid requests and hands the rest here.
+  const phiRoute = (op: PhiOp) => async (c: Context) => {
     authorize(c);
-    const { input, binary } = await readPhi(c, 'predict', maxBodyBytes);
-    const result = unwrap(await service.predict(c.req.param('id'), versionOf(c), input));
-    return binary ? binaryAnswer(result, Float32Array.from(result.natural)) : jsonAnswer(result);
-  });
-
-  app.post('/v1/value-functions/:id/gradient', async (c) => {
-    authorize(c);
-    const { input, binary } = await readPhi(c, 'gradient', maxBodyBytes);
-    const result = unwrap(await service.gradient(c.req.param('id'), versionOf(c), input));
-    if (!binary) return jsonAnswer(result, result.gradients);
-    const out = new Float32Array(result.n + result.gradients.length);
-    out.set(result.natural);
-    out.set(result.gradients, result.n);
-    return binaryAnswer(result, out);
-  });
+    const type = header(c, 'content-type');
+    const binary = isBinaryType(type);
+    if (!binary) requireJson(type, op, true);
+    const input = readPhiInput(op, binary, await readBody(c, maxBodyBytes));
+    const id = c.req.param('id') as string;
+    const result = unwrap(
+      op === 'predict'
+        ? await service.predict(id, versionOf(c), input)
+        : await service.gradient(id, versionOf(c), input),
+    );
+    const answer = writePhiAnswer(result, binary);
+    return new Response(answer.body, { headers: phiAnswerHeaders(answer) });
+  };
+  app.post('/v1/value-functions/:id/predict', phiRoute('predict'));
+  app.post('/v1/value-functions/:id/gradient', phiRoute('gradient'));
 
   app.post('/v1/value-functions/:id/guide', async (c) => {
     authorize(c);
-    requireJson(c, 'guide');
+    requireJson(header(c, 'content-type'), 'guide');
     const body = parseJson(await readBody(c, maxBodyBytes));
     const request = validate('guide', guideRequestSchema, body);
     const r = unwrap(await service.guide(c.req.param('id'), versionOf(c), request));
@@ -146,94 +139,4 @@ function versionOf(c: Context): number | undefined {
     throw new ApiError(ApiErrorCode.invalidQuery, `version must be a positive integer, got '${raw.slice(0, 40)}'`);
   }
   return parsed.data;
-}
-
-async function readPhi(c: Context, op: string, limit: number): Promise<{ input: PhiInput; binary: boolean }> {
-  const type = header(c, 'content-type');
-  if (type?.startsWith(BINARY_CONTENT_TYPE)) {
-    return { input: { kind: 'float32', data: parseFloat32(await readBody(c, limit), op) }, binary: true };
-  }
-  requireJson(c, op, true);
-  const body = parseJson(await readBody(c, limit));
-  const phi = plainPhi(body) ?? validate(op, predictRequestSchema, body).phi;
-  return { input: { kind: 'json', phi }, binary: false };
-}
-
-/**
- * The common, valid case of predictRequestSchema checked by hand: `phi` is an array of finite
- * numbers or an array of such arrays. It accepts exactly what the schema accepts on this shape
- * (z.number() also rejects non-finite values) and returns undefined otherwise, so that every
- * other body goes through zod and gets its error message from the schema. Saves the zod call
- * on the hot path.
- */
-function plainPhi(body: unknown): number[] | number[][] | undefined {
-  if (typeof body !== 'object' || body === null) return undefined;
-  const phi = (body as { phi?: unknown }).phi;
-  if (!Array.isArray(phi)) return undefined;
-  if (phi.length === 0 || typeof phi[0] === 'number') return finiteNumbers(phi) ? (phi as number[]) : undefined;
-  for (const row of phi) if (!Array.isArray(row) || !finiteNumbers(row)) return undefined;
-  return phi as number[][];
-}
-
-function finiteNumbers(a: unknown[]): boolean {
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i];
-    if (typeof x !== 'number' || !Number.isFinite(x)) return false;
-  }
-  return true;
-}
-
-/** JSON (or no content type, read as JSON); anything else is 415. */
-function requireJson(c: Context, op: string, binaryToo = false): void {
-  const type = header(c, 'content-type');
-  if (type !== undefined && !/^application\/(.+\+)?json\b/i.test(type)) {
-    const accepted = binaryToo ? `application/json or ${BINARY_CONTENT_TYPE}` : 'application/json';
-    throw new ApiError(
-      ApiErrorCode.unsupportedMediaType,
-      `${op}: content type '${type.slice(0, 80)}' is not supported; send ${accepted}`,
-    );
-  }
-}
-
-function validate<S extends z.ZodType>(op: string, schema: S, body: unknown): z.output<S> {
-  const parsed = schema.safeParse(body);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues
-    .slice(0, 5)
-    .map((i) => ({ path: i.path.map(String).join('.'), message: i.message }));
-  const first = issues[0];
-  const where = first?.path ? ` at '${first.path}'` : '';
-  throw new ApiError(ApiErrorCode.invalidBody, `${op}: invalid body${where}: ${first?.message ?? 'invalid'}`, {
-    issues,
-  });
-}
-
-/** `"id":...,"version":...,"metric":{...}` per served checkpoint, built once. */
-const prefixes = new WeakMap<ServedValueFunction, string>();
-function prefixOf(served: ServedValueFunction): string {
-  let prefix = prefixes.get(served);
-  if (prefix === undefined) {
-    const metric = served.checkpoint.metric;
-    prefix = `"id":${JSON.stringify(served.id)},"version":${served.version},"metric":${JSON.stringify({ name: metric.name, direction: metric.direction })}`;
-    prefixes.set(served, prefix);
-  }
-  return prefix;
-}
-
-/** JSON by hand: every number is finite (checked by the use-case), so join() writes valid JSON. */
-function jsonAnswer(result: BatchResult, gradients?: GradientResult['gradients']): Response {
-  let text = `{${prefixOf(result.served)},"values":[${result.natural.join(',')}],"normalised":[${result.normalised.join(',')}]`;
-  if (gradients) {
-    const d = result.served.compiled.d;
-    const rows: string[] = new Array(result.n);
-    for (let r = 0; r < result.n; r++) rows[r] = `[${gradients.subarray(r * d, (r + 1) * d).join(',')}]`;
-    text += `,"gradients":[${rows.join(',')}]`;
-  }
-  return new Response(`${text}}`, { headers: jsonHeaders() });
-}
-
-function binaryAnswer(result: BatchResult, values: Float32Array): Response {
-  return new Response(float32Bytes(values), {
-    headers: { 'content-type': BINARY_CONTENT_TYPE, [VERSION_HEADER]: String(result.served.version) },
-  });
 }

@@ -12,6 +12,9 @@ export function hashApiKey(key: string): string {
 
 export const API_KEY_HASH_PATTERN = /^[0-9a-f]{64}$/;
 
+/** Decides from the Authorization header alone whether a request may use the /v1 routes. */
+export type AuthorizationCheck = (authorization: string | undefined) => boolean;
+
 /**
  * `Authorization: Bearer <key>` checked against operator-configured SHA-256 hashes; the keys
  * themselves are never stored. API keys are long random strings, so a plain (unsalted) hash is
@@ -19,12 +22,20 @@ export const API_KEY_HASH_PATTERN = /^[0-9a-f]{64}$/;
  * useful about the key through timing.
  */
 export function apiKeyAuth(hashes: readonly string[]): Authenticate {
+  const check = apiKeyCheck(hashes);
+  return (c) => check(header(c, 'authorization'));
+}
+
+/**
+ * The header test of `apiKeyAuth`, for callers that have no Hono context (the Node fast lane).
+ * Each distinct accepted header is hashed once: recently accepted headers are remembered, so a
+ * busy client does not pay a SHA-256 per request. Bounded, and only successes are kept, so an
+ * attacker cannot grow it.
+ */
+export function apiKeyCheck(hashes: readonly string[]): AuthorizationCheck {
   const allowed = new Set(hashes.map((h) => h.toLowerCase()));
-  // Recently accepted headers, so a busy client does not pay a SHA-256 per request. Bounded, and
-  // only successes are kept, so an attacker cannot grow it.
   const accepted = new Set<string>();
-  return (c) => {
-    const value = header(c, 'authorization');
+  return (value) => {
     if (value === undefined || value.length > 1024) return false;
     if (accepted.has(value)) return true;
     const m = /^Bearer\s+(\S+)\s*$/i.exec(value);

@@ -100,21 +100,27 @@ export class ValueFunctionCatalog {
 
   /** The checkpoint `version` of `id` (the latest when omitted), compiled. */
   resolve(id: string, version?: number): Promise<Result<ServedValueFunction>> {
-    // Fast path, no awaits: a listed version that is already compiled (nearly every request).
+    const hit = this.cached(id, version);
+    return hit !== undefined ? Promise.resolve(ok(hit)) : this.resolveSlow(id, version);
+  }
+
+  /**
+   * The hit path of `resolve`, synchronous and allocation-free: the checkpoint when the current
+   * listing knows `id` (and `version`) and it is already compiled, otherwise undefined (then call
+   * `resolve`). Nearly every request of a busy server ends here; a stale listing is refreshed in
+   * the background as in `resolve`.
+   */
+  cached(id: string, version?: number): ServedValueFunction | undefined {
     const listing = this.listing;
-    if (listing !== undefined) {
-      const versions = listing.get(id);
-      if (versions !== undefined && versions.length > 0) {
-        const v = version ?? (versions[versions.length - 1] as number);
-        const hit = this.compiled.get(id)?.get(v);
-        if (hit !== undefined && (version === undefined || versions.includes(v))) {
-          if (this.now() - this.listedAt > this.refreshIntervalMs) this.refreshInBackground();
-          hit.lastUsed = ++this.clock;
-          return Promise.resolve(ok(hit.served));
-        }
-      }
-    }
-    return this.resolveSlow(id, version);
+    if (listing === undefined) return undefined;
+    const versions = listing.get(id);
+    if (versions === undefined || versions.length === 0) return undefined;
+    const v = version ?? (versions[versions.length - 1] as number);
+    const hit = this.compiled.get(id)?.get(v);
+    if (hit === undefined || (version !== undefined && !versions.includes(v))) return undefined;
+    if (this.now() - this.listedAt > this.refreshIntervalMs) this.refreshInBackground();
+    hit.lastUsed = ++this.clock;
+    return hit.served;
   }
 
   private async resolveSlow(id: string, version?: number): Promise<Result<ServedValueFunction>> {
@@ -191,8 +197,13 @@ interface CacheEntry {
   lastUsed: number;
 }
 
-/** phi as it arrives: JSON arrays (one row or a batch) or packed little-endian float32 rows. */
-export type PhiInput = { kind: 'json'; phi: number[] | number[][] } | { kind: 'float32'; data: Float32Array };
+/**
+ * phi as it arrives: JSON arrays (one row or a batch) or packed float32 rows (the binary form,
+ * or JSON already read into rows: then `single` says whether it was one phi).
+ */
+export type PhiInput =
+  | { kind: 'json'; phi: number[] | number[][] }
+  | { kind: 'float32'; data: Float32Array; single?: boolean };
 
 export interface ServeLimits {
   /** Most rows in one predict/gradient batch. */
@@ -248,22 +259,32 @@ export class GuidanceService {
   }
 
   async predict(id: string, version: number | undefined, input: PhiInput): Promise<Result<BatchResult>> {
-    const prepared = await this.prepare('predict', id, version, input);
-    if (!prepared.ok) return prepared;
-    const { served, rows, n, single } = prepared.value;
-    const normalised = served.compiled.predict(rows, n);
-    const overflow = checkFinite('predict', normalised, normalised);
-    if (!overflow.ok) return overflow;
-    return ok({ served, n, single, normalised, natural: toNatural(served, normalised) });
+    const resolved = await this.catalog.resolve(id, version);
+    return resolved.ok ? this.predictOn(resolved.value, input) : resolved;
   }
 
   async gradient(id: string, version: number | undefined, input: PhiInput): Promise<Result<GradientResult>> {
-    const prepared = await this.prepare('gradient', id, version, input);
+    const resolved = await this.catalog.resolve(id, version);
+    return resolved.ok ? this.gradientOn(resolved.value, input) : resolved;
+  }
+
+  /** `predict` on a checkpoint already resolved (e.g. by `catalog.cached`); synchronous. */
+  predictOn(served: ServedValueFunction, input: PhiInput): Result<BatchResult> {
+    const prepared = this.prepare('predict', served, input);
     if (!prepared.ok) return prepared;
-    const { served, rows, n, single } = prepared.value;
+    const { rows, n, single } = prepared.value;
+    const normalised = served.compiled.predict(rows, n);
+    if (!allFinite(normalised)) return err(overflow('predict'));
+    return ok({ served, n, single, normalised, natural: toNatural(served, normalised) });
+  }
+
+  /** `gradient` on a checkpoint already resolved (e.g. by `catalog.cached`); synchronous. */
+  gradientOn(served: ServedValueFunction, input: PhiInput): Result<GradientResult> {
+    const prepared = this.prepare('gradient', served, input);
+    if (!prepared.ok) return prepared;
+    const { rows, n, single } = prepared.value;
     const { values, gradients } = served.compiled.predictWithGradients(rows, n);
-    const overflow = checkFinite('gradient', values, gradients);
-    if (!overflow.ok) return overflow;
+    if (!allFinite(values) || !allFinite(gradients)) return err(overflow('gradient'));
     return ok({ served, n, single, normalised: values, natural: toNatural(served, values), gradients });
   }
 
@@ -286,8 +307,7 @@ export class GuidanceService {
     const f = served.compiled;
     const direction = guidedEsDirection((x) => f.value(x), phi.value, gradients, { P, sigma2 }, new Rng(seed));
     const normalised = f.value(phi.value);
-    const overflow = checkFinite('guide', Float32Array.of(normalised), direction);
-    if (!overflow.ok) return overflow;
+    if (!Number.isFinite(Math.fround(normalised)) || !allFinite(direction)) return err(overflow('guide'));
     return ok({
       served,
       direction,
@@ -299,16 +319,13 @@ export class GuidanceService {
     });
   }
 
-  private async prepare(
+  private prepare(
     op: string,
-    id: string,
-    version: number | undefined,
+    served: ServedValueFunction,
     input: PhiInput,
-  ): Promise<Result<{ served: ServedValueFunction; rows: Float32Array; n: number; single: boolean }>> {
-    const resolved = await this.catalog.resolve(id, version);
-    if (!resolved.ok) return resolved;
-    const served = resolved.value;
+  ): Result<{ rows: Float32Array; n: number; single: boolean }> {
     const d = served.compiled.d;
+    const id = served.id;
     if (input.kind === 'float32') {
       const data = input.data;
       if (data.length === 0) return err(new DomainError(ServeErrorCode.emptyBatch, `${op}: the body has no rows`));
@@ -329,7 +346,7 @@ export class GuidanceService {
           );
         }
       }
-      return ok({ served, rows: data, n, single: false });
+      return ok({ rows: data, n, single: input.single === true && n === 1 });
     }
     const phi = input.phi;
     if (phi.length === 0) return err(new DomainError(ServeErrorCode.emptyBatch, `${op}: phi is empty`));
@@ -338,25 +355,21 @@ export class GuidanceService {
     if (rows.length > this.limits.maxRows) return err(tooManyRows(op, rows.length, this.limits.maxRows));
     const packed = toRows(op, 'phi', served, rows, single ? 0 : rows.length);
     if (!packed.ok) return packed;
-    return ok({ served, rows: packed.value, n: rows.length, single });
+    return ok({ rows: packed.value, n: rows.length, single });
   }
 }
 
 /** Inputs that are finite but huge can overflow the network; say so instead of answering NaN. */
-function checkFinite(op: string, values: Float32Array, gradients: Float32Array): Result<void> {
-  for (const a of [values, gradients]) {
-    for (let i = 0; i < a.length; i++) {
-      if (!Number.isFinite(a[i] as number)) {
-        return err(
-          new DomainError(
-            ServeErrorCode.notFinite,
-            `${op}: the value function overflows float32 at this phi (inputs too large)`,
-          ),
-        );
-      }
-    }
-  }
-  return ok(undefined);
+function overflow(op: string): DomainError {
+  return new DomainError(
+    ServeErrorCode.notFinite,
+    `${op}: the value function overflows float32 at this phi (inputs too large)`,
+  );
+}
+
+function allFinite(a: Float32Array): boolean {
+  for (let i = 0; i < a.length; i++) if (!Number.isFinite(a[i] as number)) return false;
+  return true;
 }
 
 function tooManyRows(op: string, n: number, max: number): DomainError {

@@ -1,0 +1,146 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { BINARY_CONTENT_TYPE, VERSION_HEADER } from '../../shared/schemas/api.js';
+import type { GuidanceService, PhiInput } from '../../shared/use-cases/serve-guidance.js';
+import type { AuthorizationCheck } from './auth.js';
+import { type PreRead, preReadBody } from './body.js';
+import { readPhiJson } from './phi-json.js';
+import { isBinaryType, type PhiAnswer, type PhiOp, readPhiInput, writePhiAnswer } from './phi-routes.js';
+import { isJsonType } from './validate.js';
+
+/** A Node request listener. */
+export type NodeListener = (req: IncomingMessage, res: ServerResponse) => unknown;
+
+export interface FastLaneOptions {
+  service: GuidanceService;
+  maxBodyBytes: number;
+  /** The Authorization header test of the configured API keys, or one that accepts all (auth off). */
+  authorization: AuthorizationCheck;
+  /** The Hono app's Node listener: everything the lane does not answer itself goes there. */
+  fallback: NodeListener;
+}
+
+/**
+ * `POST /v1/value-functions/{id}/(predict|gradient)[?version=N]`, the plain form only: an id and
+ * version that cannot need decoding (the checkpoint id pattern, a positive integer).
+ */
+const HOT_ROUTE =
+  /^\/v1\/value-functions\/([a-z0-9][a-z0-9._-]{0,62})\/(predict|gradient)(?:\?version=([1-9]\d{0,8}))?$/;
+
+/**
+ * The Node fast lane of the hot routes: it answers the plain, valid `predict` and `gradient`
+ * requests straight from Node's IncomingMessage and ServerResponse, without the per-request
+ * work of @hono/node-server and Hono (a URL object, a Request and Response pair, listeners,
+ * routing, a Context, a chain of promises), which is about as much server CPU as the gradient
+ * itself. It answers only success: anything it is not sure of it hands, untouched or with the
+ * body it has read, to the Hono app, so that every error, status and message still comes from
+ * one place (app.ts), and both paths share the parsing and the answers (phi-routes.ts); a JSON
+ * body of the plain shape is read by phi-json.ts straight into float32 rows. Handed
+ * on: other routes and methods, a query other than `?version=N`, a failed auth check, a
+ * content type that is neither JSON nor binary, a body without Content-Length or over the limit,
+ * a checkpoint not yet compiled (Hono waits for it to load), and every request whose body or
+ * use-case call fails. test/value-api/fast-paths.test.ts checks that a server with the lane
+ * and one without it answer the same bytes.
+ *
+ * Returns a listener that answers true when it took the request.
+ */
+export function createFastLane(options: FastLaneOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const { service, maxBodyBytes, authorization, fallback } = options;
+  const hosts = new HostCheck();
+
+  const handOver = (req: IncomingMessage & PreRead, res: ServerResponse, body: Uint8Array) => {
+    req[preReadBody] = body;
+    fallback(req, res);
+  };
+
+  /** The answer when every step succeeds synchronously; undefined hands the request to Hono. */
+  const compute = (
+    op: PhiOp,
+    id: string,
+    version: number | undefined,
+    binary: boolean,
+    body: Uint8Array,
+  ): PhiAnswer | undefined => {
+    try {
+      const served = service.catalog.cached(id, version);
+      if (served === undefined) return undefined;
+      const rows = binary ? undefined : readPhiJson(body, served.compiled.d, service.limits.maxRows);
+      const input: PhiInput =
+        rows === undefined ? readPhiInput(op, binary, body) : { kind: 'float32', data: rows.data, single: rows.single };
+      const result = op === 'predict' ? service.predictOn(served, input) : service.gradientOn(served, input);
+      return result.ok ? writePhiAnswer(result.value, binary) : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+
+  const respond = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    op: PhiOp,
+    id: string,
+    version: number | undefined,
+    binary: boolean,
+    body: Uint8Array,
+  ) => {
+    const answer = compute(op, id, version, binary, body);
+    if (answer === undefined) return handOver(req, res, body);
+    if (answer.binary) {
+      res.writeHead(200, {
+        'content-type': BINARY_CONTENT_TYPE,
+        [VERSION_HEADER]: String(answer.version),
+        'content-length': answer.body.byteLength,
+      });
+    } else {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer.body) });
+    }
+    res.end(answer.body);
+  };
+
+  return (req, res) => {
+    if (req.method !== 'POST') return false;
+    const route = HOT_ROUTE.exec(req.url as string);
+    if (route === null) return false;
+    const headers = req.headers;
+    if (!authorization(headers.authorization)) return false;
+    const host = headers.host;
+    if (host === undefined || !hosts.ok(host)) return false;
+    const type = headers['content-type'];
+    const binary = isBinaryType(type);
+    if (!binary && !isJsonType(type)) return false;
+    const length = Number(headers['content-length']);
+    if (!(length <= maxBodyBytes)) return false;
+
+    const op = route[2] as PhiOp;
+    const id = route[1] as string;
+    const version = route[3] === undefined ? undefined : Number(route[3]);
+    // Node's parser holds the body to Content-Length, so it cannot outgrow the check above. An
+    // aborted request never ends: nothing is answered and the socket is gone already.
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () =>
+      respond(req, res, op, id, version, binary, chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)),
+    );
+    return true;
+  };
+}
+
+/**
+ * The Host check @hono/node-server makes (it builds the request URL from Host and answers 400
+ * when the name does not survive URL parsing), done once per distinct Host and remembered.
+ */
+class HostCheck {
+  private readonly good = new Set<string>();
+
+  ok(host: string): boolean {
+    if (this.good.has(host)) return true;
+    try {
+      const url = new URL(`http://${host}/`);
+      if (url.hostname.length !== host.length && url.hostname !== host.replace(/:\d+$/, '')) return false;
+    } catch {
+      return false;
+    }
+    if (this.good.size >= 64) this.good.clear();
+    this.good.add(host);
+    return true;
+  }
+}

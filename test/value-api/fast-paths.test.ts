@@ -1,0 +1,337 @@
+import { getRequestListener } from '@hono/node-server';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashApiKey } from '../../functions/value-api/auth.js';
+import { createFastLane } from '../../functions/value-api/node-fast-lane.js';
+import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
+import { readPhiJson } from '../../functions/value-api/phi-json.js';
+import { buildValueApi } from '../../functions/value-api/service.js';
+import { plainPhi } from '../../functions/value-api/validate.js';
+import { predictRequestSchema } from '../../shared/schemas/api.js';
+import { Rng } from '../../shared/util/random.js';
+import { SECRET_KEY, tempStore } from './fixtures.js';
+
+const D = 16;
+const enc = new TextEncoder();
+
+/** Values of every kind JSON bodies carry: finite, non-finite, wrong types, nested, empty. */
+function junk(rng: Rng): unknown {
+  return [null, true, 'NaN', '1e5', {}, [], [[]], { phi: 1 }, '', 0, -0, 1e308, [1, [2]], [[1], 2]][rng.int(14)];
+}
+
+/** Bodies in the style of fuzz.test.ts: mostly valid, each of the rest wrong in one way. */
+function bodies(rng: Rng, count: number, d: number): unknown[] {
+  const row = (n = d) => Array.from(rng.normals(n));
+  const out: unknown[] = [];
+  for (let i = 0; i < count; i++) {
+    switch (i % 12) {
+      case 0:
+        out.push({ phi: row() });
+        break;
+      case 1:
+        out.push({ phi: Array.from({ length: 1 + rng.int(4) }, () => row()) });
+        break;
+      case 2:
+        out.push({ phi: row(rng.int(2 * d)) });
+        break;
+      case 3: {
+        const phi: unknown[] = row();
+        phi[rng.int(d)] = junk(rng);
+        out.push({ phi });
+        break;
+      }
+      case 4: {
+        const rows: unknown[] = [row(), row()];
+        rows[rng.int(2)] = junk(rng);
+        out.push({ phi: rows });
+        break;
+      }
+      case 5:
+        out.push(junk(rng));
+        break;
+      case 6:
+        out.push({ phi: junk(rng) });
+        break;
+      case 7:
+        out.push({ phi: row(), extra: junk(rng) });
+        break;
+      case 8:
+        out.push({ nope: row() });
+        break;
+      case 9:
+        out.push([row()]);
+        break;
+      case 10:
+        out.push({ phi: [] });
+        break;
+      default:
+        out.push({ phi: [row(), row(d + 1)] });
+    }
+  }
+  return out;
+}
+
+describe('plainPhi (the hand-written check of predictRequestSchema)', () => {
+  it('accepts only what the zod schema accepts, with the same phi, on 6,000 valid and malformed bodies', () => {
+    const rng = new Rng(11);
+    let accepted = 0;
+    for (const body of bodies(rng, 6000, D)) {
+      // Through JSON text, as on the wire (this also turns -0 into 0 and drops undefined).
+      const parsed: unknown = JSON.parse(JSON.stringify(body) ?? 'null');
+      const fast = plainPhi(parsed);
+      const zod = predictRequestSchema.safeParse(parsed);
+      if (fast !== undefined) {
+        accepted++;
+        expect(zod.success).toBe(true);
+        expect(fast).toEqual(zod.data?.phi);
+      } else if (zod.success) {
+        // The check may decline a valid body (zod then answers); it must not on the plain shapes.
+        const phi = zod.data.phi;
+        const plain = Array.isArray(phi[0]) || phi.length === 0 || typeof phi[0] === 'number';
+        expect(plain).toBe(false);
+      }
+    }
+    expect(accepted).toBeGreaterThan(2000);
+  });
+});
+
+/** The general path's value of one JSON number: the nearest double, then the nearest float32. */
+const viaJsonParse = (text: string) => Math.fround(JSON.parse(text) as number);
+
+/** readPhiJson of one number (d = 1), or undefined when it gives up. */
+function readOne(text: string): number | undefined {
+  return readPhiJson(enc.encode(`{"phi":[${text}]}`), 1, 1)?.data[0];
+}
+
+describe('readPhiJson', () => {
+  it('reads numbers exactly as Math.fround(JSON.parse(...)) does, over 200,000 numbers of every length', () => {
+    const rng = new Rng(3);
+    const f = new Float32Array(1);
+    const gaveUp = { typical: 0, other: 0 };
+    let typical = 0;
+    const check = (text: string, kind: 'typical' | 'other' = 'other') => {
+      if (kind === 'typical') typical++;
+      const fast = readOne(text);
+      if (fast === undefined) gaveUp[kind]++;
+      else expect(Object.is(fast, viaJsonParse(text)), text).toBe(true);
+    };
+    for (let i = 0; i < 20_000; i++) {
+      const x = rng.normal() * 10 ** (rng.int(16) - 8);
+      f[0] = x;
+      const w = f[0] as number;
+      check(String(x), 'typical'); // shortest double, as JSON.stringify writes (up to 17 digits)
+      check(String(w), 'typical'); // a float32 widened (what a float32 client sends)
+      check(x.toExponential(rng.int(20)));
+      check(x.toPrecision(1 + rng.int(21)));
+      check(x.toFixed(rng.int(12)));
+      check(String(Math.round(x * 1e6)));
+      check(`${rng.int(1000)}e${rng.int(50) - 25}`);
+      check(`-${rng.int(100)}.${'0'.repeat(rng.int(10))}${rng.int(1000)}E+${rng.int(3)}`);
+      // Near a float32 rounding boundary: the midpoint of w and the next float32, written
+      // with 15 to 21 significant digits and nudged, where double rounding could bite.
+      const bits = new Uint32Array(f.buffer);
+      bits[0] = (bits[0] as number) + 1;
+      const mid = (w + (f[0] as number)) / 2;
+      check(mid.toPrecision(15 + rng.int(7)));
+      check((mid * (1 + (rng.next() - 0.5) * 2 ** -50)).toPrecision(17));
+    }
+    for (const text of ['0', '-0', '0.0', '-0.0e5', '1', '-1', '1e-45', '3.4028235e38', '3.4028236e38', '1e39']) {
+      check(text);
+    }
+    // It may give up on a number (the general path then reads it), but hardly ever on what
+    // clients send: JSON.stringify / Python repr of doubles and of float32 values.
+    expect(gaveUp.typical / typical).toBeLessThan(0.001);
+    expect(gaveUp.other).toBeLessThan(40_000);
+    expect(readOne(String(Math.sin(1)))).toBe(Math.fround(Math.sin(1)));
+  });
+
+  it('gives up on invalid JSON numbers and anything but the plain shape', () => {
+    for (const text of ['01', '1.', '.5', '+1', '1e', '-', '1e+', 'NaN', 'Infinity', '0x10', '1_0', '"1"']) {
+      expect(readOne(text), text).toBeUndefined();
+    }
+    const body = (s: string) => readPhiJson(enc.encode(s), 2, 4);
+    expect(body('{"phi":[1,2]}')).toEqual({ data: Float32Array.of(1, 2), n: 1, single: true });
+    expect(body(' {\n"phi" : [ [1 ,2],[3,\t4] ] }\r\n')).toEqual({
+      data: Float32Array.of(1, 2, 3, 4),
+      n: 2,
+      single: false,
+    });
+    for (const s of [
+      '{"phi":[1,2,3]}',
+      '{"phi":[1]}',
+      '{"phi":[]}',
+      '{"phi":[[]]}',
+      '{"phi":[[1,2],[3]]}',
+      '{"phi":[[1,2],3]}',
+      '{"phi":[1,2],"x":1}',
+      '{"x":1,"phi":[1,2]}',
+      '{"phi":[1,2]',
+      '{"phi":[1,2]}x',
+      '{"phi":[1,2,]}',
+      '{"ph\\u0069":[1,2]}',
+      '\ufeff{"phi":[1,2]}',
+      '{"phi":[[1,2],[1,2],[1,2],[1,2],[1,2]]}',
+      '{"phi":[1e39,2]}',
+    ]) {
+      expect(body(s), s).toBeUndefined();
+    }
+  });
+
+  it('agrees with JSON.parse and the schema on whole bodies of the fuzz corpus', () => {
+    const rng = new Rng(5);
+    let read = 0;
+    for (const body of bodies(rng, 4000, D)) {
+      const text = JSON.stringify(body) ?? 'null';
+      const fast = readPhiJson(enc.encode(text), D, 8);
+      if (fast === undefined) continue;
+      read++;
+      const phi = plainPhi(JSON.parse(text));
+      expect(phi).toBeDefined();
+      const rows = (fast.single ? [phi] : phi) as number[][];
+      expect(rows.every((r) => r.length === D)).toBe(true);
+      expect(fast.n).toBe(rows.length);
+      expect(Array.from(fast.data)).toEqual(rows.flat().map(Math.fround));
+    }
+    expect(read).toBeGreaterThan(600);
+  });
+});
+
+describe('the Node fast lane', () => {
+  let fixture: Awaited<ReturnType<typeof tempStore>>;
+  let withLane: RunningServer;
+  let withoutLane: RunningServer;
+  const MAX_BODY = 64 * 1024;
+
+  beforeAll(async () => {
+    fixture = await tempStore([
+      { id: 'lane', d: D, seed: 9, metric: { name: 'f1', direction: 'maximize' } },
+      { id: 'lane', d: D, seed: 10, metric: { name: 'f1', direction: 'maximize' } },
+    ]);
+    const settings = {
+      store: fixture.store,
+      port: 0,
+      auth: { mode: 'api-key' as const, hashes: [hashApiKey(SECRET_KEY)] },
+      maxBodyBytes: MAX_BODY,
+      maxRows: 8,
+      refreshMs: 1000,
+      log: () => undefined,
+    };
+    withLane = await startValueApiServer(settings);
+    withoutLane = await startValueApiServer({ ...settings, fastLane: false });
+  });
+
+  afterAll(async () => {
+    await withLane.close();
+    await withoutLane.close();
+    await fixture.cleanup();
+  });
+
+  interface Call {
+    path: string;
+    type?: string | undefined;
+    auth?: string | undefined;
+    body: string | Uint8Array;
+  }
+
+  async function answer(base: string, call: Call) {
+    const headers: Record<string, string> = {};
+    if (call.type !== undefined) headers['content-type'] = call.type;
+    if (call.auth !== undefined) headers.authorization = call.auth;
+    const res = await fetch(base + call.path, { method: 'POST', headers, body: call.body });
+    return {
+      status: res.status,
+      type: res.headers.get('content-type'),
+      version: res.headers.get('x-value-function-version'),
+      body: Buffer.from(await res.arrayBuffer()).toString('base64'),
+    };
+  }
+
+  it('answers 1,200 valid and malformed requests with the same bytes as the Hono app alone', async () => {
+    const rng = new Rng(77);
+    const key = `Bearer ${SECRET_KEY}`;
+    const calls: Call[] = [];
+    for (const [i, body] of bodies(rng, 900, D).entries()) {
+      const route = ['predict', 'gradient'][i % 2] as string;
+      const query = ['', '', '?version=1', '?version=2', '?version=3', '?version=01', '?version=x'][rng.int(7)];
+      const id = ['lane', 'lane', 'lane', 'nope', 'LANE'][rng.int(5)];
+      calls.push({
+        path: `/v1/value-functions/${id}/${route}${query}`,
+        type: ['application/json', 'application/json; charset=utf-8', 'text/plain', undefined][rng.int(4)],
+        auth: [key, key, key, 'Bearer wrong', undefined][rng.int(5)],
+        body: JSON.stringify(body) ?? 'null',
+      });
+    }
+    for (let i = 0; i < 300; i++) {
+      const n = rng.next() < 0.8 ? D * (1 + rng.int(3)) : rng.int(4 * D);
+      const values = new Float32Array(n).map(() => rng.normal());
+      if (rng.next() < 0.1 && n > 0) values[rng.int(n)] = Number.NaN;
+      const bytes = new Uint8Array(values.buffer);
+      calls.push({
+        path: `/v1/value-functions/lane/${rng.next() < 0.5 ? 'predict' : 'gradient'}`,
+        type: 'application/octet-stream',
+        auth: key,
+        body: rng.next() < 0.1 ? bytes.subarray(0, Math.max(0, bytes.length - 1)) : bytes,
+      });
+    }
+    const rows = (n: number) => JSON.stringify({ phi: Array.from({ length: n }, () => Array.from(rng.normals(D))) });
+    calls.push({ path: '/v1/value-functions/lane/gradient', type: 'application/json', auth: key, body: rows(9) });
+    calls.push({ path: '/v1/value-functions/lane/gradient', type: 'application/json', auth: key, body: rows(300) });
+    const statuses = new Set<number>();
+    for (const call of calls) {
+      const [a, b] = [await answer(withLane.url, call), await answer(withoutLane.url, call)];
+      expect(a, `${call.path} ${call.type}`).toEqual(b);
+      statuses.add(a.status);
+    }
+    expect([...statuses].sort()).toEqual([200, 400, 401, 404, 413, 415]);
+  });
+
+  it('answers valid requests itself and hands everything else to the Hono app', async () => {
+    const fixtureD = D;
+    const { app, service } = buildValueApi({
+      store: fixture.store,
+      auth: { mode: 'none' },
+      maxBodyBytes: MAX_BODY,
+      maxRows: 8,
+      refreshMs: 1000,
+    });
+    const hono = getRequestListener(app.fetch, { autoCleanupIncoming: false });
+    const handed: string[] = [];
+    const lane = createFastLane({
+      service,
+      maxBodyBytes: MAX_BODY,
+      authorization: () => true,
+      fallback: (req, res) => {
+        handed.push(req.url as string);
+        return hono(req, res);
+      },
+    });
+    const server: Server = createServer((req, res) => lane(req, res) || hono(req, res));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    try {
+      const post = (path: string, body: string) =>
+        fetch(base + path, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      const phi = JSON.stringify({ phi: Array.from(new Rng(1).normals(fixtureD)) });
+      // The first call compiles the checkpoint in the Hono path; the next are the lane's.
+      expect((await post('/v1/value-functions/lane/gradient', phi)).status).toBe(200);
+      handed.length = 0;
+      expect((await post('/v1/value-functions/lane/gradient', phi)).status).toBe(200);
+      expect((await post('/v1/value-functions/lane/predict?version=1', phi)).status).toBe(200);
+      expect(handed).toEqual(['/v1/value-functions/lane/predict?version=1']); // version 1 not compiled yet
+      expect((await post('/v1/value-functions/lane/predict?version=1', phi)).status).toBe(200);
+      expect((await post('/v1/value-functions/lane/predict', '{"phi":[1]}')).status).toBe(400);
+      expect((await post('/v1/value-functions/lane/predict?version=7', phi)).status).toBe(404);
+      expect(handed).toEqual([
+        '/v1/value-functions/lane/predict?version=1',
+        '/v1/value-functions/lane/predict',
+        '/v1/value-functions/lane/predict?version=7',
+      ]);
+    } finally {
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+    }
+  });
+});
