@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { describeIssue, type EvaluatorSpec, evaluatorSpecSchema } from '../../shared/schemas/evaluation.js';
+import { objectStoreEnv } from '../object-store-env.js';
 
 const positiveInt = (name: string, fallback: number) =>
   z.coerce
@@ -60,11 +61,7 @@ export const evaluateMetricEnvSchema = z
       })
       .pipe(z.array(webhookEntry, { error: 'METRICOPT_WEBHOOKS must be a JSON array of { name, url, direction }' })),
     METRICOPT_WEBHOOK_SECRET: z.string().optional(),
-    METRICOPT_S3_ENDPOINT: z.url({ error: 'METRICOPT_S3_ENDPOINT must be a URL' }).optional(),
-    METRICOPT_S3_FORCE_PATH_STYLE: z
-      .enum(['true', 'false', '1', '0'])
-      .optional()
-      .transform((v) => v === 'true' || v === '1'),
+    ...objectStoreEnv,
   })
   .superRefine((env, ctx) => {
     if (env.METRICOPT_WEBHOOKS.length > 0 && !env.METRICOPT_WEBHOOK_SECRET) {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { API_KEY_HASH_PATTERN } from './auth.js';
+import { objectStoreEnv } from '../object-store-env.js';
 
 const positiveInt = (name: string, fallback: number) =>
   z.coerce
@@ -42,11 +43,7 @@ export const valueApiEnvSchema = z
     METRICOPT_MAX_BODY_BYTES: positiveInt('METRICOPT_MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES),
     METRICOPT_MAX_ROWS: positiveInt('METRICOPT_MAX_ROWS', DEFAULT_MAX_ROWS),
     METRICOPT_REFRESH_MS: positiveInt('METRICOPT_REFRESH_MS', DEFAULT_REFRESH_MS),
-    METRICOPT_S3_ENDPOINT: z.url({ error: 'METRICOPT_S3_ENDPOINT must be a URL' }).optional(),
-    METRICOPT_S3_FORCE_PATH_STYLE: z
-      .enum(['true', 'false', '1', '0'])
-      .optional()
-      .transform((v) => v === 'true' || v === '1'),
+    ...objectStoreEnv,
   })
   .superRefine((env, ctx) => {
     if (env.METRICOPT_AUTH === 'api-key' && env.METRICOPT_API_KEY_HASHES.length === 0) {
