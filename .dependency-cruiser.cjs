@@ -1,17 +1,9 @@
 /** Architecture rules: data flows entry point -> use-case -> method -> ports; adapters are handed in. */
-const infra =
-  '^(@aws-sdk/|hono|@hono/|aws-cdk-lib|constructs|@aws-lambda-powertools/|@tensorflow/tfjs-backend-|@tensorflow/tfjs-node)';
 module.exports = {
   forbidden: [
     {
       name: 'core-imports-no-infrastructure',
       comment: 'shared/ (outside shared/adapters) talks to storage, queues and compute backends through ports only',
-      severity: 'error',
-      from: { path: '^shared/', pathNot: '^shared/adapters/' },
-      to: { path: infra },
-    },
-    {
-      name: 'core-imports-no-infrastructure-npm',
       severity: 'error',
       from: { path: '^shared/', pathNot: '^shared/adapters/' },
       to: {
