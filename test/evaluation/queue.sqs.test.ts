@@ -1,5 +1,3 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { CreateQueueCommand, GetQueueAttributesCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
@@ -9,56 +7,35 @@ import { mcr } from '../../shared/metrics/builtins.js';
 import { runEvaluationWorker } from '../../shared/use-cases/evaluate-request.js';
 import { randomLabels, randomQueries, workbench } from './fixtures.js';
 import { describeQueueContract } from './queue.contract.js';
+import { motoAvailable, startMoto } from '../helpers/moto.js';
 
 /**
  * The SQS adapter against moto's SQS emulator, started and stopped here. Skipped, saying so,
  * where `moto_server` is not installed.
  */
-const motoAvailable = spawnSync('sh', ['-c', 'command -v moto_server'], { encoding: 'utf8' }).status === 0;
 if (!motoAvailable) {
   console.warn('queue.sqs.test: moto_server is not installed (pip install "moto[server]"); SQS contract skipped');
 }
 
-let moto: ChildProcess | undefined;
+let stopMoto: (() => void) | undefined;
 let endpoint = '';
 let client: SQSClient;
 let counter = 0;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
-
 describe.skipIf(!motoAvailable)('SqsQueue on moto', () => {
   beforeAll(async () => {
-    const port = await freePort();
-    endpoint = `http://127.0.0.1:${port}`;
-    moto = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+    const moto = await startMoto();
+    stopMoto = moto.stop;
+    endpoint = moto.endpoint;
     client = new SQSClient({
       endpoint,
       region: 'us-east-1',
       credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
     });
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      try {
-        await fetch(`${endpoint}/moto-api/`);
-        break;
-      } catch (e) {
-        if (Date.now() > deadline) throw new Error(`moto_server did not start on ${endpoint}: ${e}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    }
   });
 
   afterAll(() => {
-    moto?.kill('SIGTERM');
+    stopMoto?.();
     client?.destroy();
   });
 
