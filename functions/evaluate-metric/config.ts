@@ -1,13 +1,6 @@
 import { z } from 'zod';
 import { describeIssue, type EvaluatorSpec, evaluatorSpecSchema } from '../../shared/schemas/evaluation.js';
-import { objectStoreEnv } from '../object-store-env.js';
-
-const positiveInt = (name: string, fallback: number) =>
-  z.coerce
-    .number({ error: `${name} must be a positive integer` })
-    .int(`${name} must be a positive integer`)
-    .positive(`${name} must be a positive integer`)
-    .default(fallback);
+import { objectStoreEnv, positiveInt } from '../env.js';
 
 const commaList = z
   .string()

@@ -1,13 +1,6 @@
 import { z } from 'zod';
 import { API_KEY_HASH_PATTERN } from './auth.js';
-import { objectStoreEnv } from '../object-store-env.js';
-
-const positiveInt = (name: string, fallback: number) =>
-  z.coerce
-    .number({ error: `${name} must be a positive integer` })
-    .int(`${name} must be a positive integer`)
-    .positive(`${name} must be a positive integer`)
-    .default(fallback);
+import { objectStoreEnv, positiveInt } from '../env.js';
 
 /** Defaults shared by the Node server and the Lambda handler. */
 export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
