@@ -63,34 +63,40 @@ const [url, floorUrl, honoOnlyUrl, nodeFloorUrl] = await new Promise((resolve, r
 });
 
 const d = 128;
-const phi = Array.from({ length: d }, (_, i) => Math.sin(i + 1));
+// 256 different phi, cycled through by every connection: a training loop sends a new phi each
+// step, and the same numbers over and over would flatter any code that converts numbers to text
+// (V8 caches number-to-string results).
+const phis = Array.from({ length: 256 }, (_, k) => Array.from({ length: d }, (_, i) => Math.sin(i + 1 + 0.37 * k)));
+const jsonBodies = phis.map((phi) => JSON.stringify({ phi }));
+const binaryBodies = phis.map((phi) => Buffer.from(Float32Array.from(phi).buffer));
+const binaryHeaders = { 'content-type': 'application/octet-stream' };
 const scenarios = {
   healthz: { path: '/healthz', method: 'GET' },
   'gradient-json': {
     path: `/v1/value-functions/bench-d${d}/gradient`,
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ phi }),
+    bodies: jsonBodies,
   },
   'post-floor (no work)': {
     base: () => floorUrl,
     path: '/floor',
     method: 'POST',
-    headers: { 'content-type': 'application/octet-stream' },
-    body: Buffer.from(Float32Array.from(phi).buffer),
+    headers: binaryHeaders,
+    bodies: binaryBodies,
   },
   'node-floor (no work, no Hono)': {
     base: () => nodeFloorUrl,
     path: '/floor',
     method: 'POST',
-    headers: { 'content-type': 'application/octet-stream' },
-    body: Buffer.from(Float32Array.from(phi).buffer),
+    headers: binaryHeaders,
+    bodies: binaryBodies,
   },
   'gradient-binary': {
     path: `/v1/value-functions/bench-d${d}/gradient`,
     method: 'POST',
-    headers: { 'content-type': 'application/octet-stream' },
-    body: Buffer.from(Float32Array.from(phi).buffer),
+    headers: binaryHeaders,
+    bodies: binaryBodies,
   },
 };
 // The same two requests on the same app with the Node fast lane off (Hono only), unless
@@ -122,7 +128,9 @@ async function run(s, seconds) {
     url: (s.base ? s.base() : url) + s.path,
     method: s.method,
     headers: s.headers,
-    body: s.body,
+    ...(s.bodies
+      ? { requests: s.bodies.map((body) => ({ method: s.method, path: s.path, headers: s.headers, body })) }
+      : {}),
     connections,
     duration: seconds,
   });

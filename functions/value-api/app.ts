@@ -9,7 +9,7 @@ import { parseJson, readBody } from './body.js';
 import { ApiError, ApiErrorCode, errorResponse, statusOf } from './errors.js';
 import { header } from './header.js';
 import { buildOpenApiDocument } from './openapi.js';
-import { isBinaryType, type PhiOp, phiAnswerHeaders, prefixOf, readPhiInput, writePhiAnswer } from './phi-routes.js';
+import { guideAnswer, isBinaryType, type PhiOp, phiAnswerHeaders, readPhiInput, writePhiAnswer } from './phi-routes.js';
 import { requireJson, validate } from './validate.js';
 
 export interface ValueApiOptions {
@@ -94,10 +94,7 @@ export function createValueApi(options: ValueApiOptions): Hono {
     const body = parseJson(await readBody(c, maxBodyBytes));
     const request = validate('guide', guideRequestSchema, body);
     const r = unwrap(await service.guide(c.req.param('id'), versionOf(c), request));
-    const text =
-      `{${prefixOf(r.served)},"direction":[${r.direction.join(',')}],"value":${r.natural},` +
-      `"normalised":${r.normalised},"P":${r.P},"sigma2":${r.sigma2},"seed":${r.seed}}`;
-    return new Response(text, { headers: jsonHeaders() });
+    return new Response(guideAnswer(r), { headers: jsonHeaders() });
   });
 
   app.notFound((c) => errorResponse(404, ApiErrorCode.notFound, `no route ${c.req.method} ${c.req.path}`));

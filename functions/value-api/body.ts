@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Context } from 'hono';
+import { slabFloat32 } from '../../shared/util/slab.js';
 import { ApiError, ApiErrorCode } from './errors.js';
 import { header } from './header.js';
 
@@ -95,16 +96,6 @@ export function parseJson(bytes: Uint8Array): unknown {
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
-/**
- * `n` float32 values, uninitialised, carved from Node's shared Buffer pool when it can be (small
- * sizes; the pool is 8-byte aligned): a fresh typed array costs an ArrayBuffer with its own
- * backing store, about 0.4 µs a time, which the hot routes would pay twice per request.
- */
-export function newFloat32(n: number): Float32Array {
-  const bytes = Buffer.allocUnsafe(n * 4);
-  return bytes.byteOffset % 4 === 0 ? new Float32Array(bytes.buffer, bytes.byteOffset, n) : new Float32Array(n);
-}
-
 /** A body of little-endian float32 values, copied so that it is aligned. */
 export function parseFloat32(bytes: Uint8Array, op: string): Float32Array {
   if (bytes.byteLength % 4 !== 0) {
@@ -113,7 +104,7 @@ export function parseFloat32(bytes: Uint8Array, op: string): Float32Array {
       `${op}: body has ${bytes.byteLength} bytes, not a whole number of float32 values (4 bytes each)`,
     );
   }
-  const out = newFloat32(bytes.byteLength / 4);
+  const out = slabFloat32(bytes.byteLength / 4);
   if (LITTLE_ENDIAN) new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes);
   else {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);

@@ -84,15 +84,16 @@ export function createFastLane(options: FastLaneOptions): (req: IncomingMessage,
   ) => {
     const answer = compute(op, id, version, binary, body);
     if (answer === undefined) return handOver(req, res, body);
-    if (answer.binary) {
-      res.writeHead(200, {
-        'content-type': BINARY_CONTENT_TYPE,
-        [VERSION_HEADER]: String(answer.version),
-        'content-length': answer.body.byteLength,
-      });
-    } else {
-      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(answer.body) });
-    }
+    res.writeHead(
+      200,
+      answer.binary
+        ? {
+            'content-type': BINARY_CONTENT_TYPE,
+            [VERSION_HEADER]: String(answer.version),
+            'content-length': answer.body.byteLength,
+          }
+        : { 'content-type': 'application/json', 'content-length': answer.body.byteLength },
+    );
     res.end(answer.body);
   };
 

@@ -1,3 +1,6 @@
+import { slabFloat32 } from '../../shared/util/slab.js';
+import { POW10 } from './json-bytes.js';
+
 /**
  * A fast reader for the one JSON body shape the hot routes see nearly always:
  * `{"phi":[x,...]}` or `{"phi":[[x,...],...]}` with every row `d` long. It reads the bytes
@@ -28,14 +31,10 @@ export interface PhiRows {
   single: boolean;
 }
 
-const POW10 = [
-  1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20,
-  1e21, 1e22,
-];
 /** Relative error bound of the approximation of long numbers, with room to spare (see readNumber). */
 const MARGIN = 2 ** -48;
-const f32 = new Float32Array(1);
-const u32 = new Uint32Array(f32.buffer);
+/** 10^-k for k = 0..22, each the double nearest to it. */
+const NEG_POW10 = POW10.slice(0, 23).map((p) => 1 / p);
 
 /** Reads `{"phi":...}` as float32 rows of length d; undefined when it is not that plain shape. */
 export function readPhiJson(bytes: Uint8Array, d: number, maxRows: number): PhiRows | undefined {
@@ -54,7 +53,7 @@ export function readPhiJson(bytes: Uint8Array, d: number, maxRows: number): PhiR
   let data: Float32Array;
   let n = 0;
   if (single) {
-    data = new Float32Array(d);
+    data = slabFloat32(d);
     if (!r.row(data, 0, d)) return undefined;
     n = 1;
   } else {
@@ -88,7 +87,10 @@ export function readPhiJson(bytes: Uint8Array, d: number, maxRows: number): PhiR
 
 class Reader {
   i = 0;
-  constructor(readonly b: Uint8Array) {}
+  readonly view: DataView;
+  constructor(readonly b: Uint8Array) {
+    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  }
 
   peek(): number {
     return this.i < this.b.length ? (this.b[this.i] as number) : -1;
@@ -115,70 +117,105 @@ class Reader {
 
   /** `x, ..., x]` with exactly d numbers (the opening bracket already read) into out[at..]. */
   row(out: Float32Array, at: number, d: number): boolean {
+    const b = this.b;
     for (let k = 0; k < d; k++) {
       if (k > 0) {
-        this.ws();
-        if (!this.eat(0x2c)) return false;
-        this.ws();
+        // `,` straight after the number, as JSON.stringify writes it; else with whitespace.
+        if (b[this.i] === 0x2c) this.i++;
+        else {
+          this.ws();
+          if (!this.eat(0x2c)) return false;
+        }
+        const c = b[this.i];
+        if (c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) this.ws();
       }
-      const x = this.number();
-      if (x === undefined) return false;
-      out[at + k] = x;
+      if (!this.number(out, at + k)) return false;
     }
     this.ws();
     return this.eat(0x5d);
   }
 
-  /** One JSON number as its float32 value, or undefined (not a number, or not sure of it). */
-  number(): number | undefined {
+  /**
+   * One JSON number as its float32 value into out[at]; false when it is not a number or the
+   * reader is not sure of it. (Storing rather than returning the value keeps V8 from boxing a
+   * double per number when this is not inlined.)
+   */
+  number(out: Float32Array, at: number): boolean {
     const b = this.b;
     let i = this.i;
     const negative = b[i] === 0x2d;
     if (negative) i++;
-    // The significant digits as an integer: m, then eight at a time in int32 chunks (short
-    // dependency chains); exact while below 2^53, i.e. for up to 15 digits.
+    // The significant digits as an integer: m, a double (exact while below 2^53, i.e. for up to
+    // 15 digits), takes them eight at a time from part, an int32 (short dependency chains);
+    // scale is the power of ten to apply.
     let m = 0;
-    let chunk = 0;
-    let inChunk = 0;
+    let part = 0;
+    let partDigits = 0;
     let digits = 0; // significant digits read (from the first non-zero one)
-    let scale = 0; // power of ten to apply to m
+    let scale = 0;
     let c = b[i] as number;
     if (c === 0x30) {
       c = b[++i] as number;
     } else if (c >= 0x31 && c <= 0x39) {
       do {
-        chunk = chunk * 10 + (c - 0x30);
-        if (++inChunk === 8) {
-          m = m * 1e8 + chunk;
-          chunk = 0;
-          inChunk = 0;
+        part = part * 10 + (c - 0x30);
+        if (++partDigits === 8) {
+          m = m * 1e8 + part;
+          part = 0;
+          partDigits = 0;
         }
         digits++;
         c = b[++i] as number;
       } while (c >= 0x30 && c <= 0x39);
-    } else return undefined;
+    } else return false;
     if (c === 0x2e /* . */) {
       c = b[++i] as number;
-      if (!(c >= 0x30 && c <= 0x39)) return undefined;
+      if (!(c >= 0x30 && c <= 0x39)) return false;
       if (digits === 0) {
         while (c === 0x30) {
           scale--;
           c = b[++i] as number;
         }
       }
+      // Four digits a step while they last (the 16 or so of a JSON.stringify fraction): one
+      // little-endian word, checked and converted with a few integer operations.
+      const view = this.view;
+      while (i + 4 <= b.length) {
+        const w = view.getUint32(i, true);
+        // Each byte is a digit when its high nibble is 3, also after adding 6 (0x3a-0x3f are not).
+        if (((w & 0xf0f0f0f0) | (((w + 0x06060606) & 0xf0f0f0f0) >>> 4)) !== 0x33333333) break;
+        const d = w & 0x0f0f0f0f; // digit values, the first in the low byte
+        const pairs = (d * 10 + (d >>> 8)) & 0x00ff00ff; // first*10+second, third*10+fourth
+        if (partDigits > 4) {
+          m = m * (POW10[partDigits] as number) + part;
+          part = 0;
+          partDigits = 0;
+        }
+        part = part * 1e4 + ((pairs & 0xff) * 100 + (pairs >>> 16));
+        partDigits += 4;
+        if (partDigits === 8) {
+          m = m * 1e8 + part;
+          part = 0;
+          partDigits = 0;
+        }
+        digits += 4;
+        scale -= 4;
+        i += 4;
+      }
+      c = b[i] as number;
       while (c >= 0x30 && c <= 0x39) {
-        chunk = chunk * 10 + (c - 0x30);
-        if (++inChunk === 8) {
-          m = m * 1e8 + chunk;
-          chunk = 0;
-          inChunk = 0;
+        part = part * 10 + (c - 0x30);
+        if (++partDigits === 8) {
+          m = m * 1e8 + part;
+          part = 0;
+          partDigits = 0;
         }
         digits++;
         scale--;
         c = b[++i] as number;
       }
     }
-    m = m * (POW10[inChunk] as number) + chunk;
+    m = m * (POW10[partDigits] as number) + part;
     if (c === 0x65 || c === 0x45 /* e E */) {
       c = b[++i] as number;
       let expNegative = false;
@@ -186,7 +223,7 @@ class Reader {
         expNegative = c === 0x2d;
         c = b[++i] as number;
       }
-      if (!(c >= 0x30 && c <= 0x39)) return undefined;
+      if (!(c >= 0x30 && c <= 0x39)) return false;
       let e = 0;
       do {
         if (e < 1000) e = e * 10 + (c - 0x30);
@@ -195,42 +232,40 @@ class Reader {
       scale += expNegative ? -e : e;
     }
     this.i = i;
-    if (m === 0) return negative ? -0 : 0;
-    if (digits > 20) return undefined;
-    // m * 10^scale with one correctly rounded operation when both are exact doubles.
+    if (m === 0) {
+      out[at] = negative ? -0 : 0;
+      return true;
+    }
+    if (digits > 20) return false;
+    // m * 10^scale with one correctly rounded operation when both are exact doubles; past 15
+    // digits m is approximate anyway, and a product by 10^-k (itself rounded) is cheaper than a
+    // division.
     const exact = digits <= 15;
     let a: number;
     if (scale >= 0) {
-      if (scale > 22) return undefined;
+      if (scale > 22) return false;
       a = m * (POW10[scale] as number);
     } else if (scale >= -22) {
-      a = m / (POW10[-scale] as number);
+      a = exact ? m / (POW10[-scale] as number) : m * (NEG_POW10[-scale] as number);
     } else {
-      if (scale < -44) return undefined;
+      if (scale < -44) return false;
       a = m / 1e22 / (POW10[-scale - 22] as number);
     }
     if (negative) a = -a;
     const f = Math.fround(a);
-    if (exact && scale >= -22) return Number.isFinite(f) ? f : undefined;
-    // a is within a few roundings (relative 2^-53 each) of the true value, well inside MARGIN.
-    return sureOfFloat32(a, f) ? f : undefined;
+    // Exact, or else a is within a few roundings (relative 2^-53 each) of the true value, well
+    // inside MARGIN.
+    if (exact && scale >= -22 ? !Number.isFinite(f) : !sureOfFloat32(a, f)) return false;
+    out[at] = f;
+    return true;
   }
 }
 
 /**
- * True when every double within MARGIN (relative) of `a` rounds to the same float32 `f`: `f` is a
- * normal float32 and `a` is farther than the margin from both rounding boundaries around it.
+ * True when every double within MARGIN (relative) of `a` rounds to the same float32 `f`: both
+ * ends of that interval do, and rounding is monotonic. Unsure at the edge of the float32 range
+ * (an end rounds to Infinity).
  */
 function sureOfFloat32(a: number, f: number): boolean {
-  const abs = Math.abs(f);
-  if (!(abs >= 2 ** -120 && abs <= 2 ** 120)) return false;
-  f32[0] = abs;
-  const bits = u32[0] as number;
-  u32[0] = bits + 1;
-  const up = (f32[0] as number) - abs;
-  u32[0] = bits - 1;
-  const down = abs - (f32[0] as number);
-  const x = Math.abs(a);
-  const slack = x * MARGIN;
-  return x >= abs ? x - abs + slack < up / 2 : abs - x + slack < down / 2;
+  return Math.fround(a * (1 + MARGIN)) === f && Math.fround(a * (1 - MARGIN)) === f && Number.isFinite(f);
 }

@@ -2,10 +2,13 @@ import { BINARY_CONTENT_TYPE, predictRequestSchema, VERSION_HEADER } from '../..
 import type {
   BatchResult,
   GradientResult,
+  GuideResult,
   PhiInput,
   ServedValueFunction,
 } from '../../shared/use-cases/serve-guidance.js';
-import { float32Bytes, newFloat32, parseFloat32, parseJson } from './body.js';
+import { slabFloat32 } from '../../shared/util/slab.js';
+import { float32Bytes, parseFloat32, parseJson } from './body.js';
+import { JsonBytes } from './json-bytes.js';
 import { plainPhi, validate } from './validate.js';
 
 /**
@@ -16,12 +19,15 @@ import { plainPhi, validate } from './validate.js';
 export type PhiOp = 'predict' | 'gradient';
 
 /**
- * A successful answer, ready to send with status 200: JSON text, or little-endian float32 values
- * when `binary`; `version` is the served checkpoint's (sent as a header on binary answers).
+ * A successful answer, ready to send with status 200: JSON text (UTF-8), or little-endian
+ * float32 values when `binary`; `version` is the served checkpoint's (sent as a header on binary
+ * answers).
  */
-export type PhiAnswer =
-  | { binary: false; body: string; version: number }
-  | { binary: true; body: Uint8Array; version: number };
+export interface PhiAnswer {
+  binary: boolean;
+  body: Uint8Array;
+  version: number;
+}
 
 /** True when the content type asks for the binary form (else the body is JSON). */
 export function isBinaryType(type: string | undefined): boolean {
@@ -44,7 +50,7 @@ export function writePhiAnswer(result: BatchResult | GradientResult, binary: boo
   const version = result.served.version;
   if (!binary) return { binary, body: jsonAnswer(result, gradients), version };
   const n = result.n;
-  const out = newFloat32(n + (gradients?.length ?? 0));
+  const out = slabFloat32(n + (gradients?.length ?? 0));
   out.set(result.natural);
   if (gradients !== undefined) out.set(gradients, n);
   return { binary, body: float32Bytes(out), version };
@@ -57,43 +63,46 @@ export function phiAnswerHeaders(answer: PhiAnswer): Record<string, string> {
     : { 'content-type': 'application/json' };
 }
 
-/** `"id":...,"version":...,"metric":{...}` per served checkpoint, built once. */
-const prefixes = new WeakMap<ServedValueFunction, string>();
-export function prefixOf(served: ServedValueFunction): string {
+/** `{"id":...,"version":...,"metric":{...}` per served checkpoint as UTF-8, built once. */
+const prefixes = new WeakMap<ServedValueFunction, Uint8Array>();
+export function prefixOf(served: ServedValueFunction): Uint8Array {
   let prefix = prefixes.get(served);
   if (prefix === undefined) {
     const metric = served.checkpoint.metric;
-    prefix = `"id":${JSON.stringify(served.id)},"version":${served.version},"metric":${JSON.stringify({ name: metric.name, direction: metric.direction })}`;
+    const text = `{"id":${JSON.stringify(served.id)},"version":${served.version},"metric":${JSON.stringify({ name: metric.name, direction: metric.direction })}`;
+    prefix = new TextEncoder().encode(text);
     prefixes.set(served, prefix);
   }
   return prefix;
 }
 
+/** The one JSON writer of the hot routes: answers are written synchronously, one at a time. */
+const json = new JsonBytes();
+
 /**
- * JSON by hand: every number is finite (checked by the use-case), so ToString of each is valid
- * JSON, the same text JSON.stringify writes for it. One flat string, no nested arrays or
- * objects built per request.
+ * The JSON answer written straight into bytes (json-bytes.ts): the values, normalised values and
+ * gradients are float32 results, written with the (at most) 9 digits that identify a float32.
+ * Every number is finite (checked by the use-case).
  */
-function jsonAnswer(result: BatchResult, gradients: Float32Array | undefined): string {
-  let text = `{${prefixOf(result.served)},"values":`;
-  text = numbers(text, result.natural, 0, result.n);
-  text += ',"normalised":';
-  text = numbers(text, result.normalised, 0, result.n);
+function jsonAnswer(result: BatchResult, gradients: Float32Array | undefined): Uint8Array {
+  const n = result.n;
+  json.reset().bytes(prefixOf(result.served)).ascii(',"values":').float32s(result.natural, 0, n);
+  json.ascii(',"normalised":').float32s(result.normalised, 0, n);
   if (gradients !== undefined) {
     const d = result.served.compiled.d;
-    text += ',"gradients":[';
-    for (let r = 0; r < result.n; r++) {
-      if (r > 0) text += ',';
-      text = numbers(text, gradients, r * d, (r + 1) * d);
+    json.ascii(',"gradients":[');
+    for (let r = 0; r < n; r++) {
+      if (r > 0) json.ascii(',');
+      json.float32s(gradients, r * d, (r + 1) * d);
     }
-    text += ']';
+    json.ascii(']');
   }
-  return `${text}}`;
+  return json.ascii('}').take();
 }
 
-/** Appends `[a[from],...,a[to - 1]]` to `text`. */
-function numbers(text: string, a: Float32Array | Float64Array, from: number, to: number): string {
-  let out = `${text}[`;
-  for (let i = from; i < to; i++) out += i === from ? `${a[i]}` : `,${a[i]}`;
-  return `${out}]`;
+/** The `guide` answer: the direction in float32 digits like the gradients, the values as doubles. */
+export function guideAnswer(r: GuideResult): Uint8Array {
+  json.reset().bytes(prefixOf(r.served)).ascii(',"direction":').float32s(r.direction);
+  json.ascii(',"value":').double(r.natural).ascii(',"normalised":').double(r.normalised);
+  return json.ascii(`,"P":${r.P},"sigma2":${r.sigma2},"seed":${r.seed}}`).take();
 }

@@ -1,4 +1,5 @@
 import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
+import { slabFloat32 } from '../util/slab.js';
 
 /** A differentiable scalar function of phi: what Guided ES and value-function descent need. */
 export interface ValueFn {
@@ -48,7 +49,6 @@ export class CompiledValueFunction implements ValueFn {
   private readonly gradA: Float64Array;
   private readonly gradB: Float64Array;
   private readonly gradTotal: Float64Array;
-  private readonly gradRow: Float32Array;
   private readonly simd: SimdPath | undefined;
 
   constructor(
@@ -78,7 +78,6 @@ export class CompiledValueFunction implements ValueFn {
     this.gradA = new Float64Array(this.maxWidth);
     this.gradB = new Float64Array(this.maxWidth);
     this.gradTotal = new Float64Array(this.d);
-    this.gradRow = new Float32Array(this.d);
     const module = options.simd === false ? null : simdKernels();
     this.simd = module ? new SimdPath(module, checkpoint, this.d, this.maxWidth) : undefined;
   }
@@ -94,12 +93,12 @@ export class CompiledValueFunction implements ValueFn {
 
   valueAndGradient(phi: Float32Array, gradOut: Float32Array): number {
     const v = this.forwardOne(phi, 0);
-    this.backwardOne(gradOut);
+    this.backwardOne(gradOut, 0);
     return v;
   }
 
   /** Normalised values for n rows of phi (row-major n x d). */
-  predict(phis: Float32Array, n: number, out = new Float32Array(n)): Float32Array {
+  predict(phis: Float32Array, n: number, out = slabFloat32(n)): Float32Array {
     for (let r = 0; r < n; r++) out[r] = this.forwardOne(phis, r * this.d);
     return out;
   }
@@ -108,14 +107,12 @@ export class CompiledValueFunction implements ValueFn {
   predictWithGradients(
     phis: Float32Array,
     n: number,
-    values = new Float32Array(n),
-    gradients = new Float32Array(n * this.d),
+    values = slabFloat32(n),
+    gradients = slabFloat32(n * this.d),
   ): { values: Float32Array; gradients: Float32Array } {
-    const g = this.gradRow;
     for (let r = 0; r < n; r++) {
       values[r] = this.forwardOne(phis, r * this.d);
-      this.backwardOne(g);
-      gradients.set(g, r * this.d);
+      this.backwardOne(gradients, r * this.d);
     }
     return { values, gradients };
   }
@@ -123,10 +120,14 @@ export class CompiledValueFunction implements ValueFn {
   /** Forward pass for the row at `offset`, keeping activations for backwardOne. */
   private forwardOne(phis: Float32Array, offset: number): number {
     const d = this.d;
+    if (this.simd) {
+      return (
+        this.tMean + (this.tStd * this.simd.forward(phis, offset, this.inMean, this.inInvStd)) / this.members.length
+      );
+    }
     const x = this.x;
     for (let i = 0; i < d; i++)
       x[i] = ((phis[offset + i] as number) - (this.inMean[i] as number)) * (this.inInvStd[i] as number);
-    if (this.simd) return this.tMean + (this.tStd * this.simd.forward(x)) / this.members.length;
     let sum = 0;
     for (let m = 0; m < this.members.length; m++) {
       const layers = this.members[m] as Layer[];
@@ -161,17 +162,16 @@ export class CompiledValueFunction implements ValueFn {
     return this.tMean + (this.tStd * sum) / this.members.length;
   }
 
-  /** Gradient of the last forwardOne's value with respect to raw phi. */
-  private backwardOne(gradOut: Float32Array): void {
+  /** Gradient of the last forwardOne's value with respect to raw phi, into gradOut[at, at + d). */
+  private backwardOne(gradOut: Float32Array, at: number): void {
     const d = this.d;
     const scale = this.tStd / this.members.length;
-    const total = this.gradTotal;
-    total.fill(0);
     if (this.simd) {
-      this.simd.backward(scale, total);
-      for (let i = 0; i < d; i++) gradOut[i] = (total[i] as number) * (this.inInvStd[i] as number);
+      this.simd.backward(scale, this.inInvStd, gradOut, at, this.gradTotal);
       return;
     }
+    const total = this.gradTotal;
+    total.fill(0);
     for (let m = 0; m < this.members.length; m++) {
       const layers = this.members[m] as Layer[];
       const acts = this.acts[m] as Float64Array[];
@@ -207,7 +207,7 @@ export class CompiledValueFunction implements ValueFn {
       }
       for (let i = 0; i < d; i++) total[i] = (total[i] as number) + (upstream[i] as number);
     }
-    for (let i = 0; i < d; i++) gradOut[i] = (total[i] as number) * (this.inInvStd[i] as number);
+    for (let i = 0; i < d; i++) gradOut[at + i] = (total[i] as number) * (this.inInvStd[i] as number);
   }
 }
 
@@ -220,7 +220,7 @@ export class CompiledValueFunction implements ValueFn {
 
 /**
  * fwd(in, wT, b, out, ninBytes, nout, relu): out[j] = act(b[j] + sum_i in[i] wT[j][i]), rows of wT
- * padded with zeros to a multiple of 4 floats.
+ * padded with zeros to a multiple of 8 floats.
  * bwd(up, wT, next, ninBytes, nout, act, masked): next = sum_j up[j] wT[j] over the units with
  * up[j] != 0 and, when masked, an active ReLU (act[j] > 0): back through a layer and its ReLU.
  */
@@ -291,6 +291,7 @@ const f32Gt = [0x5e];
 const i32And = [0x71];
 const i32Or = [0x72];
 const v128Load = [0xfd, 0x00, 4, 0];
+const v128LoadAt = (offset: number) => [0xfd, 0x00, 4, ...uleb(offset)];
 const v128Store = [0xfd, 0x0b, 4, 0];
 const f32x4Splat = [0xfd, 0x13];
 const f32x4Lane = (lane: number) => [0xfd, 0x1f, lane];
@@ -311,8 +312,9 @@ const nextLanes = (i: number, limit: number) => [
 const at4 = (base: number, j: number) => [...get(base), ...get(j), ...i32c(2), ...i32Shl, ...i32Add];
 
 function fwdBody(): number[] {
-  // params: 0 in, 1 w, 2 b, 3 out, 4 ninBytes, 5 nout, 6 relu; locals: 7 j, 8 i, 9 row, 10 acc (v128), 11 s (f32)
-  const [IN, W, B, OUT, NINB, NOUT, RELU, J, I, ROW, ACC, S] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  // params: 0 in, 1 w, 2 b, 3 out, 4 ninBytes (a multiple of 32), 5 nout, 6 relu;
+  // locals: 7 j, 8 i, 9 row, 10 acc (v128), 11 s (f32), 12 acc2 (v128)
+  const [IN, W, B, OUT, NINB, NOUT, RELU, J, I, ROW, ACC, S, ACC2] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
   // biome-ignore format: one wasm instruction group per line reads like the assembly it is
   const code = [
     ...i32c(0), ...set(J),
@@ -324,14 +326,21 @@ function fwdBody(): number[] {
     ...get(W), ...get(J), ...get(NINB), ...i32Mul, ...i32Add, ...set(ROW),
     ...block,
     ...get(NINB), ...i32Eqz, ...brIf(0),
+    ...f32zero, ...f32x4Splat, ...set(ACC2),
     ...loop,
+    // two accumulators, 8 floats a step: the adds do not wait on each other
     ...get(ACC),
     ...get(IN), ...get(I), ...i32Add, ...v128Load,
     ...get(ROW), ...get(I), ...i32Add, ...v128Load,
     ...f32x4Mul, ...f32x4Add, ...set(ACC),
-    ...nextLanes(I, NINB),
+    ...get(ACC2),
+    ...get(IN), ...get(I), ...i32Add, ...v128LoadAt(16),
+    ...get(ROW), ...get(I), ...i32Add, ...v128LoadAt(16),
+    ...f32x4Mul, ...f32x4Add, ...set(ACC2),
+    ...get(I), ...i32c(32), ...i32Add, ...tee(I), ...get(NINB), ...i32LtU, ...brIf(0),
     ...end,
     ...end,
+    ...get(ACC), ...get(ACC2), ...f32x4Add, ...set(ACC),
     ...get(ACC), ...f32x4Lane(0),
     ...get(ACC), ...f32x4Lane(1), ...f32Add,
     ...get(ACC), ...f32x4Lane(2), ...f32Add,
@@ -352,6 +361,7 @@ function fwdBody(): number[] {
       [3, I32],
       [1, V128],
       [1, F32],
+      [1, V128],
     ]),
     ...code,
     ...end,
@@ -447,7 +457,8 @@ function simdKernels(): WasmModule | null {
   return simdModule;
 }
 
-const pad4 = (n: number): number => (n + 3) & ~3;
+/** Rows and vectors are padded with zeros to a multiple of 8 floats (the forward kernel reads 8 a step). */
+const pad8 = (n: number): number => (n + 7) & ~7;
 
 interface SimdLayer {
   /** Byte offsets in the kernel memory (16-byte aligned). */
@@ -477,16 +488,16 @@ class SimdPath {
     let bytes = 0;
     const alloc = (floats: number) => {
       const at = bytes;
-      bytes += pad4(floats) * 4;
+      bytes += pad8(floats) * 4;
       return at;
     };
     this.members = checkpoint.members.map((m) =>
       m.layers.map((l) => ({
-        w: alloc(l.out * pad4(l.in)),
+        w: alloc(l.out * pad8(l.in)),
         b: alloc(l.out),
         act: alloc(l.out),
         nin: l.in,
-        ninBytes: pad4(l.in) * 4,
+        ninBytes: pad8(l.in) * 4,
         nout: l.out,
       })),
     );
@@ -500,7 +511,7 @@ class SimdPath {
     for (const [m, member] of checkpoint.members.entries()) {
       for (const [li, l] of member.layers.entries()) {
         const s = (this.members[m] as SimdLayer[])[li] as SimdLayer;
-        const row = pad4(l.in);
+        const row = pad8(l.in);
         for (let j = 0; j < l.out; j++) {
           for (let i = 0; i < l.in; i++) this.f32[s.w / 4 + j * row + i] = l.weights[i * l.out + j] as number;
         }
@@ -509,10 +520,13 @@ class SimdPath {
     }
   }
 
-  /** Sum over members of the network outputs at the normalised input x. */
-  forward(x: Float64Array): number {
+  /** Sum over members of the network outputs at the input phis[offset, offset + d), normalised. */
+  forward(phis: Float32Array, offset: number, mean: Float64Array, invStd: Float64Array): number {
     const f32 = this.f32;
-    f32.set(x, this.x / 4);
+    const x = this.x / 4;
+    for (let i = 0; i < this.d; i++) {
+      f32[x + i] = ((phis[offset + i] as number) - (mean[i] as number)) * (invStd[i] as number);
+    }
     let sum = 0;
     for (const layers of this.members) {
       let input = this.x;
@@ -527,9 +541,16 @@ class SimdPath {
     return sum;
   }
 
-  /** Adds scale * d(sum of outputs)/dx of the last forward to `total` (d entries). */
-  backward(scale: number, total: Float64Array): void {
+  /**
+   * Writes scale * d(sum of outputs)/d(phi) of the last forward into out[at, at + d): back
+   * through each member to the normalised input, summed over members (in `total`, d float64s,
+   * when there are several), times invStd.
+   */
+  backward(scale: number, invStd: Float64Array, out: Float32Array, at: number, total: Float64Array): void {
     const f32 = this.f32;
+    const d = this.d;
+    const single = this.members.length === 1;
+    if (!single) total.fill(0);
     for (const layers of this.members) {
       let up = this.gradA;
       let next = this.gradB;
@@ -543,7 +564,12 @@ class SimdPath {
         next = t;
       }
       const u = up / 4;
-      for (let i = 0; i < this.d; i++) total[i] = (total[i] as number) + (f32[u + i] as number);
+      if (single) {
+        for (let i = 0; i < d; i++) out[at + i] = (f32[u + i] as number) * (invStd[i] as number);
+        return;
+      }
+      for (let i = 0; i < d; i++) total[i] = (total[i] as number) + (f32[u + i] as number);
     }
+    for (let i = 0; i < d; i++) out[at + i] = (total[i] as number) * (invStd[i] as number);
   }
 }

@@ -5,6 +5,7 @@ import type { ObjectStore } from '../ports/object-store.port.js';
 import type { GuideRequest, ValueFunctionSummary } from '../schemas/api.js';
 import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
 import { Rng } from '../util/random.js';
+import { slabFloat32 } from '../util/slab.js';
 import { DomainError, err, ok, type Result } from '../util/result.js';
 import { listCheckpointVersions, loadCheckpoint } from './value-function-store.js';
 
@@ -217,8 +218,8 @@ export interface BatchResult {
   single: boolean;
   /** Lower-is-better estimates, one per row. */
   normalised: Float32Array;
-  /** The same in the metric's natural direction. */
-  natural: Float64Array;
+  /** The same in the metric's natural direction, rounded to float32 like the values it comes from. */
+  natural: Float32Array;
 }
 
 export interface GradientResult extends BatchResult {
@@ -413,9 +414,9 @@ function toRows(
   return ok(out);
 }
 
-function toNatural(served: ServedValueFunction, normalised: Float32Array): Float64Array {
+function toNatural(served: ServedValueFunction, normalised: Float32Array): Float32Array {
   const direction = served.checkpoint.metric.direction;
-  const out = new Float64Array(normalised.length);
+  const out = slabFloat32(normalised.length);
   for (let i = 0; i < normalised.length; i++) out[i] = denormalise(normalised[i] as number, direction);
   return out;
 }

@@ -55,7 +55,7 @@ describe('ValueApiClient against the Node server', () => {
     const viaJson = await client.gradient('client-vf', [phi, phi.map((x) => -x)]);
     expect(binary.version).toBe(1);
     expect(Array.from(binary.values)).toEqual(viaJson.values.map(Math.fround));
-    expect(Array.from(binary.gradients)).toEqual(viaJson.gradients.flat());
+    expect(Array.from(binary.gradients)).toEqual(viaJson.gradients.flat().map(Math.fround));
     const predicted = await client.predictBinary('client-vf', rows);
     expect(Array.from(predicted.values)).toEqual(Array.from(binary.values));
   });

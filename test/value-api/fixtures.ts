@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import type { LambdaFunctionURLEvent } from 'aws-lambda';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
@@ -21,3 +22,43 @@ export async function tempStore(
 }
 
 export const SECRET_KEY = 'mo_test_8f3a2c1d9e7b6a5f4c3d2e1f0a9b8c7d';
+
+/** A Lambda function URL event (payload 2.0) for a JSON POST, signed by IAM when `iam`. */
+export function urlEvent(path: string, body: unknown, iam: boolean): LambdaFunctionURLEvent {
+  return {
+    version: '2.0',
+    routeKey: '$default',
+    rawPath: path,
+    rawQueryString: '',
+    headers: { 'content-type': 'application/json', host: 'abc.lambda-url.eu-west-1.on.aws' },
+    body: JSON.stringify(body),
+    isBase64Encoded: false,
+    requestContext: {
+      accountId: '123456789012',
+      apiId: 'abc',
+      domainName: 'abc.lambda-url.eu-west-1.on.aws',
+      domainPrefix: 'abc',
+      http: { method: 'POST', path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
+      requestId: 'r1',
+      routeKey: '$default',
+      stage: '$default',
+      time: '27/Nov/2026:00:00:00 +0000',
+      timeEpoch: 0,
+      ...(iam
+        ? {
+            authorizer: {
+              iam: {
+                accessKey: 'AKIA',
+                accountId: '123456789012',
+                callerId: 'AIDA',
+                cognitoIdentity: null,
+                principalOrgId: null,
+                userArn: 'arn:aws:iam::123456789012:user/trainer',
+                userId: 'AIDA',
+              },
+            },
+          }
+        : {}),
+    },
+  } as LambdaFunctionURLEvent;
+}

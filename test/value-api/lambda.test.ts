@@ -1,7 +1,6 @@
-import type { LambdaFunctionURLEvent } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseValueApiEnv } from '../../functions/value-api/config.js';
-import { tempStore } from './fixtures.js';
+import { tempStore, urlEvent } from './fixtures.js';
 
 let fixture: Awaited<ReturnType<typeof tempStore>>;
 
@@ -12,45 +11,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await fixture.cleanup();
 });
-
-function urlEvent(path: string, body: unknown, iam: boolean): LambdaFunctionURLEvent {
-  return {
-    version: '2.0',
-    routeKey: '$default',
-    rawPath: path,
-    rawQueryString: '',
-    headers: { 'content-type': 'application/json', host: 'abc.lambda-url.eu-west-1.on.aws' },
-    body: JSON.stringify(body),
-    isBase64Encoded: false,
-    requestContext: {
-      accountId: '123456789012',
-      apiId: 'abc',
-      domainName: 'abc.lambda-url.eu-west-1.on.aws',
-      domainPrefix: 'abc',
-      http: { method: 'POST', path, protocol: 'HTTP/1.1', sourceIp: '127.0.0.1', userAgent: 'test' },
-      requestId: 'r1',
-      routeKey: '$default',
-      stage: '$default',
-      time: '27/Nov/2026:00:00:00 +0000',
-      timeEpoch: 0,
-      ...(iam
-        ? {
-            authorizer: {
-              iam: {
-                accessKey: 'AKIA',
-                accountId: '123456789012',
-                callerId: 'AIDA',
-                cognitoIdentity: null,
-                principalOrgId: null,
-                userArn: 'arn:aws:iam::123456789012:user/trainer',
-                userId: 'AIDA',
-              },
-            },
-          }
-        : {}),
-    },
-  } as LambdaFunctionURLEvent;
-}
 
 describe('value API Lambda handler', () => {
   it('answers a function URL event with IAM auth from the same app', async () => {

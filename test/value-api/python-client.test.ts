@@ -71,7 +71,7 @@ describe('Python client (standard library only)', () => {
     const value = compiled.valueAndGradient(phi, g);
     expect(seen.predict.version).toBe(1);
     expect(seen.predict.values[0]).toBeCloseTo(value, 6);
-    expect(seen.gradient).toEqual(Array.from(g));
+    expect(Float32Array.from(seen.gradient)).toEqual(g);
     expect(seen.dimensionError).toBe("predict: phi has 15 entries, value function 'a9a-mcr' expects 16");
   });
 

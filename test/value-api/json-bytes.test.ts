@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { JsonBytes, writeFloat32 } from '../../functions/value-api/json-bytes.js';
+import { Rng } from '../../shared/util/random.js';
+
+const f32 = new Float32Array(1);
+const u32 = new Uint32Array(f32.buffer);
+const buf = new Uint8Array(64);
+const view = new DataView(buf.buffer);
+const ascii = (end: number) => String.fromCharCode(...buf.subarray(0, end));
+const write = (v: number) => ascii(writeFloat32(buf, view, 0, v));
+
+/** The float32 with these bits. */
+function fromBits(bits: number): number {
+  u32[0] = bits >>> 0;
+  return f32[0] as number;
+}
+
+describe('writeFloat32', () => {
+  it('reads back as the same float32, for random bit patterns across every exponent', () => {
+    const rng = new Rng(7);
+    let checked = 0;
+    for (let i = 0; i < 200_000; i++) {
+      const v = fromBits(Math.floor(rng.next() * 2 ** 32));
+      if (!Number.isFinite(v)) continue;
+      const text = write(v);
+      // Valid JSON, at most 9 significant digits, and exactly v again as a float32.
+      const parsed = JSON.parse(text) as number;
+      if (Math.fround(parsed) !== v) throw new Error(`${v} written as ${text} reads back as ${Math.fround(parsed)}`);
+      const significant = text.replace(/e.*$/, '').replace(/[-.]/g, '').replace(/^0+/, '').replace(/0+$/, '');
+      expect(significant.length).toBeLessThanOrEqual(9);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(190_000);
+  });
+
+  it('round-trips the float32 neighbours of powers of ten, where log10 and the carry are one off', () => {
+    for (let k = -45; k <= 38; k++) {
+      const center = Math.fround(10 ** k);
+      if (center === 0 || !Number.isFinite(center)) continue;
+      f32[0] = center;
+      const bits = u32[0] as number;
+      for (let delta = -3; delta <= 3; delta++) {
+        if (bits + delta < 1) continue;
+        const v = fromBits(bits + delta);
+        expect(Math.fround(JSON.parse(write(v)) as number)).toBe(v);
+      }
+    }
+  });
+
+  it('writes what JS writes when the shortest form has at most 9 digits, in the same layout', () => {
+    const cases = [
+      0.5, -0.25, 1, 2, 10, 100, 123456, 1.5, 0.125, 3e-8, 1e-7, 0.000001, 0.0000015, 1e20, 2e21, 1.5e-40, 1e-45, 65504,
+      -1024.5, 0.0625, 3.4028234663852886e38,
+    ].map(Math.fround);
+    for (const v of cases) {
+      if (`${v}`.replace(/e.*$/, '').replace(/[-.]/g, '').replace(/^0+/, '').length <= 9) expect(write(v)).toBe(`${v}`);
+    }
+    expect(write(Math.fround(1e-7))).toBe('1.00000001e-7');
+    expect(write(0.5)).toBe('0.5');
+    expect(write(2 ** 70)).toBe('1.18059162e+21');
+    expect(write(Math.fround(0.1))).toBe('0.100000001');
+    expect(write(-0.0012345678)).toBe('-0.0012345678');
+  });
+
+  it('writes 0 for both zeros and refuses non-finite values', () => {
+    expect(write(0)).toBe('0');
+    expect(write(-0)).toBe('0');
+    expect(() => write(Number.NaN)).toThrow(RangeError);
+    expect(() => write(Number.POSITIVE_INFINITY)).toThrow(RangeError);
+  });
+
+  it('writes doubles outside the float32 range as JS does', () => {
+    expect(write(1e-300)).toBe('1e-300');
+    expect(write(-1.2345678901234567e300)).toBe('-1.2345678901234567e+300');
+  });
+});
+
+describe('JsonBytes', () => {
+  it('builds a text that JSON.parse reads as the arrays it was given, growing past its first buffer', () => {
+    const rng = new Rng(3);
+    const a = Float32Array.from(rng.normals(10_000), (x) => x * 10 ** Math.floor(rng.next() * 20 - 10));
+    const d = Float64Array.from([0.1, 1 / 3, -2.5e-300]);
+    const out = new JsonBytes()
+      .ascii('{"a":')
+      .float32s(a)
+      .ascii(',"d":')
+      .doubles(d)
+      .ascii(',"s":')
+      .float32s(a, 3, 5)
+      .ascii('}');
+    const text = new TextDecoder().decode(out.take());
+    expect(text).toBe(out.text());
+    const parsed = JSON.parse(text) as { a: number[]; d: number[]; s: number[] };
+    expect(Float32Array.from(parsed.a)).toEqual(a);
+    expect(parsed.d).toEqual([0.1, 1 / 3, -2.5e-300]);
+    expect(parsed.s).toEqual([...a.subarray(3, 5)].map((x) => Number(write(x))));
+    expect(new JsonBytes().float32s(new Float32Array(0)).text()).toBe('[]');
+  });
+
+  it('starts again after reset, and take() copies (later writes do not change an earlier answer)', () => {
+    const w = new JsonBytes();
+    const first = w.reset().ascii('[1]').take();
+    w.reset().ascii('[22]');
+    expect(new TextDecoder().decode(first)).toBe('[1]');
+    expect(w.text()).toBe('[22]');
+  });
+});
