@@ -7,8 +7,11 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
+import { readPhiJson } from '../functions/value-api/phi-json.js';
+import { writePhiAnswer } from '../functions/value-api/phi-routes.js';
 import { CompiledValueFunction } from '../shared/method/value-function-f32.js';
 import type { ValueFunctionCheckpoint } from '../shared/schemas/checkpoint.js';
+import type { GradientResult, ServedValueFunction } from '../shared/use-cases/serve-guidance.js';
 import { Rng } from '../shared/util/random.js';
 import { makeCheckpoint } from '../test/helpers/make-checkpoint.js';
 
@@ -131,4 +134,49 @@ for (const d of [16, 128]) {
     agreement: { valueDiff, maxGradDiff },
   });
 }
-process.stdout.write(`${JSON.stringify({ node: process.version, samples, tfSamples, rows })}\n`);
+// JSON text at d = 128, batch 1, over 256 different phi (and so 256 different answers): reading a
+// body (the fast reader vs JSON.parse and the float32 rows the general path makes of it) and
+// writing a gradient answer (the byte writer vs building the text with JS number-to-string and
+// encoding it, as the route did before).
+const jsonText = (() => {
+  const d = 128;
+  const checkpoint = makeCheckpoint({ d, seed: d });
+  const compiled = new CompiledValueFunction(checkpoint);
+  const served: ServedValueFunction = { id: checkpoint.id, version: checkpoint.version, checkpoint, compiled };
+  const phis = Array.from({ length: 256 }, (_, k) => Array.from({ length: d }, (_, i) => Math.sin(i + 1 + 0.37 * k)));
+  const bodies = phis.map((phi) => new TextEncoder().encode(JSON.stringify({ phi })));
+  const results = phis.map((phi) => {
+    const { values, gradients } = compiled.predictWithGradients(Float32Array.from(phi), 1);
+    const natural = Float32Array.from(values, (v) => 1 - v);
+    return { served, n: 1, single: true, normalised: values, natural, gradients };
+  });
+  let k = 0;
+  const next = () => {
+    k = (k + 1) & 255;
+    return k;
+  };
+  const read = time(() => readPhiJson(bodies[next()] as Uint8Array, d, 1024), samples, samples / 4);
+  const readViaJsonParse = time(
+    () => {
+      const body = JSON.parse(new TextDecoder().decode(bodies[next()])) as { phi: number[] };
+      Float32Array.from(body.phi);
+    },
+    samples,
+    samples / 4,
+  );
+  const write = time(() => writePhiAnswer(results[next()] as GradientResult, false), samples, samples / 4);
+  const writeViaStrings = time(
+    () => {
+      const r = results[next()] as GradientResult;
+      let text = `{"id":"${served.id}","version":1,"values":[${r.natural[0]}],"normalised":[${r.normalised[0]}],"gradients":[[`;
+      for (let i = 0; i < d; i++) text += i === 0 ? `${r.gradients[i]}` : `,${r.gradients[i]}`;
+      Buffer.from(`${text}]]}`);
+    },
+    samples,
+    samples / 4,
+  );
+  const answerBytes = writePhiAnswer(results[0] as GradientResult, false).body.byteLength;
+  return { d, bodyBytes: bodies[0]?.byteLength, answerBytes, read, readViaJsonParse, write, writeViaStrings };
+})();
+
+process.stdout.write(`${JSON.stringify({ node: process.version, samples, tfSamples, rows, jsonText })}\n`);

@@ -216,6 +216,17 @@ for (const r of inProcess.rows) {
     `| ${r.d} | ${s(r.f32.forward)} | ${s(r.f32.gradient)} | ${r.f32.gradientOverForward} | ${r.jsLoops.forward.medianUs} / ${r.jsLoops.gradient.medianUs} | ${s(r.tfjs.forward)} | ${s(r.tfjs.gradient)} | ${r.speedup}x | ${r.agreement.maxGradDiff.toExponential(1)} |`,
   );
 }
+const j = inProcess.jsonText;
+const s2 = (x) => `${x.medianUs} / ${x.p99Us}`;
+lines.push(
+  '',
+  `JSON text, d = ${j.d}, batch 1, 256 different phi (median / p99 per call, µs; body ${j.bodyBytes} B, answer ${j.answerBytes} B)`,
+  '',
+  '| step | this code | JS built-ins | built-ins / this code |',
+  '|---|---|---|---|',
+  `| read a body (\`readPhiJson\` vs \`JSON.parse\` + float32 rows) | ${s2(j.read)} | ${s2(j.readViaJsonParse)} | ${(j.readViaJsonParse.medianUs / j.read.medianUs).toFixed(1)}x |`,
+  `| write a gradient answer (\`writePhiAnswer\` vs number-to-string text + UTF-8) | ${s2(j.write)} | ${s2(j.writeViaStrings)} | ${(j.writeViaStrings.medianUs / j.write.medianUs).toFixed(1)}x |`,
+);
 lines.push(
   '',
   `HTTP loopback, ${connections} connections, ${rounds} interleaved rounds x ${duration} s per route (medians; ` +

@@ -165,8 +165,38 @@ const bitsU32 = new Uint32Array(bits32.buffer);
  * most one in the last digit, and then only when the exact value lies within 1e-6 of a rounding
  * tie; even so the decimal is within 0.51e-8 (relative) of v, far inside the 2^-25 that
  * separates v from the next float32's rounding boundary, so it still reads back as v.
+ *
+ * This is the common case (gradients: 1e-6 <= |v| < 1, nine digits without trailing zeros,
+ * written `0.000ddddddddd` in word-sized stores), small enough for V8 to inline into the loop;
+ * everything else goes to writeFloat32Slow.
  */
 export function writeFloat32(buf: Uint8Array, view: DataView, p: number, v: number): number {
+  const a = v < 0 ? -v : v;
+  if (a >= 1e-6 && a < 1) {
+    bits32[0] = a;
+    const biased = ((bitsU32[0] as number) >>> 23) & 0xff;
+    const e = (DECADE[biased] as number) + (a >= (NEXT_DECADE[biased] as number) ? 1 : 0);
+    const digits = Math.round(a * (MUL[39 - e] as number)) | 0; // 10^(8 - e), an exact power
+    if (digits >= 100_000_000 && digits < 1_000_000_000 && digits % 10 !== 0) {
+      if (v < 0) buf[p++] = 0x2d;
+      // "0.00" + "0000" covers the longest prefix (0.000000); the digits overwrite what is extra.
+      view.setUint32(p, ZERO_POINT_ZEROS, true);
+      view.setUint32(p + 4, FOUR_ZEROS, true);
+      p += 1 - e;
+      const hi = (digits / 100000) | 0;
+      const lo = digits - hi * 100000;
+      const mid = (lo / 10000) | 0;
+      view.setUint32(p, QUAD[hi] as number, true);
+      buf[p + 4] = 0x30 + mid;
+      view.setUint32(p + 5, QUAD[lo - mid * 10000] as number, true);
+      return p + 9;
+    }
+  }
+  return writeFloat32Slow(buf, p, v);
+}
+
+/** writeFloat32 for every value: any exponent, trailing zeros, non-float32 doubles. */
+function writeFloat32Slow(buf: Uint8Array, p: number, v: number): number {
   if (v === 0) {
     buf[p] = 0x30; // 0 and -0 alike, as JSON.stringify
     return p + 1;
@@ -192,20 +222,6 @@ export function writeFloat32(buf: Uint8Array, view: DataView, p: number, v: numb
   while (m >= 1e9) m = nineDigits(v, ++e);
   while (m < 1e8) m = nineDigits(v, --e);
   let digits = m | 0;
-  if (e < 0 && e >= -6 && digits % 10 !== 0) {
-    // The common case (gradients): 0.000ddddddddd with all nine digits, in word-sized stores.
-    // "0.00" + "0000" covers the longest prefix (0.000000); the digits overwrite what is extra.
-    view.setUint32(p, ZERO_POINT_ZEROS, true);
-    view.setUint32(p + 4, FOUR_ZEROS, true);
-    p += 1 - e;
-    const hi = (digits / 100000) | 0;
-    const lo = digits - hi * 100000;
-    const mid = (lo / 10000) | 0;
-    view.setUint32(p, QUAD[hi] as number, true);
-    buf[p + 4] = 0x30 + mid;
-    view.setUint32(p + 5, QUAD[lo - mid * 10000] as number, true);
-    return p + 9;
-  }
   let n = 9;
   while (digits % 10 === 0) {
     digits = (digits / 10) | 0;
