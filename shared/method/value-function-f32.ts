@@ -220,9 +220,12 @@ export class CompiledValueFunction implements ValueFn {
 
 /**
  * fwd(in, wT, b, out, ninBytes, nout, relu): out[j] = act(b[j] + sum_i in[i] wT[j][i]), rows of wT
- * padded with zeros to a multiple of 8 floats.
- * bwd(up, wT, next, ninBytes, nout, act, masked): next = sum_j up[j] wT[j] over the units with
- * up[j] != 0 and, when masked, an active ReLU (act[j] > 0): back through a layer and its ReLU.
+ * padded with zeros to a multiple of 8 floats and their number to a multiple of 4 (four units a
+ * step share each load of the input).
+ * bwd(up, wT, next, ninBytes, nout, act, masked, list): next = sum_j up[j] wT[j] over the units
+ * with up[j] != 0 and, when masked, an active ReLU (act[j] > 0): back through a layer and its
+ * ReLU. Those units are listed first (in `list`, 8 bytes a unit) and their rows then added four
+ * at a time.
  */
 interface SimdExports {
   fwd(inPtr: number, wPtr: number, bPtr: number, outPtr: number, ninBytes: number, nout: number, relu: number): void;
@@ -234,6 +237,7 @@ interface SimdExports {
     nout: number,
     actPtr: number,
     masked: number,
+    listPtr: number,
   ): void;
 }
 
@@ -277,13 +281,20 @@ const loop = [0x03, 0x40];
 const ifThen = [0x04, 0x40];
 const end = [0x0b];
 const brIf = (depth: number) => [0x0d, depth];
+const br = (depth: number) => [0x0c, depth];
 const i32Eqz = [0x45];
 const i32LtU = [0x49];
+const i32GtU = [0x4b];
+const i32GeU = [0x4f];
 const i32Add = [0x6a];
 const i32Mul = [0x6c];
 const i32Shl = [0x74];
 const f32Load = [0x2a, 2, 0];
+const f32LoadAt = (offset: number) => [0x2a, 2, ...uleb(offset)];
 const f32Store = [0x38, 2, 0];
+const f32StoreAt = (offset: number) => [0x38, 2, ...uleb(offset)];
+const i32LoadAt = (offset: number) => [0x28, 2, ...uleb(offset)];
+const i32StoreAt = (offset: number) => [0x36, 2, ...uleb(offset)];
 const f32Add = [0x92];
 const f32Max = [0x97];
 const f32Ne = [0x5c];
@@ -291,7 +302,6 @@ const f32Gt = [0x5e];
 const i32And = [0x71];
 const i32Or = [0x72];
 const v128Load = [0xfd, 0x00, 4, 0];
-const v128LoadAt = (offset: number) => [0xfd, 0x00, 4, ...uleb(offset)];
 const v128Store = [0xfd, 0x0b, 4, 0];
 const f32x4Splat = [0xfd, 0x13];
 const f32x4Lane = (lane: number) => [0xfd, 0x1f, lane];
@@ -312,56 +322,84 @@ const nextLanes = (i: number, limit: number) => [
 const at4 = (base: number, j: number) => [...get(base), ...get(j), ...i32c(2), ...i32Shl, ...i32Add];
 
 function fwdBody(): number[] {
-  // params: 0 in, 1 w, 2 b, 3 out, 4 ninBytes (a multiple of 32), 5 nout, 6 relu;
-  // locals: 7 j, 8 i, 9 row, 10 acc (v128), 11 s (f32), 12 acc2 (v128)
-  const [IN, W, B, OUT, NINB, NOUT, RELU, J, I, ROW, ACC, S, ACC2] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+  // params: 0 in, 1 w, 2 b, 3 out, 4 ninBytes (a multiple of 16), 5 nout, 6 relu;
+  // locals: 7 j, 8 i, 9-12 row0-row3 (i32), 13-16 acc0-acc3, 17 x (v128), 18 s (f32).
+  // Four units a step (weight rows padded to a multiple of four with zero rows): each input
+  // vector is loaded once for four rows, and the four accumulators do not wait on each other.
+  const [IN, W, B, OUT, NINB, NOUT, RELU, J, I] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const ROW = [9, 10, 11, 12];
+  const ACC = [13, 14, 15, 16];
+  const [X, S] = [17, 18];
+  const row = (k: number) => ROW[k] as number;
+  const acc = (k: number) => ACC[k] as number;
+  /** out[j + k] = act(sum of acc k's lanes + b[j + k]) */
+  const unit = (k: number) => [
+    ...get(acc(k)),
+    ...f32x4Lane(0),
+    ...get(acc(k)),
+    ...f32x4Lane(1),
+    ...f32Add,
+    ...get(acc(k)),
+    ...f32x4Lane(2),
+    ...f32Add,
+    ...get(acc(k)),
+    ...f32x4Lane(3),
+    ...f32Add,
+    ...at4(B, J),
+    ...f32LoadAt(4 * k),
+    ...f32Add,
+    ...set(S),
+    ...get(RELU),
+    ...ifThen,
+    ...get(S),
+    ...f32zero,
+    ...f32Max,
+    ...set(S),
+    ...end,
+    ...at4(OUT, J),
+    ...get(S),
+    ...f32StoreAt(4 * k),
+  ];
+  /** acc k += x * row k at i */
+  const mac = (k: number) => [
+    ...get(acc(k)),
+    ...get(X),
+    ...get(row(k)),
+    ...get(I),
+    ...i32Add,
+    ...v128Load,
+    ...f32x4Mul,
+    ...f32x4Add,
+    ...set(acc(k)),
+  ];
   // biome-ignore format: one wasm instruction group per line reads like the assembly it is
   const code = [
     ...i32c(0), ...set(J),
     ...block,
     ...get(NOUT), ...i32Eqz, ...brIf(0),
     ...loop,
-    ...f32zero, ...f32x4Splat, ...set(ACC),
+    ...[0, 1, 2, 3].flatMap((k) => [...f32zero, ...f32x4Splat, ...set(acc(k))]),
+    ...get(W), ...get(J), ...get(NINB), ...i32Mul, ...i32Add, ...set(row(0)),
+    ...[1, 2, 3].flatMap((k) => [...get(row(k - 1)), ...get(NINB), ...i32Add, ...set(row(k))]),
     ...i32c(0), ...set(I),
-    ...get(W), ...get(J), ...get(NINB), ...i32Mul, ...i32Add, ...set(ROW),
     ...block,
     ...get(NINB), ...i32Eqz, ...brIf(0),
-    ...f32zero, ...f32x4Splat, ...set(ACC2),
     ...loop,
-    // two accumulators, 8 floats a step: the adds do not wait on each other
-    ...get(ACC),
-    ...get(IN), ...get(I), ...i32Add, ...v128Load,
-    ...get(ROW), ...get(I), ...i32Add, ...v128Load,
-    ...f32x4Mul, ...f32x4Add, ...set(ACC),
-    ...get(ACC2),
-    ...get(IN), ...get(I), ...i32Add, ...v128LoadAt(16),
-    ...get(ROW), ...get(I), ...i32Add, ...v128LoadAt(16),
-    ...f32x4Mul, ...f32x4Add, ...set(ACC2),
-    ...get(I), ...i32c(32), ...i32Add, ...tee(I), ...get(NINB), ...i32LtU, ...brIf(0),
+    ...get(IN), ...get(I), ...i32Add, ...v128Load, ...set(X),
+    ...mac(0), ...mac(1), ...mac(2), ...mac(3),
+    ...nextLanes(I, NINB),
     ...end,
     ...end,
-    ...get(ACC), ...get(ACC2), ...f32x4Add, ...set(ACC),
-    ...get(ACC), ...f32x4Lane(0),
-    ...get(ACC), ...f32x4Lane(1), ...f32Add,
-    ...get(ACC), ...f32x4Lane(2), ...f32Add,
-    ...get(ACC), ...f32x4Lane(3), ...f32Add,
-    ...at4(B, J), ...f32Load, ...f32Add,
-    ...set(S),
-    ...get(RELU),
-    ...ifThen,
-    ...get(S), ...f32zero, ...f32Max, ...set(S),
-    ...end,
-    ...at4(OUT, J), ...get(S), ...f32Store,
-    ...get(J), ...i32c(1), ...i32Add, ...tee(J), ...get(NOUT), ...i32LtU, ...brIf(0),
+    ...unit(0), ...unit(1), ...unit(2), ...unit(3),
+    ...get(J), ...i32c(4), ...i32Add, ...tee(J), ...get(NOUT), ...i32LtU, ...brIf(0),
     ...end,
     ...end,
   ];
   return [
     ...vec([
-      [3, I32],
-      [1, V128],
+      [6, I32],
+      [5, V128],
       [1, F32],
-      [1, V128],
     ]),
     ...code,
     ...end,
@@ -369,8 +407,30 @@ function fwdBody(): number[] {
 }
 
 function bwdBody(): number[] {
-  // params: 0 up, 1 w, 2 next, 3 ninBytes, 4 nout, 5 act, 6 masked; locals: 7 j, 8 i, 9 row, 10 uv (v128), 11 u (f32)
-  const [UP, W, NEXT, NINB, NOUT, ACT, MASKED, J, I, ROW, UV, U] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  // params: 0 up, 1 w, 2 next, 3 ninBytes, 4 nout, 5 act, 6 masked, 7 list (scratch, 8 bytes a unit);
+  // locals: 8 j, 9 i, 10 n, 11 t, 12-15 r0-r3, 16 base (i32), 17-20 uv0-uv3, 21 nx (v128), 22 u (f32).
+  // First the units that pass a gradient back (u = up[j] != 0 and, when masked, an active ReLU)
+  // are listed as (row address, u); then their rows are added four at a time (next is loaded and
+  // stored once per four rows), and the last one to three one at a time.
+  const [UP, W, NEXT, NINB, NOUT, ACT, MASKED, LIST, J, I, N, T] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+  const R = [12, 13, 14, 15];
+  const BASE = 16;
+  const UV = [17, 18, 19, 20];
+  const [NX, U] = [21, 22];
+  const r = (k: number) => R[k] as number;
+  const uv = (k: number) => UV[k] as number;
+  /** nx += uv k * row k at i */
+  const axpy = (k: number) => [
+    ...get(NX),
+    ...get(uv(k)),
+    ...get(r(k)),
+    ...get(I),
+    ...i32Add,
+    ...v128Load,
+    ...f32x4Mul,
+    ...f32x4Add,
+    ...set(NX),
+  ];
   // biome-ignore format: one wasm instruction group per line reads like the assembly it is
   const code = [
     // next = 0
@@ -382,40 +442,68 @@ function bwdBody(): number[] {
     ...nextLanes(I, NINB),
     ...end,
     ...end,
-    // next += up[j] * row j, for each j with up[j] != 0
+    // list the units with a gradient: list[n] = (w + j * ninBytes, up[j])
+    ...i32c(0), ...set(N),
     ...i32c(0), ...set(J),
     ...block,
     ...get(NOUT), ...i32Eqz, ...brIf(0),
     ...loop,
-    // u = up[j]; skip the row when u = 0, or when masked and the unit's ReLU was off (act[j] <= 0)
     ...at4(UP, J), ...f32Load, ...tee(U), ...f32zero, ...f32Ne,
     ...get(MASKED), ...i32Eqz, ...at4(ACT, J), ...f32Load, ...f32zero, ...f32Gt, ...i32Or,
     ...i32And,
     ...ifThen,
-    ...get(U), ...f32x4Splat, ...set(UV),
-    ...get(W), ...get(J), ...get(NINB), ...i32Mul, ...i32Add, ...set(ROW),
-    ...i32c(0), ...set(I),
-    ...block,
-    ...get(NINB), ...i32Eqz, ...brIf(0),
-    ...loop,
-    ...get(NEXT), ...get(I), ...i32Add,
-    ...get(NEXT), ...get(I), ...i32Add, ...v128Load,
-    ...get(UV),
-    ...get(ROW), ...get(I), ...i32Add, ...v128Load,
-    ...f32x4Mul, ...f32x4Add,
-    ...v128Store,
-    ...nextLanes(I, NINB),
-    ...end,
-    ...end,
+    ...get(LIST), ...get(N), ...i32c(3), ...i32Shl, ...i32Add, ...tee(BASE),
+    ...get(W), ...get(J), ...get(NINB), ...i32Mul, ...i32Add, ...i32StoreAt(0),
+    ...get(BASE), ...get(U), ...f32StoreAt(4),
+    ...get(N), ...i32c(1), ...i32Add, ...set(N),
     ...end,
     ...get(J), ...i32c(1), ...i32Add, ...tee(J), ...get(NOUT), ...i32LtU, ...brIf(0),
+    ...end,
+    ...end,
+    // four listed rows a step
+    ...i32c(0), ...set(T),
+    ...block,
+    ...loop,
+    ...get(T), ...i32c(4), ...i32Add, ...get(N), ...i32GtU, ...brIf(1),
+    ...get(LIST), ...get(T), ...i32c(3), ...i32Shl, ...i32Add, ...set(BASE),
+    ...[0, 1, 2, 3].flatMap((k) => [
+      ...get(BASE), ...i32LoadAt(8 * k), ...set(r(k)),
+      ...get(BASE), ...f32LoadAt(8 * k + 4), ...f32x4Splat, ...set(uv(k)),
+    ]),
+    ...i32c(0), ...set(I),
+    ...loop,
+    ...get(NEXT), ...get(I), ...i32Add, ...v128Load, ...set(NX),
+    ...axpy(0), ...axpy(1), ...axpy(2), ...axpy(3),
+    ...get(NEXT), ...get(I), ...i32Add, ...get(NX), ...v128Store,
+    ...nextLanes(I, NINB),
+    ...end,
+    ...get(T), ...i32c(4), ...i32Add, ...set(T),
+    ...br(0),
+    ...end,
+    ...end,
+    // the rest one at a time
+    ...block,
+    ...loop,
+    ...get(T), ...get(N), ...i32GeU, ...brIf(1),
+    ...get(LIST), ...get(T), ...i32c(3), ...i32Shl, ...i32Add, ...set(BASE),
+    ...get(BASE), ...i32LoadAt(0), ...set(r(0)),
+    ...get(BASE), ...f32LoadAt(4), ...f32x4Splat, ...set(uv(0)),
+    ...i32c(0), ...set(I),
+    ...loop,
+    ...get(NEXT), ...get(I), ...i32Add, ...v128Load, ...set(NX),
+    ...axpy(0),
+    ...get(NEXT), ...get(I), ...i32Add, ...get(NX), ...v128Store,
+    ...nextLanes(I, NINB),
+    ...end,
+    ...get(T), ...i32c(1), ...i32Add, ...set(T),
+    ...br(0),
     ...end,
     ...end,
   ];
   return [
     ...vec([
-      [3, I32],
-      [1, V128],
+      [9, I32],
+      [5, V128],
       [1, F32],
     ]),
     ...code,
@@ -442,7 +530,7 @@ function simdKernels(): WasmModule | null {
       0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
       ...section(1, vec([
         [0x60, ...vec(Array.from({ length: 7 }, () => [I32])), 0],
-        [0x60, ...vec(Array.from({ length: 7 }, () => [I32])), 0],
+        [0x60, ...vec(Array.from({ length: 8 }, () => [I32])), 0],
       ])),
       ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
       ...section(3, vec([[0], [1]])),
@@ -459,6 +547,8 @@ function simdKernels(): WasmModule | null {
 
 /** Rows and vectors are padded with zeros to a multiple of 8 floats (the forward kernel reads 8 a step). */
 const pad8 = (n: number): number => (n + 7) & ~7;
+/** Weight rows come in fours (the forward kernel computes four units a step); extra rows are zero. */
+const pad4 = (n: number): number => (n + 3) & ~3;
 
 interface SimdLayer {
   /** Byte offsets in the kernel memory (16-byte aligned). */
@@ -478,6 +568,8 @@ class SimdPath {
   private readonly x: number;
   private readonly gradA: number;
   private readonly gradB: number;
+  /** Scratch of the backward kernel: (row address, gradient) per unit. */
+  private readonly list: number;
 
   constructor(
     module: WasmModule,
@@ -493,7 +585,7 @@ class SimdPath {
     };
     this.members = checkpoint.members.map((m) =>
       m.layers.map((l) => ({
-        w: alloc(l.out * pad8(l.in)),
+        w: alloc(pad4(l.out) * pad8(l.in)),
         b: alloc(l.out),
         act: alloc(l.out),
         nin: l.in,
@@ -504,6 +596,7 @@ class SimdPath {
     this.x = alloc(this.d);
     this.gradA = alloc(maxWidth);
     this.gradB = alloc(maxWidth);
+    this.list = alloc(2 * maxWidth);
     const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly as WasmApi;
     const memory = new wasm.Memory({ initial: Math.ceil(bytes / 65536) + 1 });
     this.k = new wasm.Instance(module, { env: { memory } }).exports as SimdExports;
@@ -558,7 +651,7 @@ class SimdPath {
       for (let li = layers.length - 1; li >= 0; li--) {
         const l = layers[li] as SimdLayer;
         // Back through this layer's ReLU (all but the last layer) and its weights.
-        this.k.bwd(up, l.w, next, l.ninBytes, l.nout, l.act, li < layers.length - 1 ? 1 : 0);
+        this.k.bwd(up, l.w, next, l.ninBytes, l.nout, l.act, li < layers.length - 1 ? 1 : 0, this.list);
         const t = up;
         up = next;
         next = t;
