@@ -1,5 +1,6 @@
 import { slabFloat32 } from '../../shared/util/slab.js';
-import { POW10 } from './json-bytes.js';
+import { POW10 } from './float32-text.js';
+import { MAX_WASM_BODY, MAX_WASM_ROW, type WasmJson, wasmJson } from './json-wasm.js';
 
 /**
  * A fast reader for the one JSON body shape the hot routes see nearly always:
@@ -37,8 +38,13 @@ const MARGIN = 2 ** -48;
 const NEG_POW10 = POW10.slice(0, 23).map((p) => 1 / p);
 
 /** Reads `{"phi":...}` as float32 rows of length d; undefined when it is not that plain shape. */
-export function readPhiJson(bytes: Uint8Array, d: number, maxRows: number): PhiRows | undefined {
-  const r = new Reader(bytes);
+export function readPhiJson(
+  bytes: Uint8Array,
+  d: number,
+  maxRows: number,
+  options: { wasm?: boolean } = {},
+): PhiRows | undefined {
+  const r = new Reader(bytes, options.wasm === false ? 0 : d);
   r.ws();
   if (!r.eat(0x7b /* { */)) return undefined;
   r.ws();
@@ -88,8 +94,17 @@ export function readPhiJson(bytes: Uint8Array, d: number, maxRows: number): PhiR
 class Reader {
   i = 0;
   readonly view: DataView;
-  constructor(readonly b: Uint8Array) {
+  /** The WebAssembly row reader with this body loaded, when it can take it. */
+  private readonly fast: WasmJson | null;
+
+  /** `wasmRow`: the row length for the WebAssembly reader, 0 for none. */
+  constructor(
+    readonly b: Uint8Array,
+    wasmRow: number,
+  ) {
     this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    this.fast = wasmRow > 0 && wasmRow <= MAX_WASM_ROW && b.length <= MAX_WASM_BODY ? wasmJson() : null;
+    this.fast?.load(b);
   }
 
   peek(): number {
@@ -117,6 +132,14 @@ class Reader {
 
   /** `x, ..., x]` with exactly d numbers (the opening bracket already read) into out[at..]. */
   row(out: Float32Array, at: number, d: number): boolean {
+    if (this.fast !== null) {
+      const end = this.fast.row(this.i, d, out, at);
+      if (end >= 0) {
+        this.i = end;
+        this.ws();
+        return this.eat(0x5d);
+      }
+    }
     const b = this.b;
     for (let k = 0; k < d; k++) {
       if (k > 0) {

@@ -1,5 +1,51 @@
 import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
 import { slabFloat32 } from '../util/slab.js';
+import {
+  block,
+  br,
+  brIf,
+  end,
+  F32,
+  f32Add,
+  f32Gt,
+  f32Load,
+  f32LoadAt,
+  f32Max,
+  f32Ne,
+  f32StoreAt,
+  f32x4Add,
+  f32x4Lane,
+  f32x4Mul,
+  f32x4Splat,
+  f32zero,
+  get,
+  I32,
+  i32Add,
+  i32And,
+  i32c,
+  i32Eqz,
+  i32GeU,
+  i32GtU,
+  i32LoadAt,
+  i32LtU,
+  i32Mul,
+  i32Or,
+  i32Shl,
+  i32StoreAt,
+  ifThen,
+  loop,
+  name,
+  section,
+  set,
+  tee,
+  uleb,
+  V128,
+  v128Load,
+  v128Store,
+  vec,
+  type WasmModule,
+  wasmApi,
+} from '../util/wasm-asm.js';
 
 /** A differentiable scalar function of phi: what Guided ES and value-function descent need. */
 export interface ValueFn {
@@ -241,73 +287,6 @@ interface SimdExports {
   ): void;
 }
 
-const uleb = (n: number): number[] => {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-};
-const sleb = (n: number): number[] => {
-  const out: number[] = [];
-  for (;;) {
-    const byte = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) {
-      out.push(byte);
-      return out;
-    }
-    out.push(byte | 0x80);
-  }
-};
-const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
-const section = (id: number, body: number[]): number[] => [id, ...uleb(body.length), ...body];
-const name = (s: string): number[] => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
-
-// Opcodes used below.
-const I32 = 0x7f;
-const F32 = 0x7d;
-const V128 = 0x7b;
-const get = (i: number) => [0x20, i];
-const set = (i: number) => [0x21, i];
-const tee = (i: number) => [0x22, i];
-const i32c = (v: number) => [0x41, ...sleb(v)];
-const f32zero = [0x43, 0, 0, 0, 0];
-const block = [0x02, 0x40];
-const loop = [0x03, 0x40];
-const ifThen = [0x04, 0x40];
-const end = [0x0b];
-const brIf = (depth: number) => [0x0d, depth];
-const br = (depth: number) => [0x0c, depth];
-const i32Eqz = [0x45];
-const i32LtU = [0x49];
-const i32GtU = [0x4b];
-const i32GeU = [0x4f];
-const i32Add = [0x6a];
-const i32Mul = [0x6c];
-const i32Shl = [0x74];
-const f32Load = [0x2a, 2, 0];
-const f32LoadAt = (offset: number) => [0x2a, 2, ...uleb(offset)];
-const f32Store = [0x38, 2, 0];
-const f32StoreAt = (offset: number) => [0x38, 2, ...uleb(offset)];
-const i32LoadAt = (offset: number) => [0x28, 2, ...uleb(offset)];
-const i32StoreAt = (offset: number) => [0x36, 2, ...uleb(offset)];
-const f32Add = [0x92];
-const f32Max = [0x97];
-const f32Ne = [0x5c];
-const f32Gt = [0x5e];
-const i32And = [0x71];
-const i32Or = [0x72];
-const v128Load = [0xfd, 0x00, 4, 0];
-const v128Store = [0xfd, 0x0b, 4, 0];
-const f32x4Splat = [0xfd, 0x13];
-const f32x4Lane = (lane: number) => [0xfd, 0x1f, lane];
-const f32x4Add = [0xfd, 0xe4, 0x01];
-const f32x4Mul = [0xfd, 0xe6, 0x01];
-
 /** `i += 16; if (i < limit) continue` at the end of a loop over 16-byte lanes. */
 const nextLanes = (i: number, limit: number) => [
   ...get(i),
@@ -511,14 +490,6 @@ function bwdBody(): number[] {
   ];
 }
 
-/** The slice of the WebAssembly JS API used here (not in the ES lib this project compiles against). */
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => WasmModule;
-  Instance: new (module: WasmModule, imports: Record<string, Record<string, unknown>>) => { exports: unknown };
-  Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer };
-}
-type WasmModule = { readonly __wasmModule?: never };
-
 let simdModule: WasmModule | null | undefined;
 
 /** The compiled kernel module, or null where wasm SIMD is unavailable. */
@@ -537,7 +508,7 @@ function simdKernels(): WasmModule | null {
       ...section(7, vec([[...name('fwd'), 0x00, 0], [...name('bwd'), 0x00, 1]])),
       ...section(10, vec([fwdBody(), bwdBody()].map((b) => [...uleb(b.length), ...b]))),
     ]);
-    const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
+    const wasm = wasmApi();
     simdModule = wasm ? new wasm.Module(bytes) : null;
   } catch {
     simdModule = null;
@@ -597,7 +568,8 @@ class SimdPath {
     this.gradA = alloc(maxWidth);
     this.gradB = alloc(maxWidth);
     this.list = alloc(2 * maxWidth);
-    const wasm = (globalThis as { WebAssembly?: WasmApi }).WebAssembly as WasmApi;
+    const wasm = wasmApi();
+    if (wasm === undefined) throw new Error('WebAssembly is not available');
     const memory = new wasm.Memory({ initial: Math.ceil(bytes / 65536) + 1 });
     this.k = new wasm.Instance(module, { env: { memory } }).exports as SimdExports;
     this.f32 = new Float32Array(memory.buffer);

@@ -6,6 +6,7 @@ import { hashApiKey } from '../../functions/value-api/auth.js';
 import { createFastLane } from '../../functions/value-api/node-fast-lane.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { readPhiJson } from '../../functions/value-api/phi-json.js';
+import { wasmJson } from '../../functions/value-api/json-wasm.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { plainPhi } from '../../functions/value-api/validate.js';
 import { predictRequestSchema } from '../../shared/schemas/api.js';
@@ -99,12 +100,13 @@ describe('plainPhi (the hand-written check of predictRequestSchema)', () => {
 /** The general path's value of one JSON number: the nearest double, then the nearest float32. */
 const viaJsonParse = (text: string) => Math.fround(JSON.parse(text) as number);
 
-/** readPhiJson of one number (d = 1), or undefined when it gives up. */
-function readOne(text: string): number | undefined {
-  return readPhiJson(enc.encode(`{"phi":[${text}]}`), 1, 1)?.data[0];
-}
+// Both readers: rows go to the WebAssembly one first (json-wasm.ts), which hands what it
+// declines to the JS one; { wasm: false } runs the JS reader alone.
+describe.each([{ wasm: true }, { wasm: false }])('readPhiJson (%o)', ({ wasm }) => {
+  /** readPhiJson of one number (d = 1), or undefined when it gives up. */
+  const readOne = (text: string): number | undefined =>
+    readPhiJson(enc.encode(`{"phi":[${text}]}`), 1, 1, { wasm })?.data[0];
 
-describe('readPhiJson', () => {
   it('reads numbers exactly as Math.fround(JSON.parse(...)) does, over 200,000 numbers of every length', () => {
     const rng = new Rng(3);
     const f = new Float32Array(1);
@@ -150,7 +152,7 @@ describe('readPhiJson', () => {
     for (const text of ['01', '1.', '.5', '+1', '1e', '-', '1e+', 'NaN', 'Infinity', '0x10', '1_0', '"1"']) {
       expect(readOne(text), text).toBeUndefined();
     }
-    const body = (s: string) => readPhiJson(enc.encode(s), 2, 4);
+    const body = (s: string) => readPhiJson(enc.encode(s), 2, 4, { wasm });
     expect(body('{"phi":[1,2]}')).toEqual({ data: Float32Array.of(1, 2), n: 1, single: true });
     expect(body(' {\n"phi" : [ [1 ,2],[3,\t4] ] }\r\n')).toEqual({
       data: Float32Array.of(1, 2, 3, 4),
@@ -183,7 +185,7 @@ describe('readPhiJson', () => {
     let read = 0;
     for (const body of bodies(rng, 4000, D)) {
       const text = JSON.stringify(body) ?? 'null';
-      const fast = readPhiJson(enc.encode(text), D, 8);
+      const fast = readPhiJson(enc.encode(text), D, 8, { wasm });
       if (fast === undefined) continue;
       read++;
       const phi = plainPhi(JSON.parse(text));
@@ -333,5 +335,25 @@ describe('the Node fast lane', () => {
         server.closeAllConnections();
       });
     }
+  });
+});
+
+describe('the WebAssembly row reader', () => {
+  it('takes the rows JSON.stringify writes itself, equal to Math.fround(JSON.parse(...)), and declines whitespace', () => {
+    const reader = wasmJson();
+    expect(reader).not.toBeNull();
+    const rng = new Rng(11);
+    const out = new Float32Array(D);
+    for (let i = 0; i < 2000; i++) {
+      // Doubles (a float32 times a power of ten can fall exactly between two float32s, which
+      // both readers rightly leave to JSON.parse).
+      const row = Array.from({ length: D }, () => (rng.normal() + rng.next() * 1e-9) * 10 ** (rng.int(12) - 6));
+      const text = `${JSON.stringify(row).slice(1, -1)}]`;
+      reader?.load(enc.encode(text));
+      expect(reader?.row(0, D, out, 0)).toBe(text.length - 1);
+      expect(out).toEqual(Float32Array.from(row));
+    }
+    reader?.load(enc.encode('1, 2]'));
+    expect(reader?.row(0, 2, out, 0)).toBe(-1);
   });
 });

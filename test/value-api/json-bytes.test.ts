@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { JsonBytes, writeFloat32 } from '../../functions/value-api/json-bytes.js';
+import { writeFloat32 } from '../../functions/value-api/float32-text.js';
+import { JsonBytes } from '../../functions/value-api/json-bytes.js';
 import { Rng } from '../../shared/util/random.js';
 
 const f32 = new Float32Array(1);
