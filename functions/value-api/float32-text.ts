@@ -66,9 +66,9 @@ const bitsU32 = new Uint32Array(bits32.buffer);
  * tie; even so the decimal is within 0.51e-8 (relative) of v, far inside the 2^-25 that
  * separates v from the next float32's rounding boundary, so it still reads back as v.
  *
- * This is the common case (gradients: 1e-6 <= |v| < 1, nine digits without trailing zeros,
- * written `0.000ddddddddd` in word-sized stores), small enough for V8 to inline into the loop;
- * everything else goes to writeFloat32Slow.
+ * This is the common case (gradients: 1e-6 <= |v| < 1, written `0.000ddddddddd` in word-sized
+ * stores, then trailing zeros dropped), small enough for V8 to inline into the loop; everything
+ * else goes to writeFloat32Slow.
  */
 export function writeFloat32(buf: Uint8Array, view: DataView, p: number, v: number): number {
   const a = v < 0 ? -v : v;
@@ -77,7 +77,7 @@ export function writeFloat32(buf: Uint8Array, view: DataView, p: number, v: numb
     const biased = ((bitsU32[0] as number) >>> 23) & 0xff;
     const e = (DECADE[biased] as number) + (a >= (NEXT_DECADE[biased] as number) ? 1 : 0);
     const digits = Math.round(a * (MUL[39 - e] as number)) | 0; // 10^(8 - e), an exact power
-    if (digits >= 100_000_000 && digits < 1_000_000_000 && digits % 10 !== 0) {
+    if (digits >= 100_000_000 && digits < 1_000_000_000) {
       // A minus sign, kept only when negative (no branch: the sign is as good as random).
       buf[p] = 0x2d;
       p += v < 0 ? 1 : 0;
@@ -90,8 +90,12 @@ export function writeFloat32(buf: Uint8Array, view: DataView, p: number, v: numb
       const mid = (lo / 10000) | 0;
       view.setUint32(p, QUAD[hi] as number, true);
       buf[p + 4] = 0x30 + mid;
-      view.setUint32(p + 5, QUAD[lo - mid * 10000] as number, true);
-      return p + 9;
+      const last = QUAD[lo - mid * 10000] as number;
+      view.setUint32(p + 5, last, true);
+      p += 9;
+      // Trailing zeros (one value in ten) are dropped; the first digit is not 0.
+      if (last >>> 24 === 0x30) while (buf[p - 1] === 0x30) p--;
+      return p;
     }
   }
   return writeFloat32Slow(buf, p, v);
