@@ -200,23 +200,9 @@ class Reader {
           c = b[++i] as number;
         }
       }
-      // Eight, then four digits a step while they last (the 16 or so of a JSON.stringify
-      // fraction): little-endian words, checked and converted with a few integer operations.
+      // Four digits a step while they last (the 16 or so of a JSON.stringify fraction): one
+      // little-endian word, checked and converted with a few integer operations.
       const view = this.view;
-      while (i + 8 <= b.length) {
-        const w = view.getUint32(i, true);
-        const w2 = view.getUint32(i + 4, true);
-        if (!fourDigits(w) || !fourDigits(w2)) break;
-        if (partDigits > 0) {
-          m = m * (POW10[partDigits] as number) + part;
-          part = 0;
-          partDigits = 0;
-        }
-        m = m * 1e8 + (fourDigitsValue(w) * 1e4 + fourDigitsValue(w2));
-        digits += 8;
-        scale -= 8;
-        i += 8;
-      }
       while (i + 4 <= b.length) {
         const w = view.getUint32(i, true);
         if (!fourDigits(w)) break;
