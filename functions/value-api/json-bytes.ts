@@ -1,5 +1,6 @@
 import { slabBytes } from '../../shared/util/slab.js';
 import { assertFinite, MAX_F32_BYTES, writeFloat32 } from './float32-text.js';
+import { type WasmJson, wasmJson } from './json-wasm.js';
 
 /**
  * JSON answers written straight into bytes, for the hot routes: no strings built per number, no
@@ -24,6 +25,13 @@ export class JsonBytes {
   private buf = new Uint8Array(16 * 1024);
   private view = new DataView(this.buf.buffer);
   private p = 0;
+  /** The WebAssembly writer of float32 rows (json-wasm.ts), or null for the JS one alone. */
+  private readonly fast: WasmJson | null;
+
+  /** `wasm: false` writes every number in JS (the same bytes; for tests and runtimes without it). */
+  constructor(options: { wasm?: boolean } = {}) {
+    this.fast = options.wasm === false ? null : wasmJson();
+  }
 
   /** Starts a new text. */
   reset(): this {
@@ -62,11 +70,17 @@ export class JsonBytes {
     const view = this.view;
     let p = this.p;
     buf[p++] = 0x5b;
-    for (let i = from; i < to; i++) {
-      if (i > from) buf[p++] = 0x2c;
-      p = writeFloat32(buf, view, p, a[i] as number);
+    if (from < to && this.fast !== null && a instanceof Float32Array) {
+      // `v,` each: the last comma becomes the bracket
+      p = this.fast.float32s(buf, view, p, a, from, to);
+      buf[p - 1] = 0x5d;
+    } else {
+      for (let i = from; i < to; i++) {
+        if (i > from) buf[p++] = 0x2c;
+        p = writeFloat32(buf, view, p, a[i] as number);
+      }
+      buf[p++] = 0x5d;
     }
-    buf[p++] = 0x5d;
     this.p = p;
     return this;
   }

@@ -85,6 +85,7 @@ export const i32And = [0x71];
 export const i32Or = [0x72];
 export const i32Shl = [0x74];
 export const i32Load8U = [0x2d, 0, 0];
+export const i32Store8At = (offset: number) => [0x3a, 0, ...uleb(offset)];
 export const i32LoadAt = (offset: number) => [0x28, 2, ...uleb(offset)];
 export const i32StoreAt = (offset: number) => [0x36, 2, ...uleb(offset)];
 
@@ -96,9 +97,15 @@ export const i64Add = [0x7c];
 export const i64Mul = [0x7e];
 export const i64And = [0x83];
 export const i64Or = [0x84];
+export const i64Shl = [0x86];
 export const i64ShrU = [0x88];
+export const i64Sub = [0x7d];
+export const i64Clz = [0x79];
+export const i32WrapI64 = [0xa7];
 export const i64ExtendI32U = [0xad];
 export const i64Load = [0x29, 3, 0];
+/** i64.store with the alignment hint 2^0 (the stores of text are unaligned). */
+export const i64StoreAt = (offset: number) => [0x37, 0, ...uleb(offset)];
 
 // f32 and f64.
 export const f32zero = [0x43, 0, 0, 0, 0];
@@ -115,6 +122,14 @@ export const f32Abs = [0x8b];
 export const f32Add = [0x92];
 export const f32Max = [0x97];
 export const f64Load = [0x2b, 3, 0];
+export const f64LoadAt = (offset: number) => [0x2b, 3, ...uleb(offset)];
+export const f64PromoteF32 = [0xbb];
+export const f64Abs = [0x99];
+export const f64Lt = [0x63];
+export const f64Ge = [0x66];
+export const f64Add = [0xa0];
+export const f64Floor = [0x9c];
+export const i32TruncF64U = [0xab];
 export const f64Neg = [0x9a];
 export const f64Mul = [0xa2];
 export const f64Div = [0xa3];
