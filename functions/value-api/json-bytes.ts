@@ -14,8 +14,13 @@ import { type WasmJson, wasmJson } from './json-wasm.js';
  * of its shortest double form (`0.0012345678906142712` becomes `0.00123456789`). Layout as JS
  * writes numbers: plain decimals from 1e-6 to below 1e21, exponent form (`1.5e-7`, `2e+21`)
  * outside, so a float32 whose shortest double form has at most 9 digits reads as JS writes it.
- * Doubles (the `guide` route's scalars) are written as JS writes them.
+ * Doubles (the `guide` route's scalars) are written as JS writes them. Float32 rows of 8 values
+ * or more (gradients, phi) go to the WebAssembly writer of json-wasm.ts (`f32s`), which writes the
+ * same bytes faster.
  */
+
+/** Rows shorter than this are written in JS: a call into the module and its copies cost more. */
+const WASM_ROW_MIN = 8;
 
 /**
  * A growable byte buffer for one JSON text. One instance is reused for every answer (the routes
@@ -70,7 +75,7 @@ export class JsonBytes {
     const view = this.view;
     let p = this.p;
     buf[p++] = 0x5b;
-    if (from < to && this.fast !== null && a instanceof Float32Array) {
+    if (to - from >= WASM_ROW_MIN && this.fast !== null && a instanceof Float32Array) {
       // `v,` each: the last comma becomes the bracket
       p = this.fast.float32s(buf, view, p, a, from, to);
       buf[p - 1] = 0x5d;

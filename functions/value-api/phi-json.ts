@@ -93,7 +93,8 @@ export function readPhiJson(
 
 class Reader {
   i = 0;
-  readonly view: DataView;
+  /** A view of the body for the JS reader's word reads, made when it first needs one. */
+  private words: DataView | undefined;
   /** The WebAssembly row reader with this body loaded, when it can take it. */
   private readonly fast: WasmJson | null;
 
@@ -102,7 +103,6 @@ class Reader {
     readonly b: Uint8Array,
     wasmRow: number,
   ) {
-    this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
     this.fast = wasmRow > 0 && wasmRow <= MAX_WASM_ROW && b.length <= MAX_WASM_BODY ? wasmJson() : null;
     this.fast?.load(b);
   }
@@ -202,7 +202,7 @@ class Reader {
       }
       // Four digits a step while they last (the 16 or so of a JSON.stringify fraction): one
       // little-endian word, checked and converted with a few integer operations.
-      const view = this.view;
+      const view = (this.words ??= new DataView(b.buffer, b.byteOffset, b.byteLength));
       while (i + 4 <= b.length) {
         const w = view.getUint32(i, true);
         if (!fourDigits(w)) break;
