@@ -16,7 +16,11 @@ import {
   f32x4Add,
   f32x4Lane,
   f32x4Mul,
+  f32x4DemoteF64x2Zero,
   f32x4Splat,
+  f64x2Mul,
+  f64x2PromoteLowF32x4,
+  f64x2Sub,
   f32zero,
   get,
   I32,
@@ -41,7 +45,9 @@ import {
   uleb,
   V128,
   v128Load,
+  v128Load64Zero,
   v128Store,
+  v128Store64Lane0,
   vec,
   type WasmModule,
   wasmApi,
@@ -167,9 +173,7 @@ export class CompiledValueFunction implements ValueFn {
   private forwardOne(phis: Float32Array, offset: number): number {
     const d = this.d;
     if (this.simd) {
-      return (
-        this.tMean + (this.tStd * this.simd.forward(phis, offset, this.inMean, this.inInvStd)) / this.members.length
-      );
+      return this.tMean + (this.tStd * this.simd.forward(phis, offset)) / this.members.length;
     }
     const x = this.x;
     for (let i = 0; i < d; i++)
@@ -274,6 +278,7 @@ export class CompiledValueFunction implements ValueFn {
  * at a time.
  */
 interface SimdExports {
+  scaled(srcPtr: number, subPtr: number, mulPtr: number, dstPtr: number, pairs: number): void;
   fwd(inPtr: number, wPtr: number, bPtr: number, outPtr: number, ninBytes: number, nout: number, relu: number): void;
   bwd(
     upPtr: number,
@@ -490,6 +495,33 @@ function bwdBody(): number[] {
   ];
 }
 
+/**
+ * scaled(src, sub, mul, dst, pairs): dst[i] = float32((src[i] - sub[i]) * mul[i]) for 2 * pairs
+ * float32s, the arithmetic in doubles (sub and mul are float64 arrays) as the JS loops do it, two
+ * at a time: the input normalisation before the forward pass and the scaling of the gradient
+ * after the backward pass (sub all zeros), bit for bit what `Float32Array` stores of the same
+ * double expression.
+ */
+function scaledBody(): number[] {
+  // params: 0 src, 1 sub, 2 mul, 3 dst, 4 pairs; local 5 i
+  const [SRC, SUB, MUL, DST, PAIRS, I] = [0, 1, 2, 3, 4, 5];
+  // biome-ignore format: one instruction group per line
+  const code = [
+    ...block,
+    ...get(PAIRS), ...i32Eqz, ...brIf(0),
+    ...loop,
+    ...get(DST), ...get(I), ...i32c(3), ...i32Shl, ...i32Add,
+    ...get(SRC), ...get(I), ...i32c(3), ...i32Shl, ...i32Add, ...v128Load64Zero, ...f64x2PromoteLowF32x4,
+    ...get(SUB), ...get(I), ...i32c(4), ...i32Shl, ...i32Add, ...v128Load, ...f64x2Sub,
+    ...get(MUL), ...get(I), ...i32c(4), ...i32Shl, ...i32Add, ...v128Load, ...f64x2Mul,
+    ...f32x4DemoteF64x2Zero, ...v128Store64Lane0,
+    ...get(I), ...i32c(1), ...i32Add, ...tee(I), ...get(PAIRS), ...i32LtU, ...brIf(0),
+    ...end,
+    ...end,
+  ];
+  return [...vec([[1, I32]]), ...code, ...end];
+}
+
 let simdModule: WasmModule | null | undefined;
 
 /** The compiled kernel module, or null where wasm SIMD is unavailable. */
@@ -502,11 +534,12 @@ function simdKernels(): WasmModule | null {
       ...section(1, vec([
         [0x60, ...vec(Array.from({ length: 7 }, () => [I32])), 0],
         [0x60, ...vec(Array.from({ length: 8 }, () => [I32])), 0],
+        [0x60, ...vec(Array.from({ length: 5 }, () => [I32])), 0],
       ])),
       ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
-      ...section(3, vec([[0], [1]])),
-      ...section(7, vec([[...name('fwd'), 0x00, 0], [...name('bwd'), 0x00, 1]])),
-      ...section(10, vec([fwdBody(), bwdBody()].map((b) => [...uleb(b.length), ...b]))),
+      ...section(3, vec([[0], [1], [2]])),
+      ...section(7, vec([[...name('fwd'), 0x00, 0], [...name('bwd'), 0x00, 1], [...name('scaled'), 0x00, 2]])),
+      ...section(10, vec([fwdBody(), bwdBody(), scaledBody()].map((b) => [...uleb(b.length), ...b]))),
     ]);
     const wasm = wasmApi();
     simdModule = wasm ? new wasm.Module(bytes) : null;
@@ -541,6 +574,13 @@ class SimdPath {
   private readonly gradB: number;
   /** Scratch of the backward kernel: (row address, gradient) per unit. */
   private readonly list: number;
+  /** The input normalisation as float64s (padding: 0), zeros, and a float32 row of staging. */
+  private readonly mean: number;
+  private readonly invStd: number;
+  private readonly zeros: number;
+  private readonly stage: number;
+  /** Pairs of float32s in a row of d (the last pair reads and writes one float of padding when d is odd). */
+  private readonly pairs: number;
 
   constructor(
     module: WasmModule,
@@ -568,11 +608,22 @@ class SimdPath {
     this.gradA = alloc(maxWidth);
     this.gradB = alloc(maxWidth);
     this.list = alloc(2 * maxWidth);
+    this.mean = alloc(2 * d);
+    this.invStd = alloc(2 * d);
+    this.zeros = alloc(2 * d);
+    this.stage = alloc(d);
+    this.pairs = (d + 1) >> 1;
     const wasm = wasmApi();
     if (wasm === undefined) throw new Error('WebAssembly is not available');
     const memory = new wasm.Memory({ initial: Math.ceil(bytes / 65536) + 1 });
     this.k = new wasm.Instance(module, { env: { memory } }).exports as SimdExports;
     this.f32 = new Float32Array(memory.buffer);
+    const f64 = new Float64Array(memory.buffer);
+    for (let i = 0; i < d; i++) {
+      // as CompiledValueFunction's inMean and inInvStd
+      f64[this.mean / 8 + i] = Math.fround(checkpoint.inputNormalisation.mean[i] as number);
+      f64[this.invStd / 8 + i] = 1 / Math.fround(checkpoint.inputNormalisation.std[i] as number);
+    }
     for (const [m, member] of checkpoint.members.entries()) {
       for (const [li, l] of member.layers.entries()) {
         const s = (this.members[m] as SimdLayer[])[li] as SimdLayer;
@@ -585,13 +636,15 @@ class SimdPath {
     }
   }
 
-  /** Sum over members of the network outputs at the input phis[offset, offset + d), normalised. */
-  forward(phis: Float32Array, offset: number, mean: Float64Array, invStd: Float64Array): number {
+  /**
+   * Sum over members of the network outputs at the input phis[offset, offset + d), normalised
+   * in the module (`scaled`: the same double arithmetic as the JS loop, two values a step).
+   */
+  forward(phis: Float32Array, offset: number): number {
     const f32 = this.f32;
-    const x = this.x / 4;
-    for (let i = 0; i < this.d; i++) {
-      f32[x + i] = ((phis[offset + i] as number) - (mean[i] as number)) * (invStd[i] as number);
-    }
+    const d = this.d;
+    f32.set(offset === 0 && phis.length === d ? phis : phis.subarray(offset, offset + d), this.stage / 4);
+    this.k.scaled(this.stage, this.mean, this.invStd, this.x, this.pairs);
     let sum = 0;
     for (const layers of this.members) {
       let input = this.x;
@@ -609,7 +662,7 @@ class SimdPath {
   /**
    * Writes scale * d(sum of outputs)/d(phi) of the last forward into out[at, at + d): back
    * through each member to the normalised input, summed over members (in `total`, d float64s,
-   * when there are several), times invStd.
+   * when there are several), times invStd (in the module, `scaled`, for a single member).
    */
   backward(scale: number, invStd: Float64Array, out: Float32Array, at: number, total: Float64Array): void {
     const f32 = this.f32;
@@ -628,11 +681,12 @@ class SimdPath {
         up = next;
         next = t;
       }
-      const u = up / 4;
       if (single) {
-        for (let i = 0; i < d; i++) out[at + i] = (f32[u + i] as number) * (invStd[i] as number);
+        this.k.scaled(up, this.zeros, this.invStd, this.stage, this.pairs);
+        out.set(f32.subarray(this.stage / 4, this.stage / 4 + d), at);
         return;
       }
+      const u = up / 4;
       for (let i = 0; i < d; i++) total[i] = (total[i] as number) + (f32[u + i] as number);
     }
     for (let i = 0; i < d; i++) out[at + i] = (total[i] as number) * (invStd[i] as number);

@@ -144,6 +144,14 @@ export const f32x4Lane = (lane: number) => [0xfd, 0x1f, lane];
 export const f32x4Add = [0xfd, 0xe4, 0x01];
 export const f32x4Mul = [0xfd, 0xe6, 0x01];
 
+// SIMD (f64x2, and the conversions between two float32s and two doubles).
+export const v128Load64Zero = [0xfd, 0x5d, 3, 0];
+export const v128Store64Lane0 = [0xfd, 0x5b, 3, 0, 0];
+export const f64x2PromoteLowF32x4 = [0xfd, 0x5f];
+export const f32x4DemoteF64x2Zero = [0xfd, 0x5e];
+export const f64x2Sub = [0xfd, 0xf1, 0x01];
+export const f64x2Mul = [0xfd, 0xf2, 0x01];
+
 /** The slice of the WebAssembly JS API used here (not in the ES lib this project compiles against). */
 export interface WasmApi {
   Module: new (bytes: Uint8Array) => WasmModule;

@@ -54,6 +54,7 @@ describe('CompiledValueFunction', () => {
     { d: 16, hidden: [64, 32, 32, 16], members: 1 },
     { d: 16, hidden: [64, 32, 32, 16], members: 5 },
     { d: 129, hidden: [64, 32, 32, 16], members: 3 },
+    { d: 131, hidden: [24, 8], members: 1 },
   ];
 
   const cases = shapes.flatMap((shape) => [
