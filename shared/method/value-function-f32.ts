@@ -131,7 +131,9 @@ export class CompiledValueFunction implements ValueFn {
     this.gradB = new Float64Array(this.maxWidth);
     this.gradTotal = new Float64Array(this.d);
     const module = options.simd === false ? null : simdKernels();
-    this.simd = module ? new SimdPath(module, checkpoint, this.d, this.maxWidth) : undefined;
+    this.simd = module
+      ? new SimdPath(module, checkpoint, this.d, this.maxWidth, { mean: this.inMean, invStd: this.inInvStd })
+      : undefined;
   }
 
   /** Which kernels evaluate this function. */
@@ -587,6 +589,7 @@ class SimdPath {
     checkpoint: ValueFunctionCheckpoint,
     private readonly d: number,
     maxWidth: number,
+    normalisation: { mean: Float64Array; invStd: Float64Array },
   ) {
     let bytes = 0;
     const alloc = (floats: number) => {
@@ -619,11 +622,8 @@ class SimdPath {
     this.k = new wasm.Instance(module, { env: { memory } }).exports as SimdExports;
     this.f32 = new Float32Array(memory.buffer);
     const f64 = new Float64Array(memory.buffer);
-    for (let i = 0; i < d; i++) {
-      // as CompiledValueFunction's inMean and inInvStd
-      f64[this.mean / 8 + i] = Math.fround(checkpoint.inputNormalisation.mean[i] as number);
-      f64[this.invStd / 8 + i] = 1 / Math.fround(checkpoint.inputNormalisation.std[i] as number);
-    }
+    f64.set(normalisation.mean, this.mean / 8);
+    f64.set(normalisation.invStd, this.invStd / 8);
     for (const [m, member] of checkpoint.members.entries()) {
       for (const [li, l] of member.layers.entries()) {
         const s = (this.members[m] as SimdLayer[])[li] as SimdLayer;
