@@ -39,6 +39,7 @@ export function addRunOptions(cmd: Command): Command {
       `  --training ${both((c) => c.metaTrain.training)}; --standardise ${both((c) => c.metaTrain.standardise)}; --batch-norm ${both((c) => c.metaTrain.train.batchNorm)}; --ensemble ${both((c) => c.metaTrain.ensemble)}`,
       `  --epochs ${both((c) => c.metaTrain.train.epochs)}; --vf-train-lr ${both((c) => (c.metaTrain.training === 'online' ? c.metaTrain.train.innerLearningRate : c.metaTrain.train.learningRate))}; --gamma ${both((c) => c.metaTrain.train.gamma)}; --oe-weight ${both((c) => c.metaTrain.train.oeWeight)}`,
       `  --start ${both((c) => c.metaTest.start)}; --meta-test-method ${both((c) => c.metaTest.method)}; --vf-lr ${both((c) => c.metaTest.vfLearningRate)}; --trust-radius ${both((c) => c.metaTest.trustRadius)}; --endpoint-queries ${both((c) => c.metaTest.endpointQueries)}`,
+      `  --loss-weight ${both((c) => c.metaTest.lossWeight)}; --loss-sampler ${both((c) => c.metaTest.lossSampler)}; --anchor-endpoints ${both((c) => c.metaTest.anchorEndpoints)}`,
       `  --es-p ${both((c) => c.metaTest.es.P)}; --es-sigma2 ${both((c) => c.metaTest.es.sigma2)}; --es-k ${both((c) => c.metaTest.es.k)}; --es-lambda ${both((c) => c.metaTest.es.lambda)}; --pretrain-epochs ${both((c) => c.pretrain.epochs)}`,
       '',
       'Environment: METRICOPT_BACKEND=auto|tensorflow|wasm|cpu|webgpu (default auto), METRICOPT_DEBUG=1 for stack traces.',
@@ -115,6 +116,22 @@ export function addRunOptions(cmd: Command): Command {
     )
     .option('--trust-radius <r>', 'meta-test trust region radius around the start (Infinity = none)', num(0, true))
     .option('--endpoint-queries <n>', 'real validation queries to pick the metricopt endpoint (0 = last step)', int(0))
+    .option(
+      '--loss-weight <w>',
+      'weight of the loss gradient next to the value-function gradient (Eq. 1; vf-descent)',
+      num(0),
+    )
+    .addOption(
+      new Option(
+        '--loss-sampler <kind>',
+        "batches of metricopt's loss term: class-balanced or natural frequency",
+      ).choices(['balanced', 'natural']),
+    )
+    .option(
+      '--anchor-endpoints <bool>',
+      'also offer the start point and the best meta-training observation as metricopt endpoints (true/false)',
+      (v) => parseBool(v),
+    )
     .option('--es-p <P>', 'Guided ES antithetic pairs', int(1))
     .option('--es-sigma2 <s2>', 'Guided ES perturbation variance s^2', num(0, true))
     .option('--es-k <k>', 'loss gradients spanning the Guided ES subspace', int(0))
@@ -195,6 +212,11 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
   set<'sgd' | 'adam'>(o.vfOptimizer, (v) => (test.vfOptimizer = v));
   set<number>(o.trustRadius, (v) => (test.trustRadius = v));
   set<number>(o.endpointQueries, (v) => (test.endpointQueries = v));
+  set<number>(o.lossWeight, (v) => (test.lossWeight = v));
+  set<'balanced' | 'natural'>(o.lossSampler, (v) => (test.lossSampler = v));
+  set<boolean>(o.anchorEndpoints, (v) => (test.anchorEndpoints = v));
+  set<number>(o.replicates, (v) => (cfg.replicates = v));
+  set<'test' | 'val-holdout'>(o.reportSplit, (v) => (cfg.reportSplit = v));
   set<number>(o.esP, (v) => (test.es = { ...test.es, P: v }));
   set<number>(o.esSigma2, (v) => (test.es = { ...test.es, sigma2: v }));
   set<number>(o.esK, (v) => (test.es = { ...test.es, k: v }));

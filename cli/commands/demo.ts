@@ -1,10 +1,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import type { MetricOracle } from '../../shared/ports/metric-oracle.port.js';
-import { plotTrajectoriesSvg } from '../../shared/report/plot-svg.js';
+import { plotForestSvg, plotTrajectoriesSvg } from '../../shared/report/plot-svg.js';
 import { formatResultsTable } from '../../shared/report/table.js';
 import { runDemo } from '../../shared/use-cases/run-demo.js';
 import { startLocalQueueOracle } from '../local-queue-oracle.js';
@@ -18,11 +18,17 @@ export function registerDemo(program: Command): void {
       'The whole pipeline (pre-train, meta-train the value function, meta-test) with a results table, report.json, checkpoint and plot',
     );
   addRunOptions(cmd)
-    .option('--seeds <n>', 'meta-test seeds', (v) => {
-      const n = Number(v);
-      if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected an integer >= 1');
-      return n;
-    })
+    .option('--seeds <n>', 'meta-test seeds within each replicate', positiveInt)
+    .option(
+      '--replicates <R>',
+      'whole-pipeline replicates at different base seeds (95% intervals and paired comparisons need >= 2)',
+      positiveInt,
+    )
+    .addOption(
+      new Option('--report-split <where>', 'report on the test split, or on a held-out half of validation (for tuning)')
+        .choices(['test', 'val-holdout'])
+        .default('test'),
+    )
     .option('--out <dir>', 'output folder (report.json, trajectories.svg, store/)', './metricopt-out')
     .option('--json', 'print the report JSON on stdout and nothing else')
     .option('--via-queue', 'send every metric query through the durable local queue to evaluator worker processes')
@@ -55,12 +61,13 @@ export function registerDemo(program: Command): void {
           `${report.dataset}: meta-test trajectories, ${report.metric}, recipe ${report.recipe}`,
         );
         await writeFile(join(out, 'trajectories.svg'), svg);
+        await writeFile(join(out, 'comparisons.svg'), plotForestSvg(report));
         if (o.json) {
           process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
         } else {
           process.stdout.write(`\n${formatResultsTable(report)}\n\n`);
           process.stdout.write(
-            `wrote ${join(out, 'report.json')}, ${join(out, 'trajectories.svg')} and checkpoint ${report.valueFunction.id} v${report.valueFunction.version} in ${store.location}\n`,
+            `wrote ${join(out, 'report.json')}, ${join(out, 'trajectories.svg')}, ${join(out, 'comparisons.svg')} and checkpoint ${report.valueFunction.id} v${report.valueFunction.version} in ${store.location}\n`,
           );
           process.stdout.write(`serve it with: npx metricopt serve --store ${out}\n`);
         }
@@ -68,4 +75,10 @@ export function registerDemo(program: Command): void {
         await oracle.close?.();
       }
     });
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected an integer >= 1');
+  return n;
 }

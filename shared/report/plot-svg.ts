@@ -1,3 +1,4 @@
+import { type DemoReport, methodNames } from '../schemas/report.js';
 import type { Curves } from '../use-cases/meta-test.js';
 
 /**
@@ -70,6 +71,80 @@ export function plotTrajectoriesSvg(curves: Curves[], metric: string, title: str
   parts.push(`<line x1="340" x2="370" y1="${ly}" y2="${ly}" stroke="${colors.mo}" stroke-width="3"/>`);
   parts.push(`<text x="376" y="${ly + 4}">MetricOpt (value-function guided)</text>`);
   parts.push(`<text x="640" y="${ly + 4}" fill="#666">thin: each seed; thick: mean</text>`);
+  parts.push('</svg>');
+  return parts.join('\n');
+}
+
+const verdictColor: Record<string, string> = {
+  better: '#2ca02c',
+  tie: '#7f7f7f',
+  worse: '#d62728',
+  'no-interval': '#1f77b4',
+};
+
+/**
+ * A forest plot of metricopt minus each baseline (natural direction): per baseline, the mean
+ * over replicates with its 95% interval (thick, coloured by verdict), and under it each
+ * replicate's difference with its interval over meta-test seeds (thin).
+ */
+export function plotForestSvg(r: DemoReport): string {
+  const rows: { label: string; v: number; ci: [number, number] | null; verdict: string; main: boolean }[] = [];
+  for (const name of methodNames) {
+    const c = r.comparisons[name];
+    if (!c) continue;
+    rows.push({ label: name, v: c.diff, ci: c.ci95, verdict: c.verdict, main: true });
+    for (const rep of r.replicates) {
+      const rc = rep.comparisons[name];
+      if (rc) rows.push({ label: `replicate ${rep.index}`, v: rc.diff, ci: rc.ci95, verdict: rc.verdict, main: false });
+    }
+  }
+  const W = 900;
+  const rowH = 17;
+  const top = 70;
+  const x0 = 230;
+  const pw = 600;
+  const H = top + rows.length * rowH + 60;
+  const vals = rows.flatMap((x) => [x.v, ...(x.ci ?? [])]).filter(Number.isFinite);
+  let lo = Math.min(0, ...vals);
+  let hi = Math.max(0, ...vals);
+  if (hi - lo < 1e-9) {
+    lo -= 0.01;
+    hi += 0.01;
+  }
+  const pad = (hi - lo) * 0.05;
+  lo -= pad;
+  hi += pad;
+  const sx = (v: number) => x0 + ((v - lo) / (hi - lo)) * pw;
+  const better = r.direction === 'minimize' ? 'left' : 'right';
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${H}" fill="white"/>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${escapeXml(`${r.dataset} / ${r.metric}: metricopt minus each baseline (${r.reportSplit === 'test' ? 'test' : 'val hold-out'})`)}</text>`,
+    `<text x="${W / 2}" y="42" text-anchor="middle" fill="#555">${escapeXml(`thick: mean over ${r.replicates.length} replicate(s) with 95% CI; thin: each replicate, CI over its ${r.seeds.length} meta-test seed(s); metricopt better to the ${better}`)}</text>`,
+    `<line x1="${sx(0)}" x2="${sx(0)}" y1="${top - 8}" y2="${top + rows.length * rowH}" stroke="#333" stroke-dasharray="4 3"/>`,
+  ];
+  rows.forEach((row, i) => {
+    const y = top + i * rowH + rowH / 2;
+    const color = verdictColor[row.verdict] ?? '#000';
+    const width = row.main ? 3 : 1.2;
+    parts.push(
+      `<text x="${row.main ? 10 : 30}" y="${y + 4}"${row.main ? ' font-weight="bold"' : ' fill="#555"'}>${escapeXml(row.main ? `${row.label} (${row.verdict})` : row.label)}</text>`,
+    );
+    if (row.ci)
+      parts.push(
+        `<line x1="${sx(row.ci[0]).toFixed(1)}" x2="${sx(row.ci[1]).toFixed(1)}" y1="${y}" y2="${y}" stroke="${color}" stroke-width="${width}"/>`,
+      );
+    parts.push(`<circle cx="${sx(row.v).toFixed(1)}" cy="${y}" r="${row.main ? 4 : 2.5}" fill="${color}"/>`);
+  });
+  const axisY = top + rows.length * rowH + 12;
+  parts.push(`<line x1="${x0}" x2="${x0 + pw}" y1="${axisY}" y2="${axisY}" stroke="#999"/>`);
+  for (let k = 0; k <= 4; k++) {
+    const v = lo + ((hi - lo) * k) / 4;
+    parts.push(`<text x="${sx(v)}" y="${axisY + 16}" text-anchor="middle">${v.toFixed(4)}</text>`);
+  }
+  parts.push(
+    `<text x="${x0 + pw / 2}" y="${axisY + 36}" text-anchor="middle">metricopt minus baseline, ${escapeXml(r.metric)} (natural direction)</text>`,
+  );
   parts.push('</svg>');
   return parts.join('\n');
 }

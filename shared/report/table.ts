@@ -1,25 +1,50 @@
 import { type DemoReport, methodNames } from '../schemas/report.js';
 
-/** The demo's results as a fixed-width text table. */
+const f4 = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : v.toFixed(4));
+const ci = (c: [number, number] | null) => (c ? `[${f4(c[0])}, ${f4(c[1])}]` : '(no interval: 1 replicate)');
+const signed = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(4)}`;
+
+/** The demo's results as fixed-width text tables: methods, then metricopt's paired comparisons. */
 export function formatResultsTable(r: DemoReport): string {
   const dir = r.direction === 'minimize' ? 'lower is better' : 'higher is better';
+  const split = r.reportSplit === 'test' ? 'TEST split' : 'held-out half of VALIDATION (test not read)';
+  const R = r.replicates.length;
   const lines = [
-    `${r.dataset} / ${r.metric} (${dir}) / recipe ${r.recipe} / TEST split, mean ± std over ${r.seeds.length} seed(s)`,
+    `${r.dataset} / ${r.metric} (${dir}) / recipe ${r.recipe} / ${split}`,
+    `${R} replicate(s) x ${r.seeds.length} meta-test seed(s); mean and 95% CI across replicates`,
     '',
-    `${'method'.padEnd(24)} ${'test metric'.padEnd(20)} real queries`,
-    `${'-'.repeat(24)} ${'-'.repeat(20)} ${'-'.repeat(12)}`,
+    `${'method'.padEnd(24)} ${'mean'.padEnd(8)} ${'95% CI'.padEnd(28)} ${'queries'.padStart(7)} ${'total'.padStart(7)}`,
+    `${'-'.repeat(24)} ${'-'.repeat(8)} ${'-'.repeat(28)} ${'-'.repeat(7)} ${'-'.repeat(7)}`,
   ];
   for (const name of methodNames) {
     const m = r.results[name];
-    lines.push(`${name.padEnd(24)} ${`${m.mean.toFixed(4)} ± ${m.std.toFixed(4)}`.padEnd(20)} ${m.queries}`);
+    if (!m) {
+      lines.push(`${name.padEnd(24)} skipped: ${r.skipped[name] ?? ''}`);
+      continue;
+    }
+    lines.push(
+      `${name.padEnd(24)} ${f4(m.mean).padEnd(8)} ${(m.ci95 ? ci(m.ci95) : '-').padEnd(28)} ${String(m.queries).padStart(7)} ${String(m.totalQueries).padStart(7)}`,
+    );
   }
-  const vf = r.valueFunction;
-  const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
   lines.push(
     '',
-    `value function ${vf.id} v${vf.version}: held-out MAE ${f(vf.heldOutMae)} (constant ${f(vf.constantMae)}), Spearman ${f(vf.spearman)}${vf.healthy === false ? '  << UNHEALTHY' : ''}`,
-    `meta-train: ${r.metaTrain.tasks} tasks, ${r.metaTrain.queriesSent} metric queries (${r.metaTrain.queriesFailed} failed)`,
-    `time: pre-train ${r.timings.pretrainS.toFixed(1)} s, meta-train ${r.timings.metaTrainS.toFixed(1)} s, meta-test ${r.timings.metaTestS.toFixed(1)} s; step: loss-only ${r.timings.lossOnlyStepMs.toFixed(3)} ms, metricopt ${r.timings.metricoptStepMs.toFixed(3)} ms (backend ${r.backend})`,
+    'metricopt minus baseline (natural direction), paired over replicates:',
+    `${'baseline'.padEnd(24)} ${'diff'.padEnd(8)} ${'95% CI'.padEnd(28)} verdict`,
+    `${'-'.repeat(24)} ${'-'.repeat(8)} ${'-'.repeat(28)} ${'-'.repeat(11)}`,
   );
+  for (const name of methodNames) {
+    const c = r.comparisons[name];
+    if (!c) continue;
+    lines.push(`${name.padEnd(24)} ${signed(c.diff).padEnd(8)} ${ci(c.ci95).padEnd(28)} ${c.verdict}`);
+  }
+  lines.push('');
+  for (const rep of r.replicates) {
+    const vf = rep.valueFunction;
+    const t = rep.timings;
+    lines.push(
+      `replicate ${rep.index} (seed ${rep.seed}): value function ${vf.id} v${vf.version}, held-out MAE ${f4(vf.heldOutMae)} (constant ${f4(vf.constantMae)}), Spearman ${f4(vf.spearman)}${vf.healthy === false ? '  << UNHEALTHY' : ''}; ${rep.metaTrain.tasks} tasks, ${rep.metaTrain.queriesSent} meta-training queries (${rep.metaTrain.queriesFailed} failed); pre-train ${t.pretrainS.toFixed(1)} s, meta-train ${t.metaTrainS.toFixed(1)} s, meta-test ${t.metaTestS.toFixed(1)} s; step loss-only ${t.lossOnlyStepMs.toFixed(3)} ms, metricopt ${t.metricoptStepMs.toFixed(3)} ms`,
+    );
+  }
+  lines.push(`backend ${r.backend}`);
   return lines.join('\n');
 }

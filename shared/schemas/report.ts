@@ -1,49 +1,97 @@
 import { z } from 'zod';
 
+export const methodNames = [
+  'ce',
+  'ce_finetune',
+  'ce_finetune_natural',
+  'ce_finetune_dense_eval',
+  'random_search',
+  'threshold',
+  'prior_correction',
+  'best_observed',
+  'metricopt',
+] as const;
+export type MethodName = (typeof methodNames)[number];
+/** Every method but metricopt: what metricopt is compared against. */
+export const baselineNames = methodNames.filter((m) => m !== 'metricopt');
+/** The baselines that use the loss only (no metric query chooses their phi, except dense-eval's). */
+export const lossOnlyBaselines = ['ce_finetune', 'ce_finetune_natural', 'ce_finetune_dense_eval'] as const;
+
+const interval = z.tuple([z.number(), z.number()]).nullable();
+
 const methodResult = z.object({
+  /** Mean over replicates of each replicate's mean over meta-test seeds. */
   mean: z.number(),
+  /** 95% Student-t interval of that mean across replicates; null with one replicate. */
+  ci95: interval,
+  /** Sample std across replicates (0 for one replicate). */
   std: z.number(),
-  runs: z.array(z.number()),
-  /** Real metric queries per run (the same for every seed). */
+  perReplicate: z.array(z.number()),
+  /** Test values, [replicate][meta-test seed]. */
+  runs: z.array(z.array(z.number())),
+  /** Real metric queries per run at meta-test. */
   queries: z.number().int().nonnegative(),
-  valRuns: z.array(z.number().nullable()).optional(),
+  /** The same plus the meta-training queries the method relies on (value function, observations), per replicate. */
+  totalQueries: z.number().int().nonnegative(),
+  /** Validation value of the chosen phi where the method knows it, [replicate][seed]. */
+  valRuns: z.array(z.array(z.number().nullable())),
 });
 
-export const methodNames = ['ce', 'ce_finetune', 'ce_finetune_dense_eval', 'random_search', 'metricopt'] as const;
+const comparison = z.object({
+  /** metricopt minus the baseline, natural direction, mean over replicates. */
+  diff: z.number(),
+  ci95: interval,
+  verdict: z.enum(['better', 'tie', 'worse', 'no-interval']),
+  perReplicate: z.array(z.number()),
+});
 
-/** The demo's report.json: metric values in their natural direction, TEST split, over seeds. */
+const health = z.object({
+  id: z.string(),
+  version: z.number().int(),
+  heldOutMae: z.number().nullable(),
+  constantMae: z.number().nullable(),
+  spearman: z.number().nullable(),
+  heldOutObservations: z.number().int(),
+  healthy: z.boolean().nullable(),
+});
+
+/** The demo's report.json: metric values in their natural direction, over replicates. */
 export const demoReportSchema = z.object({
   dataset: z.string(),
   metric: z.string(),
   direction: z.enum(['minimize', 'maximize']),
   recipe: z.enum(['paper', 'tuned']),
+  /** 'test', or 'val-holdout' when the numbers come from a held-out half of validation. */
+  reportSplit: z.enum(['test', 'val-holdout']),
+  /** Meta-test seeds within each replicate (offsets from the replicate's base seed). */
   seeds: z.array(z.number().int()),
-  results: z.object({
-    ce: methodResult,
-    ce_finetune: methodResult,
-    ce_finetune_dense_eval: methodResult,
-    random_search: methodResult,
-    metricopt: methodResult,
-  }),
-  valueFunction: z.object({
-    id: z.string(),
-    version: z.number().int(),
-    heldOutMae: z.number().nullable(),
-    constantMae: z.number().nullable(),
-    spearman: z.number().nullable(),
-    heldOutObservations: z.number().int(),
-    healthy: z.boolean().nullable(),
-  }),
-  metaTrain: z.object({ tasks: z.number().int(), queriesSent: z.number().int(), queriesFailed: z.number().int() }),
-  timings: z.object({
-    pretrainS: z.number(),
-    metaTrainS: z.number(),
-    metaTestS: z.number(),
-    lossOnlyStepMs: z.number(),
-    metricoptStepMs: z.number(),
-  }),
+  results: z.partialRecord(z.enum(methodNames), methodResult),
+  /** Methods not run, with the reason. */
+  skipped: z.partialRecord(z.enum(methodNames), z.string()),
+  /** metricopt against each baseline that ran. */
+  comparisons: z.partialRecord(z.enum(methodNames), comparison),
+  replicates: z.array(
+    z.object({
+      index: z.number().int(),
+      seed: z.number().int(),
+      /** metricopt against each baseline within this replicate, paired over its meta-test seeds. */
+      comparisons: z.partialRecord(z.enum(methodNames), comparison),
+      valueFunction: health,
+      metaTrain: z.object({ tasks: z.number().int(), queriesSent: z.number().int(), queriesFailed: z.number().int() }),
+      timings: z.object({
+        pretrainS: z.number(),
+        metaTrainS: z.number(),
+        metaTestS: z.number(),
+        lossOnlyStepMs: z.number(),
+        metricoptStepMs: z.number(),
+      }),
+    }),
+  ),
+  /** The last replicate's checkpoint (the version `serve` answers with). */
+  valueFunction: health,
   backend: z.string(),
   notes: z.array(z.string()),
   config: z.record(z.string(), z.unknown()),
 });
 export type DemoReport = z.infer<typeof demoReportSchema>;
+export type MethodResult = z.infer<typeof methodResult>;

@@ -1,4 +1,5 @@
-import type { BalancedSampler } from '../data/sampler.js';
+import type { Sampler } from '../data/sampler.js';
+import { priorCorrectScores, searchThreshold, thresholdScores } from '../method/decision-shift.js';
 import { type GuidedEsOptions, guidedEsDirection } from '../method/guided-es.js';
 import { BatchedOptimizer, type OptimizerKind, projectToBall } from '../method/optimizers.js';
 import type { ValueFn } from '../method/value-function-f32.js';
@@ -12,10 +13,16 @@ import { Rng } from '../util/random.js';
 /**
  * Meta-test (Stage 5) and the baselines it is judged against, for one seed:
  * - ce: the pre-trained model, phi = 0;
- * - ce_finetune: loss-only fine-tuning of phi, last step;
- * - ce_finetune_dense_eval: the same run with the real validation metric at every step, best kept;
+ * - ce_finetune: loss-only fine-tuning of phi on class-balanced batches (the pre-training loss), last step;
+ * - ce_finetune_natural: loss-only fine-tuning on natural-frequency batches, unweighted cross-entropy, last step;
+ * - ce_finetune_dense_eval: the class-balanced run with the real validation metric at every step, best kept;
  * - random_search: random phi, as many real validation queries as metricopt spends, best kept;
- * - metricopt: value-function-guided fine-tuning (Guided ES or value-function descent).
+ * - threshold (binary): the pre-trained model's decision threshold searched on validation with
+ *   as many real queries as metricopt spends;
+ * - prior_correction: the pre-trained scores re-weighted to the natural class prior, no query;
+ * - best_observed: the best phi among meta-training's observations (already paid for);
+ * - metricopt: value-function-guided fine-tuning (Guided ES or value-function descent, with
+ *   the loss of Eq. 1), endpoint chosen with real validation queries.
  */
 export interface MetaTestConfig {
   steps: number;
@@ -36,6 +43,18 @@ export interface MetaTestConfig {
   trustRadius: number;
   /** Real validation queries to pick the endpoint along the metricopt path (0 = take the last step). */
   endpointQueries: number;
+  /**
+   * Weight of the loss gradient added to the value-function gradient in vf-descent (Eq. 1:
+   * f + lossWeight * l; 0 = the value function alone). Guided ES has es.lambda instead.
+   */
+  lossWeight: number;
+  /** Mini-batches of metricopt's loss term: class-balanced (pre-training's) or natural frequency. */
+  lossSampler: 'balanced' | 'natural';
+  /**
+   * Also offer the start point (one more real query) and the best meta-training observation
+   * (already paid for) as endpoints, so on validation metricopt is never worse than either.
+   */
+  anchorEndpoints: boolean;
   /** Random-search candidates when metricopt spends no query (default 1). */
   minRandomSearch: number;
 }
@@ -60,9 +79,24 @@ export interface Curves {
   metricoptPredicted: number[];
 }
 
+export const metaTestMethods = [
+  'ce',
+  'ce_finetune',
+  'ce_finetune_natural',
+  'ce_finetune_dense_eval',
+  'random_search',
+  'threshold',
+  'prior_correction',
+  'best_observed',
+  'metricopt',
+] as const;
+export type MetaTestMethod = (typeof metaTestMethods)[number];
+
 export interface SeedResult {
   seed: number;
-  runs: Record<'ce' | 'ce_finetune' | 'ce_finetune_dense_eval' | 'random_search' | 'metricopt', MethodRun>;
+  /** A method missing here was skipped (see `skipped`). */
+  runs: Partial<Record<MetaTestMethod, MethodRun>>;
+  skipped: Partial<Record<MetaTestMethod, string>>;
   curves: Curves;
   lossOnlyStepMs: number;
   metricoptStepMs: number;
@@ -70,7 +104,14 @@ export interface SeedResult {
 
 export interface MetaTestDeps {
   model: AdaptedModel;
-  sampler: BalancedSampler;
+  /** Class-balanced batches (the pre-training protocol). */
+  sampler: Sampler;
+  /** Natural-frequency batches. */
+  naturalSampler: Sampler;
+  /** Class shares in the training split. */
+  trainPrior: ArrayLike<number>;
+  /** The best phi meta-training observed and its normalised validation value, if any. */
+  bestObserved: { phi: Float32Array; value: number } | null;
   valRows: Int32Array;
   testRows: Int32Array;
   testLabels: Int32Array;
@@ -97,27 +138,35 @@ export async function metaTestSeed(
   const direction = evaluator.direction;
   await deps.oracle.registerSplit('val', { labels: deps.valLabels, classes: model.classes });
 
-  const score = async (phi: Float32Array, split: 'val' | 'test'): Promise<number> => {
-    const rows = split === 'val' ? deps.valRows : deps.testRows;
-    const labels = split === 'val' ? deps.valLabels : deps.testLabels;
+  const scoreScores = async (scores: Float32Array, split: 'val' | 'test'): Promise<number> => {
     const res = await evaluateChecked(evaluator, {
-      scores: model.predict(phi, 1, rows),
-      labels,
+      scores,
+      labels: split === 'val' ? deps.valLabels : deps.testLabels,
       classes: model.classes,
     });
     if (!res.ok) throw res.error;
     return res.value.value;
   };
+  const predict = (phi: Float32Array, split: 'val' | 'test') =>
+    model.predict(phi, 1, split === 'val' ? deps.valRows : deps.testRows);
+  const score = (phi: Float32Array, split: 'val' | 'test') => scoreScores(predict(phi, split), split);
+  let tag = 0;
   /** Real validation queries through the oracle; failed ones count as spent and are never chosen. */
-  const queryVal = async (phis: Float32Array[], tag: number): Promise<(number | null)[]> => {
+  const queryScores = async (scoreSets: Float32Array[], taskId: number): Promise<(number | null)[]> => {
+    const results = await deps.oracle.evaluate(
+      scoreSets.map((scores, i) => ({ jobId, taskId, step: i, split: 'val', scores })),
+    );
+    return results.map((r) => (r.ok ? r.value.normalised : null));
+  };
+  const queryVal = (phis: Float32Array[], taskId: number): Promise<(number | null)[]> => {
     const all = new Float32Array(phis.length * d);
     phis.forEach((p, i) => all.set(p, i * d));
     const scores = model.predict(all, phis.length, deps.valRows);
     const per = scores.length / phis.length;
-    const results = await deps.oracle.evaluate(
-      phis.map((_, i) => ({ jobId, taskId: tag, step: i, split: 'val', scores: scores.slice(i * per, (i + 1) * per) })),
+    return queryScores(
+      phis.map((_, i) => scores.slice(i * per, (i + 1) * per)),
+      taskId,
     );
-    return results.map((r) => (r.ok ? r.value.normalised : null));
   };
   const best = (values: (number | null)[]): number => {
     let bi = -1;
@@ -129,37 +178,46 @@ export async function metaTestSeed(
   };
   const valLoss = (phi: Float32Array): number => model.loss(phi, 1, deps.valRows, deps.valRows.length)[0] as number;
   const rows = new Int32Array(B);
+  const runs: SeedResult['runs'] = {};
+  const skipped: SeedResult['skipped'] = {};
 
   // ce: the pre-trained model.
   const zero = new Float32Array(d);
-  const ce: MethodRun = { test: await score(zero, 'test'), val: null, queries: 0 };
+  runs.ce = { test: await score(zero, 'test'), val: null, queries: 0 };
 
-  // Loss-only fine-tuning from the start point.
-  const batchRng = rng.fork(1);
-  const lossPath: Float32Array[] = [start.slice()];
-  const lossOpt = new BatchedOptimizer(cfg.lossOptimizer, cfg.lossLearningRate, d);
-  const phiLoss = start.slice();
-  let lossTime = 0;
-  for (let t = 0; t < T; t++) {
-    deps.sampler.sampleInto(batchRng, rows);
-    const t0 = performance.now();
-    const { grad } = model.lossAndGrad(phiLoss, 1, rows, B);
-    lossOpt.step(phiLoss, grad);
-    lossTime += performance.now() - t0;
-    lossPath.push(phiLoss.slice());
-  }
-  const ceFinetune: MethodRun = { test: await score(phiLoss, 'test'), val: null, queries: 0 };
+  /** Loss-only fine-tuning from the start point; the path phi_0 .. phi_T. */
+  const lossOnly = (sampler: Sampler, batchRng: Rng) => {
+    const path: Float32Array[] = [start.slice()];
+    const opt = new BatchedOptimizer(cfg.lossOptimizer, cfg.lossLearningRate, d);
+    const phi = start.slice();
+    let time = 0;
+    for (let t = 0; t < T; t++) {
+      sampler.sampleInto(batchRng, rows);
+      const t0 = performance.now();
+      const { grad } = model.lossAndGrad(phi, 1, rows, B);
+      opt.step(phi, grad);
+      time += performance.now() - t0;
+      path.push(phi.slice());
+    }
+    return { path, time };
+  };
+  const balanced = lossOnly(deps.sampler, rng.fork(1));
+  const lossPath = balanced.path;
+  runs.ce_finetune = { test: await score(lossPath[T] as Float32Array, 'test'), val: null, queries: 0 };
+  const natural = lossOnly(deps.naturalSampler, rng.fork(5));
+  runs.ce_finetune_natural = { test: await score(natural.path[T] as Float32Array, 'test'), val: null, queries: 0 };
   const denseVals = await queryVal(lossPath, 1_000_000 + seed);
   const denseBest = best(denseVals);
-  const dense: MethodRun = {
+  runs.ce_finetune_dense_eval = {
     test: await score(lossPath[denseBest] as Float32Array, 'test'),
     val: denormalise(denseVals[denseBest] as number, direction),
     queries: lossPath.length,
   };
 
-  // MetricOpt: follow the value function from the start point.
+  // MetricOpt: follow the value function (and the loss, Eq. 1) from the start point.
   const esRng = rng.fork(2);
   const mRng = rng.fork(3);
+  const mSampler = cfg.lossSampler === 'natural' ? deps.naturalSampler : deps.sampler;
   const vf = deps.valueFunction;
   const mPath: Float32Array[] = [start.slice()];
   const mOpt = new BatchedOptimizer(cfg.vfOptimizer, cfg.vfLearningRate, d);
@@ -168,7 +226,7 @@ export async function metaTestSeed(
   const g = new Float32Array(d);
   let mTime = 0;
   for (let t = 0; t < T; t++) {
-    deps.sampler.sampleInto(mRng, rows);
+    mSampler.sampleInto(mRng, rows);
     const t0 = performance.now();
     if (cfg.method === 'guided-es') {
       const { grad } = model.lossAndGrad(phi, 1, rows, B);
@@ -182,6 +240,10 @@ export async function metaTestSeed(
       mOpt.step(phi, u);
     } else {
       vf.valueAndGradient(phi, g);
+      if (cfg.lossWeight > 0) {
+        const { grad } = model.lossAndGrad(phi, 1, rows, B);
+        for (let j = 0; j < d; j++) g[j] = (g[j] as number) + cfg.lossWeight * (grad[j] as number);
+      }
       mOpt.step(phi, g);
     }
     projectToBall(phi, start, cfg.trustRadius);
@@ -191,16 +253,21 @@ export async function metaTestSeed(
   let chosen = mPath[T] as Float32Array;
   let chosenVal: number | null = null;
   let mQueries = 0;
-  if (cfg.endpointQueries > 0) {
+  if (cfg.endpointQueries > 0 || cfg.anchorEndpoints) {
     const q = Math.min(cfg.endpointQueries, T);
     const candidates = Array.from({ length: q }, (_, i) => mPath[Math.round((T * (i + 1)) / q)] as Float32Array);
+    if (cfg.anchorEndpoints) candidates.push(start);
     const vals = await queryVal(candidates, 2_000_000 + seed);
+    mQueries = candidates.length;
+    if (cfg.anchorEndpoints && deps.bestObserved) {
+      candidates.push(deps.bestObserved.phi);
+      vals.push(deps.bestObserved.value);
+    }
     const bi = best(vals);
     chosen = candidates[bi] as Float32Array;
     chosenVal = denormalise(vals[bi] as number, direction);
-    mQueries = q;
   }
-  const metricopt: MethodRun = { test: await score(chosen, 'test'), val: chosenVal, queries: mQueries };
+  runs.metricopt = { test: await score(chosen, 'test'), val: chosenVal, queries: mQueries };
 
   // Random search with the same number of real queries.
   const nRandom = Math.max(cfg.minRandomSearch, mQueries);
@@ -208,11 +275,45 @@ export async function metaTestSeed(
   const randoms = Array.from({ length: nRandom }, () => rsRng.normals(d, cfg.phi0Std));
   const rsVals = await queryVal(randoms, 3_000_000 + seed);
   const rsBest = best(rsVals);
-  const randomSearch: MethodRun = {
+  runs.random_search = {
     test: await score(randoms[rsBest] as Float32Array, 'test'),
     val: denormalise(rsVals[rsBest] as number, direction),
     queries: nRandom,
   };
+
+  // Decision shifts of the pre-trained model.
+  const ceVal = predict(zero, 'val');
+  const ceTest = predict(zero, 'test');
+  if (model.classes === 2) {
+    tag = 4_000_000 + seed;
+    const found = await searchThreshold(ceVal, nRandom, async (t) => {
+      const [v] = await queryScores([thresholdScores(ceVal, t)], tag++);
+      return v ?? null;
+    });
+    if (!found.best) throw new DomainError('META_TEST_NO_OBSERVATION', 'meta-test: every validation query failed');
+    runs.threshold = {
+      test: await scoreScores(thresholdScores(ceTest, found.best.threshold), 'test'),
+      val: denormalise(found.best.value, direction),
+      queries: found.queries,
+    };
+  } else {
+    skipped.threshold =
+      'a decision threshold is defined for binary tasks only (prior_correction shifts multi-class decisions)';
+  }
+  runs.prior_correction = {
+    test: await scoreScores(priorCorrectScores(ceTest, model.classes, deps.trainPrior), 'test'),
+    val: null,
+    queries: 0,
+  };
+  if (deps.bestObserved) {
+    runs.best_observed = {
+      test: await score(deps.bestObserved.phi, 'test'),
+      val: denormalise(deps.bestObserved.value, direction),
+      queries: 0,
+    };
+  } else {
+    skipped.best_observed = 'meta-training observed no phi';
+  }
 
   // Diagnostics for the plot (in-process, not counted as queries).
   const curves: Curves = {
@@ -226,9 +327,10 @@ export async function metaTestSeed(
 
   return {
     seed,
-    runs: { ce, ce_finetune: ceFinetune, ce_finetune_dense_eval: dense, random_search: randomSearch, metricopt },
+    runs,
+    skipped,
     curves,
-    lossOnlyStepMs: lossTime / T,
+    lossOnlyStepMs: balanced.time / T,
     metricoptStepMs: mTime / T,
   };
 }

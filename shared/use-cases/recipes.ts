@@ -13,8 +13,19 @@ import type { MetaTrainConfig, Recipe } from './meta-train.js';
 export interface RunConfig {
   recipe: Recipe;
   seed: number;
-  /** Meta-test seeds (each a full meta-test of every method). */
+  /** Meta-test seeds (each a full meta-test of every method) within a replicate. */
   seeds: number;
+  /**
+   * Replicates: whole pipelines (split, pre-training, trajectories, value function, meta-test)
+   * at base seeds seed, seed + 1000, ...; methods are compared by paired differences across them.
+   */
+  replicates: number;
+  /**
+   * Where reported numbers come from: the test split, or (for choosing defaults) a held-out
+   * half of the validation split, the other half serving as validation; the test rows are
+   * then never read.
+   */
+  reportSplit: 'test' | 'val-holdout';
   /** Backbone: the paper's MLP, or the small ConvNet (FiLM adapter) for square images. */
   architecture: 'mlp' | 'convnet';
   model: MlpConfig;
@@ -36,6 +47,8 @@ export function paperRecipe(seed = 1): RunConfig {
     recipe: 'paper',
     seed,
     seeds: 5,
+    replicates: 1,
+    reportSplit: 'test',
     architecture: 'mlp',
     model: defaultMlpConfig,
     pretrain: { ...defaultPretrainConfig, seed },
@@ -64,6 +77,9 @@ export function paperRecipe(seed = 1): RunConfig {
       vfLearningRate: 0.05,
       trustRadius: Number.POSITIVE_INFINITY,
       endpointQueries: 0,
+      lossWeight: 0,
+      lossSampler: 'balanced',
+      anchorEndpoints: false,
       minRandomSearch: 1,
     },
   };
@@ -96,6 +112,9 @@ export function tunedRecipe(seed = 1): RunConfig {
       vfLearningRate: 0.1,
       trustRadius: 2,
       endpointQueries: 5,
+      lossWeight: 1,
+      lossSampler: 'natural',
+      anchorEndpoints: true,
     },
   };
 }
@@ -103,3 +122,21 @@ export function tunedRecipe(seed = 1): RunConfig {
 export function recipe(name: Recipe, seed = 1): RunConfig {
   return name === 'paper' ? paperRecipe(seed) : tunedRecipe(seed);
 }
+
+/** The same configuration with every seed derived from a new base seed, as the presets derive them. */
+export function reseed(cfg: RunConfig, seed: number): RunConfig {
+  const mt = cfg.metaTrain;
+  return {
+    ...cfg,
+    seed,
+    pretrain: { ...cfg.pretrain, seed },
+    metaTrain: {
+      ...mt,
+      trajectories: { ...mt.trajectories, seed: seed + 1 },
+      train: { ...mt.train, seed: seed + 6 },
+    },
+  };
+}
+
+/** Base seed of replicate r (0-based): far enough apart that meta-test seeds never overlap. */
+export const replicateSeed = (base: number, r: number): number => base + 1000 * r;

@@ -1,7 +1,8 @@
 import type { SparseDataset } from '../data/dataset.js';
-import { BalancedSampler } from '../data/sampler.js';
+import { BalancedSampler, classPrior, NaturalSampler } from '../data/sampler.js';
 import { splitRows } from '../data/split.js';
-import { mean, std } from '../method/stats.js';
+import { meanCi95, mean, pairedComparison, std } from '../method/stats.js';
+import { phiAt } from '../method/trajectory.js';
 import { CompiledValueFunction } from '../method/value-function-f32.js';
 import { evaluateChecked } from '../metrics/checked-evaluator.js';
 import type { Evaluator } from '../metrics/evaluator.js';
@@ -9,11 +10,11 @@ import type { AdaptedModel } from '../models/adapted-model.js';
 import type { MetricOracle } from '../ports/metric-oracle.port.js';
 import type { ObjectStore } from '../ports/object-store.port.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
-import type { DemoReport, methodNames } from '../schemas/report.js';
+import { baselineNames, type DemoReport, type MethodName, methodNames } from '../schemas/report.js';
 import { type Curves, metaTestSeed, type SeedResult } from './meta-test.js';
 import { metaTrain } from './meta-train.js';
 import { pretrainAdaptedModel } from './pretrain.js';
-import type { RunConfig } from './recipes.js';
+import { type RunConfig, replicateSeed, reseed } from './recipes.js';
 import { saveCheckpoint } from './value-function-store.js';
 
 export interface DemoDeps {
@@ -34,123 +35,225 @@ export interface DemoOutput {
 /** Spearman below this marks the value function unhealthy (METHOD.md). */
 export const HEALTHY_SPEARMAN = 0.7;
 
+type Replicate = DemoReport['replicates'][number];
+interface ReplicateOutcome {
+  replicate: Replicate;
+  seeds: SeedResult[];
+  metaTrainQueries: number;
+}
+
 /**
- * The whole pipeline on one data set: split, pre-train, meta-train the value function (metric
- * queries through the oracle), save the checkpoint, meta-test every method over the seeds.
+ * The whole pipeline, `cfg.replicates` times at different base seeds (split, pre-training,
+ * trajectories, value function and meta-test all change): every method's mean with a 95%
+ * interval across replicates, and metricopt's paired difference against each baseline.
  */
 export async function runDemo(cfg: RunConfig, deps: DemoDeps): Promise<DemoOutput> {
-  const { dataset: ds, progress } = deps;
+  const outcomes: ReplicateOutcome[] = [];
+  for (let r = 0; r < Math.max(1, cfg.replicates); r++) {
+    const label = cfg.replicates > 1 ? `replicate ${r + 1}/${cfg.replicates}: ` : '';
+    outcomes.push(
+      await runReplicate(reseed(cfg, replicateSeed(cfg.seed, r)), r, deps, withPrefix(deps.progress, label)),
+    );
+  }
+  const direction = deps.oracle.metric.direction;
+  const results: DemoReport['results'] = {};
+  const skipped: DemoReport['skipped'] = {};
+  for (const name of methodNames) {
+    const reason = outcomes.flatMap((o) => o.seeds.map((s) => s.skipped[name])).find((x) => x !== undefined);
+    if (reason !== undefined) {
+      skipped[name] = reason;
+      continue;
+    }
+    const runs = outcomes.map((o) =>
+      o.seeds.map((s) => (s.runs[name] as NonNullable<SeedResult['runs'][MethodName]>).test),
+    );
+    const perReplicate = runs.map((r) => mean(r));
+    const queries = outcomes[0]?.seeds[0]?.runs[name]?.queries ?? 0;
+    const usesMetaTraining = name === 'metricopt' || name === 'best_observed';
+    results[name] = {
+      ...meanCi95(perReplicate),
+      std: std(perReplicate),
+      perReplicate,
+      runs,
+      queries,
+      totalQueries: queries + (usesMetaTraining ? (outcomes[0]?.metaTrainQueries ?? 0) : 0),
+      valRuns: outcomes.map((o) => o.seeds.map((s) => s.runs[name]?.val ?? null)),
+    };
+  }
+  const comparisons: DemoReport['comparisons'] = {};
+  const mo = results.metricopt;
+  if (mo) {
+    for (const b of baselineNames) {
+      const base = results[b];
+      if (base) comparisons[b] = pairedComparison(mo.perReplicate, base.perReplicate, direction);
+    }
+  }
+  const last = outcomes[outcomes.length - 1] as ReplicateOutcome;
+  const notes: string[] = [
+    cfg.reportSplit === 'test'
+      ? 'Values are on the TEST split, natural direction.'
+      : 'Values are on a HELD-OUT HALF OF THE VALIDATION split (the other half served as validation); the test split was not read.',
+    `Each replicate (${outcomes.length}) re-runs split, pre-training, trajectories, value function and meta-test at its own base seed; a method's value per replicate is its mean over ${cfg.seeds} meta-test seed(s); ci95 is the 95% Student-t interval across replicates.`,
+    'comparisons: metricopt minus the baseline per replicate (natural direction), its mean and 95% interval; better/worse when the interval lies wholly on one side of 0, else tie.',
+    'queries = real validation metric queries at meta-test per run; totalQueries adds the meta-training queries the method relies on.',
+  ];
+  if (outcomes.length < 2) {
+    notes.push('One replicate: no confidence interval can be given (run --replicates 5 or more).');
+  }
+  if (deps.oracle.metric.name === 'jaccard') {
+    notes.push('jaccard is positive-class Jaccard; the paper reports a different (higher) Jaccard, see METHOD.md.');
+  }
+  for (const o of outcomes) {
+    const sp = o.replicate.valueFunction.spearman;
+    if (sp !== null && sp < HEALTHY_SPEARMAN) {
+      notes.push(
+        `replicate ${o.replicate.index}: value function unhealthy: held-out Spearman ${sp.toFixed(3)} < ${HEALTHY_SPEARMAN}`,
+      );
+    }
+  }
+  const report: DemoReport = {
+    dataset: deps.dataset.name,
+    metric: deps.oracle.metric.name,
+    direction,
+    recipe: cfg.recipe,
+    reportSplit: cfg.reportSplit,
+    seeds: Array.from({ length: cfg.seeds }, (_, i) => i),
+    results,
+    skipped,
+    comparisons,
+    replicates: outcomes.map((o) => o.replicate),
+    valueFunction: last.replicate.valueFunction,
+    backend: deps.backend,
+    notes,
+    config: JSON.parse(JSON.stringify(cfg, (_k, v) => (v === Number.POSITIVE_INFINITY ? 'Infinity' : v))),
+  };
+  return { report, curves: outcomes.flatMap((o) => o.seeds.map((s) => s.curves)) };
+}
+
+/** One whole pipeline: split, pre-train, meta-train (queries through the oracle), save, meta-test every method over the seeds. */
+async function runReplicate(
+  cfg: RunConfig,
+  index: number,
+  deps: DemoDeps,
+  progress: ProgressReporter,
+): Promise<ReplicateOutcome> {
+  const ds = deps.dataset;
   const split = splitRows(ds.rows, cfg.seed);
-  const valLabels = Int32Array.from(split.val, (r) => ds.labels[r] as number);
-  const testLabels = Int32Array.from(split.test, (r) => ds.labels[r] as number);
+  let valRows = split.val;
+  let testRows = split.test;
+  if (cfg.reportSplit === 'val-holdout') {
+    // Alternate rows of the (sorted, randomly drawn) validation split: half validates, half reports.
+    valRows = split.val.filter((_, i) => i % 2 === 0);
+    testRows = split.val.filter((_, i) => i % 2 === 1);
+  }
+  const labelsOf = (rows: Int32Array) => Int32Array.from(rows, (r) => ds.labels[r] as number);
+  const valLabels = labelsOf(valRows);
+  const testLabels = labelsOf(testRows);
   const sampler = new BalancedSampler(split.train, ds.labels, ds.classes);
 
   const t0 = performance.now();
   const model = await pretrainAdaptedModel(ds, split.train, cfg, progress);
   const t1 = performance.now();
-
   try {
-    await probeEvaluator(model, deps.evaluator, split.val, valLabels);
-    const jobId = `demo-${cfg.recipe}-${Date.now().toString(36)}`;
+    await probeEvaluator(model, deps.evaluator, valRows, valLabels);
+    const jobId = `demo-${cfg.recipe}-${Date.now().toString(36)}-r${index}`;
     const checkpointId = `${slug(ds.name)}-${slug(deps.oracle.metric.name)}-${cfg.recipe}`;
     const trained = await metaTrain(
       { ...cfg.metaTrain, checkpointId, jobId },
-      { model, sampler, valRows: split.val, valLabels, oracle: deps.oracle, progress, dataset: ds.name },
+      { model, sampler, valRows, valLabels, oracle: deps.oracle, progress, dataset: ds.name },
     );
     const saved = await saveCheckpoint(deps.store, trained.checkpoint);
     const t2 = performance.now();
 
     const vf = new CompiledValueFunction(saved);
-    const seeds = Array.from({ length: cfg.seeds }, (_, i) => cfg.seed + i);
-    const results: SeedResult[] = [];
-    progress.start('meta-test (every method, each seed)', seeds.length);
-    for (const seed of seeds) {
-      results.push(
-        await metaTestSeed(
-          cfg.metaTest,
-          {
-            model,
-            sampler,
-            valRows: split.val,
-            testRows: split.test,
-            valLabels,
-            testLabels,
-            oracle: deps.oracle,
-            evaluator: deps.evaluator,
-            valueFunction: vf,
-          },
-          seed,
-          `${jobId}-test-${seed}`,
-        ),
-      );
-      progress.tick(results.length);
+    const bestObserved = bestObservation(trained);
+    const testDeps = {
+      model,
+      sampler,
+      naturalSampler: new NaturalSampler(split.train),
+      trainPrior: classPrior(split.train, ds.labels, ds.classes),
+      bestObserved,
+      valRows,
+      testRows,
+      valLabels,
+      testLabels,
+      oracle: deps.oracle,
+      evaluator: deps.evaluator,
+      valueFunction: vf,
+    };
+    const seeds: SeedResult[] = [];
+    progress.start('meta-test (every method, each seed)', cfg.seeds);
+    for (let i = 0; i < cfg.seeds; i++) {
+      seeds.push(await metaTestSeed(cfg.metaTest, testDeps, cfg.seed + i, `${jobId}-test-${i}`));
+      progress.tick(seeds.length);
     }
     progress.end();
     const t3 = performance.now();
-
-    const summarise = (name: (typeof methodNames)[number]) => {
-      const runs = results.map((r) => r.runs[name].test);
-      return {
-        mean: mean(runs),
-        std: std(runs),
-        runs,
-        queries: results[0]?.runs[name].queries ?? 0,
-        valRuns: results.map((r) => r.runs[name].val),
-      };
-    };
     const h = trained.health;
-    const notes: string[] = [
-      'Values are on the TEST split, natural direction; mean and sample std over meta-test seeds (pre-training and the value function are shared by all seeds).',
-      'queries = real metric queries on the validation split spent by the method at meta-test (meta-training queries are in metaTrain).',
-    ];
-    if (deps.oracle.metric.name === 'jaccard') {
-      notes.push('jaccard is positive-class Jaccard; the paper reports a different (higher) Jaccard, see METHOD.md.');
+    const comparisons: Replicate['comparisons'] = {};
+    const moRuns = seeds.map((x) => x.runs.metricopt?.test ?? Number.NaN);
+    for (const b of baselineNames) {
+      if (seeds.every((x) => x.runs[b])) {
+        const baseRuns = seeds.map((x) => (x.runs[b] as { test: number }).test);
+        comparisons[b] = pairedComparison(moRuns, baseRuns, deps.oracle.metric.direction);
+      }
     }
-    if (h.spearman !== null && h.spearman < HEALTHY_SPEARMAN) {
-      notes.push(`value function unhealthy: held-out Spearman ${h.spearman.toFixed(3)} < ${HEALTHY_SPEARMAN}`);
-    }
-    const report: DemoReport = {
-      dataset: ds.name,
-      metric: deps.oracle.metric.name,
-      direction: deps.oracle.metric.direction,
-      recipe: cfg.recipe,
+    return {
       seeds,
-      results: {
-        ce: summarise('ce'),
-        ce_finetune: summarise('ce_finetune'),
-        ce_finetune_dense_eval: summarise('ce_finetune_dense_eval'),
-        random_search: summarise('random_search'),
-        metricopt: summarise('metricopt'),
+      metaTrainQueries: trained.queries.sent,
+      replicate: {
+        index,
+        seed: cfg.seed,
+        comparisons,
+        valueFunction: {
+          id: saved.id,
+          version: saved.version,
+          heldOutMae: h.heldOutMae,
+          constantMae: h.constantMae,
+          spearman: h.spearman,
+          heldOutObservations: h.heldOutObservations,
+          healthy: h.spearman === null ? null : h.spearman >= HEALTHY_SPEARMAN,
+        },
+        metaTrain: {
+          tasks: cfg.metaTrain.trajectories.tasks,
+          queriesSent: trained.queries.sent,
+          queriesFailed: trained.queries.failed,
+        },
+        timings: {
+          pretrainS: (t1 - t0) / 1000,
+          metaTrainS: (t2 - t1) / 1000,
+          metaTestS: (t3 - t2) / 1000,
+          lossOnlyStepMs: mean(seeds.map((r) => r.lossOnlyStepMs)),
+          metricoptStepMs: mean(seeds.map((r) => r.metricoptStepMs)),
+        },
       },
-      valueFunction: {
-        id: saved.id,
-        version: saved.version,
-        heldOutMae: h.heldOutMae,
-        constantMae: h.constantMae,
-        spearman: h.spearman,
-        heldOutObservations: h.heldOutObservations,
-        healthy: h.spearman === null ? null : h.spearman >= HEALTHY_SPEARMAN,
-      },
-      metaTrain: {
-        tasks: cfg.metaTrain.trajectories.tasks,
-        queriesSent: trained.queries.sent,
-        queriesFailed: trained.queries.failed,
-      },
-      timings: {
-        pretrainS: (t1 - t0) / 1000,
-        metaTrainS: (t2 - t1) / 1000,
-        metaTestS: (t3 - t2) / 1000,
-        lossOnlyStepMs: mean(results.map((r) => r.lossOnlyStepMs)),
-        metricoptStepMs: mean(results.map((r) => r.metricoptStepMs)),
-      },
-      backend: deps.backend,
-      notes,
-      config: JSON.parse(JSON.stringify(cfg, (_k, v) => (v === Number.POSITIVE_INFINITY ? 'Infinity' : v))),
     };
-    return { report, curves: results.map((r) => r.curves) };
   } finally {
     model.dispose();
   }
+}
+
+/** The phi with the best (lowest normalised) metric among meta-training's observations. */
+export function bestObservation(trained: {
+  trajectories: Parameters<typeof phiAt>[0];
+  observations: { step: number; value: number }[][];
+}): { phi: Float32Array; value: number } | null {
+  let best: { task: number; step: number; value: number } | null = null;
+  trained.observations.forEach((obs, task) => {
+    for (const o of obs) if (best === null || o.value < best.value) best = { task, step: o.step, value: o.value };
+  });
+  if (best === null) return null;
+  const b = best as { task: number; step: number; value: number };
+  return { phi: phiAt(trained.trajectories, b.task, b.step).slice(), value: b.value };
+}
+
+function withPrefix(p: ProgressReporter, prefix: string): ProgressReporter {
+  if (!prefix) return p;
+  return {
+    start: (stage, total) => p.start(`${prefix}${stage}`, total),
+    tick: (done, note) => p.tick(done, note),
+    end: (summary) => p.end(summary),
+  };
 }
 
 /**

@@ -71,11 +71,33 @@ describe('metricopt demo', () => {
     expect(r.stderr).not.toContain('error');
     expect(r.code).toBe(0);
     const report = demoReportSchema.parse(JSON.parse(r.stdout));
-    expect(report.results.metricopt.runs).toHaveLength(2);
-    expect(report.results.ce_finetune_dense_eval.queries).toBe(7);
-    expect(report.results.metricopt.queries).toBe(5);
-    expect(report.results.random_search.queries).toBe(5);
-    for (const m of Object.values(report.results)) for (const v of m.runs) expect(v).toBeGreaterThanOrEqual(0);
+    const res = report.results;
+    expect(res.metricopt?.runs).toHaveLength(1);
+    expect(res.metricopt?.runs[0]).toHaveLength(2);
+    expect(res.ce_finetune_dense_eval?.queries).toBe(7);
+    // 5 along the path + the pre-trained point; the best observed phi costs nothing more.
+    expect(res.metricopt?.queries).toBe(6);
+    expect(res.metricopt?.totalQueries).toBe(6 + 12 * 3);
+    expect(res.best_observed?.totalQueries).toBe(12 * 3);
+    expect(res.random_search?.queries).toBe(6);
+    expect(res.threshold?.queries).toBeLessThanOrEqual(6);
+    expect(Object.keys(res).sort()).toEqual([
+      'best_observed',
+      'ce',
+      'ce_finetune',
+      'ce_finetune_dense_eval',
+      'ce_finetune_natural',
+      'metricopt',
+      'prior_correction',
+      'random_search',
+      'threshold',
+    ]);
+    for (const m of Object.values(res)) for (const v of m.runs.flat()) expect(v).toBeGreaterThanOrEqual(0);
+    // One replicate: no interval, and the report says so.
+    expect(res.metricopt?.ci95).toBeNull();
+    expect(report.comparisons.threshold?.verdict).toBe('no-interval');
+    expect(report.notes.join(' ')).toContain('no confidence interval can be given');
+    expect(await readFile(join(out, 'comparisons.svg'), 'utf8')).toContain('<circle');
     expect(JSON.parse(await readFile(join(out, 'report.json'), 'utf8'))).toEqual(report);
     expect(await readFile(join(out, 'trajectories.svg'), 'utf8')).toContain('<polyline');
     const ck = await loadCheckpoint(new FsObjectStore(join(out, 'store')), report.valueFunction.id);
@@ -109,7 +131,48 @@ describe('metricopt demo', () => {
     expect(report.metric).toBe('recall');
     expect(report.direction).toBe('maximize');
     expect(report.recipe).toBe('paper');
-    expect(report.results.metricopt.queries).toBe(0);
+    expect(report.results.metricopt?.queries).toBe(0);
+  });
+
+  it('runs replicates that differ, and a replicate reproduces exactly from its base seed', async () => {
+    const two = await run([
+      'demo',
+      '--dataset',
+      small,
+      '--out',
+      join(dir, 'rep2'),
+      '--json',
+      '--replicates',
+      '2',
+      ...tiny,
+    ]);
+    expect(two.code).toBe(0);
+    const a = demoReportSchema.parse(JSON.parse(two.stdout));
+    expect(a.replicates.map((r) => r.seed)).toEqual([1, 1001]);
+    const mo = a.results.metricopt;
+    expect(mo?.perReplicate).toHaveLength(2);
+    expect(mo?.ci95).not.toBeNull();
+    // Different splits and models: the baselines' values differ between replicates.
+    expect(a.results.ce?.perReplicate[0]).not.toBe(a.results.ce?.perReplicate[1]);
+    expect(a.comparisons.ce_finetune_natural?.perReplicate).toHaveLength(2);
+    expect(['better', 'tie', 'worse']).toContain(a.comparisons.ce_finetune_natural?.verdict);
+
+    const one = await run([
+      'demo',
+      '--dataset',
+      small,
+      '--out',
+      join(dir, 'rep1'),
+      '--json',
+      '--seed',
+      '1001',
+      ...tiny,
+    ]);
+    const b = demoReportSchema.parse(JSON.parse(one.stdout));
+    for (const name of ['ce', 'ce_finetune_natural', 'threshold', 'best_observed', 'metricopt'] as const) {
+      expect(b.results[name]?.runs[0]).toEqual(a.results[name]?.runs[1]);
+    }
+    expect(b.replicates[0]?.valueFunction.spearman).toBe(a.replicates[1]?.valueFunction.spearman);
   });
 });
 
