@@ -216,7 +216,7 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
   set<'balanced' | 'natural'>(o.lossSampler, (v) => (test.lossSampler = v));
   set<boolean>(o.anchorEndpoints, (v) => (test.anchorEndpoints = v));
   set<number>(o.replicates, (v) => (cfg.replicates = v));
-  set<'test' | 'val-holdout'>(o.reportSplit, (v) => (cfg.reportSplit = v));
+  set<'test' | 'train-holdout'>(o.reportSplit, (v) => (cfg.reportSplit = v));
   set<number>(o.esP, (v) => (test.es = { ...test.es, P: v }));
   set<number>(o.esSigma2, (v) => (test.es = { ...test.es, sigma2: v }));
   set<number>(o.esK, (v) => (test.es = { ...test.es, k: v }));

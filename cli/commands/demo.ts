@@ -25,8 +25,11 @@ export function registerDemo(program: Command): void {
       positiveInt,
     )
     .addOption(
-      new Option('--report-split <where>', 'report on the test split, or on a held-out half of validation (for tuning)')
-        .choices(['test', 'val-holdout'])
+      new Option(
+        '--report-split <where>',
+        'report on the test split, or on rows held out of training (for choosing defaults)',
+      )
+        .choices(['test', 'train-holdout'])
         .default('test'),
     )
     .option('--out <dir>', 'output folder (report.json, trajectories.svg, store/)', './metricopt-out')

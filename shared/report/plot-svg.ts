@@ -119,7 +119,7 @@ export function plotForestSvg(r: DemoReport): string {
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
-    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${escapeXml(`${r.dataset} / ${r.metric}: metricopt minus each baseline (${r.reportSplit === 'test' ? 'test' : 'val hold-out'})`)}</text>`,
+    `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${escapeXml(`${r.dataset} / ${r.metric}: metricopt minus each baseline (${r.reportSplit === 'test' ? 'test' : 'train hold-out'})`)}</text>`,
     `<text x="${W / 2}" y="42" text-anchor="middle" fill="#555">${escapeXml(`thick: mean over ${r.replicates.length} replicate(s) with 95% CI; thin: each replicate, CI over its ${r.seeds.length} meta-test seed(s); metricopt better to the ${better}`)}</text>`,
     `<line x1="${sx(0)}" x2="${sx(0)}" y1="${top - 8}" y2="${top + rows.length * rowH}" stroke="#333" stroke-dasharray="4 3"/>`,
   ];

@@ -7,7 +7,7 @@ const signed = (v: number) => `${v >= 0 ? '+' : ''}${v.toFixed(4)}`;
 /** The demo's results as fixed-width text tables: methods, then metricopt's paired comparisons. */
 export function formatResultsTable(r: DemoReport): string {
   const dir = r.direction === 'minimize' ? 'lower is better' : 'higher is better';
-  const split = r.reportSplit === 'test' ? 'TEST split' : 'held-out half of VALIDATION (test not read)';
+  const split = r.reportSplit === 'test' ? 'TEST split' : 'rows held out of TRAINING (test not read)';
   const R = r.replicates.length;
   const lines = [
     `${r.dataset} / ${r.metric} (${dir}) / recipe ${r.recipe} / ${split}`,
@@ -26,6 +26,10 @@ export function formatResultsTable(r: DemoReport): string {
       `${name.padEnd(24)} ${f4(m.mean).padEnd(8)} ${(m.ci95 ? ci(m.ci95) : '-').padEnd(28)} ${String(m.queries).padStart(7)} ${String(m.totalQueries).padStart(7)}`,
     );
   }
+  const e = r.metricoptEndpoints;
+  lines.push(
+    `metricopt endpoints chosen: ${e.path} on its path, ${e.start} at the start, ${e.best_observed} at the best meta-training observation`,
+  );
   lines.push(
     '',
     'metricopt minus baseline (natural direction), paired over replicates:',

@@ -61,13 +61,16 @@ export const demoReportSchema = z.object({
   metric: z.string(),
   direction: z.enum(['minimize', 'maximize']),
   recipe: z.enum(['paper', 'tuned']),
-  /** 'test', or 'val-holdout' when the numbers come from a held-out half of validation. */
-  reportSplit: z.enum(['test', 'val-holdout']),
+  /** 'test', or 'train-holdout' when the numbers come from rows held out of training (tuning). */
+  reportSplit: z.enum(['test', 'train-holdout']),
+  selectionSplit: z.enum(['separate', 'shared']),
   /** Meta-test seeds within each replicate (offsets from the replicate's base seed). */
   seeds: z.array(z.number().int()),
   results: z.partialRecord(z.enum(methodNames), methodResult),
   /** Methods not run, with the reason. */
   skipped: z.partialRecord(z.enum(methodNames), z.string()),
+  /** Where metricopt's chosen endpoints came from, counted over all runs. */
+  metricoptEndpoints: z.object({ path: z.number().int(), start: z.number().int(), best_observed: z.number().int() }),
   /** metricopt against each baseline that ran. */
   comparisons: z.partialRecord(z.enum(methodNames), comparison),
   replicates: z.array(

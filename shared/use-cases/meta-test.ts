@@ -51,8 +51,8 @@ export interface MetaTestConfig {
   /** Mini-batches of metricopt's loss term: class-balanced (pre-training's) or natural frequency. */
   lossSampler: 'balanced' | 'natural';
   /**
-   * Also offer the start point (one more real query) and the best meta-training observation
-   * (already paid for) as endpoints, so on validation metricopt is never worse than either.
+   * Also offer the start point and the best meta-training observation as endpoints (one more
+   * real query each), so on the selection rows metricopt is never worse than either.
    */
   anchorEndpoints: boolean;
   /** Random-search candidates when metricopt spends no query (default 1). */
@@ -66,6 +66,8 @@ export interface MethodRun {
   val: number | null;
   /** Real metric queries spent. */
   queries: number;
+  /** metricopt only: where the chosen endpoint came from. */
+  endpoint?: 'path' | 'start' | 'best_observed';
 }
 
 export interface Curves {
@@ -253,21 +255,24 @@ export async function metaTestSeed(
   let chosen = mPath[T] as Float32Array;
   let chosenVal: number | null = null;
   let mQueries = 0;
+  let endpoint: MethodRun['endpoint'] = 'path';
   if (cfg.endpointQueries > 0 || cfg.anchorEndpoints) {
     const q = Math.min(cfg.endpointQueries, T);
     const candidates = Array.from({ length: q }, (_, i) => mPath[Math.round((T * (i + 1)) / q)] as Float32Array);
-    if (cfg.anchorEndpoints) candidates.push(start);
+    if (cfg.anchorEndpoints) {
+      candidates.push(start);
+      if (deps.bestObserved) candidates.push(deps.bestObserved.phi);
+    }
+    // Every candidate is scored by a fresh query, on the selection rows: the best observation's
+    // own value was the minimum of many noisy ones and would win by that alone.
     const vals = await queryVal(candidates, 2_000_000 + seed);
     mQueries = candidates.length;
-    if (cfg.anchorEndpoints && deps.bestObserved) {
-      candidates.push(deps.bestObserved.phi);
-      vals.push(deps.bestObserved.value);
-    }
     const bi = best(vals);
     chosen = candidates[bi] as Float32Array;
     chosenVal = denormalise(vals[bi] as number, direction);
+    endpoint = bi < q ? 'path' : bi === q ? 'start' : 'best_observed';
   }
-  runs.metricopt = { test: await score(chosen, 'test'), val: chosenVal, queries: mQueries };
+  runs.metricopt = { test: await score(chosen, 'test'), val: chosenVal, queries: mQueries, endpoint };
 
   // Random search with the same number of real queries.
   const nRandom = Math.max(cfg.minRandomSearch, mQueries);

@@ -21,11 +21,15 @@ export interface RunConfig {
    */
   replicates: number;
   /**
-   * Where reported numbers come from: the test split, or (for choosing defaults) a held-out
-   * half of the validation split, the other half serving as validation; the test rows are
-   * then never read.
+   * Where reported numbers come from: the test split, or (for choosing defaults) rows held
+   * out of the training split; the test rows are then never read.
    */
-  reportSplit: 'test' | 'val-holdout';
+  reportSplit: 'test' | 'train-holdout';
+  /**
+   * 'separate': meta-training observes the metric on one half of validation and meta-test
+   * chooses (endpoints, baselines' searches) on the other; 'shared': both use all of it.
+   */
+  selectionSplit: 'separate' | 'shared';
   /** Backbone: the paper's MLP, or the small ConvNet (FiLM adapter) for square images. */
   architecture: 'mlp' | 'convnet';
   model: MlpConfig;
@@ -49,6 +53,7 @@ export function paperRecipe(seed = 1): RunConfig {
     seeds: 5,
     replicates: 1,
     reportSplit: 'test',
+    selectionSplit: 'shared',
     architecture: 'mlp',
     model: defaultMlpConfig,
     pretrain: { ...defaultPretrainConfig, seed },
@@ -95,6 +100,7 @@ export function tunedRecipe(seed = 1): RunConfig {
   return {
     ...paper,
     recipe: 'tuned',
+    selectionSplit: 'separate',
     metaTrain: {
       ...paper.metaTrain,
       recipe: 'tuned',

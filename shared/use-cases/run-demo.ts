@@ -1,6 +1,6 @@
 import type { SparseDataset } from '../data/dataset.js';
 import { BalancedSampler, classPrior, NaturalSampler } from '../data/sampler.js';
-import { splitRows } from '../data/split.js';
+import { type Split, splitRows } from '../data/split.js';
 import { meanCi95, mean, pairedComparison, std } from '../method/stats.js';
 import { phiAt } from '../method/trajectory.js';
 import { CompiledValueFunction } from '../method/value-function-f32.js';
@@ -88,14 +88,19 @@ export async function runDemo(cfg: RunConfig, deps: DemoDeps): Promise<DemoOutpu
       if (base) comparisons[b] = pairedComparison(mo.perReplicate, base.perReplicate, direction);
     }
   }
+  const metricoptEndpoints = { path: 0, start: 0, best_observed: 0 };
+  for (const o of outcomes) for (const x of o.seeds) metricoptEndpoints[x.runs.metricopt?.endpoint ?? 'path']++;
   const last = outcomes[outcomes.length - 1] as ReplicateOutcome;
   const notes: string[] = [
     cfg.reportSplit === 'test'
       ? 'Values are on the TEST split, natural direction.'
-      : 'Values are on a HELD-OUT HALF OF THE VALIDATION split (the other half served as validation); the test split was not read.',
+      : 'Values are on rows HELD OUT OF THE TRAINING split (every 7th); the test split was not read.',
     `Each replicate (${outcomes.length}) re-runs split, pre-training, trajectories, value function and meta-test at its own base seed; a method's value per replicate is its mean over ${cfg.seeds} meta-test seed(s); ci95 is the 95% Student-t interval across replicates.`,
     'comparisons: metricopt minus the baseline per replicate (natural direction), its mean and 95% interval; better/worse when the interval lies wholly on one side of 0, else tie.',
     'queries = real validation metric queries at meta-test per run; totalQueries adds the meta-training queries the method relies on.',
+    cfg.selectionSplit === 'separate'
+      ? 'Validation is halved: meta-training observes the metric on one half, every meta-test choice (endpoints, dense-eval, random search, threshold) is made on the other.'
+      : 'Meta-training observations and meta-test choices share the whole validation split.',
   ];
   if (outcomes.length < 2) {
     notes.push('One replicate: no confidence interval can be given (run --replicates 5 or more).');
@@ -117,9 +122,11 @@ export async function runDemo(cfg: RunConfig, deps: DemoDeps): Promise<DemoOutpu
     direction,
     recipe: cfg.recipe,
     reportSplit: cfg.reportSplit,
+    selectionSplit: cfg.selectionSplit,
     seeds: Array.from({ length: cfg.seeds }, (_, i) => i),
     results,
     skipped,
+    metricoptEndpoints,
     comparisons,
     replicates: outcomes.map((o) => o.replicate),
     valueFunction: last.replicate.valueFunction,
@@ -138,21 +145,14 @@ async function runReplicate(
   progress: ProgressReporter,
 ): Promise<ReplicateOutcome> {
   const ds = deps.dataset;
-  const split = splitRows(ds.rows, cfg.seed);
-  let valRows = split.val;
-  let testRows = split.test;
-  if (cfg.reportSplit === 'val-holdout') {
-    // Alternate rows of the (sorted, randomly drawn) validation split: half validates, half reports.
-    valRows = split.val.filter((_, i) => i % 2 === 0);
-    testRows = split.val.filter((_, i) => i % 2 === 1);
-  }
-  const labelsOf = (rows: Int32Array) => Int32Array.from(rows, (r) => ds.labels[r] as number);
+  const rows = replicateRows(splitRows(ds.rows, cfg.seed), cfg);
+  const { train, observe: valRows, select: selectRows, report: testRows } = rows;
+  const labelsOf = (r: Int32Array) => Int32Array.from(r, (x) => ds.labels[x] as number);
   const valLabels = labelsOf(valRows);
-  const testLabels = labelsOf(testRows);
-  const sampler = new BalancedSampler(split.train, ds.labels, ds.classes);
+  const sampler = new BalancedSampler(train, ds.labels, ds.classes);
 
   const t0 = performance.now();
-  const model = await pretrainAdaptedModel(ds, split.train, cfg, progress);
+  const model = await pretrainAdaptedModel(ds, train, cfg, progress);
   const t1 = performance.now();
   try {
     await probeEvaluator(model, deps.evaluator, valRows, valLabels);
@@ -170,13 +170,13 @@ async function runReplicate(
     const testDeps = {
       model,
       sampler,
-      naturalSampler: new NaturalSampler(split.train),
-      trainPrior: classPrior(split.train, ds.labels, ds.classes),
+      naturalSampler: new NaturalSampler(train),
+      trainPrior: classPrior(train, ds.labels, ds.classes),
       bestObserved,
-      valRows,
+      valRows: selectRows,
       testRows,
-      valLabels,
-      testLabels,
+      valLabels: labelsOf(selectRows),
+      testLabels: labelsOf(testRows),
       oracle: deps.oracle,
       evaluator: deps.evaluator,
       valueFunction: vf,
@@ -231,6 +231,28 @@ async function runReplicate(
   } finally {
     model.dispose();
   }
+}
+
+/**
+ * The rows of one replicate. With `selectionSplit: 'separate'` the validation split is halved:
+ * meta-training observes the metric on one half (the value function's labels, best_observed),
+ * every choice at meta-test (endpoints, dense-eval, random search, threshold search) is made
+ * on the other, so no method is chosen on the numbers that produced it. With
+ * `reportSplit: 'train-holdout'` (for choosing defaults) every 7th training row (10% of all)
+ * is held out of pre-training and fine-tuning and reported on; the test split is not read.
+ */
+export function replicateRows(
+  split: Split,
+  cfg: Pick<RunConfig, 'selectionSplit' | 'reportSplit'>,
+): { train: Int32Array; observe: Int32Array; select: Int32Array; report: Int32Array } {
+  const separate = cfg.selectionSplit === 'separate';
+  const holdout = cfg.reportSplit === 'train-holdout';
+  return {
+    train: holdout ? split.train.filter((_, i) => i % 7 !== 0) : split.train,
+    observe: separate ? split.val.filter((_, i) => i % 2 === 0) : split.val,
+    select: separate ? split.val.filter((_, i) => i % 2 === 1) : split.val,
+    report: holdout ? split.train.filter((_, i) => i % 7 === 0) : split.test,
+  };
 }
 
 /** The phi with the best (lowest normalised) metric among meta-training's observations. */

@@ -75,12 +75,14 @@ describe('metricopt demo', () => {
     expect(res.metricopt?.runs).toHaveLength(1);
     expect(res.metricopt?.runs[0]).toHaveLength(2);
     expect(res.ce_finetune_dense_eval?.queries).toBe(7);
-    // 5 along the path + the pre-trained point; the best observed phi costs nothing more.
-    expect(res.metricopt?.queries).toBe(6);
-    expect(res.metricopt?.totalQueries).toBe(6 + 12 * 3);
+    // 5 along the path + the pre-trained point + the best observed phi, each queried afresh.
+    expect(res.metricopt?.queries).toBe(7);
+    expect(res.metricopt?.totalQueries).toBe(7 + 12 * 3);
     expect(res.best_observed?.totalQueries).toBe(12 * 3);
-    expect(res.random_search?.queries).toBe(6);
-    expect(res.threshold?.queries).toBeLessThanOrEqual(6);
+    expect(res.random_search?.queries).toBe(7);
+    expect(res.threshold?.queries).toBeLessThanOrEqual(7);
+    const e = report.metricoptEndpoints;
+    expect(e.path + e.start + e.best_observed).toBe(2);
     expect(Object.keys(res).sort()).toEqual([
       'best_observed',
       'ce',
