@@ -39,6 +39,7 @@ export function addRunOptions(cmd: Command): Command {
       `  --training ${both((c) => c.metaTrain.training)}; --standardise ${both((c) => c.metaTrain.standardise)}; --batch-norm ${both((c) => c.metaTrain.train.batchNorm)}; --ensemble ${both((c) => c.metaTrain.ensemble)}`,
       `  --epochs ${both((c) => c.metaTrain.train.epochs)}; --vf-train-lr ${both((c) => (c.metaTrain.training === 'online' ? c.metaTrain.train.innerLearningRate : c.metaTrain.train.learningRate))}; --gamma ${both((c) => c.metaTrain.train.gamma)}; --oe-weight ${both((c) => c.metaTrain.train.oeWeight)}`,
       `  --start ${both((c) => c.metaTest.start)}; --meta-test-method ${both((c) => c.metaTest.method)}; --vf-lr ${both((c) => c.metaTest.vfLearningRate)}; --trust-radius ${both((c) => c.metaTest.trustRadius)}; --endpoint-queries ${both((c) => c.metaTest.endpointQueries)}`,
+      `  --output-bias ${both((c) => (c.model.adapter.kind === 'input-bias' ? (c.model.adapter.outputBias ?? false) : false))}`,
       `  --loss-weight ${both((c) => c.metaTest.lossWeight)}; --loss-sampler ${both((c) => c.metaTest.lossSampler)}; --anchor-endpoints ${both((c) => c.metaTest.anchorEndpoints)}`,
       `  --es-p ${both((c) => c.metaTest.es.P)}; --es-sigma2 ${both((c) => c.metaTest.es.sigma2)}; --es-k ${both((c) => c.metaTest.es.k)}; --es-lambda ${both((c) => c.metaTest.es.lambda)}; --pretrain-epochs ${both((c) => c.pretrain.epochs)}`,
       '',
@@ -102,6 +103,11 @@ export function addRunOptions(cmd: Command): Command {
     )
     .addOption(new Option('--adapter <kind>', 'adapter: input dynamic biases or FiLM').choices(['input-bias', 'film']))
     .option('--adapter-d <d>', 'dimension of the input-bias adapter', int(1))
+    .option(
+      '--output-bias <bool>',
+      'input-bias adapter: also one dynamic bias per output logit, the last entries of phi (true/false)',
+      (v) => parseBool(v),
+    )
     .option('--film-layer <i>', 'hidden layer FiLM modulates (d = 2 x its width)', int(0))
     .addOption(new Option('--meta-test-method <m>', 'how metricopt moves phi').choices(['guided-es', 'vf-descent']))
     .addOption(
@@ -203,8 +209,16 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
       ...cfg.model,
       adapter: { kind: 'film', layer: (o.filmLayer as number | undefined) ?? cfg.model.hidden.length - 1 },
     };
-  } else if (o.adapterD !== undefined) {
-    cfg.model = { ...cfg.model, adapter: { kind: 'input-bias', d: o.adapterD as number } };
+  } else if (cfg.model.adapter.kind === 'input-bias') {
+    const a = cfg.model.adapter;
+    cfg.model = {
+      ...cfg.model,
+      adapter: {
+        kind: 'input-bias',
+        d: (o.adapterD as number | undefined) ?? a.d,
+        outputBias: (o.outputBias as boolean | undefined) ?? a.outputBias ?? false,
+      },
+    };
   }
   set<'guided-es' | 'vf-descent'>(o.metaTestMethod, (v) => (test.method = v));
   set<'zero' | 'random'>(o.start, (v) => (test.start = v));

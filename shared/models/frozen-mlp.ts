@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { SparseDataset } from '../data/dataset.js';
 import { type AdaptedModel, perTaskLossAndGrad } from './adapted-model.js';
-import { type FrozenMlp, sigmoidCe } from './mlp.js';
+import { type FrozenMlp, OUTPUT_BIAS_SCALE, sigmoidCe } from './mlp.js';
 
 /** Upper bound on floats in one batched first-layer activation, to keep memory flat. */
 const CHUNK_FLOATS = 6_000_000;
@@ -27,6 +27,8 @@ export class FrozenMlpModel implements AdaptedModel {
   private readonly b: tf.Tensor1D[];
   private readonly labels: Int32Array;
   private readonly outUnits: number;
+  /** Trailing entries of phi added to the logits (input-bias adapter with output biases). */
+  private readonly outputBias: number;
 
   constructor(
     readonly frozen: FrozenMlp,
@@ -40,7 +42,11 @@ export class FrozenMlpModel implements AdaptedModel {
     if (!first) throw new Error('FrozenMlpModel: no layers');
     this.h1 = first.out;
     this.p0 = firstLayerPreactivations(ds, first.w, first.b, first.out);
-    this.a = frozen.adapter.kind === 'input-bias' ? tf.tensor2d(frozen.adapter.a, [this.d, this.h1]) : undefined;
+    this.outputBias = frozen.adapter.kind === 'input-bias' ? frozen.adapter.outputBias : 0;
+    this.a =
+      frozen.adapter.kind === 'input-bias'
+        ? tf.tensor2d(frozen.adapter.a, [this.d - this.outputBias, this.h1])
+        : undefined;
     this.w = frozen.layers.slice(1).map((l) => tf.tensor2d(l.w, [l.in, l.out]));
     this.b = frozen.layers.slice(1).map((l) => tf.tensor1d(l.b));
     this.outUnits = frozen.layers[frozen.layers.length - 1]?.out ?? 1;
@@ -74,7 +80,9 @@ export class FrozenMlpModel implements AdaptedModel {
   private logits(phi: tf.Tensor2D, first: tf.Tensor2D, shared: boolean, n: number, batch: number): tf.Tensor3D {
     const hidden = this.frozen.layers.length - 1;
     let z = tf.reshape(first, [shared ? 1 : n, batch, this.h1]) as tf.Tensor3D;
-    if (this.a) z = tf.add(z, tf.reshape(tf.matMul(phi, this.a), [n, 1, this.h1]));
+    const dIn = this.d - this.outputBias;
+    const phiIn = this.outputBias > 0 ? tf.slice(phi, [0, 0], [n, dIn]) : phi;
+    if (this.a) z = tf.add(z, tf.reshape(tf.matMul(phiIn, this.a), [n, 1, this.h1]));
     else if (shared) z = tf.tile(z, [n, 1, 1]);
     let width = this.h1;
     for (let i = 0; i < hidden; i++) {
@@ -95,7 +103,10 @@ export class FrozenMlpModel implements AdaptedModel {
       tf.matMul(tf.reshape(z, [n * batch, width]), this.w[hidden - 1] as tf.Tensor2D),
       this.b[hidden - 1] as tf.Tensor1D,
     );
-    return tf.reshape(out, [n, batch, this.outUnits]);
+    const logits = tf.reshape(out, [n, batch, this.outUnits]) as tf.Tensor3D;
+    if (this.outputBias === 0) return logits;
+    const shift = tf.mul(tf.slice(phi, [0, dIn], [n, this.outputBias]), OUTPUT_BIAS_SCALE);
+    return tf.add(logits, tf.reshape(shift, [n, 1, this.outUnits]));
   }
 
   private perTaskLoss(

@@ -10,8 +10,11 @@ export interface MlpConfig {
   leakyAlpha: number;
   dropout: number;
   batchNorm: boolean;
-  /** Adapter: input dynamic biases of dimension d, or FiLM on hidden layer `filmLayer` (d = 2 x width). */
-  adapter: { kind: 'input-bias'; d: number } | { kind: 'film'; layer: number };
+  /**
+   * Adapter: input dynamic biases of dimension d (plus, with outputBias, one dynamic bias per
+   * output logit as the last entries of phi), or FiLM on hidden layer `layer` (d = 2 x width).
+   */
+  adapter: { kind: 'input-bias'; d: number; outputBias?: boolean } | { kind: 'film'; layer: number };
 }
 
 export interface PretrainConfig {
@@ -38,8 +41,17 @@ export interface FrozenMlp {
   leakyAlpha: number;
   /** layers[i]: weights row-major [in][out] and bias; the last layer is the output (linear). */
   layers: { in: number; out: number; w: Float32Array; b: Float32Array }[];
-  adapter: { kind: 'input-bias'; d: number; a: Float32Array } | { kind: 'film'; layer: number; d: number };
+  /** input-bias: d = a's rows + outputBias; the last `outputBias` entries of phi shift the logits. */
+  adapter:
+    | { kind: 'input-bias'; d: number; a: Float32Array; outputBias: number }
+    | { kind: 'film'; layer: number; d: number };
 }
+
+/**
+ * Logit units per unit of an output dynamic bias: phi ~ N(0, 1) then spans the prior shifts of
+ * the bundled data sets (a9a's natural prior is 1.15 logits from the balanced one, w8a's 3.5).
+ */
+export const OUTPUT_BIAS_SCALE = 2;
 
 function glorot(rng: Rng, fanIn: number, fanOut: number): Float32Array {
   const limit = Math.sqrt(6 / (fanIn + fanOut));
@@ -183,7 +195,8 @@ export async function pretrainMlp(
     const s1 = scales[0] as Float32Array;
     for (let r = 0; r < d; r++)
       for (let j = 0; j < h1; j++) a[r * h1 + j] = (a[r * h1 + j] as number) * (s1[j] as number);
-    adapter = { kind: 'input-bias', d, a };
+    const outputBias = config.adapter.outputBias ? outUnits : 0;
+    adapter = { kind: 'input-bias', d: d + outputBias, a, outputBias };
   } else {
     const layer = config.adapter.layer;
     if (layer < 0 || layer >= hiddenCount)

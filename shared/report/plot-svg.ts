@@ -104,7 +104,9 @@ export function plotForestSvg(r: DemoReport): string {
   const x0 = 230;
   const pw = 600;
   const H = top + rows.length * rowH + 60;
-  const vals = rows.flatMap((x) => [x.v, ...(x.ci ?? [])]).filter(Number.isFinite);
+  // The scale follows the points and the across-replicate intervals; a replicate's interval over
+  // a few seeds can be very wide and is clipped at the edges.
+  const vals = rows.flatMap((x) => [x.v, ...(x.main ? (x.ci ?? []) : [])]).filter(Number.isFinite);
   let lo = Math.min(0, ...vals);
   let hi = Math.max(0, ...vals);
   if (hi - lo < 1e-9) {
@@ -114,7 +116,7 @@ export function plotForestSvg(r: DemoReport): string {
   const pad = (hi - lo) * 0.05;
   lo -= pad;
   hi += pad;
-  const sx = (v: number) => x0 + ((v - lo) / (hi - lo)) * pw;
+  const sx = (v: number) => x0 + ((Math.min(hi, Math.max(lo, v)) - lo) / (hi - lo)) * pw;
   const better = r.direction === 'minimize' ? 'left' : 'right';
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,

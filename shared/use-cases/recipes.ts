@@ -101,6 +101,9 @@ export function tunedRecipe(seed = 1): RunConfig {
     ...paper,
     recipe: 'tuned',
     selectionSplit: 'separate',
+    // Output dynamic biases next to the input ones: the metric often wants a decision shift
+    // (threshold, prior) that input biases reach only roughly.
+    model: { ...paper.model, adapter: { kind: 'input-bias', d: 16, outputBias: true } },
     metaTrain: {
       ...paper.metaTrain,
       recipe: 'tuned',

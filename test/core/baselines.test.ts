@@ -7,7 +7,7 @@ import {
   thresholdScores,
 } from '../../shared/method/decision-shift.js';
 import { mcr } from '../../shared/metrics/builtins.js';
-import { bestObservation } from '../../shared/use-cases/run-demo.js';
+import { bestObservation, replicateRows } from '../../shared/use-cases/run-demo.js';
 import { Rng } from '../../shared/util/random.js';
 
 describe('thresholdScores', () => {
@@ -109,5 +109,30 @@ describe('bestObservation', () => {
     expect(
       bestObservation({ trajectories: { n: 0, T, d, phis, losses: phis, querySteps: [] }, observations: [] }),
     ).toBeNull();
+  });
+});
+
+describe('replicateRows', () => {
+  const split = {
+    train: Int32Array.from({ length: 70 }, (_, i) => i),
+    val: Int32Array.from({ length: 10 }, (_, i) => 70 + i),
+    test: Int32Array.from({ length: 20 }, (_, i) => 80 + i),
+  };
+  it('halves validation between observation and selection, disjoint and complete', () => {
+    const r = replicateRows(split, { selectionSplit: 'separate', reportSplit: 'test' });
+    expect(r.observe.length + r.select.length).toBe(10);
+    expect([...r.observe, ...r.select].sort((a, b) => a - b)).toEqual(Array.from(split.val));
+    expect(r.observe.some((x) => r.select.includes(x))).toBe(false);
+    expect(r.report).toBe(split.test);
+    expect(r.train).toBe(split.train);
+  });
+  it('reports on rows held out of training, never on the test split, when choosing defaults', () => {
+    const r = replicateRows(split, { selectionSplit: 'shared', reportSplit: 'train-holdout' });
+    expect(r.report).toHaveLength(10);
+    expect(r.train).toHaveLength(60);
+    expect([...r.train].some((x) => r.report.includes(x))).toBe(false);
+    expect([...r.report].some((x) => x >= 80)).toBe(false);
+    expect(r.observe).toBe(split.val);
+    expect(r.select).toBe(split.val);
   });
 });

@@ -6,7 +6,7 @@ import { parseLibsvm } from '../../shared/data/libsvm.js';
 import { BalancedSampler } from '../../shared/data/sampler.js';
 import { splitRows } from '../../shared/data/split.js';
 import { FrozenMlpModel } from '../../shared/models/frozen-mlp.js';
-import { defaultMlpConfig, type FrozenMlp, pretrainMlp } from '../../shared/models/mlp.js';
+import { defaultMlpConfig, type FrozenMlp, OUTPUT_BIAS_SCALE, pretrainMlp } from '../../shared/models/mlp.js';
 import { silentProgress } from '../../shared/ports/progress.port.js';
 import { generateTrajectories } from '../../shared/method/trajectory.js';
 import {
@@ -62,32 +62,42 @@ beforeAll(async () => {
 });
 
 describe('FrozenMlpModel', () => {
-  it.each(['input-bias', 'film'])('has %s adapter gradients equal to finite differences of the loss', (kind) => {
-    const model = new FrozenMlpModel(kind === 'film' ? filmFrozen : frozen, ds);
-    const d = model.d;
-    expect(d).toBe(kind === 'film' ? 16 : 5);
-    const rng = new Rng(4);
-    const n = 3;
-    const batch = 16;
-    const phis = rng.normals(n * d, 0.5);
-    const rows = Int32Array.from({ length: n * batch }, () => rng.int(ds.rows));
-    const { loss, grad } = model.lossAndGrad(phis, n, rows, batch);
-    expect(Array.from(model.loss(phis, n, rows, batch))).toEqual(Array.from(loss).map((v) => expect.closeTo(v, 5)));
-    const h = 1e-2;
-    for (const [task, j] of [
-      [0, 0],
-      [1, 2],
-      [2, d - 1],
-    ] as const) {
-      const p = Float32Array.from(phis);
-      p[task * d + j]! += h;
-      const m = Float32Array.from(phis);
-      m[task * d + j]! -= h;
-      const fd = (model.loss(p, n, rows, batch)[task]! - model.loss(m, n, rows, batch)[task]!) / (2 * h);
-      expect(Math.abs(fd - grad[task * d + j]!)).toBeLessThan(2e-3 + 0.02 * Math.abs(fd));
-    }
-    model.dispose();
-  });
+  const withOutputBias = (): FrozenMlp => {
+    if (frozen.adapter.kind !== 'input-bias') throw new Error('input-bias expected');
+    return { ...frozen, adapter: { ...frozen.adapter, d: frozen.adapter.d + 1, outputBias: 1 } };
+  };
+  it.each(['input-bias', 'film', 'output-bias'])(
+    'has %s adapter gradients equal to finite differences of the loss',
+    (kind) => {
+      const model = new FrozenMlpModel(
+        kind === 'film' ? filmFrozen : kind === 'output-bias' ? withOutputBias() : frozen,
+        ds,
+      );
+      const d = model.d;
+      expect(d).toBe(kind === 'film' ? 16 : kind === 'output-bias' ? 6 : 5);
+      const rng = new Rng(4);
+      const n = 3;
+      const batch = 16;
+      const phis = rng.normals(n * d, 0.5);
+      const rows = Int32Array.from({ length: n * batch }, () => rng.int(ds.rows));
+      const { loss, grad } = model.lossAndGrad(phis, n, rows, batch);
+      expect(Array.from(model.loss(phis, n, rows, batch))).toEqual(Array.from(loss).map((v) => expect.closeTo(v, 5)));
+      const h = 1e-2;
+      for (const [task, j] of [
+        [0, 0],
+        [1, 2],
+        [2, d - 1],
+      ] as const) {
+        const p = Float32Array.from(phis);
+        p[task * d + j]! += h;
+        const m = Float32Array.from(phis);
+        m[task * d + j]! -= h;
+        const fd = (model.loss(p, n, rows, batch)[task]! - model.loss(m, n, rows, batch)[task]!) / (2 * h);
+        expect(Math.abs(fd - grad[task * d + j]!)).toBeLessThan(2e-3 + 0.02 * Math.abs(fd));
+      }
+      model.dispose();
+    },
+  );
 
   it('at phi = 0 the input-bias adapter leaves predictions unchanged whatever A is', () => {
     const model = new FrozenMlpModel(frozen, ds);
@@ -96,6 +106,23 @@ describe('FrozenMlpModel', () => {
     const moved = model.predict(new Float32Array(model.d).fill(1), 1, rows);
     expect(zero.every((v) => v > 0 && v < 1)).toBe(true);
     expect(Array.from(zero)).not.toEqual(Array.from(moved));
+    model.dispose();
+  });
+
+  it('moves the logit by OUTPUT_BIAS_SCALE per unit of the output dynamic bias, and nothing else', () => {
+    const plain = new FrozenMlpModel(frozen, ds);
+    const model = new FrozenMlpModel(withOutputBias(), ds);
+    const rows = Int32Array.from({ length: 20 }, (_, i) => i);
+    const inputPhi = Float32Array.from([0.3, -0.2, 0.1, 0, 0.5]);
+    const base = plain.predict(inputPhi, 1, rows);
+    const same = model.predict(Float32Array.from([...inputPhi, 0]), 1, rows);
+    const shifted = model.predict(Float32Array.from([...inputPhi, -0.7]), 1, rows);
+    base.forEach((p, i) => {
+      expect(same[i]).toBeCloseTo(p, 6);
+      const logit = Math.log(p / (1 - p)) - 0.7 * OUTPUT_BIAS_SCALE;
+      expect(shifted[i]).toBeCloseTo(1 / (1 + Math.exp(-logit)), 5);
+    });
+    plain.dispose();
     model.dispose();
   });
 
