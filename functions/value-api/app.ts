@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Context, Hono } from 'hono';
-import { guideRequestSchema, versionQuerySchema } from '../../shared/schemas/api.js';
+import { versionQuerySchema } from '../../shared/schemas/api.js';
 import type { GuidanceService } from '../../shared/use-cases/serve-guidance.js';
 import { DomainError, type Result } from '../../shared/util/result.js';
 import { LIBRARY_VERSION } from '../../shared/version.js';
@@ -9,8 +9,16 @@ import { parseJson, readBody } from './body.js';
 import { ApiError, ApiErrorCode, errorResponse, statusOf } from './errors.js';
 import { header } from './header.js';
 import { buildOpenApiDocument } from './openapi.js';
-import { guideAnswer, isBinaryType, type PhiOp, phiAnswerHeaders, readPhiInput, writePhiAnswer } from './phi-routes.js';
-import { requireJson, validate } from './validate.js';
+import {
+  guideAnswer,
+  isBinaryType,
+  type PhiOp,
+  phiAnswerHeaders,
+  readPhiInput,
+  SPARE_CONTAINERS,
+  writePhiAnswer,
+} from './phi-routes.js';
+import { checkGuideBody, requireJson } from './validate.js';
 
 export interface ValueApiOptions {
   service: GuidanceService;
@@ -75,7 +83,7 @@ export function createValueApi(options: ValueApiOptions): Hono {
     const type = header(c, 'content-type');
     const binary = isBinaryType(type);
     if (!binary) requireJson(type, op, true);
-    const input = readPhiInput(op, binary, await readBody(c, maxBodyBytes));
+    const input = readPhiInput(op, binary, await readBody(c, maxBodyBytes), service.limits.maxRows);
     const id = c.req.param('id') as string;
     const result = unwrap(
       op === 'predict'
@@ -91,8 +99,8 @@ export function createValueApi(options: ValueApiOptions): Hono {
   app.post('/v1/value-functions/:id/guide', async (c) => {
     authorize(c);
     requireJson(header(c, 'content-type'), 'guide');
-    const body = parseJson(await readBody(c, maxBodyBytes));
-    const request = validate('guide', guideRequestSchema, body);
+    const bytes = await readBody(c, maxBodyBytes);
+    const request = checkGuideBody(parseJson(bytes, { op: 'guide', maxContainers: SPARE_CONTAINERS }));
     const r = unwrap(await service.guide(c.req.param('id'), versionOf(c), request));
     return new Response(guideAnswer(r), { headers: jsonHeaders() });
   });

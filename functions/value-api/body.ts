@@ -76,13 +76,26 @@ function readIncoming(incoming: IncomingMessage, limit: number): Promise<Uint8Ar
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
-/** Parses a JSON body; invalid UTF-8 and invalid JSON are both 400 INVALID_JSON. */
-export function parseJson(bytes: Uint8Array): unknown {
+/**
+ * Parses a JSON body; invalid UTF-8 and invalid JSON are both 400 INVALID_JSON. With `shape`, a
+ * body holding more than `shape.maxContainers` arrays and objects is 400 INVALID_BODY before
+ * JSON.parse sees it: the routes' bodies are a few arrays of numbers (one per row), and
+ * JSON.parse of millions of tiny containers (`{"phi":[{},{},...]}`) would take hundreds of
+ * milliseconds and hundreds of megabytes for a body within the size limit.
+ */
+export function parseJson(bytes: Uint8Array, shape?: { op: string; maxContainers: number }): unknown {
   let text: string;
   try {
     text = utf8.decode(bytes);
   } catch {
     throw new ApiError(ApiErrorCode.invalidJson, 'request body is not valid UTF-8');
+  }
+  if (shape !== undefined && moreContainersThan(bytes, shape.maxContainers)) {
+    throw new ApiError(
+      ApiErrorCode.invalidBody,
+      `${shape.op}: invalid body: more than ${shape.maxContainers} arrays and objects (one array per row is expected)`,
+      { maxContainers: shape.maxContainers },
+    );
   }
   try {
     return JSON.parse(text);
@@ -92,6 +105,28 @@ export function parseJson(bytes: Uint8Array): unknown {
       `request body is not valid JSON: ${(e as Error).message.slice(0, 200)}`,
     );
   }
+}
+
+/**
+ * True when the JSON text has more than `limit` arrays and objects (opening brackets outside
+ * strings); one pass over the bytes that stops at the first one past the limit.
+ */
+export function moreContainersThan(bytes: Uint8Array, limit: number): boolean {
+  let n = 0;
+  for (let i = 0; i < bytes.length; i++) {
+    const c = bytes[i];
+    if (c === 0x22 /* " */) {
+      // Skip the string (escapes included); an unterminated one is left to JSON.parse.
+      for (i++; i < bytes.length; i++) {
+        const s = bytes[i];
+        if (s === 0x5c /* \ */) i++;
+        else if (s === 0x22) break;
+      }
+    } else if (c === 0x5b /* [ */ || c === 0x7b /* { */) {
+      if (++n > limit) return true;
+    }
+  }
+  return false;
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;

@@ -342,11 +342,27 @@ describe('request errors', () => {
       400,
       'INVALID_BODY',
     );
-    await expectError(
-      post('/v1/value-functions/a9a-f1/predict', `{"phi":[1e400${',0'.repeat(15)}]}`),
-      400,
-      'INVALID_BODY',
-    );
+    expect(
+      await expectError(
+        post('/v1/value-functions/a9a-f1/predict', `{"phi":[0,1e309${',0'.repeat(14)}]}`),
+        400,
+        'NOT_FINITE',
+      ),
+    ).toBe('predict: phi[1] is Infinity (a number beyond the float range, such as 1e309)');
+    expect(
+      await expectError(
+        post('/v1/value-functions/a9a-f1/gradient', `{"phi":[[${'0,'.repeat(15)}0],[-1e400${',0'.repeat(15)}]]}`),
+        400,
+        'NOT_FINITE',
+      ),
+    ).toBe('gradient: phi[1][0] is -Infinity (a number beyond the float range, such as 1e309)');
+    expect(
+      await expectError(
+        post('/v1/value-functions/a9a-f1/guide', `{"phi":[1e999${',0'.repeat(15)}],"lossGradients":[]}`),
+        400,
+        'NOT_FINITE',
+      ),
+    ).toBe('guide: phi[0] is Infinity (a number beyond the float range, such as 1e309)');
     expect(
       await expectError(
         post('/v1/value-functions/a9a-f1/predict', `{"phi":[1e39${',0'.repeat(15)}]}`),
@@ -367,6 +383,54 @@ describe('request errors', () => {
     expect(message).toMatch(/^predict: invalid body at 'phi'/);
     await expectError(post('/v1/value-functions/a9a-f1/predict', { nope: 1 }), 400, 'INVALID_BODY');
     await expectError(post('/v1/value-functions/a9a-f1/predict', '[]'), 400, 'INVALID_BODY');
+  });
+
+  it('names only the first wrongly typed element of a long phi (bounded work for hostile bodies)', async () => {
+    const hostile = `{"phi":[1,2${',"x"'.repeat(12_000)}]}`;
+    expect(hostile.length).toBeLessThan(64 * 1024);
+    const res = await post('/v1/value-functions/a9a-f1/predict', hostile);
+    const body = await json(res);
+    expect(res.status).toBe(400);
+    expect(body.error).toEqual({
+      code: 'INVALID_BODY',
+      message: "predict: invalid body at 'phi.2': expected a number, got string",
+      details: { issues: [{ path: 'phi.2', message: 'expected a number, got string' }] },
+    });
+    const objects = `{"phi":[{}${',null'.repeat(10_000)}]}`;
+    expect(await expectError(post('/v1/value-functions/a9a-f1/predict', objects), 400, 'INVALID_BODY')).toBe(
+      "predict: invalid body at 'phi.0': expected a number or an array of numbers, got an object",
+    );
+    const rows = `{"phi":[[${'0,'.repeat(15)}0],[0,"x",{}]${',true'.repeat(10_000)}]}`;
+    expect(await expectError(post('/v1/value-functions/a9a-f1/gradient', rows), 400, 'INVALID_BODY')).toBe(
+      "gradient: invalid body at 'phi.1.1': expected a number, got string",
+    );
+    const guide = `{"phi":[${'0,'.repeat(15)}0],"lossGradients":[[1,2],[3,null${',"a"'.repeat(10_000)}]]}`;
+    expect(await expectError(post('/v1/value-functions/a9a-f1/guide', guide), 400, 'INVALID_BODY')).toBe(
+      "guide: invalid body at 'lossGradients.1.1': expected a number, got null",
+    );
+  });
+
+  it('answers INVALID_BODY before parsing a body of more arrays and objects than rows allow', async () => {
+    // maxRows is 8 here: 8 + 64 containers at most.
+    const hostile = `{"phi":[${'{},'.repeat(100)}{}]}`;
+    const res = await post('/v1/value-functions/a9a-f1/predict', hostile);
+    expect(await json(res)).toEqual({
+      error: {
+        code: 'INVALID_BODY',
+        message: 'predict: invalid body: more than 72 arrays and objects (one array per row is expected)',
+        details: { maxContainers: 72 },
+      },
+    });
+    expect(res.status).toBe(400);
+    const nested = `{"phi":${'['.repeat(5000)}${']'.repeat(5000)}}`;
+    await expectError(post('/v1/value-functions/a9a-f1/gradient', nested), 400, 'INVALID_BODY');
+    const guide = `{"phi":[1],"lossGradients":[${'[],'.repeat(64)}[]]}`;
+    expect(await expectError(post('/v1/value-functions/a9a-f1/guide', guide), 400, 'INVALID_BODY')).toBe(
+      'guide: invalid body: more than 64 arrays and objects (one array per row is expected)',
+    );
+    // Brackets inside strings are not containers; invalid UTF-8 is still INVALID_JSON.
+    const quoted = JSON.stringify({ phi: phiOf(16, 1), note: `${'[{'.repeat(500)}\\"` });
+    expect((await post('/v1/value-functions/a9a-f1/predict', quoted)).status).toBe(200);
   });
 
   it('answers 413 for a body over the limit and for too many rows', async () => {
