@@ -51,7 +51,14 @@ export function createValueApi(options: ValueApiOptions): Hono {
   let openApi: string | undefined;
   const health = JSON.stringify({ status: 'ok', version: LIBRARY_VERSION });
 
-  app.get('/healthz', () => new Response(health, { headers: jsonHeaders() }));
+  app.get('/healthz', () => {
+    const invalidCheckpoints = service.catalog.invalidCheckpoints();
+    const body =
+      invalidCheckpoints.length === 0
+        ? health
+        : JSON.stringify({ status: 'ok', version: LIBRARY_VERSION, details: { invalidCheckpoints } });
+    return new Response(body, { headers: jsonHeaders() });
+  });
   app.get('/openapi.json', () => {
     openApi ??= JSON.stringify(buildOpenApiDocument());
     return new Response(openApi, { headers: jsonHeaders() });

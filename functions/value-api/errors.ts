@@ -29,6 +29,8 @@ const statusByCode: Record<string, ContentfulStatusCode> = {
   [ServeErrorCode.tooManyRows]: 413,
   [ServeErrorCode.valueFunctionNotFound]: 404,
   [ServeErrorCode.versionNotFound]: 404,
+  // A pinned version that cannot be served; it was logged once when first found (serve-guidance.ts).
+  [ServeErrorCode.checkpointInvalid]: 500,
 };
 
 /** An expected failure at the edge (bad request, auth, size); becomes a 4xx JSON error. */

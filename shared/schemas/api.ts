@@ -86,11 +86,28 @@ export const guideResponseSchema = z
   .meta({ id: 'GuideResponse' });
 export type GuideResponse = z.infer<typeof guideResponseSchema>;
 
+/** A listed checkpoint version the server cannot serve (truncated, schema-invalid, gone). */
+export const invalidVersionSchema = z.object({
+  version: z.number().int().positive(),
+  code: z.string().meta({ description: 'CHECKPOINT_INVALID, or VERSION_NOT_FOUND when the object is gone.' }),
+  message: z.string(),
+  since: z.string().meta({ description: 'When the server first found it invalid (ISO 8601).' }),
+});
+
 export const valueFunctionSummarySchema = z
   .object({
     id: checkpointIdSchema,
     versions: z.array(z.number().int().positive()),
     latest: z.number().int().positive(),
+    serving: z
+      .number()
+      .int()
+      .positive()
+      .meta({ description: 'The version unpinned requests get: the newest one that loads (normally `latest`).' }),
+    invalidVersions: z
+      .array(invalidVersionSchema)
+      .optional()
+      .meta({ description: 'Listed versions that cannot be served (absent when there are none).' }),
     d: z.number().int().positive(),
     metric: metricRefSchema,
     recipe: z.string(),
@@ -102,7 +119,7 @@ export const valueFunctionSummarySchema = z
   })
   .meta({
     id: 'ValueFunctionSummary',
-    description: 'A value function; d, metric and training stats are those of `latest`.',
+    description: 'A value function; d, metric and training stats are those of `serving`.',
   });
 export type ValueFunctionSummary = z.infer<typeof valueFunctionSummarySchema>;
 
@@ -111,7 +128,18 @@ export const valueFunctionListResponseSchema = z
   .meta({ id: 'ValueFunctionList' });
 export type ValueFunctionListResponse = z.infer<typeof valueFunctionListResponseSchema>;
 
-export const healthResponseSchema = z.object({ status: z.literal('ok'), version: z.string() }).meta({ id: 'Health' });
+export const healthResponseSchema = z
+  .object({
+    status: z.literal('ok'),
+    version: z.string(),
+    details: z
+      .object({
+        invalidCheckpoints: z.array(invalidVersionSchema.extend({ id: checkpointIdSchema })),
+      })
+      .optional()
+      .meta({ description: 'Present when some listed checkpoint versions cannot be served (they are skipped).' }),
+  })
+  .meta({ id: 'Health' });
 export type HealthResponse = z.infer<typeof healthResponseSchema>;
 
 export const errorResponseSchema = z

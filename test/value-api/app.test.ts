@@ -5,7 +5,7 @@ import { guidedEsDirection } from '../../shared/method/guided-es.js';
 import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { ValueFunctionCheckpoint } from '../../shared/schemas/checkpoint.js';
-import { saveCheckpoint } from '../../shared/use-cases/value-function-store.js';
+import { checkpointKey, saveCheckpoint } from '../../shared/use-cases/value-function-store.js';
 import { Rng } from '../../shared/util/random.js';
 import { makeCheckpoint } from '../helpers/make-checkpoint.js';
 import { SECRET_KEY, tempStore } from './fixtures.js';
@@ -500,6 +500,60 @@ describe('auth', () => {
     await expectError(api.request('/v1/value-functions'), 401, 'UNAUTHORIZED');
     const env = { event: { requestContext: { authorizer: { iam: { userArn: 'arn:aws:iam::123:user/x' } } } } };
     expect((await api.request('/v1/value-functions', {}, env)).status).toBe(200);
+  });
+});
+
+describe('a bad newest checkpoint version', () => {
+  it('serves the last good version, logs the bad one once and shows it in describe and /healthz', async () => {
+    const bad = await tempStore([
+      { id: 'vf', d: 16, seed: 1 },
+      { id: 'vf', d: 16, seed: 2 },
+    ]);
+    const key = checkpointKey('vf', 2);
+    const text = new TextDecoder().decode(await bad.store.get(key));
+    await bad.store.put(key, text.slice(0, 100));
+    const entries: Record<string, unknown>[] = [];
+    const api = buildValueApi({
+      store: bad.store,
+      auth: { mode: 'none' },
+      maxBodyBytes: 64 * 1024,
+      maxRows: 8,
+      refreshMs: 0,
+      log: (e) => entries.push(e),
+    }).app;
+    const predict = (query = '') =>
+      api.request(`/v1/value-functions/vf/predict${query}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ phi: phiOf(16, 1) }),
+      });
+    for (let i = 0; i < 10; i++) {
+      const res = await predict();
+      expect(res.status).toBe(200);
+      expect((await json(res)).version).toBe(1);
+    }
+    expect(await expectError(predict('?version=2'), 500, 'CHECKPOINT_INVALID')).toMatch(
+      /^checkpoint value-functions\/vf\/v000002\.json is not JSON/,
+    );
+    expect(entries).toEqual([
+      expect.objectContaining({ level: 'warn', id: 'vf', version: 2, code: 'CHECKPOINT_INVALID' }),
+    ]);
+    const described = await json(await api.request('/v1/value-functions/vf'));
+    expect(described).toMatchObject({
+      versions: [1, 2],
+      latest: 2,
+      serving: 1,
+      invalidVersions: [
+        { version: 2, code: 'CHECKPOINT_INVALID', message: expect.any(String), since: expect.any(String) },
+      ],
+    });
+    const health = await json(await api.request('/healthz'));
+    expect(health).toEqual({
+      status: 'ok',
+      version: expect.any(String),
+      details: { invalidCheckpoints: [expect.objectContaining({ id: 'vf', version: 2, code: 'CHECKPOINT_INVALID' })] },
+    });
+    await bad.cleanup();
   });
 });
 
