@@ -1,6 +1,6 @@
 import { err, ok, type Result } from '../util/result.js';
 import { MetricError } from './errors.js';
-import { type EvaluationInput, type Evaluator, normalise } from './evaluator.js';
+import { checkEvaluationInput, type EvaluationInput, type Evaluator, normalise } from './evaluator.js';
 
 export interface MetricValue {
   /** Natural direction, as the evaluator returned it. */
@@ -13,13 +13,16 @@ export interface MetricValue {
 /**
  * Runs an evaluator and turns every way it can misbehave (throws, rejects, times out, returns
  * NaN / Infinity / a value outside [0, 1]) into a structured MetricError; such a value is never
- * fed to the value function.
+ * fed to the value function. The input is checked first (checkEvaluationInput): no evaluator,
+ * built-in or user, ever sees a NaN score, an out-of-range label or mismatched lengths.
  */
 export async function evaluateChecked(
   evaluator: Evaluator,
   input: EvaluationInput,
   timeoutMs = 0,
 ): Promise<Result<MetricValue, MetricError>> {
+  const invalid = checkEvaluationInput(evaluator.name, input);
+  if (invalid !== undefined) return err(invalid);
   const start = performance.now();
   let raw: unknown;
   try {
