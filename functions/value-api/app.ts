@@ -8,7 +8,7 @@ import type { Authenticate } from './auth.js';
 import { parseJson, readBody } from './body.js';
 import { ApiError, ApiErrorCode, errorResponse, statusOf } from './errors.js';
 import { header } from './header.js';
-import { buildOpenApiDocument } from './openapi.js';
+import { type AuthMode, buildOpenApiDocument } from './openapi.js';
 import {
   guideAnswer,
   isBinaryType,
@@ -28,7 +28,23 @@ export interface ValueApiOptions {
   maxBodyBytes: number;
   /** Structured log sink for real faults (500s); one JSON object per call. */
   log?: (entry: Record<string, unknown>) => void;
+  /** What the OpenAPI document declares as the /v1 routes' security (default api-key). */
+  authMode?: AuthMode;
+  /**
+   * Which Host headers the /v1 routes accept (403 HOST_NOT_ALLOWED otherwise); all when omitted.
+   * The Node server sets it when auth is off (see localHostCheck).
+   */
+  hostAllowed?: (host: string | undefined) => boolean;
 }
+
+/** The routes and their methods, for 405 answers (with Allow) to the other methods. */
+const ROUTES: readonly [RegExp, string][] = [
+  [/^\/healthz$/, 'GET'],
+  [/^\/openapi\.json$/, 'GET'],
+  [/^\/v1\/value-functions$/, 'GET'],
+  [/^\/v1\/value-functions\/[^/]+$/, 'GET'],
+  [/^\/v1\/value-functions\/[^/]+\/(predict|gradient|guide)$/, 'POST'],
+];
 
 /**
  * Fresh headers per response: @hono/node-server adds Content-Length to the object it is given,
@@ -45,7 +61,7 @@ const jsonHeaders = (): Record<string, string> => ({ 'content-type': 'applicatio
  * failure, to this app.
  */
 export function createValueApi(options: ValueApiOptions): Hono {
-  const { service, authenticate, maxBodyBytes } = options;
+  const { service, authenticate, maxBodyBytes, hostAllowed } = options;
   const log = options.log ?? ((entry) => process.stderr.write(`${JSON.stringify(entry)}\n`));
   const app = new Hono();
   let openApi: string | undefined;
@@ -60,13 +76,19 @@ export function createValueApi(options: ValueApiOptions): Hono {
     return new Response(body, { headers: jsonHeaders() });
   });
   app.get('/openapi.json', () => {
-    openApi ??= JSON.stringify(buildOpenApiDocument());
+    openApi ??= JSON.stringify(buildOpenApiDocument(options.authMode));
     return new Response(openApi, { headers: jsonHeaders() });
   });
 
   // Checked at the top of each /v1 handler rather than in a middleware: one function call
   // instead of an extra async step per request on the hot routes.
   const authorize = (c: Context) => {
+    if (hostAllowed !== undefined && !hostAllowed(header(c, 'host'))) {
+      throw new ApiError(
+        ApiErrorCode.hostNotAllowed,
+        'with auth off only localhost and IP-address Host headers are accepted (configure an API key to serve a name)',
+      );
+    }
     if (!authenticate(c)) {
       throw new ApiError(ApiErrorCode.unauthorized, 'a valid API key is required (Authorization: Bearer <key>)');
     }
@@ -112,7 +134,20 @@ export function createValueApi(options: ValueApiOptions): Hono {
     return new Response(guideAnswer(r), { headers: jsonHeaders() });
   });
 
-  app.notFound((c) => errorResponse(404, ApiErrorCode.notFound, `no route ${c.req.method} ${c.req.path}`));
+  app.notFound((c) => {
+    const path = c.req.path;
+    const route = ROUTES.find(([pattern]) => pattern.test(path));
+    if (route !== undefined) {
+      const allow = route[1] === 'GET' ? ['GET', 'HEAD'] : [route[1]];
+      return errorResponse(
+        405,
+        ApiErrorCode.methodNotAllowed,
+        `${c.req.method} is not allowed on ${path.slice(0, 200)}; use ${route[1]}`,
+        { allow },
+      );
+    }
+    return errorResponse(404, ApiErrorCode.notFound, `no route ${c.req.method} ${path.slice(0, 200)}`);
+  });
 
   app.onError((e, c) => {
     if (e instanceof DomainError) {
@@ -147,7 +182,7 @@ function versionOf(c: Context): number | undefined {
   const raw = c.req.query('version');
   if (raw === undefined) return undefined;
   const parsed = versionQuerySchema.safeParse(raw);
-  if (!parsed.success || raw.trim() === '') {
+  if (!parsed.success) {
     throw new ApiError(ApiErrorCode.invalidQuery, `version must be a positive integer, got '${raw.slice(0, 40)}'`);
   }
   return parsed.data;

@@ -55,9 +55,15 @@ function readIncoming(incoming: IncomingMessage, limit: number): Promise<Uint8Ar
       cleanup();
       resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
     };
-    const onError = (e: Error) => {
+    const onError = (e: Error & { code?: string }) => {
       cleanup();
-      reject(e);
+      // Node's IncomingMessage fails with 'aborted' (ECONNRESET) when the client goes away
+      // mid-body: an expected event, not a fault of this server.
+      reject(
+        e.code === 'ECONNRESET' || e.message === 'aborted'
+          ? new ApiError(ApiErrorCode.requestAborted, 'the client closed the connection before the body arrived')
+          : e,
+      );
     };
     const cleanup = () => {
       incoming.off('data', onData);

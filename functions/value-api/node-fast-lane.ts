@@ -15,6 +15,8 @@ export interface FastLaneOptions {
   maxBodyBytes: number;
   /** The Authorization header test of the configured API keys, or one that accepts all (auth off). */
   authorization: AuthorizationCheck;
+  /** The app's Host rule, when it has one (auth off): a Host it refuses goes to the app (403). */
+  hostAllowed?: (host: string | undefined) => boolean;
   /** The Hono app's Node listener: everything the lane does not answer itself goes there. */
   fallback: NodeListener;
 }
@@ -45,8 +47,8 @@ const HOT_ROUTE =
  * Returns a listener that answers true when it took the request.
  */
 export function createFastLane(options: FastLaneOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { service, maxBodyBytes, authorization, fallback } = options;
-  const hosts = new HostCheck();
+  const { service, maxBodyBytes, authorization, hostAllowed, fallback } = options;
+  const hosts = new HostCheck(hostAllowed);
 
   const handOver = (req: IncomingMessage & PreRead, res: ServerResponse, body: Uint8Array) => {
     req[preReadBody] = body;
@@ -134,13 +136,17 @@ export function createFastLane(options: FastLaneOptions): (req: IncomingMessage,
 
 /**
  * The Host check @hono/node-server makes (it builds the request URL from Host and answers 400
- * when the name does not survive URL parsing), done once per distinct Host and remembered.
+ * when the name does not survive URL parsing), plus the app's own Host rule when it has one,
+ * done once per distinct Host and remembered.
  */
 class HostCheck {
   private readonly good = new Set<string>();
 
+  constructor(private readonly allowed?: (host: string | undefined) => boolean) {}
+
   ok(host: string): boolean {
     if (this.good.has(host)) return true;
+    if (this.allowed !== undefined && !this.allowed(host)) return false;
     try {
       const url = new URL(`http://${host}/`);
       if (url.hostname.length !== host.length && url.hostname !== host.replace(/:\d+$/, '')) return false;

@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
-import { apiKeyCheck } from './auth.js';
+import { apiKeyCheck, localHostCheck } from './auth.js';
 import { createFastLane } from './node-fast-lane.js';
 import { buildValueApi, type ValueApiSettings } from './service.js';
 
@@ -34,8 +34,10 @@ export interface RunningServer {
  * request on the connection (bounded by its requestTimeout).
  */
 export function startValueApiServer(options: NodeServerOptions): Promise<RunningServer> {
-  const { app, service } = buildValueApi(options);
   const hostname = options.hostname ?? '127.0.0.1';
+  // Auth off: only local and IP Host headers (DNS rebinding); a keyed server takes any name.
+  const hostAllowed = options.hostAllowed ?? (options.auth.mode === 'none' ? localHostCheck([hostname]) : undefined);
+  const { app, service } = buildValueApi({ ...options, ...(hostAllowed ? { hostAllowed } : {}) });
   const hono = getRequestListener(app.fetch, { hostname, autoCleanupIncoming: false });
   const lane =
     options.fastLane === false || options.auth.mode === 'iam'
@@ -44,6 +46,7 @@ export function startValueApiServer(options: NodeServerOptions): Promise<Running
           service,
           maxBodyBytes: options.maxBodyBytes,
           authorization: options.auth.mode === 'api-key' ? apiKeyCheck(options.auth.hashes) : () => true,
+          ...(hostAllowed ? { hostAllowed } : {}),
           fallback: hono,
         });
   const server = createServer(lane === undefined ? hono : (req, res) => lane(req, res) || hono(req, res));

@@ -9,7 +9,7 @@ import type {
 import { slabFloat32 } from '../../shared/util/slab.js';
 import { float32Bytes, parseFloat32, parseJson } from './body.js';
 import { JsonBytes } from './json-bytes.js';
-import { checkPhiBody } from './validate.js';
+import { checkPhiBody, mediaType } from './validate.js';
 
 /**
  * The hot routes, `predict` and `gradient`, minus the transport: the body's bytes in, the
@@ -31,7 +31,8 @@ export interface PhiAnswer {
 
 /** True when the content type asks for the binary form (else the body is JSON). */
 export function isBinaryType(type: string | undefined): boolean {
-  return type?.startsWith(BINARY_CONTENT_TYPE) === true;
+  // The common exact spelling first (hot path), then any case and parameters.
+  return type === BINARY_CONTENT_TYPE || (type !== undefined && mediaType(type) === BINARY_CONTENT_TYPE);
 }
 
 /**

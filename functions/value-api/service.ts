@@ -11,6 +11,8 @@ export interface ValueApiSettings {
   maxRows: number;
   refreshMs: number;
   log?: (entry: Record<string, unknown>) => void;
+  /** Which Host headers /v1 accepts (all when omitted); the Node server sets it when auth is off. */
+  hostAllowed?: (host: string | undefined) => boolean;
 }
 
 /** Wires a store, the use-cases and the auth mode into the app (once per process). */
@@ -34,6 +36,8 @@ export function buildValueApi(settings: ValueApiSettings): { app: Hono; service:
     authenticate,
     maxBodyBytes: settings.maxBodyBytes,
     log,
+    authMode: settings.auth.mode,
+    ...(settings.hostAllowed ? { hostAllowed: settings.hostAllowed } : {}),
   });
   return { app, service };
 }

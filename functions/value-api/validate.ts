@@ -9,21 +9,33 @@ import {
 import { ServeErrorCode } from '../../shared/use-cases/serve-guidance.js';
 import { ApiError, ApiErrorCode } from './errors.js';
 
-/** `application/json` and `application/<x>+json`, with or without parameters. */
-const JSON_CONTENT_TYPE = /^application\/(.+\+)?json\b/i;
-
-/** True for a JSON content type or none (read as JSON). */
-export function isJsonType(type: string | undefined): boolean {
-  return type === undefined || JSON_CONTENT_TYPE.test(type);
+/**
+ * The media type of a Content-Type value without its parameters, lower-cased (type and subtype
+ * are case-insensitive, RFC 9110 8.3.1): `Application/JSON; charset=utf-8` is `application/json`.
+ */
+export function mediaType(type: string): string {
+  const semicolon = type.indexOf(';');
+  return (semicolon === -1 ? type : type.slice(0, semicolon)).trim().toLowerCase();
 }
 
-/** JSON (or no content type, read as JSON); anything else is 415. */
+/** `application/json` and `application/<x>+json`, exactly (after mediaType). */
+const JSON_MEDIA_TYPE = /^application\/([a-z0-9!#$&^_.-]+\+)?json$/;
+
+/** True for a JSON content type. A request without one is not read as JSON (415). */
+export function isJsonType(type: string | undefined): boolean {
+  if (type === 'application/json') return true; // the common spelling, without the parsing
+  return type !== undefined && JSON_MEDIA_TYPE.test(mediaType(type));
+}
+
+/** JSON; anything else, or no Content-Type at all, is 415. */
 export function requireJson(type: string | undefined, op: string, binaryToo = false): void {
   if (isJsonType(type)) return;
   const accepted = binaryToo ? `application/json or ${BINARY_CONTENT_TYPE}` : 'application/json';
   throw new ApiError(
     ApiErrorCode.unsupportedMediaType,
-    `${op}: content type '${(type as string).slice(0, 80)}' is not supported; send ${accepted}`,
+    type === undefined
+      ? `${op}: the request has no Content-Type; send ${accepted}`
+      : `${op}: content type '${type.slice(0, 80)}' is not supported; send ${accepted}`,
   );
 }
 
@@ -52,8 +64,8 @@ export function validate<S extends z.ZodType>(op: string, schema: S, body: unkno
 export function plainPhi(body: unknown): number[] | number[][] | undefined {
   if (typeof body !== 'object' || body === null) return undefined;
   const phi = (body as { phi?: unknown }).phi;
-  if (!Array.isArray(phi)) return undefined;
-  if (phi.length === 0 || typeof phi[0] === 'number') return finiteNumbers(phi) ? (phi as number[]) : undefined;
+  if (!Array.isArray(phi) || phi.length === 0) return undefined;
+  if (typeof phi[0] === 'number') return finiteNumbers(phi) ? (phi as number[]) : undefined;
   for (let r = 0; r < phi.length; r++) {
     const row: unknown = phi[r];
     if (!Array.isArray(row) || !finiteNumbers(row)) return undefined;
@@ -83,6 +95,8 @@ export function checkPhiBody(op: string, body: unknown): number[] | number[][] {
   if (plain !== undefined) return plain;
   const phi = typeof body === 'object' && body !== null ? (body as { phi?: unknown }).phi : undefined;
   if (!Array.isArray(phi)) return validate(op, predictRequestSchema, body).phi;
+  // Empty: the schema says minItems 1; the use-case words it (EMPTY_BATCH), as for binary bodies.
+  if (phi.length === 0) return [];
   throwIssue(op, phiIssue(phi, 'phi'));
 }
 

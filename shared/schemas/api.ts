@@ -13,7 +13,10 @@ export const phiRowSchema = z.array(z.number()).meta({ description: 'One adapter
 
 /** A single phi or a batch of them (row-major). */
 export const phiInputSchema = z
-  .union([phiRowSchema, z.array(phiRowSchema)])
+  .union([
+    phiRowSchema.min(1).meta({ description: 'One adapter parameter vector phi (d entries).' }),
+    z.array(phiRowSchema).min(1),
+  ])
   .meta({ description: 'One phi (d numbers) or a batch of them (n x d).' });
 
 export const predictRequestSchema = z.object({ phi: phiInputSchema }).meta({ id: 'PredictRequest' });
@@ -153,8 +156,15 @@ export const errorResponseSchema = z
   .meta({ id: 'Error' });
 export type ErrorResponse = z.infer<typeof errorResponseSchema>;
 
-/** `?version=` query parameter: a positive integer. */
-export const versionQuerySchema = z.coerce.number().int().positive();
+/**
+ * `?version=` query parameter: plain decimal digits of a positive integer (`0x1`, `1e0`, `+1`,
+ * ` 1` are refused rather than read as 1).
+ */
+export const versionQuerySchema = z
+  .string()
+  .regex(/^[0-9]{1,15}$/)
+  .transform(Number)
+  .pipe(z.number().int().positive());
 
 /** Header carrying the served checkpoint version on binary responses. */
 export const VERSION_HEADER = 'x-value-function-version';

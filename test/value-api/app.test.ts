@@ -1,3 +1,4 @@
+import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../functions/value-api/auth.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
@@ -554,6 +555,116 @@ describe('a bad newest checkpoint version', () => {
       details: { invalidCheckpoints: [expect.objectContaining({ id: 'vf', version: 2, code: 'CHECKPOINT_INVALID' })] },
     });
     await bad.cleanup();
+  });
+});
+
+describe('HTTP edge details (issue 10)', () => {
+  const raw = (path: string, init: RequestInit) => app.request(path, init);
+  const phiBytes = () => Float32Array.from(phiOf(16, 3));
+
+  it('answers 405 with Allow for a declared route and an undeclared method', async () => {
+    const get = await raw('/v1/value-functions/a9a-f1/predict', { method: 'GET' });
+    expect(await expectError(get, 405, 'METHOD_NOT_ALLOWED')).toBe(
+      'GET is not allowed on /v1/value-functions/a9a-f1/predict; use POST',
+    );
+    expect(get.headers.get('allow')).toBe('POST');
+    const del = await raw('/v1/value-functions', { method: 'DELETE' });
+    await expectError(del, 405, 'METHOD_NOT_ALLOWED');
+    expect(del.headers.get('allow')).toBe('GET, HEAD');
+    await expectError(post('/healthz', {}), 405, 'METHOD_NOT_ALLOWED');
+    await expectError(app.request('/v1/value-functions/a/b/c'), 404, 'NOT_FOUND');
+  });
+
+  it.each(['0x1', '1e0', '+1', ' 1', '1.0', '', '-1', '1%20'])(
+    'refuses ?version=%j instead of pinning 1',
+    async (v) => {
+      await expectError(
+        post(`/v1/value-functions/a9a-f1/predict?version=${v}`, { phi: phiOf(16, 1) }),
+        400,
+        'INVALID_QUERY',
+      );
+    },
+  );
+
+  it('pins with plain decimal digits', async () => {
+    expect((await json(await post('/v1/value-functions/wide/predict?version=1', { phi: phiOf(128, 1) }))).version).toBe(
+      1,
+    );
+  });
+
+  it('matches content types exactly, case-insensitively, and requires one', async () => {
+    const send = (type: string | undefined, body: string | Uint8Array | Float32Array) =>
+      raw('/v1/value-functions/a9a-f1/predict', {
+        method: 'POST',
+        headers: type === undefined ? {} : { 'content-type': type },
+        body,
+      });
+    await expectError(send('application/octet-streamfoo', phiBytes()), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    await expectError(
+      send('application/json-seq', JSON.stringify({ phi: phiOf(16, 1) })),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    );
+    const upper = await send('Application/Octet-Stream', phiBytes());
+    expect([upper.status, upper.headers.get('content-type')]).toEqual([200, 'application/octet-stream']);
+    expect((await send('APPLICATION/JSON; charset=UTF-8', JSON.stringify({ phi: phiOf(16, 1) }))).status).toBe(200);
+    expect((await send('application/problem+json', JSON.stringify({ phi: phiOf(16, 1) }))).status).toBe(200);
+    const none = send(undefined, new TextEncoder().encode(JSON.stringify({ phi: phiOf(16, 1) })));
+    expect(await expectError(none, 415, 'UNSUPPORTED_MEDIA_TYPE')).toBe(
+      'predict: the request has no Content-Type; send application/json or application/octet-stream',
+    );
+    const guide = raw('/v1/value-functions/a9a-f1/guide', {
+      method: 'POST',
+      body: new TextEncoder().encode(JSON.stringify({ phi: phiOf(16, 1), lossGradients: [] })),
+    });
+    await expectError(guide, 415, 'UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  it('answers a client that went away mid-body without logging an unhandled error', async () => {
+    const incoming = Object.assign(new PassThrough(), { headers: { 'content-type': 'application/json' } });
+    setTimeout(() => incoming.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })), 5);
+    const before = logged.length;
+    const res = await app.request(
+      '/v1/value-functions/a9a-f1/predict',
+      { method: 'POST', headers: { 'content-type': 'application/json' } },
+      { incoming },
+    );
+    await expectError(res, 400, 'REQUEST_ABORTED');
+    expect(logged.slice(before)).toEqual([]);
+  });
+
+  it('declares no security in the OpenAPI document when auth is off, bearer or SigV4 when on', async () => {
+    type Doc = {
+      paths: Record<string, Record<string, { security?: unknown; responses: Record<string, unknown> }>>;
+      components: { securitySchemes?: Record<string, unknown>; schemas: Record<string, unknown> };
+    };
+    const docOf = async (auth: Parameters<typeof buildValueApi>[0]['auth']) =>
+      (await (
+        await buildValueApi({
+          store: fixture.store,
+          auth,
+          maxBodyBytes: 1024,
+          maxRows: 8,
+          refreshMs: 1000,
+        }).app.request('/openapi.json')
+      ).json()) as Doc;
+    const off = await docOf({ mode: 'none' });
+    const operations = Object.values(off.paths).flatMap((p) => Object.values(p));
+    expect(operations.length).toBe(6);
+    expect(operations.filter((o) => o.security !== undefined || '401' in o.responses)).toEqual([]);
+    expect(off.components.securitySchemes).toBeUndefined();
+    const keyed = await docOf({ mode: 'api-key', hashes: [hashApiKey(SECRET_KEY)] });
+    expect(keyed.paths['/v1/value-functions/{id}/guide']?.post).toMatchObject({
+      security: [{ bearer: [] }],
+      responses: { 400: {}, 401: {}, 404: {}, 413: {}, 415: {}, 500: {} },
+    });
+    expect(keyed.components.securitySchemes).toEqual({ bearer: { type: 'http', scheme: 'bearer' } });
+    const iam = await docOf({ mode: 'iam' });
+    expect(iam.paths['/v1/value-functions']?.get?.security).toEqual([{ sigv4: [] }]);
+    const request = off.components.schemas.PredictRequest as {
+      properties: { phi: { anyOf: { minItems?: number }[] } };
+    };
+    expect(request.properties.phi.anyOf.map((a) => a.minItems)).toEqual([1, 1]);
   });
 });
 
