@@ -25,9 +25,10 @@ export async function evaluateChecked(
   if (invalid !== undefined) return err(invalid);
   const start = performance.now();
   let raw: unknown;
+  const deadline = timeoutMs > 0 ? new AbortController() : undefined;
   try {
-    const pending = Promise.resolve(evaluator.evaluate(input));
-    raw = timeoutMs > 0 ? await withTimeout(pending, timeoutMs, evaluator.name) : await pending;
+    const pending = Promise.resolve(evaluator.evaluate(input, deadline ? { signal: deadline.signal } : {}));
+    raw = deadline ? await withTimeout(pending, timeoutMs, evaluator.name, deadline) : await pending;
   } catch (e) {
     if (e instanceof MetricError) return err(e);
     const message = e instanceof Error ? e.message : String(e);
@@ -49,13 +50,18 @@ export async function evaluateChecked(
   return ok({ value: raw, normalised: normalise(raw, evaluator.direction), durationMs: performance.now() - start });
 }
 
-async function withTimeout<T>(p: Promise<T>, ms: number, name: string): Promise<T> {
+/**
+ * `p`, or EVALUATOR_TIMEOUT after `ms`, when `deadline` is also aborted. The race alone cannot
+ * interrupt an evaluator's synchronous code (the timer never fires while it runs): an evaluator
+ * run in a worker thread (shared/adapters/evaluator-module.worker-thread.ts) ends on the abort.
+ */
+async function withTimeout<T>(p: Promise<T>, ms: number, name: string, deadline: AbortController): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new MetricError('EVALUATOR_TIMEOUT', `evaluator '${name}' did not answer within ${ms} ms`)),
-      ms,
-    );
+    timer = setTimeout(() => {
+      reject(new MetricError('EVALUATOR_TIMEOUT', `evaluator '${name}' did not answer within ${ms} ms`));
+      deadline.abort();
+    }, ms);
   });
   try {
     return await Promise.race([p, timeout]);

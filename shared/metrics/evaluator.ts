@@ -19,8 +19,16 @@ export interface Evaluator {
   readonly direction: Direction;
   /** Version string reported with each result (user modules may set it). */
   readonly version?: string;
-  /** Returns the metric in its natural direction, within [0, 1]. */
-  evaluate(input: EvaluationInput): number | Promise<number>;
+  /**
+   * Returns the metric in its natural direction, within [0, 1]. `options.signal` is aborted when
+   * the caller's deadline passes (evaluateChecked); an evaluator that can stop early (a worker
+   * thread, a request) should.
+   */
+  evaluate(input: EvaluationInput, options?: EvaluateOptions): number | Promise<number>;
+}
+
+export interface EvaluateOptions {
+  signal?: AbortSignal;
 }
 
 /** Internal convention: lower is better, within [0, 1]. */
