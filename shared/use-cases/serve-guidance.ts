@@ -103,13 +103,11 @@ export class ValueFunctionCatalog {
     this.onInvalidCheckpoint = options.onInvalidCheckpoint;
   }
 
-  /** The versions found invalid that the current listing still has, oldest id first. */
+  /** The versions found invalid that the current listing still has, by id, then version. */
   invalidCheckpoints(): InvalidCheckpoint[] {
     const out: InvalidCheckpoint[] = [];
-    for (const id of [...this.invalid.keys()].sort()) {
-      for (const entry of this.invalid.get(id)?.values() ?? []) out.push(entry.info);
-    }
-    return out.sort((a, b) => (a.id === b.id ? a.version - b.version : 0));
+    for (const byVersion of this.invalid.values()) for (const entry of byVersion.values()) out.push(entry.info);
+    return out.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : a.version - b.version));
   }
 
   /**
