@@ -12,13 +12,15 @@ import { header } from './header.js';
  */
 export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
   const declared = Number(header(c, 'content-length'));
-  if (declared > limit) throw tooLarge(limit);
   const incoming = (c.env as { incoming?: IncomingMessage & PreRead } | undefined)?.incoming;
+  const stream = incoming !== undefined && typeof incoming.on === 'function' && incoming[preReadBody] === undefined;
+  if (declared > limit) {
+    if (stream && declared <= DRAIN_BEFORE_413) await discardRest(incoming, 0);
+    throw tooLarge(limit);
+  }
   const body =
     incoming?.[preReadBody] ??
-    (incoming !== undefined && typeof incoming.on === 'function'
-      ? await readIncoming(incoming, limit)
-      : new Uint8Array(await c.req.arrayBuffer()));
+    (stream ? await readIncoming(incoming, limit) : new Uint8Array(await c.req.arrayBuffer()));
   if (body.byteLength > limit) throw tooLarge(limit);
   return body;
 }
@@ -30,6 +32,55 @@ export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
 export const preReadBody = Symbol('metricopt.preReadBody');
 export interface PreRead {
   [preReadBody]?: Uint8Array;
+}
+
+/**
+ * A body over the limit but at most this large is read to its end (and dropped) before the 413
+ * is sent: a client that writes its whole body before it reads the answer (Python's
+ * http.client, most clients with `Connection: close`) would otherwise find the connection
+ * closed under its upload and report a broken pipe or a reset instead of the 413. A larger body
+ * is answered at once (bounded by the server's request timeout either way).
+ */
+export const DRAIN_BEFORE_413 = 64 * 1024 * 1024;
+
+/** Reads and drops the rest of a body (`seen` bytes already read) until its end or DRAIN_BEFORE_413. */
+function discardRest(incoming: IncomingMessage, seen: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let size = seen;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > DRAIN_BEFORE_413) done();
+    };
+    const onError = (e: Error & { code?: string }) => {
+      cleanup();
+      reject(aborted(e));
+    };
+    const cleanup = () => {
+      incoming.off('data', onData);
+      incoming.off('end', done);
+      incoming.off('error', onError);
+    };
+    const done = () => {
+      cleanup();
+      // Past the cap, let the rest drain or the server close the connection.
+      incoming.resume();
+      resolve();
+    };
+    if (incoming.readableEnded) {
+      resolve();
+      return;
+    }
+    incoming.on('data', onData);
+    incoming.on('end', done);
+    incoming.on('error', onError);
+  });
+}
+
+/** Node's IncomingMessage fails with 'aborted' (ECONNRESET) when the client goes away mid-body. */
+function aborted(e: Error & { code?: string }): Error {
+  return e.code === 'ECONNRESET' || e.message === 'aborted'
+    ? new ApiError(ApiErrorCode.requestAborted, 'the client closed the connection before the body arrived')
+    : e;
 }
 
 function tooLarge(limit: number): ApiError {
@@ -44,9 +95,8 @@ function readIncoming(incoming: IncomingMessage, limit: number): Promise<Uint8Ar
       size += chunk.length;
       if (size > limit) {
         cleanup();
-        // Let the rest drain (node-server closes the socket if it is huge) and answer 413 now.
-        incoming.resume();
-        reject(tooLarge(limit));
+        // Read the rest before answering 413 (see DRAIN_BEFORE_413).
+        discardRest(incoming, size).then(() => reject(tooLarge(limit)), reject);
         return;
       }
       chunks.push(chunk);
@@ -57,13 +107,8 @@ function readIncoming(incoming: IncomingMessage, limit: number): Promise<Uint8Ar
     };
     const onError = (e: Error & { code?: string }) => {
       cleanup();
-      // Node's IncomingMessage fails with 'aborted' (ECONNRESET) when the client goes away
-      // mid-body: an expected event, not a fault of this server.
-      reject(
-        e.code === 'ECONNRESET' || e.message === 'aborted'
-          ? new ApiError(ApiErrorCode.requestAborted, 'the client closed the connection before the body arrived')
-          : e,
-      );
+      // A client gone mid-body is an expected event, not a fault of this server.
+      reject(aborted(e));
     };
     const cleanup = () => {
       incoming.off('data', onData);
