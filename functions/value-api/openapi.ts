@@ -56,8 +56,8 @@ export function buildOpenApiDocument(auth: AuthMode = 'api-key'): Record<string,
     name: 'version',
     in: 'query',
     required: false,
-    description: 'Pin a checkpoint version; the latest when omitted.',
-    schema: { type: 'string', pattern: '^[0-9]+$' },
+    description: 'Pin a checkpoint version (plain decimal digits); the newest servable one when omitted.',
+    schema: { type: 'integer', minimum: 1 },
   };
   const binary = {
     'application/octet-stream': {
