@@ -183,7 +183,10 @@ function versionOf(c: Context): number | undefined {
   if (raw === undefined) return undefined;
   const parsed = versionQuerySchema.safeParse(raw);
   if (!parsed.success) {
-    throw new ApiError(ApiErrorCode.invalidQuery, `version must be a positive integer in plain decimal digits, got '${raw.slice(0, 40)}'`);
+    throw new ApiError(
+      ApiErrorCode.invalidQuery,
+      `version must be a positive integer in plain decimal digits, got '${raw.slice(0, 40)}'`,
+    );
   }
   return parsed.data;
 }
