@@ -6,6 +6,7 @@ import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { parseS3Url, S3ObjectStore } from '../../shared/adapters/object-store.s3.js';
 import { LocalQueue } from '../../shared/adapters/queue.local.js';
 import { SqsQueue } from '../../shared/adapters/queue.sqs.js';
+import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-module.worker-thread.js';
 import { createEvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { Queue } from '../../shared/ports/queue.port.js';
@@ -81,7 +82,10 @@ export function registerEvaluate(program: Command): void {
       } catch (e) {
         throw new CliError('USAGE', `--webhooks: ${(e as Error).message}`);
       }
-      const registry = await createEvaluatorRegistry(specs);
+      // User modules run in worker threads: --evaluator-timeout-ms then holds for synchronous code too.
+      const registry = await createEvaluatorRegistry(specs, {
+        loadModule: (path) => loadEvaluatorModuleInWorker(path),
+      });
       if (!registry.ok) throw registry.error;
       if (opts.list) {
         for (const e of registry.value.list()) {

@@ -5,10 +5,12 @@
 Prints one JSON line with what it saw; exits non-zero on the first failed check.
 """
 
+import http.server
 import json
 import math
 import os
 import sys
+import threading
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -56,6 +58,23 @@ def main() -> None:
             check(False, "unknown id must raise")
         except ValueApiError as e:
             check(e.status == 404 and e.code == "VALUE_FUNCTION_NOT_FOUND", "404")
+        local_errors = {}
+        for name, call in [
+            ("nan", lambda: client.predict(vf_id, [float("nan")] + phi[1:])),
+            ("inf in a loss gradient", lambda: client.guide(vf_id, phi, [phi, [float("inf")] * d])),
+            ("not a number", lambda: client.gradient(vf_id, [phi, ["x"] * d])),
+            ("beyond float32", lambda: client.predict_binary(vf_id, [[1e39] + phi[1:]])),
+            ("ragged rows", lambda: client.gradient_binary(vf_id, [phi, phi[1:]])),
+            ("rows not sequences", lambda: client.predict_binary(vf_id, phi)),
+        ]:
+            try:
+                call()
+                check(False, f"{name} must raise")
+            except ValueApiError as e:
+                check(e.status == 0, f"{name}: status {e.status}")
+                local_errors[name] = [e.code, e.message]
+        out["localErrors"] = local_errors
+    out["invalidResponse"] = not_json_answer()
     try:
         ValueApiClient(url, api_key="wrong").list_value_functions()
         check(False, "wrong key must raise")
@@ -67,6 +86,34 @@ def main() -> None:
     except ValueApiError as e:
         check(e.status == 0 and e.code == "NETWORK", "network error")
     print(json.dumps(out))
+
+
+def not_json_answer() -> list:
+    """What the client raises for a 200 whose body is HTML (a captive portal, a proxy page)."""
+
+    class Html(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"<html>proxy login</html>"
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Html)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        ValueApiClient(f"http://127.0.0.1:{server.server_address[1]}", retries=0).health()
+        check(False, "a non-JSON 200 must raise")
+    except ValueApiError as e:
+        return [e.status, e.code, e.message]
+    finally:
+        server.shutdown()
+    return []
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import random
 import struct
 import time
@@ -30,7 +31,13 @@ VERSION_HEADER = "x-value-function-version"
 
 
 class ValueApiError(Exception):
-    """An error answer of the API (status 0 = the server could not be reached)."""
+    """An error answer of the API, with the server's stable code.
+
+    status 0: nothing was answered, either because the server could not be reached (NETWORK) or
+    because the input was refused before sending (NOT_FINITE: NaN, Infinity, or beyond float32 in
+    the binary form; INVALID_INPUT: not a number; DIMENSION_MISMATCH: rows of unequal length).
+    A success status whose body is not what the route answers is INVALID_RESPONSE.
+    """
 
     def __init__(self, status: int, code: str, message: str, details: Any = None) -> None:
         super().__init__(f"[{code}] {message}")
@@ -78,11 +85,11 @@ class ValueApiClient:
 
     def predict(self, vf_id: str, phi: Union[Vector, Batch], version: Optional[int] = None) -> Dict[str, Any]:
         """Metric estimates: {"values": [...natural direction], "normalised": [...], "version": n}."""
-        return self._json("POST", self._path(vf_id, "predict", version), {"phi": _plain(phi)})
+        return self._json("POST", self._path(vf_id, "predict", version), {"phi": _plain(phi, "predict: phi")})
 
     def gradient(self, vf_id: str, phi: Union[Vector, Batch], version: Optional[int] = None) -> Dict[str, Any]:
         """Estimates plus "gradients": d(normalised, lower-is-better value)/d(phi), one row per phi."""
-        return self._json("POST", self._path(vf_id, "gradient", version), {"phi": _plain(phi)})
+        return self._json("POST", self._path(vf_id, "gradient", version), {"phi": _plain(phi, "gradient: phi")})
 
     def guide(
         self,
@@ -95,7 +102,10 @@ class ValueApiClient:
         version: Optional[int] = None,
     ) -> Dict[str, Any]:
         """Guided-ES descent direction (MetricOpt Eq. 3-4): step with phi <- phi - alpha * direction."""
-        body: Dict[str, Any] = {"phi": _plain(phi), "lossGradients": [_plain(g) for g in loss_gradients]}
+        body: Dict[str, Any] = {
+            "phi": _plain(phi, "guide: phi"),
+            "lossGradients": [_plain(g, f"guide: lossGradients[{i}]") for i, g in enumerate(loss_gradients)],
+        }
         if P is not None:
             body["P"] = P
         if sigma2 is not None:
@@ -113,9 +123,14 @@ class ValueApiClient:
         self, vf_id: str, rows: Batch, version: Optional[int] = None
     ) -> Tuple[List[float], List[List[float]], int]:
         """(values, gradients n x d, version) through the float32 form."""
+        n, d = _shape(rows, "gradient_binary")
         data, served = self._binary(self._path(vf_id, "gradient", version), rows)
-        n = len(rows)
-        d = len(rows[0])
+        if len(data) != n + n * d:
+            raise ValueApiError(
+                200,
+                "DIMENSION_MISMATCH",
+                f"gradient_binary: the answer has {len(data)} values, not n + n x d = {n + n * d}",
+            )
         gradients = [data[n + r * d : n + (r + 1) * d] for r in range(n)]
         return data[:n], gradients, served
 
@@ -139,12 +154,29 @@ class ValueApiClient:
     def _json(self, method: str, path: str, body: Any = None) -> Any:
         payload = None if body is None else json.dumps(body, allow_nan=False).encode("utf-8")
         status, _, data = self._send(method, path, payload, "application/json")
-        return json.loads(data)
+        try:
+            return json.loads(data)
+        except ValueError:
+            text = data[:80].decode("utf-8", "replace")
+            raise ValueApiError(
+                status, "INVALID_RESPONSE", f"{method} {path}: HTTP {status} with a body that is not JSON: {text!r}"
+            ) from None
 
     def _binary(self, path: str, rows: Batch) -> Tuple[List[float], int]:
-        flat = [float(x) for row in rows for x in row]
-        payload = struct.pack(f"<{len(flat)}f", *flat)
-        _, headers, data = self._send("POST", path, payload, "application/octet-stream")
+        _shape(rows, "binary")
+        flat = [x for row in _plain(rows, "binary: rows") for x in row]
+        try:
+            payload = struct.pack(f"<{len(flat)}f", *flat)
+        except OverflowError:
+            at = next(i for i, x in enumerate(flat) if abs(x) > FLOAT32_MAX)
+            raise ValueApiError(0, "NOT_FINITE", f"binary: value {flat[at]!r} is beyond the float32 range") from None
+        status, headers, data = self._send("POST", path, payload, "application/octet-stream")
+        if not headers.get("content-type", "").lower().startswith("application/octet-stream") or len(data) % 4:
+            raise ValueApiError(
+                status,
+                "INVALID_RESPONSE",
+                f"POST {path}: HTTP {status} with {len(data)} bytes of {headers.get('content-type')!r}, not float32 values",
+            )
         values = list(struct.unpack(f"<{len(data) // 4}f", data))
         return values, int(headers.get(VERSION_HEADER, "0"))
 
@@ -194,10 +226,33 @@ def _error(status: int, data: bytes) -> ValueApiError:
         return ValueApiError(status, f"HTTP_{status}", data[:200].decode("utf-8", "replace"))
 
 
-def _plain(x: Any) -> Any:
-    """Lists of floats from lists, tuples, or anything with .tolist() (numpy arrays, torch tensors)."""
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def _plain(x: Any, where: str) -> Any:
+    """Lists of finite floats from lists, tuples, or anything with .tolist() (numpy arrays, torch
+    tensors); a NaN, an infinity or a non-number raises ValueApiError (status 0) naming the entry."""
     if hasattr(x, "tolist"):
-        return x.tolist()
+        x = x.tolist()
     if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    return float(x)
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(x)]
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        raise ValueApiError(0, "INVALID_INPUT", f"{where} is {x!r}, not a number") from None
+    if not math.isfinite(f):
+        raise ValueApiError(0, "NOT_FINITE", f"{where} is {f!r}; JSON cannot carry it")
+    return f
+
+
+def _shape(rows: Any, op: str) -> Tuple[int, int]:
+    """(n, d) of n x d rows, all of one length d >= 1 (else DIMENSION_MISMATCH, status 0)."""
+    if hasattr(rows, "tolist"):
+        rows = rows.tolist()
+    try:
+        lengths = {len(r) for r in rows} if len(rows) else {0}
+    except TypeError:
+        raise ValueApiError(0, "INVALID_INPUT", f"{op}: rows must be a sequence of n rows of d numbers") from None
+    if len(lengths) != 1 or 0 in lengths:
+        raise ValueApiError(0, "DIMENSION_MISMATCH", f"{op}: rows must all have the same length >= 1, got {sorted(lengths)}")
+    return len(rows), lengths.pop()

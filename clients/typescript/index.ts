@@ -43,7 +43,12 @@ export interface CallOptions {
   version?: number;
 }
 
-/** An error answer of the API (status and stable code), or a failure after the last retry. */
+/**
+ * An error answer of the API (status and stable code), a failure after the last retry (status
+ * 0, NETWORK), a bad argument caught before sending (status 0, the code the server would give:
+ * NOT_FINITE, DIMENSION_MISMATCH), or a success status whose body is not what the route answers
+ * (INVALID_RESPONSE).
+ */
 export class ValueApiError extends Error {
   constructor(
     readonly status: number,
@@ -104,17 +109,19 @@ export class ValueApiClient {
   }
 
   /** Metric estimates (natural direction, and normalised) at one phi or a batch. */
-  predict(id: string, phi: number[] | number[][], options: CallOptions = {}): Promise<PredictResponse> {
-    return this.json('POST', this.path(id, 'predict', options), { phi });
+  async predict(id: string, phi: number[] | number[][], options: CallOptions = {}): Promise<PredictResponse> {
+    return this.json('POST', this.path(id, 'predict', options), { phi: finitePhi('predict', 'phi', phi) });
   }
 
   /** Estimates and d(normalised, lower-is-better value)/d(phi). */
-  gradient(id: string, phi: number[] | number[][], options: CallOptions = {}): Promise<GradientResponse> {
-    return this.json('POST', this.path(id, 'gradient', options), { phi });
+  async gradient(id: string, phi: number[] | number[][], options: CallOptions = {}): Promise<GradientResponse> {
+    return this.json('POST', this.path(id, 'gradient', options), { phi: finitePhi('gradient', 'phi', phi) });
   }
 
   /** The Guided-ES descent direction at phi: step with phi <- phi - alpha * direction. */
-  guide(id: string, request: GuideRequest, options: CallOptions = {}): Promise<GuideResponse> {
+  async guide(id: string, request: GuideRequest, options: CallOptions = {}): Promise<GuideResponse> {
+    finitePhi('guide', 'phi', request.phi);
+    finitePhi('guide', 'lossGradients', request.lossGradients);
     return this.json('POST', this.path(id, 'guide', options), request);
   }
 
@@ -124,10 +131,28 @@ export class ValueApiClient {
     return { values: data, version };
   }
 
-  /** gradient in the binary form: `phis` is n x d row-major, `d` the value function's dimension. */
+  /**
+   * gradient in the binary form: `phis` is n x d row-major, `d` the value function's dimension.
+   * A `d` that does not divide `phis`, or that is not the value function's (the answer then
+   * has another length than n + n x d), throws DIMENSION_MISMATCH instead of slicing wrongly.
+   */
   async gradientBinary(id: string, phis: Float32Array, d: number, options: CallOptions = {}): Promise<BinaryGradient> {
+    if (!Number.isInteger(d) || d < 1 || phis.length % d !== 0) {
+      throw new ValueApiError(
+        0,
+        'DIMENSION_MISMATCH',
+        `gradientBinary: ${phis.length} values are not whole rows of d = ${d}`,
+      );
+    }
     const { data, version } = await this.binary(this.path(id, 'gradient', options), phis);
     const n = phis.length / d;
+    if (data.length !== n + n * d) {
+      throw new ValueApiError(
+        200,
+        'DIMENSION_MISMATCH',
+        `gradientBinary: the answer has ${data.length} values, not n + n x d = ${n + n * d} for d = ${d}: d is not the dimension of value function '${id}'`,
+      );
+    }
     return { values: data.subarray(0, n), gradients: data.subarray(n), version };
   }
 
@@ -143,13 +168,30 @@ export class ValueApiClient {
       body === undefined ? undefined : JSON.stringify(body),
       'application/json',
     );
-    return (await res.json()) as T;
+    const text = await res.text();
+    try {
+      return JSON.parse(text) as T;
+    } catch {
+      throw new ValueApiError(
+        res.status,
+        'INVALID_RESPONSE',
+        `${method} ${path}: HTTP ${res.status} with a body that is not JSON: ${JSON.stringify(text.slice(0, 80))}`,
+      );
+    }
   }
 
   private async binary(path: string, phis: Float32Array): Promise<{ data: Float32Array; version: number }> {
     const bytes = new Uint8Array(phis.buffer, phis.byteOffset, phis.byteLength);
     const res = await this.send('POST', path, bytes, 'application/octet-stream');
     const buffer = await res.arrayBuffer();
+    const type = res.headers.get('content-type') ?? '';
+    if (!type.toLowerCase().startsWith('application/octet-stream') || buffer.byteLength % 4 !== 0) {
+      throw new ValueApiError(
+        res.status,
+        'INVALID_RESPONSE',
+        `POST ${path}: HTTP ${res.status} with ${buffer.byteLength} bytes of '${type}', not float32 values`,
+      );
+    }
     const data = new Float32Array(buffer.byteLength / 4);
     const view = new DataView(buffer);
     for (let i = 0; i < data.length; i++) data[i] = view.getFloat32(i * 4, true);
@@ -200,6 +242,27 @@ async function toError(res: Response): Promise<ValueApiError> {
   } catch {
     return new ValueApiError(res.status, `HTTP_${res.status}`, text.slice(0, 200) || res.statusText);
   }
+}
+
+/**
+ * phi (or rows of it) as given, after checking that every entry is a finite number: JSON has no
+ * NaN or Infinity, and JSON.stringify would send them as null (the server would then answer a
+ * puzzling INVALID_BODY). Throws NOT_FINITE naming the entry, before anything is sent.
+ */
+function finitePhi<T extends readonly number[] | readonly (readonly number[])[]>(op: string, name: string, phi: T): T {
+  for (let r = 0; r < phi.length; r++) {
+    const row = phi[r];
+    if (Array.isArray(row)) {
+      for (let i = 0; i < row.length; i++) {
+        if (!Number.isFinite(row[i])) {
+          throw new ValueApiError(0, 'NOT_FINITE', `${op}: ${name}[${r}][${i}] is ${row[i]}; JSON cannot carry it`);
+        }
+      }
+    } else if (!Number.isFinite(row)) {
+      throw new ValueApiError(0, 'NOT_FINITE', `${op}: ${name}[${r}] is ${row}; JSON cannot carry it`);
+    }
+  }
+  return phi;
 }
 
 function sleep(ms: number): Promise<void> {

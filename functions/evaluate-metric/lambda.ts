@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { parseS3Url, S3ObjectStore } from '../../shared/adapters/object-store.s3.js';
 import { SqsQueue } from '../../shared/adapters/queue.sqs.js';
+import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-module.worker-thread.js';
 import { createEvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
 import { parseEvaluateMetricEnv } from './config.js';
 import { createEvaluateMetricHandler, type EvaluateMetricDeps } from './handler.js';
@@ -23,7 +24,10 @@ async function wire(): Promise<EvaluateMetricDeps> {
         forcePathStyle: env.METRICOPT_S3_FORCE_PATH_STYLE,
       })
     : new FsObjectStore(env.METRICOPT_STORE);
-  const registry = await createEvaluatorRegistry(evaluators);
+  // User modules run in worker threads: the evaluator timeout then holds for synchronous code too.
+  const registry = await createEvaluatorRegistry(evaluators, {
+    loadModule: (path) => loadEvaluatorModuleInWorker(path),
+  });
   if (!registry.ok) throw registry.error;
   const dlq = new SqsQueue({
     client: new SQSClient({}),

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { type Context, Hono } from 'hono';
-import { guideRequestSchema, versionQuerySchema } from '../../shared/schemas/api.js';
+import { versionQuerySchema } from '../../shared/schemas/api.js';
 import type { GuidanceService } from '../../shared/use-cases/serve-guidance.js';
 import { DomainError, type Result } from '../../shared/util/result.js';
 import { LIBRARY_VERSION } from '../../shared/version.js';
@@ -8,9 +8,17 @@ import type { Authenticate } from './auth.js';
 import { parseJson, readBody } from './body.js';
 import { ApiError, ApiErrorCode, errorResponse, statusOf } from './errors.js';
 import { header } from './header.js';
-import { buildOpenApiDocument } from './openapi.js';
-import { guideAnswer, isBinaryType, type PhiOp, phiAnswerHeaders, readPhiInput, writePhiAnswer } from './phi-routes.js';
-import { requireJson, validate } from './validate.js';
+import { type AuthMode, buildOpenApiDocument } from './openapi.js';
+import {
+  guideAnswer,
+  isBinaryType,
+  type PhiOp,
+  phiAnswerHeaders,
+  readPhiInput,
+  SPARE_CONTAINERS,
+  writePhiAnswer,
+} from './phi-routes.js';
+import { checkGuideBody, requireJson } from './validate.js';
 
 export interface ValueApiOptions {
   service: GuidanceService;
@@ -20,7 +28,23 @@ export interface ValueApiOptions {
   maxBodyBytes: number;
   /** Structured log sink for real faults (500s); one JSON object per call. */
   log?: (entry: Record<string, unknown>) => void;
+  /** What the OpenAPI document declares as the /v1 routes' security (default api-key). */
+  authMode?: AuthMode;
+  /**
+   * Which Host headers the /v1 routes accept (403 HOST_NOT_ALLOWED otherwise); all when omitted.
+   * The Node server sets it when auth is off (see localHostCheck).
+   */
+  hostAllowed?: (host: string | undefined) => boolean;
 }
+
+/** The routes and their methods, for 405 answers (with Allow) to the other methods. */
+const ROUTES: readonly [RegExp, string][] = [
+  [/^\/healthz$/, 'GET'],
+  [/^\/openapi\.json$/, 'GET'],
+  [/^\/v1\/value-functions$/, 'GET'],
+  [/^\/v1\/value-functions\/[^/]+$/, 'GET'],
+  [/^\/v1\/value-functions\/[^/]+\/(predict|gradient|guide)$/, 'POST'],
+];
 
 /**
  * Fresh headers per response: @hono/node-server adds Content-Length to the object it is given,
@@ -37,21 +61,34 @@ const jsonHeaders = (): Record<string, string> => ({ 'content-type': 'applicatio
  * failure, to this app.
  */
 export function createValueApi(options: ValueApiOptions): Hono {
-  const { service, authenticate, maxBodyBytes } = options;
+  const { service, authenticate, maxBodyBytes, hostAllowed } = options;
   const log = options.log ?? ((entry) => process.stderr.write(`${JSON.stringify(entry)}\n`));
   const app = new Hono();
   let openApi: string | undefined;
   const health = JSON.stringify({ status: 'ok', version: LIBRARY_VERSION });
 
-  app.get('/healthz', () => new Response(health, { headers: jsonHeaders() }));
+  app.get('/healthz', () => {
+    const invalidCheckpoints = service.catalog.invalidCheckpoints();
+    const body =
+      invalidCheckpoints.length === 0
+        ? health
+        : JSON.stringify({ status: 'ok', version: LIBRARY_VERSION, details: { invalidCheckpoints } });
+    return new Response(body, { headers: jsonHeaders() });
+  });
   app.get('/openapi.json', () => {
-    openApi ??= JSON.stringify(buildOpenApiDocument());
+    openApi ??= JSON.stringify(buildOpenApiDocument(options.authMode));
     return new Response(openApi, { headers: jsonHeaders() });
   });
 
   // Checked at the top of each /v1 handler rather than in a middleware: one function call
   // instead of an extra async step per request on the hot routes.
   const authorize = (c: Context) => {
+    if (hostAllowed !== undefined && !hostAllowed(header(c, 'host'))) {
+      throw new ApiError(
+        ApiErrorCode.hostNotAllowed,
+        'with auth off only localhost and IP-address Host headers are accepted (configure an API key to serve a name)',
+      );
+    }
     if (!authenticate(c)) {
       throw new ApiError(ApiErrorCode.unauthorized, 'a valid API key is required (Authorization: Bearer <key>)');
     }
@@ -75,7 +112,7 @@ export function createValueApi(options: ValueApiOptions): Hono {
     const type = header(c, 'content-type');
     const binary = isBinaryType(type);
     if (!binary) requireJson(type, op, true);
-    const input = readPhiInput(op, binary, await readBody(c, maxBodyBytes));
+    const input = readPhiInput(op, binary, await readBody(c, maxBodyBytes), service.limits.maxRows);
     const id = c.req.param('id') as string;
     const result = unwrap(
       op === 'predict'
@@ -91,13 +128,26 @@ export function createValueApi(options: ValueApiOptions): Hono {
   app.post('/v1/value-functions/:id/guide', async (c) => {
     authorize(c);
     requireJson(header(c, 'content-type'), 'guide');
-    const body = parseJson(await readBody(c, maxBodyBytes));
-    const request = validate('guide', guideRequestSchema, body);
+    const bytes = await readBody(c, maxBodyBytes);
+    const request = checkGuideBody(parseJson(bytes, { op: 'guide', maxContainers: SPARE_CONTAINERS }));
     const r = unwrap(await service.guide(c.req.param('id'), versionOf(c), request));
     return new Response(guideAnswer(r), { headers: jsonHeaders() });
   });
 
-  app.notFound((c) => errorResponse(404, ApiErrorCode.notFound, `no route ${c.req.method} ${c.req.path}`));
+  app.notFound((c) => {
+    const path = c.req.path;
+    const route = ROUTES.find(([pattern]) => pattern.test(path));
+    if (route !== undefined) {
+      const allow = route[1] === 'GET' ? ['GET', 'HEAD'] : [route[1]];
+      return errorResponse(
+        405,
+        ApiErrorCode.methodNotAllowed,
+        `${c.req.method} is not allowed on ${path.slice(0, 200)}; use ${route[1]}`,
+        { allow },
+      );
+    }
+    return errorResponse(404, ApiErrorCode.notFound, `no route ${c.req.method} ${path.slice(0, 200)}`);
+  });
 
   app.onError((e, c) => {
     if (e instanceof DomainError) {
@@ -132,8 +182,11 @@ function versionOf(c: Context): number | undefined {
   const raw = c.req.query('version');
   if (raw === undefined) return undefined;
   const parsed = versionQuerySchema.safeParse(raw);
-  if (!parsed.success || raw.trim() === '') {
-    throw new ApiError(ApiErrorCode.invalidQuery, `version must be a positive integer, got '${raw.slice(0, 40)}'`);
+  if (!parsed.success) {
+    throw new ApiError(
+      ApiErrorCode.invalidQuery,
+      `version must be a positive integer in plain decimal digits, got '${raw.slice(0, 40)}'`,
+    );
   }
   return parsed.data;
 }

@@ -57,3 +57,22 @@ export const iamAuth: Authenticate = (c) => {
 };
 
 export const noAuth: Authenticate = () => true;
+
+/**
+ * The Host check of a server with auth off, against DNS rebinding (a web page on a name that
+ * resolves to 127.0.0.1 would otherwise reach the API from the browser): accepts `localhost`
+ * and `*.localhost`, IP literals (`127.0.0.1`, `[::1]`) and the names given (the host the server
+ * listens on), with any port; a request without Host is refused.
+ */
+export function localHostCheck(names: readonly string[] = []): (host: string | undefined) => boolean {
+  const allowed = new Set(names.map((n) => n.toLowerCase()));
+  return (host) => {
+    if (host === undefined || host.length > 255) return false;
+    const h = host.toLowerCase();
+    if (h.startsWith('[')) return /^\[[0-9a-f:.]+\](:\d{1,5})?$/.test(h);
+    const name = h.replace(/:\d{1,5}$/, '');
+    return (
+      name === 'localhost' || name.endsWith('.localhost') || /^\d{1,3}(\.\d{1,3}){3}$/.test(name) || allowed.has(name)
+    );
+  };
+}

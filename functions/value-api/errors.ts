@@ -11,6 +11,10 @@ export const ApiErrorCode = {
   payloadTooLarge: 'PAYLOAD_TOO_LARGE',
   unauthorized: 'UNAUTHORIZED',
   notFound: 'NOT_FOUND',
+  methodNotAllowed: 'METHOD_NOT_ALLOWED',
+  hostNotAllowed: 'HOST_NOT_ALLOWED',
+  /** The client went away before its body arrived; answered (to nobody) and not logged. */
+  requestAborted: 'REQUEST_ABORTED',
   internal: 'INTERNAL',
 } as const;
 
@@ -23,12 +27,17 @@ const statusByCode: Record<string, ContentfulStatusCode> = {
   [ApiErrorCode.payloadTooLarge]: 413,
   [ApiErrorCode.unauthorized]: 401,
   [ApiErrorCode.notFound]: 404,
+  [ApiErrorCode.methodNotAllowed]: 405,
+  [ApiErrorCode.hostNotAllowed]: 403,
+  [ApiErrorCode.requestAborted]: 400,
   [ServeErrorCode.dimensionMismatch]: 400,
   [ServeErrorCode.emptyBatch]: 400,
   [ServeErrorCode.notFinite]: 400,
   [ServeErrorCode.tooManyRows]: 413,
   [ServeErrorCode.valueFunctionNotFound]: 404,
   [ServeErrorCode.versionNotFound]: 404,
+  // A pinned version that cannot be served; it was logged once when first found (serve-guidance.ts).
+  [ServeErrorCode.checkpointInvalid]: 500,
 };
 
 /** An expected failure at the edge (bad request, auth, size); becomes a 4xx JSON error. */
@@ -51,5 +60,7 @@ export function errorBody(code: string, message: string, details?: unknown): str
 export function errorResponse(status: number, code: string, message: string, details?: unknown): Response {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (status === 401) headers['www-authenticate'] = 'Bearer';
+  const allow = (details as { allow?: unknown } | undefined)?.allow;
+  if (status === 405 && Array.isArray(allow)) headers.allow = allow.join(', ');
   return new Response(errorBody(code, message, details), { status, headers });
 }

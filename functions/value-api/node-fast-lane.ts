@@ -15,6 +15,8 @@ export interface FastLaneOptions {
   maxBodyBytes: number;
   /** The Authorization header test of the configured API keys, or one that accepts all (auth off). */
   authorization: AuthorizationCheck;
+  /** The app's Host rule, when it has one (auth off): a Host it refuses goes to the app (403). */
+  hostAllowed?: (host: string | undefined) => boolean;
   /** The Hono app's Node listener: everything the lane does not answer itself goes there. */
   fallback: NodeListener;
 }
@@ -37,15 +39,16 @@ const HOT_ROUTE =
  * body of the plain shape is read by phi-json.ts straight into float32 rows. Handed
  * on: other routes and methods, a query other than `?version=N`, a failed auth check, a
  * content type that is neither JSON nor binary, a body without Content-Length or over the limit,
- * a checkpoint not yet compiled (Hono waits for it to load), and every request whose body or
- * use-case call fails. test/value-api/fast-paths.test.ts checks that a server with the lane
+ * a checkpoint not yet compiled (Hono waits for it to load), a JSON body phi-json.ts declines
+ * (Hono parses it once, instead of this lane and then Hono each parsing it), and every request
+ * whose body or use-case call fails. test/value-api/fast-paths.test.ts checks that a server with the lane
  * and one without it answer the same bytes.
  *
  * Returns a listener that answers true when it took the request.
  */
 export function createFastLane(options: FastLaneOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { service, maxBodyBytes, authorization, fallback } = options;
-  const hosts = new HostCheck();
+  const { service, maxBodyBytes, authorization, hostAllowed, fallback } = options;
+  const hosts = new HostCheck(hostAllowed);
 
   const handOver = (req: IncomingMessage & PreRead, res: ServerResponse, body: Uint8Array) => {
     req[preReadBody] = body;
@@ -63,9 +66,15 @@ export function createFastLane(options: FastLaneOptions): (req: IncomingMessage,
     try {
       const served = service.catalog.cached(id, version);
       if (served === undefined) return undefined;
-      const rows = binary ? undefined : readPhiJson(body, served.compiled.d, service.limits.maxRows);
-      const input: PhiInput =
-        rows === undefined ? readPhiInput(op, binary, body) : { kind: 'float32', data: rows.data, single: rows.single };
+      let input: PhiInput;
+      if (binary) input = readPhiInput(op, true, body, service.limits.maxRows);
+      else {
+        // A JSON body the reader declines is rare when valid, and answered by Hono either way
+        // when not: parsing it here as well would double the cost of a hostile body.
+        const rows = readPhiJson(body, served.compiled.d, service.limits.maxRows);
+        if (rows === undefined) return undefined;
+        input = { kind: 'float32', data: rows.data, single: rows.single };
+      }
       const result = op === 'predict' ? service.predictOn(served, input) : service.gradientOn(served, input);
       return result.ok ? writePhiAnswer(result.value, binary) : undefined;
     } catch {
@@ -127,13 +136,17 @@ export function createFastLane(options: FastLaneOptions): (req: IncomingMessage,
 
 /**
  * The Host check @hono/node-server makes (it builds the request URL from Host and answers 400
- * when the name does not survive URL parsing), done once per distinct Host and remembered.
+ * when the name does not survive URL parsing), plus the app's own Host rule when it has one,
+ * done once per distinct Host and remembered.
  */
 class HostCheck {
   private readonly good = new Set<string>();
 
+  constructor(private readonly allowed?: (host: string | undefined) => boolean) {}
+
   ok(host: string): boolean {
     if (this.good.has(host)) return true;
+    if (this.allowed !== undefined && !this.allowed(host)) return false;
     try {
       const url = new URL(`http://${host}/`);
       if (url.hostname.length !== host.length && url.hostname !== host.replace(/:\d+$/, '')) return false;

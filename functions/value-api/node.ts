@@ -1,8 +1,9 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
-import { apiKeyCheck } from './auth.js';
+import { apiKeyCheck, localHostCheck } from './auth.js';
 import { createFastLane } from './node-fast-lane.js';
+import { errorBody } from './errors.js';
 import { buildValueApi, type ValueApiSettings } from './service.js';
 
 export interface NodeServerOptions extends ValueApiSettings {
@@ -13,6 +14,28 @@ export interface NodeServerOptions extends ValueApiSettings {
    * default true). Off, every request goes through Hono; the answers are the same.
    */
   fastLane?: boolean;
+  /**
+   * Longest time a request may take to arrive, headers and body (default 30 s; Node's own is
+   * 300 s): a slow upload holds up to --max-body-bytes for this long. Past it: 408.
+   */
+  requestTimeoutMs?: number;
+  /** Most open connections; further ones are closed at once (default 1024). */
+  maxConnections?: number;
+}
+
+/**
+ * The answer to bytes that are not an HTTP request (or a request too slow or with too large
+ * headers), written by this server instead of Node's empty 400 so that every error is JSON.
+ */
+function clientErrorResponse(code: string | undefined): string {
+  const [status, reason, errorCode, message] =
+    code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'HEADERS_TOO_LARGE', 'request headers are too large']
+      : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'REQUEST_TIMEOUT', 'the request did not arrive in time']
+        : [400, 'Bad Request', 'MALFORMED_REQUEST', 'the request is not valid HTTP/1.1'];
+  const body = errorBody(errorCode, message);
+  return `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`;
 }
 
 export interface RunningServer {
@@ -34,8 +57,10 @@ export interface RunningServer {
  * request on the connection (bounded by its requestTimeout).
  */
 export function startValueApiServer(options: NodeServerOptions): Promise<RunningServer> {
-  const { app, service } = buildValueApi(options);
   const hostname = options.hostname ?? '127.0.0.1';
+  // Auth off: only local and IP Host headers (DNS rebinding); a keyed server takes any name.
+  const hostAllowed = options.hostAllowed ?? (options.auth.mode === 'none' ? localHostCheck([hostname]) : undefined);
+  const { app, service } = buildValueApi({ ...options, ...(hostAllowed ? { hostAllowed } : {}) });
   const hono = getRequestListener(app.fetch, { hostname, autoCleanupIncoming: false });
   const lane =
     options.fastLane === false || options.auth.mode === 'iam'
@@ -44,9 +69,23 @@ export function startValueApiServer(options: NodeServerOptions): Promise<Running
           service,
           maxBodyBytes: options.maxBodyBytes,
           authorization: options.auth.mode === 'api-key' ? apiKeyCheck(options.auth.hashes) : () => true,
+          ...(hostAllowed ? { hostAllowed } : {}),
           fallback: hono,
         });
-  const server = createServer(lane === undefined ? hono : (req, res) => lane(req, res) || hono(req, res));
+  const requestTimeout = options.requestTimeoutMs ?? 30_000;
+  const server = createServer(
+    // Node checks the request timeout every connectionsCheckingInterval (default 30 s).
+    { requestTimeout, connectionsCheckingInterval: Math.max(10, Math.min(1000, requestTimeout / 4)) },
+    lane === undefined ? hono : (req, res) => lane(req, res) || hono(req, res),
+  );
+  server.maxConnections = options.maxConnections ?? 1024;
+  server.on('clientError', (e: NodeJS.ErrnoException, socket) => {
+    if (e.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    socket.end(clientErrorResponse(e.code));
+  });
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, hostname, () => {

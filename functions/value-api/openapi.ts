@@ -14,8 +14,11 @@ import {
 } from '../../shared/schemas/api.js';
 import { LIBRARY_VERSION } from '../../shared/version.js';
 
+/** How the /v1 routes are guarded; the document declares exactly that (nothing when off). */
+export type AuthMode = 'api-key' | 'iam' | 'none';
+
 /** The OpenAPI 3 document, generated from the zod schemas in shared/schemas/api.ts. */
-export function buildOpenApiDocument(): Record<string, unknown> {
+export function buildOpenApiDocument(auth: AuthMode = 'api-key'): Record<string, unknown> {
   const components = [
     predictRequestSchema,
     predictResponseSchema,
@@ -42,12 +45,18 @@ export function buildOpenApiDocument(): Record<string, unknown> {
     Object.fromEntries(
       statuses.map((s) => [String(s), { description: errorText[s], content: json(errorResponseSchema) }]),
     );
+  const scheme = auth === 'iam' ? 'sigv4' : 'bearer';
+  // Auth off: no security requirement and no 401; otherwise each /v1 route needs the scheme.
+  const guarded = (...statuses: number[]) =>
+    auth === 'none'
+      ? { responses: errors(...statuses, 500) }
+      : { security: [{ [scheme]: [] }], responses: errors(...[...statuses, 401].sort(), 500) };
   const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
   const versionParam = {
     name: 'version',
     in: 'query',
     required: false,
-    description: 'Pin a checkpoint version; the latest when omitted.',
+    description: 'Pin a checkpoint version (plain decimal digits); the newest servable one when omitted.',
     schema: { type: 'integer', minimum: 1 },
   };
   const binary = {
@@ -65,41 +74,43 @@ export function buildOpenApiDocument(): Record<string, unknown> {
   const versionHeader = {
     [VERSION_HEADER]: { description: 'Checkpoint version that answered.', schema: { type: 'integer' } },
   };
-  const batchRoute = (summary: string, request: z.ZodType, response: z.ZodType) => ({
-    post: {
-      summary,
-      security: [{ bearer: [] }],
-      parameters: [idParam, versionParam],
-      requestBody: { required: true, content: { ...json(request), ...binary } },
-      responses: {
-        200: {
-          description: 'OK',
-          headers: versionHeader,
-          content: { ...json(response), ...binaryAnswer },
+  const batchRoute = (summary: string, request: z.ZodType, response: z.ZodType) => {
+    const { responses, ...security } = guarded(400, 404, 413, 415);
+    return {
+      post: {
+        summary,
+        ...security,
+        parameters: [idParam, versionParam],
+        requestBody: { required: true, content: { ...json(request), ...binary } },
+        responses: {
+          200: {
+            description: 'OK',
+            headers: versionHeader,
+            content: { ...json(response), ...binaryAnswer },
+          },
+          ...responses,
         },
-        ...errors(400, 401, 404, 413, 415),
       },
-    },
-  });
+    };
+  };
+  const get = (summary: string, response: z.ZodType, statuses: number[], parameters: unknown[] = []) => {
+    const { responses, ...security } = guarded(...statuses);
+    return {
+      get: {
+        summary,
+        ...security,
+        ...(parameters.length > 0 ? { parameters } : {}),
+        responses: { 200: { description: 'OK', content: json(response) }, ...responses },
+      },
+    };
+  };
+  const guide = guarded(400, 404, 413, 415);
   const paths = {
     '/healthz': {
       get: { summary: 'Liveness', responses: { 200: { description: 'OK', content: json(healthResponseSchema) } } },
     },
-    '/v1/value-functions': {
-      get: {
-        summary: 'List value functions',
-        security: [{ bearer: [] }],
-        responses: { 200: { description: 'OK', content: json(valueFunctionListResponseSchema) }, ...errors(401) },
-      },
-    },
-    '/v1/value-functions/{id}': {
-      get: {
-        summary: 'Describe one value function',
-        security: [{ bearer: [] }],
-        parameters: [idParam],
-        responses: { 200: { description: 'OK', content: json(valueFunctionSummarySchema) }, ...errors(401, 404) },
-      },
-    },
+    '/v1/value-functions': get('List value functions', valueFunctionListResponseSchema, []),
+    '/v1/value-functions/{id}': get('Describe one value function', valueFunctionSummarySchema, [404], [idParam]),
     '/v1/value-functions/{id}/predict': batchRoute(
       'Metric estimates at one phi or a batch',
       predictRequestSchema,
@@ -113,10 +124,10 @@ export function buildOpenApiDocument(): Record<string, unknown> {
     '/v1/value-functions/{id}/guide': {
       post: {
         summary: 'Guided-ES descent direction (MetricOpt Eq. 3-4)',
-        security: [{ bearer: [] }],
+        ...(guide.security === undefined ? {} : { security: guide.security }),
         parameters: [idParam, versionParam],
         requestBody: { required: true, content: json(guideRequestSchema) },
-        responses: { 200: { description: 'OK', content: json(guideResponseSchema) }, ...errors(400, 401, 404, 413) },
+        responses: { 200: { description: 'OK', content: json(guideResponseSchema) }, ...guide.responses },
       },
     },
   };
@@ -129,7 +140,7 @@ export function buildOpenApiDocument(): Record<string, unknown> {
         'Estimates of a black-box metric, their gradients and Guided-ES directions from a learned value function.',
     },
     paths,
-    components: { schemas, securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+    components: { schemas, ...(auth === 'none' ? {} : { securitySchemes: { [scheme]: securitySchemes[scheme] } }) },
   };
 }
 
@@ -139,10 +150,22 @@ function idOf(schema: z.ZodType): string {
   return id;
 }
 
+const securitySchemes = {
+  bearer: { type: 'http', scheme: 'bearer' },
+  // OpenAPI 3.0 has no SigV4 scheme: the API Gateway convention, a signed Authorization header.
+  sigv4: {
+    type: 'apiKey',
+    in: 'header',
+    name: 'Authorization',
+    description: 'AWS Signature Version 4 (service lambda), checked by the function URL (AuthType AWS_IAM).',
+  },
+} as const;
+
 const errorText: Record<number, string> = {
-  400: 'Malformed body, wrong dimension, non-finite number or empty batch',
+  400: 'Malformed body, wrong dimension, non-finite number, empty batch or malformed query',
   401: 'Missing or invalid API key',
   404: 'Unknown value function or version',
   413: 'Body or batch too large',
-  415: 'Unsupported content type',
+  415: 'Missing or unsupported content type',
+  500: 'A checkpoint that cannot be served (CHECKPOINT_INVALID) or an internal fault (INTERNAL)',
 };

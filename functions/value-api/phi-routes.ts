@@ -1,4 +1,4 @@
-import { BINARY_CONTENT_TYPE, predictRequestSchema, VERSION_HEADER } from '../../shared/schemas/api.js';
+import { BINARY_CONTENT_TYPE, VERSION_HEADER } from '../../shared/schemas/api.js';
 import type {
   BatchResult,
   GradientResult,
@@ -9,7 +9,7 @@ import type {
 import { slabFloat32 } from '../../shared/util/slab.js';
 import { float32Bytes, parseFloat32, parseJson } from './body.js';
 import { JsonBytes } from './json-bytes.js';
-import { plainPhi, validate } from './validate.js';
+import { checkPhiBody, mediaType } from './validate.js';
 
 /**
  * The hot routes, `predict` and `gradient`, minus the transport: the body's bytes in, the
@@ -31,18 +31,24 @@ export interface PhiAnswer {
 
 /** True when the content type asks for the binary form (else the body is JSON). */
 export function isBinaryType(type: string | undefined): boolean {
-  return type?.startsWith(BINARY_CONTENT_TYPE) === true;
+  // The common exact spelling first (hot path), then any case and parameters.
+  return type === BINARY_CONTENT_TYPE || (type !== undefined && mediaType(type) === BINARY_CONTENT_TYPE);
 }
 
 /**
- * phi from a request body: packed float32 rows, or JSON checked by the hand-written fast check
- * and, when that declines, by the zod schema (which words the 400).
+ * phi from a request body: packed float32 rows, or JSON checked by `checkPhiBody` (a plain loop
+ * for the common valid shape and for the first bad element, the zod schema for the rest).
  */
-export function readPhiInput(op: PhiOp, binary: boolean, bytes: Uint8Array): PhiInput {
+export function readPhiInput(op: PhiOp, binary: boolean, bytes: Uint8Array, maxRows: number): PhiInput {
   if (binary) return { kind: 'float32', data: parseFloat32(bytes, op) };
-  const body = parseJson(bytes);
-  return { kind: 'json', phi: plainPhi(body) ?? validate(op, predictRequestSchema, body).phi };
+  return { kind: 'json', phi: checkPhiBody(op, parseJson(bytes, { op, maxContainers: maxRows + SPARE_CONTAINERS })) };
 }
+
+/**
+ * Arrays and objects a JSON body may hold beyond one per row (the body, phi, and a few in keys
+ * the schema ignores); `guide` needs 3 + 16 (MAX_GUIDE_GRADIENTS) at most and is allowed this many.
+ */
+export const SPARE_CONTAINERS = 64;
 
 /** The answer to a computed predict/gradient, in the form the request used. */
 export function writePhiAnswer(result: BatchResult | GradientResult, binary: boolean): PhiAnswer {

@@ -11,11 +11,19 @@ export interface ValueApiSettings {
   maxRows: number;
   refreshMs: number;
   log?: (entry: Record<string, unknown>) => void;
+  /** Which Host headers /v1 accepts (all when omitted); the Node server sets it when auth is off. */
+  hostAllowed?: (host: string | undefined) => boolean;
 }
 
 /** Wires a store, the use-cases and the auth mode into the app (once per process). */
 export function buildValueApi(settings: ValueApiSettings): { app: Hono; service: GuidanceService } {
-  const catalog = new ValueFunctionCatalog(settings.store, { refreshIntervalMs: settings.refreshMs });
+  const log = settings.log ?? ((entry) => process.stderr.write(`${JSON.stringify(entry)}\n`));
+  const catalog = new ValueFunctionCatalog(settings.store, {
+    refreshIntervalMs: settings.refreshMs,
+    // Once per bad version: unpinned requests are served the newest good one meanwhile.
+    onInvalidCheckpoint: (invalid) =>
+      log({ level: 'warn', msg: 'value-api: checkpoint version skipped, it cannot be served', ...invalid }),
+  });
   const service = new GuidanceService(catalog, { maxRows: settings.maxRows });
   const authenticate: Authenticate =
     settings.auth.mode === 'api-key'
@@ -27,7 +35,9 @@ export function buildValueApi(settings: ValueApiSettings): { app: Hono; service:
     service,
     authenticate,
     maxBodyBytes: settings.maxBodyBytes,
-    ...(settings.log ? { log: settings.log } : {}),
+    log,
+    authMode: settings.auth.mode,
+    ...(settings.hostAllowed ? { hostAllowed: settings.hostAllowed } : {}),
   });
   return { app, service };
 }

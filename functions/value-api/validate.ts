@@ -1,22 +1,41 @@
 import type { z } from 'zod';
-import { BINARY_CONTENT_TYPE } from '../../shared/schemas/api.js';
+import {
+  BINARY_CONTENT_TYPE,
+  type GuideRequest,
+  guideRequestSchema,
+  MAX_GUIDE_GRADIENTS,
+  predictRequestSchema,
+} from '../../shared/schemas/api.js';
+import { ServeErrorCode } from '../../shared/use-cases/serve-guidance.js';
 import { ApiError, ApiErrorCode } from './errors.js';
 
-/** `application/json` and `application/<x>+json`, with or without parameters. */
-const JSON_CONTENT_TYPE = /^application\/(.+\+)?json\b/i;
-
-/** True for a JSON content type or none (read as JSON). */
-export function isJsonType(type: string | undefined): boolean {
-  return type === undefined || JSON_CONTENT_TYPE.test(type);
+/**
+ * The media type of a Content-Type value without its parameters, lower-cased (type and subtype
+ * are case-insensitive, RFC 9110 8.3.1): `Application/JSON; charset=utf-8` is `application/json`.
+ */
+export function mediaType(type: string): string {
+  const semicolon = type.indexOf(';');
+  return (semicolon === -1 ? type : type.slice(0, semicolon)).trim().toLowerCase();
 }
 
-/** JSON (or no content type, read as JSON); anything else is 415. */
+/** `application/json` and `application/<x>+json`, exactly (after mediaType). */
+const JSON_MEDIA_TYPE = /^application\/([a-z0-9!#$&^_.-]+\+)?json$/;
+
+/** True for a JSON content type. A request without one is not read as JSON (415). */
+export function isJsonType(type: string | undefined): boolean {
+  if (type === 'application/json') return true; // the common spelling, without the parsing
+  return type !== undefined && JSON_MEDIA_TYPE.test(mediaType(type));
+}
+
+/** JSON; anything else, or no Content-Type at all, is 415. */
 export function requireJson(type: string | undefined, op: string, binaryToo = false): void {
   if (isJsonType(type)) return;
   const accepted = binaryToo ? `application/json or ${BINARY_CONTENT_TYPE}` : 'application/json';
   throw new ApiError(
     ApiErrorCode.unsupportedMediaType,
-    `${op}: content type '${(type as string).slice(0, 80)}' is not supported; send ${accepted}`,
+    type === undefined
+      ? `${op}: the request has no Content-Type; send ${accepted}`
+      : `${op}: content type '${type.slice(0, 80)}' is not supported; send ${accepted}`,
   );
 }
 
@@ -38,15 +57,15 @@ export function validate<S extends z.ZodType>(op: string, schema: S, body: unkno
  * The common, valid case of predictRequestSchema (`{ phi }`) checked by hand: `phi` is an array
  * of finite numbers or an array of such arrays. Whatever it accepts, the schema accepts with the
  * same `phi` (test/value-api/fast-paths.test.ts proves it on valid and malformed bodies); on
- * anything else it returns undefined and the caller runs the schema, which words the error. zod
- * stays the one definition of the body (and of the OpenAPI document); this only saves its cost
- * on the hot path.
+ * anything else it returns undefined and the caller runs `checkPhiBody`, which words the error.
+ * zod stays the one definition of the body (and of the OpenAPI document); this only saves its
+ * cost on the hot path.
  */
 export function plainPhi(body: unknown): number[] | number[][] | undefined {
   if (typeof body !== 'object' || body === null) return undefined;
   const phi = (body as { phi?: unknown }).phi;
-  if (!Array.isArray(phi)) return undefined;
-  if (phi.length === 0 || typeof phi[0] === 'number') return finiteNumbers(phi) ? (phi as number[]) : undefined;
+  if (!Array.isArray(phi) || phi.length === 0) return undefined;
+  if (typeof phi[0] === 'number') return finiteNumbers(phi) ? (phi as number[]) : undefined;
   for (let r = 0; r < phi.length; r++) {
     const row: unknown = phi[r];
     if (!Array.isArray(row) || !finiteNumbers(row)) return undefined;
@@ -60,4 +79,122 @@ function finiteNumbers(a: unknown[]): boolean {
     if (typeof x !== 'number' || !Number.isFinite(x)) return false;
   }
   return true;
+}
+
+/**
+ * The `{ phi }` body of predict and gradient, validated in time and memory bounded by the body's
+ * length: when `phi` is an array, a plain loop checks it and throws at the first bad element
+ * (400 INVALID_BODY naming it, or NOT_FINITE for a number JSON.parse overflowed to Infinity,
+ * such as `1e309`); only a body whose `phi` is not an array at all goes to the zod schema, which
+ * then fails on the top-level shape without looking inside any array. zod alone would build one
+ * issue object per bad element (for `{"phi":[{},{},...]}` of 6 MB, two million of them, seconds
+ * of blocked event loop and gigabytes; bench/RESULTS.md, "Hostile request bodies").
+ */
+export function checkPhiBody(op: string, body: unknown): number[] | number[][] {
+  const plain = plainPhi(body);
+  if (plain !== undefined) return plain;
+  const phi = typeof body === 'object' && body !== null ? (body as { phi?: unknown }).phi : undefined;
+  if (!Array.isArray(phi)) return validate(op, predictRequestSchema, body).phi;
+  // Empty: the schema says minItems 1; the use-case words it (EMPTY_BATCH), as for binary bodies.
+  if (phi.length === 0) return [];
+  throwIssue(op, phiIssue(phi, 'phi'));
+}
+
+/**
+ * The guide body: the same bounded checks of `phi` (one row) and `lossGradients` (at most
+ * MAX_GUIDE_GRADIENTS rows, checked before any row is looked at) as `checkPhiBody`; the zod
+ * schema then checks the rest, with every array already known to hold finite numbers only.
+ */
+export function checkGuideBody(body: unknown): GuideRequest {
+  if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
+    const { phi, lossGradients } = body as { phi?: unknown; lossGradients?: unknown };
+    if (Array.isArray(phi)) {
+      const issue = rowIssue(phi, 'phi');
+      if (issue !== undefined) throwIssue('guide', issue);
+    }
+    if (Array.isArray(lossGradients)) {
+      if (lossGradients.length > MAX_GUIDE_GRADIENTS) {
+        throwIssue('guide', {
+          code: ApiErrorCode.invalidBody,
+          path: 'lossGradients',
+          message: `at most ${MAX_GUIDE_GRADIENTS} loss gradients are accepted, got ${lossGradients.length}`,
+        });
+      }
+      for (let r = 0; r < lossGradients.length; r++) {
+        const row: unknown = lossGradients[r];
+        const issue = Array.isArray(row) ? rowIssue(row, `lossGradients.${r}`) : notArray(row, `lossGradients.${r}`);
+        if (issue !== undefined) throwIssue('guide', issue);
+      }
+    }
+  }
+  return validate('guide', guideRequestSchema, body);
+}
+
+/** The first problem of a phi input, or undefined when it has none. */
+interface PhiIssue {
+  code: typeof ApiErrorCode.invalidBody | typeof ServeErrorCode.notFinite;
+  /** zod-style path, e.g. `phi.3.1`. */
+  path: string;
+  message: string;
+}
+
+/** phi as one row (its first element a number) or as rows (its first element an array). */
+function phiIssue(phi: unknown[], path: string): PhiIssue {
+  const first: unknown = phi[0];
+  if (phi.length > 0 && typeof first !== 'number' && !Array.isArray(first)) {
+    const message = `expected a number or an array of numbers, got ${kind(first)}`;
+    return { code: ApiErrorCode.invalidBody, path: `${path}.0`, message };
+  }
+  const issue = Array.isArray(first) ? rowsIssue(phi, path) : rowIssue(phi, path);
+  // Only called on a phi that plainPhi declined, so it has a problem.
+  return issue ?? { code: ApiErrorCode.invalidBody, path, message: 'expected numbers or arrays of numbers' };
+}
+
+function rowsIssue(rows: unknown[], path: string): PhiIssue | undefined {
+  for (let r = 0; r < rows.length; r++) {
+    const row: unknown = rows[r];
+    const issue = Array.isArray(row) ? rowIssue(row, `${path}.${r}`) : notArray(row, `${path}.${r}`);
+    if (issue !== undefined) return issue;
+  }
+  return undefined;
+}
+
+/** The first element of `a` that is not a finite number; stops there. */
+function rowIssue(a: unknown[], path: string): PhiIssue | undefined {
+  for (let i = 0; i < a.length; i++) {
+    const x = a[i];
+    if (typeof x !== 'number') {
+      return { code: ApiErrorCode.invalidBody, path: `${path}.${i}`, message: `expected a number, got ${kind(x)}` };
+    }
+    if (!Number.isFinite(x)) {
+      return {
+        code: ServeErrorCode.notFinite,
+        path: `${path}.${i}`,
+        message: `is ${x} (a number beyond the float range, such as 1e309)`,
+      };
+    }
+  }
+  return undefined;
+}
+
+function notArray(x: unknown, path: string): PhiIssue {
+  return { code: ApiErrorCode.invalidBody, path, message: `expected an array of numbers, got ${kind(x)}` };
+}
+
+function kind(x: unknown): string {
+  return x === null ? 'null' : Array.isArray(x) ? 'an array' : typeof x === 'object' ? 'an object' : typeof x;
+}
+
+function throwIssue(op: string, issue: PhiIssue): never {
+  if (issue.code === ServeErrorCode.notFinite) {
+    const at = issue.path.split('.');
+    const label = `${at[0]}${at
+      .slice(1)
+      .map((i) => `[${i}]`)
+      .join('')}`;
+    throw new ApiError(issue.code, `${op}: ${label} ${issue.message}`);
+  }
+  throw new ApiError(issue.code, `${op}: invalid body at '${issue.path}': ${issue.message}`, {
+    issues: [{ path: issue.path, message: issue.message }],
+  });
 }

@@ -3,6 +3,8 @@ import { DomainError } from '../util/result.js';
 export type DataErrorCode =
   | 'DATASET_NOT_FOUND'
   | 'LIBSVM_MALFORMED'
+  | 'LIBSVM_INDEX_OUT_OF_RANGE'
+  | 'LIBSVM_VALUE_OUT_OF_RANGE'
   | 'LIBSVM_EMPTY'
   | 'LIBSVM_LABELS'
   | 'DATASET_TOO_SMALL';

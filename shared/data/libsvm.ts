@@ -10,11 +10,21 @@ export interface LibsvmOptions {
   name?: string;
 }
 
+/** The largest feature index: columns are stored as int32 (0-based), so 2^31 - 1. */
+export const MAX_INDEX = 2 ** 31 - 1;
+
+/** A feature index as written: decimal digits, optionally signed (a sign is reported as out of range). */
+const INTEGER = /^[+-]?\d+$/;
+
 /**
  * Parses LIBSVM / svmlight text (`label idx:val idx:val ...`, 1-based indices).
  * Binary labels in any usual encoding ({-1,+1}, {0,1}, {1,2}, ...) map to 0/1 with the larger
  * raw value positive unless `positiveLabel` says otherwise; more than two distinct labels make a
- * multi-class data set with classes in ascending raw-label order.
+ * multi-class data set with classes in ascending raw-label order. Values are stored as
+ * float32: one beyond its range (`1e39`) is an error, as `inf` and `nan` are; feature indices
+ * are 1 to 2^31 - 1. Every error names the line (`details.line`) and has a code:
+ * LIBSVM_MALFORMED (syntax), LIBSVM_INDEX_OUT_OF_RANGE, LIBSVM_VALUE_OUT_OF_RANGE, LIBSVM_LABELS,
+ * LIBSVM_EMPTY.
  */
 export function parseLibsvm(text: string, options: LibsvmOptions = {}): Result<SparseDataset, DataError> {
   const name = options.name ?? 'libsvm';
@@ -47,13 +57,38 @@ export function parseLibsvm(text: string, options: LibsvmOptions = {}): Result<S
     for (let i = 1; i < tokens.length; i++) {
       const tok = tokens[i] as string;
       const colon = tok.indexOf(':');
-      const idx = colon > 0 ? Number(tok.slice(0, colon)) : Number.NaN;
-      const val = colon > 0 ? Number(tok.slice(colon + 1)) : Number.NaN;
-      if (!Number.isInteger(idx) || idx < 1 || !Number.isFinite(val) || tok.slice(colon + 1) === '') {
+      const idxText = colon > 0 ? tok.slice(0, colon) : '';
+      const valText = colon > 0 ? tok.slice(colon + 1) : '';
+      const idx = INTEGER.test(idxText) ? Number(idxText) : Number.NaN;
+      const val = valText === '' ? Number.NaN : Number(valText);
+      if (Number.isNaN(idx) || !Number.isFinite(val)) {
+        const what = Number.isNaN(idx)
+          ? `index '${idxText}' is not an integer`
+          : `value '${valText}' is not a finite number`;
         return err(
-          new DataError('LIBSVM_MALFORMED', `${name}: line ${lineNo}: token '${tok}' is not 'index:value'`, {
-            line: lineNo,
-          }),
+          new DataError(
+            'LIBSVM_MALFORMED',
+            `${name}: line ${lineNo}: token '${tok}' is not 'index:value' (${colon > 0 ? what : 'no colon'})`,
+            { line: lineNo, token: tok },
+          ),
+        );
+      }
+      if (idx < 1 || idx > MAX_INDEX) {
+        return err(
+          new DataError(
+            'LIBSVM_INDEX_OUT_OF_RANGE',
+            `${name}: line ${lineNo}: feature index ${idxText} is out of range: indices are 1-based, from 1 to ${MAX_INDEX}`,
+            { line: lineNo, token: tok },
+          ),
+        );
+      }
+      if (!Number.isFinite(Math.fround(val))) {
+        return err(
+          new DataError(
+            'LIBSVM_VALUE_OUT_OF_RANGE',
+            `${name}: line ${lineNo}: value ${valText} of feature ${idx} is beyond the float32 range (|x| < 3.4e38)`,
+            { line: lineNo, token: tok },
+          ),
         );
       }
       if (idx <= prev) {

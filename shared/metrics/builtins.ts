@@ -2,8 +2,13 @@ import { MetricError } from './errors.js';
 import type { EvaluationInput, Evaluator } from './evaluator.js';
 
 /**
- * Built-in metrics. Binary ones threshold the positive-class probability at 0.5 (AUCPR uses the
- * scores). Conventions for degenerate inputs, chosen so each value stays in [0, 1]:
+ * Built-in metrics. Binary ones threshold the positive-class probability at 0.5: a score of
+ * exactly 0.5 counts as positive (`score >= 0.5`); `aucpr` uses the scores. Multi-class
+ * predictions are the argmax of the per-class scores, ties going to the lowest class index, and
+ * top-k ranks classes the same way (score descending, then index), so `top-1-accuracy` is
+ * exactly `1 - mcr`. Inputs are checked before any evaluator runs (checkEvaluationInput, called
+ * by evaluateChecked): finite scores, labels within 0..classes-1.
+ * Conventions for degenerate inputs, chosen so each value stays in [0, 1]:
  * - F1 / Jaccard with no positives in labels *and* predictions: 1 (nothing to find, nothing wrong).
  * - AUCPR (average precision) with no positive labels: 0 (precision is undefined; documented).
  * - Balanced error averages the error of the classes present in the labels.
@@ -90,7 +95,11 @@ export const jaccard: Evaluator = {
   },
 };
 
-/** Area under the precision-recall curve as average precision (step-wise, ties grouped). */
+/**
+ * Average precision (AP), named `aucpr` (alias `average-precision`, `ap`): the step-wise sum
+ * over distinct score thresholds of (recall step) x precision, ties grouped, i.e. scikit-learn's
+ * `average_precision_score`, not the trapezoidal area under the precision-recall curve.
+ */
 export const aucpr: Evaluator = {
   name: 'aucpr',
   direction: 'maximize',
@@ -98,6 +107,15 @@ export const aucpr: Evaluator = {
     binaryOnly('aucpr', input);
     const { scores, labels } = input;
     const n = labels.length;
+    for (let i = 0; i < n; i++) {
+      // Called directly (not through evaluateChecked): a NaN has no place in a ranking.
+      if (Number.isNaN(scores[i] as number)) {
+        throw new MetricError('METRIC_INPUT_INVALID', `aucpr: prediction score ${i} is NaN`, {
+          reason: 'not-finite',
+          index: i,
+        });
+      }
+    }
     let positives = 0;
     for (let i = 0; i < n; i++) if (labels[i] === 1) positives++;
     if (positives === 0) return 0;
@@ -109,12 +127,13 @@ export const aucpr: Evaluator = {
     let i = 0;
     while (i < n) {
       const s = scores[order[i] as number];
-      // Group ties: one threshold per distinct score.
-      while (i < n && scores[order[i] as number] === s) {
+      // Group ties: one threshold per distinct score. The first element always counts, so the
+      // loop advances whatever the scores compare like.
+      do {
         if (labels[order[i] as number] === 1) tp++;
         else fp++;
         i++;
-      }
+      } while (i < n && scores[order[i] as number] === s);
       const recall = tp / positives;
       ap += (recall - prevRecall) * (tp / (tp + fp));
       prevRecall = recall;
@@ -161,9 +180,13 @@ export function topKAccuracy(k: number): Evaluator {
       for (let i = 0; i < n; i++) {
         const y = input.labels[i] as number;
         const sy = input.scores[i * input.classes + y] as number;
-        let higher = 0;
-        for (let c = 0; c < input.classes; c++) if ((input.scores[i * input.classes + c] as number) > sy) higher++;
-        if (higher < k) hits++;
+        // Classes ranked above y: a higher score, or the same score and a lower index (as argmax).
+        let above = 0;
+        for (let c = 0; c < input.classes; c++) {
+          const sc = input.scores[i * input.classes + c] as number;
+          if (sc > sy || (sc === sy && c < y)) above++;
+        }
+        if (above < k) hits++;
       }
       return hits / n;
     },

@@ -1,6 +1,6 @@
 import { err, ok, type Result } from '../util/result.js';
 import { MetricError } from './errors.js';
-import { type EvaluationInput, type Evaluator, normalise } from './evaluator.js';
+import { checkEvaluationInput, type EvaluationInput, type Evaluator, normalise } from './evaluator.js';
 
 export interface MetricValue {
   /** Natural direction, as the evaluator returned it. */
@@ -13,18 +13,22 @@ export interface MetricValue {
 /**
  * Runs an evaluator and turns every way it can misbehave (throws, rejects, times out, returns
  * NaN / Infinity / a value outside [0, 1]) into a structured MetricError; such a value is never
- * fed to the value function.
+ * fed to the value function. The input is checked first (checkEvaluationInput): no evaluator,
+ * built-in or user, ever sees a NaN score, an out-of-range label or mismatched lengths.
  */
 export async function evaluateChecked(
   evaluator: Evaluator,
   input: EvaluationInput,
   timeoutMs = 0,
 ): Promise<Result<MetricValue, MetricError>> {
+  const invalid = checkEvaluationInput(evaluator.name, input);
+  if (invalid !== undefined) return err(invalid);
   const start = performance.now();
   let raw: unknown;
+  const deadline = timeoutMs > 0 ? new AbortController() : undefined;
   try {
-    const pending = Promise.resolve(evaluator.evaluate(input));
-    raw = timeoutMs > 0 ? await withTimeout(pending, timeoutMs, evaluator.name) : await pending;
+    const pending = Promise.resolve(evaluator.evaluate(input, deadline ? { signal: deadline.signal } : {}));
+    raw = deadline ? await withTimeout(pending, timeoutMs, evaluator.name, deadline) : await pending;
   } catch (e) {
     if (e instanceof MetricError) return err(e);
     const message = e instanceof Error ? e.message : String(e);
@@ -46,13 +50,18 @@ export async function evaluateChecked(
   return ok({ value: raw, normalised: normalise(raw, evaluator.direction), durationMs: performance.now() - start });
 }
 
-async function withTimeout<T>(p: Promise<T>, ms: number, name: string): Promise<T> {
+/**
+ * `p`, or EVALUATOR_TIMEOUT after `ms`, when `deadline` is also aborted. The race alone cannot
+ * interrupt an evaluator's synchronous code (the timer never fires while it runs): an evaluator
+ * run in a worker thread (shared/adapters/evaluator-module.worker-thread.ts) ends on the abort.
+ */
+async function withTimeout<T>(p: Promise<T>, ms: number, name: string, deadline: AbortController): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new MetricError('EVALUATOR_TIMEOUT', `evaluator '${name}' did not answer within ${ms} ms`)),
-      ms,
-    );
+    timer = setTimeout(() => {
+      reject(new MetricError('EVALUATOR_TIMEOUT', `evaluator '${name}' did not answer within ${ms} ms`));
+      deadline.abort();
+    }, ms);
   });
   try {
     return await Promise.race([p, timeout]);

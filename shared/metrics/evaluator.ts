@@ -1,3 +1,5 @@
+import { MetricError } from './errors.js';
+
 /**
  * The black-box metric contract. An evaluator sees predictions and labels only, never the model.
  * `scores` holds positive-class probabilities for binary tasks (length n) and per-class
@@ -17,8 +19,16 @@ export interface Evaluator {
   readonly direction: Direction;
   /** Version string reported with each result (user modules may set it). */
   readonly version?: string;
-  /** Returns the metric in its natural direction, within [0, 1]. */
-  evaluate(input: EvaluationInput): number | Promise<number>;
+  /**
+   * Returns the metric in its natural direction, within [0, 1]. `options.signal` is aborted when
+   * the caller's deadline passes (evaluateChecked); an evaluator that can stop early (a worker
+   * thread, a request) should.
+   */
+  evaluate(input: EvaluationInput, options?: EvaluateOptions): number | Promise<number>;
+}
+
+export interface EvaluateOptions {
+  signal?: AbortSignal;
 }
 
 /** Internal convention: lower is better, within [0, 1]. */
@@ -28,4 +38,48 @@ export function normalise(value: number, direction: Direction): number {
 
 export function denormalise(normalised: number, direction: Direction): number {
   return direction === 'maximize' ? 1 - normalised : normalised;
+}
+
+/**
+ * The checks every evaluator call gets before the evaluator sees the input (evaluateChecked):
+ * `classes` is an integer of at least 2, the lengths agree (n scores for binary tasks, n x
+ * classes otherwise), every score is finite, and every label is a class index (0 or 1 for
+ * binary tasks, 0..classes-1 otherwise). One pass, stopping at the first problem, which it names
+ * (METRIC_INPUT_INVALID, `details.reason` one of classes / length / not-finite / label).
+ */
+export function checkEvaluationInput(name: string, input: EvaluationInput): MetricError | undefined {
+  const { scores, labels, classes } = input;
+  if (!Number.isInteger(classes) || classes < 2) {
+    return new MetricError('METRIC_INPUT_INVALID', `${name}: classes must be an integer >= 2, got ${classes}`, {
+      reason: 'classes',
+    });
+  }
+  const expected = classes === 2 ? labels.length : labels.length * classes;
+  if (scores.length !== expected) {
+    return new MetricError(
+      'METRIC_INPUT_INVALID',
+      `${name}: ${scores.length} scores for ${labels.length} labels and ${classes} classes (expected ${expected})`,
+      { reason: 'length', expected, actual: scores.length },
+    );
+  }
+  for (let i = 0; i < scores.length; i++) {
+    const s = scores[i] as number;
+    if (!Number.isFinite(s)) {
+      return new MetricError('METRIC_INPUT_INVALID', `${name}: prediction score ${i} is ${s}, not a finite number`, {
+        reason: 'not-finite',
+        index: i,
+      });
+    }
+  }
+  for (let i = 0; i < labels.length; i++) {
+    const y = labels[i] as number;
+    if (y < 0 || y >= classes) {
+      return new MetricError(
+        'METRIC_INPUT_INVALID',
+        `${name}: label ${i} is ${y}, outside 0..${classes - 1} for a ${classes}-class task`,
+        { reason: 'label', index: i, label: y },
+      );
+    }
+  }
+  return undefined;
 }

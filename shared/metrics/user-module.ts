@@ -11,6 +11,11 @@ const evaluatorShape = z.object({
   evaluate: z.custom<Evaluator['evaluate']>((v) => typeof v === 'function', 'evaluate must be a function'),
 });
 
+/** The import URL of a module path (a URL as given, else the file URL of the path). */
+export function moduleUrl(path: string): string {
+  return /^[a-z]+:/i.test(path) && !/^[a-z]:[\\/]/i.test(path) ? path : pathToFileURL(path).href;
+}
+
 /**
  * Loads a user evaluator module (`--evaluator ./my-metric.mjs`): its default export must be
  * `{ name, direction: 'minimize' | 'maximize', evaluate({ scores, labels, classes }) }`.
@@ -18,8 +23,7 @@ const evaluatorShape = z.object({
 export async function loadEvaluatorModule(path: string): Promise<Result<Evaluator, MetricError>> {
   let mod: Record<string, unknown>;
   try {
-    const url = /^[a-z]+:/i.test(path) && !/^[a-z]:[\\/]/i.test(path) ? path : pathToFileURL(path).href;
-    mod = (await import(url)) as Record<string, unknown>;
+    mod = (await import(moduleUrl(path))) as Record<string, unknown>;
   } catch (e) {
     const message = e instanceof Error ? e.message.split('\n')[0] : String(e);
     return err(

@@ -13,7 +13,10 @@ export const phiRowSchema = z.array(z.number()).meta({ description: 'One adapter
 
 /** A single phi or a batch of them (row-major). */
 export const phiInputSchema = z
-  .union([phiRowSchema, z.array(phiRowSchema)])
+  .union([
+    phiRowSchema.min(1).meta({ description: 'One adapter parameter vector phi (d entries).' }),
+    z.array(phiRowSchema).min(1),
+  ])
   .meta({ description: 'One phi (d numbers) or a batch of them (n x d).' });
 
 export const predictRequestSchema = z.object({ phi: phiInputSchema }).meta({ id: 'PredictRequest' });
@@ -86,11 +89,28 @@ export const guideResponseSchema = z
   .meta({ id: 'GuideResponse' });
 export type GuideResponse = z.infer<typeof guideResponseSchema>;
 
+/** A listed checkpoint version the server cannot serve (truncated, schema-invalid, gone). */
+export const invalidVersionSchema = z.object({
+  version: z.number().int().positive(),
+  code: z.string().meta({ description: 'CHECKPOINT_INVALID, or VERSION_NOT_FOUND when the object is gone.' }),
+  message: z.string(),
+  since: z.string().meta({ description: 'When the server first found it invalid (ISO 8601).' }),
+});
+
 export const valueFunctionSummarySchema = z
   .object({
     id: checkpointIdSchema,
     versions: z.array(z.number().int().positive()),
     latest: z.number().int().positive(),
+    serving: z
+      .number()
+      .int()
+      .positive()
+      .meta({ description: 'The version unpinned requests get: the newest one that loads (normally `latest`).' }),
+    invalidVersions: z
+      .array(invalidVersionSchema)
+      .optional()
+      .meta({ description: 'Listed versions that cannot be served (absent when there are none).' }),
     d: z.number().int().positive(),
     metric: metricRefSchema,
     recipe: z.string(),
@@ -102,7 +122,7 @@ export const valueFunctionSummarySchema = z
   })
   .meta({
     id: 'ValueFunctionSummary',
-    description: 'A value function; d, metric and training stats are those of `latest`.',
+    description: 'A value function; d, metric and training stats are those of `serving`.',
   });
 export type ValueFunctionSummary = z.infer<typeof valueFunctionSummarySchema>;
 
@@ -111,7 +131,18 @@ export const valueFunctionListResponseSchema = z
   .meta({ id: 'ValueFunctionList' });
 export type ValueFunctionListResponse = z.infer<typeof valueFunctionListResponseSchema>;
 
-export const healthResponseSchema = z.object({ status: z.literal('ok'), version: z.string() }).meta({ id: 'Health' });
+export const healthResponseSchema = z
+  .object({
+    status: z.literal('ok'),
+    version: z.string(),
+    details: z
+      .object({
+        invalidCheckpoints: z.array(invalidVersionSchema.extend({ id: checkpointIdSchema })),
+      })
+      .optional()
+      .meta({ description: 'Present when some listed checkpoint versions cannot be served (they are skipped).' }),
+  })
+  .meta({ id: 'Health' });
 export type HealthResponse = z.infer<typeof healthResponseSchema>;
 
 export const errorResponseSchema = z
@@ -125,8 +156,15 @@ export const errorResponseSchema = z
   .meta({ id: 'Error' });
 export type ErrorResponse = z.infer<typeof errorResponseSchema>;
 
-/** `?version=` query parameter: a positive integer. */
-export const versionQuerySchema = z.coerce.number().int().positive();
+/**
+ * `?version=` query parameter: plain decimal digits of a positive integer (`0x1`, `1e0`, `+1`,
+ * ` 1` are refused rather than read as 1).
+ */
+export const versionQuerySchema = z
+  .string()
+  .regex(/^[0-9]{1,15}$/)
+  .transform(Number)
+  .pipe(z.number().int().positive());
 
 /** Header carrying the served checkpoint version on binary responses. */
 export const VERSION_HEADER = 'x-value-function-version';

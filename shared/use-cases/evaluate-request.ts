@@ -113,14 +113,17 @@ export async function evaluateRequest(deps: EvaluateRequestDeps, delivery: Deliv
   const code = value.error.code as EvaluationErrorCode;
   const reason = value.error.message;
   deps.log?.('evaluator-failed', { key, code, reason, receiveCount: delivery.receiveCount });
-  // A value outside [0, 1] / NaN is the evaluator's answer, not a hiccup: recorded as final at once.
-  const final = code === 'EVALUATOR_INVALID_VALUE' || delivery.receiveCount >= deps.maxReceiveCount;
+  // A value outside [0, 1] / NaN is the evaluator's answer, not a hiccup: recorded as final at
+  // once; so is an input no evaluator can score (a NaN prediction, a label out of range), which
+  // another delivery would not change.
+  const deterministic = code === 'EVALUATOR_INVALID_VALUE' || code === 'METRIC_INPUT_INVALID';
+  const final = deterministic || delivery.receiveCount >= deps.maxReceiveCount;
   if (!final) {
     await deps.store.delete(claimKey(msg.jobId, key));
     const delayMs = (deps.retryDelayMs ?? 1000) * 2 ** (delivery.receiveCount - 1);
     return { action: 'retry', delayMs, reason, key };
   }
-  const attempts = code === 'EVALUATOR_INVALID_VALUE' ? '' : ` (after ${delivery.receiveCount} deliveries)`;
+  const attempts = deterministic ? '' : ` (after ${delivery.receiveCount} deliveries)`;
   await deps.store.putIfAbsent(
     rKey,
     JSON.stringify({

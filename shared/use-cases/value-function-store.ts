@@ -62,7 +62,18 @@ export async function loadCheckpoint(
   if (text === undefined) {
     return err(new DomainError('VALUE_FUNCTION_NOT_FOUND', `value function '${id}' has no version ${v}`));
   }
-  const parsed = valueFunctionCheckpointSchema.safeParse(JSON.parse(text));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    return err(
+      new DomainError(
+        'CHECKPOINT_INVALID',
+        `checkpoint ${checkpointKey(id, v)} is not JSON (truncated?): ${(e as Error).message.slice(0, 120)}`,
+      ),
+    );
+  }
+  const parsed = valueFunctionCheckpointSchema.safeParse(json);
   if (!parsed.success) {
     return err(
       new DomainError(

@@ -36,19 +36,58 @@ describe('parseLibsvm', () => {
     expect(r.ok && Array.from(r.value.labels)).toEqual([2, 0, 1]);
   });
   it.each([
-    ['abc 1:1', "label 'abc'"],
-    ['1 1:x', "token '1:x'"],
-    ['1 0:1', "token '0:1'"],
-    ['1 3:1 2:1', 'must increase'],
-    ['1 1', "token '1'"],
-  ])('rejects %j naming the line and problem', (line, fragment) => {
+    ['abc 1:1', 'LIBSVM_MALFORMED', "f: line 2: label 'abc' is not a number"],
+    ['1 1:x', 'LIBSVM_MALFORMED', "f: line 2: token '1:x' is not 'index:value' (value 'x' is not a finite number)"],
+    [
+      '1 1:inf',
+      'LIBSVM_MALFORMED',
+      "f: line 2: token '1:inf' is not 'index:value' (value 'inf' is not a finite number)",
+    ],
+    ['1 1.5:2', 'LIBSVM_MALFORMED', "f: line 2: token '1.5:2' is not 'index:value' (index '1.5' is not an integer)"],
+    ['1 3:1 2:1', 'LIBSVM_MALFORMED', 'f: line 2: feature indices must increase (2 after 3)'],
+    ['1 1', 'LIBSVM_MALFORMED', "f: line 2: token '1' is not 'index:value' (no colon)"],
+    [
+      '1 0:1',
+      'LIBSVM_INDEX_OUT_OF_RANGE',
+      'f: line 2: feature index 0 is out of range: indices are 1-based, from 1 to 2147483647',
+    ],
+    [
+      '1 -3:1',
+      'LIBSVM_INDEX_OUT_OF_RANGE',
+      'f: line 2: feature index -3 is out of range: indices are 1-based, from 1 to 2147483647',
+    ],
+    [
+      '1 2147483648:1',
+      'LIBSVM_INDEX_OUT_OF_RANGE',
+      'f: line 2: feature index 2147483648 is out of range: indices are 1-based, from 1 to 2147483647',
+    ],
+    [
+      '1 2:1e39',
+      'LIBSVM_VALUE_OUT_OF_RANGE',
+      'f: line 2: value 1e39 of feature 2 is beyond the float32 range (|x| < 3.4e38)',
+    ],
+    [
+      '1 2:-3.5e38',
+      'LIBSVM_VALUE_OUT_OF_RANGE',
+      'f: line 2: value -3.5e38 of feature 2 is beyond the float32 range (|x| < 3.4e38)',
+    ],
+  ])('rejects %j naming the line and problem', (line, code, message) => {
     const r = parseLibsvm(`1 1:1\n${line}\n`, { name: 'f' });
     expect(r.ok).toBe(false);
-    if (!r.ok) {
-      expect(r.error.code).toBe('LIBSVM_MALFORMED');
-      expect(r.error.message).toContain('line 2');
-      expect(r.error.message).toContain(fragment);
-    }
+    if (!r.ok)
+      expect([r.error.code, r.error.message, r.error.details]).toEqual([
+        code,
+        message,
+        expect.objectContaining({ line: 2 }),
+      ]);
+  });
+  it('accepts the largest int32 index and the largest float32 value', () => {
+    const r = parseLibsvm('1 2147483647:3.4e38\n');
+    expect(r.ok && [r.value.features, r.value.indices[0], r.value.values[0]]).toEqual([
+      2147483647,
+      2147483646,
+      Math.fround(3.4e38),
+    ]);
   });
   it('rejects an unknown positive label and an empty file', () => {
     expect(parseLibsvm('1 1:1\n-1 1:1\n', { positiveLabel: 7 })).toMatchObject({

@@ -236,6 +236,43 @@ describe('evaluateRequest', () => {
     });
   });
 
+  it('records a NaN prediction and an out-of-range label as final METRIC_INPUT_INVALID, no evaluator called', async () => {
+    const counted = countingEvaluator('counted', errorRate);
+    const { store, deps } = await workbench([counted]);
+    const labels = randomLabels(N, 7);
+    const scores = new Float32Array(N).fill(0.3);
+    scores[17] = Number.NaN;
+    const nan = await messageFor(store, { jobId: 'job-n', key: 'k1', evaluator: 'aucpr', scores, labels });
+    const badLabels = Int32Array.from(labels);
+    badLabels[3] = 2;
+    const label = await messageFor(store, {
+      jobId: 'job-n2',
+      key: 'k2',
+      evaluator: 'counted',
+      scores: new Float32Array(N).fill(0.3),
+      labels: badLabels,
+    });
+
+    // aucpr never returned on a NaN score (its tie loop did not advance).
+    const a = await evaluateRequest(deps, { body: JSON.stringify(nan), receiveCount: 1 });
+    const b = await evaluateRequest(deps, { body: JSON.stringify(label), receiveCount: 1 });
+
+    expect(a).toEqual({
+      action: 'dead-letter',
+      code: 'METRIC_INPUT_INVALID',
+      reason: 'aucpr: prediction score 17 is NaN, not a finite number',
+      key: 'k1',
+    });
+    expect(b).toEqual({
+      action: 'dead-letter',
+      code: 'METRIC_INPUT_INVALID',
+      reason: 'counted: label 3 is 2, outside 0..1 for a 2-class task',
+      key: 'k2',
+    });
+    expect(counted.calls).toBe(0);
+    expect((await readResult(deps, 'job-n', 'k1')).outcome).toMatchObject({ ok: false, code: 'METRIC_INPUT_INVALID' });
+  });
+
   it('runs the evaluator once for a message delivered twice, one after the other', async () => {
     const counted = countingEvaluator('counted', errorRate);
     const { store, deps } = await workbench([counted]);

@@ -1,3 +1,4 @@
+import { PassThrough } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../functions/value-api/auth.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
@@ -5,7 +6,7 @@ import { guidedEsDirection } from '../../shared/method/guided-es.js';
 import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { ValueFunctionCheckpoint } from '../../shared/schemas/checkpoint.js';
-import { saveCheckpoint } from '../../shared/use-cases/value-function-store.js';
+import { checkpointKey, saveCheckpoint } from '../../shared/use-cases/value-function-store.js';
 import { Rng } from '../../shared/util/random.js';
 import { makeCheckpoint } from '../helpers/make-checkpoint.js';
 import { SECRET_KEY, tempStore } from './fixtures.js';
@@ -342,11 +343,27 @@ describe('request errors', () => {
       400,
       'INVALID_BODY',
     );
-    await expectError(
-      post('/v1/value-functions/a9a-f1/predict', `{"phi":[1e400${',0'.repeat(15)}]}`),
-      400,
-      'INVALID_BODY',
-    );
+    expect(
+      await expectError(
+        post('/v1/value-functions/a9a-f1/predict', `{"phi":[0,1e309${',0'.repeat(14)}]}`),
+        400,
+        'NOT_FINITE',
+      ),
+    ).toBe('predict: phi[1] is Infinity (a number beyond the float range, such as 1e309)');
+    expect(
+      await expectError(
+        post('/v1/value-functions/a9a-f1/gradient', `{"phi":[[${'0,'.repeat(15)}0],[-1e400${',0'.repeat(15)}]]}`),
+        400,
+        'NOT_FINITE',
+      ),
+    ).toBe('gradient: phi[1][0] is -Infinity (a number beyond the float range, such as 1e309)');
+    expect(
+      await expectError(
+        post('/v1/value-functions/a9a-f1/guide', `{"phi":[1e999${',0'.repeat(15)}],"lossGradients":[]}`),
+        400,
+        'NOT_FINITE',
+      ),
+    ).toBe('guide: phi[0] is Infinity (a number beyond the float range, such as 1e309)');
     expect(
       await expectError(
         post('/v1/value-functions/a9a-f1/predict', `{"phi":[1e39${',0'.repeat(15)}]}`),
@@ -367,6 +384,54 @@ describe('request errors', () => {
     expect(message).toMatch(/^predict: invalid body at 'phi'/);
     await expectError(post('/v1/value-functions/a9a-f1/predict', { nope: 1 }), 400, 'INVALID_BODY');
     await expectError(post('/v1/value-functions/a9a-f1/predict', '[]'), 400, 'INVALID_BODY');
+  });
+
+  it('names only the first wrongly typed element of a long phi (bounded work for hostile bodies)', async () => {
+    const hostile = `{"phi":[1,2${',"x"'.repeat(12_000)}]}`;
+    expect(hostile.length).toBeLessThan(64 * 1024);
+    const res = await post('/v1/value-functions/a9a-f1/predict', hostile);
+    const body = await json(res);
+    expect(res.status).toBe(400);
+    expect(body.error).toEqual({
+      code: 'INVALID_BODY',
+      message: "predict: invalid body at 'phi.2': expected a number, got string",
+      details: { issues: [{ path: 'phi.2', message: 'expected a number, got string' }] },
+    });
+    const objects = `{"phi":[{}${',null'.repeat(10_000)}]}`;
+    expect(await expectError(post('/v1/value-functions/a9a-f1/predict', objects), 400, 'INVALID_BODY')).toBe(
+      "predict: invalid body at 'phi.0': expected a number or an array of numbers, got an object",
+    );
+    const rows = `{"phi":[[${'0,'.repeat(15)}0],[0,"x",{}]${',true'.repeat(10_000)}]}`;
+    expect(await expectError(post('/v1/value-functions/a9a-f1/gradient', rows), 400, 'INVALID_BODY')).toBe(
+      "gradient: invalid body at 'phi.1.1': expected a number, got string",
+    );
+    const guide = `{"phi":[${'0,'.repeat(15)}0],"lossGradients":[[1,2],[3,null${',"a"'.repeat(10_000)}]]}`;
+    expect(await expectError(post('/v1/value-functions/a9a-f1/guide', guide), 400, 'INVALID_BODY')).toBe(
+      "guide: invalid body at 'lossGradients.1.1': expected a number, got null",
+    );
+  });
+
+  it('answers INVALID_BODY before parsing a body of more arrays and objects than rows allow', async () => {
+    // maxRows is 8 here: 8 + 64 containers at most.
+    const hostile = `{"phi":[${'{},'.repeat(100)}{}]}`;
+    const res = await post('/v1/value-functions/a9a-f1/predict', hostile);
+    expect(await json(res)).toEqual({
+      error: {
+        code: 'INVALID_BODY',
+        message: 'predict: invalid body: more than 72 arrays and objects (one array per row is expected)',
+        details: { maxContainers: 72 },
+      },
+    });
+    expect(res.status).toBe(400);
+    const nested = `{"phi":${'['.repeat(5000)}${']'.repeat(5000)}}`;
+    await expectError(post('/v1/value-functions/a9a-f1/gradient', nested), 400, 'INVALID_BODY');
+    const guide = `{"phi":[1],"lossGradients":[${'[],'.repeat(64)}[]]}`;
+    expect(await expectError(post('/v1/value-functions/a9a-f1/guide', guide), 400, 'INVALID_BODY')).toBe(
+      'guide: invalid body: more than 64 arrays and objects (one array per row is expected)',
+    );
+    // Brackets inside strings are not containers; invalid UTF-8 is still INVALID_JSON.
+    const quoted = JSON.stringify({ phi: phiOf(16, 1), note: `${'[{'.repeat(500)}\\"` });
+    expect((await post('/v1/value-functions/a9a-f1/predict', quoted)).status).toBe(200);
   });
 
   it('answers 413 for a body over the limit and for too many rows', async () => {
@@ -436,6 +501,170 @@ describe('auth', () => {
     await expectError(api.request('/v1/value-functions'), 401, 'UNAUTHORIZED');
     const env = { event: { requestContext: { authorizer: { iam: { userArn: 'arn:aws:iam::123:user/x' } } } } };
     expect((await api.request('/v1/value-functions', {}, env)).status).toBe(200);
+  });
+});
+
+describe('a bad newest checkpoint version', () => {
+  it('serves the last good version, logs the bad one once and shows it in describe and /healthz', async () => {
+    const bad = await tempStore([
+      { id: 'vf', d: 16, seed: 1 },
+      { id: 'vf', d: 16, seed: 2 },
+    ]);
+    const key = checkpointKey('vf', 2);
+    const text = new TextDecoder().decode(await bad.store.get(key));
+    await bad.store.put(key, text.slice(0, 100));
+    const entries: Record<string, unknown>[] = [];
+    const api = buildValueApi({
+      store: bad.store,
+      auth: { mode: 'none' },
+      maxBodyBytes: 64 * 1024,
+      maxRows: 8,
+      refreshMs: 0,
+      log: (e) => entries.push(e),
+    }).app;
+    const predict = (query = '') =>
+      api.request(`/v1/value-functions/vf/predict${query}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ phi: phiOf(16, 1) }),
+      });
+    for (let i = 0; i < 10; i++) {
+      const res = await predict();
+      expect(res.status).toBe(200);
+      expect((await json(res)).version).toBe(1);
+    }
+    expect(await expectError(predict('?version=2'), 500, 'CHECKPOINT_INVALID')).toMatch(
+      /^checkpoint value-functions\/vf\/v000002\.json is not JSON/,
+    );
+    expect(entries).toEqual([
+      expect.objectContaining({ level: 'warn', id: 'vf', version: 2, code: 'CHECKPOINT_INVALID' }),
+    ]);
+    const described = await json(await api.request('/v1/value-functions/vf'));
+    expect(described).toMatchObject({
+      versions: [1, 2],
+      latest: 2,
+      serving: 1,
+      invalidVersions: [
+        { version: 2, code: 'CHECKPOINT_INVALID', message: expect.any(String), since: expect.any(String) },
+      ],
+    });
+    const health = await json(await api.request('/healthz'));
+    expect(health).toEqual({
+      status: 'ok',
+      version: expect.any(String),
+      details: { invalidCheckpoints: [expect.objectContaining({ id: 'vf', version: 2, code: 'CHECKPOINT_INVALID' })] },
+    });
+    await bad.cleanup();
+  });
+});
+
+describe('HTTP edge details (issue 10)', () => {
+  const raw = (path: string, init: RequestInit) => app.request(path, init);
+  const phiBytes = () => Float32Array.from(phiOf(16, 3));
+
+  it('answers 405 with Allow for a declared route and an undeclared method', async () => {
+    const get = await raw('/v1/value-functions/a9a-f1/predict', { method: 'GET' });
+    expect(await expectError(get, 405, 'METHOD_NOT_ALLOWED')).toBe(
+      'GET is not allowed on /v1/value-functions/a9a-f1/predict; use POST',
+    );
+    expect(get.headers.get('allow')).toBe('POST');
+    const del = await raw('/v1/value-functions', { method: 'DELETE' });
+    await expectError(del, 405, 'METHOD_NOT_ALLOWED');
+    expect(del.headers.get('allow')).toBe('GET, HEAD');
+    await expectError(post('/healthz', {}), 405, 'METHOD_NOT_ALLOWED');
+    await expectError(app.request('/v1/value-functions/a/b/c'), 404, 'NOT_FOUND');
+  });
+
+  it.each(['0x1', '1e0', '+1', ' 1', '1.0', '', '-1', '1%20'])(
+    'refuses ?version=%j instead of pinning 1',
+    async (v) => {
+      await expectError(
+        post(`/v1/value-functions/a9a-f1/predict?version=${v}`, { phi: phiOf(16, 1) }),
+        400,
+        'INVALID_QUERY',
+      );
+    },
+  );
+
+  it('pins with plain decimal digits', async () => {
+    expect((await json(await post('/v1/value-functions/wide/predict?version=1', { phi: phiOf(128, 1) }))).version).toBe(
+      1,
+    );
+  });
+
+  it('matches content types exactly, case-insensitively, and requires one', async () => {
+    const send = (type: string | undefined, body: string | Uint8Array | Float32Array) =>
+      raw('/v1/value-functions/a9a-f1/predict', {
+        method: 'POST',
+        headers: type === undefined ? {} : { 'content-type': type },
+        body,
+      });
+    await expectError(send('application/octet-streamfoo', phiBytes()), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    await expectError(
+      send('application/json-seq', JSON.stringify({ phi: phiOf(16, 1) })),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    );
+    const upper = await send('Application/Octet-Stream', phiBytes());
+    expect([upper.status, upper.headers.get('content-type')]).toEqual([200, 'application/octet-stream']);
+    expect((await send('APPLICATION/JSON; charset=UTF-8', JSON.stringify({ phi: phiOf(16, 1) }))).status).toBe(200);
+    expect((await send('application/problem+json', JSON.stringify({ phi: phiOf(16, 1) }))).status).toBe(200);
+    const none = send(undefined, new TextEncoder().encode(JSON.stringify({ phi: phiOf(16, 1) })));
+    expect(await expectError(none, 415, 'UNSUPPORTED_MEDIA_TYPE')).toBe(
+      'predict: the request has no Content-Type; send application/json or application/octet-stream',
+    );
+    const guide = raw('/v1/value-functions/a9a-f1/guide', {
+      method: 'POST',
+      body: new TextEncoder().encode(JSON.stringify({ phi: phiOf(16, 1), lossGradients: [] })),
+    });
+    await expectError(guide, 415, 'UNSUPPORTED_MEDIA_TYPE');
+  });
+
+  it('answers a client that went away mid-body without logging an unhandled error', async () => {
+    const incoming = Object.assign(new PassThrough(), { headers: { 'content-type': 'application/json' } });
+    setTimeout(() => incoming.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' })), 5);
+    const before = logged.length;
+    const res = await app.request(
+      '/v1/value-functions/a9a-f1/predict',
+      { method: 'POST', headers: { 'content-type': 'application/json' } },
+      { incoming },
+    );
+    await expectError(res, 400, 'REQUEST_ABORTED');
+    expect(logged.slice(before)).toEqual([]);
+  });
+
+  it('declares no security in the OpenAPI document when auth is off, bearer or SigV4 when on', async () => {
+    type Doc = {
+      paths: Record<string, Record<string, { security?: unknown; responses: Record<string, unknown> }>>;
+      components: { securitySchemes?: Record<string, unknown>; schemas: Record<string, unknown> };
+    };
+    const docOf = async (auth: Parameters<typeof buildValueApi>[0]['auth']) =>
+      (await (
+        await buildValueApi({
+          store: fixture.store,
+          auth,
+          maxBodyBytes: 1024,
+          maxRows: 8,
+          refreshMs: 1000,
+        }).app.request('/openapi.json')
+      ).json()) as Doc;
+    const off = await docOf({ mode: 'none' });
+    const operations = Object.values(off.paths).flatMap((p) => Object.values(p));
+    expect(operations.length).toBe(6);
+    expect(operations.filter((o) => o.security !== undefined || '401' in o.responses)).toEqual([]);
+    expect(off.components.securitySchemes).toBeUndefined();
+    const keyed = await docOf({ mode: 'api-key', hashes: [hashApiKey(SECRET_KEY)] });
+    expect(keyed.paths['/v1/value-functions/{id}/guide']?.post).toMatchObject({
+      security: [{ bearer: [] }],
+      responses: { 400: {}, 401: {}, 404: {}, 413: {}, 415: {}, 500: {} },
+    });
+    expect(keyed.components.securitySchemes).toEqual({ bearer: { type: 'http', scheme: 'bearer' } });
+    const iam = await docOf({ mode: 'iam' });
+    expect(iam.paths['/v1/value-functions']?.get?.security).toEqual([{ sigv4: [] }]);
+    const request = off.components.schemas.PredictRequest as {
+      properties: { phi: { anyOf: { minItems?: number }[] } };
+    };
+    expect(request.properties.phi.anyOf.map((a) => a.minItems)).toEqual([1, 1]);
   });
 });
 

@@ -117,6 +117,79 @@ describe('ValueApiClient against the Node server', () => {
   });
 });
 
+describe('ValueApiClient on bad local input and odd answers (issue 10)', () => {
+  const phi = Array.from(new Rng(1).normals(32));
+  /** A client whose fetch counts the calls that reach it. */
+  const counted = (fake?: typeof fetch) => {
+    const calls = { n: 0 };
+    const c = new ValueApiClient({
+      baseUrl: server.url,
+      apiKey: SECRET_KEY,
+      retries: 0,
+      fetch: (input, init) => {
+        calls.n++;
+        return fake ? fake(input, init) : fetch(input, init);
+      },
+    });
+    return { c, calls };
+  };
+
+  it('refuses NaN and Infinity in phi before sending, instead of sending null', async () => {
+    const { c, calls } = counted();
+    const nan = [...phi];
+    nan[3] = Number.NaN;
+    await expect(c.predict('client-vf', nan)).rejects.toMatchObject({
+      status: 0,
+      code: 'NOT_FINITE',
+      message: 'predict: phi[3] is NaN; JSON cannot carry it',
+    });
+    await expect(c.gradient('client-vf', [phi, [Number.POSITIVE_INFINITY, ...phi.slice(1)]])).rejects.toMatchObject({
+      code: 'NOT_FINITE',
+      message: 'gradient: phi[1][0] is Infinity; JSON cannot carry it',
+    });
+    await expect(c.guide('client-vf', { phi, lossGradients: [phi, nan] })).rejects.toMatchObject({
+      code: 'NOT_FINITE',
+      message: 'guide: lossGradients[1][3] is NaN; JSON cannot carry it',
+    });
+    expect(calls.n).toBe(0);
+  });
+
+  it('throws DIMENSION_MISMATCH from gradientBinary for a d that is not the value function one', async () => {
+    const { c, calls } = counted();
+    const rows = Float32Array.from([...phi, ...phi]); // two rows of d = 32
+    await expect(c.gradientBinary('client-vf', rows, 16)).rejects.toMatchObject({
+      status: 200,
+      code: 'DIMENSION_MISMATCH',
+      message:
+        "gradientBinary: the answer has 66 values, not n + n x d = 68 for d = 16: d is not the dimension of value function 'client-vf'",
+    });
+    await expect(c.gradientBinary('client-vf', rows, 24)).rejects.toMatchObject({
+      status: 0,
+      code: 'DIMENSION_MISMATCH',
+    });
+    expect(calls.n).toBe(1);
+    expect((await c.gradientBinary('client-vf', rows, 32)).gradients).toHaveLength(64);
+  });
+
+  it('wraps a 200 whose body is not JSON, or not float32, in ValueApiError', async () => {
+    const html = counted(async () => new Response('<html>proxy login</html>', { status: 200 })).c;
+    await expect(html.health()).rejects.toMatchObject({
+      status: 200,
+      code: 'INVALID_RESPONSE',
+      message: 'GET /healthz: HTTP 200 with a body that is not JSON: "<html>proxy login</html>"',
+    });
+    await expect(html.predictBinary('client-vf', Float32Array.from(phi))).rejects.toMatchObject({
+      code: 'INVALID_RESPONSE',
+    });
+    const odd = counted(
+      async () => new Response(new Uint8Array(7), { headers: { 'content-type': 'application/octet-stream' } }),
+    ).c;
+    await expect(odd.predictBinary('client-vf', Float32Array.from(phi))).rejects.toMatchObject({
+      code: 'INVALID_RESPONSE',
+    });
+  });
+});
+
 describe('Node server framing', () => {
   it('sends each response with its own Content-Length (headers are never shared between responses)', async () => {
     const a = await fetch(`${server.url}/healthz`);

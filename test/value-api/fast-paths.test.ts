@@ -8,7 +8,7 @@ import { type RunningServer, startValueApiServer } from '../../functions/value-a
 import { readPhiJson } from '../../functions/value-api/phi-json.js';
 import { wasmJson } from '../../functions/value-api/json-wasm.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
-import { plainPhi } from '../../functions/value-api/validate.js';
+import { checkPhiBody, plainPhi } from '../../functions/value-api/validate.js';
 import { predictRequestSchema } from '../../shared/schemas/api.js';
 import { Rng } from '../../shared/util/random.js';
 import { SECRET_KEY, tempStore } from './fixtures.js';
@@ -94,6 +94,38 @@ describe('plainPhi (the hand-written check of predictRequestSchema)', () => {
       }
     }
     expect(accepted).toBeGreaterThan(2000);
+  });
+});
+
+describe('checkPhiBody (the bounded check that words the 400 for what plainPhi declines)', () => {
+  it('refuses exactly what the zod schema refuses, and returns the same phi otherwise, on 6,000 bodies', () => {
+    const rng = new Rng(12);
+    let refused = 0;
+    for (const body of bodies(rng, 6000, D)) {
+      const parsed: unknown = JSON.parse(JSON.stringify(body) ?? 'null');
+      const zod = predictRequestSchema.safeParse(parsed);
+      let phi: unknown;
+      let error: { code?: string } | undefined;
+      try {
+        phi = checkPhiBody('predict', parsed);
+      } catch (e) {
+        error = e as { code?: string };
+      }
+      const empty =
+        Array.isArray((parsed as { phi?: unknown } | null)?.phi) && (parsed as { phi: [] }).phi.length === 0;
+      if (empty) {
+        // The schema says minItems 1; the hand check lets the use-case answer EMPTY_BATCH.
+        expect([zod.success, phi]).toEqual([false, []]);
+        continue;
+      }
+      expect(error === undefined).toBe(zod.success);
+      if (zod.success) expect(phi).toEqual(zod.data.phi);
+      else {
+        refused++;
+        expect(error?.code).toBe('INVALID_BODY');
+      }
+    }
+    expect(refused).toBeGreaterThan(1000);
   });
 });
 

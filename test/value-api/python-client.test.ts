@@ -64,6 +64,8 @@ describe('Python client (standard library only)', () => {
       predict: { values: number[]; version: number };
       gradient: number[];
       dimensionError: string;
+      localErrors: Record<string, [string, string]>;
+      invalidResponse: [number, string, string];
     };
     const phi = Float32Array.from({ length: D }, (_, i) => Math.sin(i + 1));
     const compiled = new CompiledValueFunction(checkpoint);
@@ -73,6 +75,20 @@ describe('Python client (standard library only)', () => {
     expect(seen.predict.values[0]).toBeCloseTo(value, 6);
     expect(Float32Array.from(seen.gradient)).toEqual(g);
     expect(seen.dimensionError).toBe("predict: phi has 15 entries, value function 'a9a-mcr' expects 16");
+    // Bad local input is a ValueApiError (status 0) with the server's code, not a plain ValueError.
+    expect(seen.localErrors).toEqual({
+      nan: ['NOT_FINITE', 'predict: phi[0] is nan; JSON cannot carry it'],
+      'inf in a loss gradient': ['NOT_FINITE', 'guide: lossGradients[1][0] is inf; JSON cannot carry it'],
+      'not a number': ['INVALID_INPUT', "gradient: phi[1][0] is 'x', not a number"],
+      'beyond float32': ['NOT_FINITE', 'binary: value 1e+39 is beyond the float32 range'],
+      'ragged rows': ['DIMENSION_MISMATCH', 'gradient_binary: rows must all have the same length >= 1, got [15, 16]'],
+      'rows not sequences': ['INVALID_INPUT', 'binary: rows must be a sequence of n rows of d numbers'],
+    });
+    expect(seen.invalidResponse).toEqual([
+      200,
+      'INVALID_RESPONSE',
+      "GET /healthz: HTTP 200 with a body that is not JSON: '<html>proxy login</html>'",
+    ]);
   });
 
   it('runs the PyTorch A9A example for a few /guide steps (skipped without torch)', async (ctx) => {

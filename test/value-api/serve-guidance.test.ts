@@ -1,7 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
-import { GuidanceService, ValueFunctionCatalog } from '../../shared/use-cases/serve-guidance.js';
-import { saveCheckpoint } from '../../shared/use-cases/value-function-store.js';
+import {
+  GuidanceService,
+  type InvalidCheckpoint,
+  ValueFunctionCatalog,
+} from '../../shared/use-cases/serve-guidance.js';
+import { checkpointKey, saveCheckpoint } from '../../shared/use-cases/value-function-store.js';
 import { makeCheckpoint } from '../helpers/make-checkpoint.js';
 import { tempStore } from './fixtures.js';
 
@@ -79,6 +83,107 @@ describe('ValueFunctionCatalog', () => {
     const { version: _, ...added } = makeCheckpoint({ id: 'added', d: 8 });
     await saveCheckpoint(fixture.store, added);
     expect((await catalog.resolve('added')).ok).toBe(true);
+    await fixture.cleanup();
+  });
+});
+
+describe('ValueFunctionCatalog with a bad newest version', () => {
+  const truncated = (text: string) => text.slice(0, Math.floor(text.length / 2));
+
+  it.each([
+    ['truncated', truncated],
+    ['schema-invalid', (text: string) => JSON.stringify({ ...JSON.parse(text), members: [] })],
+  ])('serves the last good version when the newest is %s, reads and reports the bad one once', async (_, spoil) => {
+    const fixture = await tempStore([
+      { id: 'vf', d: 8, seed: 1 },
+      { id: 'vf', d: 8, seed: 2 },
+    ]);
+    const key = checkpointKey('vf', 2);
+    await fixture.store.put(key, spoil(new TextDecoder().decode(await fixture.store.get(key))));
+    const c = counting(fixture.store);
+    const reported: InvalidCheckpoint[] = [];
+    const catalog = new ValueFunctionCatalog(c.store, {
+      refreshIntervalMs: 1000,
+      now: () => 0,
+      onInvalidCheckpoint: (i) => reported.push(i),
+    });
+    for (let i = 0; i < 20; i++) {
+      const r = await catalog.resolve('vf');
+      expect(r.ok && r.value.version).toBe(1);
+    }
+    expect(catalog.cached('vf')?.version).toBe(1);
+    expect(c.gets()).toBe(2);
+    expect(reported).toEqual([
+      {
+        id: 'vf',
+        version: 2,
+        code: 'CHECKPOINT_INVALID',
+        message: expect.stringMatching(/^checkpoint value-functions\/vf\/v000002\.json is (not JSON|invalid)/),
+        since: '1970-01-01T00:00:00.000Z',
+      },
+    ]);
+    expect(catalog.invalidCheckpoints()).toEqual(reported);
+    const pinned = await catalog.resolve('vf', 2);
+    expect(!pinned.ok && pinned.error.code).toBe('CHECKPOINT_INVALID');
+    expect(c.gets()).toBe(2);
+    await fixture.cleanup();
+  });
+
+  it('reads a bad version again after invalidRetryMs and serves it once it is repaired', async () => {
+    const fixture = await tempStore([
+      { id: 'vf', d: 8, seed: 1 },
+      { id: 'vf', d: 8, seed: 2 },
+    ]);
+    const key = checkpointKey('vf', 2);
+    const good = await fixture.store.get(key);
+    await fixture.store.put(key, '{"format":');
+    let now = 0;
+    const reported: InvalidCheckpoint[] = [];
+    const catalog = new ValueFunctionCatalog(fixture.store, {
+      refreshIntervalMs: 1e9,
+      invalidRetryMs: 5000,
+      now: () => now,
+      onInvalidCheckpoint: (i) => reported.push(i),
+    });
+    expect(((await catalog.resolve('vf')) as { value: { version: number } }).value.version).toBe(1);
+    now = 6000; // still bad: read again, not reported again
+    expect(((await catalog.resolve('vf')) as { value: { version: number } }).value.version).toBe(1);
+    expect(reported.length).toBe(1);
+    await fixture.store.put(key, good as Uint8Array);
+    now = 12_000;
+    expect(((await catalog.resolve('vf')) as { value: { version: number } }).value.version).toBe(2);
+    expect(catalog.invalidCheckpoints()).toEqual([]);
+    await fixture.cleanup();
+  });
+
+  it('falls back to the previous version when the listed newest one was deleted, instead of 404', async () => {
+    const fixture = await tempStore([
+      { id: 'vf', d: 8, seed: 1 },
+      { id: 'vf', d: 8, seed: 2 },
+    ]);
+    const catalog = new ValueFunctionCatalog(fixture.store, { refreshIntervalMs: 1e9, now: () => 0 });
+    await catalog.refresh();
+    await fixture.store.delete(checkpointKey('vf', 2));
+    const r = await catalog.resolve('vf');
+    expect(r.ok && r.value.version).toBe(1);
+    const pinned = await catalog.resolve('vf', 2);
+    expect(!pinned.ok && [pinned.error.code, pinned.error.message]).toEqual([
+      'VERSION_NOT_FOUND',
+      "value function 'vf' version 2 is listed but missing from the store",
+    ]);
+    // The next listing no longer has it: nothing is left to report.
+    await catalog.refresh();
+    expect(catalog.invalidCheckpoints()).toEqual([]);
+    await fixture.cleanup();
+  });
+
+  it('answers CHECKPOINT_INVALID when no version loads', async () => {
+    const fixture = await tempStore([{ id: 'vf', d: 8 }]);
+    await fixture.store.put(checkpointKey('vf', 1), '[]');
+    const catalog = new ValueFunctionCatalog(fixture.store);
+    const r = await catalog.resolve('vf');
+    expect(!r.ok && r.error.code).toBe('CHECKPOINT_INVALID');
+    expect(!r.ok && r.error.message).toMatch(/^value function 'vf' has no valid version \(versions: 1; v1: checkpoint/);
     await fixture.cleanup();
   });
 });
