@@ -5,7 +5,8 @@
 // (`--report-split train-holdout`: every 7th training row). The test split is never read.
 // Usage: node bench/tune-defaults.mjs [--datasets a9a,ijcnn1] [--metrics mcr,f1] [--replicates 3]
 //        [--seeds 2] [--seed 7] [--out bench/out/tune.jsonl]   (npm run build first)
-import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
+//        node bench/tune-defaults.mjs --summarise a.jsonl,b.jsonl   (the markdown summary of runs)
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -18,8 +19,54 @@ const { values } = parseArgs({
     seed: { type: 'string', default: '7' },
     'task-configs': { type: 'string', default: '1000x5,2500x3' },
     out: { type: 'string', default: 'bench/out/tune.jsonl' },
+    summarise: { type: 'string' },
   },
 });
+if (values.summarise) {
+  summarise(values.summarise.split(','));
+  process.exit(0);
+}
+
+/**
+ * Per setting: metricopt minus the best loss-only baseline of each (dataset, metric, replicate)
+ * cell, in normalised units (lower is better), averaged over cells, with the worst cell; and
+ * the same against threshold. The default is the setting with the best mean.
+ */
+function summarise(files) {
+  const rows = files.flatMap((f) =>
+    readFileSync(f, 'utf8')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l)),
+  );
+  const norm = (r, v) => (r.direction === 'minimize' ? v : -v);
+  const by = new Map();
+  for (const r of rows) {
+    const key = `tasks ${r.tasks} K ${r.K}, lossWeight ${r.lossWeight}, lossSampler ${r.lossSampler}, trust ${r.trustRadius}`;
+    const h = r.holdout;
+    const lossBest = Math.min(
+      ...['ce_finetune', 'ce_finetune_natural', 'ce_finetune_dense_eval'].map((m) => norm(r, h[m])),
+    );
+    const e = by.get(key) ?? { vsLoss: [], vsThreshold: [], vsBestObs: [], cells: new Set() };
+    e.vsLoss.push(norm(r, h.metricopt) - lossBest);
+    e.vsThreshold.push(norm(r, h.metricopt) - norm(r, h.threshold));
+    e.vsBestObs.push(norm(r, h.metricopt) - norm(r, h.best_observed));
+    e.cells.add(`${r.dataset}-${r.metric}`);
+    by.set(key, e);
+  }
+  const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const f = (v) => `${v >= 0 ? '+' : ''}${v.toFixed(4)}`;
+  const table = [...by.entries()].sort((a, b) => mean(a[1].vsLoss) - mean(b[1].vsLoss));
+  console.log(
+    '| setting | cells | n | vs best loss-only: mean | worst | vs threshold: mean | vs best_observed: mean |',
+  );
+  console.log('|---|---|---|---|---|---|---|');
+  for (const [k, e] of table) {
+    console.log(
+      `| ${k} | ${[...e.cells].join(' ')} | ${e.vsLoss.length} | ${f(mean(e.vsLoss))} | ${f(Math.max(...e.vsLoss))} | ${f(mean(e.vsThreshold))} | ${f(mean(e.vsBestObs))} |`,
+    );
+  }
+}
 const dist = (p) => import(new URL(`../dist/${p}`, import.meta.url).href);
 const { loadDataset } = await dist('shared/adapters/dataset.fs.js');
 const { selectBackend } = await dist('shared/adapters/compute-backend.js');

@@ -7,7 +7,7 @@ import { BalancedSampler } from '../../shared/data/sampler.js';
 import { splitRows } from '../../shared/data/split.js';
 import { metaTrain } from '../../shared/use-cases/meta-train.js';
 import { pretrainAdaptedModel } from '../../shared/use-cases/pretrain.js';
-import { probeEvaluator } from '../../shared/use-cases/run-demo.js';
+import { probeEvaluator, replicateRows } from '../../shared/use-cases/run-demo.js';
 import { saveCheckpoint } from '../../shared/use-cases/value-function-store.js';
 import { CliError } from '../errors.js';
 import { stderrProgress } from '../progress.js';
@@ -27,22 +27,23 @@ export function registerTrain(program: Command): void {
       await mkdir(storeDir, { recursive: true });
       const store = new FsObjectStore(storeDir);
       const progress = stderrProgress();
-      const split = splitRows(ds.rows, cfg.seed);
-      const model = await pretrainAdaptedModel(ds, split.train, cfg, progress);
+      // The rows the demo's meta-training uses, so both write the same checkpoint for a seed.
+      const rows = replicateRows(splitRows(ds.rows, cfg.seed), cfg);
+      const model = await pretrainAdaptedModel(ds, rows.train, cfg, progress);
       const id =
         (o.id as string | undefined) ??
         `${ds.name}-${evaluator.name}-${cfg.recipe}`.toLowerCase().replace(/[^a-z0-9._-]+/g, '-');
       if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(id))
         throw new CliError('USAGE', `--id '${id}' must be lower-case letters, digits, '.', '_' or '-'`);
       try {
-        const valLabels = Int32Array.from(split.val, (r) => ds.labels[r] as number);
-        await probeEvaluator(model, evaluator, split.val, valLabels);
+        const valLabels = Int32Array.from(rows.observe, (r) => ds.labels[r] as number);
+        await probeEvaluator(model, evaluator, rows.observe, valLabels);
         const trained = await metaTrain(
           { ...cfg.metaTrain, checkpointId: id, jobId: `train-${Date.now().toString(36)}` },
           {
             model,
-            sampler: new BalancedSampler(split.train, ds.labels, ds.classes),
-            valRows: split.val,
+            sampler: new BalancedSampler(rows.train, ds.labels, ds.classes),
+            valRows: rows.observe,
             valLabels,
             oracle: new InProcessMetricOracle(evaluator),
             progress,

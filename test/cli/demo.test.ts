@@ -103,7 +103,7 @@ describe('metricopt demo', () => {
     expect(JSON.parse(await readFile(join(out, 'report.json'), 'utf8'))).toEqual(report);
     expect(await readFile(join(out, 'trajectories.svg'), 'utf8')).toContain('<polyline');
     const ck = await loadCheckpoint(new FsObjectStore(join(out, 'store')), report.valueFunction.id);
-    expect(ck.ok && ck.value.d).toBe(16);
+    expect(ck.ok && ck.value.d).toBe(17); // 16 input dynamic biases + 1 output bias
     expect(ck.ok && ck.value.metric).toEqual({ name: 'mcr', direction: 'minimize' });
   });
 
