@@ -1,6 +1,7 @@
-import { evaluateChecked, type MetricValue } from '../metrics/checked-evaluator.js';
+import type { MetricValue } from '../metrics/checked-evaluator.js';
 import { MetricError } from '../metrics/errors.js';
 import type { Evaluator } from '../metrics/evaluator.js';
+import { evaluateWithRetries } from '../metrics/retry-policy.js';
 import type { MetricOracle, MetricQuery, SplitLabels } from '../ports/metric-oracle.port.js';
 import { err, type Result } from '../util/result.js';
 
@@ -32,10 +33,10 @@ export class InProcessMetricOracle implements MetricOracle {
       }
       this.calls++;
       out.push(
-        await evaluateChecked(
+        await evaluateWithRetries(
           this.evaluator,
           { scores: q.scores, labels: split.labels, classes: split.classes },
-          this.timeoutMs,
+          { timeoutMs: this.timeoutMs },
         ),
       );
     }

@@ -1,3 +1,4 @@
+import { EVALUATOR_ATTEMPTS } from '../metrics/retry-policy.js';
 import { randomUUID } from 'node:crypto';
 import { type FSWatcher, watch } from 'node:fs';
 import { link, mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
@@ -50,7 +51,7 @@ export class LocalQueue implements Queue {
     this.root = resolve(root);
     this.location = pathToFileURL(this.root).href;
     this.visibilityTimeoutMs = options.visibilityTimeoutMs ?? 30_000;
-    this.maxReceiveCount = options.maxReceiveCount ?? 3;
+    this.maxReceiveCount = options.maxReceiveCount ?? EVALUATOR_ATTEMPTS;
     if (!(this.visibilityTimeoutMs > 0)) throw new Error('LocalQueue: visibilityTimeoutMs must be positive');
     if (!(this.maxReceiveCount >= 1)) throw new Error('LocalQueue: maxReceiveCount must be at least 1');
     this.ready = join(this.root, 'ready');

@@ -23,7 +23,7 @@ export function formatResultsTable(r: DemoReport): string {
       continue;
     }
     lines.push(
-      `${name.padEnd(24)} ${f4(m.mean).padEnd(8)} ${(m.ci95 ? ci(m.ci95) : '-').padEnd(28)} ${String(m.queries).padStart(7)} ${String(m.totalQueries).padStart(7)}`,
+      `${name.padEnd(24)} ${f4(m.mean).padEnd(8)} ${(m.ci95 ? ci(m.ci95) : '-').padEnd(28)} ${String(m.queries).padStart(7)} ${String(m.totalQueries).padStart(7)}${m.missing > 0 ? `  (${m.missing} run(s) missing: the evaluator failed after its retries)` : ''}`,
     );
   }
   const e = r.metricoptEndpoints;

@@ -26,9 +26,12 @@ const methodResult = z.object({
   ci95: interval,
   /** Sample std across replicates (0 for one replicate). */
   std: z.number(),
-  perReplicate: z.array(z.number()),
-  /** Test values, [replicate][meta-test seed]. */
-  runs: z.array(z.array(z.number())),
+  /** Each replicate's mean over its seeds; null when every test score of it failed. */
+  perReplicate: z.array(z.number().nullable()),
+  /** Test values, [replicate][meta-test seed]; null where the evaluator still failed after its retries. */
+  runs: z.array(z.array(z.number().nullable())),
+  /** Runs whose test score is missing (left out of mean and interval). */
+  missing: z.number().int().nonnegative(),
   /** Real metric queries per run at meta-test. */
   queries: z.number().int().nonnegative(),
   /** The same plus the meta-training queries the method relies on (value function, observations), per replicate. */

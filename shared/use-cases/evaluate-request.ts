@@ -1,3 +1,4 @@
+import { isTransientFailure } from '../metrics/retry-policy.js';
 import { evaluateChecked } from '../metrics/checked-evaluator.js';
 import type { EvaluatorRegistry } from '../metrics/evaluator-registry.js';
 import type { ObjectStore } from '../ports/object-store.port.js';
@@ -116,7 +117,7 @@ export async function evaluateRequest(deps: EvaluateRequestDeps, delivery: Deliv
   // A value outside [0, 1] / NaN is the evaluator's answer, not a hiccup: recorded as final at
   // once; so is an input no evaluator can score (a NaN prediction, a label out of range), which
   // another delivery would not change.
-  const deterministic = code === 'EVALUATOR_INVALID_VALUE' || code === 'METRIC_INPUT_INVALID';
+  const deterministic = !isTransientFailure(code);
   const final = deterministic || delivery.receiveCount >= deps.maxReceiveCount;
   if (!final) {
     await deps.store.delete(claimKey(msg.jobId, key));

@@ -3,7 +3,7 @@ import { priorCorrectScores, searchThreshold, thresholdScores } from '../method/
 import { type GuidedEsOptions, guidedEsDirection } from '../method/guided-es.js';
 import { BatchedOptimizer, type OptimizerKind, projectToBall } from '../method/optimizers.js';
 import type { ValueFn } from '../method/value-function-f32.js';
-import { evaluateChecked } from '../metrics/checked-evaluator.js';
+import { evaluateWithRetries } from '../metrics/retry-policy.js';
 import { denormalise, type Evaluator } from '../metrics/evaluator.js';
 import type { AdaptedModel } from '../models/adapted-model.js';
 import type { MetricOracle } from '../ports/metric-oracle.port.js';
@@ -60,8 +60,8 @@ export interface MetaTestConfig {
 }
 
 export interface MethodRun {
-  /** Test metric, natural direction. */
-  test: number;
+  /** Test metric, natural direction; null when the evaluator still failed after its retries. */
+  test: number | null;
   /** Validation metric of the chosen phi, natural direction (when known). */
   val: number | null;
   /** Real metric queries spent. */
@@ -140,14 +140,14 @@ export async function metaTestSeed(
   const direction = evaluator.direction;
   await deps.oracle.registerSplit('val', { labels: deps.valLabels, classes: model.classes });
 
-  const scoreScores = async (scores: Float32Array, split: 'val' | 'test'): Promise<number> => {
-    const res = await evaluateChecked(evaluator, {
+  /** The metric in-process, with the evaluator retry policy; null (a missing value) if it still fails. */
+  const scoreScores = async (scores: Float32Array, split: 'val' | 'test'): Promise<number | null> => {
+    const res = await evaluateWithRetries(evaluator, {
       scores,
       labels: split === 'val' ? deps.valLabels : deps.testLabels,
       classes: model.classes,
     });
-    if (!res.ok) throw res.error;
-    return res.value.value;
+    return res.ok ? res.value.value : null;
   };
   const predict = (phi: Float32Array, split: 'val' | 'test') =>
     model.predict(phi, 1, split === 'val' ? deps.valRows : deps.testRows);
@@ -328,7 +328,7 @@ export async function metaTestSeed(
     metricoptLoss: mPath.map(valLoss),
     metricoptPredicted: mPath.map((p) => denormalise(vf.value(p), direction)),
   };
-  for (const p of mPath) curves.metricoptMetric.push(await score(p, 'val'));
+  for (const p of mPath) curves.metricoptMetric.push((await score(p, 'val')) ?? Number.NaN);
 
   return {
     seed,

@@ -4,7 +4,7 @@ import { type Split, splitRows } from '../data/split.js';
 import { meanCi95, mean, pairedComparison, std } from '../method/stats.js';
 import { phiAt } from '../method/trajectory.js';
 import { CompiledValueFunction } from '../method/value-function-f32.js';
-import { evaluateChecked } from '../metrics/checked-evaluator.js';
+import { EVALUATOR_ATTEMPTS, evaluateWithRetries } from '../metrics/retry-policy.js';
 import type { Evaluator } from '../metrics/evaluator.js';
 import type { AdaptedModel } from '../models/adapted-model.js';
 import type { MetricOracle } from '../ports/metric-oracle.port.js';
@@ -67,12 +67,19 @@ export async function runDemo(cfg: RunConfig, deps: DemoDeps): Promise<DemoOutpu
     const runs = outcomes.map((o) =>
       o.seeds.map((s) => (s.runs[name] as NonNullable<SeedResult['runs'][MethodName]>).test),
     );
-    const perReplicate = runs.map((r) => mean(r));
+    // A run whose test score still failed after the retries is missing: left out of the means.
+    const perReplicate = runs.map((r) => meanOrNull(r));
+    const present = perReplicate.filter((v): v is number => v !== null);
     const queries = outcomes[0]?.seeds[0]?.runs[name]?.queries ?? 0;
     const usesMetaTraining = name === 'metricopt' || name === 'best_observed';
+    if (present.length === 0) {
+      skipped[name] = `every test score failed after ${EVALUATOR_ATTEMPTS} attempts`;
+      continue;
+    }
     results[name] = {
-      ...meanCi95(perReplicate),
-      std: std(perReplicate),
+      ...meanCi95(present),
+      std: std(present),
+      missing: runs.flat().filter((v) => v === null).length,
       perReplicate,
       runs,
       queries,
@@ -85,7 +92,18 @@ export async function runDemo(cfg: RunConfig, deps: DemoDeps): Promise<DemoOutpu
   if (mo) {
     for (const b of baselineNames) {
       const base = results[b];
-      if (base) comparisons[b] = pairedComparison(mo.perReplicate, base.perReplicate, direction);
+      if (!base) continue;
+      const pairs = mo.perReplicate.flatMap((m, i) => {
+        const v = base.perReplicate[i];
+        return m === null || v === null || v === undefined ? [] : [[m, v] as const];
+      });
+      if (pairs.length > 0) {
+        comparisons[b] = pairedComparison(
+          pairs.map((p) => p[0]),
+          pairs.map((p) => p[1]),
+          direction,
+        );
+      }
     }
   }
   const metricoptEndpoints = { path: 0, start: 0, best_observed: 0 };
@@ -191,11 +209,18 @@ async function runReplicate(
     const t3 = performance.now();
     const h = trained.health;
     const comparisons: Replicate['comparisons'] = {};
-    const moRuns = seeds.map((x) => x.runs.metricopt?.test ?? Number.NaN);
     for (const b of baselineNames) {
-      if (seeds.every((x) => x.runs[b])) {
-        const baseRuns = seeds.map((x) => (x.runs[b] as { test: number }).test);
-        comparisons[b] = pairedComparison(moRuns, baseRuns, deps.oracle.metric.direction);
+      const pairs = seeds.flatMap((x) => {
+        const m = x.runs.metricopt?.test;
+        const v = x.runs[b]?.test;
+        return m === null || m === undefined || v === null || v === undefined ? [] : [[m, v] as const];
+      });
+      if (pairs.length > 0 && seeds.every((x) => x.runs[b])) {
+        comparisons[b] = pairedComparison(
+          pairs.map((p) => p[0]),
+          pairs.map((p) => p[1]),
+          deps.oracle.metric.direction,
+        );
       }
     }
     return {
@@ -255,6 +280,11 @@ export function replicateRows(
   };
 }
 
+function meanOrNull(xs: (number | null)[]): number | null {
+  const v = xs.filter((x): x is number => x !== null);
+  return v.length ? mean(v) : null;
+}
+
 /** The phi with the best (lowest normalised) metric among meta-training's observations. */
 export function bestObservation(trained: {
   trajectories: Parameters<typeof phiAt>[0];
@@ -290,7 +320,7 @@ export async function probeEvaluator(
   labels: Int32Array,
 ): Promise<void> {
   const scores = model.predict(new Float32Array(model.d), 1, rows);
-  const r = await evaluateChecked(evaluator, { scores, labels, classes: model.classes });
+  const r = await evaluateWithRetries(evaluator, { scores, labels, classes: model.classes });
   if (!r.ok) throw r.error;
 }
 

@@ -231,3 +231,58 @@ describe('metricopt bad input', () => {
     }
   });
 });
+
+describe('metricopt demo with a flaky evaluator', () => {
+  it('retries transient failures and reports scores that still fail as missing, never a crash', async () => {
+    // Throws on every 5th call (a transient failure the retry absorbs), and always on inputs of
+    // one length, the test split's here: those scores are missing after their retries.
+    const mod = join(dir, 'flaky.mjs');
+    await writeFile(
+      mod,
+      `let calls = 0;
+      export default { name: 'flaky-mcr', direction: 'minimize', evaluate({ scores, labels }) {
+        calls++;
+        if (calls % 5 === 0) throw new Error('flaky evaluator failure #' + calls);
+        if (labels.length === Number(process.env.MO_FAIL_LENGTH)) throw new Error('scorer down for this split');
+        let wrong = 0; for (let i = 0; i < labels.length; i++) if ((scores[i] >= 0.5 ? 1 : 0) !== labels[i]) wrong++;
+        return wrong / labels.length; } };`,
+    );
+    // 2,000 rows: 70/10/20 split gives 400 test rows.
+    process.env.MO_FAIL_LENGTH = '400';
+    try {
+      const r = await run([
+        'demo',
+        '--dataset',
+        small,
+        '--evaluator',
+        mod,
+        '--out',
+        join(dir, 'flaky'),
+        '--json',
+        ...tiny,
+      ]);
+      expect(r.code).toBe(0);
+      const report = demoReportSchema.parse(JSON.parse(r.stdout));
+      expect(Object.keys(report.results)).toHaveLength(0);
+      expect(report.skipped.metricopt).toContain('every test score failed after 3 attempts');
+      expect(report.replicates[0]?.metaTrain.queriesFailed).toBe(0);
+    } finally {
+      delete process.env.MO_FAIL_LENGTH;
+    }
+    const ok = await run([
+      'demo',
+      '--dataset',
+      small,
+      '--evaluator',
+      mod,
+      '--out',
+      join(dir, 'flaky2'),
+      '--json',
+      ...tiny,
+    ]);
+    expect(ok.code).toBe(0);
+    const report = demoReportSchema.parse(JSON.parse(ok.stdout));
+    expect(report.results.metricopt?.missing).toBe(0);
+    expect(report.replicates[0]?.metaTrain.queriesFailed).toBe(0);
+  });
+});
