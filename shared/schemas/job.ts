@@ -129,3 +129,87 @@ export const jobSpecSchema = z
 /** The job as written (defaults may be omitted). */
 export type JobSpecInput = z.input<typeof jobSpecSchema>;
 export type JobSpec = z.output<typeof jobSpecSchema>;
+
+export const jobStageSchema = z.enum(['pretrain', 'trajectories', 'observations', 'fit', 'done']);
+export type JobStage = z.infer<typeof jobStageSchema>;
+
+const rngStateSchema = z.object({ s: int(0).max(0xffffffff), spare: z.number().nullable() }).strict();
+
+const failureSchema = z.object({ taskId: int(0), step: int(0), code: z.string(), message: z.string() }).strict();
+
+/**
+ * A training job's resumable state, written atomically as `jobs/<id>/state/<seq>.json` with a
+ * conditional create (the highest seq is current; a writer that loses the race stops). The
+ * trajectories of finished chunks live beside it as `jobs/<id>/trajectories/<chunk>.f32`.
+ */
+export const jobStateSchema = z
+  .object({
+    format: z.literal('metricopt.job-state'),
+    schemaVersion: z.literal(1),
+    jobId: jobIdSchema,
+    seq: int(1),
+    updatedAt: z.string(),
+    /** The stage to run next. */
+    stage: jobStageSchema,
+    /** Hash of the pre-trained model's validation predictions: a resume must rebuild the same model. */
+    modelFingerprint: z.string().nullable(),
+    trajectories: z
+      .object({
+        tasks: int(0),
+        chunkTasks: int(1),
+        chunksDone: int(0),
+        tasksDone: int(0),
+        /** The random stream at the boundary after `chunksDone` chunks. */
+        rng: rngStateSchema.nullable(),
+      })
+      .strict(),
+    observations: z
+      .object({
+        /** Metric requests answered so far (in request order), of `total`. */
+        done: int(0),
+        total: int(0),
+        /** Per task, its [step, normalised value] observations. */
+        perTask: z.array(z.array(z.tuple([int(0), z.number()]))),
+        failures: z.array(failureSchema),
+      })
+      .strict(),
+    valueFunction: z
+      .object({ id: checkpointIdSchema, version: int(1), createdAt: z.string() })
+      .strict()
+      .nullable(),
+  })
+  .strict();
+export type JobState = z.infer<typeof jobStateSchema>;
+
+/** The human-facing status document `jobs/<id>/status.json` (`metricopt jobs status`, GET /v1/jobs/{id}). */
+export const jobStatusSchema = z
+  .object({
+    format: z.literal('metricopt.job-status'),
+    schemaVersion: z.literal(1),
+    jobId: jobIdSchema,
+    state: z.enum(['running', 'interrupted', 'done', 'failed']),
+    stage: jobStageSchema,
+    tasks: z.object({ done: int(0), total: int(0) }).strict(),
+    evaluations: z.object({ total: int(0), sent: int(0), returned: int(0), failed: int(0) }).strict(),
+    heldOut: z
+      .object({
+        mae: z.number().nullable(),
+        constantMae: z.number().nullable(),
+        spearman: z.number().nullable(),
+        observations: int(0),
+      })
+      .strict()
+      .nullable(),
+    /** Seconds left in the current stage at this run's pace (null before there is a pace). */
+    etaSeconds: z.number().nullable(),
+    backend: z.string(),
+    lastError: z.object({ code: z.string(), message: z.string() }).strict().nullable(),
+    valueFunction: z
+      .object({ id: checkpointIdSchema, version: int(1) })
+      .strict()
+      .nullable(),
+    startedAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .strict();
+export type JobStatus = z.infer<typeof jobStatusSchema>;
