@@ -31,8 +31,7 @@ export function registerTrain(program: Command): void {
     .option('--job <file>', 'a job spec (JSON, shared/schemas/job.ts); the run options above are then ignored')
     .option('--job-id <id>', "the job's id: resumes the job stored under it, or names a new one")
     .action(async (o: RunOptions) => {
-      const store = await openObjectStore(o.store as string, storeOptionsFromEnv());
-      const { spec, inputs } = await jobFromOptions(o, store);
+      // SIGTERM (ECS before a spot reclaim, docker stop): a final checkpoint, then exit 0.
       const stop = new AbortController();
       const onSignal = () => {
         process.stderr.write('metricopt train: stopping; writing a final checkpoint\n');
@@ -41,37 +40,43 @@ export function registerTrain(program: Command): void {
       process.once('SIGTERM', onSignal);
       process.once('SIGINT', onSignal);
       try {
-        const result = await trainValueFunction(spec, {
-          store,
-          dataset: inputs.dataset,
-          evaluator: inputs.evaluator,
-          oracle: new InProcessMetricOracle(inputs.evaluator),
-          progress: stderrProgress(),
-          backend: inputs.backend,
-          signal: stop.signal,
-        });
-        if (!result.ok) throw result.error;
-        const out = result.value;
-        const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
-        if (out.kind === 'already-done') {
-          process.stdout.write(
-            `job ${spec.id} is already done: checkpoint ${out.valueFunction.id} v${out.valueFunction.version} in ${store.location}; nothing changed\n`,
-          );
-        } else if (out.kind === 'interrupted') {
-          process.stdout.write(
-            `job ${spec.id} interrupted in stage ${out.stage} (${out.tasksDone} tasks, ${out.evaluationsDone} metric evaluations done); resume with: metricopt train --job-id ${spec.id} --store ${o.store as string}\n`,
-          );
-        } else {
-          const h = out.health;
-          process.stdout.write(
-            `checkpoint ${out.checkpoint.id} v${out.checkpoint.version} written to ${store.location}${out.resumed ? ` (job ${spec.id} resumed)` : ''}\nheld-out MAE ${f(h.heldOutMae)} (constant ${f(h.constantMae)}), Spearman ${f(h.spearman)}\n`,
-          );
-        }
+        await runTrain(o, stop.signal);
       } finally {
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
       }
     });
+}
+
+async function runTrain(o: RunOptions, signal: AbortSignal): Promise<void> {
+  const store = await openObjectStore(o.store as string, storeOptionsFromEnv());
+  const { spec, inputs } = await jobFromOptions(o, store);
+  const result = await trainValueFunction(spec, {
+    store,
+    dataset: inputs.dataset,
+    evaluator: inputs.evaluator,
+    oracle: new InProcessMetricOracle(inputs.evaluator),
+    progress: stderrProgress(),
+    backend: inputs.backend,
+    signal,
+  });
+  if (!result.ok) throw result.error;
+  const out = result.value;
+  const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
+  if (out.kind === 'already-done') {
+    process.stdout.write(
+      `job ${spec.id} is already done: checkpoint ${out.valueFunction.id} v${out.valueFunction.version} in ${store.location}; nothing changed\n`,
+    );
+  } else if (out.kind === 'interrupted') {
+    process.stdout.write(
+      `job ${spec.id} interrupted in stage ${out.stage} (${out.tasksDone} tasks, ${out.evaluationsDone} metric evaluations done); resume with: metricopt train --job-id ${spec.id} --store ${o.store as string}\n`,
+    );
+  } else {
+    const h = out.health;
+    process.stdout.write(
+      `checkpoint ${out.checkpoint.id} v${out.checkpoint.version} written to ${store.location}${out.resumed ? ` (job ${spec.id} resumed)` : ''}\nheld-out MAE ${f(h.heldOutMae)} (constant ${f(h.constantMae)}), Spearman ${f(h.spearman)}\n`,
+    );
+  }
 }
 
 /** The job: a job file, the job stored under --job-id, or one built from the run options. */
