@@ -1,10 +1,8 @@
-import { readFile, writeFile } from 'node:fs/promises';
-import { mkdtemp } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { openObjectStore } from '../../shared/adapters/from-url.js';
+import { localDatasetSource } from '../../shared/adapters/job-inputs.js';
 import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { JobSpec } from '../../shared/schemas/job.js';
@@ -144,17 +142,7 @@ type Inputs = Awaited<ReturnType<typeof prepareRun>>;
 
 /** The options `prepareRun` loads the job's data set and evaluator from (an s3:// data set is downloaded first). */
 async function runOptionsOf(spec: JobSpec, o: RunOptions): Promise<RunOptions> {
-  let source = spec.dataset.source;
-  if (source.startsWith('file://')) source = fileURLToPath(source);
-  else if (source.startsWith('s3://')) {
-    const m = /^(s3:\/\/[^/]+)\/(.+)$/.exec(source);
-    if (!m) throw new CliError('USAGE', `dataset ${source}: expected s3://bucket/key`);
-    const bytes = await (await openObjectStore(m[1] as string, storeOptionsFromEnv())).get(m[2] as string);
-    if (!bytes) throw new CliError('DATASET_NOT_FOUND', `dataset ${source} not found`);
-    const local = join(await mkdtemp(join(tmpdir(), 'metricopt-data-')), basename(m[2] as string));
-    await writeFile(local, bytes);
-    source = local;
-  }
+  const source = await localDatasetSource(spec.dataset.source, storeOptionsFromEnv());
   return {
     dataset: source,
     features: spec.dataset.features,

@@ -177,6 +177,16 @@ export const jobStateSchema = z
       .object({ id: checkpointIdSchema, version: int(1), createdAt: z.string() })
       .strict()
       .nullable(),
+    /** The value function's held-out figures, once fitted. */
+    heldOut: z
+      .object({
+        mae: z.number().nullable(),
+        constantMae: z.number().nullable(),
+        spearman: z.number().nullable(),
+        observations: int(0),
+      })
+      .strict()
+      .nullable(),
   })
   .strict();
 export type JobState = z.infer<typeof jobStateSchema>;

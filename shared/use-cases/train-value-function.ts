@@ -348,6 +348,11 @@ export type TrainJobOutcome =
   | { kind: 'already-done'; valueFunction: { id: string; version: number } }
   | { kind: 'interrupted'; stage: JobStage; tasksDone: number; evaluationsDone: number };
 
+const heldOutOf = (h: ValueFunctionHealth | null): JobState['heldOut'] =>
+  h
+    ? { mae: h.heldOutMae, constantMae: h.constantMae, spearman: h.spearman, observations: h.heldOutObservations }
+    : null;
+
 const canonical = (spec: JobSpec) => JSON.stringify(jobSpecSchema.parse(spec));
 
 /** The job spec stored under an id (for `--job-id` without a job file). */
@@ -433,6 +438,37 @@ export async function trainValueFunction(
   if (!latest.ok) return latest;
   const resume = latest.value;
   if (resume?.stage === 'done' && resume.valueFunction) {
+    // A trainer killed between its last state and its status write left the status behind: repair only that.
+    const status = await readJobStatus(store, spec.id);
+    if (!status.ok || status.value.state !== 'done') {
+      const o = resume.observations;
+      await store.put(
+        keys.status,
+        `${JSON.stringify(
+          jobStatusSchema.parse({
+            format: 'metricopt.job-status',
+            schemaVersion: 1,
+            jobId: spec.id,
+            state: 'done',
+            stage: 'done',
+            tasks: { done: resume.trajectories.tasksDone, total: resume.trajectories.tasks },
+            evaluations: {
+              total: o.total,
+              sent: o.done,
+              returned: o.perTask.reduce((a, l) => a + l.length, 0),
+              failed: o.failures.length,
+            },
+            heldOut: resume.heldOut,
+            etaSeconds: 0,
+            backend: status.ok ? status.value.backend : deps.backend,
+            lastError: null,
+            valueFunction: { id: resume.valueFunction.id, version: resume.valueFunction.version },
+            startedAt: status.ok ? status.value.startedAt : resume.updatedAt,
+            updatedAt: resume.updatedAt,
+          } satisfies JobStatus),
+        )}\n`,
+      );
+    }
     return ok({
       kind: 'already-done',
       valueFunction: { id: resume.valueFunction.id, version: resume.valueFunction.version },
@@ -468,14 +504,7 @@ export async function trainValueFunction(
         returned,
         failed: p.observations.failures.length,
       },
-      heldOut: p.health
-        ? {
-            mae: p.health.heldOutMae,
-            constantMae: p.health.constantMae,
-            spearman: p.health.spearman,
-            observations: p.health.heldOutObservations,
-          }
-        : null,
+      heldOut: heldOutOf(p.health),
       etaSeconds: state === 'done' ? 0 : eta,
       backend: deps.backend,
       lastError: null,
@@ -516,6 +545,7 @@ export async function trainValueFunction(
           failures: p.observations.failures,
         },
         valueFunction: p.valueFunction,
+        heldOut: heldOutOf(p.health),
       };
       if (!(await store.putIfAbsent(keys.state(state.seq), JSON.stringify(jobStateSchema.parse(state))))) {
         throw new JobError(

@@ -114,6 +114,21 @@ describe('trainValueFunction', () => {
     expect(await snapshot(store)).toEqual(before);
   });
 
+  it('repairs a status document left behind by a trainer killed after its last state write', async () => {
+    const store = new FsObjectStore(join(dir, 'reference'));
+    const done = await readJobStatus(store, spec.id);
+    if (!done.ok) throw done.error;
+    await store.put(
+      jobKeys(spec.id).status,
+      JSON.stringify({ ...done.value, state: 'running', stage: 'fit', heldOut: null }),
+    );
+    const out = await runJob(store, spec);
+    expect(out.kind).toBe('already-done');
+    const repaired = await readJobStatus(store, spec.id);
+    expect(repaired.ok && repaired.value).toEqual({ ...done.value, updatedAt: expect.any(String) });
+    expect((await store.list('value-functions/')).length).toBe(1);
+  });
+
   it('stopped at random points and resumed, ends with the same bits and counts every task once', async () => {
     const rng = new Rng(42);
     // 3 chunks x 6 steps + 6 query batches: 24 progress ticks in all.
