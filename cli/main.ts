@@ -1,13 +1,20 @@
 import { Command, CommanderError } from 'commander';
 import { registerDemo } from './commands/demo.js';
 import { registerEvaluate } from './commands/evaluate.js';
+import { registerJobs } from './commands/jobs.js';
 import { registerTrain } from './commands/train.js';
 import { registerServe } from './commands/serve.js';
 import { formatError } from './errors.js';
 import { LIBRARY_VERSION } from '../shared/version.js';
 
 /** Each subcommand lives in cli/commands/<name>.ts and registers itself here. */
-const registrations: Array<(program: Command) => void> = [registerDemo, registerTrain, registerServe, registerEvaluate];
+const registrations: Array<(program: Command) => void> = [
+  registerDemo,
+  registerTrain,
+  registerServe,
+  registerEvaluate,
+  registerJobs,
+];
 
 export function buildProgram(): Command {
   const program = new Command('metricopt')

@@ -1,18 +1,14 @@
 import { hostname } from 'node:os';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import type { Command } from 'commander';
 import { parseWebhooks } from '../../functions/evaluate-metric/config.js';
-import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { parseS3Url, S3ObjectStore } from '../../shared/adapters/object-store.s3.js';
+import { locationKind, openObjectStore, openQueue } from '../../shared/adapters/from-url.js';
 import { LocalQueue } from '../../shared/adapters/queue.local.js';
-import { SqsQueue } from '../../shared/adapters/queue.sqs.js';
 import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-module.worker-thread.js';
 import { createEvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
-import type { ObjectStore } from '../../shared/ports/object-store.port.js';
-import type { Queue } from '../../shared/ports/queue.port.js';
 import type { EvaluatorSpec } from '../../shared/schemas/evaluation.js';
 import { runEvaluationWorker } from '../../shared/use-cases/evaluate-request.js';
 import { CliError } from '../errors.js';
+import { storeOptionsFromEnv } from '../locations.js';
 import { spawnEvaluateWorkers } from '../local-queue-oracle.js';
 
 interface EvaluateOptions {
@@ -108,8 +104,11 @@ export function registerEvaluate(program: Command): void {
       }
 
       const maxReceiveCount = positiveInt('--max-receive-count', opts.maxReceiveCount);
-      const queue = openQueue(opts.queue, {
-        dlqUrl: opts.dlqUrl,
+      if (locationKind(opts.queue) === 'sqs' && !opts.dlqUrl) {
+        throw new CliError('USAGE', 'evaluate: --dlq-url is required with an SQS queue URL');
+      }
+      const queue = await openQueue(opts.queue, {
+        deadLetterQueueUrl: opts.dlqUrl,
         visibilityTimeoutMs: opts.visibilityTimeoutMs
           ? positiveInt('--visibility-timeout-ms', opts.visibilityTimeoutMs)
           : evaluatorTimeoutMs + 5000,
@@ -124,7 +123,7 @@ export function registerEvaluate(program: Command): void {
       say(`worker ${workerId} on ${queue.location} (store ${opts.store})`);
       const { processed } = await runEvaluationWorker(
         {
-          store: openStore(opts.store),
+          store: await openObjectStore(opts.store, storeOptionsFromEnv()),
           registry: registry.value,
           workerId,
           maxReceiveCount: effectiveMax,
@@ -162,25 +161,4 @@ function workerArgs(o: EvaluateOptions): string[] {
     ...flag('--idle-exit-ms', o.idleExitMs),
     ...(o.quiet ? ['--quiet'] : []),
   ];
-}
-
-function openQueue(
-  spec: string,
-  o: { dlqUrl: string | undefined; visibilityTimeoutMs: number; maxReceiveCount: number },
-): Queue {
-  if (/^https?:\/\//.test(spec)) {
-    if (!o.dlqUrl) throw new CliError('USAGE', 'evaluate: --dlq-url is required with an SQS queue URL');
-    return new SqsQueue({ client: new SQSClient({}), queueUrl: spec, deadLetterQueueUrl: o.dlqUrl });
-  }
-  return new LocalQueue(spec, { visibilityTimeoutMs: o.visibilityTimeoutMs, maxReceiveCount: o.maxReceiveCount });
-}
-
-function openStore(spec: string): ObjectStore {
-  if (!spec.startsWith('s3://')) return new FsObjectStore(spec);
-  const endpoint = process.env.METRICOPT_S3_ENDPOINT;
-  return new S3ObjectStore({
-    ...parseS3Url(spec),
-    ...(endpoint ? { endpoint } : {}),
-    forcePathStyle: /^(1|true)$/.test(process.env.METRICOPT_S3_FORCE_PATH_STYLE ?? ''),
-  });
 }

@@ -2,9 +2,10 @@ import type { Command } from 'commander';
 import { API_KEY_HASH_PATTERN, hashApiKey } from '../../functions/value-api/auth.js';
 import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS, DEFAULT_REFRESH_MS } from '../../functions/value-api/config.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
-import { openObjectStore } from '../../functions/value-api/store.js';
+import { openValueStore } from '../../functions/value-api/store.js';
 import { listCheckpointVersions } from '../../shared/use-cases/value-function-store.js';
 import { CliError } from '../errors.js';
+import { storeOptionsFromEnv } from '../locations.js';
 
 export interface ServeOptions {
   port: string;
@@ -77,10 +78,7 @@ export async function serve(
   if (bad !== undefined) {
     throw new CliError('USAGE', `--api-key-hash must be a SHA-256 hex digest (64 hex characters), got '${bad}'`);
   }
-  const store = openObjectStore(opts.store, {
-    s3Endpoint: process.env.METRICOPT_S3_ENDPOINT,
-    s3ForcePathStyle: /^(1|true)$/.test(process.env.METRICOPT_S3_FORCE_PATH_STYLE ?? ''),
-  });
+  const store = await openValueStore(opts.store, storeOptionsFromEnv());
   const limits = {
     maxRows: positiveInt('--max-rows', opts.maxRows),
     maxBodyBytes: positiveInt('--max-body-bytes', opts.maxBodyBytes),

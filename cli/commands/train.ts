@@ -1,63 +1,153 @@
-import { mkdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
+import { openObjectStore } from '../../shared/adapters/from-url.js';
+import { localDatasetSource } from '../../shared/adapters/job-inputs.js';
 import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
-import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { BalancedSampler } from '../../shared/data/sampler.js';
-import { splitRows } from '../../shared/data/split.js';
-import { metaTrain } from '../../shared/use-cases/meta-train.js';
-import { pretrainAdaptedModel } from '../../shared/use-cases/pretrain.js';
-import { probeEvaluator, replicateRows } from '../../shared/use-cases/run-demo.js';
-import { saveCheckpoint } from '../../shared/use-cases/value-function-store.js';
+import type { ObjectStore } from '../../shared/ports/object-store.port.js';
+import type { JobSpec } from '../../shared/schemas/job.js';
+import { overridesOf, parseJobSpec, parseJobSpecText } from '../../shared/use-cases/job-spec.js';
+import { loadJobSpec, trainValueFunction } from '../../shared/use-cases/train-value-function.js';
 import { CliError } from '../errors.js';
+import { storeOptionsFromEnv } from '../locations.js';
 import { stderrProgress } from '../progress.js';
-import { addRunOptions, buildRunConfig, prepareRun } from '../run-options.js';
+import { addRunOptions, buildRunConfig, prepareRun, type RunOptions } from '../run-options.js';
 
 export function registerTrain(program: Command): void {
   const cmd = program
     .command('train')
-    .description('Pre-train, meta-train the value function and write its checkpoint to an object store (no meta-test)');
+    .description(
+      'Run a training job: pre-train, meta-train the value function and write its checkpoint to an object store (no meta-test). Resumable: run it again with the same --job-id (or job file) to continue.',
+    );
   addRunOptions(cmd)
-    .option('--store <dir>', 'object store folder the checkpoint is written to', './metricopt-store')
+    .option(
+      '--store <dir|s3://bucket/prefix>',
+      'object store for the job state and the checkpoint',
+      './metricopt-store',
+    )
     .option('--id <id>', 'checkpoint id (default: <dataset>-<metric>-<recipe>)')
-    .action(async (o: Record<string, unknown>) => {
-      const cfg = buildRunConfig(o);
-      const { dataset: ds, evaluator } = await prepareRun(o);
-      const storeDir = resolve(o.store as string);
-      await mkdir(storeDir, { recursive: true });
-      const store = new FsObjectStore(storeDir);
-      const progress = stderrProgress();
-      // The rows the demo's meta-training uses, so both write the same checkpoint for a seed.
-      const rows = replicateRows(splitRows(ds.rows, cfg.seed), cfg);
-      const model = await pretrainAdaptedModel(ds, rows.train, cfg, progress);
-      const id =
-        (o.id as string | undefined) ??
-        `${ds.name}-${evaluator.name}-${cfg.recipe}`.toLowerCase().replace(/[^a-z0-9._-]+/g, '-');
-      if (!/^[a-z0-9][a-z0-9._-]{0,62}$/.test(id))
-        throw new CliError('USAGE', `--id '${id}' must be lower-case letters, digits, '.', '_' or '-'`);
+    .option('--job <file>', 'a job spec (JSON, shared/schemas/job.ts); the run options above are then ignored')
+    .option('--job-id <id>', "the job's id: resumes the job stored under it, or names a new one")
+    .action(async (o: RunOptions) => {
+      // SIGTERM (ECS before a spot reclaim, docker stop): a final checkpoint, then exit 0.
+      const stop = new AbortController();
+      const onSignal = () => {
+        process.stderr.write('metricopt train: stopping; writing a final checkpoint\n');
+        stop.abort();
+      };
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
       try {
-        const valLabels = Int32Array.from(rows.observe, (r) => ds.labels[r] as number);
-        await probeEvaluator(model, evaluator, rows.observe, valLabels);
-        const trained = await metaTrain(
-          { ...cfg.metaTrain, checkpointId: id, jobId: `train-${Date.now().toString(36)}` },
-          {
-            model,
-            sampler: new BalancedSampler(rows.train, ds.labels, ds.classes),
-            valRows: rows.observe,
-            valLabels,
-            oracle: new InProcessMetricOracle(evaluator),
-            progress,
-            dataset: ds.name,
-          },
-        );
-        const saved = await saveCheckpoint(store, trained.checkpoint);
-        const h = trained.health;
-        const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
-        process.stdout.write(
-          `checkpoint ${saved.id} v${saved.version} written to ${store.location}\nheld-out MAE ${f(h.heldOutMae)} (constant ${f(h.constantMae)}), Spearman ${f(h.spearman)}\n`,
-        );
+        await runTrain(o, stop.signal);
       } finally {
-        model.dispose();
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
       }
     });
+}
+
+async function runTrain(o: RunOptions, signal: AbortSignal): Promise<void> {
+  const store = await openObjectStore(o.store as string, storeOptionsFromEnv());
+  const { spec, inputs } = await jobFromOptions(o, store);
+  const result = await trainValueFunction(spec, {
+    store,
+    dataset: inputs.dataset,
+    evaluator: inputs.evaluator,
+    oracle: new InProcessMetricOracle(inputs.evaluator),
+    progress: stderrProgress(),
+    backend: inputs.backend,
+    signal,
+  });
+  if (!result.ok) throw result.error;
+  const out = result.value;
+  const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
+  if (out.kind === 'already-done') {
+    process.stdout.write(
+      `job ${spec.id} is already done: checkpoint ${out.valueFunction.id} v${out.valueFunction.version} in ${store.location}; nothing changed\n`,
+    );
+  } else if (out.kind === 'interrupted') {
+    process.stdout.write(
+      `job ${spec.id} interrupted in stage ${out.stage} (${out.tasksDone} tasks, ${out.evaluationsDone} metric evaluations done); resume with: metricopt train --job-id ${spec.id} --store ${o.store as string}\n`,
+    );
+  } else {
+    const h = out.health;
+    process.stdout.write(
+      `checkpoint ${out.checkpoint.id} v${out.checkpoint.version} written to ${store.location}${out.resumed ? ` (job ${spec.id} resumed)` : ''}\nheld-out MAE ${f(h.heldOutMae)} (constant ${f(h.constantMae)}), Spearman ${f(h.spearman)}\n`,
+    );
+  }
+}
+
+/** The job: a job file, the job stored under --job-id, or one built from the run options. */
+async function jobFromOptions(o: RunOptions, store: ObjectStore): Promise<{ spec: JobSpec; inputs: Inputs }> {
+  const withInputs = async (spec: JobSpec) => ({ spec, inputs: await prepareRun(await runOptionsOf(spec, o)) });
+  const jobId = o.jobId as string | undefined;
+  if (o.job !== undefined) {
+    const file = o.job as string;
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (e) {
+      throw new CliError('USAGE', `--job ${file}: ${(e as Error).message}`);
+    }
+    const parsed = parseJobSpecText(text, file);
+    if (!parsed.ok) throw parsed.error;
+    if (jobId === undefined || jobId === parsed.value.id) return withInputs(parsed.value);
+    const renamed = parseJobSpec({ ...parsed.value, id: jobId }, `${file} (--job-id)`);
+    if (!renamed.ok) throw renamed.error;
+    return withInputs(renamed.value);
+  }
+  if (jobId !== undefined) {
+    const stored = await loadJobSpec(store, jobId);
+    if (stored.ok) return withInputs(stored.value);
+    if (stored.error.code !== 'JOB_NOT_FOUND') throw stored.error;
+  }
+  // A new job from the flags. Paths become absolute, so that a resume from elsewhere finds them.
+  const cfg = buildRunConfig(o);
+  const source = o.dataset as string;
+  const dataset = ['a9a', 'digits'].includes(source) || /^[a-z0-9]+:\/\//.test(source) ? source : resolve(source);
+  const inputs = await prepareRun(o);
+  const { dataset: ds, evaluator } = inputs;
+  const valueFunctionId =
+    (o.id as string | undefined) ??
+    `${ds.name}-${evaluator.name}-${cfg.recipe}`.toLowerCase().replace(/[^a-z0-9._-]+/g, '-');
+  const parsed = parseJobSpec(
+    {
+      format: 'metricopt.job',
+      schemaVersion: 1,
+      id: jobId ?? `train-${Date.now().toString(36)}`,
+      dataset: {
+        source: dataset,
+        ...(o.features !== undefined ? { features: o.features } : {}),
+        ...(o.positiveLabel !== undefined ? { positiveLabel: o.positiveLabel } : {}),
+      },
+      metric: o.evaluator ? { module: resolve(o.evaluator as string) } : { builtin: o.metric },
+      recipe: cfg.recipe,
+      seed: cfg.seed,
+      overrides: overridesOf(cfg),
+      output: { valueFunctionId },
+    },
+    'train',
+  );
+  if (!parsed.ok) {
+    const e = parsed.error;
+    throw new CliError(
+      'USAGE',
+      e.message.replace(/^train: output\.valueFunctionId/, '--id').replace(/^train: id/, '--job-id'),
+    );
+  }
+  return { spec: parsed.value, inputs };
+}
+
+type Inputs = Awaited<ReturnType<typeof prepareRun>>;
+
+/** The options `prepareRun` loads the job's data set and evaluator from (an s3:// data set is downloaded first). */
+async function runOptionsOf(spec: JobSpec, o: RunOptions): Promise<RunOptions> {
+  const source = await localDatasetSource(spec.dataset.source, storeOptionsFromEnv());
+  return {
+    dataset: source,
+    features: spec.dataset.features,
+    positiveLabel: spec.dataset.positiveLabel,
+    ...('builtin' in spec.metric ? { metric: spec.metric.builtin } : { evaluator: spec.metric.module }),
+    backend: o.backend,
+  };
 }

@@ -1,9 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { SQSClient } from '@aws-sdk/client-sqs';
 import { hostname } from 'node:os';
-import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { parseS3Url, S3ObjectStore } from '../../shared/adapters/object-store.s3.js';
-import { SqsQueue } from '../../shared/adapters/queue.sqs.js';
+import { openDeadLetterSender, openObjectStore } from '../../shared/adapters/from-url.js';
 import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-module.worker-thread.js';
 import { createEvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
 import { parseEvaluateMetricEnv } from './config.js';
@@ -17,23 +14,16 @@ const { env, evaluators } = parseEvaluateMetricEnv(process.env);
 const logger = new Logger({ serviceName: 'metricopt-evaluate-metric' });
 
 async function wire(): Promise<EvaluateMetricDeps> {
-  const store = env.METRICOPT_STORE.startsWith('s3://')
-    ? new S3ObjectStore({
-        ...parseS3Url(env.METRICOPT_STORE),
-        ...(env.METRICOPT_S3_ENDPOINT ? { endpoint: env.METRICOPT_S3_ENDPOINT } : {}),
-        forcePathStyle: env.METRICOPT_S3_FORCE_PATH_STYLE,
-      })
-    : new FsObjectStore(env.METRICOPT_STORE);
+  const store = await openObjectStore(env.METRICOPT_STORE, {
+    s3Endpoint: env.METRICOPT_S3_ENDPOINT,
+    s3ForcePathStyle: env.METRICOPT_S3_FORCE_PATH_STYLE,
+  });
   // User modules run in worker threads: the evaluator timeout then holds for synchronous code too.
   const registry = await createEvaluatorRegistry(evaluators, {
     loadModule: (path) => loadEvaluatorModuleInWorker(path),
   });
   if (!registry.ok) throw registry.error;
-  const dlq = new SqsQueue({
-    client: new SQSClient({}),
-    queueUrl: env.METRICOPT_DLQ_URL,
-    deadLetterQueueUrl: env.METRICOPT_DLQ_URL,
-  });
+  const dlq = await openDeadLetterSender(env.METRICOPT_DLQ_URL);
   return {
     request: {
       store,

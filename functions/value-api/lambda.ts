@@ -1,7 +1,7 @@
 import { handle } from 'hono/aws-lambda';
 import { parseValueApiEnv } from './config.js';
 import { buildValueApi } from './service.js';
-import { openObjectStore } from './store.js';
+import { openValueStore } from './store.js';
 
 /**
  * The value API as a Lambda handler (function URL or API Gateway). Configuration is parsed
@@ -11,7 +11,7 @@ import { openObjectStore } from './store.js';
 const env = parseValueApiEnv(process.env);
 
 const { app } = buildValueApi({
-  store: openObjectStore(env.METRICOPT_STORE, {
+  store: await openValueStore(env.METRICOPT_STORE, {
     s3Endpoint: env.METRICOPT_S3_ENDPOINT,
     s3ForcePathStyle: env.METRICOPT_S3_FORCE_PATH_STYLE,
   }),

@@ -1,7 +1,7 @@
 import type { BalancedSampler } from '../data/sampler.js';
 import type { AdaptedModel } from '../models/adapted-model.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
-import { Rng } from '../util/random.js';
+import { Rng, type RngState } from '../util/random.js';
 import { BatchedOptimizer, type OptimizerKind } from './optimizers.js';
 
 /**
@@ -47,36 +47,130 @@ export function generateTrajectories(
   progress: ProgressReporter,
   chunkTasks = 200,
 ): Trajectories {
-  const { tasks: n, steps: T, batchSize: B } = config;
-  const d = model.d;
-  const rng = new Rng(config.seed);
-  const phis = new Float32Array(n * (T + 1) * d);
-  const losses = new Float32Array(n * T);
-  const querySteps: number[][] = [];
-  for (let i = 0; i < n; i++) querySteps.push(chooseQuerySteps(rng, T, config.queries));
-  progress.start('trajectories (loss-only fine-tuning)', n * T);
-  let done = 0;
-  for (let start = 0; start < n; start += chunkTasks) {
-    const m = Math.min(chunkTasks, n - start);
-    const phi = rng.normals(m * d, config.phi0Std);
-    const opt = new BatchedOptimizer(config.optimizer, config.learningRate, m * d);
+  const gen = new TrajectoryGenerator(model, sampler, config, chunkTasks);
+  progress.start('trajectories (loss-only fine-tuning)', gen.totalSteps);
+  while (!gen.finished) gen.runChunk((done) => progress.tick(done));
+  progress.end();
+  return gen.trajectories;
+}
+
+/**
+ * Trajectory generation one chunk at a time, so that a long run can be checkpointed between
+ * chunks and resumed: the state between chunks is the chunks done (their phis and losses) and
+ * the random stream. Generating all chunks in one go, or resuming after any of them from
+ * `restore`, gives the same bits.
+ */
+export class TrajectoryGenerator {
+  readonly trajectories: Trajectories;
+  readonly chunkTasks: number;
+  private rng: Rng;
+  private next = 0;
+
+  constructor(
+    private readonly model: AdaptedModel,
+    private readonly sampler: BalancedSampler,
+    private readonly config: TrajectoryConfig,
+    chunkTasks = 200,
+  ) {
+    const { tasks: n, steps: T } = config;
+    const d = model.d;
+    this.chunkTasks = Math.max(1, Math.floor(chunkTasks));
+    this.rng = new Rng(config.seed);
+    const querySteps: number[][] = [];
+    for (let i = 0; i < n; i++) querySteps.push(chooseQuerySteps(this.rng, T, config.queries));
+    this.trajectories = {
+      n,
+      T,
+      d,
+      phis: new Float32Array(n * (T + 1) * d),
+      losses: new Float32Array(n * T),
+      querySteps,
+    };
+  }
+
+  get chunks(): number {
+    return Math.ceil(this.config.tasks / this.chunkTasks);
+  }
+  get chunksDone(): number {
+    return this.next;
+  }
+  get tasksDone(): number {
+    return Math.min(this.config.tasks, this.next * this.chunkTasks);
+  }
+  get totalSteps(): number {
+    return this.config.tasks * this.config.steps;
+  }
+  get finished(): boolean {
+    return this.next >= this.chunks;
+  }
+  /** Tasks [start, end) of chunk c. */
+  chunkRange(c: number): { start: number; end: number } {
+    const start = c * this.chunkTasks;
+    return { start, end: Math.min(this.config.tasks, start + this.chunkTasks) };
+  }
+  rngState(): RngState {
+    return this.rng.state();
+  }
+
+  /** Continues after `chunksDone` chunks whose phis and losses are already in `trajectories`. */
+  restore(chunksDone: number, rng: RngState): void {
+    if (chunksDone < 0 || chunksDone > this.chunks)
+      throw new Error(`TrajectoryGenerator: bad chunk count ${chunksDone}`);
+    this.next = chunksDone;
+    this.rng = Rng.fromState(rng);
+  }
+
+  /** Runs the next chunk; `onStep(doneSteps)` follows every step. */
+  runChunk(onStep: (done: number) => void = () => undefined): void {
+    for (const done of this.chunkSteps()) onStep(done);
+  }
+
+  /**
+   * The next chunk, yielding to the event loop after every step (signals get handled). When
+   * `stop()` turns true the chunk is abandoned and the generator stays at the last chunk
+   * boundary, its random stream untouched; returns whether the chunk completed.
+   */
+  async runChunkAsync(stop: () => boolean, onStep: (done: number) => void = () => undefined): Promise<boolean> {
+    const saved = this.rng.state();
+    const before = this.next;
+    for (const done of this.chunkSteps()) {
+      onStep(done);
+      await new Promise<void>((r) => setImmediate(r));
+      if (stop() && this.next === before) {
+        this.rng = Rng.fromState(saved);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /** The steps of the next chunk; the chunk counts as done once the iterator is exhausted. */
+  private *chunkSteps(): Generator<number> {
+    const { steps: T, batchSize: B } = this.config;
+    const { d, phis, losses } = this.trajectories;
+    const { start, end } = this.chunkRange(this.next);
+    const m = end - start;
+    const rng = this.rng;
+    const phi = rng.normals(m * d, this.config.phi0Std);
+    const opt = new BatchedOptimizer(this.config.optimizer, this.config.learningRate, m * d);
     const rows = new Int32Array(m * B);
     const record = (t: number) => {
       for (let i = 0; i < m; i++) phis.set(phi.subarray(i * d, (i + 1) * d), ((start + i) * (T + 1) + t) * d);
     };
     record(0);
+    let done = start * T;
     for (let t = 0; t < T; t++) {
-      for (let i = 0; i < m; i++) sampler.sampleInto(rng, rows, i * B, B);
-      const { loss, grad } = model.lossAndGrad(phi, m, rows, B);
+      for (let i = 0; i < m; i++) this.sampler.sampleInto(rng, rows, i * B, B);
+      const { loss, grad } = this.model.lossAndGrad(phi, m, rows, B);
       opt.step(phi, grad);
       for (let i = 0; i < m; i++) losses[(start + i) * T + t] = loss[i] as number;
       record(t + 1);
       done += m;
-      progress.tick(done);
+      // The chunk is done before its last step is reported: a stop after it keeps the chunk.
+      if (t === T - 1) this.next++;
+      yield done;
     }
   }
-  progress.end();
-  return { n, T, d, phis, losses, querySteps };
 }
 
 /** phi of task i at step t (a view). */

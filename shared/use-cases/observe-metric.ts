@@ -15,6 +15,12 @@ export interface QueryOutcome {
   failures: { taskId: number; step: number; code: string; message: string }[];
 }
 
+export interface MetricRequest {
+  taskId: number;
+  step: number;
+  phi: Float32Array;
+}
+
 /**
  * Asks the oracle for the metric at each requested (task, step) phi, predictions on the
  * evaluation split computed here in batches. Failed queries are recorded and skipped: the
@@ -23,7 +29,7 @@ export interface QueryOutcome {
 export async function observeMetric(
   model: AdaptedModel,
   oracle: MetricOracle,
-  requests: { taskId: number; step: number; phi: Float32Array }[],
+  requests: MetricRequest[],
   evalRows: Int32Array,
   jobId: string,
   split: string,
@@ -31,35 +37,95 @@ export async function observeMetric(
   progress: ProgressReporter,
   batch = 48,
 ): Promise<QueryOutcome> {
-  const observations: Observation[][] = Array.from({ length: tasks }, () => []);
-  const failures: QueryOutcome['failures'] = [];
-  const d = model.d;
-  const per = evalRows.length * (model.classes === 2 ? 1 : model.classes);
+  const c = new MetricObserver(model, oracle, requests, evalRows, { jobId, split, tasks, batch });
   progress.start(`metric queries (${oracle.metric.name})`, requests.length);
-  for (let start = 0; start < requests.length; start += batch) {
-    const chunk = requests.slice(start, start + batch);
-    const phis = new Float32Array(chunk.length * d);
-    chunk.forEach((r, i) => phis.set(r.phi, i * d));
-    const scores = model.predict(phis, chunk.length, evalRows);
-    const queries: MetricQuery[] = chunk.map((r, i) => ({
-      jobId,
-      taskId: r.taskId,
-      step: r.step,
-      split,
-      scores: scores.slice(i * per, (i + 1) * per),
-    }));
-    const results = await oracle.evaluate(queries);
-    results.forEach((res, i) => {
-      const r = chunk[i] as (typeof chunk)[number];
-      if (res.ok) (observations[r.taskId] as Observation[]).push({ step: r.step, value: res.value.normalised });
-      else failures.push({ taskId: r.taskId, step: r.step, code: res.error.code, message: res.error.message });
-    });
-    progress.tick(
-      Math.min(requests.length, start + batch),
-      failures.length > 0 ? `${failures.length} failed` : undefined,
-    );
+  while (!c.finished) {
+    await c.nextBatch();
+    progress.tick(c.done, c.failures.length > 0 ? `${c.failures.length} failed` : undefined);
   }
   progress.end();
-  for (const o of observations) o.sort((a, b) => a.step - b.step);
-  return { observations, sent: requests.length, failed: failures.length, failures };
+  return c.outcome();
+}
+
+/** What a metric observer has collected: enough to continue after `done` requests. */
+export interface ObserverState {
+  done: number;
+  observations: Observation[][];
+  failures: QueryOutcome['failures'];
+}
+
+/**
+ * The metric queries one batch at a time, so a long run can be checkpointed between batches and
+ * resumed from `restore`; every request is answered once and counted once.
+ */
+export class MetricObserver {
+  observations: Observation[][];
+  failures: QueryOutcome['failures'] = [];
+  done = 0;
+
+  constructor(
+    private readonly model: AdaptedModel,
+    private readonly oracle: MetricOracle,
+    private readonly requests: MetricRequest[],
+    private readonly evalRows: Int32Array,
+    private readonly opts: { jobId: string; split: string; tasks: number; batch: number },
+  ) {
+    this.observations = Array.from({ length: opts.tasks }, () => []);
+  }
+
+  get total(): number {
+    return this.requests.length;
+  }
+  get finished(): boolean {
+    return this.done >= this.requests.length;
+  }
+
+  restore(state: ObserverState): void {
+    if (state.observations.length !== this.opts.tasks || state.done > this.requests.length) {
+      throw new Error(
+        `MetricObserver: state for ${state.observations.length} tasks / ${state.done} requests does not fit`,
+      );
+    }
+    this.done = state.done;
+    this.observations = state.observations.map((o) => o.map((x) => ({ ...x })));
+    this.failures = state.failures.map((f) => ({ ...f }));
+  }
+
+  state(): ObserverState {
+    return {
+      done: this.done,
+      observations: this.observations.map((o) => o.map((x) => ({ ...x }))),
+      failures: this.failures.map((f) => ({ ...f })),
+    };
+  }
+
+  async nextBatch(): Promise<void> {
+    const { model, requests } = this;
+    const d = model.d;
+    const per = this.evalRows.length * (model.classes === 2 ? 1 : model.classes);
+    const start = this.done;
+    const chunk = requests.slice(start, start + this.opts.batch);
+    const phis = new Float32Array(chunk.length * d);
+    chunk.forEach((r, i) => phis.set(r.phi, i * d));
+    const scores = model.predict(phis, chunk.length, this.evalRows);
+    const queries: MetricQuery[] = chunk.map((r, i) => ({
+      jobId: this.opts.jobId,
+      taskId: r.taskId,
+      step: r.step,
+      split: this.opts.split,
+      scores: scores.slice(i * per, (i + 1) * per),
+    }));
+    const results = await this.oracle.evaluate(queries);
+    results.forEach((res, i) => {
+      const r = chunk[i] as (typeof chunk)[number];
+      if (res.ok) (this.observations[r.taskId] as Observation[]).push({ step: r.step, value: res.value.normalised });
+      else this.failures.push({ taskId: r.taskId, step: r.step, code: res.error.code, message: res.error.message });
+    });
+    this.done = Math.min(requests.length, start + this.opts.batch);
+  }
+
+  outcome(): QueryOutcome {
+    const observations = this.observations.map((o) => [...o].sort((a, b) => a.step - b.step));
+    return { observations, sent: this.requests.length, failed: this.failures.length, failures: [...this.failures] };
+  }
 }

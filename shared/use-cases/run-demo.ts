@@ -1,21 +1,21 @@
 import type { SparseDataset } from '../data/dataset.js';
 import { BalancedSampler, classPrior, NaturalSampler } from '../data/sampler.js';
-import { type Split, splitRows } from '../data/split.js';
+import { splitRows } from '../data/split.js';
 import { meanCi95, mean, pairedComparison, std } from '../method/stats.js';
 import { phiAt } from '../method/trajectory.js';
 import { CompiledValueFunction } from '../method/value-function-f32.js';
-import { EVALUATOR_ATTEMPTS, evaluateWithRetries } from '../metrics/retry-policy.js';
+import { EVALUATOR_ATTEMPTS } from '../metrics/retry-policy.js';
 import type { Evaluator } from '../metrics/evaluator.js';
-import type { AdaptedModel } from '../models/adapted-model.js';
 import type { MetricOracle } from '../ports/metric-oracle.port.js';
 import type { ObjectStore } from '../ports/object-store.port.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import { baselineNames, type DemoReport, type MethodName, methodNames } from '../schemas/report.js';
 import { type Curves, metaTestSeed, type SeedResult } from './meta-test.js';
-import { metaTrain } from './meta-train.js';
-import { pretrainAdaptedModel } from './pretrain.js';
 import { type RunConfig, replicateSeed, reseed } from './recipes.js';
-import { saveCheckpoint } from './value-function-store.js';
+import { replicateRows } from './run-rows.js';
+import { runTrainingPipeline } from './train-value-function.js';
+
+export { probeEvaluator, replicateRows } from './run-rows.js';
 
 export interface DemoDeps {
   dataset: SparseDataset;
@@ -164,25 +164,21 @@ async function runReplicate(
 ): Promise<ReplicateOutcome> {
   const ds = deps.dataset;
   const rows = replicateRows(splitRows(ds.rows, cfg.seed), cfg);
-  const { train, observe: valRows, select: selectRows, report: testRows } = rows;
+  const { train, select: selectRows, report: testRows } = rows;
   const labelsOf = (r: Int32Array) => Int32Array.from(r, (x) => ds.labels[x] as number);
-  const valLabels = labelsOf(valRows);
   const sampler = new BalancedSampler(train, ds.labels, ds.classes);
 
-  const t0 = performance.now();
-  const model = await pretrainAdaptedModel(ds, train, cfg, progress);
-  const t1 = performance.now();
+  const jobId = `demo-${cfg.recipe}-${Date.now().toString(36)}-r${index}`;
+  const checkpointId = `${slug(ds.name)}-${slug(deps.oracle.metric.name)}-${cfg.recipe}`;
+  // Pre-training and meta-training: the pipeline `metricopt train` runs, in memory.
+  const outcome = await runTrainingPipeline(
+    { cfg, checkpointId, queryJobId: jobId },
+    { dataset: ds, evaluator: deps.evaluator, oracle: deps.oracle, store: deps.store, progress },
+  );
+  if (outcome.kind !== 'done' || !outcome.trained) throw new Error('runReplicate: an in-memory run cannot stop');
+  const { model, checkpoint: saved, trained } = outcome;
+  const t2 = performance.now();
   try {
-    await probeEvaluator(model, deps.evaluator, valRows, valLabels);
-    const jobId = `demo-${cfg.recipe}-${Date.now().toString(36)}-r${index}`;
-    const checkpointId = `${slug(ds.name)}-${slug(deps.oracle.metric.name)}-${cfg.recipe}`;
-    const trained = await metaTrain(
-      { ...cfg.metaTrain, checkpointId, jobId },
-      { model, sampler, valRows, valLabels, oracle: deps.oracle, progress, dataset: ds.name },
-    );
-    const saved = await saveCheckpoint(deps.store, trained.checkpoint);
-    const t2 = performance.now();
-
     const vf = new CompiledValueFunction(saved);
     const bestObserved = bestObservation(trained);
     const testDeps = {
@@ -245,8 +241,8 @@ async function runReplicate(
           queriesFailed: trained.queries.failed,
         },
         timings: {
-          pretrainS: (t1 - t0) / 1000,
-          metaTrainS: (t2 - t1) / 1000,
+          pretrainS: outcome.timings.pretrainS,
+          metaTrainS: outcome.timings.metaTrainS,
           metaTestS: (t3 - t2) / 1000,
           lossOnlyStepMs: mean(seeds.map((r) => r.lossOnlyStepMs)),
           metricoptStepMs: mean(seeds.map((r) => r.metricoptStepMs)),
@@ -256,28 +252,6 @@ async function runReplicate(
   } finally {
     model.dispose();
   }
-}
-
-/**
- * The rows of one replicate. With `selectionSplit: 'separate'` the validation split is halved:
- * meta-training observes the metric on one half (the value function's labels, best_observed),
- * every choice at meta-test (endpoints, dense-eval, random search, threshold search) is made
- * on the other, so no method is chosen on the numbers that produced it. With
- * `reportSplit: 'train-holdout'` (for choosing defaults) every 7th training row (10% of all)
- * is held out of pre-training and fine-tuning and reported on; the test split is not read.
- */
-export function replicateRows(
-  split: Split,
-  cfg: Pick<RunConfig, 'selectionSplit' | 'reportSplit'>,
-): { train: Int32Array; observe: Int32Array; select: Int32Array; report: Int32Array } {
-  const separate = cfg.selectionSplit === 'separate';
-  const holdout = cfg.reportSplit === 'train-holdout';
-  return {
-    train: holdout ? split.train.filter((_, i) => i % 7 !== 0) : split.train,
-    observe: separate ? split.val.filter((_, i) => i % 2 === 0) : split.val,
-    select: separate ? split.val.filter((_, i) => i % 2 === 1) : split.val,
-    report: holdout ? split.train.filter((_, i) => i % 7 === 0) : split.test,
-  };
 }
 
 function meanOrNull(xs: (number | null)[]): number | null {
@@ -306,22 +280,6 @@ function withPrefix(p: ProgressReporter, prefix: string): ProgressReporter {
     tick: (done, note) => p.tick(done, note),
     end: (summary) => p.end(summary),
   };
-}
-
-/**
- * Calls the evaluator once on the pre-trained model's validation predictions, so that a broken
- * evaluator (throws, NaN, out of range) stops the run at once with its own error instead of
- * after minutes of failed queries.
- */
-export async function probeEvaluator(
-  model: AdaptedModel,
-  evaluator: Evaluator,
-  rows: Int32Array,
-  labels: Int32Array,
-): Promise<void> {
-  const scores = model.predict(new Float32Array(model.d), 1, rows);
-  const r = await evaluateWithRetries(evaluator, { scores, labels, classes: model.classes });
-  if (!r.ok) throw r.error;
 }
 
 function slug(s: string): string {

@@ -2,18 +2,38 @@
  * Seeded pseudo-random numbers (mulberry32 + Box-Muller): every random choice in the method
  * (splits, batches, phi_0, ES perturbations) flows from one of these so runs are reproducible.
  */
+export interface RngState {
+  /** The 32-bit mulberry32 state. */
+  s: number;
+  /** The second Box-Muller normal, when one is pending. */
+  spare: number | null;
+}
+
 export class Rng {
-  private state: number;
+  private s: number;
   private spare: number | undefined;
 
   constructor(seed: number) {
-    this.state = (Math.floor(seed) ^ 0x9e3779b9) >>> 0;
+    this.s = (Math.floor(seed) ^ 0x9e3779b9) >>> 0;
+  }
+
+  /** Everything the stream depends on (JSON-safe: a double round-trips through JSON exactly). */
+  state(): RngState {
+    return { s: this.s, spare: this.spare ?? null };
+  }
+
+  /** A generator that continues exactly where `state()` was taken. */
+  static fromState(state: RngState): Rng {
+    const rng = new Rng(0);
+    rng.s = state.s >>> 0;
+    rng.spare = state.spare ?? undefined;
+    return rng;
   }
 
   /** Uniform in [0, 1). */
   next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let t = this.state;
+    this.s = (this.s + 0x6d2b79f5) >>> 0;
+    let t = this.s;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;

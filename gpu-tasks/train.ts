@@ -1,0 +1,147 @@
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { selectBackend } from '../shared/adapters/compute-backend.js';
+import { openObjectStore } from '../shared/adapters/from-url.js';
+import { loadJobInputs } from '../shared/adapters/job-inputs.js';
+import { InProcessMetricOracle } from '../shared/adapters/metric-oracle.in-process.js';
+import type { ObjectStore } from '../shared/ports/object-store.port.js';
+import type { ProgressReporter } from '../shared/ports/progress.port.js';
+import type { JobSpec } from '../shared/schemas/job.js';
+import { parseJobSpecText } from '../shared/use-cases/job-spec.js';
+import { loadJobSpec, trainValueFunction } from '../shared/use-cases/train-value-function.js';
+import { BACKEND_ORDER, parseTrainTaskEnv, type TrainTaskEnv } from './config.js';
+
+/**
+ * The training container's entry point: the job and the store from the environment, the
+ * backend by availability, then the same use-case as `metricopt train --job`. Logs are JSON
+ * lines on stdout. SIGTERM (ECS before a spot reclaim, `docker stop`) writes a final
+ * checkpoint and exits 0; run the task again and the job resumes.
+ */
+type Fields = Record<string, unknown>;
+const log = (level: 'info' | 'warn' | 'error', event: string, fields: Fields = {}) =>
+  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level, event, ...fields })}\n`);
+
+/** Progress as JSON lines: each stage's start and end, and at most one tick line per 10%. */
+function jsonProgress(): ProgressReporter {
+  let stage = '';
+  let total = 0;
+  let lastDecile = -1;
+  let started = 0;
+  return {
+    start(s, t) {
+      stage = s;
+      total = t;
+      lastDecile = -1;
+      started = performance.now();
+      log('info', 'stage-start', { stage, total });
+    },
+    tick(done, note) {
+      const decile = total > 0 ? Math.floor((10 * done) / total) : 0;
+      if (decile <= lastDecile || decile >= 10) return;
+      lastDecile = decile;
+      log('info', 'stage-progress', { stage, done, total, ...(note ? { note } : {}) });
+    },
+    end(summary) {
+      log('info', 'stage-end', {
+        stage,
+        seconds: (performance.now() - started) / 1000,
+        ...(summary ? { summary } : {}),
+      });
+    },
+  };
+}
+
+/** The first backend of METRICOPT_BACKEND (or of the auto order) that loads. */
+export async function chooseBackend(preference: TrainTaskEnv['METRICOPT_BACKEND']): Promise<string> {
+  const order = preference === 'auto' ? BACKEND_ORDER : [preference];
+  const tried: string[] = [];
+  for (const name of order) {
+    try {
+      const b = await selectBackend(name);
+      log('info', 'backend', { backend: b.name, note: b.note, tried });
+      return b.name;
+    } catch (e) {
+      tried.push(`${name}: ${(e as Error).message}`);
+    }
+  }
+  throw new Error(`no compute backend could be loaded (${tried.join('; ')})`);
+}
+
+async function readJob(env: TrainTaskEnv, store: ObjectStore): Promise<JobSpec> {
+  if (env.METRICOPT_JOB === undefined) {
+    const stored = await loadJobSpec(store, env.METRICOPT_JOB_ID as string);
+    if (!stored.ok) throw stored.error;
+    return stored.value;
+  }
+  const where = env.METRICOPT_JOB;
+  let text: string | undefined;
+  if (where.startsWith('s3://')) {
+    const m = /^(s3:\/\/[^/]+)\/(.+)$/.exec(where);
+    const bytes = m ? await (await openObjectStore(m[1] as string, storeOptions(env))).get(m[2] as string) : undefined;
+    text = bytes && new TextDecoder().decode(bytes);
+  } else {
+    text = await readFile(where.startsWith('file://') ? fileURLToPath(where) : where, 'utf8').catch(() => undefined);
+  }
+  if (text === undefined) throw new Error(`METRICOPT_JOB ${where} could not be read`);
+  const parsed = parseJobSpecText(text, where);
+  if (!parsed.ok) throw parsed.error;
+  return env.METRICOPT_JOB_ID && env.METRICOPT_JOB_ID !== parsed.value.id
+    ? { ...parsed.value, id: env.METRICOPT_JOB_ID }
+    : parsed.value;
+}
+
+const storeOptions = (env: TrainTaskEnv) => ({
+  s3Endpoint: env.METRICOPT_S3_ENDPOINT,
+  s3ForcePathStyle: env.METRICOPT_S3_FORCE_PATH_STYLE,
+});
+
+export async function runTrainTask(processEnv: Record<string, string | undefined>): Promise<number> {
+  const stop = new AbortController();
+  const onSignal = (signal: string) => {
+    log('warn', 'stopping', { signal });
+    stop.abort();
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+  try {
+    const env = parseTrainTaskEnv(processEnv);
+    const store = await openObjectStore(env.METRICOPT_STORE, storeOptions(env));
+    const spec = await readJob(env, store);
+    log('info', 'job', { jobId: spec.id, store: store.location, output: spec.output.valueFunctionId });
+    const backend = await chooseBackend(env.METRICOPT_BACKEND);
+    const inputs = await loadJobInputs(spec, storeOptions(env));
+    const result = await trainValueFunction(spec, {
+      store,
+      ...inputs,
+      oracle: new InProcessMetricOracle(inputs.evaluator),
+      progress: jsonProgress(),
+      backend,
+      signal: stop.signal,
+    });
+    if (!result.ok) throw result.error;
+    const out = result.value;
+    if (out.kind === 'done') {
+      log('info', 'done', {
+        jobId: spec.id,
+        valueFunction: { id: out.checkpoint.id, version: out.checkpoint.version },
+        health: out.health,
+        resumed: out.resumed,
+      });
+    } else log('info', out.kind, { jobId: spec.id, ...out });
+    return 0;
+  } catch (e) {
+    const error = e as { code?: unknown; message?: unknown };
+    log('error', 'failed', {
+      code: typeof error.code === 'string' ? error.code : 'INTERNAL',
+      message: String(error.message ?? e),
+    });
+    return 1;
+  } finally {
+    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onSignal);
+  }
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  process.exitCode = await runTrainTask(process.env);
+}

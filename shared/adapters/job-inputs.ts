@@ -1,0 +1,44 @@
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { SparseDataset } from '../data/dataset.js';
+import type { Evaluator } from '../metrics/evaluator.js';
+import { builtinEvaluator } from '../metrics/registry.js';
+import { loadEvaluatorModule } from '../metrics/user-module.js';
+import type { JobSpec } from '../schemas/job.js';
+import { DomainError } from '../util/result.js';
+import { loadDataset } from './dataset.fs.js';
+import { type ObjectStoreOptions, openObjectStore } from './from-url.js';
+
+/**
+ * A job's dataset source as something `loadDataset` reads: a bundled name or a path as is, a
+ * file:// URL as its path, an s3://bucket/key object downloaded to a temporary file first.
+ */
+export async function localDatasetSource(source: string, options: ObjectStoreOptions = {}): Promise<string> {
+  if (source.startsWith('file://')) return fileURLToPath(source);
+  if (!source.startsWith('s3://')) return source;
+  const m = /^(s3:\/\/[^/]+)\/(.+)$/.exec(source);
+  if (!m) throw new DomainError('DATASET_NOT_FOUND', `dataset ${source}: expected s3://bucket/key`);
+  const bytes = await (await openObjectStore(m[1] as string, options)).get(m[2] as string);
+  if (!bytes) throw new DomainError('DATASET_NOT_FOUND', `dataset ${source} not found`);
+  const local = join(await mkdtemp(join(tmpdir(), 'metricopt-data-')), basename(m[2] as string));
+  await writeFile(local, bytes);
+  return local;
+}
+
+/** The dataset and the evaluator a job names (the training container's loader). */
+export async function loadJobInputs(
+  spec: JobSpec,
+  options: ObjectStoreOptions = {},
+): Promise<{ dataset: SparseDataset; evaluator: Evaluator }> {
+  const evaluator =
+    'builtin' in spec.metric ? builtinEvaluator(spec.metric.builtin) : await loadEvaluatorModule(spec.metric.module);
+  if (!evaluator.ok) throw evaluator.error;
+  const loadOptions: { features?: number; positiveLabel?: number } = {};
+  if (spec.dataset.features !== undefined) loadOptions.features = spec.dataset.features;
+  if (spec.dataset.positiveLabel !== undefined) loadOptions.positiveLabel = spec.dataset.positiveLabel;
+  const ds = await loadDataset(await localDatasetSource(spec.dataset.source, options), loadOptions);
+  if (!ds.ok) throw ds.error;
+  return { dataset: ds.value, evaluator: evaluator.value };
+}

@@ -1,0 +1,225 @@
+import { z } from 'zod';
+import { checkpointIdSchema } from './checkpoint.js';
+
+/**
+ * A training job: what to train a value function on and with which settings, stored beside its
+ * state in the object store (`jobs/<id>/job.json`) so a restarted trainer resumes the same job.
+ * Every hyperparameter is here: a recipe (paper, tuned) resolved at the job's seed, then the
+ * overrides, a deep partial of the training part of `RunConfig` (shared/use-cases/recipes.ts).
+ */
+export const jobIdSchema = checkpointIdSchema;
+
+const int = (min: number) => z.number().int().min(min);
+const positive = z.number().positive();
+const optimizer = z.enum(['sgd', 'adam']);
+
+const adapterSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('input-bias'), d: int(1), outputBias: z.boolean().optional() }).strict(),
+  z.object({ kind: z.literal('film'), layer: int(0) }).strict(),
+]);
+
+/** Overrides of the training part of a RunConfig; each section is merged over the recipe's. */
+export const trainingOverridesSchema = z
+  .object({
+    architecture: z.enum(['mlp', 'convnet']),
+    selectionSplit: z.enum(['separate', 'shared']),
+    reportSplit: z.enum(['test', 'train-holdout']),
+    model: z
+      .object({
+        hidden: z.array(int(1)).min(1),
+        leakyAlpha: z.number().min(0),
+        dropout: z.number().min(0).max(1),
+        batchNorm: z.boolean(),
+        adapter: adapterSchema,
+      })
+      .strict()
+      .partial(),
+    pretrain: z
+      .object({ epochs: int(1), batchSize: int(1), learningRate: positive, seed: int(0) })
+      .strict()
+      .partial(),
+    metaTrain: z
+      .object({
+        labelling: z.enum(['gp', 'linear']),
+        heldOutFraction: z.number().gt(0).lt(1),
+        ensemble: int(1),
+        standardise: z.boolean(),
+        training: z.enum(['online', 'offline']),
+        trainStride: int(1),
+        trajectories: z
+          .object({
+            tasks: int(2),
+            steps: int(2),
+            batchSize: int(1),
+            optimizer,
+            learningRate: positive,
+            phi0Std: positive,
+            queries: int(2),
+            seed: int(0),
+          })
+          .strict()
+          .partial(),
+        train: z
+          .object({
+            hidden: z.array(int(1)).min(1),
+            batchNorm: z.boolean(),
+            gamma: z.number().min(0),
+            oeWeight: z.number().min(0),
+            fisherThreshold: z.number().min(0),
+            innerSteps: int(1),
+            innerLearningRate: positive,
+            eta0: positive,
+            epochs: int(1),
+            taskBatch: int(1),
+            learningRate: positive,
+            finalLearningRateFraction: z.number().gt(0).max(1),
+            seed: int(0),
+          })
+          .strict()
+          .partial(),
+      })
+      .strict()
+      .partial(),
+  })
+  .strict()
+  .partial();
+export type TrainingOverrides = z.infer<typeof trainingOverridesSchema>;
+
+/** Where the training rows come from: a bundled name (a9a, digits), a LIBSVM path, file:// or s3:// URL. */
+export const datasetRefSchema = z
+  .object({
+    source: z.string().min(1, 'dataset.source is required (a9a, digits, a path or an s3:// location)'),
+    features: int(1).optional(),
+    positiveLabel: z.number().optional(),
+  })
+  .strict();
+
+/** A built-in metric by name, or a user evaluator module (default export { name, direction, evaluate }). */
+export const metricRefSchema = z.union([
+  z.object({ builtin: z.string().min(1) }).strict(),
+  z.object({ module: z.string().min(1) }).strict(),
+]);
+
+export const jobSpecSchema = z
+  .object({
+    format: z.literal('metricopt.job'),
+    schemaVersion: z.literal(1),
+    id: jobIdSchema,
+    dataset: datasetRefSchema,
+    metric: metricRefSchema,
+    recipe: z.enum(['paper', 'tuned']).default('tuned'),
+    /** Base seed: split, pre-training, trajectories and value-function training derive from it. */
+    seed: int(0).default(1),
+    overrides: trainingOverridesSchema.default({}),
+    output: z.object({ valueFunctionId: checkpointIdSchema }).strict(),
+    checkpoint: z
+      .object({
+        /**
+         * Trajectory tasks advanced in lockstep and checkpointed together. It is part of the random
+         * stream (phi_0 of a chunk is drawn when the chunk starts): 200 reproduces `demo`.
+         */
+        chunkTasks: int(1).default(200),
+        /** Metric queries are sent in batches of this many; the job state is written after each batch. */
+        queryBatch: int(1).default(48),
+      })
+      .strict()
+      .default({ chunkTasks: 200, queryBatch: 48 }),
+  })
+  .strict();
+/** The job as written (defaults may be omitted). */
+export type JobSpecInput = z.input<typeof jobSpecSchema>;
+export type JobSpec = z.output<typeof jobSpecSchema>;
+
+export const jobStageSchema = z.enum(['pretrain', 'trajectories', 'observations', 'fit', 'done']);
+export type JobStage = z.infer<typeof jobStageSchema>;
+
+const rngStateSchema = z.object({ s: int(0).max(0xffffffff), spare: z.number().nullable() }).strict();
+
+const failureSchema = z.object({ taskId: int(0), step: int(0), code: z.string(), message: z.string() }).strict();
+
+/**
+ * A training job's resumable state, written atomically as `jobs/<id>/state/<seq>.json` with a
+ * conditional create (the highest seq is current; a writer that loses the race stops). The
+ * trajectories of finished chunks live beside it as `jobs/<id>/trajectories/<chunk>.f32`.
+ */
+export const jobStateSchema = z
+  .object({
+    format: z.literal('metricopt.job-state'),
+    schemaVersion: z.literal(1),
+    jobId: jobIdSchema,
+    seq: int(1),
+    updatedAt: z.string(),
+    /** The stage to run next. */
+    stage: jobStageSchema,
+    /** Hash of the pre-trained model's validation predictions: a resume must rebuild the same model. */
+    modelFingerprint: z.string().nullable(),
+    trajectories: z
+      .object({
+        tasks: int(0),
+        chunkTasks: int(1),
+        chunksDone: int(0),
+        tasksDone: int(0),
+        /** The random stream at the boundary after `chunksDone` chunks. */
+        rng: rngStateSchema.nullable(),
+      })
+      .strict(),
+    observations: z
+      .object({
+        /** Metric requests answered so far (in request order), of `total`. */
+        done: int(0),
+        total: int(0),
+        /** Per task, its [step, normalised value] observations. */
+        perTask: z.array(z.array(z.tuple([int(0), z.number()]))),
+        failures: z.array(failureSchema),
+      })
+      .strict(),
+    valueFunction: z
+      .object({ id: checkpointIdSchema, version: int(1), createdAt: z.string() })
+      .strict()
+      .nullable(),
+    /** The value function's held-out figures, once fitted. */
+    heldOut: z
+      .object({
+        mae: z.number().nullable(),
+        constantMae: z.number().nullable(),
+        spearman: z.number().nullable(),
+        observations: int(0),
+      })
+      .strict()
+      .nullable(),
+  })
+  .strict();
+export type JobState = z.infer<typeof jobStateSchema>;
+
+/** The human-facing status document `jobs/<id>/status.json` (`metricopt jobs status`, GET /v1/jobs/{id}). */
+export const jobStatusSchema = z
+  .object({
+    format: z.literal('metricopt.job-status'),
+    schemaVersion: z.literal(1),
+    jobId: jobIdSchema,
+    state: z.enum(['running', 'interrupted', 'done', 'failed']),
+    stage: jobStageSchema,
+    tasks: z.object({ done: int(0), total: int(0) }).strict(),
+    evaluations: z.object({ total: int(0), sent: int(0), returned: int(0), failed: int(0) }).strict(),
+    heldOut: z
+      .object({
+        mae: z.number().nullable(),
+        constantMae: z.number().nullable(),
+        spearman: z.number().nullable(),
+        observations: int(0),
+      })
+      .strict()
+      .nullable(),
+    /** Seconds left in the current stage at this run's pace (null before there is a pace). */
+    etaSeconds: z.number().nullable(),
+    backend: z.string(),
+    lastError: z.object({ code: z.string(), message: z.string() }).strict().nullable(),
+    valueFunction: z
+      .object({ id: checkpointIdSchema, version: int(1) })
+      .strict()
+      .nullable(),
+    startedAt: z.string(),
+    updatedAt: z.string(),
+  })
+  .strict();
+export type JobStatus = z.infer<typeof jobStatusSchema>;

@@ -1,0 +1,22 @@
+import { DomainError } from '../util/result.js';
+
+export type JobErrorCode =
+  /** The job file is not JSON. */
+  | 'JOB_SPEC_NOT_JSON'
+  /** The job spec does not match the schema, or its settings contradict each other. */
+  | 'JOB_SPEC_INVALID'
+  /** The store holds a different job under this id. */
+  | 'JOB_SPEC_MISMATCH'
+  /** No job (or no status) under this id in the store. */
+  | 'JOB_NOT_FOUND'
+  /** Another trainer wrote this job's state first (two trainers on one job). */
+  | 'JOB_STATE_CONFLICT'
+  /** The stored state is unreadable, or does not fit the job (e.g. pre-training gave another model). */
+  | 'JOB_STATE_INVALID';
+
+export class JobError extends DomainError {
+  constructor(code: JobErrorCode, message: string, details?: unknown) {
+    super(code, message, details);
+    this.name = 'JobError';
+  }
+}

@@ -1,0 +1,43 @@
+import type { Split } from '../data/split.js';
+import { evaluateWithRetries } from '../metrics/retry-policy.js';
+import type { Evaluator } from '../metrics/evaluator.js';
+import type { AdaptedModel } from '../models/adapted-model.js';
+import type { RunConfig } from './recipes.js';
+
+/**
+ * The rows of one replicate. With `selectionSplit: 'separate'` the validation split is halved:
+ * meta-training observes the metric on one half (the value function's labels, best_observed),
+ * every choice at meta-test (endpoints, dense-eval, random search, threshold search) is made
+ * on the other, so no method is chosen on the numbers that produced it. With
+ * `reportSplit: 'train-holdout'` (for choosing defaults) every 7th training row (10% of all)
+ * is held out of pre-training and fine-tuning and reported on; the test split is not read.
+ */
+export function replicateRows(
+  split: Split,
+  cfg: Pick<RunConfig, 'selectionSplit' | 'reportSplit'>,
+): { train: Int32Array; observe: Int32Array; select: Int32Array; report: Int32Array } {
+  const separate = cfg.selectionSplit === 'separate';
+  const holdout = cfg.reportSplit === 'train-holdout';
+  return {
+    train: holdout ? split.train.filter((_, i) => i % 7 !== 0) : split.train,
+    observe: separate ? split.val.filter((_, i) => i % 2 === 0) : split.val,
+    select: separate ? split.val.filter((_, i) => i % 2 === 1) : split.val,
+    report: holdout ? split.train.filter((_, i) => i % 7 === 0) : split.test,
+  };
+}
+
+/**
+ * Calls the evaluator once on the pre-trained model's validation predictions, so that a broken
+ * evaluator (throws, NaN, out of range) stops the run at once with its own error instead of
+ * after minutes of failed queries.
+ */
+export async function probeEvaluator(
+  model: AdaptedModel,
+  evaluator: Evaluator,
+  rows: Int32Array,
+  labels: Int32Array,
+): Promise<void> {
+  const scores = model.predict(new Float32Array(model.d), 1, rows);
+  const r = await evaluateWithRetries(evaluator, { scores, labels, classes: model.classes });
+  if (!r.ok) throw r.error;
+}

@@ -1,0 +1,612 @@
+import type { SparseDataset } from '../data/dataset.js';
+import { BalancedSampler } from '../data/sampler.js';
+import { splitRows } from '../data/split.js';
+import { phiAt, TrajectoryGenerator } from '../method/trajectory.js';
+import type { Evaluator } from '../metrics/evaluator.js';
+import type { AdaptedModel } from '../models/adapted-model.js';
+import type { MetricOracle } from '../ports/metric-oracle.port.js';
+import { getText, type ObjectStore } from '../ports/object-store.port.js';
+import type { ProgressReporter } from '../ports/progress.port.js';
+import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
+import {
+  type JobSpec,
+  type JobStage,
+  type JobState,
+  type JobStatus,
+  jobSpecSchema,
+  jobStateSchema,
+  jobStatusSchema,
+} from '../schemas/job.js';
+import type { RngState } from '../util/random.js';
+import { err, ok, type Result } from '../util/result.js';
+import { JobError } from './job-errors.js';
+import { resolveRunConfig } from './job-spec.js';
+import { fitValueFunction, type MetaTrainResult, type ValueFunctionHealth } from './meta-train.js';
+import { MetricObserver, type Observation } from './observe-metric.js';
+import { pretrainAdaptedModel } from './pretrain.js';
+import type { RunConfig } from './recipes.js';
+import { probeEvaluator, replicateRows } from './run-rows.js';
+import { listCheckpointVersions, loadCheckpoint, saveCheckpoint } from './value-function-store.js';
+
+/**
+ * Training a value function (METHOD.md stages 0-4): pre-train the backbone, collect loss-only
+ * trajectories, observe the metric along them, fit the value function, save its checkpoint.
+ * `metricopt train`, the training container and (for its meta-training part) `metricopt demo`
+ * all run this pipeline; a job (`trainValueFunction`) adds checkpoint and resume through the
+ * object store, so a killed trainer continues where it stopped and ends with the same bits.
+ */
+export interface PipelineDeps {
+  dataset: SparseDataset;
+  /** The metric in-process: probed once on the pre-trained model so a broken evaluator fails at once. */
+  evaluator: Evaluator;
+  oracle: MetricOracle;
+  store: ObjectStore;
+  progress: ProgressReporter;
+}
+
+export interface PipelineRun {
+  cfg: RunConfig;
+  checkpointId: string;
+  /** Job id of the metric queries (oracle). */
+  queryJobId: string;
+}
+
+/** Where a resumable run keeps its state; absent, the pipeline runs start to end in memory. */
+export interface PipelineJournal {
+  chunkTasks: number;
+  queryBatch: number;
+  resume: JobState | undefined;
+  stopRequested(): boolean;
+  saveChunk(chunk: number, bytes: Uint8Array): Promise<void>;
+  loadChunk(chunk: number): Promise<Uint8Array | undefined>;
+  save(progress: JournalProgress): Promise<void>;
+  /** The fitted checkpoint is stashed before it is saved, so a resume never saves a second version. */
+  stashResult(checkpoint: Omit<ValueFunctionCheckpoint, 'version'>): Promise<Omit<ValueFunctionCheckpoint, 'version'>>;
+}
+
+export interface JournalProgress {
+  stage: JobStage;
+  modelFingerprint: string;
+  trajectories: { tasks: number; chunkTasks: number; chunksDone: number; tasksDone: number; rng: RngState | null };
+  observations: {
+    done: number;
+    total: number;
+    observations: Observation[][];
+    failures: JobState['observations']['failures'];
+  };
+  health: ValueFunctionHealth | null;
+  valueFunction: { id: string; version: number; createdAt: string } | null;
+  /** The stage's own progress, for the ETA. */
+  stageDone: number;
+  stageTotal: number;
+}
+
+export type PipelineOutcome =
+  | {
+      kind: 'done';
+      model: AdaptedModel;
+      checkpoint: ValueFunctionCheckpoint;
+      health: ValueFunctionHealth;
+      /** In-memory runs only (the demo reads its trajectories and observations). */
+      trained: MetaTrainResult | undefined;
+      timings: { pretrainS: number; metaTrainS: number };
+    }
+  | { kind: 'stopped'; stage: JobStage; tasksDone: number; evaluationsDone: number };
+
+/** A stable hash of the pre-trained model (its predictions at phi = 0 on the observation rows). */
+export function modelFingerprint(model: AdaptedModel, rows: Int32Array): string {
+  const p = model.predict(new Float32Array(model.d), 1, rows);
+  const bytes = new Uint8Array(p.buffer, p.byteOffset, p.byteLength);
+  let h = 0x811c9dc5;
+  for (const b of bytes) h = Math.imul(h ^ b, 0x01000193) >>> 0;
+  return `fnv1a32:${h.toString(16).padStart(8, '0')}:${bytes.length}`;
+}
+
+/**
+ * The pipeline. The caller owns the returned model (dispose it). With a journal, state is saved
+ * at every stage boundary, after every trajectory chunk and every metric-query batch, and when a
+ * stop is requested; a journal's `resume` state continues a previous run.
+ */
+export async function runTrainingPipeline(
+  run: PipelineRun,
+  deps: PipelineDeps,
+  journal?: PipelineJournal,
+): Promise<PipelineOutcome> {
+  const { cfg } = run;
+  const ds = deps.dataset;
+  const progress = deps.progress;
+  const rows = replicateRows(splitRows(ds.rows, cfg.seed), cfg);
+  const valRows = rows.observe;
+  const valLabels = Int32Array.from(valRows, (r) => ds.labels[r] as number);
+  const sampler = new BalancedSampler(rows.train, ds.labels, ds.classes);
+  const resume = journal?.resume;
+  const stop = () => journal?.stopRequested() === true;
+
+  const t0 = performance.now();
+  const model = await pretrainAdaptedModel(ds, rows.train, cfg, progress);
+  const t1 = performance.now();
+  let handedOver = false;
+  try {
+    await probeEvaluator(model, deps.evaluator, valRows, valLabels);
+    const fingerprint = journal ? modelFingerprint(model, valRows) : '';
+    if (resume?.modelFingerprint && resume.modelFingerprint !== fingerprint) {
+      throw new JobError(
+        'JOB_STATE_INVALID',
+        `job ${resume.jobId}: pre-training gave a different model (${fingerprint}, the job started with ${resume.modelFingerprint}); resume it on the backend it started on`,
+      );
+    }
+
+    // Stage 1: trajectories, chunk by chunk.
+    const gen = new TrajectoryGenerator(model, sampler, cfg.metaTrain.trajectories, journal?.chunkTasks ?? 200);
+    const traj = gen.trajectories;
+    const chunkBytes = (c: number) => {
+      const { start, end } = gen.chunkRange(c);
+      const phis = traj.phis.subarray(start * (traj.T + 1) * traj.d, end * (traj.T + 1) * traj.d);
+      const losses = traj.losses.subarray(start * traj.T, end * traj.T);
+      const out = new Uint8Array(phis.byteLength + losses.byteLength);
+      out.set(new Uint8Array(phis.buffer, phis.byteOffset, phis.byteLength), 0);
+      out.set(new Uint8Array(losses.buffer, losses.byteOffset, losses.byteLength), phis.byteLength);
+      return out;
+    };
+    if (resume && resume.trajectories.chunksDone > 0) {
+      const r = resume.trajectories;
+      if (r.chunkTasks !== gen.chunkTasks || r.tasks !== traj.n || r.rng === null) {
+        throw new JobError('JOB_STATE_INVALID', `job ${resume.jobId}: trajectory state does not fit the job`);
+      }
+      for (let c = 0; c < r.chunksDone; c++) {
+        const bytes = await (journal as PipelineJournal).loadChunk(c);
+        const expect = chunkBytes(c).byteLength;
+        if (!bytes || bytes.byteLength !== expect) {
+          throw new JobError(
+            'JOB_STATE_INVALID',
+            `job ${resume.jobId}: trajectory chunk ${c} is ${bytes ? `${bytes.byteLength} bytes, expected ${expect}` : 'missing'}`,
+          );
+        }
+        const { start, end } = gen.chunkRange(c);
+        const copy = new Uint8Array(bytes);
+        const nPhi = (end - start) * (traj.T + 1) * traj.d;
+        traj.phis.set(new Float32Array(copy.buffer, 0, nPhi), start * (traj.T + 1) * traj.d);
+        traj.losses.set(new Float32Array(copy.buffer, nPhi * 4, (end - start) * traj.T), start * traj.T);
+      }
+      gen.restore(r.chunksDone, r.rng);
+    }
+
+    const requests = traj.querySteps.flatMap((steps, taskId) =>
+      steps.map((step) => ({ taskId, step, phi: phiAt(traj, taskId, step) })),
+    );
+    const observer = new MetricObserver(model, deps.oracle, requests, valRows, {
+      jobId: run.queryJobId,
+      split: 'val',
+      tasks: traj.n,
+      batch: journal?.queryBatch ?? 48,
+    });
+    if (resume && (resume.stage === 'fit' || resume.stage === 'observations')) {
+      const o = resume.observations;
+      if (o.perTask.length !== traj.n || o.total !== requests.length) {
+        throw new JobError('JOB_STATE_INVALID', `job ${resume.jobId}: observation state does not fit the job`);
+      }
+      observer.restore({
+        done: o.done,
+        observations: o.perTask.map((list) => list.map(([step, value]) => ({ step, value }))),
+        failures: o.failures,
+      });
+    }
+
+    const save = async (
+      stage: JobStage,
+      stageDone: number,
+      stageTotal: number,
+      extra: Partial<JournalProgress> = {},
+    ) => {
+      if (!journal) return;
+      const obs = observer.state();
+      await journal.save({
+        stage,
+        modelFingerprint: fingerprint,
+        trajectories: {
+          tasks: traj.n,
+          chunkTasks: gen.chunkTasks,
+          chunksDone: gen.chunksDone,
+          tasksDone: gen.tasksDone,
+          rng: gen.rngState(),
+        },
+        observations: {
+          done: obs.done,
+          total: requests.length,
+          observations: obs.observations,
+          failures: obs.failures,
+        },
+        health: null,
+        valueFunction: null,
+        stageDone,
+        stageTotal,
+        ...extra,
+      });
+    };
+    const stopped = (stage: JobStage): PipelineOutcome => ({
+      kind: 'stopped',
+      stage,
+      tasksDone: gen.tasksDone,
+      evaluationsDone: observer.done,
+    });
+
+    if (!gen.finished) {
+      await save('trajectories', gen.tasksDone, traj.n);
+      progress.start('trajectories (loss-only fine-tuning)', gen.totalSteps);
+      if (gen.chunksDone > 0) progress.tick(gen.tasksDone * traj.T);
+      while (!gen.finished) {
+        if (journal) {
+          const c = gen.chunksDone;
+          const completed = await gen.runChunkAsync(stop, (done) => progress.tick(done));
+          if (completed) {
+            await journal.saveChunk(c, chunkBytes(c));
+            await save('trajectories', gen.tasksDone, traj.n);
+          }
+          if (stop()) {
+            progress.end('stopped');
+            await save('trajectories', gen.tasksDone, traj.n);
+            return stopped('trajectories');
+          }
+        } else {
+          gen.runChunk((done) => progress.tick(done));
+        }
+      }
+      progress.end();
+    }
+
+    // The metric's labels, then the queries along the trajectories.
+    await deps.oracle.registerSplit('val', { labels: valLabels, classes: model.classes });
+    if (!observer.finished) {
+      await save('observations', observer.done, observer.total);
+      progress.start(`metric queries (${deps.oracle.metric.name})`, observer.total);
+      if (observer.done > 0) progress.tick(observer.done);
+      while (!observer.finished) {
+        await observer.nextBatch();
+        progress.tick(observer.done, observer.failures.length > 0 ? `${observer.failures.length} failed` : undefined);
+        await save('observations', observer.done, observer.total);
+        if (stop() && !observer.finished) {
+          progress.end('stopped');
+          return stopped('observations');
+        }
+      }
+      progress.end();
+    }
+    await save('fit', 0, 1);
+    if (stop()) return stopped('fit');
+
+    // Stages 2-4: GP labels, the value function, held-out health; then the checkpoint.
+    const trained = fitValueFunction(
+      { ...cfg.metaTrain, checkpointId: run.checkpointId, jobId: run.queryJobId },
+      { trajectories: traj, outcome: observer.outcome() },
+      { model, oracle: deps.oracle, progress, dataset: ds.name },
+    );
+    const content = journal ? await journal.stashResult(trained.checkpoint) : trained.checkpoint;
+    const checkpoint = await saveOnce(deps.store, content, journal !== undefined);
+    const t2 = performance.now();
+    const health = trained.health;
+    await save('done', 1, 1, {
+      health,
+      valueFunction: { id: checkpoint.id, version: checkpoint.version, createdAt: checkpoint.createdAt },
+    });
+    handedOver = true;
+    return {
+      kind: 'done',
+      model,
+      checkpoint,
+      health,
+      trained: journal ? undefined : trained,
+      timings: { pretrainS: (t1 - t0) / 1000, metaTrainS: (t2 - t1) / 1000 },
+    };
+  } finally {
+    if (!handedOver) model.dispose();
+  }
+}
+
+/**
+ * Saves the checkpoint as the next version, unless (a resumed job) a version with the same
+ * content was already saved by the run that was interrupted before it could record it.
+ */
+async function saveOnce(
+  store: ObjectStore,
+  content: Omit<ValueFunctionCheckpoint, 'version'>,
+  lookFirst: boolean,
+): Promise<ValueFunctionCheckpoint> {
+  if (lookFirst) {
+    const versions = (await listCheckpointVersions(store)).get(content.id) ?? [];
+    for (const v of [...versions].reverse()) {
+      const existing = await loadCheckpoint(store, content.id, v);
+      if (existing.ok && existing.value.createdAt === content.createdAt) return existing.value;
+    }
+  }
+  return saveCheckpoint(store, content);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs in the object store.
+
+export const JOBS_PREFIX = 'jobs/';
+export const jobKeys = (id: string) => ({
+  spec: `${JOBS_PREFIX}${id}/job.json`,
+  status: `${JOBS_PREFIX}${id}/status.json`,
+  result: `${JOBS_PREFIX}${id}/result.json`,
+  statePrefix: `${JOBS_PREFIX}${id}/state/`,
+  state: (seq: number) => `${JOBS_PREFIX}${id}/state/${String(seq).padStart(8, '0')}.json`,
+  chunk: (c: number) => `${JOBS_PREFIX}${id}/trajectories/${String(c).padStart(6, '0')}.f32`,
+});
+
+export interface TrainValueFunctionDeps extends PipelineDeps {
+  /** The compute backend in use, for the status document. */
+  backend: string;
+  /** Aborted (SIGTERM): the job writes a final checkpoint at the next step and stops. */
+  signal?: AbortSignal | undefined;
+  /** Clock for the status document (tests). */
+  now?: () => Date;
+}
+
+export type TrainJobOutcome =
+  | { kind: 'done'; checkpoint: ValueFunctionCheckpoint; health: ValueFunctionHealth; resumed: boolean }
+  | { kind: 'already-done'; valueFunction: { id: string; version: number } }
+  | { kind: 'interrupted'; stage: JobStage; tasksDone: number; evaluationsDone: number };
+
+const heldOutOf = (h: ValueFunctionHealth | null): JobState['heldOut'] =>
+  h
+    ? { mae: h.heldOutMae, constantMae: h.constantMae, spearman: h.spearman, observations: h.heldOutObservations }
+    : null;
+
+const canonical = (spec: JobSpec) => JSON.stringify(jobSpecSchema.parse(spec));
+
+/** The job spec stored under an id (for `--job-id` without a job file). */
+export async function loadJobSpec(store: ObjectStore, id: string): Promise<Result<JobSpec, JobError>> {
+  const text = await getText(store, jobKeys(id).spec);
+  if (text === undefined) return err(new JobError('JOB_NOT_FOUND', `no job '${id}' in ${store.location}`));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return err(new JobError('JOB_STATE_INVALID', `job '${id}': stored job.json is not JSON`));
+  }
+  const parsed = jobSpecSchema.safeParse(json);
+  if (!parsed.success) return err(new JobError('JOB_STATE_INVALID', `job '${id}': stored job.json is invalid`));
+  return ok(parsed.data);
+}
+
+/** The job's status document. */
+export async function readJobStatus(store: ObjectStore, id: string): Promise<Result<JobStatus, JobError>> {
+  const text = await getText(store, jobKeys(id).status);
+  if (text === undefined) return err(new JobError('JOB_NOT_FOUND', `no job '${id}' in ${store.location}`));
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return err(new JobError('JOB_STATE_INVALID', `job '${id}': status.json is not JSON`));
+  }
+  const parsed = jobStatusSchema.safeParse(json);
+  if (!parsed.success) return err(new JobError('JOB_STATE_INVALID', `job '${id}': status.json is invalid`));
+  return ok(parsed.data);
+}
+
+/** The job's current (highest-seq) state, if it has one. */
+export async function loadJobState(store: ObjectStore, id: string): Promise<Result<JobState | undefined, JobError>> {
+  const keys = await store.list(jobKeys(id).statePrefix);
+  const last = keys.filter((k) => k.endsWith('.json')).pop();
+  if (last === undefined) return ok(undefined);
+  const text = await getText(store, last);
+  let json: unknown;
+  try {
+    json = JSON.parse(text ?? '');
+  } catch {
+    return err(new JobError('JOB_STATE_INVALID', `job '${id}': ${last} is not JSON`));
+  }
+  const parsed = jobStateSchema.safeParse(json);
+  if (!parsed.success) {
+    return err(
+      new JobError('JOB_STATE_INVALID', `job '${id}': ${last} is invalid: ${parsed.error.issues[0]?.message}`),
+    );
+  }
+  return ok(parsed.data);
+}
+
+/**
+ * Runs a training job to the end, or until `signal` aborts it; run again with the same store
+ * and id, it resumes from its last checkpoint; once done it changes nothing. The state is
+ * written with conditional creates: a second trainer on the same job stops with
+ * JOB_STATE_CONFLICT instead of overwriting the first one's progress.
+ */
+export async function trainValueFunction(
+  spec: JobSpec,
+  deps: TrainValueFunctionDeps,
+): Promise<Result<TrainJobOutcome, JobError>> {
+  const resolved = resolveRunConfig(spec);
+  if (!resolved.ok) return resolved;
+  const { store } = deps;
+  const keys = jobKeys(spec.id);
+  const now = deps.now ?? (() => new Date());
+
+  if (!(await store.putIfAbsent(keys.spec, `${canonical(spec)}\n`))) {
+    const stored = await loadJobSpec(store, spec.id);
+    if (!stored.ok) return stored;
+    if (canonical(stored.value) !== canonical(spec)) {
+      return err(
+        new JobError(
+          'JOB_SPEC_MISMATCH',
+          `job '${spec.id}' in ${store.location} was started with a different job spec; use another id`,
+        ),
+      );
+    }
+  }
+  const latest = await loadJobState(store, spec.id);
+  if (!latest.ok) return latest;
+  const resume = latest.value;
+  if (resume?.stage === 'done' && resume.valueFunction) {
+    // A trainer killed between its last state and its status write left the status behind: repair only that.
+    const status = await readJobStatus(store, spec.id);
+    if (!status.ok || status.value.state !== 'done') {
+      const o = resume.observations;
+      await store.put(
+        keys.status,
+        `${JSON.stringify(
+          jobStatusSchema.parse({
+            format: 'metricopt.job-status',
+            schemaVersion: 1,
+            jobId: spec.id,
+            state: 'done',
+            stage: 'done',
+            tasks: { done: resume.trajectories.tasksDone, total: resume.trajectories.tasks },
+            evaluations: {
+              total: o.total,
+              sent: o.done,
+              returned: o.perTask.reduce((a, l) => a + l.length, 0),
+              failed: o.failures.length,
+            },
+            heldOut: resume.heldOut,
+            etaSeconds: 0,
+            backend: status.ok ? status.value.backend : deps.backend,
+            lastError: null,
+            valueFunction: { id: resume.valueFunction.id, version: resume.valueFunction.version },
+            startedAt: status.ok ? status.value.startedAt : resume.updatedAt,
+            updatedAt: resume.updatedAt,
+          } satisfies JobStatus),
+        )}\n`,
+      );
+    }
+    return ok({
+      kind: 'already-done',
+      valueFunction: { id: resume.valueFunction.id, version: resume.valueFunction.version },
+    });
+  }
+
+  const previous = await readJobStatus(store, spec.id);
+  const startedAt = previous.ok ? previous.value.startedAt : now().toISOString();
+  let seq = resume?.seq ?? 0;
+  let stageStart = { stage: '' as string, at: performance.now(), done: 0 };
+  let last: JobStatus | undefined = previous.ok ? previous.value : undefined;
+
+  const writeStatus = async (s: JobStatus) => {
+    last = s;
+    await store.put(keys.status, `${JSON.stringify(jobStatusSchema.parse(s))}\n`);
+  };
+  const statusOf = (p: JournalProgress, state: JobStatus['state']): JobStatus => {
+    if (stageStart.stage !== p.stage) stageStart = { stage: p.stage, at: performance.now(), done: p.stageDone };
+    const doneHere = p.stageDone - stageStart.done;
+    const elapsed = (performance.now() - stageStart.at) / 1000;
+    const eta = doneHere > 0 ? (elapsed / doneHere) * (p.stageTotal - p.stageDone) : null;
+    const returned = p.observations.observations.reduce((a, o) => a + o.length, 0);
+    return {
+      format: 'metricopt.job-status',
+      schemaVersion: 1,
+      jobId: spec.id,
+      state,
+      stage: p.stage,
+      tasks: { done: p.trajectories.tasksDone, total: p.trajectories.tasks },
+      evaluations: {
+        total: p.observations.total,
+        sent: p.observations.done,
+        returned,
+        failed: p.observations.failures.length,
+      },
+      heldOut: heldOutOf(p.health),
+      etaSeconds: state === 'done' ? 0 : eta,
+      backend: deps.backend,
+      lastError: null,
+      valueFunction: p.valueFunction ? { id: p.valueFunction.id, version: p.valueFunction.version } : null,
+      startedAt,
+      updatedAt: now().toISOString(),
+    };
+  };
+  let lastProgress: JournalProgress | undefined;
+
+  const journal: PipelineJournal = {
+    chunkTasks: spec.checkpoint.chunkTasks,
+    queryBatch: spec.checkpoint.queryBatch,
+    resume,
+    stopRequested: () => deps.signal?.aborted === true,
+    saveChunk: (c, bytes) => store.put(keys.chunk(c), bytes),
+    loadChunk: (c) => store.get(keys.chunk(c)),
+    async stashResult(checkpoint) {
+      if (await store.putIfAbsent(keys.result, JSON.stringify(checkpoint))) return checkpoint;
+      // An interrupted run fitted (and maybe saved) it already: keep its content and createdAt.
+      return JSON.parse((await getText(store, keys.result)) as string);
+    },
+    async save(p) {
+      lastProgress = p;
+      const state: JobState = {
+        format: 'metricopt.job-state',
+        schemaVersion: 1,
+        jobId: spec.id,
+        seq: seq + 1,
+        updatedAt: now().toISOString(),
+        stage: p.stage,
+        modelFingerprint: p.modelFingerprint,
+        trajectories: p.trajectories,
+        observations: {
+          done: p.observations.done,
+          total: p.observations.total,
+          perTask: p.observations.observations.map((list) => list.map((o) => [o.step, o.value] as [number, number])),
+          failures: p.observations.failures,
+        },
+        valueFunction: p.valueFunction,
+        heldOut: heldOutOf(p.health),
+      };
+      if (!(await store.putIfAbsent(keys.state(state.seq), JSON.stringify(jobStateSchema.parse(state))))) {
+        throw new JobError(
+          'JOB_STATE_CONFLICT',
+          `job '${spec.id}': another trainer wrote state ${state.seq} first; this one stops`,
+        );
+      }
+      seq = state.seq;
+      // Keep the current state and the one before it.
+      const old = (await store.list(keys.statePrefix)).filter((k) => k < keys.state(seq - 1));
+      for (const k of old) await store.delete(k);
+      await writeStatus(statusOf(p, p.stage === 'done' ? 'done' : deps.signal?.aborted ? 'interrupted' : 'running'));
+    },
+  };
+
+  let outcome: PipelineOutcome;
+  try {
+    outcome = await runTrainingPipeline(
+      { cfg: resolved.value, checkpointId: spec.output.valueFunctionId, queryJobId: spec.id },
+      deps,
+      journal,
+    );
+  } catch (e) {
+    const error = e as { code?: unknown; message?: unknown };
+    const code = typeof error.code === 'string' ? error.code : 'INTERNAL';
+    if (code !== 'JOB_STATE_CONFLICT') {
+      const base: JobStatus = last ?? {
+        format: 'metricopt.job-status',
+        schemaVersion: 1,
+        jobId: spec.id,
+        state: 'failed',
+        stage: 'pretrain',
+        tasks: { done: 0, total: resolved.value.metaTrain.trajectories.tasks },
+        evaluations: { total: 0, sent: 0, returned: 0, failed: 0 },
+        heldOut: null,
+        etaSeconds: null,
+        backend: deps.backend,
+        lastError: null,
+        valueFunction: null,
+        startedAt,
+        updatedAt: now().toISOString(),
+      };
+      await writeStatus({
+        ...base,
+        state: 'failed',
+        etaSeconds: null,
+        lastError: { code, message: String(error.message ?? e).slice(0, 500) },
+        updatedAt: now().toISOString(),
+      });
+    }
+    throw e;
+  }
+  if (outcome.kind === 'stopped') {
+    if (lastProgress) await writeStatus({ ...statusOf(lastProgress, 'interrupted'), etaSeconds: null });
+    return ok({
+      kind: 'interrupted',
+      stage: outcome.stage,
+      tasksDone: outcome.tasksDone,
+      evaluationsDone: outcome.evaluationsDone,
+    });
+  }
+  outcome.model.dispose();
+  return ok({ kind: 'done', checkpoint: outcome.checkpoint, health: outcome.health, resumed: resume !== undefined });
+}

@@ -1,0 +1,114 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { main } from '../../cli/main.js';
+import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
+import { loadCheckpoint } from '../../shared/use-cases/value-function-store.js';
+import { smallA9a, tinyJob } from './fixtures.js';
+
+let dir: string;
+let small: string;
+
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => {
+    stdout += String(s);
+    return true;
+  });
+  vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => {
+    stderr += String(s);
+    return true;
+  });
+  try {
+    return { code: await main(args), stdout, stderr };
+  } finally {
+    vi.restoreAllMocks();
+  }
+}
+
+const tiny = [
+  '--tasks',
+  '12',
+  '--steps',
+  '6',
+  '--queries-per-task',
+  '3',
+  '--pretrain-epochs',
+  '1',
+  '--ensemble',
+  '1',
+  '--epochs',
+  '2',
+  '--backend',
+  'wasm',
+];
+
+beforeAll(async () => {
+  const s = await smallA9a(600);
+  dir = s.dir;
+  small = s.file;
+});
+
+afterEach(() => vi.restoreAllMocks());
+
+describe('metricopt train', () => {
+  it('writes the checkpoint that demo meta-training writes for the same seed (apart from createdAt)', async () => {
+    const out = join(dir, 'demo-out');
+    const demo = await run(['demo', '--dataset', small, '--features', '123', '--out', out, '--seeds', '1', ...tiny]);
+    expect(demo.code).toBe(0);
+    const store = join(dir, 'train-store');
+    const train = await run(['train', '--dataset', small, '--features', '123', '--store', store, ...tiny]);
+    expect(train.stderr).not.toContain('error [');
+    expect(train.code).toBe(0);
+    expect(train.stdout).toMatch(/^checkpoint a9a-small-mcr-tuned v1 written to /);
+    const a = await loadCheckpoint(new FsObjectStore(join(out, 'store')), 'a9a-small-mcr-tuned');
+    const b = await loadCheckpoint(new FsObjectStore(store), 'a9a-small-mcr-tuned');
+    if (!a.ok || !b.ok) throw new Error('checkpoint missing');
+    expect(b.value.members).toEqual(a.value.members);
+    expect({ ...b.value, createdAt: '' }).toEqual({ ...a.value, createdAt: '' });
+  });
+
+  it('runs a job file, reports it with jobs status, and resumes by --job-id to "already done"', async () => {
+    const job = join(dir, 'job.json');
+    await writeFile(job, JSON.stringify(tinyJob(small, 'cli-job')));
+    const store = join(dir, 'job-store');
+    const first = await run(['train', '--job', job, '--store', store, '--backend', 'wasm']);
+    expect(first.code).toBe(0);
+    expect(first.stdout).toMatch(/^checkpoint tiny-vf v1 written/);
+    const again = await run(['train', '--job-id', 'cli-job', '--store', store, '--backend', 'wasm']);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain('job cli-job is already done: checkpoint tiny-vf v1');
+    const status = await run(['jobs', 'status', 'cli-job', '--store', store]);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/^job cli-job: done \(stage done, backend wasm\)/);
+    expect(status.stdout).toContain('tasks        12/12');
+    expect(status.stdout).toContain('evaluations  36/36 sent, 36 returned, 0 failed');
+    expect(status.stdout).toContain('checkpoint   tiny-vf v1');
+    const json = await run(['jobs', 'status', 'cli-job', '--store', store, '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ jobId: 'cli-job', state: 'done', valueFunction: { version: 1 } });
+    const watch = await run(['jobs', 'status', 'cli-job', '--store', store, '--watch']);
+    expect(watch.stdout).toContain('████████████████████████████ 100%');
+  });
+
+  it.each([
+    ['a job file that is not JSON', '{ nope', 'JOB_SPEC_NOT_JSON'],
+    ['a job without an output id', JSON.stringify({ ...tinyJob('x'), output: {} }), 'JOB_SPEC_INVALID'],
+  ])('rejects %s with its code', async (_name, text, code) => {
+    const job = join(dir, `bad-${code}.json`);
+    await writeFile(job, text);
+    const store = join(dir, `bad-store-${code}`);
+    const r = await run(['train', '--job', job, '--store', store]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      new RegExp(`^metricopt: error \\[${code}\\]: ${job.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`),
+    );
+    expect(await new FsObjectStore(store).list('')).toEqual([]);
+  });
+
+  it('answers JOB_NOT_FOUND for the status of an unknown job', async () => {
+    const r = await run(['jobs', 'status', 'nope', '--store', join(dir, 'job-store')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^metricopt: error \[JOB_NOT_FOUND\]: no job 'nope'/);
+  });
+});
