@@ -7,7 +7,7 @@
 //        [--seeds 2] [--seed 7] [--out bench/out/tune.jsonl]   (npm run build first)
 //        node bench/tune-defaults.mjs --summarise a.jsonl,b.jsonl   (the markdown summary of runs)
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
 
 const { values } = parseArgs({
