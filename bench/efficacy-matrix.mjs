@@ -160,7 +160,7 @@ function heatMap(rows) {
   const colors = { better: '#2ca02c', tie: '#c7c7c7', worse: '#d62728', 'no-interval': '#9ecae1' };
   const ds = [...new Set(rows.map((s) => s.rep.dataset))];
   const ms = [...new Set(rows.map((s) => s.rep.metric))];
-  const cw = 120;
+  const cw = 150;
   const ch = 46;
   const left = 150;
   const top = 90;
@@ -199,9 +199,7 @@ function heatMap(rows) {
         out.push(
           `<text x="${x + cw / 2}" y="${y + 18}" text-anchor="middle">${c.verdict} ${c.diff >= 0 ? '+' : ''}${c.diff.toFixed(4)}</text>`,
         );
-        out.push(
-          `<text x="${x + cw / 2}" y="${y + 34}" text-anchor="middle" font-size="10">vs ${esc(s[which])}</text>`,
-        );
+        out.push(`<text x="${x + cw / 2}" y="${y + 34}" text-anchor="middle" font-size="9">vs ${esc(s[which])}</text>`);
       });
     });
   });
