@@ -5,7 +5,7 @@ import { type BackendPreference, selectBackend } from '../shared/adapters/comput
 import type { SparseDataset } from '../shared/data/dataset.js';
 import type { Evaluator } from '../shared/metrics/evaluator.js';
 import { builtinEvaluator } from '../shared/metrics/registry.js';
-import { loadEvaluatorModule } from '../shared/metrics/user-module.js';
+import { loadEvaluatorModule } from '../shared/adapters/evaluator-module.in-process.js';
 import { type RunConfig, recipe } from '../shared/use-cases/recipes.js';
 import { CliError } from './errors.js';
 

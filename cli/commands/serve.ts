@@ -1,8 +1,13 @@
 import type { Command } from 'commander';
-import { API_KEY_HASH_PATTERN, hashApiKey } from '../../functions/value-api/auth.js';
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS, DEFAULT_REFRESH_MS } from '../../functions/value-api/config.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { openObjectStore } from '../../functions/value-api/store.js';
+import {
+  API_KEY_HASH_PATTERN,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_ROWS,
+  DEFAULT_REFRESH_MS,
+  hashApiKey,
+} from '../../shared/schemas/value-api-config.js';
 import { listCheckpointVersions } from '../../shared/use-cases/value-function-store.js';
 import { CliError } from '../errors.js';
 

@@ -5,6 +5,7 @@ import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { parseS3Url, S3ObjectStore } from '../../shared/adapters/object-store.s3.js';
 import { SqsQueue } from '../../shared/adapters/queue.sqs.js';
 import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-module.worker-thread.js';
+import { webhookEvaluatorOf } from '../../shared/adapters/evaluator.webhook.js';
 import { createEvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
 import { parseEvaluateMetricEnv } from './config.js';
 import { createEvaluateMetricHandler, type EvaluateMetricDeps } from './handler.js';
@@ -27,6 +28,7 @@ async function wire(): Promise<EvaluateMetricDeps> {
   // User modules run in worker threads: the evaluator timeout then holds for synchronous code too.
   const registry = await createEvaluatorRegistry(evaluators, {
     loadModule: (path) => loadEvaluatorModuleInWorker(path),
+    webhook: (spec) => webhookEvaluatorOf(spec),
   });
   if (!registry.ok) throw registry.error;
   const dlq = new SqsQueue({
