@@ -9,7 +9,7 @@ const CORE_PACKAGES = ['zod', '@tensorflow/tfjs'];
 /** Node built-ins the core may import: pure computation only (no files, network, processes or workers). */
 const CORE_BUILTINS = ['crypto'];
 
-const escape = (s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+const escapeRegExp = (s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 module.exports = {
   forbidden: [
@@ -32,8 +32,8 @@ module.exports = {
           'undetermined',
         ],
         pathNot: [
-          `^node_modules/(${CORE_PACKAGES.map(escape).join('|')})/`,
-          `^(node:)?(${CORE_BUILTINS.map(escape).join('|')})$`,
+          `^node_modules/(${CORE_PACKAGES.map(escapeRegExp).join('|')})/`,
+          `^(node:)?(${CORE_BUILTINS.map(escapeRegExp).join('|')})$`,
         ],
       },
     },
