@@ -1,14 +1,40 @@
 /** Architecture rules: data flows entry point -> use-case -> method -> ports; adapters are handed in. */
+
+/**
+ * The npm packages the domain core (shared/ outside shared/adapters/) may import: validation and
+ * the tfjs core API. Storage, queues, the network, module loading, processes and tfjs backends
+ * are adapters (shared/adapters/), chosen by the entry points.
+ */
+const CORE_PACKAGES = ['zod', '@tensorflow/tfjs'];
+/** Node built-ins the core may import: pure computation only (no files, network, processes or workers). */
+const CORE_BUILTINS = ['crypto'];
+
+const escapeRegExp = (s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
 module.exports = {
   forbidden: [
     {
-      name: 'core-imports-no-infrastructure',
-      comment: 'shared/ (outside shared/adapters) talks to storage, queues and compute backends through ports only',
+      name: 'core-imports-only-allowed-packages',
+      comment: `the domain core imports only ${CORE_PACKAGES.join(', ')} (and node:${CORE_BUILTINS.join(', node:')}); anything that talks to the outside world is an adapter in shared/adapters/`,
       severity: 'error',
       from: { path: '^shared/', pathNot: '^shared/adapters/' },
       to: {
-        dependencyTypes: ['npm', 'npm-dev'],
-        path: '(@aws-sdk|hono|aws-cdk-lib|constructs|powertools|tfjs-backend|tfjs-node)',
+        dependencyTypes: [
+          'npm',
+          'npm-dev',
+          'npm-optional',
+          'npm-peer',
+          'npm-bundled',
+          'npm-no-pkg',
+          'npm-unknown',
+          'core',
+          'unknown',
+          'undetermined',
+        ],
+        pathNot: [
+          `^node_modules/(${CORE_PACKAGES.map(escapeRegExp).join('|')})/`,
+          `^(node:)?(${CORE_BUILTINS.map(escapeRegExp).join('|')})$`,
+        ],
       },
     },
     {
@@ -23,6 +49,35 @@ module.exports = {
       severity: 'error',
       from: { path: '^shared/' },
       to: { path: '^(cli|functions|gpu-tasks|lib)/' },
+    },
+    {
+      name: 'cli-imports-no-functions',
+      comment: 'the CLI builds on the core and the adapters, not on the Lambda/HTTP entry points',
+      severity: 'error',
+      from: { path: '^cli/', pathNot: '^cli/commands/serve\\.ts$' },
+      to: { path: '^functions/' },
+    },
+    {
+      name: 'serve-imports-only-the-value-api-server',
+      comment:
+        '`metricopt serve` starts the value API Node server (node.ts) and, until the composition root of issue 11 replaces it, opens the store with its factory (store.ts); config defaults and the key format come from shared/schemas/',
+      severity: 'error',
+      from: { path: '^cli/commands/serve\\.ts$' },
+      to: { path: '^functions/', pathNot: '^functions/value-api/(node|store)\\.ts$' },
+    },
+    {
+      name: 'entry-points-import-no-other-entry-points',
+      comment: 'functions, gpu-tasks and lib do not import each other or the CLI; shared code lives in shared/',
+      severity: 'error',
+      from: { path: '^(functions|gpu-tasks|lib)/' },
+      to: { path: '^(cli|functions|gpu-tasks|lib)/', pathNot: '^$1/' },
+    },
+    {
+      name: 'functions-import-no-other-functions',
+      comment: 'each function is its own entry point (functions/env.ts is their shared environment helper)',
+      severity: 'error',
+      from: { path: '^functions/([^/]+)/' },
+      to: { path: '^functions/[^/]+/', pathNot: ['^functions/$1/'] },
     },
     {
       name: 'no-circular',

@@ -171,6 +171,7 @@ function heatMap(rows) {
   const esc = (t) => String(t).replace(/&/g, '&amp;').replace(/</g, '&lt;');
   const out = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<title>MetricOpt efficacy matrix: verdicts of metricopt against the best loss-only baseline and the best baseline</title>`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">MetricOpt efficacy: paired difference over ${esc(values.replicates)} replicates (95% CI), test split</text>`,
   ];

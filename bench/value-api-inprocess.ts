@@ -7,8 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { readPhiJson } from '../functions/value-api/phi-json.js';
-import { writePhiAnswer } from '../functions/value-api/phi-routes.js';
+import { readPhiInput, writePhiAnswer } from '../functions/value-api/phi-routes.js';
 import { CompiledValueFunction } from '../shared/method/value-function-f32.js';
 import type { ValueFunctionCheckpoint } from '../shared/schemas/checkpoint.js';
 import type { GradientResult, ServedValueFunction } from '../shared/use-cases/serve-guidance.js';
@@ -135,7 +134,7 @@ for (const d of [16, 128]) {
   });
 }
 // JSON text at d = 128, batch 1, over 256 different phi (and so 256 different answers): reading a
-// body (the fast reader vs JSON.parse and the float32 rows the general path makes of it) and
+// body (readPhiInput: JSON.parse and the typed check, vs JSON.parse and float32 rows) and
 // writing a gradient answer (the byte writer vs building the text with JS number-to-string and
 // encoding it, as the route did before).
 const jsonText = (() => {
@@ -155,7 +154,7 @@ const jsonText = (() => {
     k = (k + 1) & 255;
     return k;
   };
-  const read = time(() => readPhiJson(bodies[next()] as Uint8Array, d, 1024), samples, samples / 4);
+  const read = time(() => readPhiInput('gradient', false, bodies[next()] as Uint8Array, 1024), samples, samples / 4);
   const readViaJsonParse = time(
     () => {
       const body = JSON.parse(new TextDecoder().decode(bodies[next()])) as { phi: number[] };

@@ -224,7 +224,7 @@ lines.push(
   '',
   '| step | this code | JS built-ins | built-ins / this code |',
   '|---|---|---|---|',
-  `| read a body (\`readPhiJson\` vs \`JSON.parse\` + float32 rows) | ${s2(j.read)} | ${s2(j.readViaJsonParse)} | ${(j.readViaJsonParse.medianUs / j.read.medianUs).toFixed(1)}x |`,
+  `| read a body (\`readPhiInput\`: \`JSON.parse\` + the typed check, vs \`JSON.parse\` + float32 rows) | ${s2(j.read)} | ${s2(j.readViaJsonParse)} | ${(j.readViaJsonParse.medianUs / j.read.medianUs).toFixed(1)}x |`,
   `| write a gradient answer (\`writePhiAnswer\` vs number-to-string text + UTF-8) | ${s2(j.write)} | ${s2(j.writeViaStrings)} | ${(j.writeViaStrings.medianUs / j.write.medianUs).toFixed(1)}x |`,
 );
 lines.push(

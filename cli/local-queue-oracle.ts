@@ -2,6 +2,8 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadEvaluatorModule } from '../shared/adapters/evaluator-module.in-process.js';
+import { webhookEvaluatorOf } from '../shared/adapters/evaluator.webhook.js';
 import { QueuedMetricOracle } from '../shared/adapters/metric-oracle.queued.js';
 import { FsObjectStore } from '../shared/adapters/object-store.fs.js';
 import { LocalQueue } from '../shared/adapters/queue.local.js';
@@ -50,7 +52,10 @@ export async function startLocalQueueOracle(options: LocalQueueOracleOptions): P
   const evaluatorTimeoutMs = options.evaluatorTimeoutMs ?? 60_000;
   const specs: EvaluatorSpec[] = options.evaluatorModule ? [{ kind: 'module', path: options.evaluatorModule }] : [];
   // Resolve here first: a bad module or an unknown metric fails before any process starts.
-  const registry = await createEvaluatorRegistry(specs);
+  const registry = await createEvaluatorRegistry(specs, {
+    loadModule: loadEvaluatorModule,
+    webhook: (spec) => webhookEvaluatorOf(spec),
+  });
   if (!registry.ok) throw registry.error;
   const evaluator = options.evaluatorModule
     ? registry.value.list().find((e) => e.source === options.evaluatorModule)

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { objectStoreEnv } from '../functions/env.js';
+import { objectStoreEnv } from '../shared/schemas/env.js';
 import type { ObjectStoreOptions } from '../shared/adapters/from-url.js';
 import { CliError } from './errors.js';
 

@@ -5,7 +5,8 @@ import { type BackendPreference, selectBackend } from '../shared/adapters/comput
 import type { SparseDataset } from '../shared/data/dataset.js';
 import type { Evaluator } from '../shared/metrics/evaluator.js';
 import { builtinEvaluator } from '../shared/metrics/registry.js';
-import { loadEvaluatorModule } from '../shared/metrics/user-module.js';
+import { filmLayerOutOfRange } from '../shared/models/mlp.js';
+import { loadEvaluatorModule } from '../shared/adapters/evaluator-module.in-process.js';
 import { type RunConfig, recipe } from '../shared/use-cases/recipes.js';
 import { CliError } from './errors.js';
 
@@ -209,6 +210,11 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
       ...cfg.model,
       adapter: { kind: 'film', layer: (o.filmLayer as number | undefined) ?? cfg.model.hidden.length - 1 },
     };
+    // A user mistake: say so before the dataset is loaded (the ConvNet's FiLM has no layer choice).
+    const { layer } = cfg.model.adapter as { layer: number };
+    if (cfg.architecture === 'mlp' && layer >= cfg.model.hidden.length) {
+      throw filmLayerOutOfRange(layer, cfg.model.hidden.length);
+    }
   } else if (cfg.model.adapter.kind === 'input-bias') {
     const a = cfg.model.adapter;
     cfg.model = {

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { objectStoreEnv } from '../functions/env.js';
+import { objectStoreEnv } from '../shared/schemas/env.js';
 
 /**
  * The training container's configuration, parsed once at start-up from the environment.

@@ -1,11 +1,13 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
-import { parseWebhooks } from '../../functions/evaluate-metric/config.js';
 import { locationKind, openObjectStore, openQueue } from '../../shared/adapters/from-url.js';
 import { LocalQueue } from '../../shared/adapters/queue.local.js';
 import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-module.worker-thread.js';
+import { webhookEvaluatorOf } from '../../shared/adapters/evaluator.webhook.js';
 import { createEvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
-import type { EvaluatorSpec } from '../../shared/schemas/evaluation.js';
+import type { ObjectStore } from '../../shared/ports/object-store.port.js';
+import type { Queue } from '../../shared/ports/queue.port.js';
+import { type EvaluatorSpec, parseWebhooks } from '../../shared/schemas/evaluation.js';
 import { runEvaluationWorker } from '../../shared/use-cases/evaluate-request.js';
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
@@ -81,6 +83,7 @@ export function registerEvaluate(program: Command): void {
       // User modules run in worker threads: --evaluator-timeout-ms then holds for synchronous code too.
       const registry = await createEvaluatorRegistry(specs, {
         loadModule: (path) => loadEvaluatorModuleInWorker(path),
+        webhook: (spec) => webhookEvaluatorOf(spec),
       });
       if (!registry.ok) throw registry.error;
       if (opts.list) {

@@ -1,8 +1,13 @@
 import type { Command } from 'commander';
-import { API_KEY_HASH_PATTERN, hashApiKey } from '../../functions/value-api/auth.js';
-import { DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_ROWS, DEFAULT_REFRESH_MS } from '../../functions/value-api/config.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { openValueStore } from '../../functions/value-api/store.js';
+import {
+  API_KEY_HASH_PATTERN,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_ROWS,
+  DEFAULT_REFRESH_MS,
+  hashApiKey,
+} from '../../shared/schemas/value-api-config.js';
 import { listCheckpointVersions } from '../../shared/use-cases/value-function-store.js';
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
@@ -16,6 +21,8 @@ export interface ServeOptions {
   maxRows: string;
   maxBodyBytes: string;
   refreshMs: string;
+  /** false with --no-fast-lane: every request goes through the Hono app (the answers are the same). */
+  fastLane?: boolean;
 }
 
 function positiveInt(flag: string, raw: string): number {
@@ -42,6 +49,10 @@ export function registerServe(program: Command): void {
     .option('--max-rows <n>', 'most rows in one batch', String(DEFAULT_MAX_ROWS))
     .option('--max-body-bytes <n>', 'largest request body', String(DEFAULT_MAX_BODY_BYTES))
     .option('--refresh-ms <n>', 'how often the store is listed for new versions', String(DEFAULT_REFRESH_MS))
+    .option(
+      '--no-fast-lane',
+      'serve every request through the Hono app, without the Node fast lane of predict/gradient',
+    )
     .action(async (opts: ServeOptions) => {
       await serve(opts, (out) => process.stdout.write(out), untilSignal);
     });
@@ -92,6 +103,7 @@ export async function serve(
       port,
       hostname: opts.host,
       auth: normalised.length ? { mode: 'api-key', hashes: normalised } : { mode: 'none' },
+      fastLane: opts.fastLane !== false,
       ...limits,
     });
   } catch (e) {
@@ -102,7 +114,7 @@ export async function serve(
   }
   const auth = normalised.length ? `API keys (${normalised.length})` : 'off';
   write(
-    `metricopt serve: listening on ${server.url} (store ${store.location}, ${ids.size} value function(s), auth ${auth})\n`,
+    `metricopt serve: listening on ${server.url} (store ${store.location}, ${ids.size} value function(s), auth ${auth}${server.fastLane ? '' : ', fast lane off'})\n`,
   );
   await until(server);
   await server.close();

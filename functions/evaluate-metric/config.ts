@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { describeIssue, type EvaluatorSpec, evaluatorSpecSchema } from '../../shared/schemas/evaluation.js';
-import { objectStoreEnv, positiveInt } from '../env.js';
+import { type EvaluatorSpec, webhookListSchema, webhookSpecs } from '../../shared/schemas/evaluation.js';
+import { objectStoreEnv, positiveInt } from '../../shared/schemas/env.js';
 
 const commaList = z
   .string()
@@ -11,16 +11,6 @@ const commaList = z
       .map((p) => p.trim())
       .filter((p) => p !== ''),
   );
-
-const webhookEntry = z
-  .object({
-    name: z.string().min(1),
-    url: z.string(),
-    direction: z.enum(['minimize', 'maximize']),
-    timeoutMs: z.int().positive().optional(),
-    version: z.string().optional(),
-  })
-  .strict();
 
 /**
  * Evaluator-worker configuration from the environment, parsed once per container.
@@ -41,18 +31,7 @@ export const evaluateMetricEnvSchema = z
     METRICOPT_MAX_RECEIVE_COUNT: positiveInt('METRICOPT_MAX_RECEIVE_COUNT', 3),
     METRICOPT_EVALUATOR_TIMEOUT_MS: positiveInt('METRICOPT_EVALUATOR_TIMEOUT_MS', 60_000),
     METRICOPT_EVALUATOR_MODULES: commaList,
-    METRICOPT_WEBHOOKS: z
-      .string()
-      .default('[]')
-      .transform((s, ctx) => {
-        try {
-          return JSON.parse(s) as unknown;
-        } catch {
-          ctx.addIssue({ code: 'custom', message: 'METRICOPT_WEBHOOKS must be a JSON array' });
-          return z.NEVER;
-        }
-      })
-      .pipe(z.array(webhookEntry, { error: 'METRICOPT_WEBHOOKS must be a JSON array of { name, url, direction }' })),
+    METRICOPT_WEBHOOKS: webhookListSchema,
     METRICOPT_WEBHOOK_SECRET: z.string().optional(),
     ...objectStoreEnv,
   })
@@ -81,24 +60,4 @@ export function parseEvaluateMetricEnv(env: Record<string, string | undefined>):
   const evaluators: EvaluatorSpec[] = parsed.data.METRICOPT_EVALUATOR_MODULES.map((path) => ({ kind: 'module', path }));
   evaluators.push(...webhookSpecs(parsed.data.METRICOPT_WEBHOOKS, parsed.data.METRICOPT_WEBHOOK_SECRET));
   return { env: parsed.data, evaluators };
-}
-
-/** Webhook specs from METRICOPT_WEBHOOKS-style JSON (also `metricopt evaluate --webhooks`); throws one line. */
-export function parseWebhooks(json: string, secret: string | undefined): EvaluatorSpec[] {
-  const parsed = evaluateMetricEnvSchema.shape.METRICOPT_WEBHOOKS.safeParse(json);
-  if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'METRICOPT_WEBHOOKS is invalid');
-  if (parsed.data.length > 0 && !secret) {
-    throw new Error('METRICOPT_WEBHOOK_SECRET is required when METRICOPT_WEBHOOKS lists any webhook');
-  }
-  return webhookSpecs(parsed.data, secret);
-}
-
-function webhookSpecs(entries: Array<z.infer<typeof webhookEntry>>, secret: string | undefined): EvaluatorSpec[] {
-  return entries.map((hook) => {
-    const spec = evaluatorSpecSchema.safeParse({ kind: 'webhook', ...hook, secret });
-    if (!spec.success) {
-      throw new Error(describeIssue(`evaluate-metric config: METRICOPT_WEBHOOKS '${hook.name}'`, spec.error));
-    }
-    return spec.data;
-  });
 }

@@ -2,6 +2,7 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { hostname } from 'node:os';
 import { openDeadLetterSender, openObjectStore } from '../../shared/adapters/from-url.js';
 import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-module.worker-thread.js';
+import { webhookEvaluatorOf } from '../../shared/adapters/evaluator.webhook.js';
 import { createEvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
 import { parseEvaluateMetricEnv } from './config.js';
 import { createEvaluateMetricHandler, type EvaluateMetricDeps } from './handler.js';
@@ -21,6 +22,7 @@ async function wire(): Promise<EvaluateMetricDeps> {
   // User modules run in worker threads: the evaluator timeout then holds for synchronous code too.
   const registry = await createEvaluatorRegistry(evaluators, {
     loadModule: (path) => loadEvaluatorModuleInWorker(path),
+    webhook: (spec) => webhookEvaluatorOf(spec),
   });
   if (!registry.ok) throw registry.error;
   const dlq = await openDeadLetterSender(env.METRICOPT_DLQ_URL);

@@ -1,16 +1,11 @@
-import { createHash } from 'node:crypto';
 import type { Context } from 'hono';
+import { hashApiKey } from '../../shared/schemas/value-api-config.js';
 import { header } from './header.js';
+
+export { API_KEY_HASH_PATTERN, hashApiKey } from '../../shared/schemas/value-api-config.js';
 
 /** Decides whether a request may use the /v1 routes. */
 export type Authenticate = (c: Context) => boolean;
-
-/** The stored form of an API key: lower-case hex SHA-256 of the key. `metricopt serve --hash-key KEY` prints it. */
-export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
-}
-
-export const API_KEY_HASH_PATTERN = /^[0-9a-f]{64}$/;
 
 /** Decides from the Authorization header alone whether a request may use the /v1 routes. */
 export type AuthorizationCheck = (authorization: string | undefined) => boolean;

@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { API_KEY_HASH_PATTERN } from './auth.js';
-import { objectStoreEnv, positiveInt } from '../env.js';
-
-/** Defaults shared by the Node server and the Lambda handler. */
-export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
-export const DEFAULT_MAX_ROWS = 1024;
-export const DEFAULT_REFRESH_MS = 1000;
+import {
+  API_KEY_HASH_PATTERN,
+  DEFAULT_MAX_BODY_BYTES,
+  DEFAULT_MAX_ROWS,
+  DEFAULT_REFRESH_MS,
+} from '../../shared/schemas/value-api-config.js';
+import { objectStoreEnv, positiveInt } from '../../shared/schemas/env.js';
 
 /**
  * Value-API configuration from the environment, parsed once at start-up.

@@ -1,6 +1,5 @@
 import { slabBytes } from '../../shared/util/slab.js';
 import { assertFinite, MAX_F32_BYTES, writeFloat32 } from './float32-text.js';
-import { type WasmJson, wasmJson } from './json-wasm.js';
 
 /**
  * JSON answers written straight into bytes, for the hot routes: no strings built per number, no
@@ -14,13 +13,9 @@ import { type WasmJson, wasmJson } from './json-wasm.js';
  * of its shortest double form (`0.0012345678906142712` becomes `0.00123456789`). Layout as JS
  * writes numbers: plain decimals from 1e-6 to below 1e21, exponent form (`1.5e-7`, `2e+21`)
  * outside, so a float32 whose shortest double form has at most 9 digits reads as JS writes it.
- * Doubles (the `guide` route's scalars) are written as JS writes them. Float32 rows of 8 values
- * or more (gradients, phi) go to the WebAssembly writer of json-wasm.ts (`f32s`), which writes the
- * same bytes faster.
+ * Doubles (the `guide` route's scalars) are written as JS writes them. The digits come from
+ * float32-text.ts (plain JS; test/value-api/json-bytes.test.ts checks that they read back).
  */
-
-/** Rows shorter than this are written in JS: a call into the module and its copies cost more. */
-const WASM_ROW_MIN = 8;
 
 /**
  * A growable byte buffer for one JSON text. One instance is reused for every answer (the routes
@@ -30,13 +25,6 @@ export class JsonBytes {
   private buf = new Uint8Array(16 * 1024);
   private view = new DataView(this.buf.buffer);
   private p = 0;
-  /** The WebAssembly writer of float32 rows (json-wasm.ts), or null for the JS one alone. */
-  private readonly fast: WasmJson | null;
-
-  /** `wasm: false` writes every number in JS (the same bytes; for tests and runtimes without it). */
-  constructor(options: { wasm?: boolean } = {}) {
-    this.fast = options.wasm === false ? null : wasmJson();
-  }
 
   /** Starts a new text. */
   reset(): this {
@@ -75,17 +63,11 @@ export class JsonBytes {
     const view = this.view;
     let p = this.p;
     buf[p++] = 0x5b;
-    if (to - from >= WASM_ROW_MIN && this.fast !== null && a instanceof Float32Array) {
-      // `v,` each: the last comma becomes the bracket
-      p = this.fast.float32s(buf, view, p, a, from, to);
-      buf[p - 1] = 0x5d;
-    } else {
-      for (let i = from; i < to; i++) {
-        if (i > from) buf[p++] = 0x2c;
-        p = writeFloat32(buf, view, p, a[i] as number);
-      }
-      buf[p++] = 0x5d;
+    for (let i = from; i < to; i++) {
+      if (i > from) buf[p++] = 0x2c;
+      p = writeFloat32(buf, view, p, a[i] as number);
     }
+    buf[p++] = 0x5d;
     this.p = p;
     return this;
   }

@@ -1,10 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BINARY_CONTENT_TYPE, VERSION_HEADER } from '../../shared/schemas/api.js';
-import type { GuidanceService, PhiInput } from '../../shared/use-cases/serve-guidance.js';
+import type { GuidanceService } from '../../shared/use-cases/serve-guidance.js';
 import type { AuthorizationCheck } from './auth.js';
 import { type PreRead, preReadBody } from './body.js';
-import { readPhiJson } from './phi-json.js';
-import { isBinaryType, type PhiAnswer, type PhiOp, readPhiInput, writePhiAnswer } from './phi-routes.js';
+import { isBinaryType, type PhiAnswer, type PhiOp, readPhiInputOnce, writePhiAnswer } from './phi-routes.js';
 import { isJsonType } from './validate.js';
 
 /** A Node request listener. */
@@ -35,14 +34,13 @@ const HOT_ROUTE =
  * routing, a Context, a chain of promises), which is about as much server CPU as the gradient
  * itself. It answers only success: anything it is not sure of it hands, untouched or with the
  * body it has read, to the Hono app, so that every error, status and message still comes from
- * one place (app.ts), and both paths share the parsing and the answers (phi-routes.ts); a JSON
- * body of the plain shape is read by phi-json.ts straight into float32 rows. Handed
+ * one place (app.ts), and both paths share the parsing and the answers (phi-routes.ts). Handed
  * on: other routes and methods, a query other than `?version=N`, a failed auth check, a
  * content type that is neither JSON nor binary, a body without Content-Length or over the limit,
- * a checkpoint not yet compiled (Hono waits for it to load), a JSON body phi-json.ts declines
- * (Hono parses it once, instead of this lane and then Hono each parsing it), and every request
- * whose body or use-case call fails. test/value-api/fast-paths.test.ts checks that a server with the lane
- * and one without it answer the same bytes.
+ * a checkpoint not yet compiled (Hono waits for it to load), and every request whose body or
+ * use-case call fails (the app takes the lane's reading of the body instead of parsing it
+ * again). test/value-api/fast-paths.test.ts checks that a server with the lane and one without
+ * it answer the same status, headers and bytes.
  *
  * Returns a listener that answers true when it took the request.
  */
@@ -66,15 +64,10 @@ export function createFastLane(options: FastLaneOptions): (req: IncomingMessage,
     try {
       const served = service.catalog.cached(id, version);
       if (served === undefined) return undefined;
-      let input: PhiInput;
-      if (binary) input = readPhiInput(op, true, body, service.limits.maxRows);
-      else {
-        // A JSON body the reader declines is rare when valid, and answered by Hono either way
-        // when not: parsing it here as well would double the cost of a hostile body.
-        const rows = readPhiJson(body, served.compiled.d, service.limits.maxRows);
-        if (rows === undefined) return undefined;
-        input = { kind: 'float32', data: rows.data, single: rows.single };
-      }
+      // Read once: when the lane hands the request on, the app takes this outcome (phi-routes.ts).
+      const read = readPhiInputOnce(op, binary, body, service.limits.maxRows);
+      if (!read.ok) return undefined;
+      const input = read.input;
       const result = op === 'predict' ? service.predictOn(served, input) : service.gradientOn(served, input);
       return result.ok ? writePhiAnswer(result.value, binary) : undefined;
     } catch {

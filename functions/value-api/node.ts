@@ -42,6 +42,8 @@ export interface RunningServer {
   /** Base URL, e.g. http://127.0.0.1:8787 */
   url: string;
   port: number;
+  /** Whether the Node fast lane answers plain predict/gradient requests (false: Hono answers all). */
+  fastLane: boolean;
   close(): Promise<void>;
 }
 
@@ -94,6 +96,7 @@ export function startValueApiServer(options: NodeServerOptions): Promise<Running
       resolve({
         url: `http://${host}:${info.port}`,
         port: info.port,
+        fastLane: lane !== undefined,
         close: () =>
           new Promise<void>((done, fail) => {
             server.close((e) => (e ? fail(e) : done()));

@@ -40,8 +40,41 @@ export function isBinaryType(type: string | undefined): boolean {
  * for the common valid shape and for the first bad element, the zod schema for the rest).
  */
 export function readPhiInput(op: PhiOp, binary: boolean, bytes: Uint8Array, maxRows: number): PhiInput {
+  const earlier = handedOver.get(bytes);
+  if (earlier !== undefined) {
+    handedOver.delete(bytes);
+    if (earlier instanceof Error) throw earlier;
+    return earlier;
+  }
   if (binary) return { kind: 'float32', data: parseFloat32(bytes, op) };
   return { kind: 'json', phi: checkPhiBody(op, parseJson(bytes, { op, maxContainers: maxRows + SPARE_CONTAINERS })) };
+}
+
+/**
+ * What readPhiInput made of a body the Node fast lane read and then handed to the Hono app
+ * (a failed check, or a use-case failure such as a row of the wrong length): the app's call of
+ * readPhiInput on the same bytes takes it from here instead of parsing the body a second time.
+ */
+const handedOver = new WeakMap<Uint8Array, PhiInput | Error>();
+
+/**
+ * readPhiInput for the Node fast lane: its outcome is also remembered for the app's call on the
+ * same bytes (see handedOver; the entry goes with the body when nobody asks for it).
+ */
+export function readPhiInputOnce(
+  op: PhiOp,
+  binary: boolean,
+  bytes: Uint8Array,
+  maxRows: number,
+): { ok: true; input: PhiInput } | { ok: false } {
+  try {
+    const input = readPhiInput(op, binary, bytes, maxRows);
+    handedOver.set(bytes, input);
+    return { ok: true, input };
+  } catch (e) {
+    handedOver.set(bytes, e instanceof Error ? e : new Error(String(e)));
+    return { ok: false };
+  }
 }
 
 /**

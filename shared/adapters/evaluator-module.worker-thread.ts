@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { MetricError } from '../metrics/errors.js';
 import type { EvaluateOptions, EvaluationInput, Evaluator } from '../metrics/evaluator.js';
-import { loadEvaluatorModule, moduleUrl } from '../metrics/user-module.js';
+import { loadEvaluatorModule, moduleUrl } from './evaluator-module.in-process.js';
 import type { Result } from '../util/result.js';
 
 /**

@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import type { SparseDataset } from '../data/dataset.js';
 import type { Evaluator } from '../metrics/evaluator.js';
 import { builtinEvaluator } from '../metrics/registry.js';
-import { loadEvaluatorModule } from '../metrics/user-module.js';
+import { loadEvaluatorModule } from './evaluator-module.in-process.js';
 import type { JobSpec } from '../schemas/job.js';
 import { DomainError } from '../util/result.js';
 import { loadDataset } from './dataset.fs.js';

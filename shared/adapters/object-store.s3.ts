@@ -1,12 +1,14 @@
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  S3ServiceException,
-} from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import type { ObjectStore } from '../ports/object-store.port.js';
+
+/**
+ * The S3 client library, loaded when a store first talks to S3: it is most of the start-up time
+ * of a process that imports this module (the value API Lambda serving a store folder, the CLI),
+ * and a process that never uses an s3:// store never pays for it (bench/RESULTS.md, "Cold start").
+ */
+type S3Sdk = typeof import('@aws-sdk/client-s3');
+let sdk: Promise<S3Sdk> | undefined;
+const loadSdk = (): Promise<S3Sdk> => (sdk ??= import('@aws-sdk/client-s3'));
 
 export interface S3ObjectStoreOptions {
   bucket: string;
@@ -35,7 +37,8 @@ function statusOf(e: unknown): number | undefined {
 /** The object-store port on S3: keys live under `prefix/`; exclusive creates use `If-None-Match: *`. */
 export class S3ObjectStore implements ObjectStore {
   readonly location: string;
-  private readonly client: S3Client;
+  private client: S3Client | undefined;
+  private readonly clientOptions: Pick<S3ObjectStoreOptions, 'region' | 'endpoint' | 'forcePathStyle'>;
   private readonly bucket: string;
   private readonly prefix: string;
 
@@ -43,13 +46,19 @@ export class S3ObjectStore implements ObjectStore {
     this.bucket = options.bucket;
     this.prefix = options.prefix ? `${options.prefix.replace(/\/+$/, '')}/` : '';
     this.location = `s3://${this.bucket}/${this.prefix}`;
-    this.client =
-      options.client ??
-      new S3Client({
-        ...(options.region ? { region: options.region } : {}),
-        ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-        ...(options.forcePathStyle ? { forcePathStyle: true } : {}),
-      });
+    this.client = options.client;
+    this.clientOptions = options;
+  }
+
+  /** The SDK and this store's client (built on first use, once). */
+  private async s3(): Promise<{ sdk: S3Sdk; client: S3Client }> {
+    const loaded = await loadSdk();
+    this.client ??= new loaded.S3Client({
+      ...(this.clientOptions.region ? { region: this.clientOptions.region } : {}),
+      ...(this.clientOptions.endpoint ? { endpoint: this.clientOptions.endpoint } : {}),
+      ...(this.clientOptions.forcePathStyle ? { forcePathStyle: true } : {}),
+    });
+    return { sdk: loaded, client: this.client };
   }
 
   private key(key: string): string {
@@ -58,13 +67,15 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async put(key: string, body: Uint8Array | string): Promise<void> {
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(key), Body: body }));
+    const { sdk, client } = await this.s3();
+    await client.send(new sdk.PutObjectCommand({ Bucket: this.bucket, Key: this.key(key), Body: body }));
   }
 
   async putIfAbsent(key: string, body: Uint8Array | string): Promise<boolean> {
+    const { sdk, client } = await this.s3();
     try {
-      await this.client.send(
-        new PutObjectCommand({ Bucket: this.bucket, Key: this.key(key), Body: body, IfNoneMatch: '*' }),
+      await client.send(
+        new sdk.PutObjectCommand({ Bucket: this.bucket, Key: this.key(key), Body: body, IfNoneMatch: '*' }),
       );
       return true;
     } catch (e) {
@@ -76,21 +87,23 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async get(key: string): Promise<Uint8Array | undefined> {
+    const { sdk, client } = await this.s3();
     try {
-      const out = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+      const out = await client.send(new sdk.GetObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
       return out.Body ? await out.Body.transformToByteArray() : new Uint8Array(0);
     } catch (e) {
-      if (statusOf(e) === 404 || (e instanceof S3ServiceException && e.name === 'NoSuchKey')) return undefined;
+      if (statusOf(e) === 404 || (e instanceof sdk.S3ServiceException && e.name === 'NoSuchKey')) return undefined;
       throw e;
     }
   }
 
   async list(prefix: string): Promise<string[]> {
+    const { sdk, client } = await this.s3();
     const out: string[] = [];
     let token: string | undefined;
     do {
-      const page = await this.client.send(
-        new ListObjectsV2Command({
+      const page = await client.send(
+        new sdk.ListObjectsV2Command({
           Bucket: this.bucket,
           Prefix: this.prefix + prefix,
           ...(token ? { ContinuationToken: token } : {}),
@@ -105,6 +118,7 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   async delete(key: string): Promise<void> {
-    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+    const { sdk, client } = await this.s3();
+    await client.send(new sdk.DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
   }
 }

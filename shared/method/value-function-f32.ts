@@ -1,57 +1,6 @@
 import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
 import { slabFloat32 } from '../util/slab.js';
-import {
-  block,
-  br,
-  brIf,
-  end,
-  F32,
-  f32Add,
-  f32Gt,
-  f32Load,
-  f32LoadAt,
-  f32Max,
-  f32Ne,
-  f32StoreAt,
-  f32x4Add,
-  f32x4Lane,
-  f32x4Mul,
-  f32x4DemoteF64x2Zero,
-  f32x4Splat,
-  f64x2Mul,
-  f64x2PromoteLowF32x4,
-  f64x2Sub,
-  f32zero,
-  get,
-  I32,
-  i32Add,
-  i32And,
-  i32c,
-  i32Eqz,
-  i32GeU,
-  i32GtU,
-  i32LoadAt,
-  i32LtU,
-  i32Mul,
-  i32Or,
-  i32Shl,
-  i32StoreAt,
-  ifThen,
-  loop,
-  name,
-  section,
-  set,
-  tee,
-  uleb,
-  V128,
-  v128Load,
-  v128Load64Zero,
-  v128Store,
-  v128Store64Lane0,
-  vec,
-  type WasmModule,
-  wasmApi,
-} from '../util/wasm-asm.js';
+import { WASM_BASE64 } from './value-function-kernels.wasm.js';
 
 /** A differentiable scalar function of phi: what Guided ES and value-function descent need. */
 export interface ValueFn {
@@ -265,20 +214,12 @@ export class CompiledValueFunction implements ValueFn {
 
 // ---------------------------------------------------------------------------------------------
 // WebAssembly SIMD kernels (f32x4) for the dense layers: about 4x the JS loops' throughput on the
-// d x 64 first layer that dominates a gradient. The module is assembled here from its opcodes
-// (no toolchain, no binary file to ship) and used when the runtime supports wasm SIMD (Node >= 16);
-// otherwise the float64 JS loops above run. Both are checked against a plain implementation
-// and against tfjs in the tests.
+// d x 64 first layer that dominates a gradient. Their source is value-function-kernels.wat
+// (WebAssembly text, compiled by wabt at build time into value-function-kernels.wasm.ts); they
+// are used when the runtime supports wasm SIMD (Node >= 16), otherwise the float64 JS loops above
+// run. Both are checked against a plain implementation and against tfjs in the tests.
 
-/**
- * fwd(in, wT, b, out, ninBytes, nout, relu): out[j] = act(b[j] + sum_i in[i] wT[j][i]), rows of wT
- * padded with zeros to a multiple of 8 floats and their number to a multiple of 4 (four units a
- * step share each load of the input).
- * bwd(up, wT, next, ninBytes, nout, act, masked, list): next = sum_j up[j] wT[j] over the units
- * with up[j] != 0 and, when masked, an active ReLU (act[j] > 0): back through a layer and its
- * ReLU. Those units are listed first (in `list`, 8 bytes a unit) and their rows then added four
- * at a time.
- */
+/** The exports of value-function-kernels.wat (see the comments there). */
 interface SimdExports {
   scaled(srcPtr: number, subPtr: number, mulPtr: number, dstPtr: number, pairs: number): void;
   fwd(inPtr: number, wPtr: number, bPtr: number, outPtr: number, ninBytes: number, nout: number, relu: number): void;
@@ -294,257 +235,27 @@ interface SimdExports {
   ): void;
 }
 
-/** `i += 16; if (i < limit) continue` at the end of a loop over 16-byte lanes. */
-const nextLanes = (i: number, limit: number) => [
-  ...get(i),
-  ...i32c(16),
-  ...i32Add,
-  ...tee(i),
-  ...get(limit),
-  ...i32LtU,
-  ...brIf(0),
-];
-/** base + j * 4 */
-const at4 = (base: number, j: number) => [...get(base), ...get(j), ...i32c(2), ...i32Shl, ...i32Add];
-
-function fwdBody(): number[] {
-  // params: 0 in, 1 w, 2 b, 3 out, 4 ninBytes (a multiple of 16), 5 nout, 6 relu;
-  // locals: 7 j, 8 i, 9-12 row0-row3 (i32), 13-16 acc0-acc3, 17 x (v128), 18 s (f32).
-  // Four units a step (weight rows padded to a multiple of four with zero rows): each input
-  // vector is loaded once for four rows, and the four accumulators do not wait on each other.
-  const [IN, W, B, OUT, NINB, NOUT, RELU, J, I] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
-  const ROW = [9, 10, 11, 12];
-  const ACC = [13, 14, 15, 16];
-  const [X, S] = [17, 18];
-  const row = (k: number) => ROW[k] as number;
-  const acc = (k: number) => ACC[k] as number;
-  /** out[j + k] = act(sum of acc k's lanes + b[j + k]) */
-  const unit = (k: number) => [
-    ...get(acc(k)),
-    ...f32x4Lane(0),
-    ...get(acc(k)),
-    ...f32x4Lane(1),
-    ...f32Add,
-    ...get(acc(k)),
-    ...f32x4Lane(2),
-    ...f32Add,
-    ...get(acc(k)),
-    ...f32x4Lane(3),
-    ...f32Add,
-    ...at4(B, J),
-    ...f32LoadAt(4 * k),
-    ...f32Add,
-    ...set(S),
-    ...get(RELU),
-    ...ifThen,
-    ...get(S),
-    ...f32zero,
-    ...f32Max,
-    ...set(S),
-    ...end,
-    ...at4(OUT, J),
-    ...get(S),
-    ...f32StoreAt(4 * k),
-  ];
-  /** acc k += x * row k at i */
-  const mac = (k: number) => [
-    ...get(acc(k)),
-    ...get(X),
-    ...get(row(k)),
-    ...get(I),
-    ...i32Add,
-    ...v128Load,
-    ...f32x4Mul,
-    ...f32x4Add,
-    ...set(acc(k)),
-  ];
-  // biome-ignore format: one wasm instruction group per line reads like the assembly it is
-  const code = [
-    ...i32c(0), ...set(J),
-    ...block,
-    ...get(NOUT), ...i32Eqz, ...brIf(0),
-    ...loop,
-    ...[0, 1, 2, 3].flatMap((k) => [...f32zero, ...f32x4Splat, ...set(acc(k))]),
-    ...get(W), ...get(J), ...get(NINB), ...i32Mul, ...i32Add, ...set(row(0)),
-    ...[1, 2, 3].flatMap((k) => [...get(row(k - 1)), ...get(NINB), ...i32Add, ...set(row(k))]),
-    ...i32c(0), ...set(I),
-    ...block,
-    ...get(NINB), ...i32Eqz, ...brIf(0),
-    ...loop,
-    ...get(IN), ...get(I), ...i32Add, ...v128Load, ...set(X),
-    ...mac(0), ...mac(1), ...mac(2), ...mac(3),
-    ...nextLanes(I, NINB),
-    ...end,
-    ...end,
-    ...unit(0), ...unit(1), ...unit(2), ...unit(3),
-    ...get(J), ...i32c(4), ...i32Add, ...tee(J), ...get(NOUT), ...i32LtU, ...brIf(0),
-    ...end,
-    ...end,
-  ];
-  return [
-    ...vec([
-      [6, I32],
-      [5, V128],
-      [1, F32],
-    ]),
-    ...code,
-    ...end,
-  ];
+/** The parts of the WebAssembly API used here (the project's TypeScript lib has no DOM types). */
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => WasmModule;
+  Instance: new (module: WasmModule, imports: Record<string, Record<string, unknown>>) => { exports: unknown };
+  Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer };
 }
+type WasmModule = { readonly __wasmModule?: never };
 
-function bwdBody(): number[] {
-  // params: 0 up, 1 w, 2 next, 3 ninBytes, 4 nout, 5 act, 6 masked, 7 list (scratch, 8 bytes a unit);
-  // locals: 8 j, 9 i, 10 n, 11 t, 12-15 r0-r3, 16 base (i32), 17-20 uv0-uv3, 21 nx (v128), 22 u (f32).
-  // First the units that pass a gradient back (u = up[j] != 0 and, when masked, an active ReLU)
-  // are listed as (row address, u); then their rows are added four at a time (next is loaded and
-  // stored once per four rows), and the last one to three one at a time.
-  const [UP, W, NEXT, NINB, NOUT, ACT, MASKED, LIST, J, I, N, T] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
-  const R = [12, 13, 14, 15];
-  const BASE = 16;
-  const UV = [17, 18, 19, 20];
-  const [NX, U] = [21, 22];
-  const r = (k: number) => R[k] as number;
-  const uv = (k: number) => UV[k] as number;
-  /** nx += uv k * row k at i */
-  const axpy = (k: number) => [
-    ...get(NX),
-    ...get(uv(k)),
-    ...get(r(k)),
-    ...get(I),
-    ...i32Add,
-    ...v128Load,
-    ...f32x4Mul,
-    ...f32x4Add,
-    ...set(NX),
-  ];
-  // biome-ignore format: one wasm instruction group per line reads like the assembly it is
-  const code = [
-    // next = 0
-    ...i32c(0), ...set(I),
-    ...block,
-    ...get(NINB), ...i32Eqz, ...brIf(0),
-    ...loop,
-    ...get(NEXT), ...get(I), ...i32Add, ...f32zero, ...f32x4Splat, ...v128Store,
-    ...nextLanes(I, NINB),
-    ...end,
-    ...end,
-    // list the units with a gradient: list[n] = (w + j * ninBytes, up[j])
-    ...i32c(0), ...set(N),
-    ...i32c(0), ...set(J),
-    ...block,
-    ...get(NOUT), ...i32Eqz, ...brIf(0),
-    ...loop,
-    ...at4(UP, J), ...f32Load, ...tee(U), ...f32zero, ...f32Ne,
-    ...get(MASKED), ...i32Eqz, ...at4(ACT, J), ...f32Load, ...f32zero, ...f32Gt, ...i32Or,
-    ...i32And,
-    ...ifThen,
-    ...get(LIST), ...get(N), ...i32c(3), ...i32Shl, ...i32Add, ...tee(BASE),
-    ...get(W), ...get(J), ...get(NINB), ...i32Mul, ...i32Add, ...i32StoreAt(0),
-    ...get(BASE), ...get(U), ...f32StoreAt(4),
-    ...get(N), ...i32c(1), ...i32Add, ...set(N),
-    ...end,
-    ...get(J), ...i32c(1), ...i32Add, ...tee(J), ...get(NOUT), ...i32LtU, ...brIf(0),
-    ...end,
-    ...end,
-    // four listed rows a step
-    ...i32c(0), ...set(T),
-    ...block,
-    ...loop,
-    ...get(T), ...i32c(4), ...i32Add, ...get(N), ...i32GtU, ...brIf(1),
-    ...get(LIST), ...get(T), ...i32c(3), ...i32Shl, ...i32Add, ...set(BASE),
-    ...[0, 1, 2, 3].flatMap((k) => [
-      ...get(BASE), ...i32LoadAt(8 * k), ...set(r(k)),
-      ...get(BASE), ...f32LoadAt(8 * k + 4), ...f32x4Splat, ...set(uv(k)),
-    ]),
-    ...i32c(0), ...set(I),
-    ...loop,
-    ...get(NEXT), ...get(I), ...i32Add, ...v128Load, ...set(NX),
-    ...axpy(0), ...axpy(1), ...axpy(2), ...axpy(3),
-    ...get(NEXT), ...get(I), ...i32Add, ...get(NX), ...v128Store,
-    ...nextLanes(I, NINB),
-    ...end,
-    ...get(T), ...i32c(4), ...i32Add, ...set(T),
-    ...br(0),
-    ...end,
-    ...end,
-    // the rest one at a time
-    ...block,
-    ...loop,
-    ...get(T), ...get(N), ...i32GeU, ...brIf(1),
-    ...get(LIST), ...get(T), ...i32c(3), ...i32Shl, ...i32Add, ...set(BASE),
-    ...get(BASE), ...i32LoadAt(0), ...set(r(0)),
-    ...get(BASE), ...f32LoadAt(4), ...f32x4Splat, ...set(uv(0)),
-    ...i32c(0), ...set(I),
-    ...loop,
-    ...get(NEXT), ...get(I), ...i32Add, ...v128Load, ...set(NX),
-    ...axpy(0),
-    ...get(NEXT), ...get(I), ...i32Add, ...get(NX), ...v128Store,
-    ...nextLanes(I, NINB),
-    ...end,
-    ...get(T), ...i32c(1), ...i32Add, ...set(T),
-    ...br(0),
-    ...end,
-    ...end,
-  ];
-  return [
-    ...vec([
-      [9, I32],
-      [5, V128],
-      [1, F32],
-    ]),
-    ...code,
-    ...end,
-  ];
-}
-
-/**
- * scaled(src, sub, mul, dst, pairs): dst[i] = float32((src[i] - sub[i]) * mul[i]) for 2 * pairs
- * float32s, the arithmetic in doubles (sub and mul are float64 arrays) as the JS loops do it, two
- * at a time: the input normalisation before the forward pass and the scaling of the gradient
- * after the backward pass (sub all zeros), bit for bit what `Float32Array` stores of the same
- * double expression.
- */
-function scaledBody(): number[] {
-  // params: 0 src, 1 sub, 2 mul, 3 dst, 4 pairs; local 5 i
-  const [SRC, SUB, MUL, DST, PAIRS, I] = [0, 1, 2, 3, 4, 5];
-  // biome-ignore format: one instruction group per line
-  const code = [
-    ...block,
-    ...get(PAIRS), ...i32Eqz, ...brIf(0),
-    ...loop,
-    ...get(DST), ...get(I), ...i32c(3), ...i32Shl, ...i32Add,
-    ...get(SRC), ...get(I), ...i32c(3), ...i32Shl, ...i32Add, ...v128Load64Zero, ...f64x2PromoteLowF32x4,
-    ...get(SUB), ...get(I), ...i32c(4), ...i32Shl, ...i32Add, ...v128Load, ...f64x2Sub,
-    ...get(MUL), ...get(I), ...i32c(4), ...i32Shl, ...i32Add, ...v128Load, ...f64x2Mul,
-    ...f32x4DemoteF64x2Zero, ...v128Store64Lane0,
-    ...get(I), ...i32c(1), ...i32Add, ...tee(I), ...get(PAIRS), ...i32LtU, ...brIf(0),
-    ...end,
-    ...end,
-  ];
-  return [...vec([[1, I32]]), ...code, ...end];
+/** The runtime's WebAssembly API, or undefined where there is none. */
+function wasmApi(): WasmApi | undefined {
+  return (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
 }
 
 let simdModule: WasmModule | null | undefined;
 
-/** The compiled kernel module, or null where wasm SIMD is unavailable. */
+/** The compiled kernel module, or null where WebAssembly or its SIMD instructions are unavailable. */
 function simdKernels(): WasmModule | null {
   if (simdModule !== undefined) return simdModule;
   try {
-    // biome-ignore format: module layout, section by section
-    const bytes = new Uint8Array([
-      0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-      ...section(1, vec([
-        [0x60, ...vec(Array.from({ length: 7 }, () => [I32])), 0],
-        [0x60, ...vec(Array.from({ length: 8 }, () => [I32])), 0],
-        [0x60, ...vec(Array.from({ length: 5 }, () => [I32])), 0],
-      ])),
-      ...section(2, vec([[...name('env'), ...name('memory'), 0x02, 0x00, 0x01]])),
-      ...section(3, vec([[0], [1], [2]])),
-      ...section(7, vec([[...name('fwd'), 0x00, 0], [...name('bwd'), 0x00, 1], [...name('scaled'), 0x00, 2]])),
-      ...section(10, vec([fwdBody(), bwdBody(), scaledBody()].map((b) => [...uleb(b.length), ...b]))),
-    ]);
     const wasm = wasmApi();
-    simdModule = wasm ? new wasm.Module(bytes) : null;
+    simdModule = wasm ? new wasm.Module(Uint8Array.from(atob(WASM_BASE64), (c) => c.charCodeAt(0))) : null;
   } catch {
     simdModule = null;
   }

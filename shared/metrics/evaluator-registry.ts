@@ -1,11 +1,9 @@
-import type { EvaluatorSpec } from '../schemas/evaluation.js';
+import type { EvaluatorSpec, WebhookEvaluatorSpec } from '../schemas/evaluation.js';
 import { err, ok, type Result } from '../util/result.js';
 import { builtinEvaluators } from './builtins.js';
 import { MetricError } from './errors.js';
 import type { Direction, Evaluator } from './evaluator.js';
 import { builtinEvaluator } from './registry.js';
-import { loadEvaluatorModule } from './user-module.js';
-import { createWebhookEvaluator } from './webhook-evaluator.js';
 
 export interface EvaluatorListing {
   name: string;
@@ -22,9 +20,15 @@ export interface EvaluatorRegistry {
   resolve(name: string): Result<Evaluator, MetricError>;
 }
 
+/**
+ * Where configured evaluators come from: adapters that load code or talk to the network
+ * (shared/adapters/evaluator-module.*.ts, evaluator.webhook.ts), chosen by the entry point.
+ */
 export interface RegistryDeps {
-  loadModule?: (path: string) => Promise<Result<Evaluator, MetricError>>;
-  fetch?: typeof fetch;
+  /** Loads a user evaluator module (in a worker thread, or in process). */
+  loadModule: (path: string) => Promise<Result<Evaluator, MetricError>>;
+  /** The evaluator of a configured webhook. */
+  webhook: (spec: WebhookEvaluatorSpec) => Evaluator;
 }
 
 /**
@@ -33,9 +37,8 @@ export interface RegistryDeps {
  */
 export async function createEvaluatorRegistry(
   specs: readonly EvaluatorSpec[],
-  deps: RegistryDeps = {},
+  deps: RegistryDeps,
 ): Promise<Result<EvaluatorRegistry, MetricError>> {
-  const loadModule = deps.loadModule ?? loadEvaluatorModule;
   const configured = new Map<string, { evaluator: Evaluator; listing: EvaluatorListing }>();
   const builtinNames = new Set(builtinEvaluators.map((e) => e.name));
   for (const spec of specs) {
@@ -47,20 +50,12 @@ export async function createEvaluatorRegistry(
       continue; // built-ins are always available; naming one only checks it exists
     }
     if (spec.kind === 'module') {
-      const loaded = await loadModule(spec.path);
+      const loaded = await deps.loadModule(spec.path);
       if (!loaded.ok) return loaded;
       evaluator = loaded.value;
       listing = { name: evaluator.name, kind: 'module', direction: evaluator.direction, source: spec.path };
     } else {
-      evaluator = createWebhookEvaluator({
-        name: spec.name,
-        url: spec.url,
-        direction: spec.direction,
-        secret: spec.secret,
-        timeoutMs: spec.timeoutMs,
-        ...(spec.version === undefined ? {} : { version: spec.version }),
-        ...(deps.fetch === undefined ? {} : { fetch: deps.fetch }),
-      });
+      evaluator = deps.webhook(spec);
       listing = { name: spec.name, kind: 'webhook', direction: spec.direction, source: spec.url };
     }
     if (evaluator.version !== undefined) listing.version = evaluator.version;

@@ -3,7 +3,9 @@ import { type SparseDataset, toDense } from '../data/dataset.js';
 import { BalancedSampler } from '../data/sampler.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import { Rng } from '../util/random.js';
+import { err, ok, type Result } from '../util/result.js';
 import { type AdaptedModel, perTaskLossAndGrad } from './adapted-model.js';
+import { ModelError } from './errors.js';
 import type { PretrainConfig } from './mlp.js';
 
 /**
@@ -53,8 +55,7 @@ export function conv3x3(x: tf.Tensor4D, k: tf.Tensor2D): tf.Tensor4D {
 }
 
 function images(ds: SparseDataset, side: number): tf.Tensor4D {
-  if (ds.features !== side * side)
-    throw new Error(`ConvNet: expected ${side * side} features per image, got ${ds.features}`);
+  if (ds.features !== side * side) throw convNetNeedsImages(ds);
   return tf.tensor4d(toDense(ds), [ds.rows, side, side, 1]);
 }
 
@@ -277,4 +278,18 @@ export class FrozenConvNetModel implements AdaptedModel {
   dispose(): void {
     for (const t of [this.k2, this.b2, this.wd, this.bd]) t.dispose();
   }
+}
+
+/** The side of the square images a dataset holds, or the user mistake of a ConvNet on other data. */
+export function imageSide(ds: Pick<SparseDataset, 'features' | 'name'>): Result<number, ModelError> {
+  const side = Math.round(Math.sqrt(ds.features));
+  return side * side === ds.features ? ok(side) : err(convNetNeedsImages(ds));
+}
+
+function convNetNeedsImages(ds: Pick<SparseDataset, 'features' | 'name'>): ModelError {
+  return new ModelError(
+    'CONVNET_NEEDS_IMAGES',
+    `--architecture convnet needs square images (side x side features, e.g. digits: 8 x 8); dataset '${ds.name}' has ${ds.features} features (use --architecture mlp)`,
+    { features: ds.features },
+  );
 }

@@ -3,6 +3,7 @@ import type { SparseDataset } from '../data/dataset.js';
 import { BalancedSampler } from '../data/sampler.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import { Rng } from '../util/random.js';
+import { ModelError } from './errors.js';
 
 /** The paper's MLP (A9A: 123-100-30-10-1, LeakyReLU, BatchNorm and dropout on each hidden layer). */
 export interface MlpConfig {
@@ -199,8 +200,7 @@ export async function pretrainMlp(
     adapter = { kind: 'input-bias', d: d + outputBias, a, outputBias };
   } else {
     const layer = config.adapter.layer;
-    if (layer < 0 || layer >= hiddenCount)
-      throw new Error(`FiLM layer ${layer} is not a hidden layer (0..${hiddenCount - 1})`);
+    if (!Number.isInteger(layer) || layer < 0 || layer >= hiddenCount) throw filmLayerOutOfRange(layer, hiddenCount);
     adapter = { kind: 'film', layer, d: 2 * (widths[layer + 1] as number) };
   }
   return { inputs: ds.features, classes: ds.classes, leakyAlpha: config.leakyAlpha, layers, adapter };
@@ -223,4 +223,13 @@ export function sigmoidCe(z: tf.Tensor, labels: tf.Tensor): tf.Tensor {
     const y = tf.cast(labels, 'float32');
     return tf.add(tf.sub(tf.relu(z), tf.mul(z, y)), tf.log1p(tf.exp(tf.neg(tf.abs(z)))));
   });
+}
+
+/** The FiLM layer is one of the backbone's hidden layers: 0 .. hiddenCount - 1. */
+export function filmLayerOutOfRange(layer: number, hiddenCount: number): ModelError {
+  return new ModelError(
+    'FILM_LAYER_OUT_OF_RANGE',
+    `--film-layer ${layer} is not a hidden layer of the backbone (it has ${hiddenCount}: 0..${hiddenCount - 1})`,
+    { layer, hiddenCount },
+  );
 }

@@ -120,6 +120,7 @@ export function plotForestSvg(r: DemoReport): string {
   const better = r.direction === 'minimize' ? 'left' : 'right';
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
+    `<title>${escapeXml(`${r.dataset} / ${r.metric}: metricopt minus each baseline`)}</title>`,
     `<rect width="${W}" height="${H}" fill="white"/>`,
     `<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${escapeXml(`${r.dataset} / ${r.metric}: metricopt minus each baseline (${r.reportSplit === 'test' ? 'test' : 'train hold-out'})`)}</text>`,
     `<text x="${W / 2}" y="42" text-anchor="middle" fill="#555">${escapeXml(`thick: mean over ${r.replicates.length} replicate(s) with 95% CI; thin: each replicate, CI over its ${r.seeds.length} meta-test seed(s); metricopt better to the ${better}`)}</text>`,

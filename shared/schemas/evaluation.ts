@@ -120,6 +120,54 @@ export const evaluatorSpecSchema = z.discriminatedUnion('kind', [
     .strict(),
 ]);
 export type EvaluatorSpec = z.infer<typeof evaluatorSpecSchema>;
+export type WebhookEvaluatorSpec = Extract<EvaluatorSpec, { kind: 'webhook' }>;
+
+/** One configured webhook as METRICOPT_WEBHOOKS and `metricopt evaluate --webhooks` list it (the secret comes apart). */
+const webhookEntrySchema = z
+  .object({
+    name: z.string().min(1),
+    url: z.string(),
+    direction: z.enum(['minimize', 'maximize']),
+    timeoutMs: z.int().positive().optional(),
+    version: z.string().optional(),
+  })
+  .strict();
+export type WebhookEntry = z.infer<typeof webhookEntrySchema>;
+
+/** METRICOPT_WEBHOOKS: a JSON array of { name, url, direction, timeoutMs?, version? } (default none). */
+export const webhookListSchema = z
+  .string()
+  .default('[]')
+  .transform((s, ctx) => {
+    try {
+      return JSON.parse(s) as unknown;
+    } catch {
+      ctx.addIssue({ code: 'custom', message: 'METRICOPT_WEBHOOKS must be a JSON array' });
+      return z.NEVER;
+    }
+  })
+  .pipe(z.array(webhookEntrySchema, { error: 'METRICOPT_WEBHOOKS must be a JSON array of { name, url, direction }' }));
+
+/** Webhook specs from METRICOPT_WEBHOOKS-style JSON (also `metricopt evaluate --webhooks`); throws one line. */
+export function parseWebhooks(json: string, secret: string | undefined): EvaluatorSpec[] {
+  const parsed = webhookListSchema.safeParse(json);
+  if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'METRICOPT_WEBHOOKS is invalid');
+  if (parsed.data.length > 0 && !secret) {
+    throw new Error('METRICOPT_WEBHOOK_SECRET is required when METRICOPT_WEBHOOKS lists any webhook');
+  }
+  return webhookSpecs(parsed.data, secret);
+}
+
+/** The evaluator specs of webhook entries with their shared secret; throws one line naming the entry. */
+export function webhookSpecs(entries: readonly WebhookEntry[], secret: string | undefined): EvaluatorSpec[] {
+  return entries.map((hook) => {
+    const spec = evaluatorSpecSchema.safeParse({ kind: 'webhook', ...hook, secret });
+    if (!spec.success) {
+      throw new Error(describeIssue(`evaluate-metric config: METRICOPT_WEBHOOKS '${hook.name}'`, spec.error));
+    }
+    return spec.data;
+  });
+}
 
 export function resultKey(jobId: string, idempotencyKey: string): string {
   return `jobs/${jobId}/results/${idempotencyKey}.json`;

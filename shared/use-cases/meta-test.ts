@@ -7,8 +7,8 @@ import { evaluateWithRetries } from '../metrics/retry-policy.js';
 import { denormalise, type Evaluator } from '../metrics/evaluator.js';
 import type { AdaptedModel } from '../models/adapted-model.js';
 import type { MetricOracle } from '../ports/metric-oracle.port.js';
-import { DomainError } from '../util/result.js';
 import { Rng } from '../util/random.js';
+import { UseCaseError } from './errors.js';
 
 /**
  * Meta-test (Stage 5) and the baselines it is judged against, for one seed:
@@ -175,7 +175,7 @@ export async function metaTestSeed(
     values.forEach((v, i) => {
       if (v !== null && (bi < 0 || v < (values[bi] as number))) bi = i;
     });
-    if (bi < 0) throw new DomainError('META_TEST_NO_OBSERVATION', 'meta-test: every validation query failed');
+    if (bi < 0) throw new UseCaseError('META_TEST_NO_OBSERVATION', 'meta-test: every validation query failed');
     return bi;
   };
   const valLoss = (phi: Float32Array): number => model.loss(phi, 1, deps.valRows, deps.valRows.length)[0] as number;
@@ -295,7 +295,7 @@ export async function metaTestSeed(
       const [v] = await queryScores([thresholdScores(ceVal, t)], tag++);
       return v ?? null;
     });
-    if (!found.best) throw new DomainError('META_TEST_NO_OBSERVATION', 'meta-test: every validation query failed');
+    if (!found.best) throw new UseCaseError('META_TEST_NO_OBSERVATION', 'meta-test: every validation query failed');
     runs.threshold = {
       test: await scoreScores(thresholdScores(ceTest, found.best.threshold), 'test'),
       val: denormalise(found.best.value, direction),

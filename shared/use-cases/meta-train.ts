@@ -14,10 +14,10 @@ import type { AdaptedModel } from '../models/adapted-model.js';
 import type { MetricOracle } from '../ports/metric-oracle.port.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
-import { DomainError } from '../util/result.js';
 import { Rng } from '../util/random.js';
 import { LIBRARY_VERSION } from '../version.js';
 import { type Observation, observeMetric, type QueryOutcome } from './observe-metric.js';
+import { UseCaseError } from './errors.js';
 
 export type Recipe = 'paper' | 'tuned';
 
@@ -112,7 +112,7 @@ export function fitValueFunction(
   // Tasks with at least two observations can be labelled; the others are dropped.
   const usable = outcome.observations.map((o, i) => (o.length >= 2 ? i : -1)).filter((i) => i >= 0);
   if (usable.length < 2) {
-    throw new DomainError(
+    throw new UseCaseError(
       'META_TRAIN_NO_DATA',
       `meta-train: only ${usable.length} task(s) got two or more metric observations (${outcome.failed} of ${outcome.sent} queries failed${outcome.failures[0] ? `; first: ${outcome.failures[0].message}` : ''})`,
     );

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { type SparseDataset, toDense } from '../data/dataset.js';
 import type { AdaptedModel } from '../models/adapted-model.js';
-import { defaultConvNetConfig, FrozenConvNetModel, pretrainConvNet } from '../models/convnet.js';
+import { defaultConvNetConfig, FrozenConvNetModel, imageSide, pretrainConvNet } from '../models/convnet.js';
 import { FrozenMlpModel } from '../models/frozen-mlp.js';
 import { pretrainMlp } from '../models/mlp.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
@@ -18,8 +18,15 @@ export async function pretrainAdaptedModel(
   progress: ProgressReporter,
 ): Promise<AdaptedModel> {
   if (cfg.architecture === 'convnet') {
-    const side = Math.round(Math.sqrt(ds.features));
-    const frozen = await pretrainConvNet(ds, trainRows, { ...defaultConvNetConfig, side }, cfg.pretrain, progress);
+    const side = imageSide(ds);
+    if (!side.ok) throw side.error;
+    const frozen = await pretrainConvNet(
+      ds,
+      trainRows,
+      { ...defaultConvNetConfig, side: side.value },
+      cfg.pretrain,
+      progress,
+    );
     return new FrozenConvNetModel(frozen, ds);
   }
   const denseX = tf.tensor2d(toDense(ds), [ds.rows, ds.features]);

@@ -1,6 +1,8 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadEvaluatorModule } from '../../shared/adapters/evaluator-module.in-process.js';
+import { webhookEvaluatorOf } from '../../shared/adapters/evaluator.webhook.js';
 import { createEvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
 import { evaluatorSpecSchema } from '../../shared/schemas/evaluation.js';
 import { tempDir } from './fixtures.js';
@@ -19,6 +21,12 @@ const webhook = evaluatorSpecSchema.parse({
   secret: 'sixteen-chars-at-least',
 });
 
+/** The adapters the CLI's in-process runs use. */
+const sources = {
+  loadModule: loadEvaluatorModule,
+  webhook: (spec: Parameters<typeof webhookEvaluatorOf>[0]) => webhookEvaluatorOf(spec),
+};
+
 describe('createEvaluatorRegistry', () => {
   it('lists the built-ins, a user module loaded by path and a webhook, and resolves each by name', async () => {
     const path = await moduleFile(
@@ -26,7 +34,7 @@ describe('createEvaluatorRegistry', () => {
       "export default { name: 'fraud-cost', direction: 'minimize', version: '2024.1', evaluate: ({ scores }) => scores[0] };",
     );
 
-    const registry = await createEvaluatorRegistry([{ kind: 'module', path }, webhook]);
+    const registry = await createEvaluatorRegistry([{ kind: 'module', path }, webhook], sources);
 
     expect(registry.ok).toBe(true);
     if (!registry.ok) return;
@@ -48,7 +56,7 @@ describe('createEvaluatorRegistry', () => {
   });
 
   it('resolves an unknown name to UNKNOWN_METRIC naming what is available', async () => {
-    const registry = await createEvaluatorRegistry([webhook]);
+    const registry = await createEvaluatorRegistry([webhook], sources);
     const r = registry.ok ? registry.value.resolve('nope') : undefined;
     expect(r).toMatchObject({ ok: false, error: { code: 'UNKNOWN_METRIC' } });
     expect(r && !r.ok && r.error.message).toMatch(/^unknown evaluator 'nope' \(available: mcr, .*partner-recall\)$/);
@@ -59,7 +67,7 @@ describe('createEvaluatorRegistry', () => {
       'mcr.mjs',
       "export default { name: 'mcr', direction: 'minimize', evaluate: () => 0 };",
     );
-    const registry = await createEvaluatorRegistry([{ kind: 'module', path }]);
+    const registry = await createEvaluatorRegistry([{ kind: 'module', path }], sources);
     expect(registry).toMatchObject({ ok: false, error: { code: 'EVALUATOR_MODULE_INVALID' } });
     expect(!registry.ok && registry.error.message).toBe(
       `evaluator registry: the name 'mcr' of module ${path} is taken by a built-in evaluator`,
@@ -68,7 +76,7 @@ describe('createEvaluatorRegistry', () => {
 
   it('passes on a module that does not load as EVALUATOR_MODULE_INVALID', async () => {
     const path = await moduleFile('bad.mjs', 'export default { name: 42 };');
-    const registry = await createEvaluatorRegistry([{ kind: 'module', path }]);
+    const registry = await createEvaluatorRegistry([{ kind: 'module', path }], sources);
     expect(registry).toMatchObject({ ok: false, error: { code: 'EVALUATOR_MODULE_INVALID' } });
   });
 

@@ -43,7 +43,12 @@ export async function registryOf(...evaluators: Evaluator[]): Promise<EvaluatorR
   const byPath = new Map(evaluators.map((e) => [`mem:${e.name}`, e]));
   const r = await createEvaluatorRegistry(
     evaluators.map((e) => ({ kind: 'module' as const, path: `mem:${e.name}` })),
-    { loadModule: async (path) => ok(byPath.get(path) as Evaluator) },
+    {
+      loadModule: async (path) => ok(byPath.get(path) as Evaluator),
+      webhook: () => {
+        throw new Error('registryOf: no webhooks');
+      },
+    },
   );
   if (!r.ok) throw r.error;
   return r.value;

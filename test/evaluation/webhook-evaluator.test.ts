@@ -7,7 +7,7 @@ import {
   TIMESTAMP_HEADER,
   verifyWebhookSignature,
   webhookSignature,
-} from '../../shared/metrics/webhook-evaluator.js';
+} from '../../shared/adapters/evaluator.webhook.js';
 
 const SECRET = 'a-shared-secret-of-some-length';
 let server: Server | undefined;

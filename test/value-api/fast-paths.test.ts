@@ -5,8 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../functions/value-api/auth.js';
 import { createFastLane } from '../../functions/value-api/node-fast-lane.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
-import { readPhiJson } from '../../functions/value-api/phi-json.js';
-import { wasmJson } from '../../functions/value-api/json-wasm.js';
+import { ApiError } from '../../functions/value-api/errors.js';
+import { readPhiInput, readPhiInputOnce } from '../../functions/value-api/phi-routes.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { checkPhiBody, plainPhi } from '../../functions/value-api/validate.js';
 import { predictRequestSchema } from '../../shared/schemas/api.js';
@@ -14,7 +14,6 @@ import { Rng } from '../../shared/util/random.js';
 import { SECRET_KEY, tempStore } from './fixtures.js';
 
 const D = 16;
-const enc = new TextEncoder();
 
 /** Values of every kind JSON bodies carry: finite, non-finite, wrong types, nested, empty. */
 function junk(rng: Rng): unknown {
@@ -129,108 +128,6 @@ describe('checkPhiBody (the bounded check that words the 400 for what plainPhi d
   });
 });
 
-/** The general path's value of one JSON number: the nearest double, then the nearest float32. */
-const viaJsonParse = (text: string) => Math.fround(JSON.parse(text) as number);
-
-// Both readers: rows go to the WebAssembly one first (json-wasm.ts), which hands what it
-// declines to the JS one; { wasm: false } runs the JS reader alone.
-describe.each([{ wasm: true }, { wasm: false }])('readPhiJson (%o)', ({ wasm }) => {
-  /** readPhiJson of one number (d = 1), or undefined when it gives up. */
-  const readOne = (text: string): number | undefined =>
-    readPhiJson(enc.encode(`{"phi":[${text}]}`), 1, 1, { wasm })?.data[0];
-
-  it('reads numbers exactly as Math.fround(JSON.parse(...)) does, over 200,000 numbers of every length', () => {
-    const rng = new Rng(3);
-    const f = new Float32Array(1);
-    const gaveUp = { typical: 0, other: 0 };
-    let typical = 0;
-    const check = (text: string, kind: 'typical' | 'other' = 'other') => {
-      if (kind === 'typical') typical++;
-      const fast = readOne(text);
-      if (fast === undefined) gaveUp[kind]++;
-      else expect(Object.is(fast, viaJsonParse(text)), text).toBe(true);
-    };
-    for (let i = 0; i < 20_000; i++) {
-      const x = rng.normal() * 10 ** (rng.int(16) - 8);
-      f[0] = x;
-      const w = f[0] as number;
-      check(String(x), 'typical'); // shortest double, as JSON.stringify writes (up to 17 digits)
-      check(String(w), 'typical'); // a float32 widened (what a float32 client sends)
-      check(x.toExponential(rng.int(20)));
-      check(x.toPrecision(1 + rng.int(21)));
-      check(x.toFixed(rng.int(12)));
-      check(String(Math.round(x * 1e6)));
-      check(`${rng.int(1000)}e${rng.int(50) - 25}`);
-      check(`-${rng.int(100)}.${'0'.repeat(rng.int(10))}${rng.int(1000)}E+${rng.int(3)}`);
-      // Near a float32 rounding boundary: the midpoint of w and the next float32, written
-      // with 15 to 21 significant digits and nudged, where double rounding could bite.
-      const bits = new Uint32Array(f.buffer);
-      bits[0] = (bits[0] as number) + 1;
-      const mid = (w + (f[0] as number)) / 2;
-      check(mid.toPrecision(15 + rng.int(7)));
-      check((mid * (1 + (rng.next() - 0.5) * 2 ** -50)).toPrecision(17));
-    }
-    for (const text of ['0', '-0', '0.0', '-0.0e5', '1', '-1', '1e-45', '3.4028235e38', '3.4028236e38', '1e39']) {
-      check(text);
-    }
-    // It may give up on a number (the general path then reads it), but hardly ever on what
-    // clients send: JSON.stringify / Python repr of doubles and of float32 values.
-    expect(gaveUp.typical / typical).toBeLessThan(0.001);
-    expect(gaveUp.other).toBeLessThan(40_000);
-    expect(readOne(String(Math.sin(1)))).toBe(Math.fround(Math.sin(1)));
-  });
-
-  it('gives up on invalid JSON numbers and anything but the plain shape', () => {
-    for (const text of ['01', '1.', '.5', '+1', '1e', '-', '1e+', 'NaN', 'Infinity', '0x10', '1_0', '"1"']) {
-      expect(readOne(text), text).toBeUndefined();
-    }
-    const body = (s: string) => readPhiJson(enc.encode(s), 2, 4, { wasm });
-    expect(body('{"phi":[1,2]}')).toEqual({ data: Float32Array.of(1, 2), n: 1, single: true });
-    expect(body(' {\n"phi" : [ [1 ,2],[3,\t4] ] }\r\n')).toEqual({
-      data: Float32Array.of(1, 2, 3, 4),
-      n: 2,
-      single: false,
-    });
-    for (const s of [
-      '{"phi":[1,2,3]}',
-      '{"phi":[1]}',
-      '{"phi":[]}',
-      '{"phi":[[]]}',
-      '{"phi":[[1,2],[3]]}',
-      '{"phi":[[1,2],3]}',
-      '{"phi":[1,2],"x":1}',
-      '{"x":1,"phi":[1,2]}',
-      '{"phi":[1,2]',
-      '{"phi":[1,2]}x',
-      '{"phi":[1,2,]}',
-      '{"ph\\u0069":[1,2]}',
-      '\ufeff{"phi":[1,2]}',
-      '{"phi":[[1,2],[1,2],[1,2],[1,2],[1,2]]}',
-      '{"phi":[1e39,2]}',
-    ]) {
-      expect(body(s), s).toBeUndefined();
-    }
-  });
-
-  it('agrees with JSON.parse and the schema on whole bodies of the fuzz corpus', () => {
-    const rng = new Rng(5);
-    let read = 0;
-    for (const body of bodies(rng, 4000, D)) {
-      const text = JSON.stringify(body) ?? 'null';
-      const fast = readPhiJson(enc.encode(text), D, 8, { wasm });
-      if (fast === undefined) continue;
-      read++;
-      const phi = plainPhi(JSON.parse(text));
-      expect(phi).toBeDefined();
-      const rows = (fast.single ? [phi] : phi) as number[][];
-      expect(rows.every((r) => r.length === D)).toBe(true);
-      expect(fast.n).toBe(rows.length);
-      expect(Array.from(fast.data)).toEqual(rows.flat().map(Math.fround));
-    }
-    expect(read).toBeGreaterThan(600);
-  });
-});
-
 describe('the Node fast lane', () => {
   let fixture: Awaited<ReturnType<typeof tempStore>>;
   let withLane: RunningServer;
@@ -273,12 +170,9 @@ describe('the Node fast lane', () => {
     if (call.type !== undefined) headers['content-type'] = call.type;
     if (call.auth !== undefined) headers.authorization = call.auth;
     const res = await fetch(base + call.path, { method: 'POST', headers, body: call.body });
-    return {
-      status: res.status,
-      type: res.headers.get('content-type'),
-      version: res.headers.get('x-value-function-version'),
-      body: Buffer.from(await res.arrayBuffer()).toString('base64'),
-    };
+    // Every header but Date (the clock's), so a header one path adds or drops shows up.
+    const sent = [...res.headers].filter(([name]) => name !== 'date').sort(([a], [b]) => a.localeCompare(b));
+    return { status: res.status, headers: sent, body: Buffer.from(await res.arrayBuffer()).toString('base64') };
   }
 
   it('answers 1,200 valid and malformed requests with the same bytes as the Hono app alone', async () => {
@@ -370,22 +264,32 @@ describe('the Node fast lane', () => {
   });
 });
 
-describe('the WebAssembly row reader', () => {
-  it('takes the rows JSON.stringify writes itself, equal to Math.fround(JSON.parse(...)), and declines whitespace', () => {
-    const reader = wasmJson();
-    expect(reader).not.toBeNull();
-    const rng = new Rng(11);
-    const out = new Float32Array(D);
-    for (let i = 0; i < 2000; i++) {
-      // Doubles (a float32 times a power of ten can fall exactly between two float32s, which
-      // both readers rightly leave to JSON.parse).
-      const row = Array.from({ length: D }, () => (rng.normal() + rng.next() * 1e-9) * 10 ** (rng.int(12) - 6));
-      const text = `${JSON.stringify(row).slice(1, -1)}]`;
-      reader?.load(enc.encode(text));
-      expect(reader?.row(0, D, out, 0)).toBe(text.length - 1);
-      expect(out).toEqual(Float32Array.from(row));
+describe('readPhiInputOnce (the fast lane reads a body once, also when it hands it on)', () => {
+  const body = (text: string) => new TextEncoder().encode(text);
+
+  it("gives the app's readPhiInput the lane's outcome for the same bytes, once", () => {
+    const bytes = body('{"phi":[1,2,3]}');
+    const read = readPhiInputOnce('predict', false, bytes, 8);
+    expect(read).toEqual({ ok: true, input: { kind: 'json', phi: [1, 2, 3] } });
+    const taken = readPhiInput('predict', false, bytes, 8);
+    expect(taken).toBe(read.ok ? read.input : undefined);
+    // Taken once: a second call parses again (an equal, new value).
+    const again = readPhiInput('predict', false, bytes, 8);
+    expect(again).not.toBe(taken);
+    expect(again).toEqual(taken);
+  });
+
+  it('hands the same error to the app for a body that fails its check', () => {
+    const bytes = body(`{"phi":[${'{},'.repeat(100)}{}]}`);
+    expect(readPhiInputOnce('gradient', false, bytes, 8)).toEqual({ ok: false });
+    let lane: unknown;
+    try {
+      readPhiInput('gradient', false, bytes, 8);
+    } catch (e) {
+      lane = e;
     }
-    reader?.load(enc.encode('1, 2]'));
-    expect(reader?.row(0, 2, out, 0)).toBe(-1);
+    expect(lane).toBeInstanceOf(ApiError);
+    expect((lane as ApiError).code).toBe('INVALID_BODY');
+    expect(() => readPhiInput('gradient', false, bytes, 8)).toThrow(lane as ApiError);
   });
 });

@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { writeFloat32 } from '../../functions/value-api/float32-text.js';
 import { JsonBytes } from '../../functions/value-api/json-bytes.js';
-import { wasmJson } from '../../functions/value-api/json-wasm.js';
 import { Rng } from '../../shared/util/random.js';
 
 const f32 = new Float32Array(1);
@@ -105,56 +104,5 @@ describe('JsonBytes', () => {
     w.reset().ascii('[22]');
     expect(new TextDecoder().decode(first)).toBe('[1]');
     expect(w.text()).toBe('[22]');
-  });
-});
-
-describe('JsonBytes with the WebAssembly writer (json-wasm.ts f32s)', () => {
-  const wasmWriter = new JsonBytes();
-  const jsWriter = new JsonBytes({ wasm: false });
-  const same = (a: Float32Array, from = 0, to = a.length) =>
-    expect(wasmWriter.reset().float32s(a, from, to).text()).toBe(jsWriter.reset().float32s(a, from, to).text());
-
-  it('is there to test (WebAssembly runs here)', () => {
-    expect(wasmJson()).not.toBeNull();
-  });
-
-  it('writes the same bytes as the JS writer: random float32s, gradient-sized values, zeros and specials mixed', () => {
-    const rng = new Rng(17);
-    for (let t = 0; t < 3000; t++) {
-      const a = new Float32Array(1 + rng.int(200));
-      for (let i = 0; i < a.length; i++) {
-        const kind = rng.int(10);
-        if (kind === 0) {
-          let v: number;
-          do v = fromBits(Math.floor(rng.next() * 2 ** 32));
-          while (!Number.isFinite(v));
-          a[i] = v;
-        } else if (kind === 1) a[i] = rng.int(3) === 0 ? 0 : rng.normal() * 10;
-        else a[i] = (rng.next() * 2 - 1) * 10 ** -rng.int(8);
-      }
-      same(a, rng.int(2), a.length - rng.int(2));
-    }
-  });
-
-  it('writes the same bytes at every decade edge of its range, where the exponent or the digits carry', () => {
-    const edges: number[] = [];
-    for (const k of [-7, -6, -5, -4, -3, -2, -1, 0]) {
-      f32[0] = Math.fround(10 ** k);
-      const bits = u32[0] as number;
-      for (let delta = -4; delta <= 4; delta++) edges.push(fromBits(bits + delta), -fromBits(bits + delta));
-    }
-    // nine digits that round up to ten (0.9999999995 is not a float32; its neighbours are)
-    edges.push(Math.fround(0.99999999), Math.fround(0.0999999999), Math.fround(9.9999999e-6), 1e-6, 0.5, -0.5);
-    same(Float32Array.from(edges));
-    // each alone in a row (rows of 8 or more go to the module)
-    for (const v of edges) same(new Float32Array(8).fill(v));
-  });
-
-  it('writes rows longer than one call of the module (8,192 values) as the JS writer does', () => {
-    const rng = new Rng(5);
-    const a = Float32Array.from({ length: 20_000 }, (_, i) => (i % 997 === 0 ? 3.5 : (rng.next() - 0.5) * 1e-3));
-    same(a);
-    same(a, 8000, 16_500);
-    expect(Float32Array.from(JSON.parse(wasmWriter.reset().float32s(a).text()) as number[])).toEqual(a);
   });
 });

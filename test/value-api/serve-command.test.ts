@@ -51,6 +51,27 @@ describe('metricopt serve', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('turns the Node fast lane off with --no-fast-lane, and says so', async () => {
+    const dir = await demoOut();
+    const lanes: boolean[] = [];
+    const out: string[] = [];
+    const status = async (server: { url: string; fastLane: boolean }) => {
+      lanes.push(server.fastLane);
+      const res = await fetch(`${server.url}/v1/value-functions/demo-mcr/predict`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ phi: Array.from({ length: 16 }, (_, i) => i / 16) }),
+      });
+      expect(res.status).toBe(200);
+    };
+    await serve({ ...defaults, store: dir }, (t) => out.push(t), status);
+    await serve({ ...defaults, store: dir, fastLane: false }, (t) => out.push(t), status);
+    expect(lanes).toEqual([true, false]);
+    expect(out[0]).toMatch(/auth off\)\n$/);
+    expect(out[1]).toMatch(/auth off, fast lane off\)\n$/);
+    await rm(dir, { recursive: true, force: true });
+  });
+
   it('prints the hash to configure for a key', async () => {
     const out: string[] = [];
     await serve(

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+/** Environment settings shared by the entry points (Lambdas, container, CLI), parsed once at start-up. */
 
 /** An environment variable holding a positive integer, with a default; the message names the variable. */
 export const positiveInt = (name: string, fallback: number) =>

@@ -1,8 +1,8 @@
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
+import { MetricError } from '../metrics/errors.js';
+import type { Evaluator } from '../metrics/evaluator.js';
 import { err, ok, type Result } from '../util/result.js';
-import { MetricError } from './errors.js';
-import type { Evaluator } from './evaluator.js';
 
 const evaluatorShape = z.object({
   name: z.string().min(1),

@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { MetricError } from './errors.js';
-import type { Direction, Evaluator } from './evaluator.js';
+import { MetricError } from '../metrics/errors.js';
+import type { Direction, Evaluator } from '../metrics/evaluator.js';
+import type { WebhookEvaluatorSpec } from '../schemas/evaluation.js';
 
 export const SIGNATURE_HEADER = 'x-metricopt-signature';
 export const TIMESTAMP_HEADER = 'x-metricopt-timestamp';
@@ -96,4 +97,17 @@ export function createWebhookEvaluator(options: WebhookEvaluatorOptions): Evalua
       return value;
     },
   };
+}
+
+/** The webhook evaluator a configured spec describes (`fetch`: for tests). */
+export function webhookEvaluatorOf(spec: WebhookEvaluatorSpec, fetchImpl?: typeof fetch): Evaluator {
+  return createWebhookEvaluator({
+    name: spec.name,
+    url: spec.url,
+    direction: spec.direction,
+    secret: spec.secret,
+    timeoutMs: spec.timeoutMs,
+    ...(spec.version === undefined ? {} : { version: spec.version }),
+    ...(fetchImpl === undefined ? {} : { fetch: fetchImpl }),
+  });
 }

@@ -1,0 +1,15 @@
+import { DomainError } from '../util/result.js';
+
+/** A model the run asked for that cannot be built on this data: a user mistake, not a bug. */
+export type ModelErrorCode =
+  /** `--film-layer` names no hidden layer of the backbone. */
+  | 'FILM_LAYER_OUT_OF_RANGE'
+  /** The ConvNet needs square single-channel images (features = side x side), e.g. digits (8 x 8). */
+  | 'CONVNET_NEEDS_IMAGES';
+
+export class ModelError extends DomainError {
+  constructor(code: ModelErrorCode, message: string, details?: unknown) {
+    super(code, message, details);
+    this.name = 'ModelError';
+  }
+}

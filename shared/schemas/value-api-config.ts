@@ -1,0 +1,22 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Settings of the value API that its entry points share (the Lambda's environment in
+ * functions/value-api/config.ts, `metricopt serve`'s flags): defaults and the stored form of an
+ * API key.
+ */
+
+/** Largest accepted request body (413 above). */
+export const DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024;
+/** Most rows in one predict/gradient batch. */
+export const DEFAULT_MAX_ROWS = 1024;
+/** How often the store is listed for new checkpoint versions. */
+export const DEFAULT_REFRESH_MS = 1000;
+
+/** An API key is configured as the lower-case hex SHA-256 of the key. */
+export const API_KEY_HASH_PATTERN = /^[0-9a-f]{64}$/;
+
+/** The stored form of an API key: lower-case hex SHA-256 of the key. `metricopt serve --hash-key KEY` prints it. */
+export function hashApiKey(key: string): string {
+  return createHash('sha256').update(key, 'utf8').digest('hex');
+}

@@ -1,0 +1,15 @@
+import { DomainError } from '../util/result.js';
+
+/** Expected failures of the meta-training and meta-test use-cases (reported as `[CODE]`, exit 1). */
+export type UseCaseErrorCode =
+  /** Fewer than two tasks got two or more metric observations: nothing to train a value function on. */
+  | 'META_TRAIN_NO_DATA'
+  /** Every validation query of a meta-test choice failed: there is nothing to choose from. */
+  | 'META_TEST_NO_OBSERVATION';
+
+export class UseCaseError extends DomainError {
+  constructor(code: UseCaseErrorCode, message: string, details?: unknown) {
+    super(code, message, details);
+    this.name = 'UseCaseError';
+  }
+}
