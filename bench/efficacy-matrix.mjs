@@ -12,6 +12,11 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
+// The report's method names, from the build (npm run build first).
+const { methodNames, lossOnlyBaselines: lossOnly } = await import(
+  new URL('../dist/shared/schemas/report.js', import.meta.url).href
+);
+
 const datasets = {
   a9a: ['--dataset', 'a9a'],
   w8a: ['--dataset', '../shared/data/w8a.train.libsvm.gz'],
@@ -28,7 +33,6 @@ const defaultCells = [
   'digits:top-1-accuracy',
   'digits:top-3-accuracy',
 ];
-const lossOnly = ['ce_finetune', 'ce_finetune_natural', 'ce_finetune_dense_eval'];
 
 const { values, positionals } = parseArgs({
   options: {
@@ -114,17 +118,7 @@ const summary = done.map(({ report: rep, wallS }) => {
   return { rep, wallS, best, bestLoss, vsBest: rep.comparisons[best], vsLoss: rep.comparisons[bestLoss] };
 });
 
-const methods = [
-  'ce',
-  'ce_finetune',
-  'ce_finetune_natural',
-  'ce_finetune_dense_eval',
-  'random_search',
-  'threshold',
-  'prior_correction',
-  'best_observed',
-  'metricopt',
-];
+const methods = methodNames;
 const lines = [];
 lines.push(
   `| cell | ${methods.join(' | ')} | metricopt - best baseline (which) | verdict | metricopt - best loss-only (which) | verdict | VF Spearman (mean) | wall s |`,

@@ -7,6 +7,7 @@ import { evaluateWithRetries } from '../metrics/retry-policy.js';
 import { denormalise, type Evaluator } from '../metrics/evaluator.js';
 import type { AdaptedModel } from '../models/adapted-model.js';
 import type { MetricOracle } from '../ports/metric-oracle.port.js';
+import type { MethodName } from '../schemas/report.js';
 import { Rng } from '../util/random.js';
 import { UseCaseError } from './errors.js';
 
@@ -81,18 +82,8 @@ export interface Curves {
   metricoptPredicted: number[];
 }
 
-export const metaTestMethods = [
-  'ce',
-  'ce_finetune',
-  'ce_finetune_natural',
-  'ce_finetune_dense_eval',
-  'random_search',
-  'threshold',
-  'prior_correction',
-  'best_observed',
-  'metricopt',
-] as const;
-export type MetaTestMethod = (typeof metaTestMethods)[number];
+/** The methods meta-test runs: the report's method names (`shared/schemas/report.ts`). */
+export type MetaTestMethod = MethodName;
 
 export interface SeedResult {
   seed: number;
