@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Context, Hono } from 'hono';
 import { versionQuerySchema } from '../../shared/schemas/api.js';
+import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { GuidanceService } from '../../shared/use-cases/serve-guidance.js';
 import { DomainError, type Result } from '../../shared/util/result.js';
 import { LIBRARY_VERSION } from '../../shared/version.js';
@@ -8,6 +9,7 @@ import type { Authenticate } from './auth.js';
 import { parseJson, readBody } from './body.js';
 import { ApiError, ApiErrorCode, errorResponse, statusOf } from './errors.js';
 import { header } from './header.js';
+import { addJobRoutes } from './job-routes.js';
 import { type AuthMode, buildOpenApiDocument } from './openapi.js';
 import {
   guideAnswer,
@@ -35,6 +37,8 @@ export interface ValueApiOptions {
    * The Node server sets it when auth is off (see localHostCheck).
    */
   hostAllowed?: (host: string | undefined) => boolean;
+  /** The object store of training jobs (GET /v1/jobs/{id}); the route is absent without one. */
+  jobStore?: ObjectStore;
 }
 
 /** The routes and their methods, for 405 answers (with Allow) to the other methods. */
@@ -44,6 +48,7 @@ const ROUTES: readonly [RegExp, string][] = [
   [/^\/v1\/value-functions$/, 'GET'],
   [/^\/v1\/value-functions\/[^/]+$/, 'GET'],
   [/^\/v1\/value-functions\/[^/]+\/(predict|gradient|guide)$/, 'POST'],
+  [/^\/v1\/jobs\/[^/]+$/, 'GET'],
 ];
 
 /**
@@ -133,6 +138,8 @@ export function createValueApi(options: ValueApiOptions): Hono {
     const r = unwrap(await service.guide(c.req.param('id'), versionOf(c), request));
     return new Response(guideAnswer(r), { headers: jsonHeaders() });
   });
+
+  if (options.jobStore) addJobRoutes(app, { store: options.jobStore, authorize });
 
   app.notFound((c) => {
     const path = c.req.path;

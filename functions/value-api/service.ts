@@ -37,6 +37,7 @@ export function buildValueApi(settings: ValueApiSettings): { app: Hono; service:
     maxBodyBytes: settings.maxBodyBytes,
     log,
     authMode: settings.auth.mode,
+    jobStore: settings.store,
     ...(settings.hostAllowed ? { hostAllowed: settings.hostAllowed } : {}),
   });
   return { app, service };

@@ -227,7 +227,8 @@ export const jobStatusSchema = z
     startedAt: z.string(),
     updatedAt: z.string(),
   })
-  .strict();
+  .strict()
+  .meta({ id: 'JobStatus', description: 'A training job: its state, stage, progress, held-out figures and ETA.' });
 export type JobStatus = z.infer<typeof jobStatusSchema>;
 
 /**
