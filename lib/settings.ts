@@ -39,74 +39,83 @@ const list = (name: string) =>
     .default([])
     .transform((v) => (typeof v === 'string' ? v.split(',') : v).map((s) => s.trim()).filter((s) => s !== ''));
 
-export const settingsSchema = z
-  .object({
-    valueApiAuth: z.enum(['iam', 'api-key'], { error: "valueApiAuth must be 'iam' or 'api-key'" }).default('iam'),
-    valueApiKeyHashes: list('valueApiKeyHashes').refine((hs) => hs.every((h) => API_KEY_HASH_PATTERN.test(h)), {
-      error:
-        'valueApiKeyHashes must be SHA-256 hex digests (64 hex characters each; `npx metricopt serve --hash-key KEY`)',
+const settingsObject = z.object({
+  /** Default: api-key when valueApiKeyHashes is set, else iam. */
+  valueApiAuth: z.enum(['iam', 'api-key'], { error: "valueApiAuth must be 'iam' or 'api-key'" }).optional(),
+  valueApiKeyHashes: list('valueApiKeyHashes').refine((hs) => hs.every((h) => API_KEY_HASH_PATTERN.test(h)), {
+    error:
+      'valueApiKeyHashes must be SHA-256 hex digests (64 hex characters each; `npx metricopt serve --hash-key KEY`)',
+  }),
+  valueApiMemoryMb: int('valueApiMemoryMb', 128, 10240, 1024),
+  valueApiProvisionedConcurrency: int('valueApiProvisionedConcurrency', 0, 1000, 0),
+  evaluatorBatchSize: int('evaluatorBatchSize', 1, 10, 5),
+  evaluatorReservedConcurrency: int('evaluatorReservedConcurrency', 1, 1000, 5),
+  evaluatorMemoryMb: int('evaluatorMemoryMb', 128, 10240, 1024),
+  evaluatorTimeoutSeconds: int('evaluatorTimeoutSeconds', 1, 280, 60),
+  evaluatorModules: list('evaluatorModules'),
+  webhooks: z
+    .union([z.array(z.unknown()), z.string()], { error: 'webhooks must be a JSON array' })
+    .default([])
+    .transform((v, ctx) => {
+      const parsed = webhookListSchema.safeParse(typeof v === 'string' ? v : JSON.stringify(v));
+      if (parsed.success) return parsed.data;
+      for (const issue of parsed.error.issues) {
+        const where = issue.path.length > 0 ? ` (entry ${issue.path.join('.')})` : '';
+        ctx.addIssue({
+          code: 'custom',
+          message: `webhooks${where}: ${issue.message.replace(/^METRICOPT_WEBHOOKS /, '')}`,
+        });
+      }
+      return z.NEVER;
     }),
-    valueApiMemoryMb: int('valueApiMemoryMb', 128, 10240, 1024),
-    valueApiProvisionedConcurrency: int('valueApiProvisionedConcurrency', 0, 1000, 0),
-    evaluatorBatchSize: int('evaluatorBatchSize', 1, 10, 5),
-    evaluatorReservedConcurrency: int('evaluatorReservedConcurrency', 1, 1000, 5),
-    evaluatorMemoryMb: int('evaluatorMemoryMb', 128, 10240, 1024),
-    evaluatorTimeoutSeconds: int('evaluatorTimeoutSeconds', 1, 280, 60),
-    evaluatorModules: list('evaluatorModules'),
-    webhooks: z
-      .union([z.array(z.unknown()), z.string()], { error: 'webhooks must be a JSON array' })
-      .default([])
-      .transform((v, ctx) => {
-        const parsed = webhookListSchema.safeParse(typeof v === 'string' ? v : JSON.stringify(v));
-        if (parsed.success) return parsed.data;
-        for (const issue of parsed.error.issues) {
-          const where = issue.path.length > 0 ? ` (entry ${issue.path.join('.')})` : '';
-          ctx.addIssue({
-            code: 'custom',
-            message: `webhooks${where}: ${issue.message.replace(/^METRICOPT_WEBHOOKS /, '')}`,
-          });
-        }
-        return z.NEVER;
-      }),
-    webhookSecretArn: z
-      .string()
-      .regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/, {
-        error:
-          'webhookSecretArn must be a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)',
-      })
-      .optional(),
-    maxReceiveCount: int('maxReceiveCount', 1, 1000, 3),
-    gpuInstanceType: z
-      .string()
-      .regex(GPU_INSTANCE_TYPE, {
-        error: 'gpuInstanceType must be an NVIDIA GPU instance type such as g5.xlarge, g4dn.xlarge or p3.2xlarge',
-      })
-      .default('g5.xlarge'),
-    trainerMinInstances: int('trainerMinInstances', 0, 100, 0),
-    trainerMaxInstances: int('trainerMaxInstances', 1, 100, 2),
-    trainerSpot: bool('trainerSpot', false),
-    trainerCpu: int('trainerCpu', 256, 192 * 1024, 3072),
-    trainerMemoryMiB: int('trainerMemoryMiB', 512, 2048 * 1024, 12288),
-    trainerVolumeGiB: int('trainerVolumeGiB', 30, 16384, 100),
-    logRetentionDays: z.coerce
-      .number()
-      .refine((d): d is (typeof LOG_RETENTION_DAYS)[number] => (LOG_RETENTION_DAYS as readonly number[]).includes(d), {
-        error: `logRetentionDays must be one of ${LOG_RETENTION_DAYS.join(', ')}`,
-      })
-      .default(30),
-    jobDataExpirationDays: int('jobDataExpirationDays', 1, 3650, 30),
-    checkpointNoncurrentDays: int('checkpointNoncurrentDays', 1, 3650, 90),
-    alarmTopicArn: z
-      .string()
-      .regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:.+$/, { error: 'alarmTopicArn must be an SNS topic ARN' })
-      .optional(),
-  })
+  webhookSecretArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/, {
+      error:
+        'webhookSecretArn must be a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)',
+    })
+    .optional(),
+  maxReceiveCount: int('maxReceiveCount', 1, 1000, 3),
+  gpuInstanceType: z
+    .string()
+    .regex(GPU_INSTANCE_TYPE, {
+      error: 'gpuInstanceType must be an NVIDIA GPU instance type such as g5.xlarge, g4dn.xlarge or p3.2xlarge',
+    })
+    .default('g5.xlarge'),
+  trainerMinInstances: int('trainerMinInstances', 0, 100, 0),
+  trainerMaxInstances: int('trainerMaxInstances', 1, 100, 2),
+  trainerSpot: bool('trainerSpot', false),
+  trainerCpu: int('trainerCpu', 256, 192 * 1024, 3072),
+  trainerMemoryMiB: int('trainerMemoryMiB', 512, 2048 * 1024, 12288),
+  trainerVolumeGiB: int('trainerVolumeGiB', 30, 16384, 100),
+  logRetentionDays: z.coerce
+    .number()
+    .refine((d): d is (typeof LOG_RETENTION_DAYS)[number] => (LOG_RETENTION_DAYS as readonly number[]).includes(d), {
+      error: `logRetentionDays must be one of ${LOG_RETENTION_DAYS.join(', ')}`,
+    })
+    .default(30),
+  jobDataExpirationDays: int('jobDataExpirationDays', 1, 3650, 30),
+  checkpointNoncurrentDays: int('checkpointNoncurrentDays', 1, 3650, 90),
+  alarmTopicArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:.+$/, { error: 'alarmTopicArn must be an SNS topic ARN' })
+    .optional(),
+});
+
+export const settingsSchema = settingsObject
   .superRefine((s, ctx) => {
     if (s.valueApiAuth === 'api-key' && s.valueApiKeyHashes.length === 0) {
       ctx.addIssue({
         code: 'custom',
         path: ['valueApiKeyHashes'],
         message: 'valueApiKeyHashes is required when valueApiAuth is api-key',
+      });
+    }
+    if (s.valueApiAuth === 'iam' && s.valueApiKeyHashes.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['valueApiKeyHashes'],
+        message: 'valueApiKeyHashes is set but valueApiAuth is iam: drop the hashes or set valueApiAuth=api-key',
       });
     }
     if (s.trainerMinInstances > s.trainerMaxInstances) {
@@ -138,14 +147,18 @@ export const settingsSchema = z
         });
       }
     }
-  });
+  })
+  .transform((s) => ({
+    ...s,
+    valueApiAuth: s.valueApiAuth ?? (s.valueApiKeyHashes.length > 0 ? ('api-key' as const) : ('iam' as const)),
+  }));
 
 export type Settings = z.infer<typeof settingsSchema>;
 /** Settings as written in cdk.json or passed with -c (before defaults and coercion). */
 export type SettingsInput = z.input<typeof settingsSchema>;
 
 /** The names that are settings: every other context key (CDK feature flags, `aws:*`) is ignored. */
-export const SETTING_NAMES = Object.keys(settingsSchema.shape) as (keyof Settings)[];
+export const SETTING_NAMES = Object.keys(settingsObject.shape) as (keyof Settings)[];
 
 /**
  * Parses the settings or throws one line naming each bad setting. `projectRoot` is where

@@ -37,6 +37,9 @@ export class ArtifactStore extends Construct {
 
   constructor(scope: Construct, id: string, props: ArtifactStoreProps) {
     super(scope, id);
+    // Access logs are delivered under a bucket policy, not the legacy log-delivery ACL (which
+    // BUCKET_OWNER_ENFORCED forbids), whether or not the app's cdk.json sets this flag.
+    this.node.setContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy', true);
     this.accessLogs = new Bucket(this, 'AccessLogs', {
       encryption: BucketEncryption.S3_MANAGED,
       enforceSSL: true,

@@ -153,7 +153,7 @@ export class TrainingCluster extends Construct {
       gpuCount: 1,
       cpu: props.taskCpu,
       memoryLimitMiB: props.taskMemoryMiB,
-      // The trainer checkpoints on SIGTERM; give it the longest stop timeout ECS allows.
+      // The trainer checkpoints on SIGTERM; two minutes, as long as a spot interruption notice.
       stopTimeout: Duration.seconds(120),
       logging: LogDrivers.awsLogs({
         streamPrefix: 'trainer',

@@ -7,7 +7,15 @@ import { AssetManifestArtifact } from 'aws-cdk-lib/cx-api';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetricOptStack } from '../../lib/metricopt-stack.js';
-import { SECRET_ARN, type Synthesized, synthesizeVariants, VARIANTS, type VariantName } from './synth-fixtures.js';
+import { parseSettings, settingsFromContext } from '../../lib/settings.js';
+import {
+  KEY_HASH,
+  SECRET_ARN,
+  type Synthesized,
+  synthesizeVariants,
+  VARIANTS,
+  type VariantName,
+} from './synth-fixtures.js';
 
 type Resources = Record<string, { Type: string; Properties: Record<string, unknown> }>;
 type Statement = { Effect: string; Action: string | string[]; Resource: unknown; Condition?: unknown };
@@ -514,8 +522,22 @@ describe('settings', () => {
     expect(synthWith(settings)).toThrow(message);
   });
 
-  it('reads the settings from the app context, as cdk.json and -c pass them', async () => {
-    const { settingsFromContext, parseSettings } = await import('../../lib/settings.js');
+  it('chooses API-key auth when only key hashes are given, and refuses hashes with IAM auth', () => {
+    expect(parseSettings({ valueApiKeyHashes: KEY_HASH }, process.cwd()).valueApiAuth).toBe('api-key');
+    expect(parseSettings({}, process.cwd()).valueApiAuth).toBe('iam');
+    expect(synthWith({ valueApiAuth: 'iam', valueApiKeyHashes: KEY_HASH })).toThrow(
+      'valueApiKeyHashes is set but valueApiAuth is iam',
+    );
+  });
+
+  it('builds in an App without cdk.json context (its feature flags)', () => {
+    // No bundling and no staging copy: this checks construction only.
+    const app = new App({ context: { 'aws:cdk:bundling-stacks': [], 'aws:cdk:disable-asset-staging': true } });
+    const stack = new MetricOptStack(app, 'Plain');
+    expect(stack.store.bucket.node.tryGetContext('@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy')).toBe(true);
+  });
+
+  it('reads the settings from the app context, as cdk.json and -c pass them', () => {
     const app = new App({
       context: { trainerSpot: 'true', trainerMaxInstances: '4', '@aws-cdk/core:someFlag': true },
     });
