@@ -1,7 +1,7 @@
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { MetricOptStack } from './metricopt-stack.js';
-import { settingsFromContext } from './settings.js';
+import { SettingsError, settingsFromContext } from './settings.js';
 
 /**
  * `npx cdk deploy`; settings come from cdk.json's context and `-c name=value` (lib/settings.ts),
@@ -9,6 +9,13 @@ import { settingsFromContext } from './settings.js';
  * cdk-nag's AwsSolutions pack checks the app at every synth.
  */
 const app = new App();
-new MetricOptStack(app, 'MetricOpt', { settings: settingsFromContext((key) => app.node.tryGetContext(key)) });
+try {
+  new MetricOptStack(app, 'MetricOpt', { settings: settingsFromContext((key) => app.node.tryGetContext(key)) });
+} catch (error) {
+  // A bad setting is the operator's mistake: one line, no stack trace.
+  if (!(error instanceof SettingsError)) throw error;
+  console.error(error.message);
+  process.exit(1);
+}
 Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
 app.synth();

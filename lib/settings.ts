@@ -160,6 +160,12 @@ export type SettingsInput = z.input<typeof settingsSchema>;
 /** The names that are settings: every other context key (CDK feature flags, `aws:*`) is ignored. */
 export const SETTING_NAMES = Object.keys(settingsObject.shape) as (keyof Settings)[];
 
+/** A bad setting: its message is one line naming the setting. */
+export class SettingsError extends Error {
+  override readonly name = 'SettingsError';
+  readonly code = 'SETTINGS_INVALID';
+}
+
 /**
  * Parses the settings or throws one line naming each bad setting. `projectRoot` is where
  * evaluator modules are looked up (they must exist: they are bundled into the function).
@@ -167,13 +173,15 @@ export const SETTING_NAMES = Object.keys(settingsObject.shape) as (keyof Setting
 export function parseSettings(input: Record<string, unknown>, projectRoot: string): Settings {
   const parsed = settingsSchema.safeParse(input);
   if (!parsed.success) {
-    throw new Error(
+    throw new SettingsError(
       `metricopt settings: ${parsed.error.issues.map((i) => (i.path.length > 0 && !i.message.startsWith(String(i.path[0])) ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ')}`,
     );
   }
   const missing = parsed.data.evaluatorModules.filter((p) => !existsSync(join(projectRoot, p)));
   if (missing.length > 0) {
-    throw new Error(`metricopt settings: evaluatorModules: no such file ${missing.map((p) => `'${p}'`).join(', ')}`);
+    throw new SettingsError(
+      `metricopt settings: evaluatorModules: no such file ${missing.map((p) => `'${p}'`).join(', ')}`,
+    );
   }
   return parsed.data;
 }

@@ -1,13 +1,19 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { App } from 'aws-cdk-lib';
 import { Match, type Template } from 'aws-cdk-lib/assertions';
+import type { CfnFunction } from 'aws-cdk-lib/aws-lambda';
+import type { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { AssetManifestArtifact } from 'aws-cdk-lib/cx-api';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetricOptStack } from '../../lib/metricopt-stack.js';
-import { parseSettings, settingsFromContext } from '../../lib/settings.js';
+import { parseSettings, SettingsError, settingsFromContext } from '../../lib/settings.js';
+import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
+import { resultKey } from '../../shared/schemas/evaluation.js';
+import { messageFor } from '../evaluation/fixtures.js';
 import {
   KEY_HASH,
   SECRET_ARN,
@@ -46,6 +52,27 @@ function s3Grants(statements: Statement[]): Record<string, string[]> {
     for (const p of s3Patterns(s)) out[p] = [...(out[p] ?? []), ...actionsOf(s)].sort();
   }
   return out;
+}
+
+/** The folder of a function's code asset in the cloud assembly (named by the hash in its S3 key). */
+function functionAssetDir(synth: Synthesized, name: VariantName, fn: NodejsFunction): string {
+  const logicalId = synth.stacks[name].getLogicalId(fn.node.defaultChild as CfnFunction);
+  const code = synth.templates[name].toJSON().Resources[logicalId].Properties.Code as { S3Key: string };
+  return join(synth.assembly.directory, `asset.${code.S3Key.replace(/\.zip$/, '')}`);
+}
+
+function sqsRecord(messageId: string, body: string) {
+  return {
+    messageId,
+    receiptHandle: `rh-${messageId}`,
+    body,
+    attributes: { ApproximateReceiveCount: '1', SentTimestamp: '1700000000000', SenderId: 'trainer' },
+    messageAttributes: {},
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: 'arn:aws:sqs:eu-west-1:123456789012:evaluations',
+    awsRegion: 'eu-west-1',
+  };
 }
 
 /** The trainer image's entry in a stack's asset manifest (staged, never built at synth). */
@@ -226,20 +253,43 @@ describe('MetricOptStack', () => {
       expect(secretReads).toEqual([{ Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: SECRET_ARN }]);
     });
 
-    it('bundles a user evaluator module that loads and evaluates', async () => {
-      const stack = synth.stacks.apiKeySpotG5Extras;
-      const fn = stack.evaluator.fn;
-      const assetDir = readdirSync(synth.assembly.directory)
-        .map((name) => join(synth.assembly.directory, name))
-        .find((dir) => existsSync(join(dir, 'evaluators', '1-positive-rate.evaluator.mjs')));
-      expect(assetDir, `no asset of ${fn.node.path} holds evaluators/1-positive-rate.evaluator.mjs`).toBeDefined();
-      const mod = (await import(
-        pathToFileURL(join(assetDir as string, 'evaluators/1-positive-rate.evaluator.mjs')).href
-      )) as {
-        default: { name: string; evaluate: (input: { scores: Float32Array }) => number };
-      };
-      expect(mod.default.name).toBe('positive-rate');
-      expect(mod.default.evaluate({ scores: Float32Array.from([0.9, 0.2, 0.7, 0.1]) })).toBe(0.5);
+    it('bundles the handler with a user evaluator module, and the bundle evaluates a queued query with it', async () => {
+      const code = functionAssetDir(synth, 'apiKeySpotG5Extras', synth.stacks.apiKeySpotG5Extras.evaluator.fn);
+      const module = join(code, 'evaluators/1-positive-rate.evaluator.mjs');
+      expect(existsSync(module)).toBe(true);
+      // The bundle leaves the AWS SDK to the Lambda runtime: resolve it from the project here.
+      symlinkSync(join(process.cwd(), 'node_modules'), join(synth.assembly.directory, 'node_modules'));
+      const storeDir = mkdtempSync(join(tmpdir(), 'metricopt-eval-store-'));
+      try {
+        const store = new FsObjectStore(storeDir);
+        const message = await messageFor(store, {
+          jobId: 'job-1',
+          key: 'q1',
+          evaluator: 'positive-rate',
+          scores: Float32Array.from([0.9, 0.2, 0.7, 0.1]),
+          labels: Int32Array.from([1, 0, 0, 0]),
+        });
+        Object.assign(process.env, {
+          AWS_REGION: 'eu-west-1',
+          METRICOPT_STORE: storeDir,
+          METRICOPT_DLQ_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/evaluation-dlq',
+          // In Lambda: /var/task/evaluators/1-positive-rate.evaluator.mjs (the template's value).
+          METRICOPT_EVALUATOR_MODULES: module,
+          POWERTOOLS_LOG_LEVEL: 'SILENT',
+        });
+        const { handler } = (await import(pathToFileURL(join(code, 'index.mjs')).href)) as {
+          handler: (event: unknown, context: unknown) => Promise<{ batchItemFailures: unknown[] }>;
+        };
+        const response = await handler(
+          { Records: [sqsRecord('m1', JSON.stringify(message))] },
+          { functionName: 'evaluator', awsRequestId: 'r1' },
+        );
+        expect(response.batchItemFailures).toEqual([]);
+        const result = JSON.parse(new TextDecoder().decode((await store.get(resultKey('job-1', 'q1'))) as Uint8Array));
+        expect(result.outcome).toMatchObject({ ok: true, value: 0.5, direction: 'minimize' });
+      } finally {
+        rmSync(storeDir, { recursive: true, force: true });
+      }
     });
   });
 
@@ -520,6 +570,7 @@ describe('settings', () => {
     [{ evaluatorModules: 'metrics/missing.mjs' }, "evaluatorModules: no such file 'metrics/missing.mjs'"],
   ])('%j fails synth with a message naming the setting', (settings, message) => {
     expect(synthWith(settings)).toThrow(message);
+    expect(synthWith(settings)).toThrow(SettingsError);
   });
 
   it('chooses API-key auth when only key hashes are given, and refuses hashes with IAM auth', () => {
