@@ -16,6 +16,7 @@ import {
   type IVpc,
   InstanceType,
   LaunchTemplate,
+  LaunchTemplateHttpTokens,
   SecurityGroup,
   SubnetType,
   UserData,
@@ -98,14 +99,23 @@ export class TrainingCluster extends Construct {
       description: 'GPU trainer instances: no inbound traffic',
       allowAllOutbound: true,
     });
+    const userData = UserData.forLinux();
+    if (props.spot) {
+      // The ECS agent drains a reclaimed spot instance: its trainer gets SIGTERM and checkpoints.
+      // (CDK adds this line only for an ASG with a spotPrice, not for a mixed instances policy.)
+      userData.addCommands('echo ECS_ENABLE_SPOT_INSTANCE_DRAINING=true >> /etc/ecs/ecs.config');
+    }
     const launchTemplate = new LaunchTemplate(this, 'LaunchTemplate', {
       instanceType: new InstanceType(props.instanceType),
       machineImage: EcsOptimizedImage.amazonLinux2(AmiHardwareType.GPU),
-      userData: UserData.forLinux(),
+      userData,
       role: instanceRole,
       securityGroup,
       associatePublicIpAddress: true,
-      requireImdsv2: true,
+      // IMDSv2 only, one hop: the trainer container (bridge network, a hop further) cannot
+      // take the instance role's credentials; it has its own task role.
+      httpTokens: LaunchTemplateHttpTokens.REQUIRED,
+      httpPutResponseHopLimit: 1,
       blockDevices: [
         {
           deviceName: '/dev/xvda',
@@ -139,7 +149,7 @@ export class TrainingCluster extends Construct {
       enableManagedDraining: true,
       targetCapacityPercent: 100,
     });
-    this.cluster.addAsgCapacityProvider(capacityProvider, { spotInstanceDraining: props.spot });
+    this.cluster.addAsgCapacityProvider(capacityProvider);
 
     this.taskDefinition = new Ec2TaskDefinition(this, 'Trainer');
     const root = projectRoot();

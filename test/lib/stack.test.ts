@@ -335,12 +335,17 @@ describe('MetricOptStack', () => {
         LaunchTemplateData: Match.objectLike({
           InstanceType: 'g5.xlarge',
           ImageId: { Ref: Match.stringLikeRegexp('amiamazonlinux2gpurecommendedimageid') },
-          MetadataOptions: { HttpTokens: 'required' },
+          MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 },
           BlockDeviceMappings: [
             { DeviceName: '/dev/xvda', Ebs: { Encrypted: true, VolumeSize: 100, VolumeType: 'gp3' } },
           ],
         }),
       });
+      const userData = (variant: VariantName) =>
+        JSON.stringify(synth.templates[variant].findResources('AWS::EC2::LaunchTemplate'));
+      expect(userData('iamOnDemandG5')).toContain('echo ECS_CLUSTER=');
+      expect(userData('iamOnDemandG5')).not.toContain('ECS_ENABLE_SPOT_INSTANCE_DRAINING');
+      expect(userData('iamSpotG4dn')).toContain('ECS_ENABLE_SPOT_INSTANCE_DRAINING=true');
       const parameters = JSON.stringify(t.toJSON().Parameters);
       expect(parameters).toContain('/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id');
       synth.templates.iamSpotG4dn.hasResourceProperties('AWS::EC2::LaunchTemplate', {
