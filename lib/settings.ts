@@ -42,10 +42,12 @@ const list = (name: string) =>
 const settingsObject = z.object({
   /** Default: api-key when valueApiKeyHashes is set, else iam. */
   valueApiAuth: z.enum(['iam', 'api-key'], { error: "valueApiAuth must be 'iam' or 'api-key'" }).optional(),
-  valueApiKeyHashes: list('valueApiKeyHashes').refine((hs) => hs.every((h) => API_KEY_HASH_PATTERN.test(h)), {
-    error:
-      'valueApiKeyHashes must be SHA-256 hex digests (64 hex characters each; `npx metricopt serve --hash-key KEY`)',
-  }),
+  valueApiKeyHashes: list('valueApiKeyHashes')
+    .transform((hs) => hs.map((h) => h.toLowerCase()))
+    .refine((hs) => hs.every((h) => API_KEY_HASH_PATTERN.test(h)), {
+      error:
+        'valueApiKeyHashes must be SHA-256 hex digests (64 hex characters each; `npx metricopt serve --hash-key KEY`)',
+    }),
   valueApiMemoryMb: int('valueApiMemoryMb', 128, 10240, 1024),
   valueApiProvisionedConcurrency: int('valueApiProvisionedConcurrency', 0, 1000, 0),
   evaluatorBatchSize: int('evaluatorBatchSize', 1, 10, 5),

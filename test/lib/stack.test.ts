@@ -581,6 +581,9 @@ describe('settings', () => {
   it('chooses API-key auth when only key hashes are given, and refuses hashes with IAM auth', () => {
     expect(parseSettings({ valueApiKeyHashes: KEY_HASH }, process.cwd()).valueApiAuth).toBe('api-key');
     expect(parseSettings({}, process.cwd()).valueApiAuth).toBe('iam');
+    expect(parseSettings({ valueApiKeyHashes: KEY_HASH.toUpperCase() }, process.cwd()).valueApiKeyHashes).toEqual([
+      KEY_HASH,
+    ]);
     expect(synthWith({ valueApiAuth: 'iam', valueApiKeyHashes: KEY_HASH })).toThrow(
       'valueApiKeyHashes is set but valueApiAuth is iam',
     );
