@@ -76,7 +76,9 @@ for (const workers of values.workers.split(',').map(Number)) {
   rows.push({ workers, stage, wall, rate: tasks / stage });
   console.error(`${workers} worker(s): stage ${stage.toFixed(1)} s, whole run ${wall.toFixed(1)} s`);
 }
-console.log(`A9A, ${tasks} tasks x 50 steps x 5 queries, chunks of ${chunkTasks}, wasm, ${cpus().length} cores, load average at the end ${loadavg()[0].toFixed(1)}\n`);
+console.log(
+  `A9A, ${tasks} tasks x 50 steps x 5 queries, chunks of ${chunkTasks}, wasm, ${cpus().length} cores, load average at the end ${loadavg()[0].toFixed(1)}\n`,
+);
 console.log('| workers | trajectory + query stage (s) | tasks / s | speed-up | whole run (s) |');
 console.log('| ------: | ---------------------------: | --------: | -------: | ------------: |');
 for (const r of rows) {

@@ -123,7 +123,7 @@ export function buildOpenApiDocument(auth: AuthMode = 'api-key'): Record<string,
       gradientRequestSchema,
       gradientResponseSchema,
     ),
-    '/v1/jobs/{id}': get('A training job\'s status', jobStatusSchema, [400, 404], [idParam]),
+    '/v1/jobs/{id}': get("A training job's status", jobStatusSchema, [400, 404], [idParam]),
     '/v1/value-functions/{id}/guide': {
       post: {
         summary: 'Guided-ES descent direction (MetricOpt Eq. 3-4)',
