@@ -23,6 +23,10 @@ healthy() { curl -fsS --max-time 2 "$1/_localstack/health" >/dev/null 2>&1; }
 
 install() {
   # The marker holds what was installed; a changed version or constraints file reinstalls.
+  # One install at a time (two test runs may start together); the loser finds it done.
+  mkdir -p "$(dirname "$VENV")"
+  exec 9>"$VENV.lock"
+  flock 9
   local want
   want="localstack-core[runtime]==$VERSION service-identity $(grep -v '^#' "$CONSTRAINTS" | tr '\n' ' ')"
   if [[ -f "$VENV/.installed" && "$(cat "$VENV/.installed")" == "$want" ]]; then return 0; fi
