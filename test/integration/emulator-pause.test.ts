@@ -80,7 +80,7 @@ describeOnLocalStack('a run of queued evaluations while LocalStack is paused', (
       const queries = randomQueries('job-pause', 200, 60, 9);
 
       // Three batches, as a trainer sends them; the pause starts early in the second.
-      const results = [];
+      const results: Awaited<ReturnType<typeof oracle.evaluate>> = [];
       let paused: Promise<void> | undefined;
       for (let b = 0; b < 3; b++) {
         if (b === 1) paused = pauseEmulator(pid as number, 300, PAUSE_MS);
