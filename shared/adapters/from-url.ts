@@ -16,6 +16,21 @@ import { LocalQueue, type LocalQueueOptions } from './queue.local.js';
  * The AWS SDK adapters are imported on first use, so the embedded path never loads the SDK, and
  * their clients are created once per process and shared.
  */
+export interface ObjectStoreOptions extends ConnectionOptions {
+  /** S3 endpoint override (LocalStack, MinIO). */
+  s3Endpoint?: string | undefined;
+  s3ForcePathStyle?: boolean | undefined;
+  region?: string | undefined;
+}
+
+export interface QueueOptions extends LocalQueueOptions, ConnectionOptions {
+  /** SQS: the dead-letter queue of the redrive policy (required for an SQS URL). */
+  deadLetterQueueUrl?: string | undefined;
+  /** SQS endpoint override (LocalStack). */
+  sqsEndpoint?: string | undefined;
+  region?: string | undefined;
+}
+
 /**
  * How an SDK client treats a hung connection: a connect or a silence longer than `timeoutMs`
  * fails the attempt, which the SDK retries (up to `maxAttempts` in all). Without a timeout a
@@ -35,21 +50,6 @@ function connectionConfig(options: ConnectionOptions) {
     requestHandler: { connectionTimeout: timeoutMs, socketTimeout: timeoutMs },
     ...(options.maxAttempts ? { maxAttempts: options.maxAttempts } : {}),
   };
-}
-
-export interface ObjectStoreOptions extends ConnectionOptions {
-  /** S3 endpoint override (LocalStack, MinIO). */
-  s3Endpoint?: string | undefined;
-  s3ForcePathStyle?: boolean | undefined;
-  region?: string | undefined;
-}
-
-export interface QueueOptions extends LocalQueueOptions, ConnectionOptions {
-  /** SQS: the dead-letter queue of the redrive policy (required for an SQS URL). */
-  deadLetterQueueUrl?: string | undefined;
-  /** SQS endpoint override (LocalStack). */
-  sqsEndpoint?: string | undefined;
-  region?: string | undefined;
 }
 
 export type LocationKind = 'folder' | 's3' | 'sqs';

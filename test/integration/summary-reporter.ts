@@ -17,7 +17,9 @@ export default class IntegrationSummaryReporter implements Reporter {
     const counts = { passed: 0, failed: 0, skipped: 0, pending: 0 };
     for (const m of modules) for (const t of m.children.allTests()) counts[t.result().state]++;
     const info = this.vitest?.getProjectByName('integration').getProvidedContext().localstack;
-    const where = info?.available ? `LocalStack ${info.version} at ${info.endpoint}` : `no emulator (${info?.reason})`;
+    const where = info?.available
+      ? `LocalStack ${info.version} at ${info.endpoint}`
+      : `no emulator, SKIPPED (${info?.reason})`;
     const executed = counts.passed + counts.failed;
     console.log(
       `\nintegration tests on ${where}: ${executed} executed in ${modules.length} files ` +
