@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { objectStoreEnv } from '../shared/schemas/env.js';
+import { objectStoreEnv, positiveInt } from '../shared/schemas/env.js';
 
 /**
  * The training container's configuration, parsed once at start-up from the environment.
@@ -8,6 +8,8 @@ import { objectStoreEnv } from '../shared/schemas/env.js';
  * - METRICOPT_JOB_ID: the id of a job already stored under METRICOPT_STORE (resume)
  * - METRICOPT_JOBS_QUEUE (+ METRICOPT_JOBS_DLQ for SQS): or run as a trainer worker on the jobs
  *   queue (the ECS trainer service): job, chunk and fit messages until SIGTERM or METRICOPT_IDLE_EXIT_S
+ * - METRICOPT_JOBS_VISIBILITY_S: how long a held job message stays hidden (default 1800; a chunk must
+ *   finish within it, or another worker computes it too, and only one of them commits it)
  * - METRICOPT_EVALUATION_QUEUE (+ METRICOPT_EVALUATION_DLQ for SQS): metric queries go through the
  *   evaluation queue (the evaluator functions answer them); absent, the job's evaluator runs in-process
  * - METRICOPT_BACKEND: auto (default: tensorflow, then webgpu, wasm, cpu, whichever loads first) or one of them
@@ -22,6 +24,8 @@ export const trainTaskEnvSchema = z
     METRICOPT_JOBS_DLQ: z.url({ error: 'METRICOPT_JOBS_DLQ must be a URL' }).optional(),
     METRICOPT_EVALUATION_QUEUE: z.string().min(1).optional(),
     METRICOPT_EVALUATION_DLQ: z.url({ error: 'METRICOPT_EVALUATION_DLQ must be a URL' }).optional(),
+    /** How long a job message the worker holds stays hidden from the others (a killed worker's comes back after it). */
+    METRICOPT_JOBS_VISIBILITY_S: positiveInt('METRICOPT_JOBS_VISIBILITY_S', 1800),
     METRICOPT_IDLE_EXIT_S: z.coerce
       .number({ error: 'METRICOPT_IDLE_EXIT_S must be a positive number' })
       .positive('METRICOPT_IDLE_EXIT_S must be a positive number')

@@ -133,6 +133,7 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
         workerId: process.env.HOSTNAME ?? `${process.pid}`,
         signal: stop.signal,
         idleExitMs: env.METRICOPT_IDLE_EXIT_S === undefined ? undefined : env.METRICOPT_IDLE_EXIT_S * 1000,
+        visibilityTimeoutMs: env.METRICOPT_JOBS_VISIBILITY_S * 1000,
         log: (event, fields) => log(event === 'failed' ? 'error' : 'info', event, fields),
       });
       log('info', 'worker-exit', { ...summary });

@@ -39,6 +39,7 @@ import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { projectRoot } from '../project-root.js';
+import { trainerEnvironment } from '../trainer-environment.js';
 import { type ArtifactStore, STORE_PREFIXES } from './artifact-store.js';
 import type { WorkQueue } from './work-queue.js';
 
@@ -169,14 +170,13 @@ export class TrainingCluster extends Construct {
         streamPrefix: 'trainer',
         logGroup: new LogGroup(this, 'TrainerLogs', { retention: props.logRetention }),
       }),
-      environment: {
-        METRICOPT_STORE: props.store.location,
-        METRICOPT_JOBS_QUEUE: props.jobs.queue.queueUrl,
-        METRICOPT_JOBS_DLQ: props.jobs.deadLetterQueue.queueUrl,
-        METRICOPT_EVALUATION_QUEUE: props.evaluation.queue.queueUrl,
-        METRICOPT_EVALUATION_DLQ: props.evaluation.deadLetterQueue.queueUrl,
-        METRICOPT_BACKEND: 'auto',
-      },
+      environment: trainerEnvironment({
+        store: props.store.location,
+        jobsQueueUrl: props.jobs.queue.queueUrl,
+        jobsDeadLetterQueueUrl: props.jobs.deadLetterQueue.queueUrl,
+        evaluationQueueUrl: props.evaluation.queue.queueUrl,
+        evaluationDeadLetterQueueUrl: props.evaluation.deadLetterQueue.queueUrl,
+      }),
     });
     // Job state, trajectories, evaluation inputs and status under jobs/ (old states are deleted);
     // new checkpoint versions under value-functions/ (read to number the next version).

@@ -1,4 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
+import { buildTrainImage, docker, dockerUnavailable } from '../helpers/docker.js';
 import { chmodSync, mkdirSync, readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -15,22 +16,10 @@ import { smallA9a, tinyJob } from './fixtures.js';
  * started again, and the result compared with an uninterrupted run's. The engine and the base
  * image come from scripts/setup-docker.sh; under CI=true a missing engine fails the test.
  */
-const root = join(import.meta.dirname, '../..');
 const IMAGE = 'metricopt-train:cpu';
 const JOB = 'container-job';
 
-function setUpDocker(): string | undefined {
-  const r = spawnSync('bash', [join(root, 'scripts/setup-docker.sh')], { encoding: 'utf8' });
-  process.stdout.write(r.stdout);
-  if (r.status === 0) return undefined;
-  return `scripts/setup-docker.sh failed: ${(r.stderr || r.stdout).trim().split('\n').slice(-3).join(' | ')}`;
-}
-
-const unavailable = setUpDocker();
-if (unavailable && process.env.CI === 'true') throw new Error(`container test under CI=true: ${unavailable}`);
-if (unavailable) console.warn(`SKIPPED the training container test: ${unavailable}`);
-
-const docker = (...args: string[]) => execFileSync('docker', args, { encoding: 'utf8' }).trim();
+const unavailable = dockerUnavailable('the training container test');
 
 function stateSeq(store: string): number {
   try {
@@ -53,7 +42,7 @@ describe.skipIf(unavailable !== undefined)('the training container (docker, CPU 
   let jobFile: string;
   beforeAll(async () => {
     ensureBuiltCli();
-    execFileSync('bash', [join(root, 'scripts/build-train-image.sh'), IMAGE], { stdio: 'inherit' });
+    buildTrainImage(IMAGE);
     const small = await smallA9a(400);
     dir = small.dir;
     // The image runs as uid 1000: the mounted folder must be writable by it.
