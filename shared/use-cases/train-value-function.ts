@@ -306,7 +306,7 @@ export async function runTrainingPipeline(
  * Saves the checkpoint as the next version, unless (a resumed job) a version with the same
  * content was already saved by the run that was interrupted before it could record it.
  */
-async function saveOnce(
+export async function saveOnce(
   store: ObjectStore,
   content: Omit<ValueFunctionCheckpoint, 'version'>,
   lookFirst: boolean,
