@@ -223,3 +223,36 @@ export const jobStatusSchema = z
   })
   .strict();
 export type JobStatus = z.infer<typeof jobStatusSchema>;
+
+/**
+ * A fit job (bring your own model, issue 12): a value function fitted to observations that a
+ * remote training loop recorded (shared/schemas/observations.ts), stored as JSON-lines batches
+ * under `observations.prefix` (default `jobs/<id>/observations/`). No data set, no pre-training,
+ * no metric queries: the metric values come with the observations. Its status document is the
+ * same `jobs/<id>/status.json` (jobStatusSchema); the runner is `runFitJob`
+ * (shared/use-cases/fit-observations.ts). A worker tells the two kinds apart by `format`.
+ */
+export const fitJobSpecSchema = z
+  .object({
+    format: z.literal('metricopt.fit-job'),
+    schemaVersion: z.literal(1),
+    id: jobIdSchema,
+    observations: z
+      .object({ prefix: z.string().min(1).optional() })
+      .strict()
+      .default({}),
+    metric: z
+      .object({
+        name: z.string().min(1).max(64).default('metric'),
+        direction: z.enum(['minimize', 'maximize']),
+      })
+      .strict(),
+    recipe: z.enum(['paper', 'tuned']).default('tuned'),
+    seed: int(0).default(1),
+    /** Value-function training settings over the recipe's (trajectory settings do not apply). */
+    overrides: z.object({ metaTrain: trainingOverridesSchema.shape.metaTrain }).strict().partial().default({}),
+    output: z.object({ valueFunctionId: checkpointIdSchema }).strict(),
+  })
+  .strict();
+export type FitJobSpecInput = z.input<typeof fitJobSpecSchema>;
+export type FitJobSpec = z.output<typeof fitJobSpecSchema>;
