@@ -12,8 +12,11 @@ import {
 } from '../../shared/use-cases/fit-observations.js';
 import {
   addObservationBatch,
+  loadObservationSet,
   ObservationError,
   parseObservationText,
+  trajectoriesOf,
+  withBatch,
 } from '../../shared/use-cases/observation-batches.js';
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
@@ -144,6 +147,9 @@ export async function runFit(o: FitOptions, signal: AbortSignal, write: (text: s
     // The whole file is checked before anything is written: a bad line leaves the store unchanged.
     const parsed = parseObservationText(await readFile(file, 'utf8'), file);
     if (!parsed.ok) throw parsed.error;
+    const stored = await loadObservationSet(store, observationsPrefix(spec));
+    const fitable = trajectoriesOf(withBatch(stored, parsed.value), file);
+    if (!fitable.ok) throw fitable.error;
     const created = await createFitJob(store, spec);
     if (!created.ok) throw created.error;
     const added = await addObservationBatch(store, observationsPrefix(spec), parsed.value, file);

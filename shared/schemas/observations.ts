@@ -31,8 +31,11 @@ export const observationLineSchema = z
       .min(1, 'trajectory must be a non-empty string')
       .max(MAX_TRAJECTORY_NAME, `trajectory names have at most ${MAX_TRAJECTORY_NAME} characters`),
     step: z.number().int('step must be an integer').min(0, 'step must be >= 0').max(MAX_STEP),
-    phi: z.array(z.number()).min(1, 'phi must have at least one entry').max(MAX_PHI_D),
-    metric: z.number().optional(),
+    phi: z
+      .array(z.number({ error: 'phi entries must be finite numbers' }))
+      .min(1, 'phi must have at least one entry')
+      .max(MAX_PHI_D, `phi has at most ${MAX_PHI_D} entries`),
+    metric: z.number({ error: 'metric must be a finite number' }).optional(),
     predictions: predictionsRefSchema.optional(),
   })
   .strict()

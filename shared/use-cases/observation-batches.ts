@@ -310,6 +310,13 @@ export async function addObservationBatch(
   });
 }
 
+/** The set with a batch added in memory (first come first kept, as the store keeps them); nothing is written. */
+export function withBatch(set: ObservationSet, batch: readonly StoredObservation[]): ObservationSet {
+  const byKey = new Map(set.byKey);
+  for (const o of batch) if (!byKey.has(keyOf(o))) byKey.set(keyOf(o), o);
+  return { d: set.d ?? batch[0]?.phi.length, byKey, batches: set.batches + 1 };
+}
+
 /** One trajectory's observations, ordered by step. */
 export interface RecordedTrajectory {
   name: string;
