@@ -8,8 +8,8 @@ import {
   loadFitJobSpec,
   observationsPrefix,
   parseFitJobSpec,
-  runFitJob,
-} from '../../shared/use-cases/fit-observations.js';
+} from '../../shared/use-cases/fit-job-spec.js';
+import { runFitJob } from '../../shared/use-cases/fit-observations.js';
 import {
   addObservationBatch,
   loadObservationSet,

@@ -7,6 +7,7 @@ import { LIBRARY_VERSION } from '../../shared/version.js';
 import type { Authenticate } from './auth.js';
 import { parseJson, readBody } from './body.js';
 import { ApiError, ApiErrorCode, errorResponse, statusOf } from './errors.js';
+import { FIT_ROUTES, type FitRoutesOptions, mountFitRoutes } from './fit-routes.js';
 import { header } from './header.js';
 import { type AuthMode, buildOpenApiDocument } from './openapi.js';
 import {
@@ -35,6 +36,8 @@ export interface ValueApiOptions {
    * The Node server sets it when auth is off (see localHostCheck).
    */
   hostAllowed?: (host: string | undefined) => boolean;
+  /** The fit-job routes (bring your own model, fit-routes.ts); absent, they are not mounted. */
+  fit?: FitRoutesOptions;
 }
 
 /** The routes and their methods, for 405 answers (with Allow) to the other methods. */
@@ -44,6 +47,7 @@ const ROUTES: readonly [RegExp, string][] = [
   [/^\/v1\/value-functions$/, 'GET'],
   [/^\/v1\/value-functions\/[^/]+$/, 'GET'],
   [/^\/v1\/value-functions\/[^/]+\/(predict|gradient|guide)$/, 'POST'],
+  ...FIT_ROUTES,
 ];
 
 /**
@@ -133,6 +137,8 @@ export function createValueApi(options: ValueApiOptions): Hono {
     const r = unwrap(await service.guide(c.req.param('id'), versionOf(c), request));
     return new Response(guideAnswer(r), { headers: jsonHeaders() });
   });
+
+  if (options.fit) mountFitRoutes(app, { ...options.fit, authorize, maxBodyBytes });
 
   app.notFound((c) => {
     const path = c.req.path;

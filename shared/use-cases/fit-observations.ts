@@ -1,19 +1,19 @@
 import { getText, type ObjectStore } from '../ports/object-store.port.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
-import { type FitJobSpec, fitJobSpecSchema, type JobSpec, type JobStatus, jobStatusSchema } from '../schemas/job.js';
-import { err, ok, type Result } from '../util/result.js';
-import { JobError } from './job-errors.js';
+import { type FitJobSpec, type JobSpec, type JobStatus, jobStatusSchema } from '../schemas/job.js';
+import { ok, type Result } from '../util/result.js';
+import { createFitJob, fitJobKeys, observationsPrefix, readFitJobStatus } from './fit-job-spec.js';
+import type { JobError } from './job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
 import { type FitTrajectory, fitTrajectories, type MetaTrainConfig } from './meta-train.js';
 import {
   loadObservationSet,
   type ObservationError,
-  observationPrefixOf,
   type RecordedTrajectory,
   trajectoriesOf,
 } from './observation-batches.js';
-import { jobKeys, readJobStatus, saveOnce, type TrainJobOutcome } from './train-value-function.js';
+import { saveOnce, type TrainJobOutcome } from './train-value-function.js';
 import { listCheckpointVersions, loadCheckpoint } from './value-function-store.js';
 
 /**
@@ -36,8 +36,6 @@ export interface FitJobDeps {
   now?: () => Date;
 }
 
-const canonical = (spec: FitJobSpec) => JSON.stringify(fitJobSpecSchema.parse(spec));
-
 /** The value-function settings of a fit job: its recipe at its seed, then its metaTrain overrides. */
 export function resolveFitConfig(spec: FitJobSpec): Result<MetaTrainConfig, JobError> {
   const asTrainJob: JobSpec = {
@@ -56,57 +54,6 @@ export function resolveFitConfig(spec: FitJobSpec): Result<MetaTrainConfig, JobE
   if (!resolved.ok) return resolved;
   return ok({ ...resolved.value.metaTrain, checkpointId: spec.output.valueFunctionId, jobId: spec.id });
 }
-
-/** Parses a fit job spec; the message names the first offending field. */
-export function parseFitJobSpec(json: unknown, source = 'fit job'): Result<FitJobSpec, JobError> {
-  const parsed = fitJobSpecSchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const path = issue?.path.length ? issue.path.join('.') : '(root)';
-    return err(new JobError('JOB_SPEC_INVALID', `${source}: ${path}: ${issue?.message ?? 'invalid'}`));
-  }
-  const cfg = resolveFitConfig(parsed.data);
-  if (!cfg.ok) return err(new JobError('JOB_SPEC_INVALID', `${source}: ${cfg.error.message}`));
-  return ok(parsed.data);
-}
-
-/** The fit job stored under an id. */
-export async function loadFitJobSpec(store: ObjectStore, id: string): Promise<Result<FitJobSpec, JobError>> {
-  const text = await getText(store, jobKeys(id).spec);
-  if (text === undefined) return err(new JobError('JOB_NOT_FOUND', `no job '${id}' in ${store.location}`));
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    return err(new JobError('JOB_STATE_INVALID', `job '${id}': stored job.json is not JSON`));
-  }
-  if ((json as { format?: unknown } | null)?.format !== 'metricopt.fit-job') {
-    return err(new JobError('JOB_SPEC_MISMATCH', `job '${id}' in ${store.location} is not a fit job`));
-  }
-  const parsed = fitJobSpecSchema.safeParse(json);
-  if (!parsed.success) return err(new JobError('JOB_STATE_INVALID', `job '${id}': stored job.json is invalid`));
-  return ok(parsed.data);
-}
-
-/** Stores a fit job's spec (once); the same spec again is fine, another one under the id is JOB_SPEC_MISMATCH. */
-export async function createFitJob(store: ObjectStore, spec: FitJobSpec): Promise<Result<FitJobSpec, JobError>> {
-  if (await store.putIfAbsent(jobKeys(spec.id).spec, `${canonical(spec)}\n`)) return ok(spec);
-  const stored = await loadFitJobSpec(store, spec.id);
-  if (!stored.ok) return stored;
-  if (canonical(stored.value) !== canonical(spec)) {
-    return err(
-      new JobError(
-        'JOB_SPEC_MISMATCH',
-        `job '${spec.id}' in ${store.location} was created with a different spec; use another id`,
-      ),
-    );
-  }
-  return ok(stored.value);
-}
-
-/** Where a fit job's observation batches live. */
-export const observationsPrefix = (spec: FitJobSpec): string =>
-  spec.observations.prefix ?? observationPrefixOf(spec.id);
 
 /** The recorded trajectories as the fit takes them: metric normalised to lower-is-better. */
 export function fitTrajectoriesOf(
@@ -135,12 +82,12 @@ export async function runFitJob(
   const cfg = resolveFitConfig(spec);
   if (!cfg.ok) return cfg;
   const { store } = deps;
-  const keys = jobKeys(spec.id);
+  const keys = fitJobKeys(spec.id);
   const now = deps.now ?? (() => new Date());
   const created = await createFitJob(store, spec);
   if (!created.ok) return created;
 
-  const previous = await readJobStatus(store, spec.id);
+  const previous = await readFitJobStatus(store, spec.id);
   const startedAt = previous.ok ? previous.value.startedAt : now().toISOString();
   let status: JobStatus = {
     format: 'metricopt.job-status',
