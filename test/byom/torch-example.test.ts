@@ -69,7 +69,7 @@ describe('the PyTorch bring-your-own-model example', () => {
         ...['--url', server.url, '--seeds', '1', '--rows', '4000', '--test-rows', '3000'],
         ...['--trajectories', '16', '--steps', '12', '--queries', '4', '--pretrain-steps', '80'],
       ],
-      { timeout: 240_000 },
+      { timeout: 280_000 },
     );
     const out = JSON.parse(stdout.trim().split('\n').at(-1) as string) as {
       runs: {
@@ -88,5 +88,5 @@ describe('the PyTorch bring-your-own-model example', () => {
     }
     // One seed gives no interval: the example says so instead of a verdict.
     expect(out.guidedMinusLossOnly.verdict).toBe('no-interval');
-  });
+  }, 300_000);
 });
