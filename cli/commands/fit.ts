@@ -59,6 +59,11 @@ const positive = (v: string) => {
   if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number > 0');
   return n;
 };
+const nonNegative = (v: string) => {
+  const n = Number(v);
+  if (!(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number >= 0');
+  return n;
+};
 const bool = (v: string) => {
   if (['true', '1', 'yes', 'on'].includes(v.toLowerCase())) return true;
   if (['false', '0', 'no', 'off'].includes(v.toLowerCase())) return false;
@@ -96,8 +101,8 @@ export function registerFit(program: Command): void {
     .option('--ensemble <n>', 'value-function ensemble members', int(1))
     .option('--epochs <n>', 'offline training epochs', int(1))
     .option('--vf-train-lr <lr>', 'training step size (Adam offline / inner SGD online)', positive)
-    .option('--gamma <g>', 'weight of the regression term in Eq. 2', positive)
-    .option('--oe-weight <w>', 'weight of the ordinal-embedding term in Eq. 2', (v) => (v === '0' ? 0 : positive(v)))
+    .option('--gamma <g>', 'weight of the regression term in Eq. 2', nonNegative)
+    .option('--oe-weight <w>', 'weight of the ordinal-embedding term in Eq. 2', nonNegative)
     .option('--held-out-fraction <f>', 'fraction of trajectories held out for the health figures', positive)
     .option('--train-stride <n>', 'train on every n-th recorded step', int(1))
     .addOption(
