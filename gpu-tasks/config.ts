@@ -6,6 +6,10 @@ import { objectStoreEnv } from '../shared/schemas/env.js';
  * - METRICOPT_STORE: the object store (s3://bucket/prefix or a folder) for job state and checkpoints (required)
  * - METRICOPT_JOB: the job spec's location: a path, file:// URL or s3://bucket/key; or
  * - METRICOPT_JOB_ID: the id of a job already stored under METRICOPT_STORE (resume)
+ * - METRICOPT_JOBS_QUEUE (+ METRICOPT_JOBS_DLQ for SQS): or run as a trainer worker on the jobs
+ *   queue (the ECS trainer service): job, chunk and fit messages until SIGTERM or METRICOPT_IDLE_EXIT_S
+ * - METRICOPT_EVALUATION_QUEUE (+ METRICOPT_EVALUATION_DLQ for SQS): metric queries go through the
+ *   evaluation queue (the evaluator functions answer them); absent, the job's evaluator runs in-process
  * - METRICOPT_BACKEND: auto (default: tensorflow, then webgpu, wasm, cpu, whichever loads first) or one of them
  * - METRICOPT_S3_ENDPOINT, METRICOPT_S3_FORCE_PATH_STYLE (LocalStack, MinIO)
  */
@@ -14,6 +18,14 @@ export const trainTaskEnvSchema = z
     METRICOPT_STORE: z.string({ error: 'METRICOPT_STORE is required' }).min(1, 'METRICOPT_STORE is required'),
     METRICOPT_JOB: z.string().min(1).optional(),
     METRICOPT_JOB_ID: z.string().min(1).optional(),
+    METRICOPT_JOBS_QUEUE: z.string().min(1).optional(),
+    METRICOPT_JOBS_DLQ: z.url({ error: 'METRICOPT_JOBS_DLQ must be a URL' }).optional(),
+    METRICOPT_EVALUATION_QUEUE: z.string().min(1).optional(),
+    METRICOPT_EVALUATION_DLQ: z.url({ error: 'METRICOPT_EVALUATION_DLQ must be a URL' }).optional(),
+    METRICOPT_IDLE_EXIT_S: z.coerce
+      .number({ error: 'METRICOPT_IDLE_EXIT_S must be a positive number' })
+      .positive('METRICOPT_IDLE_EXIT_S must be a positive number')
+      .optional(),
     METRICOPT_BACKEND: z
       .enum(['auto', 'tensorflow', 'webgpu', 'wasm', 'cpu'], {
         error: 'METRICOPT_BACKEND must be one of auto, tensorflow, webgpu, wasm, cpu',
@@ -21,9 +33,13 @@ export const trainTaskEnvSchema = z
       .default('auto'),
     ...objectStoreEnv,
   })
-  .refine((e) => e.METRICOPT_JOB !== undefined || e.METRICOPT_JOB_ID !== undefined, {
-    message: 'METRICOPT_JOB (the job spec location) or METRICOPT_JOB_ID (a stored job) is required',
-  });
+  .refine(
+    (e) => e.METRICOPT_JOB !== undefined || e.METRICOPT_JOB_ID !== undefined || e.METRICOPT_JOBS_QUEUE !== undefined,
+    {
+      message:
+        'METRICOPT_JOB (the job spec location), METRICOPT_JOB_ID (a stored job) or METRICOPT_JOBS_QUEUE (run as a trainer worker) is required',
+    },
+  );
 export type TrainTaskEnv = z.infer<typeof trainTaskEnvSchema>;
 
 /** Parses the environment or throws one line naming the first problem. */

@@ -1,14 +1,18 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { selectBackend } from '../shared/adapters/compute-backend.js';
-import { openObjectStore } from '../shared/adapters/from-url.js';
+import { openObjectStore, openQueue } from '../shared/adapters/from-url.js';
 import { loadJobInputs } from '../shared/adapters/job-inputs.js';
 import { InProcessMetricOracle } from '../shared/adapters/metric-oracle.in-process.js';
+import { QueuedMetricOracle } from '../shared/adapters/metric-oracle.queued.js';
+import type { Evaluator } from '../shared/metrics/evaluator.js';
+import type { MetricOracle } from '../shared/ports/metric-oracle.port.js';
 import type { ObjectStore } from '../shared/ports/object-store.port.js';
 import type { ProgressReporter } from '../shared/ports/progress.port.js';
 import type { JobSpec } from '../shared/schemas/job.js';
 import { parseJobSpecText } from '../shared/use-cases/job-spec.js';
 import { loadJobSpec, trainValueFunction } from '../shared/use-cases/train-value-function.js';
+import { runTrainerWorker } from '../shared/use-cases/trainer-worker.js';
 import { BACKEND_ORDER, parseTrainTaskEnv, type TrainTaskEnv } from './config.js';
 
 /**
@@ -106,6 +110,34 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
   try {
     const env = parseTrainTaskEnv(processEnv);
     const store = await openObjectStore(env.METRICOPT_STORE, storeOptions(env));
+    const oracleFor = async (evaluator: Evaluator): Promise<MetricOracle> => {
+      if (env.METRICOPT_EVALUATION_QUEUE === undefined) return new InProcessMetricOracle(evaluator);
+      const queue = await openQueue(env.METRICOPT_EVALUATION_QUEUE, {
+        deadLetterQueueUrl: env.METRICOPT_EVALUATION_DLQ,
+      });
+      return new QueuedMetricOracle({ queue, store, metric: { name: evaluator.name, direction: evaluator.direction } });
+    };
+    if (env.METRICOPT_JOB === undefined && env.METRICOPT_JOB_ID === undefined && env.METRICOPT_JOBS_QUEUE) {
+      const backend = await chooseBackend(env.METRICOPT_BACKEND);
+      const queue = await openQueue(env.METRICOPT_JOBS_QUEUE, { deadLetterQueueUrl: env.METRICOPT_JOBS_DLQ });
+      log('info', 'worker', { store: store.location, queue: queue.location });
+      const summary = await runTrainerWorker({
+        store,
+        queue,
+        async load(spec) {
+          const inputs = await loadJobInputs(spec, storeOptions(env));
+          return { ...inputs, oracle: await oracleFor(inputs.evaluator) };
+        },
+        backend,
+        progress: jsonProgress(),
+        workerId: process.env.HOSTNAME ?? `${process.pid}`,
+        signal: stop.signal,
+        idleExitMs: env.METRICOPT_IDLE_EXIT_S === undefined ? undefined : env.METRICOPT_IDLE_EXIT_S * 1000,
+        log: (event, fields) => log(event === 'failed' ? 'error' : 'info', event, fields),
+      });
+      log('info', 'worker-exit', { ...summary });
+      return 0;
+    }
     const spec = await readJob(env, store);
     log('info', 'job', { jobId: spec.id, store: store.location, output: spec.output.valueFunctionId });
     const backend = await chooseBackend(env.METRICOPT_BACKEND);
@@ -113,7 +145,7 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
     const result = await trainValueFunction(spec, {
       store,
       ...inputs,
-      oracle: new InProcessMetricOracle(inputs.evaluator),
+      oracle: await oracleFor(inputs.evaluator),
       progress: jsonProgress(),
       backend,
       signal: stop.signal,

@@ -1,16 +1,21 @@
-import { App } from 'aws-cdk-lib';
+import { App, Validations } from 'aws-cdk-lib';
+import { AwsSolutionsChecks } from 'cdk-nag';
 import { MetricOptStack } from './metricopt-stack.js';
+import { SettingsError, settingsFromContext } from './settings.js';
 
 /**
- * `cdk deploy` (IAM on the value API's function URL), or with API keys:
- * `cdk deploy -c valueApiKeyHashes=<sha256 hex>[,<sha256 hex>...]`.
+ * `npx cdk deploy`; settings come from cdk.json's context and `-c name=value` (lib/settings.ts),
+ * e.g. `npx cdk deploy -c valueApiAuth=api-key -c valueApiKeyHashes=<sha256 hex>`.
+ * cdk-nag's AwsSolutions pack checks the app at every synth.
  */
 const app = new App();
-const keyHashes = app.node.tryGetContext('valueApiKeyHashes') as string | undefined;
-new MetricOptStack(app, 'MetricOpt', {
-  valueApiAuth:
-    keyHashes === undefined
-      ? { mode: 'iam' }
-      : { mode: 'api-key', keyHashes: keyHashes.split(',').map((h) => h.trim().toLowerCase()) },
-});
+try {
+  new MetricOptStack(app, 'MetricOpt', { settings: settingsFromContext((key) => app.node.tryGetContext(key)) });
+} catch (error) {
+  // A bad setting is the operator's mistake: one line, no stack trace.
+  if (!(error instanceof SettingsError)) throw error;
+  console.error(error.message);
+  process.exit(1);
+}
+Validations.of(app).addPlugins(new AwsSolutionsChecks(app, { verbose: true }));
 app.synth();

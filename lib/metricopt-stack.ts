@@ -1,25 +1,100 @@
-import { CfnOutput, Stack, type StackProps } from 'aws-cdk-lib';
+import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
 import type { Construct } from 'constructs';
 import { ArtifactStore } from './constructs/artifact-store.js';
-import { ValueApi, type ValueApiAuth } from './constructs/value-api.js';
+import { EvaluatorFunction, evaluatorFunctionTimeout } from './constructs/evaluator-function.js';
+import { TrainingCluster } from './constructs/training-cluster.js';
+import { ValueApi } from './constructs/value-api.js';
+import { WorkQueue } from './constructs/work-queue.js';
+import { projectRoot } from './project-root.js';
+import { parseSettings, type Settings, type SettingsInput } from './settings.js';
 
 export interface MetricOptStackProps extends StackProps {
-  /** How callers of the value API authenticate; default IAM on the function URL. */
-  valueApiAuth?: ValueApiAuth;
+  /** The deployment's settings (lib/settings.ts); every one has a default. */
+  settings?: SettingsInput;
 }
 
-/** Composes the constructs of the MetricOpt service and wires their grants. */
+/**
+ * The MetricOpt service: the artifact bucket, the evaluation queue and its evaluator function,
+ * the value API, the jobs queue and the GPU training cluster. The stack composes the constructs
+ * and wires what each may reach; the constructs carry their own secure defaults.
+ */
 export class MetricOptStack extends Stack {
-  readonly artifacts: ArtifactStore;
+  readonly settings: Settings;
+  readonly store: ArtifactStore;
+  readonly evaluation: WorkQueue;
+  readonly jobs: WorkQueue;
+  readonly evaluator: EvaluatorFunction;
   readonly valueApi: ValueApi;
+  readonly training: TrainingCluster;
 
   constructor(scope: Construct, id: string, props: MetricOptStackProps = {}) {
     super(scope, id, props);
-    this.artifacts = new ArtifactStore(this, 'Artifacts');
-    new CfnOutput(this, 'ArtifactBucket', { value: this.artifacts.bucket.bucketName });
-    this.valueApi = new ValueApi(this, 'ValueApi', {
-      bucket: this.artifacts.bucket,
-      auth: props.valueApiAuth ?? { mode: 'iam' },
+    const s = parseSettings(props.settings ?? {}, projectRoot());
+    this.settings = s;
+    this.store = new ArtifactStore(this, 'Artifacts', {
+      jobDataExpirationDays: s.jobDataExpirationDays,
+      checkpointNoncurrentDays: s.checkpointNoncurrentDays,
     });
+
+    const evaluatorTimeout = Duration.seconds(s.evaluatorTimeoutSeconds);
+    this.evaluation = new WorkQueue(this, 'EvaluationQueue', {
+      purpose: 'evaluation',
+      // AWS's advice for a Lambda event source: six times the function's timeout.
+      visibilityTimeout: Duration.seconds(6 * evaluatorFunctionTimeout(evaluatorTimeout).toSeconds()),
+      maxReceiveCount: s.maxReceiveCount,
+      alarmTopicArn: s.alarmTopicArn,
+    });
+    this.jobs = new WorkQueue(this, 'JobsQueue', {
+      purpose: 'training jobs',
+      // The trainer extends the visibility of the message it works on; this is the first lease.
+      visibilityTimeout: Duration.minutes(15),
+      maxReceiveCount: s.maxReceiveCount,
+      alarmTopicArn: s.alarmTopicArn,
+    });
+
+    this.evaluator = new EvaluatorFunction(this, 'Evaluator', {
+      store: this.store,
+      evaluation: this.evaluation,
+      maxReceiveCount: s.maxReceiveCount,
+      batchSize: s.evaluatorBatchSize,
+      reservedConcurrency: s.evaluatorReservedConcurrency,
+      memorySize: s.evaluatorMemoryMb,
+      evaluatorTimeout,
+      modules: s.evaluatorModules,
+      webhooks: s.webhooks,
+      webhookSecretArn: s.webhookSecretArn,
+      logRetention: s.logRetentionDays,
+    });
+
+    this.valueApi = new ValueApi(this, 'ValueApi', {
+      store: this.store,
+      jobs: this.jobs,
+      auth: s.valueApiAuth === 'iam' ? { mode: 'iam' } : { mode: 'api-key', keyHashes: s.valueApiKeyHashes },
+      memorySize: s.valueApiMemoryMb,
+      provisionedConcurrency: s.valueApiProvisionedConcurrency,
+      logRetention: s.logRetentionDays,
+    });
+
+    this.training = new TrainingCluster(this, 'Training', {
+      store: this.store,
+      jobs: this.jobs,
+      evaluation: this.evaluation,
+      instanceType: s.gpuInstanceType,
+      minInstances: s.trainerMinInstances,
+      maxInstances: s.trainerMaxInstances,
+      spot: s.trainerSpot,
+      taskCpu: s.trainerCpu,
+      taskMemoryMiB: s.trainerMemoryMiB,
+      volumeGiB: s.trainerVolumeGiB,
+      logRetention: s.logRetentionDays,
+    });
+
+    new CfnOutput(this, 'ArtifactBucket', { value: this.store.bucket.bucketName });
+    new CfnOutput(this, 'EvaluationQueueUrl', { value: this.evaluation.queue.queueUrl });
+    new CfnOutput(this, 'EvaluationDeadLetterQueueUrl', { value: this.evaluation.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'JobsQueueUrl', { value: this.jobs.queue.queueUrl });
+    new CfnOutput(this, 'JobsDeadLetterQueueUrl', { value: this.jobs.deadLetterQueue.queueUrl });
+    new CfnOutput(this, 'TrainingClusterArn', { value: this.training.cluster.clusterArn });
+    new CfnOutput(this, 'TrainerTaskDefinitionArn', { value: this.training.taskDefinition.taskDefinitionArn });
   }
 }

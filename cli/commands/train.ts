@@ -1,13 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import type { Command } from 'commander';
-import { openObjectStore } from '../../shared/adapters/from-url.js';
+import { spawn } from 'node:child_process';
+import { type Command, InvalidArgumentError } from 'commander';
+import { openObjectStore, openQueue } from '../../shared/adapters/from-url.js';
 import { localDatasetSource } from '../../shared/adapters/job-inputs.js';
 import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { JobSpec } from '../../shared/schemas/job.js';
 import { overridesOf, parseJobSpec, parseJobSpecText } from '../../shared/use-cases/job-spec.js';
-import { loadJobSpec, trainValueFunction } from '../../shared/use-cases/train-value-function.js';
+import { loadJobSpec, readJobStatus, trainValueFunction } from '../../shared/use-cases/train-value-function.js';
+import { runTrainerWorker, submitJob } from '../../shared/use-cases/trainer-worker.js';
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { stderrProgress } from '../progress.js';
@@ -28,6 +30,13 @@ export function registerTrain(program: Command): void {
     .option('--id <id>', 'checkpoint id (default: <dataset>-<metric>-<recipe>)')
     .option('--job <file>', 'a job spec (JSON, shared/schemas/job.ts); the run options above are then ignored')
     .option('--job-id <id>', "the job's id: resumes the job stored under it, or names a new one")
+    .option(
+      '--queue <dir|sqs-url>',
+      'the jobs queue: the job is submitted to it and run by trainer workers (a fan-out job is split into chunk tasks)',
+    )
+    .option('--workers <n>', 'local trainer worker processes started for a --queue job', positiveInt, 1)
+    .option('--worker', 'run as a trainer worker on --queue until stopped (what the ECS trainer task runs)')
+    .option('--idle-exit <seconds>', 'a --worker exits after this long without a message', positiveInt)
     .action(async (o: RunOptions) => {
       // SIGTERM (ECS before a spot reclaim, docker stop): a final checkpoint, then exit 0.
       const stop = new AbortController();
@@ -38,7 +47,9 @@ export function registerTrain(program: Command): void {
       process.once('SIGTERM', onSignal);
       process.once('SIGINT', onSignal);
       try {
-        await runTrain(o, stop.signal);
+        if (o.worker) await runWorker(o, stop.signal);
+        else if (o.queue !== undefined) await runQueued(o, stop.signal);
+        else await runTrain(o, stop.signal);
       } finally {
         process.off('SIGTERM', onSignal);
         process.off('SIGINT', onSignal);
@@ -150,4 +161,107 @@ async function runOptionsOf(spec: JobSpec, o: RunOptions): Promise<RunOptions> {
     ...('builtin' in spec.metric ? { metric: spec.metric.builtin } : { evaluator: spec.metric.module }),
     backend: o.backend,
   };
+}
+
+function positiveInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError('expected a positive integer');
+  return n;
+}
+
+async function jobsQueue(o: RunOptions) {
+  return openQueue(o.queue as string, { deadLetterQueueUrl: process.env.METRICOPT_JOBS_DLQ });
+}
+
+/** `--worker`: one trainer worker on the jobs queue, until SIGTERM (or --idle-exit). */
+async function runWorker(o: RunOptions, signal: AbortSignal): Promise<void> {
+  if (o.queue === undefined) throw new CliError('USAGE', '--worker needs --queue (the jobs queue)');
+  const store = await openObjectStore(o.store as string, storeOptionsFromEnv());
+  const queue = await jobsQueue(o);
+  let backend = '';
+  const summary = await runTrainerWorker({
+    store,
+    queue,
+    async load(spec) {
+      const inputs = await prepareRun(await runOptionsOf(spec, o));
+      backend = inputs.backend;
+      return { ...inputs, oracle: new InProcessMetricOracle(inputs.evaluator) };
+    },
+    get backend() {
+      return backend;
+    },
+    progress: { start() {}, tick() {}, end() {} },
+    workerId: `${process.pid}`,
+    signal,
+    idleExitMs: o.idleExit === undefined ? undefined : (o.idleExit as number) * 1000,
+    log: (event, fields) => process.stdout.write(`${JSON.stringify({ event, worker: process.pid, ...fields })}\n`),
+  });
+  process.stdout.write(`${JSON.stringify({ event: 'worker-exit', worker: process.pid, ...summary })}\n`);
+}
+
+/** `--queue`: submit the job, start --workers local workers, follow the job's status until it is done. */
+async function runQueued(o: RunOptions, signal: AbortSignal): Promise<void> {
+  const store = await openObjectStore(o.store as string, storeOptionsFromEnv());
+  const { spec } = await jobFromOptions(o, store);
+  const submitted = await submitJob(spec, { store, queue: await jobsQueue(o) });
+  if (!submitted.ok) throw submitted.error;
+  const args = [
+    process.argv[1] as string,
+    'train',
+    '--worker',
+    '--store',
+    o.store as string,
+    '--queue',
+    o.queue as string,
+  ];
+  if (o.backend) args.push('--backend', o.backend as string);
+  const workers = Array.from({ length: o.workers as number }, () =>
+    spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] }),
+  );
+  const exited = workers.map((w) => new Promise<number | null>((r) => w.on('exit', (code) => r(code))));
+  let running = workers.length;
+  for (const e of exited) void e.then(() => running--);
+  const progress = stderrProgress();
+  let started = false;
+  let shown = -1;
+  try {
+    for (;;) {
+      const status = await readJobStatus(store, spec.id);
+      if (status.ok) {
+        const s = status.value;
+        if (!started) {
+          progress.start(`job ${spec.id}: trajectory tasks (${o.workers} workers)`, s.tasks.total);
+          started = true;
+        }
+        if (s.tasks.done !== shown) {
+          progress.tick(s.tasks.done, `${s.evaluations.returned} metric values`);
+          shown = s.tasks.done;
+        }
+        if (s.state === 'done' && s.valueFunction) {
+          progress.end();
+          const h = s.heldOut;
+          const f = (v: number | null | undefined) => (v === null || v === undefined ? 'n/a' : v.toFixed(4));
+          process.stdout.write(
+            `checkpoint ${s.valueFunction.id} v${s.valueFunction.version} written to ${store.location} by ${o.workers} worker(s)\nheld-out MAE ${f(h?.mae)} (constant ${f(h?.constantMae)}), Spearman ${f(h?.spearman)}\n`,
+          );
+          return;
+        }
+        if (s.lastError)
+          throw new CliError('JOB_FAILED', `job ${spec.id}: ${s.lastError.code}: ${s.lastError.message}`);
+      }
+      if (signal.aborted) {
+        if (started) progress.end('stopped');
+        process.stdout.write(
+          `job ${spec.id} interrupted; its tasks stay on ${o.queue as string}: run the same command again to continue\n`,
+        );
+        return;
+      }
+      if (running === 0)
+        throw new CliError('JOB_FAILED', `job ${spec.id}: every trainer worker exited before the job was done`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  } finally {
+    for (const w of workers) if (w.exitCode === null) w.kill('SIGTERM');
+    await Promise.all(exited);
+  }
 }

@@ -21,7 +21,8 @@ const commaList = z
  *   function timeout and the queue's visibility timeout above it)
  * - METRICOPT_EVALUATOR_MODULES: comma-separated paths of user evaluator modules bundled with the function
  * - METRICOPT_WEBHOOKS: JSON array of { name, url, direction, timeoutMs?, version? }
- * - METRICOPT_WEBHOOK_SECRET: HMAC key for the webhooks (required when there are any)
+ * - METRICOPT_WEBHOOK_SECRET_ARN: the Secrets Manager secret holding the webhooks' HMAC key (deployed), or
+ * - METRICOPT_WEBHOOK_SECRET: the key itself (local runs); one of them is required when there are webhooks
  * - METRICOPT_S3_ENDPOINT, METRICOPT_S3_FORCE_PATH_STYLE (LocalStack, MinIO)
  */
 export const evaluateMetricEnvSchema = z
@@ -33,14 +34,19 @@ export const evaluateMetricEnvSchema = z
     METRICOPT_EVALUATOR_MODULES: commaList,
     METRICOPT_WEBHOOKS: webhookListSchema,
     METRICOPT_WEBHOOK_SECRET: z.string().optional(),
+    METRICOPT_WEBHOOK_SECRET_ARN: z
+      .string()
+      .regex(/^arn:aws[\w-]*:secretsmanager:/, 'METRICOPT_WEBHOOK_SECRET_ARN must be a Secrets Manager secret ARN')
+      .optional(),
     ...objectStoreEnv,
   })
   .superRefine((env, ctx) => {
-    if (env.METRICOPT_WEBHOOKS.length > 0 && !env.METRICOPT_WEBHOOK_SECRET) {
+    if (env.METRICOPT_WEBHOOKS.length > 0 && !env.METRICOPT_WEBHOOK_SECRET && !env.METRICOPT_WEBHOOK_SECRET_ARN) {
       ctx.addIssue({
         code: 'custom',
         path: ['METRICOPT_WEBHOOK_SECRET'],
-        message: 'METRICOPT_WEBHOOK_SECRET is required when METRICOPT_WEBHOOKS lists any webhook',
+        message:
+          'METRICOPT_WEBHOOK_SECRET_ARN (or METRICOPT_WEBHOOK_SECRET) is required when METRICOPT_WEBHOOKS lists any webhook',
       });
     }
   });
@@ -51,13 +57,25 @@ export interface EvaluateMetricConfig {
   evaluators: EvaluatorSpec[];
 }
 
-/** Parses the environment or throws one line naming the first problem. */
-export function parseEvaluateMetricEnv(env: Record<string, string | undefined>): EvaluateMetricConfig {
+/**
+ * Parses the environment or throws one line naming the first problem. `webhookSecret` is the key
+ * read from METRICOPT_WEBHOOK_SECRET_ARN by the caller (lambda.ts), when that is how it is given.
+ */
+export function parseEvaluateMetricEnv(
+  env: Record<string, string | undefined>,
+  webhookSecret?: string,
+): EvaluateMetricConfig {
   const parsed = evaluateMetricEnvSchema.safeParse(env);
   if (!parsed.success) {
     throw new Error(`evaluate-metric config: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
   }
   const evaluators: EvaluatorSpec[] = parsed.data.METRICOPT_EVALUATOR_MODULES.map((path) => ({ kind: 'module', path }));
-  evaluators.push(...webhookSpecs(parsed.data.METRICOPT_WEBHOOKS, parsed.data.METRICOPT_WEBHOOK_SECRET));
+  const secret = webhookSecret ?? parsed.data.METRICOPT_WEBHOOK_SECRET;
+  if (parsed.data.METRICOPT_WEBHOOKS.length > 0 && !secret) {
+    throw new Error(
+      'evaluate-metric config: METRICOPT_WEBHOOK_SECRET_ARN is set but its secret was not read (pass it to parseEvaluateMetricEnv)',
+    );
+  }
+  evaluators.push(...webhookSpecs(parsed.data.METRICOPT_WEBHOOKS, secret));
   return { env: parsed.data, evaluators };
 }

@@ -4,6 +4,7 @@ import { openDeadLetterSender, openObjectStore } from '../../shared/adapters/fro
 import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-module.worker-thread.js';
 import { webhookEvaluatorOf } from '../../shared/adapters/evaluator.webhook.js';
 import { createEvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
+import { readSecretString } from '../../shared/adapters/secret.secrets-manager.js';
 import { parseEvaluateMetricEnv } from './config.js';
 import { createEvaluateMetricHandler, type EvaluateMetricDeps } from './handler.js';
 
@@ -11,7 +12,13 @@ import { createEvaluateMetricHandler, type EvaluateMetricDeps } from './handler.
  * The Lambda entry point (SQS event source with ReportBatchItemFailures). Configuration is
  * parsed and clients are built once per container, when the module loads.
  */
-const { env, evaluators } = parseEvaluateMetricEnv(process.env);
+// The webhooks' HMAC key comes from Secrets Manager when METRICOPT_WEBHOOK_SECRET_ARN names it.
+// (parseEvaluateMetricEnv checks the ARN's form; the key is read before it, once per container).
+const secretArn = process.env.METRICOPT_WEBHOOK_SECRET_ARN;
+const { env, evaluators } = parseEvaluateMetricEnv(
+  process.env,
+  secretArn?.startsWith('arn:') ? await readSecretString(secretArn) : undefined,
+);
 const logger = new Logger({ serviceName: 'metricopt-evaluate-metric' });
 
 async function wire(): Promise<EvaluateMetricDeps> {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Context, Hono } from 'hono';
 import { versionQuerySchema } from '../../shared/schemas/api.js';
+import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { GuidanceService } from '../../shared/use-cases/serve-guidance.js';
 import { DomainError, type Result } from '../../shared/util/result.js';
 import { LIBRARY_VERSION } from '../../shared/version.js';
@@ -9,6 +10,7 @@ import { parseJson, readBody } from './body.js';
 import { ApiError, ApiErrorCode, errorResponse, statusOf } from './errors.js';
 import { FIT_ROUTES, type FitRoutesOptions, mountFitRoutes } from './fit-routes.js';
 import { header } from './header.js';
+import { addJobRoutes } from './job-routes.js';
 import { type AuthMode, buildOpenApiDocument } from './openapi.js';
 import {
   guideAnswer,
@@ -38,6 +40,8 @@ export interface ValueApiOptions {
   hostAllowed?: (host: string | undefined) => boolean;
   /** The fit-job routes (bring your own model, fit-routes.ts); absent, they are not mounted. */
   fit?: FitRoutesOptions;
+  /** The object store of training jobs (GET /v1/jobs/{id}); the route is absent without one. */
+  jobStore?: ObjectStore;
 }
 
 /** The routes and their methods, for 405 answers (with Allow) to the other methods. */
@@ -48,6 +52,7 @@ const ROUTES: readonly [RegExp, string][] = [
   [/^\/v1\/value-functions\/[^/]+$/, 'GET'],
   [/^\/v1\/value-functions\/[^/]+\/(predict|gradient|guide)$/, 'POST'],
   ...FIT_ROUTES,
+  [/^\/v1\/jobs\/[^/]+$/, 'GET'],
 ];
 
 /**
@@ -139,6 +144,7 @@ export function createValueApi(options: ValueApiOptions): Hono {
   });
 
   if (options.fit) mountFitRoutes(app, { ...options.fit, authorize, maxBodyBytes });
+  if (options.jobStore) addJobRoutes(app, { store: options.jobStore, authorize });
 
   app.notFound((c) => {
     const path = c.req.path;

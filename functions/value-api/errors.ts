@@ -37,6 +37,7 @@ const statusByCode: Record<string, ContentfulStatusCode> = {
   [ServeErrorCode.tooManyRows]: 413,
   [ServeErrorCode.valueFunctionNotFound]: 404,
   [ServeErrorCode.versionNotFound]: 404,
+  JOB_NOT_FOUND: 404,
   // A pinned version that cannot be served; it was logged once when first found (serve-guidance.ts).
   [ServeErrorCode.checkpointInvalid]: 500,
   ...fitStatusByCode,

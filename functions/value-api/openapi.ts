@@ -17,6 +17,7 @@ import {
   fitJobSummarySchema,
   observationUploadResponseSchema,
 } from '../../shared/schemas/fit-api.js';
+import { jobStatusSchema } from '../../shared/schemas/job.js';
 import { LIBRARY_VERSION } from '../../shared/version.js';
 
 /** How the /v1 routes are guarded; the document declares exactly that (nothing when off). */
@@ -37,6 +38,7 @@ export function buildOpenApiDocument(auth: AuthMode = 'api-key'): Record<string,
     createFitJobRequestSchema,
     fitJobSummarySchema,
     observationUploadResponseSchema,
+    jobStatusSchema,
   ];
   const registry = z.registry<{ id: string }>();
   for (const schema of components) registry.add(schema, { id: idOf(schema) });
@@ -129,6 +131,7 @@ export function buildOpenApiDocument(auth: AuthMode = 'api-key'): Record<string,
       gradientRequestSchema,
       gradientResponseSchema,
     ),
+    '/v1/jobs/{id}': get("A training job's status", jobStatusSchema, [400, 404], [idParam]),
     '/v1/value-functions/{id}/guide': {
       post: {
         summary: 'Guided-ES descent direction (MetricOpt Eq. 3-4)',

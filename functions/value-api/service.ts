@@ -52,6 +52,7 @@ export function buildValueApi(settings: ValueApiSettings): {
     log,
     authMode: settings.auth.mode,
     fit: { store: settings.store, launcher: fitLauncher },
+    jobStore: settings.store,
     ...(settings.hostAllowed ? { hostAllowed: settings.hostAllowed } : {}),
   });
   return { app, service, fitLauncher };

@@ -1,12 +1,14 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { CfnOutput, Duration } from 'aws-cdk-lib';
-import { Architecture, FunctionUrlAuthType, type IFunctionUrl, Runtime } from 'aws-cdk-lib/aws-lambda';
-import { NodejsFunction, OutputFormat } from 'aws-cdk-lib/aws-lambda-nodejs';
+import { type Alias, Architecture, FunctionUrlAuthType, type IFunctionUrl, Runtime } from 'aws-cdk-lib/aws-lambda';
+import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, RetentionDays } from 'aws-cdk-lib/aws-logs';
-import type { Bucket } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { projectRoot } from '../project-root.js';
+import { type ArtifactStore, STORE_PREFIXES } from './artifact-store.js';
+import { ESM_BUNDLING } from './esm-bundling.js';
+import { functionRole } from './function-role.js';
+import type { WorkQueue } from './work-queue.js';
 
 /**
  * Who may call the value API:
@@ -18,22 +20,28 @@ import { Construct } from 'constructs';
 export type ValueApiAuth = { mode: 'iam' } | { mode: 'api-key'; keyHashes: readonly string[] };
 
 export interface ValueApiProps {
-  /** The artifact bucket holding `value-functions/<id>/vNNNNNN.json` checkpoints. */
-  bucket: Bucket;
+  store: ArtifactStore;
+  /** The jobs queue: the API creates fit jobs (bring your own model) and sends them there. */
+  jobs: WorkQueue;
   auth: ValueApiAuth;
   /** Lambda memory (also its CPU share); default 1024 MB. */
   memorySize?: number;
+  /** Instances kept initialised (no cold start), billed while deployed; 0 = none. */
+  provisionedConcurrency?: number;
   /** Most rows per predict/gradient batch (METRICOPT_MAX_ROWS); default the app's (1024). */
   maxRows?: number;
+  logRetention?: RetentionDays;
 }
 
 /**
  * The value-function API (functions/value-api/lambda.ts: the Hono app through hono's Lambda
- * adapter) as a Lambda function behind a function URL, reading checkpoints from the artifact
- * bucket. Bundled with esbuild (ESM, AWS SDK from the runtime), arm64.
+ * adapter) as a Lambda function behind a function URL on its `live` alias (which carries the
+ * provisioned concurrency), reading checkpoints from the artifact bucket and creating jobs.
+ * Bundled locally with esbuild (ESM, AWS SDK from the runtime), arm64.
  */
 export class ValueApi extends Construct {
   readonly fn: NodejsFunction;
+  readonly alias: Alias;
   readonly url: IFunctionUrl;
 
   constructor(scope: Construct, id: string, props: ValueApiProps) {
@@ -48,6 +56,7 @@ export class ValueApi extends Construct {
         );
       }
     }
+    const logGroup = new LogGroup(this, 'Logs', { retention: props.logRetention ?? RetentionDays.ONE_MONTH });
     this.fn = new NodejsFunction(this, 'Function', {
       entry: join(root, 'functions/value-api/lambda.ts'),
       handler: 'handler',
@@ -57,39 +66,30 @@ export class ValueApi extends Construct {
       architecture: Architecture.ARM_64,
       memorySize: props.memorySize ?? 1024,
       timeout: Duration.seconds(10),
-      logGroup: new LogGroup(this, 'Logs', { retention: RetentionDays.ONE_MONTH }),
+      logGroup,
+      role: functionRole(this, 'Role', logGroup),
       environment: {
-        METRICOPT_STORE: `s3://${props.bucket.bucketName}`,
+        METRICOPT_STORE: props.store.location,
         METRICOPT_AUTH: auth.mode,
+        METRICOPT_JOBS_QUEUE: props.jobs.queue.queueUrl,
+        METRICOPT_JOBS_DLQ: props.jobs.deadLetterQueue.queueUrl,
         ...(auth.mode === 'api-key' ? { METRICOPT_API_KEY_HASHES: auth.keyHashes.join(',') } : {}),
         ...(props.maxRows === undefined ? {} : { METRICOPT_MAX_ROWS: String(props.maxRows) }),
         NODE_OPTIONS: '--enable-source-maps',
       },
-      bundling: {
-        format: OutputFormat.ESM,
-        target: 'node24',
-        sourceMap: true,
-        // Some dependencies still call require(); give the ES module one.
-        banner:
-          "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);",
-      },
+      bundling: ESM_BUNDLING,
     });
-    // Listing and reading checkpoints only: the API never writes.
-    props.bucket.grantRead(this.fn, 'value-functions/*');
-    this.url = this.fn.addFunctionUrl({
+    // Checkpoints: read only. Jobs: create specs and uploads, read their status (never delete).
+    props.store.grantObjects(this.fn, ['s3:GetObject'], [`${STORE_PREFIXES.checkpoints}*`]);
+    props.store.grantObjects(this.fn, ['s3:GetObject', 's3:PutObject'], [`${STORE_PREFIXES.jobs}*`]);
+    props.jobs.grantSend(this.fn);
+    props.jobs.deadLetterQueue.grant(this.fn, 'sqs:GetQueueAttributes');
+
+    const provisioned = props.provisionedConcurrency ?? 0;
+    this.alias = this.fn.addAlias('live', provisioned > 0 ? { provisionedConcurrentExecutions: provisioned } : {});
+    this.url = this.alias.addFunctionUrl({
       authType: auth.mode === 'iam' ? FunctionUrlAuthType.AWS_IAM : FunctionUrlAuthType.NONE,
     });
     new CfnOutput(this, 'Url', { value: this.url.url, description: 'Value API base URL' });
   }
-}
-
-/** The folder with the project's package.json, from this file in lib/ or its build in dist/lib/. */
-function projectRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package-lock.json'))) {
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error('ValueApi: cannot find the project root (package-lock.json)');
-    dir = parent;
-  }
-  return dir;
 }

@@ -16,19 +16,40 @@ import { LocalQueue, type LocalQueueOptions } from './queue.local.js';
  * The AWS SDK adapters are imported on first use, so the embedded path never loads the SDK, and
  * their clients are created once per process and shared.
  */
-export interface ObjectStoreOptions {
+export interface ObjectStoreOptions extends ConnectionOptions {
   /** S3 endpoint override (LocalStack, MinIO). */
   s3Endpoint?: string | undefined;
   s3ForcePathStyle?: boolean | undefined;
   region?: string | undefined;
 }
 
-export interface QueueOptions extends LocalQueueOptions {
+export interface QueueOptions extends LocalQueueOptions, ConnectionOptions {
   /** SQS: the dead-letter queue of the redrive policy (required for an SQS URL). */
   deadLetterQueueUrl?: string | undefined;
   /** SQS endpoint override (LocalStack). */
   sqsEndpoint?: string | undefined;
   region?: string | undefined;
+}
+
+/**
+ * How an SDK client treats a hung connection: a connect or a silence longer than `timeoutMs`
+ * fails the attempt, which the SDK retries (up to `maxAttempts` in all). Without a timeout a
+ * request to an endpoint that stops answering waits forever. The default, 30 s, stays above
+ * SQS's longest long poll (20 s); the SDK's own default attempt count is 3.
+ */
+export interface ConnectionOptions {
+  timeoutMs?: number | undefined;
+  maxAttempts?: number | undefined;
+}
+
+const DEFAULT_TIMEOUT_MS = 30_000;
+
+function connectionConfig(options: ConnectionOptions) {
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  return {
+    requestHandler: { connectionTimeout: timeoutMs, socketTimeout: timeoutMs },
+    ...(options.maxAttempts ? { maxAttempts: options.maxAttempts } : {}),
+  };
 }
 
 export type LocationKind = 'folder' | 's3' | 'sqs';
@@ -66,6 +87,7 @@ export async function openObjectStore(url: string, options: ObjectStoreOptions =
       ...(options.region ? { region: options.region } : {}),
       ...(options.s3Endpoint ? { endpoint: options.s3Endpoint } : {}),
       ...(options.s3ForcePathStyle ? { forcePathStyle: true } : {}),
+      ...connectionConfig(options),
     };
     const client = await shared(`s3:${JSON.stringify(config)}`, async () => new S3Client(config));
     return new S3ObjectStore({ ...parseS3Url(url), client });
@@ -79,6 +101,7 @@ async function sqsClient(options: QueueOptions) {
   const config = {
     ...(options.region ? { region: options.region } : {}),
     ...(options.sqsEndpoint ? { endpoint: options.sqsEndpoint } : {}),
+    ...connectionConfig(options),
   };
   return shared(`sqs:${JSON.stringify(config)}`, async () => new SQSClient(config));
 }

@@ -71,6 +71,12 @@ export class TrajectoryGenerator {
     private readonly sampler: BalancedSampler,
     private readonly config: TrajectoryConfig,
     chunkTasks = 200,
+    /**
+     * `stream`: one random stream through all chunks (phi_0 of a chunk is drawn when it starts);
+     * `per-chunk`: chunk c draws from its own stream, seeded by the seed and c, so chunks can be
+     * computed in any order by any worker.
+     */
+    private readonly seeding: 'stream' | 'per-chunk' = 'stream',
   ) {
     const { tasks: n, steps: T } = config;
     const d = model.d;
@@ -120,6 +126,30 @@ export class TrajectoryGenerator {
     this.rng = Rng.fromState(rng);
   }
 
+  /** Chunk c's phis then losses, float32 little-endian (what a checkpoint stores). */
+  chunkBytes(c: number): Uint8Array {
+    const { T, d, phis, losses } = this.trajectories;
+    const { start, end } = this.chunkRange(c);
+    const p = phis.subarray(start * (T + 1) * d, end * (T + 1) * d);
+    const l = losses.subarray(start * T, end * T);
+    const out = new Uint8Array(p.byteLength + l.byteLength);
+    out.set(new Uint8Array(p.buffer, p.byteOffset, p.byteLength), 0);
+    out.set(new Uint8Array(l.buffer, l.byteOffset, l.byteLength), p.byteLength);
+    return out;
+  }
+
+  /** Puts chunk c's stored bytes back; false when they are not the chunk's size. */
+  setChunkBytes(c: number, bytes: Uint8Array): boolean {
+    const { T, d, phis, losses } = this.trajectories;
+    const { start, end } = this.chunkRange(c);
+    const nPhi = (end - start) * (T + 1) * d;
+    if (bytes.byteLength !== (nPhi + (end - start) * T) * 4) return false;
+    const copy = new Uint8Array(bytes);
+    phis.set(new Float32Array(copy.buffer, 0, nPhi), start * (T + 1) * d);
+    losses.set(new Float32Array(copy.buffer, nPhi * 4, (end - start) * T), start * T);
+    return true;
+  }
+
   /** Runs the next chunk; `onStep(doneSteps)` follows every step. */
   runChunk(onStep: (done: number) => void = () => undefined): void {
     for (const done of this.chunkSteps()) onStep(done);
@@ -150,7 +180,7 @@ export class TrajectoryGenerator {
     const { d, phis, losses } = this.trajectories;
     const { start, end } = this.chunkRange(this.next);
     const m = end - start;
-    const rng = this.rng;
+    const rng = this.seeding === 'per-chunk' ? new Rng(chunkSeed(this.config.seed, this.next)) : this.rng;
     const phi = rng.normals(m * d, this.config.phi0Std);
     const opt = new BatchedOptimizer(this.config.optimizer, this.config.learningRate, m * d);
     const rows = new Int32Array(m * B);
@@ -171,6 +201,11 @@ export class TrajectoryGenerator {
       yield done;
     }
   }
+}
+
+/** The seed of chunk c's own random stream (per-chunk seeding). */
+export function chunkSeed(seed: number, chunk: number): number {
+  return (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(chunk + 1, 0x85ebca6b)) >>> 0;
 }
 
 /** phi of task i at step t (a view). */

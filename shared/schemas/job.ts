@@ -112,6 +112,12 @@ export const jobSpecSchema = z
     seed: int(0).default(1),
     overrides: trainingOverridesSchema.default({}),
     output: z.object({ valueFunctionId: checkpointIdSchema }).strict(),
+    /**
+     * Fan the trajectory chunks out as task messages on the jobs queue (`metricopt train --queue`,
+     * the ECS trainer service): each chunk then draws its own random stream from the seed and its
+     * index, so any worker computes any chunk and the result does not depend on how many there are.
+     */
+    fanOut: z.boolean().default(false),
     checkpoint: z
       .object({
         /**
@@ -221,7 +227,8 @@ export const jobStatusSchema = z
     startedAt: z.string(),
     updatedAt: z.string(),
   })
-  .strict();
+  .strict()
+  .meta({ id: 'JobStatus', description: 'A training job: its state, stage, progress, held-out figures and ETA.' });
 export type JobStatus = z.infer<typeof jobStatusSchema>;
 
 /**
@@ -256,3 +263,36 @@ export const fitJobSpecSchema = z
   .strict();
 export type FitJobSpecInput = z.input<typeof fitJobSpecSchema>;
 export type FitJobSpec = z.output<typeof fitJobSpecSchema>;
+
+/**
+ * A message on the jobs queue. `job`: start (or resume) the stored job `jobs/<id>/job.json`;
+ * a fan-out job turns into one `chunk` message per trajectory chunk, and the worker that commits
+ * the last chunk sends `fit`. Delivery is at least once: every handler is idempotent.
+ */
+export const jobMessageSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('job'), jobId: jobIdSchema }).strict(),
+  z.object({ kind: z.literal('chunk'), jobId: jobIdSchema, chunk: int(0) }).strict(),
+  z.object({ kind: z.literal('fit'), jobId: jobIdSchema }).strict(),
+]);
+export type JobMessage = z.infer<typeof jobMessageSchema>;
+
+/**
+ * A fanned-out chunk's committed result, `jobs/<id>/tasks/<chunk>.json` (a conditional create:
+ * the first worker to finish the chunk commits it; its trajectories are `tasks/<chunk>.f32`).
+ */
+export const chunkResultSchema = z
+  .object({
+    format: z.literal('metricopt.job-chunk'),
+    schemaVersion: z.literal(1),
+    jobId: jobIdSchema,
+    chunk: int(0),
+    tasks: z.object({ start: int(0), end: int(0) }).strict(),
+    /** Per task of the chunk, its [step, normalised value] observations. */
+    perTask: z.array(z.array(z.tuple([int(0), z.number()]))),
+    sent: int(0),
+    failures: z.array(failureSchema),
+    worker: z.string(),
+    seconds: z.number().min(0),
+  })
+  .strict();
+export type ChunkResult = z.infer<typeof chunkResultSchema>;

@@ -1,7 +1,7 @@
 import { getText, type ObjectStore } from '../ports/object-store.port.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
-import { type FitJobSpec, type JobSpec, type JobStatus, jobStatusSchema } from '../schemas/job.js';
+import { type FitJobSpec, type JobSpec, type JobStatus, jobSpecSchema, jobStatusSchema } from '../schemas/job.js';
 import { ok, type Result } from '../util/result.js';
 import { createFitJob, fitJobKeys, observationsPrefix, readFitJobStatus } from './fit-job-spec.js';
 import type { JobError } from './job-errors.js';
@@ -38,7 +38,8 @@ export interface FitJobDeps {
 
 /** The value-function settings of a fit job: its recipe at its seed, then its metaTrain overrides. */
 export function resolveFitConfig(spec: FitJobSpec): Result<MetaTrainConfig, JobError> {
-  const asTrainJob: JobSpec = {
+  // A training job with the same recipe, seed and overrides (its other fields take their defaults).
+  const asTrainJob: JobSpec = jobSpecSchema.parse({
     format: 'metricopt.job',
     schemaVersion: 1,
     id: spec.id,
@@ -48,8 +49,7 @@ export function resolveFitConfig(spec: FitJobSpec): Result<MetaTrainConfig, JobE
     seed: spec.seed,
     overrides: spec.overrides.metaTrain === undefined ? {} : { metaTrain: spec.overrides.metaTrain },
     output: spec.output,
-    checkpoint: { chunkTasks: 200, queryBatch: 48 },
-  };
+  });
   const resolved = resolveRunConfig(asTrainJob);
   if (!resolved.ok) return resolved;
   return ok({ ...resolved.value.metaTrain, checkpointId: spec.output.valueFunctionId, jobId: spec.id });

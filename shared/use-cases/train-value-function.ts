@@ -49,6 +49,8 @@ export interface PipelineRun {
   checkpointId: string;
   /** Job id of the metric queries (oracle). */
   queryJobId: string;
+  /** Each trajectory chunk seeded on its own (a fan-out job's seeding; shared/schemas/job.ts). */
+  perChunkSeeds?: boolean;
 }
 
 /** Where a resumable run keeps its state; absent, the pipeline runs start to end in memory. */
@@ -103,6 +105,27 @@ export function modelFingerprint(model: AdaptedModel, rows: Int32Array): string 
 }
 
 /**
+ * What every trainer of a job builds first, the same from the same seed: the split, the
+ * class-balanced sampler, the pre-trained model (the caller disposes it) and the evaluator
+ * probed once on it, so a broken evaluator fails before any work.
+ */
+export async function prepareTraining(cfg: RunConfig, deps: Pick<PipelineDeps, 'dataset' | 'evaluator' | 'progress'>) {
+  const ds = deps.dataset;
+  const rows = replicateRows(splitRows(ds.rows, cfg.seed), cfg);
+  const valRows = rows.observe;
+  const valLabels = Int32Array.from(valRows, (r) => ds.labels[r] as number);
+  const sampler = new BalancedSampler(rows.train, ds.labels, ds.classes);
+  const model = await pretrainAdaptedModel(ds, rows.train, cfg, deps.progress);
+  try {
+    await probeEvaluator(model, deps.evaluator, valRows, valLabels);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return { model, valRows, valLabels, sampler };
+}
+
+/**
  * The pipeline. The caller owns the returned model (dispose it). With a journal, state is saved
  * at every stage boundary, after every trajectory chunk and every metric-query batch, and when a
  * stop is requested; a journal's `resume` state continues a previous run.
@@ -115,19 +138,14 @@ export async function runTrainingPipeline(
   const { cfg } = run;
   const ds = deps.dataset;
   const progress = deps.progress;
-  const rows = replicateRows(splitRows(ds.rows, cfg.seed), cfg);
-  const valRows = rows.observe;
-  const valLabels = Int32Array.from(valRows, (r) => ds.labels[r] as number);
-  const sampler = new BalancedSampler(rows.train, ds.labels, ds.classes);
   const resume = journal?.resume;
   const stop = () => journal?.stopRequested() === true;
 
   const t0 = performance.now();
-  const model = await pretrainAdaptedModel(ds, rows.train, cfg, progress);
+  const { model, valRows, valLabels, sampler } = await prepareTraining(cfg, deps);
   const t1 = performance.now();
   let handedOver = false;
   try {
-    await probeEvaluator(model, deps.evaluator, valRows, valLabels);
     const fingerprint = journal ? modelFingerprint(model, valRows) : '';
     if (resume?.modelFingerprint && resume.modelFingerprint !== fingerprint) {
       throw new JobError(
@@ -137,17 +155,15 @@ export async function runTrainingPipeline(
     }
 
     // Stage 1: trajectories, chunk by chunk.
-    const gen = new TrajectoryGenerator(model, sampler, cfg.metaTrain.trajectories, journal?.chunkTasks ?? 200);
+    const gen = new TrajectoryGenerator(
+      model,
+      sampler,
+      cfg.metaTrain.trajectories,
+      journal?.chunkTasks ?? 200,
+      run.perChunkSeeds ? 'per-chunk' : 'stream',
+    );
     const traj = gen.trajectories;
-    const chunkBytes = (c: number) => {
-      const { start, end } = gen.chunkRange(c);
-      const phis = traj.phis.subarray(start * (traj.T + 1) * traj.d, end * (traj.T + 1) * traj.d);
-      const losses = traj.losses.subarray(start * traj.T, end * traj.T);
-      const out = new Uint8Array(phis.byteLength + losses.byteLength);
-      out.set(new Uint8Array(phis.buffer, phis.byteOffset, phis.byteLength), 0);
-      out.set(new Uint8Array(losses.buffer, losses.byteOffset, losses.byteLength), phis.byteLength);
-      return out;
-    };
+    const chunkBytes = (c: number) => gen.chunkBytes(c);
     if (resume && resume.trajectories.chunksDone > 0) {
       const r = resume.trajectories;
       if (r.chunkTasks !== gen.chunkTasks || r.tasks !== traj.n || r.rng === null) {
@@ -155,18 +171,12 @@ export async function runTrainingPipeline(
       }
       for (let c = 0; c < r.chunksDone; c++) {
         const bytes = await (journal as PipelineJournal).loadChunk(c);
-        const expect = chunkBytes(c).byteLength;
-        if (!bytes || bytes.byteLength !== expect) {
+        if (!bytes || !gen.setChunkBytes(c, bytes)) {
           throw new JobError(
             'JOB_STATE_INVALID',
-            `job ${resume.jobId}: trajectory chunk ${c} is ${bytes ? `${bytes.byteLength} bytes, expected ${expect}` : 'missing'}`,
+            `job ${resume.jobId}: trajectory chunk ${c} is ${bytes ? `${bytes.byteLength} bytes, not the chunk's size` : 'missing'}`,
           );
         }
-        const { start, end } = gen.chunkRange(c);
-        const copy = new Uint8Array(bytes);
-        const nPhi = (end - start) * (traj.T + 1) * traj.d;
-        traj.phis.set(new Float32Array(copy.buffer, 0, nPhi), start * (traj.T + 1) * traj.d);
-        traj.losses.set(new Float32Array(copy.buffer, nPhi * 4, (end - start) * traj.T), start * traj.T);
       }
       gen.restore(r.chunksDone, r.rng);
     }
@@ -564,7 +574,12 @@ export async function trainValueFunction(
   let outcome: PipelineOutcome;
   try {
     outcome = await runTrainingPipeline(
-      { cfg: resolved.value, checkpointId: spec.output.valueFunctionId, queryJobId: spec.id },
+      {
+        cfg: resolved.value,
+        checkpointId: spec.output.valueFunctionId,
+        queryJobId: spec.id,
+        perChunkSeeds: spec.fanOut,
+      },
       deps,
       journal,
     );

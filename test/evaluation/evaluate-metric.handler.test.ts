@@ -185,7 +185,7 @@ describe('parseEvaluateMetricEnv', () => {
     ],
     [
       { ...base, METRICOPT_WEBHOOKS: '[{"name":"p","url":"https://x.example.com","direction":"maximize"}]' },
-      'evaluate-metric config: METRICOPT_WEBHOOK_SECRET is required when METRICOPT_WEBHOOKS lists any webhook',
+      'evaluate-metric config: METRICOPT_WEBHOOK_SECRET_ARN (or METRICOPT_WEBHOOK_SECRET) is required when METRICOPT_WEBHOOKS lists any webhook',
     ],
     [{ ...base, METRICOPT_WEBHOOKS: '{' }, 'evaluate-metric config: METRICOPT_WEBHOOKS must be a JSON array'],
   ])('fails with one line naming the variable (%#)', (env, message) => {

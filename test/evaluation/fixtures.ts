@@ -6,6 +6,7 @@ import { LocalQueue } from '../../shared/adapters/queue.local.js';
 import type { Evaluator } from '../../shared/metrics/evaluator.js';
 import { createEvaluatorRegistry, type EvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
 import type { MetricQuery } from '../../shared/ports/metric-oracle.port.js';
+import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import {
   EVALUATION_MESSAGE_VERSION,
   type EvaluationMessage,
@@ -88,7 +89,7 @@ export function randomLabels(n: number, seed: number): Int32Array {
 
 /** Writes inputs to the store and returns a message body, as the queued oracle would. */
 export async function messageFor(
-  store: FsObjectStore,
+  store: ObjectStore,
   fields: { jobId: string; key: string; evaluator: string; scores: Float32Array; labels: Int32Array; taskId?: number },
 ): Promise<EvaluationMessage> {
   const lKey = labelsKey(fields.jobId, 'val', 'v1');

@@ -5,6 +5,10 @@ import { describe, expect, it, vi } from 'vitest';
 import { parseTrainTaskEnv } from '../../gpu-tasks/config.js';
 import { runTrainTask } from '../../gpu-tasks/train.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
+import { LocalQueue } from '../../shared/adapters/queue.local.js';
+import { parseJobSpec } from '../../shared/use-cases/job-spec.js';
+import { readJobStatus } from '../../shared/use-cases/train-value-function.js';
+import { submitJob } from '../../shared/use-cases/trainer-worker.js';
 import { loadCheckpoint } from '../../shared/use-cases/value-function-store.js';
 import { smallA9a, tinyJob } from './fixtures.js';
 
@@ -19,7 +23,7 @@ const instructions = dockerfile
   .split('\n')
   .filter((l) => l.trim() !== '' && !l.trimStart().startsWith('#'));
 
-describe('gpu-tasks/Dockerfile (structure; the build itself is not run by npm test yet)', () => {
+describe('gpu-tasks/Dockerfile (structure; train-container.docker.test.ts builds and runs the CPU image)', () => {
   it('takes its base as ARG BASE_IMAGE, defaulting to CUDA 11.2 with cuDNN 8', () => {
     const arg = instructions.find((l) => l.startsWith('ARG BASE_IMAGE='));
     expect(arg).toMatch(/^ARG BASE_IMAGE=nvidia\/cuda:11\.2[.\d]*-cudnn8-/);
@@ -52,7 +56,7 @@ describe('parseTrainTaskEnv', () => {
   it('requires the store, and a job location or id, naming the variable', () => {
     expect(() => parseTrainTaskEnv({ METRICOPT_JOB: 'job.json' })).toThrow(/METRICOPT_STORE is required/);
     expect(() => parseTrainTaskEnv({ METRICOPT_STORE: 's3://b/p' })).toThrow(
-      /METRICOPT_JOB \(the job spec location\) or METRICOPT_JOB_ID \(a stored job\) is required/,
+      /METRICOPT_JOB \(the job spec location\), METRICOPT_JOB_ID \(a stored job\) or METRICOPT_JOBS_QUEUE \(run as a trainer worker\) is required/,
     );
     expect(() => parseTrainTaskEnv({ METRICOPT_STORE: 'd', METRICOPT_JOB_ID: 'j', METRICOPT_BACKEND: 'gpu' })).toThrow(
       /METRICOPT_BACKEND must be one of auto, tensorflow, webgpu, wasm, cpu/,
@@ -86,6 +90,42 @@ describe('gpu-tasks/train.ts', () => {
     expect(lines.find((l) => l.event === 'backend')).toMatchObject({ backend: 'wasm' });
     expect(lines.at(-1)).toMatchObject({ level: 'info', event: 'done', valueFunction: { id: 'tiny-vf', version: 1 } });
     expect((await loadCheckpoint(new FsObjectStore(store), 'tiny-vf')).ok).toBe(true);
+  });
+
+  it('runs as a trainer worker on the jobs queue (METRICOPT_JOBS_QUEUE) and exits when idle', async () => {
+    const small = await smallA9a(400);
+    const store = join(small.dir, 'store');
+    const queue = new LocalQueue(join(small.dir, 'jobs-queue'));
+    const parsed = parseJobSpec({ ...tinyJob(small.file, 'worker-job'), fanOut: true });
+    if (!parsed.ok) throw parsed.error;
+    const submitted = await submitJob(parsed.value, { store: new FsObjectStore(store), queue });
+    expect(submitted.ok).toBe(true);
+    let out = '';
+    const spy = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => {
+      out += String(s);
+      return true;
+    });
+    let code: number;
+    try {
+      code = await runTrainTask({
+        METRICOPT_STORE: store,
+        METRICOPT_JOBS_QUEUE: queue.location,
+        METRICOPT_BACKEND: 'wasm',
+        METRICOPT_IDLE_EXIT_S: '1',
+      });
+    } finally {
+      spy.mockRestore();
+    }
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { level: string; event: string; [k: string]: unknown });
+    expect(code).toBe(0);
+    expect(lines.filter((l) => l.event === 'chunk-done')).toHaveLength(3);
+    expect(lines.find((l) => l.event === 'done')).toMatchObject({ valueFunction: { id: 'tiny-vf', version: 1 } });
+    expect(lines.at(-1)).toMatchObject({ event: 'worker-exit', handled: 5, chunks: 3, fits: 1, jobs: 1 });
+    const status = await readJobStatus(new FsObjectStore(store), 'worker-job');
+    expect(status.ok && status.value).toMatchObject({ state: 'done', backend: 'wasm', tasks: { done: 12, total: 12 } });
   });
 
   it('logs a bad environment as one JSON error line and exits 1', async () => {

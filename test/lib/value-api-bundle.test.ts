@@ -2,12 +2,13 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { App } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetricOptStack } from '../../lib/metricopt-stack.js';
 import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
 import type { ValueFunctionCheckpoint } from '../../shared/schemas/checkpoint.js';
 import { tempStore, urlEvent } from '../value-api/fixtures.js';
+import { cdkApp } from './synth-fixtures.js';
 
 type Handler = (
   event: unknown,
@@ -33,11 +34,17 @@ describe('the value API bundle from cdk synth', () => {
   beforeAll(async () => {
     outdir = mkdtempSync(join(tmpdir(), 'metricopt-cdk-'));
     fixture = await tempStore([{ id: 'bundled', d: 16, seed: 5 }]);
-    const app = new App({ outdir });
-    new MetricOptStack(app, 'Bundle');
+    const app = cdkApp(outdir);
+    const stack = new MetricOptStack(app, 'Bundle');
     const assembly = app.synth();
+    // The value API's code asset: the folder named by the hash in its function's S3 key.
+    const fn = Template.fromStack(stack).findResources('AWS::Lambda::Function', {
+      Properties: { Environment: { Variables: { METRICOPT_AUTH: 'iam' } } },
+    });
+    const keys = Object.values(fn).map((f) => String(f.Properties.Code.S3Key));
+    expect(keys).toHaveLength(1);
     const assets = readdirSync(assembly.directory)
-      .filter((name) => name.startsWith('asset.'))
+      .filter((name) => name.startsWith('asset.') && keys[0]?.startsWith(name.slice('asset.'.length)))
       .map((name) => join(assembly.directory, name, 'index.mjs'))
       .filter((file) => existsSync(file));
     expect(assets).toHaveLength(1);

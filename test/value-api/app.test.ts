@@ -80,6 +80,7 @@ describe('GET /healthz and /openapi.json', () => {
       '/v1/fit-jobs/{id}',
       '/v1/fit-jobs/{id}/observations',
       '/v1/fit-jobs/{id}/start',
+      '/v1/jobs/{id}',
       '/v1/value-functions',
       '/v1/value-functions/{id}',
       '/v1/value-functions/{id}/gradient',
@@ -654,7 +655,7 @@ describe('HTTP edge details (issue 10)', () => {
       ).json()) as Doc;
     const off = await docOf({ mode: 'none' });
     const operations = Object.values(off.paths).flatMap((p) => Object.values(p));
-    expect(operations.length).toBe(10);
+    expect(operations.length).toBe(11);
     expect(operations.filter((o) => o.security !== undefined || '401' in o.responses)).toEqual([]);
     expect(off.components.securitySchemes).toBeUndefined();
     const keyed = await docOf({ mode: 'api-key', hashes: [hashApiKey(SECRET_KEY)] });

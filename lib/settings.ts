@@ -1,0 +1,199 @@
+import { existsSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { z } from 'zod';
+import { webhookListSchema } from '../shared/schemas/evaluation.js';
+import { API_KEY_HASH_PATTERN } from '../shared/schemas/value-api-config.js';
+
+/**
+ * The deployment's settings: `cdk.json` context, overridden with `cdk deploy -c name=value`.
+ * Parsed once at synth time; a bad value fails synth with one line naming the setting.
+ * `-c` always passes strings, so numbers, booleans and lists also accept their text form.
+ */
+
+/** CloudWatch Logs accepts only these retention periods (days). */
+const LOG_RETENTION_DAYS = [
+  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+] as const;
+
+/** Instance families with NVIDIA GPUs that the ECS GPU-optimised (x86_64) AMI supports. */
+const GPU_INSTANCE_TYPE = /^(g4dn|g5|g6|g6e|gr6|p3|p3dn|p4d|p4de|p5|p5e)\.[0-9]*[a-z]*large$/;
+
+const int = (name: string, min: number, max: number, fallback: number) =>
+  z.coerce
+    .number({ error: `${name} must be an integer from ${min} to ${max}` })
+    .int(`${name} must be an integer from ${min} to ${max}`)
+    .min(min, `${name} must be an integer from ${min} to ${max}`)
+    .max(max, `${name} must be an integer from ${min} to ${max}`)
+    .default(fallback);
+
+const bool = (name: string, fallback: boolean) =>
+  z
+    .union([z.boolean(), z.enum(['true', 'false'])], { error: `${name} must be true or false` })
+    .default(fallback)
+    .transform((v) => v === true || v === 'true');
+
+/** A list from a JSON array in cdk.json or a comma-separated `-c` value. */
+const list = (name: string) =>
+  z
+    .union([z.array(z.string()), z.string()], { error: `${name} must be a list (JSON array or comma-separated)` })
+    .default([])
+    .transform((v) => (typeof v === 'string' ? v.split(',') : v).map((s) => s.trim()).filter((s) => s !== ''));
+
+const settingsObject = z.object({
+  /** Default: api-key when valueApiKeyHashes is set, else iam. */
+  valueApiAuth: z.enum(['iam', 'api-key'], { error: "valueApiAuth must be 'iam' or 'api-key'" }).optional(),
+  valueApiKeyHashes: list('valueApiKeyHashes')
+    .transform((hs) => hs.map((h) => h.toLowerCase()))
+    .refine((hs) => hs.every((h) => API_KEY_HASH_PATTERN.test(h)), {
+      error:
+        'valueApiKeyHashes must be SHA-256 hex digests (64 hex characters each; `npx metricopt serve --hash-key KEY`)',
+    }),
+  valueApiMemoryMb: int('valueApiMemoryMb', 128, 10240, 1024),
+  valueApiProvisionedConcurrency: int('valueApiProvisionedConcurrency', 0, 1000, 0),
+  evaluatorBatchSize: int('evaluatorBatchSize', 1, 10, 5),
+  evaluatorReservedConcurrency: int('evaluatorReservedConcurrency', 1, 1000, 5),
+  evaluatorMemoryMb: int('evaluatorMemoryMb', 128, 10240, 1024),
+  evaluatorTimeoutSeconds: int('evaluatorTimeoutSeconds', 1, 280, 60),
+  evaluatorModules: list('evaluatorModules'),
+  webhooks: z
+    .union([z.array(z.unknown()), z.string()], { error: 'webhooks must be a JSON array' })
+    .default([])
+    .transform((v, ctx) => {
+      const parsed = webhookListSchema.safeParse(typeof v === 'string' ? v : JSON.stringify(v));
+      if (parsed.success) return parsed.data;
+      for (const issue of parsed.error.issues) {
+        const where = issue.path.length > 0 ? ` (entry ${issue.path.join('.')})` : '';
+        ctx.addIssue({
+          code: 'custom',
+          message: `webhooks${where}: ${issue.message.replace(/^METRICOPT_WEBHOOKS /, '')}`,
+        });
+      }
+      return z.NEVER;
+    }),
+  webhookSecretArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:.+$/, {
+      error:
+        'webhookSecretArn must be a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)',
+    })
+    .optional(),
+  maxReceiveCount: int('maxReceiveCount', 1, 1000, 3),
+  gpuInstanceType: z
+    .string()
+    .regex(GPU_INSTANCE_TYPE, {
+      error: 'gpuInstanceType must be an NVIDIA GPU instance type such as g5.xlarge, g4dn.xlarge or p3.2xlarge',
+    })
+    .default('g5.xlarge'),
+  trainerMinInstances: int('trainerMinInstances', 0, 100, 0),
+  trainerMaxInstances: int('trainerMaxInstances', 1, 100, 2),
+  trainerSpot: bool('trainerSpot', false),
+  trainerCpu: int('trainerCpu', 256, 192 * 1024, 3072),
+  trainerMemoryMiB: int('trainerMemoryMiB', 512, 2048 * 1024, 12288),
+  trainerVolumeGiB: int('trainerVolumeGiB', 30, 16384, 100),
+  logRetentionDays: z.coerce
+    .number()
+    .refine((d): d is (typeof LOG_RETENTION_DAYS)[number] => (LOG_RETENTION_DAYS as readonly number[]).includes(d), {
+      error: `logRetentionDays must be one of ${LOG_RETENTION_DAYS.join(', ')}`,
+    })
+    .default(30),
+  jobDataExpirationDays: int('jobDataExpirationDays', 1, 3650, 30),
+  checkpointNoncurrentDays: int('checkpointNoncurrentDays', 1, 3650, 90),
+  alarmTopicArn: z
+    .string()
+    .regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:.+$/, { error: 'alarmTopicArn must be an SNS topic ARN' })
+    .optional(),
+});
+
+export const settingsSchema = settingsObject
+  .superRefine((s, ctx) => {
+    if (s.valueApiAuth === 'api-key' && s.valueApiKeyHashes.length === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['valueApiKeyHashes'],
+        message: 'valueApiKeyHashes is required when valueApiAuth is api-key',
+      });
+    }
+    if (s.valueApiAuth === 'iam' && s.valueApiKeyHashes.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['valueApiKeyHashes'],
+        message: 'valueApiKeyHashes is set but valueApiAuth is iam: drop the hashes or set valueApiAuth=api-key',
+      });
+    }
+    if (s.trainerMinInstances > s.trainerMaxInstances) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['trainerMinInstances'],
+        message: `trainerMinInstances (${s.trainerMinInstances}) must not exceed trainerMaxInstances (${s.trainerMaxInstances})`,
+      });
+    }
+    if (s.webhooks.length > 0 && s.webhookSecretArn === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['webhookSecretArn'],
+        message: 'webhookSecretArn is required when webhooks lists any webhook (the HMAC key, in Secrets Manager)',
+      });
+    }
+    for (const path of s.evaluatorModules) {
+      if (isAbsolute(path) || path.split(/[\\/]/).includes('..') || !/^[A-Za-z0-9._/-]+$/.test(path)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['evaluatorModules'],
+          message: `evaluatorModules: '${path}' must be a path inside the project, relative to its root (letters, digits, '.', '_', '-', '/')`,
+        });
+      } else if (!/\.(m?js|ts|mts)$/.test(path)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['evaluatorModules'],
+          message: `evaluatorModules: '${path}' must be a .js, .mjs, .ts or .mts module`,
+        });
+      }
+    }
+  })
+  .transform((s) => ({
+    ...s,
+    valueApiAuth: s.valueApiAuth ?? (s.valueApiKeyHashes.length > 0 ? ('api-key' as const) : ('iam' as const)),
+  }));
+
+export type Settings = z.infer<typeof settingsSchema>;
+/** Settings as written in cdk.json or passed with -c (before defaults and coercion). */
+export type SettingsInput = z.input<typeof settingsSchema>;
+
+/** The names that are settings: every other context key (CDK feature flags, `aws:*`) is ignored. */
+export const SETTING_NAMES = Object.keys(settingsObject.shape) as (keyof Settings)[];
+
+/** A bad setting: its message is one line naming the setting. */
+export class SettingsError extends Error {
+  override readonly name = 'SettingsError';
+  readonly code = 'SETTINGS_INVALID';
+}
+
+/**
+ * Parses the settings or throws one line naming each bad setting. `projectRoot` is where
+ * evaluator modules are looked up (they must exist: they are bundled into the function).
+ */
+export function parseSettings(input: Record<string, unknown>, projectRoot: string): Settings {
+  const parsed = settingsSchema.safeParse(input);
+  if (!parsed.success) {
+    throw new SettingsError(
+      `metricopt settings: ${parsed.error.issues.map((i) => (i.path.length > 0 && !i.message.startsWith(String(i.path[0])) ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ')}`,
+    );
+  }
+  const missing = parsed.data.evaluatorModules.filter((p) => !existsSync(join(projectRoot, p)));
+  if (missing.length > 0) {
+    throw new SettingsError(
+      `metricopt settings: evaluatorModules: no such file ${missing.map((p) => `'${p}'`).join(', ')}`,
+    );
+  }
+  return parsed.data;
+}
+
+/** The settings among a CDK app's context (cdk.json and -c), by name. */
+export function settingsFromContext(tryGetContext: (key: string) => unknown): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const name of SETTING_NAMES) {
+    const value = tryGetContext(name);
+    if (value !== undefined) out[name] = value;
+  }
+  return out;
+}

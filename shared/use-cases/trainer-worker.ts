@@ -1,0 +1,477 @@
+import type { SparseDataset } from '../data/dataset.js';
+import { phiAt, TrajectoryGenerator } from '../method/trajectory.js';
+import type { Evaluator } from '../metrics/evaluator.js';
+import type { AdaptedModel } from '../models/adapted-model.js';
+import type { MetricOracle } from '../ports/metric-oracle.port.js';
+import { getText, type ObjectStore } from '../ports/object-store.port.js';
+import type { ProgressReporter } from '../ports/progress.port.js';
+import type { Queue, QueueMessage } from '../ports/queue.port.js';
+import {
+  type ChunkResult,
+  chunkResultSchema,
+  type JobMessage,
+  type JobSpec,
+  type JobStatus,
+  jobMessageSchema,
+  jobSpecSchema,
+  jobStatusSchema,
+} from '../schemas/job.js';
+import { err, ok, type Result } from '../util/result.js';
+import { loadFitJobSpec } from './fit-job-spec.js';
+import { runFitJob } from './fit-observations.js';
+import { JobError } from './job-errors.js';
+import { resolveRunConfig } from './job-spec.js';
+import { fitValueFunction, type ValueFunctionHealth } from './meta-train.js';
+import { MetricObserver } from './observe-metric.js';
+import type { RunConfig } from './recipes.js';
+import {
+  JOBS_PREFIX,
+  jobKeys,
+  loadJobSpec,
+  modelFingerprint,
+  prepareTraining,
+  readJobStatus,
+  saveOnce,
+  trainValueFunction,
+} from './train-value-function.js';
+
+/**
+ * A trainer worker on the jobs queue (METHOD.md stage 1 fanned out): `metricopt train --worker`
+ * here, the ECS trainer service deployed. It takes one message at a time:
+ * - `job`: a job that does not fan out runs whole here (resumable, `trainValueFunction`); a
+ *   fan-out job becomes one `chunk` message per trajectory chunk;
+ * - `chunk`: the chunk's trajectories and their metric observations, committed with a
+ *   conditional create (`jobs/<id>/tasks/<chunk>.json`), so a chunk delivered twice or computed
+ *   by two workers counts once; the worker that commits the last chunk sends `fit`;
+ * - `fit`: the value function from all chunks, saved once (`saveOnce`), then the job is done.
+ * SIGTERM abandons the message in hand (it is delivered again) and the worker exits.
+ */
+export interface TrainerWorkerDeps {
+  store: ObjectStore;
+  queue: Queue;
+  /** The job's data set and evaluator, and the oracle its metric queries go through. */
+  load(spec: JobSpec): Promise<{ dataset: SparseDataset; evaluator: Evaluator; oracle: MetricOracle }>;
+  backend: string;
+  progress: ProgressReporter;
+  /** Name of this worker in the chunk records. */
+  workerId: string;
+  signal?: AbortSignal | undefined;
+  /** Return after this long without a message (default: run until the signal). */
+  idleExitMs?: number | undefined;
+  /** How long a received message stays hidden from the other workers (default 30 min). */
+  visibilityTimeoutMs?: number | undefined;
+  log?: (event: string, fields: Record<string, unknown>) => void;
+  now?: () => Date;
+}
+
+export interface WorkerSummary {
+  handled: number;
+  chunks: number;
+  fits: number;
+  jobs: number;
+  stopped: boolean;
+}
+
+const fanOutKeys = (id: string) => ({
+  tasksPrefix: `${JOBS_PREFIX}${id}/tasks/`,
+  record: (c: number) => `${JOBS_PREFIX}${id}/tasks/${String(c).padStart(6, '0')}.json`,
+  bytes: (c: number) => `${JOBS_PREFIX}${id}/tasks/${String(c).padStart(6, '0')}.f32`,
+  fanned: `${JOBS_PREFIX}${id}/fanned-out.json`,
+  fitRequested: `${JOBS_PREFIX}${id}/fit-requested.json`,
+  model: `${JOBS_PREFIX}${id}/model.json`,
+});
+
+/** Stores the job spec (or checks it against the stored one) and queues its `job` message. */
+export async function submitJob(
+  spec: JobSpec,
+  deps: { store: ObjectStore; queue: Queue },
+): Promise<Result<void, JobError>> {
+  const canonical = (s: JobSpec) => JSON.stringify(jobSpecSchema.parse(s));
+  if (!(await deps.store.putIfAbsent(jobKeys(spec.id).spec, `${canonical(spec)}\n`))) {
+    const stored = await loadJobSpec(deps.store, spec.id);
+    if (!stored.ok) return stored;
+    if (canonical(stored.value) !== canonical(spec)) {
+      return err(
+        new JobError(
+          'JOB_SPEC_MISMATCH',
+          `job '${spec.id}' in ${deps.store.location} was started with a different job spec; use another id`,
+        ),
+      );
+    }
+  }
+  await deps.queue.send([JSON.stringify({ kind: 'job', jobId: spec.id } satisfies JobMessage)]);
+  return ok(undefined);
+}
+
+/** What a worker builds once per job: the pre-trained model and the trajectory generator. */
+interface JobContext {
+  spec: JobSpec;
+  cfg: RunConfig;
+  model: AdaptedModel;
+  gen: TrajectoryGenerator;
+  valRows: Int32Array;
+  oracle: MetricOracle;
+  dataset: string;
+}
+
+class Stopped extends Error {}
+
+export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerSummary> {
+  const { store, queue } = deps;
+  const log = deps.log ?? (() => undefined);
+  const now = deps.now ?? (() => new Date());
+  const stopped = () => deps.signal?.aborted === true;
+  const summary: WorkerSummary = { handled: 0, chunks: 0, fits: 0, jobs: 0, stopped: false };
+  const contexts = new Map<string, JobContext>();
+  let idleSince = performance.now();
+
+  const context = async (spec: JobSpec): Promise<JobContext> => {
+    const have = contexts.get(spec.id);
+    if (have) return have;
+    const cfg = resolveRunConfig(spec);
+    if (!cfg.ok) throw cfg.error;
+    const inputs = await deps.load(spec);
+    const prepared = await prepareTraining(cfg.value, { ...inputs, progress: deps.progress });
+    const fingerprint = modelFingerprint(prepared.model, prepared.valRows);
+    const keys = fanOutKeys(spec.id);
+    if (!(await store.putIfAbsent(keys.model, JSON.stringify({ fingerprint, backend: deps.backend })))) {
+      const first = JSON.parse((await getText(store, keys.model)) as string) as {
+        fingerprint: string;
+        backend: string;
+      };
+      if (first.fingerprint !== fingerprint) {
+        prepared.model.dispose();
+        throw new JobError(
+          'JOB_STATE_INVALID',
+          `job ${spec.id}: this worker's pre-trained model (${fingerprint}, ${deps.backend}) differs from the job's (${first.fingerprint}, ${first.backend}); run all of its workers on one backend`,
+        );
+      }
+    }
+    const gen = new TrajectoryGenerator(
+      prepared.model,
+      prepared.sampler,
+      cfg.value.metaTrain.trajectories,
+      spec.checkpoint.chunkTasks,
+      'per-chunk',
+    );
+    await inputs.oracle.registerSplit('val', { labels: prepared.valLabels, classes: prepared.model.classes });
+    for (const [id, c] of contexts) {
+      c.model.dispose();
+      contexts.delete(id);
+    }
+    const ctx: JobContext = {
+      spec,
+      cfg: cfg.value,
+      model: prepared.model,
+      gen,
+      valRows: prepared.valRows,
+      oracle: inputs.oracle,
+      dataset: inputs.dataset.name,
+    };
+    contexts.set(spec.id, ctx);
+    return ctx;
+  };
+
+  const records = async (id: string): Promise<ChunkResult[]> => {
+    const keys = (await store.list(fanOutKeys(id).tasksPrefix)).filter((k) => k.endsWith('.json'));
+    const out: ChunkResult[] = [];
+    for (const k of keys) out.push(chunkResultSchema.parse(JSON.parse((await getText(store, k)) as string)));
+    return out;
+  };
+
+  const writeStatus = async (
+    ctx: JobContext,
+    done: ChunkResult[],
+    state: JobStatus['state'],
+    extra: Partial<JobStatus> = {},
+  ) => {
+    const traj = ctx.gen.trajectories;
+    const previous = await readJobStatus(store, ctx.spec.id);
+    const startedAt = previous.ok ? previous.value.startedAt : now().toISOString();
+    const tasksDone = done.reduce((a, r) => a + r.tasks.end - r.tasks.start, 0);
+    const elapsed = (now().getTime() - Date.parse(startedAt)) / 1000;
+    const status: JobStatus = {
+      format: 'metricopt.job-status',
+      schemaVersion: 1,
+      jobId: ctx.spec.id,
+      state,
+      stage: tasksDone < traj.n ? 'trajectories' : 'fit',
+      tasks: { done: tasksDone, total: traj.n },
+      evaluations: {
+        total: traj.querySteps.reduce((a, s) => a + s.length, 0),
+        sent: done.reduce((a, r) => a + r.sent, 0),
+        returned: done.reduce((a, r) => a + r.perTask.reduce((b, o) => b + o.length, 0), 0),
+        failed: done.reduce((a, r) => a + r.failures.length, 0),
+      },
+      heldOut: null,
+      etaSeconds: tasksDone > 0 && tasksDone < traj.n ? (elapsed / tasksDone) * (traj.n - tasksDone) : null,
+      backend: deps.backend,
+      lastError: null,
+      valueFunction: null,
+      startedAt,
+      updatedAt: now().toISOString(),
+      ...extra,
+    };
+    await store.put(jobKeys(ctx.spec.id).status, `${JSON.stringify(jobStatusSchema.parse(status))}\n`);
+  };
+
+  const handleChunk = async (spec: JobSpec, chunk: number) => {
+    const keys = fanOutKeys(spec.id);
+    if ((await store.get(keys.record(chunk))) !== undefined) return; // committed by a delivery before
+    const ctx = await context(spec);
+    const { gen } = ctx;
+    if (chunk >= gen.chunks) throw new JobError('JOB_STATE_INVALID', `job ${spec.id}: no chunk ${chunk}`);
+    const t0 = performance.now();
+    gen.restore(chunk, gen.rngState());
+    const { start, end } = gen.chunkRange(chunk);
+    deps.progress.start(
+      `job ${spec.id} chunk ${chunk + 1}/${gen.chunks}: trajectories`,
+      (end - start) * gen.trajectories.T,
+    );
+    const completed = await gen.runChunkAsync(stopped, (done) => deps.progress.tick(done - start * gen.trajectories.T));
+    deps.progress.end(completed ? undefined : 'stopped');
+    if (!completed) throw new Stopped();
+    const traj = gen.trajectories;
+    const requests = [];
+    for (let task = start; task < end; task++) {
+      for (const step of traj.querySteps[task] as number[])
+        requests.push({ taskId: task, step, phi: phiAt(traj, task, step) });
+    }
+    const observer = new MetricObserver(ctx.model, ctx.oracle, requests, ctx.valRows, {
+      jobId: spec.id,
+      split: 'val',
+      tasks: traj.n,
+      batch: spec.checkpoint.queryBatch,
+    });
+    while (!observer.finished) {
+      if (stopped()) throw new Stopped();
+      await observer.nextBatch();
+    }
+    const outcome = observer.outcome();
+    const record: ChunkResult = {
+      format: 'metricopt.job-chunk',
+      schemaVersion: 1,
+      jobId: spec.id,
+      chunk,
+      tasks: { start, end },
+      perTask: outcome.observations
+        .slice(start, end)
+        .map((list) => list.map((o) => [o.step, o.value] as [number, number])),
+      sent: outcome.sent,
+      failures: outcome.failures,
+      worker: deps.workerId,
+      seconds: (performance.now() - t0) / 1000,
+    };
+    await store.put(keys.bytes(chunk), gen.chunkBytes(chunk));
+    if (!(await store.putIfAbsent(keys.record(chunk), JSON.stringify(chunkResultSchema.parse(record))))) return;
+    summary.chunks++;
+    log('chunk-done', {
+      jobId: spec.id,
+      chunk,
+      tasks: end - start,
+      evaluations: outcome.sent,
+      seconds: record.seconds,
+    });
+    const done = await records(spec.id);
+    await writeStatus(ctx, done, 'running');
+    // The worker that commits the last chunk asks for the fit, once.
+    if (done.length === gen.chunks && (await store.putIfAbsent(keys.fitRequested, now().toISOString()))) {
+      await queue.send([JSON.stringify({ kind: 'fit', jobId: spec.id } satisfies JobMessage)]);
+    }
+  };
+
+  const handleFit = async (spec: JobSpec) => {
+    const status = await readJobStatus(store, spec.id);
+    if (status.ok && status.value.state === 'done') return;
+    const ctx = await context(spec);
+    const { gen } = ctx;
+    const traj = gen.trajectories;
+    const done = await records(spec.id);
+    if (done.length !== gen.chunks) {
+      throw new JobError('JOB_STATE_INVALID', `job ${spec.id}: fit asked with ${done.length} of ${gen.chunks} chunks`);
+    }
+    const observations = Array.from({ length: traj.n }, () => [] as { step: number; value: number }[]);
+    const failures: ChunkResult['failures'] = [];
+    for (const r of done) {
+      const bytes = await store.get(fanOutKeys(spec.id).bytes(r.chunk));
+      if (!bytes || !gen.setChunkBytes(r.chunk, bytes)) {
+        throw new JobError('JOB_STATE_INVALID', `job ${spec.id}: trajectories of chunk ${r.chunk} are missing or torn`);
+      }
+      r.perTask.forEach((list, i) => {
+        observations[r.tasks.start + i] = list.map(([step, value]) => ({ step, value }));
+      });
+      failures.push(...r.failures);
+    }
+    const sent = done.reduce((a, r) => a + r.sent, 0);
+    await writeStatus(ctx, done, 'running', { stage: 'fit' });
+    const trained = fitValueFunction(
+      { ...ctx.cfg.metaTrain, checkpointId: spec.output.valueFunctionId, jobId: spec.id },
+      { trajectories: traj, outcome: { observations, sent, failed: failures.length, failures } },
+      { model: ctx.model, oracle: ctx.oracle, progress: deps.progress, dataset: ctx.dataset },
+    );
+    const resultKey = jobKeys(spec.id).result;
+    const content = (await store.putIfAbsent(resultKey, JSON.stringify(trained.checkpoint)))
+      ? trained.checkpoint
+      : JSON.parse((await getText(store, resultKey)) as string);
+    const checkpoint = await saveOnce(store, content, true);
+    summary.fits++;
+    const h: ValueFunctionHealth = trained.health;
+    await writeStatus(ctx, done, 'done', {
+      stage: 'done',
+      etaSeconds: 0,
+      heldOut: {
+        mae: h.heldOutMae,
+        constantMae: h.constantMae,
+        spearman: h.spearman,
+        observations: h.heldOutObservations,
+      },
+      valueFunction: { id: checkpoint.id, version: checkpoint.version },
+    });
+    log('done', { jobId: spec.id, valueFunction: { id: checkpoint.id, version: checkpoint.version }, health: h });
+  };
+
+  const handleJob = async (spec: JobSpec) => {
+    if (!spec.fanOut) {
+      const inputs = await deps.load(spec);
+      const result = await trainValueFunction(spec, {
+        store,
+        ...inputs,
+        progress: deps.progress,
+        backend: deps.backend,
+        signal: deps.signal,
+      });
+      if (!result.ok) throw result.error;
+      if (result.value.kind === 'interrupted') throw new Stopped();
+      log(result.value.kind, { jobId: spec.id });
+      return;
+    }
+    const keys = fanOutKeys(spec.id);
+    if ((await store.get(keys.fanned)) !== undefined) return;
+    const cfg = resolveRunConfig(spec);
+    if (!cfg.ok) throw cfg.error;
+    const chunks = Math.ceil(cfg.value.metaTrain.trajectories.tasks / spec.checkpoint.chunkTasks);
+    const bodies = Array.from({ length: chunks }, (_, chunk) =>
+      JSON.stringify({ kind: 'chunk', jobId: spec.id, chunk } satisfies JobMessage),
+    );
+    for (let i = 0; i < bodies.length; i += 10) await queue.send(bodies.slice(i, i + 10));
+    await store.putIfAbsent(keys.fanned, JSON.stringify({ chunks, at: now().toISOString() }));
+    const at = now().toISOString();
+    const status: JobStatus = {
+      format: 'metricopt.job-status',
+      schemaVersion: 1,
+      jobId: spec.id,
+      state: 'running',
+      stage: 'trajectories',
+      tasks: { done: 0, total: cfg.value.metaTrain.trajectories.tasks },
+      evaluations: { total: 0, sent: 0, returned: 0, failed: 0 },
+      heldOut: null,
+      etaSeconds: null,
+      backend: deps.backend,
+      lastError: null,
+      valueFunction: null,
+      startedAt: at,
+      updatedAt: at,
+    };
+    await store.putIfAbsent(jobKeys(spec.id).status, `${JSON.stringify(jobStatusSchema.parse(status))}\n`);
+    log('fanned-out', { jobId: spec.id, chunks });
+  };
+
+  /** Runs the job if it is a fit job (answers false when it is not one). Idempotent: once done it changes nothing. */
+  const handleFitJob = async (jobId: string, message: QueueMessage): Promise<boolean> => {
+    const fit = await loadFitJobSpec(store, jobId);
+    if (!fit.ok) return false;
+    const result = await runFitJob(fit.value, {
+      store,
+      progress: deps.progress,
+      backend: deps.backend,
+      signal: deps.signal,
+    });
+    if (!result.ok) {
+      // Bad observations or spec: runFitJob wrote the failed status; a retry cannot help.
+      log('failed', { jobId, kind: 'fit-job', code: result.error.code, message: result.error.message });
+      await queue.deadLetter(message, `${result.error.code}: ${result.error.message}`);
+      return true;
+    }
+    if (result.value.kind === 'interrupted') {
+      await queue.release(message.receipt, 0);
+      throw new Stopped();
+    }
+    log('fit-job', { jobId, outcome: result.value.kind });
+    summary.jobs++;
+    await queue.ack(message.receipt);
+    return true;
+  };
+
+  const handle = async (message: QueueMessage): Promise<void> => {
+    let parsed: JobMessage;
+    try {
+      parsed = jobMessageSchema.parse(JSON.parse(message.body));
+    } catch {
+      await queue.deadLetter(message, 'not a job message (shared/schemas/job.ts jobMessageSchema)');
+      return;
+    }
+    // A fit job (bring your own model, format metricopt.fit-job) runs whole on this worker.
+    if (parsed.kind === 'job' && (await handleFitJob(parsed.jobId, message))) return;
+    const spec = await loadJobSpec(store, parsed.jobId);
+    if (!spec.ok) {
+      await queue.deadLetter(message, spec.error.message);
+      return;
+    }
+    try {
+      if (parsed.kind === 'job') {
+        await handleJob(spec.value);
+        summary.jobs++;
+      } else if (parsed.kind === 'chunk') await handleChunk(spec.value, parsed.chunk);
+      else await handleFit(spec.value);
+      await queue.ack(message.receipt);
+    } catch (e) {
+      if (e instanceof Stopped) {
+        await queue.release(message.receipt, 0);
+        throw e;
+      }
+      const code = (e as { code?: unknown }).code;
+      const error = {
+        code: typeof code === 'string' ? code : 'INTERNAL',
+        message: String((e as Error).message ?? e).slice(0, 500),
+      };
+      log('failed', { jobId: parsed.jobId, kind: parsed.kind, ...error });
+      const status = await readJobStatus(store, parsed.jobId);
+      if (status.ok) {
+        await store.put(
+          jobKeys(parsed.jobId).status,
+          `${JSON.stringify(jobStatusSchema.parse({ ...status.value, lastError: error, updatedAt: now().toISOString() }))}\n`,
+        );
+      }
+      // A job error will not go away on a retry; anything else (the store, the network) may.
+      if (typeof code === 'string' && code.startsWith('JOB_'))
+        await queue.deadLetter(message, `${error.code}: ${error.message}`);
+      else await queue.release(message.receipt, 1000);
+    }
+  };
+
+  try {
+    while (!stopped()) {
+      const [message] = await queue.receive({
+        max: 1,
+        waitMs: 1000,
+        visibilityTimeoutMs: deps.visibilityTimeoutMs ?? 30 * 60_000,
+      });
+      if (!message) {
+        if (deps.idleExitMs !== undefined && performance.now() - idleSince > deps.idleExitMs) break;
+        continue;
+      }
+      summary.handled++;
+      try {
+        await handle(message);
+      } catch (e) {
+        if (e instanceof Stopped) break;
+        throw e;
+      }
+      idleSince = performance.now();
+    }
+  } finally {
+    for (const c of contexts.values()) c.model.dispose();
+  }
+  summary.stopped = stopped();
+  return summary;
+}

@@ -1,0 +1,66 @@
+import { describe, expect, it } from 'vitest';
+import { hashApiKey } from '../../functions/value-api/auth.js';
+import { buildValueApi } from '../../functions/value-api/service.js';
+import { type JobStatus, jobStatusSchema } from '../../shared/schemas/job.js';
+import { jobKeys } from '../../shared/use-cases/train-value-function.js';
+import { SECRET_KEY, tempStore } from '../value-api/fixtures.js';
+
+const status: JobStatus = {
+  format: 'metricopt.job-status',
+  schemaVersion: 1,
+  jobId: 'job-1',
+  state: 'running',
+  stage: 'trajectories',
+  tasks: { done: 400, total: 5000 },
+  evaluations: { total: 25000, sent: 1200, returned: 1190, failed: 10 },
+  heldOut: null,
+  etaSeconds: 81.5,
+  backend: 'wasm',
+  lastError: null,
+  valueFunction: null,
+  startedAt: '2026-12-02T00:00:00.000Z',
+  updatedAt: '2026-12-02T00:01:00.000Z',
+};
+
+describe('GET /v1/jobs/{id}', () => {
+  it("answers the job's status document, 404 for an unknown job, 400 for a bad id, 401 without a key", async () => {
+    const fixture = await tempStore([{ id: 'vf', d: 4, seed: 1, metric: { name: 'mcr', direction: 'minimize' } }]);
+    try {
+      await fixture.store.put(jobKeys('job-1').status, JSON.stringify(status));
+      const open = buildValueApi({
+        store: fixture.store,
+        auth: { mode: 'none' },
+        maxBodyBytes: 1024,
+        maxRows: 8,
+        refreshMs: 0,
+      }).app;
+      const ok = await open.request('/v1/jobs/job-1');
+      expect(ok.status).toBe(200);
+      expect(jobStatusSchema.parse(await ok.json())).toEqual(status);
+
+      const missing = await open.request('/v1/jobs/nope');
+      expect(missing.status).toBe(404);
+      expect(await missing.json()).toMatchObject({ error: { code: 'JOB_NOT_FOUND' } });
+      const bad = await open.request('/v1/jobs/..%2Fetc');
+      expect(bad.status).toBe(400);
+      const post = await open.request('/v1/jobs/job-1', { method: 'POST' });
+      expect(post.status).toBe(405);
+
+      const doc = (await (await open.request('/openapi.json')).json()) as { paths: Record<string, unknown> };
+      expect(Object.keys(doc.paths)).toContain('/v1/jobs/{id}');
+
+      const guarded = buildValueApi({
+        store: fixture.store,
+        auth: { mode: 'api-key', hashes: [hashApiKey(SECRET_KEY)] },
+        maxBodyBytes: 1024,
+        maxRows: 8,
+        refreshMs: 0,
+      }).app;
+      expect((await guarded.request('/v1/jobs/job-1')).status).toBe(401);
+      const keyed = await guarded.request('/v1/jobs/job-1', { headers: { authorization: `Bearer ${SECRET_KEY}` } });
+      expect(keyed.status).toBe(200);
+    } finally {
+      await fixture.cleanup();
+    }
+  });
+});
