@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerDemo } from './commands/demo.js';
 import { registerEvaluate } from './commands/evaluate.js';
+import { registerFit } from './commands/fit.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerTrain } from './commands/train.js';
 import { registerServe } from './commands/serve.js';
@@ -14,6 +15,7 @@ const registrations: Array<(program: Command) => void> = [
   registerServe,
   registerEvaluate,
   registerJobs,
+  registerFit,
 ];
 
 export function buildProgram(): Command {

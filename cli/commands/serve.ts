@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { openQueue } from '../../shared/adapters/from-url.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { openValueStore } from '../../functions/value-api/store.js';
 import {
@@ -105,6 +106,14 @@ export async function serve(
       auth: normalised.length ? { mode: 'api-key', hashes: normalised } : { mode: 'none' },
       fastLane: opts.fastLane !== false,
       ...limits,
+      // Fit jobs (POST /v1/fit-jobs/{id}/start) go to this queue; unset, they run in this process.
+      ...(process.env.METRICOPT_JOBS_QUEUE
+        ? {
+            jobsQueue: await openQueue(process.env.METRICOPT_JOBS_QUEUE, {
+              deadLetterQueueUrl: process.env.METRICOPT_JOBS_DLQ,
+            }),
+          }
+        : {}),
     });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {

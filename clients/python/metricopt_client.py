@@ -5,6 +5,10 @@
     step = client.guide("a9a-mcr", phi=[...], loss_gradients=[g1, g2, g3])
     phi = [p - 0.05 * u for p, u in zip(phi, step["direction"])]
 
+Bring your own model (docs/bring-your-own-model.md): a `Recorder` logs phi and the metric in
+your own training loop, and `Recorder.fit` uploads them, fits a value function on the service
+and waits for it; then `guide` / `gradient` against it.
+
 Every route of docs/value-api.md has a method; `predict_binary` / `gradient_binary` use the
 little-endian float32 form for the lowest latency. Calls reuse one HTTP connection and retry
 with exponential backoff on 5xx and network errors (never on 4xx, which raise ValueApiError
@@ -22,7 +26,7 @@ import time
 import urllib.parse
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-__all__ = ["ValueApiClient", "ValueApiError"]
+__all__ = ["ValueApiClient", "ValueApiError", "Recorder"]
 
 Vector = Sequence[float]
 Batch = Sequence[Vector]
@@ -133,6 +137,117 @@ class ValueApiClient:
             )
         gradients = [data[n + r * d : n + (r + 1) * d] for r in range(n)]
         return data[:n], gradients, served
+
+    # -- fit jobs (bring your own model) --------------------------------------------------------
+
+    def create_fit_job(
+        self,
+        job_id: str,
+        value_function_id: str,
+        direction: str,
+        metric_name: str = "metric",
+        recipe: Optional[str] = None,
+        seed: Optional[int] = None,
+        overrides: Optional[Dict[str, Any]] = None,
+    ) -> Dict[str, Any]:
+        """Creates a fit job (the same spec again is fine); answers its summary."""
+        body: Dict[str, Any] = {
+            "id": job_id,
+            "metric": {"name": metric_name, "direction": direction},
+            "output": {"valueFunctionId": value_function_id},
+        }
+        if recipe is not None:
+            body["recipe"] = recipe
+        if seed is not None:
+            body["seed"] = seed
+        if overrides is not None:
+            body["overrides"] = overrides
+        return self._json("POST", "/v1/fit-jobs", body)
+
+    def upload_observations(
+        self, job_id: str, lines: Sequence[Dict[str, Any]], max_batch_bytes: int = 4 * 1024 * 1024
+    ) -> Dict[str, Any]:
+        """Uploads observation lines ({trajectory, step, phi, metric?}) in batches under
+        max_batch_bytes (the server's body limit is 6 MiB by default). Uploads are idempotent per
+        (trajectory, step), so a retried batch is never counted twice. Answers the last batch's
+        counts with "accepted" and "duplicates" summed over all batches."""
+        path = f"/v1/fit-jobs/{urllib.parse.quote(job_id, safe='')}/observations"
+        totals = {"accepted": 0, "duplicates": 0}
+        last: Dict[str, Any] = {}
+        batch: List[bytes] = []
+        size = 0
+
+        def flush() -> None:
+            nonlocal batch, size, last
+            if not batch:
+                return
+            status, _, data = self._send("POST", path, b"".join(batch), "application/x-ndjson")
+            last = json.loads(data)
+            totals["accepted"] += last["accepted"]
+            totals["duplicates"] += last["duplicates"]
+            batch, size = [], 0
+
+        for i, line in enumerate(lines):
+            obj: Dict[str, Any] = {
+                "trajectory": str(line["trajectory"]),
+                "step": int(line["step"]),
+                "phi": _plain(line["phi"], f"upload_observations: lines[{i}].phi"),
+            }
+            if line.get("metric") is not None:
+                obj["metric"] = _plain(line["metric"], f"upload_observations: lines[{i}].metric")
+            raw = (json.dumps(obj, allow_nan=False) + "\n").encode("utf-8")
+            if size + len(raw) > max_batch_bytes:
+                flush()
+            batch.append(raw)
+            size += len(raw)
+        flush()
+        return {**last, **totals}
+
+    def start_fit_job(self, job_id: str) -> Dict[str, Any]:
+        return self._json("POST", f"/v1/fit-jobs/{urllib.parse.quote(job_id, safe='')}/start", {})
+
+    def fit_job(self, job_id: str) -> Dict[str, Any]:
+        return self._json("GET", f"/v1/fit-jobs/{urllib.parse.quote(job_id, safe='')}")
+
+    def wait_fit_job(
+        self,
+        job_id: str,
+        poll: float = 1.0,
+        timeout: Optional[float] = None,
+        progress: Optional[Any] = None,
+    ) -> Dict[str, Any]:
+        """Polls the job until it is done (answers its summary) or failed (raises ValueApiError
+        FIT_JOB_FAILED). `progress(summary)` is called on every change of state or stage; by
+        default one line per change goes to stderr."""
+        import sys
+
+        start = time.monotonic()
+        seen = None
+        while True:
+            summary = self.fit_job(job_id)
+            status = summary.get("status") or {}
+            key = (summary["state"], status.get("stage"))
+            if key != seen:
+                seen = key
+                if progress is not None:
+                    progress(summary)
+                else:
+                    held = status.get("heldOut") or {}
+                    extra = f", held-out Spearman {held['spearman']:.3f}" if held.get("spearman") is not None else ""
+                    print(f"fit job {job_id}: {key[0]} (stage {key[1] or '-'}){extra}", file=sys.stderr)
+            if summary["state"] == "done":
+                return summary
+            if summary["state"] in ("failed", "interrupted"):
+                last = status.get("lastError") or {}
+                raise ValueApiError(
+                    200,
+                    "FIT_JOB_FAILED",
+                    f"fit job {job_id} {summary['state']}: [{last.get('code')}] {last.get('message')}",
+                    summary,
+                )
+            if timeout is not None and time.monotonic() - start > timeout:
+                raise ValueApiError(0, "TIMEOUT", f"fit job {job_id} still {summary['state']} after {timeout} s")
+            time.sleep(poll)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -256,3 +371,59 @@ def _shape(rows: Any, op: str) -> Tuple[int, int]:
     if len(lengths) != 1 or 0 in lengths:
         raise ValueApiError(0, "DIMENSION_MISMATCH", f"{op}: rows must all have the same length >= 1, got {sorted(lengths)}")
     return len(rows), lengths.pop()
+
+
+class Recorder:
+    """Records a training loop's adapter vectors and metric observations for a fit job.
+
+        rec = Recorder()
+        rec.log("run-3", step, phi)          # every step (or every few)
+        rec.observe("run-3", step, value)    # at the few steps where the metric was measured
+        vf = rec.fit(client, "my-job", "my-model-f1", direction="maximize")
+
+    A value observed at a step must have its phi logged at that step too (any order).
+    """
+
+    def __init__(self) -> None:
+        self._phi: Dict[Tuple[str, int], List[float]] = {}
+        self._metric: Dict[Tuple[str, int], float] = {}
+
+    def log(self, trajectory: str, step: int, phi: Any) -> None:
+        self._phi[(str(trajectory), int(step))] = _plain(phi, f"log: phi of {trajectory!r} step {step}")
+
+    def observe(self, trajectory: str, step: int, value: float) -> None:
+        self._metric[(str(trajectory), int(step))] = _plain(value, f"observe: value of {trajectory!r} step {step}")
+
+    def lines(self) -> List[Dict[str, Any]]:
+        missing = [k for k in self._metric if k not in self._phi]
+        if missing:
+            t, s = missing[0]
+            raise ValueApiError(0, "INVALID_INPUT", f"observe: {t!r} step {s} has a metric value but no logged phi")
+        out = []
+        for (t, s), phi in sorted(self._phi.items()):
+            line: Dict[str, Any] = {"trajectory": t, "step": s, "phi": phi}
+            if (t, s) in self._metric:
+                line["metric"] = self._metric[(t, s)]
+            out.append(line)
+        return out
+
+    def upload(self, client: ValueApiClient, job_id: str) -> Dict[str, Any]:
+        return client.upload_observations(job_id, self.lines())
+
+    def fit(
+        self,
+        client: ValueApiClient,
+        job_id: str,
+        value_function_id: str,
+        direction: str,
+        metric_name: str = "metric",
+        poll: float = 1.0,
+        timeout: Optional[float] = None,
+        **job: Any,
+    ) -> Dict[str, Any]:
+        """Creates the job, uploads, starts it and waits; answers the job summary (its
+        status.valueFunction names the version to guide with)."""
+        client.create_fit_job(job_id, value_function_id, direction, metric_name, **job)
+        self.upload(client, job_id)
+        client.start_fit_job(job_id)
+        return client.wait_fit_job(job_id, poll=poll, timeout=timeout)

@@ -13,7 +13,17 @@ import type {
   PredictResponse,
   ValueFunctionSummary,
 } from '../../shared/schemas/api.js';
+import type {
+  CreateFitJobRequest,
+  FitJobSummaryResponse,
+  ObservationUploadResponse,
+} from '../../shared/schemas/fit-api.js';
 
+export type {
+  CreateFitJobRequest,
+  FitJobSummaryResponse,
+  ObservationUploadResponse,
+} from '../../shared/schemas/fit-api.js';
 export type {
   GradientResponse,
   GuideRequest,
@@ -156,6 +166,90 @@ export class ValueApiClient {
     return { values: data.subarray(0, n), gradients: data.subarray(n), version };
   }
 
+  // -- fit jobs (bring your own model, docs/bring-your-own-model.md) -------------------------
+
+  /** Creates a fit job (the same spec again is fine). */
+  createFitJob(request: CreateFitJobRequest): Promise<FitJobSummaryResponse> {
+    return this.json('POST', '/v1/fit-jobs', request);
+  }
+
+  /**
+   * Uploads observation lines in JSON-lines batches under `maxBatchBytes` (the server's limit is
+   * 6 MiB by default). Idempotent per (trajectory, step): a retried batch is never counted twice.
+   * Answers the last batch's counts, with `accepted` and `duplicates` summed over the batches.
+   */
+  async uploadObservations(
+    jobId: string,
+    lines: readonly ObservationLineInput[],
+    maxBatchBytes = 4 * 1024 * 1024,
+  ): Promise<ObservationUploadResponse> {
+    const path = `/v1/fit-jobs/${encodeURIComponent(jobId)}/observations`;
+    const totals = { accepted: 0, duplicates: 0 };
+    let last: ObservationUploadResponse | undefined;
+    let batch: string[] = [];
+    let size = 0;
+    const flush = async () => {
+      if (batch.length === 0) return;
+      const res = await this.send('POST', path, batch.join(''), 'application/x-ndjson');
+      last = (await res.json()) as ObservationUploadResponse;
+      totals.accepted += last.accepted;
+      totals.duplicates += last.duplicates;
+      batch = [];
+      size = 0;
+    };
+    for (const [i, line] of lines.entries()) {
+      const phi = finitePhi('uploadObservations', `lines[${i}].phi`, Array.from(line.phi));
+      if (line.metric !== undefined && !Number.isFinite(line.metric)) {
+        throw new ValueApiError(0, 'NOT_FINITE', `uploadObservations: lines[${i}].metric is ${line.metric}`);
+      }
+      const text = `${JSON.stringify({ trajectory: line.trajectory, step: line.step, phi, ...(line.metric === undefined ? {} : { metric: line.metric }) })}\n`;
+      const bytes = new TextEncoder().encode(text).byteLength;
+      if (size + bytes > maxBatchBytes) await flush();
+      batch.push(text);
+      size += bytes;
+    }
+    await flush();
+    if (last === undefined) throw new ValueApiError(0, 'OBSERVATIONS_EMPTY', 'uploadObservations: no lines');
+    return { ...last, ...totals };
+  }
+
+  startFitJob(jobId: string): Promise<FitJobSummaryResponse> {
+    return this.json('POST', `/v1/fit-jobs/${encodeURIComponent(jobId)}/start`, {});
+  }
+
+  fitJob(jobId: string): Promise<FitJobSummaryResponse> {
+    return this.json('GET', `/v1/fit-jobs/${encodeURIComponent(jobId)}`);
+  }
+
+  /**
+   * Polls until the job is done (answers its summary) or failed/interrupted (throws
+   * FIT_JOB_FAILED); `onProgress` is called on every change of state or stage.
+   */
+  async waitFitJob(
+    jobId: string,
+    options: { pollMs?: number; timeoutMs?: number; onProgress?: (s: FitJobSummaryResponse) => void } = {},
+  ): Promise<FitJobSummaryResponse> {
+    const started = Date.now();
+    let seen = '';
+    for (;;) {
+      const s = await this.fitJob(jobId);
+      const key = `${s.state}/${s.status?.stage ?? '-'}`;
+      if (key !== seen) {
+        seen = key;
+        options.onProgress?.(s);
+      }
+      if (s.state === 'done') return s;
+      if (s.state === 'failed' || s.state === 'interrupted') {
+        const e = s.status?.lastError;
+        throw new ValueApiError(200, 'FIT_JOB_FAILED', `fit job ${jobId} ${s.state}: [${e?.code}] ${e?.message}`, s);
+      }
+      if (options.timeoutMs !== undefined && Date.now() - started > options.timeoutMs) {
+        throw new ValueApiError(0, 'TIMEOUT', `fit job ${jobId} still ${s.state} after ${options.timeoutMs} ms`);
+      }
+      await sleep(options.pollMs ?? 1000);
+    }
+  }
+
   private path(id: string, op: string, options: CallOptions): string {
     const query = options.version === undefined ? '' : `?version=${options.version}`;
     return `/v1/value-functions/${encodeURIComponent(id)}/${op}${query}`;
@@ -231,6 +325,58 @@ export class ValueApiClient {
       'NETWORK',
       `value API unreachable at ${this.baseUrl}: ${String((lastError as Error)?.message ?? lastError)}`,
     );
+  }
+}
+
+/** One observation line as a training loop records it (shared/schemas/observations.ts). */
+export interface ObservationLineInput {
+  trajectory: string;
+  step: number;
+  phi: ArrayLike<number>;
+  metric?: number;
+}
+
+/**
+ * Records a training loop's phi and metric observations for a fit job:
+ * `rec.log(trajectory, step, phi)` every step, `rec.observe(trajectory, step, value)` where the
+ * metric was measured, then `rec.fit(client, jobId, { ... })`.
+ */
+export class Recorder {
+  private readonly phis = new Map<string, { trajectory: string; step: number; phi: number[] }>();
+  private readonly metrics = new Map<string, number>();
+
+  log(trajectory: string, step: number, phi: ArrayLike<number>): void {
+    this.phis.set(JSON.stringify([trajectory, step]), { trajectory, step, phi: Array.from(phi) });
+  }
+
+  observe(trajectory: string, step: number, value: number): void {
+    this.metrics.set(JSON.stringify([trajectory, step]), value);
+  }
+
+  lines(): ObservationLineInput[] {
+    for (const key of this.metrics.keys()) {
+      if (!this.phis.has(key)) {
+        throw new ValueApiError(0, 'INVALID_INPUT', `observe: ${key} has a metric value but no logged phi`);
+      }
+    }
+    return [...this.phis.entries()]
+      .map(([key, line]) => {
+        const metric = this.metrics.get(key);
+        return metric === undefined ? line : { ...line, metric };
+      })
+      .sort((a, b) => (a.trajectory === b.trajectory ? a.step - b.step : a.trajectory < b.trajectory ? -1 : 1));
+  }
+
+  /** Creates the job, uploads, starts it and waits for it to be done. */
+  async fit(
+    client: ValueApiClient,
+    job: CreateFitJobRequest,
+    wait: Parameters<ValueApiClient['waitFitJob']>[1] = {},
+  ): Promise<FitJobSummaryResponse> {
+    await client.createFitJob(job);
+    await client.uploadObservations(job.id, this.lines());
+    await client.startFitJob(job.id);
+    return client.waitFitJob(job.id, wait);
   }
 }
 

@@ -8,6 +8,7 @@ import { LIBRARY_VERSION } from '../../shared/version.js';
 import type { Authenticate } from './auth.js';
 import { parseJson, readBody } from './body.js';
 import { ApiError, ApiErrorCode, errorResponse, statusOf } from './errors.js';
+import { FIT_ROUTES, type FitRoutesOptions, mountFitRoutes } from './fit-routes.js';
 import { header } from './header.js';
 import { addJobRoutes } from './job-routes.js';
 import { type AuthMode, buildOpenApiDocument } from './openapi.js';
@@ -37,6 +38,8 @@ export interface ValueApiOptions {
    * The Node server sets it when auth is off (see localHostCheck).
    */
   hostAllowed?: (host: string | undefined) => boolean;
+  /** The fit-job routes (bring your own model, fit-routes.ts); absent, they are not mounted. */
+  fit?: FitRoutesOptions;
   /** The object store of training jobs (GET /v1/jobs/{id}); the route is absent without one. */
   jobStore?: ObjectStore;
 }
@@ -48,6 +51,7 @@ const ROUTES: readonly [RegExp, string][] = [
   [/^\/v1\/value-functions$/, 'GET'],
   [/^\/v1\/value-functions\/[^/]+$/, 'GET'],
   [/^\/v1\/value-functions\/[^/]+\/(predict|gradient|guide)$/, 'POST'],
+  ...FIT_ROUTES,
   [/^\/v1\/jobs\/[^/]+$/, 'GET'],
 ];
 
@@ -139,6 +143,7 @@ export function createValueApi(options: ValueApiOptions): Hono {
     return new Response(guideAnswer(r), { headers: jsonHeaders() });
   });
 
+  if (options.fit) mountFitRoutes(app, { ...options.fit, authorize, maxBodyBytes });
   if (options.jobStore) addJobRoutes(app, { store: options.jobStore, authorize });
 
   app.notFound((c) => {

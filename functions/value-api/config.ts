@@ -14,6 +14,8 @@ import { objectStoreEnv, positiveInt } from '../../shared/schemas/env.js';
  * - METRICOPT_API_KEY_HASHES: comma-separated SHA-256 hex hashes of the accepted keys (api-key mode)
  * - METRICOPT_MAX_BODY_BYTES, METRICOPT_MAX_ROWS, METRICOPT_REFRESH_MS
  * - METRICOPT_S3_ENDPOINT, METRICOPT_S3_FORCE_PATH_STYLE (LocalStack, MinIO)
+ * - METRICOPT_JOBS_QUEUE (+ METRICOPT_JOBS_DLQ for SQS): fit jobs are started with a message
+ *   there; unset, they run in the serving process
  */
 export const valueApiEnvSchema = z
   .object({
@@ -36,6 +38,8 @@ export const valueApiEnvSchema = z
     METRICOPT_MAX_BODY_BYTES: positiveInt('METRICOPT_MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES),
     METRICOPT_MAX_ROWS: positiveInt('METRICOPT_MAX_ROWS', DEFAULT_MAX_ROWS),
     METRICOPT_REFRESH_MS: positiveInt('METRICOPT_REFRESH_MS', DEFAULT_REFRESH_MS),
+    METRICOPT_JOBS_QUEUE: z.string().min(1).optional(),
+    METRICOPT_JOBS_DLQ: z.string().min(1).optional(),
     ...objectStoreEnv,
   })
   .superRefine((env, ctx) => {

@@ -1,6 +1,7 @@
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ServeErrorCode } from '../../shared/use-cases/serve-guidance.js';
 import { DomainError } from '../../shared/util/result.js';
+import { fitStatusByCode } from './fit-errors.js';
 
 /** Error codes raised by the HTTP edge itself (the use-case codes are in ServeErrorCode). */
 export const ApiErrorCode = {
@@ -39,6 +40,7 @@ const statusByCode: Record<string, ContentfulStatusCode> = {
   JOB_NOT_FOUND: 404,
   // A pinned version that cannot be served; it was logged once when first found (serve-guidance.ts).
   [ServeErrorCode.checkpointInvalid]: 500,
+  ...fitStatusByCode,
 };
 
 /** An expected failure at the edge (bad request, auth, size); becomes a 4xx JSON error. */

@@ -1,4 +1,5 @@
 import { handle } from 'hono/aws-lambda';
+import { openQueue } from '../../shared/adapters/from-url.js';
 import { parseValueApiEnv } from './config.js';
 import { buildValueApi } from './service.js';
 import { openValueStore } from './store.js';
@@ -22,6 +23,9 @@ const { app } = buildValueApi({
   maxBodyBytes: env.METRICOPT_MAX_BODY_BYTES,
   maxRows: env.METRICOPT_MAX_ROWS,
   refreshMs: env.METRICOPT_REFRESH_MS,
+  ...(env.METRICOPT_JOBS_QUEUE
+    ? { jobsQueue: await openQueue(env.METRICOPT_JOBS_QUEUE, { deadLetterQueueUrl: env.METRICOPT_JOBS_DLQ }) }
+    : {}),
 });
 
 export const handler = handle(app);

@@ -4,6 +4,7 @@ import { getRequestListener } from '@hono/node-server';
 import { apiKeyCheck, localHostCheck } from './auth.js';
 import { createFastLane } from './node-fast-lane.js';
 import { errorBody } from './errors.js';
+import { inProcessFitLauncher } from './fit-in-process.js';
 import { buildValueApi, type ValueApiSettings } from './service.js';
 
 export interface NodeServerOptions extends ValueApiSettings {
@@ -62,7 +63,10 @@ export function startValueApiServer(options: NodeServerOptions): Promise<Running
   const hostname = options.hostname ?? '127.0.0.1';
   // Auth off: only local and IP Host headers (DNS rebinding); a keyed server takes any name.
   const hostAllowed = options.hostAllowed ?? (options.auth.mode === 'none' ? localHostCheck([hostname]) : undefined);
-  const { app, service } = buildValueApi({ ...options, ...(hostAllowed ? { hostAllowed } : {}) });
+  // Fit jobs run in this process unless a jobs queue is configured.
+  const log = options.log ?? ((entry) => process.stderr.write(`${JSON.stringify(entry)}\n`));
+  const fitLauncher = options.fitLauncher ?? inProcessFitLauncher(options.store, log);
+  const { app, service } = buildValueApi({ ...options, fitLauncher, ...(hostAllowed ? { hostAllowed } : {}) });
   const hono = getRequestListener(app.fetch, { hostname, autoCleanupIncoming: false });
   const lane =
     options.fastLane === false || options.auth.mode === 'iam'

@@ -12,6 +12,11 @@ import {
   valueFunctionListResponseSchema,
   valueFunctionSummarySchema,
 } from '../../shared/schemas/api.js';
+import {
+  createFitJobRequestSchema,
+  fitJobSummarySchema,
+  observationUploadResponseSchema,
+} from '../../shared/schemas/fit-api.js';
 import { jobStatusSchema } from '../../shared/schemas/job.js';
 import { LIBRARY_VERSION } from '../../shared/version.js';
 
@@ -30,6 +35,9 @@ export function buildOpenApiDocument(auth: AuthMode = 'api-key'): Record<string,
     valueFunctionListResponseSchema,
     healthResponseSchema,
     errorResponseSchema,
+    createFitJobRequestSchema,
+    fitJobSummarySchema,
+    observationUploadResponseSchema,
     jobStatusSchema,
   ];
   const registry = z.registry<{ id: string }>();
@@ -134,6 +142,64 @@ export function buildOpenApiDocument(auth: AuthMode = 'api-key'): Record<string,
       },
     },
   };
+  // Bring your own model (fit-routes.ts).
+  const jobIdParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+  const fitPost = (summary: string, statuses: number[], request: unknown, ok: Record<number, unknown>) => {
+    const { responses, ...security } = guarded(...statuses);
+    return {
+      post: {
+        summary,
+        ...security,
+        ...(request === undefined ? {} : { requestBody: { required: true, content: request } }),
+        responses: { ...ok, ...responses },
+      },
+    };
+  };
+  const summaryAnswer = (description: string) => ({ description, content: json(fitJobSummarySchema) });
+  Object.assign(paths, {
+    '/v1/fit-jobs': fitPost(
+      'Create a fit job (bring your own model)',
+      [400, 409, 413, 415],
+      json(createFitJobRequestSchema),
+      {
+        200: summaryAnswer('The same job existed already'),
+        201: summaryAnswer('Created'),
+      },
+    ),
+    '/v1/fit-jobs/{id}': {
+      ...get('A fit job: state, uploads and status document', fitJobSummarySchema, [404], [jobIdParam]),
+    },
+    '/v1/fit-jobs/{id}/observations': {
+      post: {
+        ...fitPost(
+          'Upload a batch of observations (idempotent per trajectory and step)',
+          [400, 404, 409, 413, 415],
+          {
+            'application/x-ndjson': {
+              schema: { type: 'string' },
+              description: 'JSON lines {trajectory, step, phi, metric?} (docs/bring-your-own-model.md).',
+            },
+            'application/octet-stream': {
+              schema: { type: 'string', format: 'binary' },
+              description:
+                'uint32 LE length L, L bytes of JSON lines without phi, then n x d float32 LE phi values, row-major.',
+            },
+          },
+          { 200: { description: 'OK', content: json(observationUploadResponseSchema) } },
+        ).post,
+        parameters: [jobIdParam],
+      },
+    },
+    '/v1/fit-jobs/{id}/start': {
+      post: {
+        ...fitPost('Start the fit (queued, or run by this server)', [400, 404, 503], undefined, {
+          200: summaryAnswer('Started before'),
+          202: summaryAnswer('Started'),
+        }).post,
+        parameters: [jobIdParam],
+      },
+    },
+  });
   return {
     openapi: '3.0.3',
     info: {
@@ -170,5 +236,7 @@ const errorText: Record<number, string> = {
   404: 'Unknown value function or version',
   413: 'Body or batch too large',
   415: 'Missing or unsupported content type',
+  409: 'A fit job conflict: another spec under the id, an upload that changes stored observations, or a started job',
+  503: 'Fit jobs cannot start here (no jobs queue configured)',
   500: 'A checkpoint that cannot be served (CHECKPOINT_INVALID) or an internal fault (INTERNAL)',
 };

@@ -1,7 +1,10 @@
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
+import type { Queue } from '../../shared/ports/queue.port.js';
+import type { FitLauncher } from '../../shared/use-cases/fit-job-api.js';
 import { GuidanceService, ValueFunctionCatalog } from '../../shared/use-cases/serve-guidance.js';
 import { type Authenticate, apiKeyAuth, iamAuth, noAuth } from './auth.js';
 import { createValueApi } from './app.js';
+import { queueFitLauncher, unavailableFitLauncher } from './fit-routes.js';
 import type { Hono } from 'hono';
 
 export interface ValueApiSettings {
@@ -13,10 +16,18 @@ export interface ValueApiSettings {
   log?: (entry: Record<string, unknown>) => void;
   /** Which Host headers /v1 accepts (all when omitted); the Node server sets it when auth is off. */
   hostAllowed?: (host: string | undefined) => boolean;
+  /** Fit jobs are started with a message on this queue (METRICOPT_JOBS_QUEUE); absent, they run in this process. */
+  jobsQueue?: Queue;
+  /** Without a jobs queue: who runs a started fit (node.ts: this process; Lambda: nobody, start is refused). */
+  fitLauncher?: FitLauncher;
 }
 
 /** Wires a store, the use-cases and the auth mode into the app (once per process). */
-export function buildValueApi(settings: ValueApiSettings): { app: Hono; service: GuidanceService } {
+export function buildValueApi(settings: ValueApiSettings): {
+  app: Hono;
+  service: GuidanceService;
+  fitLauncher: FitLauncher;
+} {
   const log = settings.log ?? ((entry) => process.stderr.write(`${JSON.stringify(entry)}\n`));
   const catalog = new ValueFunctionCatalog(settings.store, {
     refreshIntervalMs: settings.refreshMs,
@@ -31,14 +42,18 @@ export function buildValueApi(settings: ValueApiSettings): { app: Hono; service:
       : settings.auth.mode === 'iam'
         ? iamAuth
         : noAuth;
+  const fitLauncher = settings.jobsQueue
+    ? queueFitLauncher(settings.jobsQueue)
+    : (settings.fitLauncher ?? unavailableFitLauncher);
   const app = createValueApi({
     service,
     authenticate,
     maxBodyBytes: settings.maxBodyBytes,
     log,
     authMode: settings.auth.mode,
+    fit: { store: settings.store, launcher: fitLauncher },
     jobStore: settings.store,
     ...(settings.hostAllowed ? { hostAllowed: settings.hostAllowed } : {}),
   });
-  return { app, service };
+  return { app, service, fitLauncher };
 }

@@ -232,6 +232,39 @@ export const jobStatusSchema = z
 export type JobStatus = z.infer<typeof jobStatusSchema>;
 
 /**
+ * A fit job (bring your own model, issue 12): a value function fitted to observations that a
+ * remote training loop recorded (shared/schemas/observations.ts), stored as JSON-lines batches
+ * under `observations.prefix` (default `jobs/<id>/observations/`). No data set, no pre-training,
+ * no metric queries: the metric values come with the observations. Its status document is the
+ * same `jobs/<id>/status.json` (jobStatusSchema); the runner is `runFitJob`
+ * (shared/use-cases/fit-observations.ts). A worker tells the two kinds apart by `format`.
+ */
+export const fitJobSpecSchema = z
+  .object({
+    format: z.literal('metricopt.fit-job'),
+    schemaVersion: z.literal(1),
+    id: jobIdSchema,
+    observations: z
+      .object({ prefix: z.string().min(1).optional() })
+      .strict()
+      .default({}),
+    metric: z
+      .object({
+        name: z.string().min(1).max(64).default('metric'),
+        direction: z.enum(['minimize', 'maximize']),
+      })
+      .strict(),
+    recipe: z.enum(['paper', 'tuned']).default('tuned'),
+    seed: int(0).default(1),
+    /** Value-function training settings over the recipe's (trajectory settings do not apply). */
+    overrides: z.object({ metaTrain: trainingOverridesSchema.shape.metaTrain }).strict().partial().default({}),
+    output: z.object({ valueFunctionId: checkpointIdSchema }).strict(),
+  })
+  .strict();
+export type FitJobSpecInput = z.input<typeof fitJobSpecSchema>;
+export type FitJobSpec = z.output<typeof fitJobSpecSchema>;
+
+/**
  * A message on the jobs queue. `job`: start (or resume) the stored job `jobs/<id>/job.json`;
  * a fan-out job turns into one `chunk` message per trajectory chunk, and the worker that commits
  * the last chunk sends `fit`. Delivery is at least once: every handler is idempotent.

@@ -105,16 +105,84 @@ export function fitValueFunction(
   collected: CollectedTasks,
   deps: Pick<MetaTrainDeps, 'model' | 'oracle' | 'progress' | 'dataset'>,
 ): MetaTrainResult {
-  const { model, progress } = deps;
   const { trajectories: traj, outcome } = collected;
-  const { n, T, d } = traj;
+  const allSteps = Array.from({ length: traj.T + 1 }, (_, t) => t);
+  const tasks: FitTrajectory[] = outcome.observations.map((observations, i) => ({
+    steps: allSteps,
+    phis: traj.phis.subarray(i * (traj.T + 1) * traj.d, (i + 1) * (traj.T + 1) * traj.d),
+    T: traj.T,
+    observations,
+  }));
+  const { checkpoint, health } = fitTrajectories(cfg, tasks, {
+    d: traj.d,
+    adapterKind: deps.model.adapterKind,
+    metric: deps.oracle.metric,
+    dataset: deps.dataset,
+    progress: deps.progress,
+    queries: outcome,
+  });
+  return {
+    checkpoint,
+    health,
+    trajectories: traj,
+    observations: outcome.observations,
+    queries: { sent: outcome.sent, failed: outcome.failed },
+  };
+}
+
+/**
+ * One recorded trajectory for fitting: phi at its recorded steps and the metric at a few of
+ * them. The service's own trajectories record every step 0..T; a remote training loop
+ * (`metricopt fit`, shared/use-cases/fit-observations.ts) records what it logged.
+ */
+export interface FitTrajectory {
+  /** Recorded steps, ascending, distinct, in 0..T. */
+  steps: readonly number[];
+  /** phi at each recorded step, row-major [steps.length][d]. */
+  phis: Float32Array;
+  /** The step scale of the GP (steps are mapped to t / T). */
+  T: number;
+  /** Metric observations (normalised, lower is better), each at a recorded step. */
+  observations: Observation[];
+}
+
+export interface FitInfo {
+  d: number;
+  adapterKind: ValueFunctionCheckpoint['adapter']['kind'];
+  metric: ValueFunctionCheckpoint['metric'];
+  dataset: string;
+  progress: ProgressReporter;
+  /** How the observations were obtained, for the checkpoint and the no-data message. */
+  queries: Pick<QueryOutcome, 'sent' | 'failed' | 'failures'>;
+}
+
+/**
+ * Stages 2-4 on any recorded trajectories: GP labels at every recorded step, value-function
+ * training (online Reptile or offline, an ensemble), the checkpoint, and its health on held-out
+ * trajectories' real observations.
+ */
+export function fitTrajectories(
+  cfg: MetaTrainConfig,
+  tasks: readonly FitTrajectory[],
+  info: FitInfo,
+): { checkpoint: Omit<ValueFunctionCheckpoint, 'version'>; health: ValueFunctionHealth } {
+  const { d, progress, queries } = info;
+  const n = tasks.length;
+  const task = (i: number) => tasks[i] as FitTrajectory;
+  const rowOf = tasks.map((t) => new Map(t.steps.map((s, k) => [s, k])));
+  const phiOf = (i: number, k: number) => task(i).phis.subarray(k * d, (k + 1) * d);
+  const phiAtStep = (i: number, step: number) => {
+    const k = (rowOf[i] as Map<number, number>).get(step);
+    if (k === undefined) throw new Error(`fitTrajectories: task ${i} has no phi at observed step ${step}`);
+    return phiOf(i, k);
+  };
 
   // Tasks with at least two observations can be labelled; the others are dropped.
-  const usable = outcome.observations.map((o, i) => (o.length >= 2 ? i : -1)).filter((i) => i >= 0);
+  const usable = tasks.map((t, i) => (t.observations.length >= 2 ? i : -1)).filter((i) => i >= 0);
   if (usable.length < 2) {
     throw new UseCaseError(
       'META_TRAIN_NO_DATA',
-      `meta-train: only ${usable.length} task(s) got two or more metric observations (${outcome.failed} of ${outcome.sent} queries failed${outcome.failures[0] ? `; first: ${outcome.failures[0].message}` : ''})`,
+      `meta-train: only ${usable.length} task(s) got two or more metric observations (${queries.failed} of ${queries.sent} queries failed${queries.failures[0] ? `; first: ${queries.failures[0].message}` : ''})`,
     );
   }
   const order = new Rng(cfg.trajectories.seed + 99).shuffle([...usable]);
@@ -122,22 +190,21 @@ export function fitValueFunction(
   const heldOut = order.slice(0, nHeld);
   const trainTasks = order.slice(nHeld);
 
-  // GP labels in normalised metric units.
-  const T1 = T + 1;
+  // GP labels in normalised metric units, at every recorded step.
   const gpMean: Float32Array[] = [];
   const gpStd: Float32Array[] = [];
   for (let i = 0; i < n; i++) {
-    const obs = outcome.observations[i] as Observation[];
+    const { observations: obs, steps: recorded, T } = task(i);
     if (obs.length < 2) {
-      gpMean.push(new Float32Array(T1));
-      gpStd.push(new Float32Array(T1).fill(1));
+      gpMean.push(new Float32Array(recorded.length));
+      gpStd.push(new Float32Array(recorded.length).fill(1));
       continue;
     }
     const steps = obs.map((o) => o.step);
     const values = obs.map((o) => o.value);
     const fit = cfg.labelling === 'gp' ? fitGp(steps, values, T) : linearInterpolation(steps, values, T);
-    gpMean.push(Float32Array.from(fit.mean));
-    gpStd.push(Float32Array.from(fit.std));
+    gpMean.push(Float32Array.from(recorded, (t) => fit.mean[t] as number));
+    gpStd.push(Float32Array.from(recorded, (t) => fit.std[t] as number));
   }
 
   // Standardisation statistics from the training tasks only.
@@ -146,16 +213,16 @@ export function fitValueFunction(
   let tMean = 0;
   let tStd = 1;
   if (cfg.standardise) {
-    const count = trainTasks.length * T1;
+    const count = trainTasks.reduce((a, i) => a + task(i).steps.length, 0);
     for (const i of trainTasks)
-      for (let t = 0; t < T1; t++) {
-        const p = phiAt(traj, i, t);
+      for (let k = 0; k < task(i).steps.length; k++) {
+        const p = phiOf(i, k);
         for (let j = 0; j < d; j++) inMean[j] = (inMean[j] as number) + (p[j] as number) / count;
       }
     const acc = new Float64Array(d);
     for (const i of trainTasks)
-      for (let t = 0; t < T1; t++) {
-        const p = phiAt(traj, i, t);
+      for (let k = 0; k < task(i).steps.length; k++) {
+        const p = phiOf(i, k);
         for (let j = 0; j < d; j++)
           acc[j] = (acc[j] as number) + ((p[j] as number) - (inMean[j] as number)) ** 2 / count;
       }
@@ -165,18 +232,20 @@ export function fitValueFunction(
     tStd = Math.max(std(allTargets), 1e-6);
   }
 
+  // Every `trainStride`-th recorded step, and the last one.
   const stride = Math.max(1, Math.floor(cfg.trainStride));
-  const steps: number[] = [];
-  for (let t = 0; t < T1; t += stride) steps.push(t);
-  if (steps[steps.length - 1] !== T) steps.push(T);
   const toTask = (i: number): LabelledTask => {
-    const x = new Float32Array(steps.length * d);
-    steps.forEach((t, k) => {
-      const p = phiAt(traj, i, t);
-      for (let j = 0; j < d; j++) x[k * d + j] = ((p[j] as number) - (inMean[j] as number)) / (inStd[j] as number);
+    const count = task(i).steps.length;
+    const rows: number[] = [];
+    for (let k = 0; k < count; k += stride) rows.push(k);
+    if (rows[rows.length - 1] !== count - 1) rows.push(count - 1);
+    const x = new Float32Array(rows.length * d);
+    rows.forEach((k, r) => {
+      const p = phiOf(i, k);
+      for (let j = 0; j < d; j++) x[r * d + j] = ((p[j] as number) - (inMean[j] as number)) / (inStd[j] as number);
     });
-    const m = Float32Array.from(steps, (t) => (((gpMean[i] as Float32Array)[t] as number) - tMean) / tStd);
-    const s = Float32Array.from(steps, (t) => ((gpStd[i] as Float32Array)[t] as number) / tStd);
+    const m = Float32Array.from(rows, (k) => (((gpMean[i] as Float32Array)[k] as number) - tMean) / tStd);
+    const s = Float32Array.from(rows, (k) => ((gpStd[i] as Float32Array)[k] as number) / tStd);
     return labelTask(x, m, s, cfg.train.fisherThreshold);
   };
   const labelled = trainTasks.map(toTask);
@@ -201,10 +270,10 @@ export function fitValueFunction(
     createdAt: new Date().toISOString(),
     libraryVersion: LIBRARY_VERSION,
     d,
-    metric: deps.oracle.metric,
+    metric: info.metric,
     recipe: cfg.recipe,
-    dataset: deps.dataset,
-    adapter: { kind: model.adapterKind, d },
+    dataset: info.dataset,
+    adapter: { kind: info.adapterKind, d },
     inputNormalisation: { mean: Array.from(inMean), std: Array.from(inStd) },
     targetNormalisation: { mean: tMean, std: tStd },
     hiddenActivation: 'relu',
@@ -221,13 +290,13 @@ export function fitValueFunction(
 
   // Health: predictions vs the real held-out observations.
   const vf = new CompiledValueFunction({ ...checkpoint, version: 1 });
-  const trainObs = trainTasks.flatMap((i) => (outcome.observations[i] as Observation[]).map((o) => o.value));
+  const trainObs = trainTasks.flatMap((i) => task(i).observations.map((o) => o.value));
   const constant = mean(trainObs);
   const preds: number[] = [];
   const truth: number[] = [];
   for (const i of heldOut) {
-    for (const o of outcome.observations[i] as Observation[]) {
-      preds.push(vf.value(phiAt(traj, i, o.step)));
+    for (const o of task(i).observations) {
+      preds.push(vf.value(phiAtStep(i, o.step)));
       truth.push(o.value);
     }
   }
@@ -242,22 +311,16 @@ export function fitValueFunction(
     heldOutMae: health.heldOutMae,
     constantMae: health.constantMae,
     spearman: health.spearman,
-    queriesSent: outcome.sent,
-    queriesFailed: outcome.failed,
-    steps: T,
+    queriesSent: queries.sent,
+    queriesFailed: queries.failed,
+    steps: tasks.reduce((a, t) => Math.max(a, t.T), 0),
     observationsPerTask: cfg.trajectories.queries,
     ensemble: count,
     training: cfg.training,
     trainStride: stride,
     standardised: cfg.standardise,
   };
-  return {
-    checkpoint,
-    health,
-    trajectories: traj,
-    observations: outcome.observations,
-    queries: { sent: outcome.sent, failed: outcome.failed },
-  };
+  return { checkpoint, health };
 }
 
 function progressWithLabel(p: ProgressReporter, suffix: string): ProgressReporter {

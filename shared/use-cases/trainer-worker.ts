@@ -17,6 +17,8 @@ import {
   jobStatusSchema,
 } from '../schemas/job.js';
 import { err, ok, type Result } from '../util/result.js';
+import { loadFitJobSpec } from './fit-job-spec.js';
+import { runFitJob } from './fit-observations.js';
 import { JobError } from './job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
 import { fitValueFunction, type ValueFunctionHealth } from './meta-train.js';
@@ -374,6 +376,32 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     log('fanned-out', { jobId: spec.id, chunks });
   };
 
+  /** Runs the job if it is a fit job (answers false when it is not one). Idempotent: once done it changes nothing. */
+  const handleFitJob = async (jobId: string, message: QueueMessage): Promise<boolean> => {
+    const fit = await loadFitJobSpec(store, jobId);
+    if (!fit.ok) return false;
+    const result = await runFitJob(fit.value, {
+      store,
+      progress: deps.progress,
+      backend: deps.backend,
+      signal: deps.signal,
+    });
+    if (!result.ok) {
+      // Bad observations or spec: runFitJob wrote the failed status; a retry cannot help.
+      log('failed', { jobId, kind: 'fit-job', code: result.error.code, message: result.error.message });
+      await queue.deadLetter(message, `${result.error.code}: ${result.error.message}`);
+      return true;
+    }
+    if (result.value.kind === 'interrupted') {
+      await queue.release(message.receipt, 0);
+      throw new Stopped();
+    }
+    log('fit-job', { jobId, outcome: result.value.kind });
+    summary.jobs++;
+    await queue.ack(message.receipt);
+    return true;
+  };
+
   const handle = async (message: QueueMessage): Promise<void> => {
     let parsed: JobMessage;
     try {
@@ -382,6 +410,8 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       await queue.deadLetter(message, 'not a job message (shared/schemas/job.ts jobMessageSchema)');
       return;
     }
+    // A fit job (bring your own model, format metricopt.fit-job) runs whole on this worker.
+    if (parsed.kind === 'job' && (await handleFitJob(parsed.jobId, message))) return;
     const spec = await loadJobSpec(store, parsed.jobId);
     if (!spec.ok) {
       await queue.deadLetter(message, spec.error.message);

@@ -1,5 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,22 +11,6 @@ import { SECRET_KEY, tempStore } from './fixtures.js';
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '..', '..');
 const D = 16;
-
-/** The interpreter for the PyTorch example: $METRICOPT_PYTHON, else .venv (scripts/setup-torch.sh), else python3. */
-function torchPython(): string | undefined {
-  const candidates = [process.env.METRICOPT_PYTHON, join(root, '.venv/bin/python'), 'python3'].filter(
-    (p): p is string => p !== undefined && (p === 'python3' || existsSync(p)),
-  );
-  for (const python of candidates) {
-    try {
-      execFileSync(python, ['-c', 'import torch'], { stdio: 'ignore' });
-      return python;
-    } catch {
-      // try the next one
-    }
-  }
-  return undefined;
-}
 
 let fixture: Awaited<ReturnType<typeof tempStore>>;
 let server: RunningServer;
@@ -89,35 +72,5 @@ describe('Python client (standard library only)', () => {
       'INVALID_RESPONSE',
       "GET /healthz: HTTP 200 with a body that is not JSON: '<html>proxy login</html>'",
     ]);
-  });
-
-  it('runs the PyTorch A9A example for a few /guide steps (skipped without torch)', async (ctx) => {
-    const python = torchPython();
-    if (python === undefined) {
-      console.warn('PyTorch example skipped: no interpreter can import torch (run scripts/setup-torch.sh)');
-      ctx.skip();
-      return;
-    }
-    const { stdout } = await run(
-      python,
-      [
-        join(root, 'clients/python/examples/a9a_guided_finetune.py'),
-        ...['--url', server.url, '--api-key', SECRET_KEY, '--id', 'a9a-mcr'],
-        ...['--steps', '4', '--pretrain-steps', '30', '--rows', '2000'],
-      ],
-      { timeout: 240_000 },
-    );
-    const summary = JSON.parse(stdout.trim().split('\n').at(-1) as string) as {
-      steps: number;
-      d: number;
-      version: number;
-      history: Array<{ value: number }>;
-      valMcrStart: number;
-      valMcrEnd: number;
-    };
-    expect(summary).toMatchObject({ steps: 4, d: D, version: 1 });
-    expect(summary.history).toHaveLength(4);
-    for (const h of summary.history) expect(Number.isFinite(h.value)).toBe(true);
-    expect(summary.valMcrEnd).toBeGreaterThanOrEqual(0);
   });
 });

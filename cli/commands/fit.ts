@@ -1,0 +1,242 @@
+import { readFile, stat } from 'node:fs/promises';
+import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type BackendPreference, selectBackend } from '../../shared/adapters/compute-backend.js';
+import { openObjectStore } from '../../shared/adapters/from-url.js';
+import type { FitJobSpec } from '../../shared/schemas/job.js';
+import {
+  createFitJob,
+  loadFitJobSpec,
+  observationsPrefix,
+  parseFitJobSpec,
+} from '../../shared/use-cases/fit-job-spec.js';
+import { runFitJob } from '../../shared/use-cases/fit-observations.js';
+import {
+  addObservationBatch,
+  loadObservationSet,
+  ObservationError,
+  parseObservationText,
+  trajectoriesOf,
+  withBatch,
+} from '../../shared/use-cases/observation-batches.js';
+import { CliError } from '../errors.js';
+import { storeOptionsFromEnv } from '../locations.js';
+import { stderrProgress } from '../progress.js';
+
+/** Largest observation file `metricopt fit` reads by default (--max-bytes). */
+export const DEFAULT_FIT_MAX_BYTES = 64 * 1024 * 1024;
+
+interface FitOptions {
+  observations?: string;
+  id?: string;
+  direction?: 'minimize' | 'maximize';
+  metricName: string;
+  recipe: 'paper' | 'tuned';
+  seed: number;
+  store: string;
+  job?: string;
+  maxBytes: number;
+  backend?: BackendPreference;
+  labelling?: 'gp' | 'linear';
+  training?: 'online' | 'offline';
+  standardise?: boolean;
+  batchNorm?: boolean;
+  ensemble?: number;
+  epochs?: number;
+  vfTrainLr?: number;
+  gamma?: number;
+  oeWeight?: number;
+  heldOutFraction?: number;
+  trainStride?: number;
+}
+
+const int = (min: number) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
+  return n;
+};
+const positive = (v: string) => {
+  const n = Number(v);
+  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number > 0');
+  return n;
+};
+const nonNegative = (v: string) => {
+  const n = Number(v);
+  if (!(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number >= 0');
+  return n;
+};
+const bool = (v: string) => {
+  if (['true', '1', 'yes', 'on'].includes(v.toLowerCase())) return true;
+  if (['false', '0', 'no', 'off'].includes(v.toLowerCase())) return false;
+  throw new InvalidArgumentError('expected true or false');
+};
+
+/**
+ * `metricopt fit`: a value function from observations a remote training loop recorded (bring
+ * your own model, docs/bring-your-own-model.md). Always a job: `--job ID` names it (default
+ * fit-<time>); run again with `--job ID` (no --observations needed) to resume it.
+ */
+export function registerFit(program: Command): void {
+  program
+    .command('fit')
+    .description(
+      'Fit a value function to recorded observations (JSON lines {trajectory, step, phi, metric?}) and write checkpoint --id to the store; a resumable job.',
+    )
+    .option('--observations <file.jsonl>', 'the observations (docs/bring-your-own-model.md)')
+    .option('--id <id>', 'value-function id to write (the next version if it exists)')
+    .addOption(new Option('--direction <d>', 'direction of the metric values').choices(['minimize', 'maximize']))
+    .option('--metric-name <name>', 'name of the metric in the checkpoint', 'metric')
+    .addOption(
+      new Option('--recipe <name>', 'value-function settings: paper or tuned')
+        .choices(['paper', 'tuned'])
+        .default('tuned'),
+    )
+    .option('--seed <n>', 'seed of the held-out split and the training', int(0), 1)
+    .option('--store <dir|s3://bucket/prefix>', 'object store for the job and the checkpoint', './metricopt-store')
+    .option('--job <id>', 'job id: names a new fit job, or resumes the one stored under it')
+    .option('--max-bytes <n>', 'largest observation file read', int(1), DEFAULT_FIT_MAX_BYTES)
+    .addOption(new Option('--labelling <kind>', 'densify observations with a GP or linearly').choices(['gp', 'linear']))
+    .addOption(new Option('--training <kind>', 'online Reptile or offline').choices(['online', 'offline']))
+    .option('--standardise <bool>', 'standardise phi and targets (true/false)', bool)
+    .option('--batch-norm <bool>', 'BatchNorm in the value function (true/false)', bool)
+    .option('--ensemble <n>', 'value-function ensemble members', int(1))
+    .option('--epochs <n>', 'offline training epochs', int(1))
+    .option('--vf-train-lr <lr>', 'training step size (Adam offline / inner SGD online)', positive)
+    .option('--gamma <g>', 'weight of the regression term in Eq. 2', nonNegative)
+    .option('--oe-weight <w>', 'weight of the ordinal-embedding term in Eq. 2', nonNegative)
+    .option('--held-out-fraction <f>', 'fraction of trajectories held out for the health figures', positive)
+    .option('--train-stride <n>', 'train on every n-th recorded step', int(1))
+    .addOption(
+      new Option('--backend <name>', 'tfjs backend (default: METRICOPT_BACKEND or auto)').choices([
+        'auto',
+        'tensorflow',
+        'wasm',
+        'cpu',
+        'webgpu',
+      ]),
+    )
+    .action(async (o: FitOptions) => {
+      const stop = new AbortController();
+      const onSignal = () => {
+        process.stderr.write('metricopt fit: stopping before the fit\n');
+        stop.abort();
+      };
+      process.once('SIGTERM', onSignal);
+      process.once('SIGINT', onSignal);
+      try {
+        await runFit(o, stop.signal, (text) => process.stdout.write(text));
+      } finally {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+      }
+    });
+}
+
+/** The fit command's work (exported for tests). */
+export async function runFit(o: FitOptions, signal: AbortSignal, write: (text: string) => void): Promise<void> {
+  const store = await openObjectStore(o.store, storeOptionsFromEnv());
+  const spec = await jobOf(o, store);
+  if (o.observations !== undefined) {
+    const file = o.observations;
+    const size = await stat(file).then(
+      (s) => s.size,
+      (e: Error) => {
+        throw new CliError('USAGE', `--observations ${file}: ${e.message}`);
+      },
+    );
+    if (size > o.maxBytes) {
+      throw new ObservationError(
+        'OBSERVATIONS_TOO_LARGE',
+        `${file}: ${size} bytes is more than --max-bytes ${o.maxBytes}`,
+      );
+    }
+    // The whole file is checked before anything is written: a bad line leaves the store unchanged.
+    const parsed = parseObservationText(await readFile(file, 'utf8'), file);
+    if (!parsed.ok) throw parsed.error;
+    const stored = await loadObservationSet(store, observationsPrefix(spec));
+    const fitable = trajectoriesOf(withBatch(stored, parsed.value), file);
+    if (!fitable.ok) throw fitable.error;
+    const created = await createFitJob(store, spec);
+    if (!created.ok) throw created.error;
+    const added = await addObservationBatch(store, observationsPrefix(spec), parsed.value, file);
+    if (!added.ok) throw added.error;
+    const a = added.value;
+    write(
+      `${file}: ${a.accepted} observations added${a.duplicates ? `, ${a.duplicates} already stored` : ''} (${a.total} in ${a.trajectories} trajectories, d = ${a.d})\n`,
+    );
+  }
+  const backend = await selectBackend(o.backend ?? (process.env.METRICOPT_BACKEND as BackendPreference) ?? 'auto');
+  const result = await runFitJob(spec, { store, progress: stderrProgress(), backend: backend.name, signal });
+  if (!result.ok) throw result.error;
+  const out = result.value;
+  const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
+  if (out.kind === 'already-done') {
+    write(
+      `job ${spec.id} is already done: checkpoint ${out.valueFunction.id} v${out.valueFunction.version} in ${store.location}; nothing changed\n`,
+    );
+  } else if (out.kind === 'interrupted') {
+    write(
+      `job ${spec.id} interrupted before the fit; resume with: metricopt fit --job ${spec.id} --store ${o.store}\n`,
+    );
+  } else {
+    const h = out.health;
+    write(
+      `checkpoint ${out.checkpoint.id} v${out.checkpoint.version} written to ${store.location} (job ${spec.id})\nheld-out MAE ${f(h.heldOutMae)} (constant ${f(h.constantMae)}), Spearman ${f(h.spearman)} on ${h.heldOutObservations} observations${h.spearman !== null && h.spearman < 0.7 ? ' (unhealthy: below 0.7)' : ''}\n`,
+    );
+  }
+}
+
+/** The job stored under --job, or a new one from the flags. */
+async function jobOf(o: FitOptions, store: Awaited<ReturnType<typeof openObjectStore>>): Promise<FitJobSpec> {
+  if (o.job !== undefined && o.observations === undefined) {
+    const stored = await loadFitJobSpec(store, o.job);
+    if (!stored.ok) throw stored.error;
+    return stored.value;
+  }
+  if (o.observations === undefined)
+    throw new CliError('USAGE', 'fit: --observations FILE is required (or --job ID to resume)');
+  if (o.id === undefined) throw new CliError('USAGE', 'fit: --id is required (the value-function id to write)');
+  if (o.direction === undefined) throw new CliError('USAGE', 'fit: --direction minimize|maximize is required');
+  const metaTrain = Object.fromEntries(
+    Object.entries({
+      labelling: o.labelling,
+      training: o.training,
+      standardise: o.standardise,
+      ensemble: o.ensemble,
+      heldOutFraction: o.heldOutFraction,
+      trainStride: o.trainStride,
+    }).filter(([, v]) => v !== undefined),
+  );
+  const train = Object.fromEntries(
+    Object.entries({
+      batchNorm: o.batchNorm,
+      epochs: o.epochs,
+      gamma: o.gamma,
+      oeWeight: o.oeWeight,
+      ...(o.vfTrainLr === undefined
+        ? {}
+        : o.training === 'online' || (o.training === undefined && o.recipe === 'paper')
+          ? { innerLearningRate: o.vfTrainLr }
+          : { learningRate: o.vfTrainLr }),
+    }).filter(([, v]) => v !== undefined),
+  );
+  const parsed = parseFitJobSpec(
+    {
+      format: 'metricopt.fit-job',
+      schemaVersion: 1,
+      id: o.job ?? `fit-${Date.now().toString(36)}`,
+      metric: { name: o.metricName, direction: o.direction },
+      recipe: o.recipe,
+      seed: o.seed,
+      overrides: { metaTrain: { ...metaTrain, ...(Object.keys(train).length ? { train } : {}) } },
+      output: { valueFunctionId: o.id },
+    },
+    'fit',
+  );
+  if (!parsed.ok) {
+    throw new CliError(
+      'USAGE',
+      parsed.error.message.replace(/^fit: output\.valueFunctionId/, '--id').replace(/^fit: id/, '--job'),
+    );
+  }
+  return parsed.value;
+}

@@ -1,0 +1,116 @@
+import type { Context, Hono } from 'hono';
+import type { ObjectStore } from '../../shared/ports/object-store.port.js';
+import type { Queue } from '../../shared/ports/queue.port.js';
+import { BINARY_CONTENT_TYPE } from '../../shared/schemas/api.js';
+import { createFitJobRequestSchema, JSON_LINES_TYPES } from '../../shared/schemas/fit-api.js';
+import {
+  type FitLauncher,
+  fitJobSummary,
+  startFitJob,
+  uploadObservations,
+} from '../../shared/use-cases/fit-job-api.js';
+import { createFitJob, fitJobKeys, parseFitJobSpec } from '../../shared/use-cases/fit-job-spec.js';
+import { parseObservationBinary, parseObservationText } from '../../shared/use-cases/observation-batches.js';
+import type { Result } from '../../shared/util/result.js';
+import { parseJson, readBody } from './body.js';
+import { ApiError, ApiErrorCode } from './errors.js';
+import { header } from './header.js';
+import { mediaType, requireJson, validate } from './validate.js';
+
+/**
+ * Bring your own model over HTTP (docs/bring-your-own-model.md):
+ *
+ *   POST /v1/fit-jobs                     create a fit job (201; the same spec again: 200)
+ *   POST /v1/fit-jobs/{id}/observations   upload a batch: JSON lines, or the binary form
+ *   POST /v1/fit-jobs/{id}/start          start the fit (202; queued or run in this process)
+ *   GET  /v1/fit-jobs/{id}                its state, uploads and status document
+ *
+ * When done, the value function is served under /v1/value-functions/{valueFunctionId}.
+ */
+export interface FitRoutesOptions {
+  store: ObjectStore;
+  launcher: FitLauncher;
+}
+
+export const FIT_ROUTES: readonly [RegExp, string][] = [
+  [/^\/v1\/fit-jobs$/, 'POST'],
+  [/^\/v1\/fit-jobs\/[^/]+$/, 'GET'],
+  [/^\/v1\/fit-jobs\/[^/]+\/(observations|start)$/, 'POST'],
+];
+
+const json = (body: unknown, status = 200) =>
+  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
+
+function unwrap<T>(r: Result<T, Error>): T {
+  if (!r.ok) throw r.error;
+  return r.value;
+}
+
+export function mountFitRoutes(
+  app: Hono,
+  options: FitRoutesOptions & { authorize: (c: Context) => void; maxBodyBytes: number },
+): void {
+  const { store, launcher, authorize, maxBodyBytes } = options;
+
+  app.post('/v1/fit-jobs', async (c) => {
+    authorize(c);
+    requireJson(header(c, 'content-type'), 'create fit job');
+    const body = validate(
+      'create fit job',
+      createFitJobRequestSchema,
+      parseJson(await readBody(c, maxBodyBytes), { op: 'create fit job', maxContainers: 64 }),
+    );
+    const spec = unwrap(parseFitJobSpec({ ...body, format: 'metricopt.fit-job', schemaVersion: 1 }, 'create fit job'));
+    const existed = (await store.get(fitJobKeys(spec.id).spec)) !== undefined;
+    unwrap(await createFitJob(store, spec));
+    return json(unwrap(await fitJobSummary(store, spec.id)), existed ? 200 : 201);
+  });
+
+  app.get('/v1/fit-jobs/:id', async (c) => {
+    authorize(c);
+    return json(unwrap(await fitJobSummary(store, c.req.param('id'))));
+  });
+
+  app.post('/v1/fit-jobs/:id/observations', async (c) => {
+    authorize(c);
+    const id = c.req.param('id');
+    const type = header(c, 'content-type');
+    const media = type === undefined ? undefined : mediaType(type);
+    const binary = media === BINARY_CONTENT_TYPE;
+    if (!binary && !(JSON_LINES_TYPES as readonly (string | undefined)[]).includes(media)) {
+      throw new ApiError(
+        ApiErrorCode.unsupportedMediaType,
+        `observations: ${type === undefined ? 'the request has no Content-Type' : `content type '${type.slice(0, 80)}' is not supported`}; send application/x-ndjson (JSON lines) or ${BINARY_CONTENT_TYPE}`,
+      );
+    }
+    const bytes = await readBody(c, maxBodyBytes);
+    const source = 'observations';
+    const batch = unwrap(
+      binary ? parseObservationBinary(bytes, source) : parseObservationText(new TextDecoder().decode(bytes), source),
+    );
+    return json(unwrap(await uploadObservations(store, id, batch, source)));
+  });
+
+  app.post('/v1/fit-jobs/:id/start', async (c) => {
+    authorize(c);
+    const { summary, started } = unwrap(await startFitJob(store, c.req.param('id'), launcher));
+    return json(summary, started ? 202 : 200);
+  });
+}
+
+/** Sends `{"kind":"job","jobId":ID}` on the jobs queue (METRICOPT_JOBS_QUEUE); a trainer worker runs it. */
+export function queueFitLauncher(queue: Queue): FitLauncher {
+  return {
+    via: 'queue',
+    async launch(spec) {
+      await queue.send([JSON.stringify({ kind: 'job', jobId: spec.id })]);
+    },
+  };
+}
+
+/** No queue and no in-process runner (the Lambda handler without METRICOPT_JOBS_QUEUE): start is refused. */
+export const unavailableFitLauncher: FitLauncher = {
+  via: 'queue',
+  unavailable: 'no jobs queue is configured (set METRICOPT_JOBS_QUEUE)',
+  launch: () => Promise.reject(new Error('unavailableFitLauncher.launch')),
+};

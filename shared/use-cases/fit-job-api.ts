@@ -1,0 +1,115 @@
+import { getText, type ObjectStore } from '../ports/object-store.port.js';
+import type { FitJobSpec, JobStatus } from '../schemas/job.js';
+import { DomainError, err, ok, type Result } from '../util/result.js';
+import { fitJobKeys, loadFitJobSpec, observationsPrefix, readFitJobStatus } from './fit-job-spec.js';
+import type { JobError } from './job-errors.js';
+import {
+  addObservationBatch,
+  type BatchOutcome,
+  loadObservationSet,
+  type ObservationError,
+  type StoredObservation,
+  trajectoriesOf,
+} from './observation-batches.js';
+
+/**
+ * The life of a fit job as the API drives it: created (spec stored), observations uploaded in
+ * batches, started once (a marker `jobs/<id>/started.json`, then the launcher: a message on the
+ * jobs queue or a run in this process), then the status document of `runFitJob`.
+ */
+export const startedKey = (id: string) => fitJobKeys(id).started;
+
+export type FitJobState = 'created' | 'queued' | JobStatus['state'];
+
+export interface FitJobSummary {
+  jobId: string;
+  valueFunctionId: string;
+  state: FitJobState;
+  uploads: { observations: number; trajectories: number; d: number | null };
+  startedVia: 'queue' | 'in-process' | null;
+  /** The job's status document once it runs (jobStatusSchema). */
+  status: JobStatus | null;
+}
+
+/** Starts a job's fit: sends its message or runs it; returns how. */
+export interface FitLauncher {
+  via: 'queue' | 'in-process';
+  /** Why this deployment cannot start fits (e.g. Lambda without a jobs queue); set, start is refused. */
+  unavailable?: string;
+  launch(spec: FitJobSpec): Promise<void>;
+}
+
+export class FitJobStartedError extends DomainError {
+  constructor(id: string, unavailable?: string) {
+    super(
+      unavailable === undefined ? 'FIT_JOB_STARTED' : 'FIT_JOBS_UNAVAILABLE',
+      unavailable === undefined
+        ? `fit job '${id}' has started; observations can no longer be added (create another job)`
+        : `fit job '${id}' cannot start here: ${unavailable}`,
+    );
+    this.name = 'FitJobStartedError';
+  }
+}
+
+export async function fitJobSummary(store: ObjectStore, id: string): Promise<Result<FitJobSummary, JobError>> {
+  const spec = await loadFitJobSpec(store, id);
+  if (!spec.ok) return spec;
+  const set = await loadObservationSet(store, observationsPrefix(spec.value));
+  const started = await getText(store, startedKey(id));
+  const via = started === undefined ? null : (JSON.parse(started) as { via: 'queue' | 'in-process' }).via;
+  const status = await readFitJobStatus(store, id);
+  const doc = status.ok ? status.value : null;
+  return ok({
+    jobId: id,
+    valueFunctionId: spec.value.output.valueFunctionId,
+    state: doc?.state ?? (via === null ? 'created' : 'queued'),
+    uploads: {
+      observations: set.byKey.size,
+      trajectories: new Set([...set.byKey.values()].map((o) => o.trajectory)).size,
+      d: set.d ?? null,
+    },
+    startedVia: via,
+    status: doc,
+  });
+}
+
+/** Adds an uploaded batch (already parsed and checked line by line) to a job that has not started. */
+export async function uploadObservations(
+  store: ObjectStore,
+  id: string,
+  batch: readonly StoredObservation[],
+  source: string,
+): Promise<Result<BatchOutcome, JobError | ObservationError | FitJobStartedError>> {
+  const spec = await loadFitJobSpec(store, id);
+  if (!spec.ok) return spec;
+  if ((await store.get(startedKey(id))) !== undefined) return err(new FitJobStartedError(id));
+  return addObservationBatch(store, observationsPrefix(spec.value), batch, source);
+}
+
+/**
+ * Starts a job once: the uploaded set must be fittable (else nothing changes); a second start
+ * answers the summary and launches nothing.
+ */
+export async function startFitJob(
+  store: ObjectStore,
+  id: string,
+  launcher: FitLauncher,
+  now: () => Date = () => new Date(),
+): Promise<Result<{ summary: FitJobSummary; started: boolean }, JobError | ObservationError | FitJobStartedError>> {
+  const spec = await loadFitJobSpec(store, id);
+  if (!spec.ok) return spec;
+  const fresh = (await store.get(startedKey(id))) === undefined;
+  if (fresh && launcher.unavailable !== undefined) {
+    return err(new FitJobStartedError(id, launcher.unavailable));
+  }
+  if (fresh) {
+    const set = await loadObservationSet(store, observationsPrefix(spec.value));
+    const checked = trajectoriesOf(set, `fit job '${id}'`);
+    if (!checked.ok) return checked;
+    const marker = JSON.stringify({ via: launcher.via, at: now().toISOString() });
+    if (await store.putIfAbsent(startedKey(id), marker)) await launcher.launch(spec.value);
+  }
+  const summary = await fitJobSummary(store, id);
+  if (!summary.ok) return summary;
+  return ok({ summary: summary.value, started: fresh });
+}

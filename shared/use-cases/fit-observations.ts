@@ -1,0 +1,210 @@
+import { getText, type ObjectStore } from '../ports/object-store.port.js';
+import type { ProgressReporter } from '../ports/progress.port.js';
+import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
+import { type FitJobSpec, type JobSpec, type JobStatus, jobSpecSchema, jobStatusSchema } from '../schemas/job.js';
+import { ok, type Result } from '../util/result.js';
+import { createFitJob, fitJobKeys, observationsPrefix, readFitJobStatus } from './fit-job-spec.js';
+import type { JobError } from './job-errors.js';
+import { resolveRunConfig } from './job-spec.js';
+import { type FitTrajectory, fitTrajectories, type MetaTrainConfig } from './meta-train.js';
+import {
+  loadObservationSet,
+  type ObservationError,
+  type RecordedTrajectory,
+  trajectoriesOf,
+} from './observation-batches.js';
+import { saveOnce, type TrainJobOutcome } from './train-value-function.js';
+import { listCheckpointVersions, loadCheckpoint } from './value-function-store.js';
+
+/**
+ * Bring your own model (issue 12): a value function fitted to the trajectories a remote training
+ * loop recorded. Each trajectory's sparse metric observations are densified with the GP over its
+ * recorded steps (as meta-training does), the value function is trained with the recipe's
+ * settings, measured on held-out trajectories, and saved as the next version of its id, which
+ * `metricopt serve` then serves. A fit job journals like a training job: the spec at
+ * `jobs/<id>/job.json`, the status document `jobs/<id>/status.json`, the fitted content stashed at
+ * `jobs/<id>/result.json` before it is saved, so a job killed anywhere and run again saves one
+ * version only, and a job that is done changes nothing.
+ */
+export interface FitJobDeps {
+  store: ObjectStore;
+  progress: ProgressReporter;
+  /** The compute backend in use, for the status document. */
+  backend: string;
+  /** Aborted (SIGTERM): the job stops before the fit and says so (the fit itself is not cut short). */
+  signal?: AbortSignal | undefined;
+  now?: () => Date;
+}
+
+/** The value-function settings of a fit job: its recipe at its seed, then its metaTrain overrides. */
+export function resolveFitConfig(spec: FitJobSpec): Result<MetaTrainConfig, JobError> {
+  // A training job with the same recipe, seed and overrides (its other fields take their defaults).
+  const asTrainJob: JobSpec = jobSpecSchema.parse({
+    format: 'metricopt.job',
+    schemaVersion: 1,
+    id: spec.id,
+    dataset: { source: 'observations' },
+    metric: { builtin: spec.metric.name },
+    recipe: spec.recipe,
+    seed: spec.seed,
+    overrides: spec.overrides.metaTrain === undefined ? {} : { metaTrain: spec.overrides.metaTrain },
+    output: spec.output,
+  });
+  const resolved = resolveRunConfig(asTrainJob);
+  if (!resolved.ok) return resolved;
+  return ok({ ...resolved.value.metaTrain, checkpointId: spec.output.valueFunctionId, jobId: spec.id });
+}
+
+/** The recorded trajectories as the fit takes them: metric normalised to lower-is-better. */
+export function fitTrajectoriesOf(
+  recorded: readonly RecordedTrajectory[],
+  direction: FitJobSpec['metric']['direction'],
+) {
+  return recorded.map(
+    (r): FitTrajectory => ({
+      steps: r.steps,
+      phis: r.phis,
+      T: r.steps[r.steps.length - 1] as number,
+      observations: r.metric.map(([step, v]) => ({ step, value: direction === 'maximize' ? 1 - v : v })),
+    }),
+  );
+}
+
+/**
+ * Runs a fit job (spec kind `metricopt.fit-job`) to the end: the entry point a queue worker
+ * calls for it, as it calls `trainValueFunction` for a training job. Run again on a job that is
+ * done, it changes nothing; on one that was killed, it fits again and saves at most one version.
+ */
+export async function runFitJob(
+  spec: FitJobSpec,
+  deps: FitJobDeps,
+): Promise<Result<TrainJobOutcome, JobError | ObservationError>> {
+  const cfg = resolveFitConfig(spec);
+  if (!cfg.ok) return cfg;
+  const { store } = deps;
+  const keys = fitJobKeys(spec.id);
+  const now = deps.now ?? (() => new Date());
+  const created = await createFitJob(store, spec);
+  if (!created.ok) return created;
+
+  const previous = await readFitJobStatus(store, spec.id);
+  const startedAt = previous.ok ? previous.value.startedAt : now().toISOString();
+  let status: JobStatus = {
+    format: 'metricopt.job-status',
+    schemaVersion: 1,
+    jobId: spec.id,
+    state: 'running',
+    stage: 'observations',
+    tasks: { done: 0, total: 0 },
+    evaluations: { total: 0, sent: 0, returned: 0, failed: 0 },
+    heldOut: null,
+    etaSeconds: null,
+    backend: deps.backend,
+    lastError: null,
+    valueFunction: null,
+    startedAt,
+    updatedAt: now().toISOString(),
+  };
+  const write = async (patch: Partial<JobStatus>) => {
+    status = { ...status, ...patch, updatedAt: now().toISOString() };
+    await store.put(keys.status, `${JSON.stringify(jobStatusSchema.parse(status))}\n`);
+  };
+
+  // Done before (the stashed content was saved as a version): repair the status, change nothing else.
+  const stashedText = await getText(store, keys.result);
+  const stashed = stashedText === undefined ? undefined : (JSON.parse(stashedText) as StashedFit);
+  if (stashed !== undefined) {
+    const saved = await findSaved(store, stashed.checkpoint);
+    if (saved !== undefined) {
+      if (!previous.ok || previous.value.state !== 'done') {
+        await write({ ...stashed.status, state: 'done', stage: 'done', etaSeconds: 0, valueFunction: saved });
+      }
+      return ok({ kind: 'already-done', valueFunction: saved });
+    }
+  }
+
+  const set = await loadObservationSet(store, observationsPrefix(spec));
+  const recorded = trajectoriesOf(set, `fit job '${spec.id}'`);
+  if (!recorded.ok) {
+    await write({ state: 'failed', lastError: { code: recorded.error.code, message: recorded.error.message } });
+    return recorded;
+  }
+  const trajectories = fitTrajectoriesOf(recorded.value, spec.metric.direction);
+  const observed = trajectories.reduce((a, t) => a + t.observations.length, 0);
+  await write({
+    stage: 'fit',
+    tasks: { done: trajectories.length, total: trajectories.length },
+    evaluations: { total: observed, sent: observed, returned: observed, failed: 0 },
+  });
+  if (deps.signal?.aborted) {
+    await write({ state: 'interrupted' });
+    return ok({ kind: 'interrupted', stage: 'fit', tasksDone: trajectories.length, evaluationsDone: observed });
+  }
+
+  let content: Omit<ValueFunctionCheckpoint, 'version'>;
+  let health: StashedFit['health'];
+  try {
+    const fitted =
+      stashed?.checkpoint !== undefined
+        ? { checkpoint: stashed.checkpoint, health: stashed.health }
+        : fitTrajectories(cfg.value, trajectories, {
+            d: set.d as number,
+            adapterKind: 'external',
+            metric: { name: spec.metric.name, direction: spec.metric.direction },
+            dataset: `observations:${spec.id}`,
+            progress: deps.progress,
+            queries: { sent: observed, failed: 0, failures: [] },
+          });
+    health = fitted.health;
+    const heldOut = {
+      mae: health.heldOutMae,
+      constantMae: health.constantMae,
+      spearman: health.spearman,
+      observations: health.heldOutObservations,
+    };
+    const mine: StashedFit = { checkpoint: fitted.checkpoint, health, status: { ...status, heldOut } };
+    // An interrupted run may have stashed (and saved) its fit already: keep its content and createdAt.
+    const stash = (await store.putIfAbsent(keys.result, JSON.stringify(mine)))
+      ? mine
+      : (JSON.parse((await getText(store, keys.result)) as string) as StashedFit);
+    content = stash.checkpoint;
+    health = stash.health;
+  } catch (e) {
+    const error = e as { code?: unknown; message?: unknown };
+    const code = typeof error.code === 'string' ? error.code : 'INTERNAL';
+    await write({ state: 'failed', lastError: { code, message: String(error.message ?? e).slice(0, 500) } });
+    throw e;
+  }
+  const checkpoint = await saveOnce(store, content, true);
+  await write({
+    state: 'done',
+    stage: 'done',
+    etaSeconds: 0,
+    heldOut: {
+      mae: health.heldOutMae,
+      constantMae: health.constantMae,
+      spearman: health.spearman,
+      observations: health.heldOutObservations,
+    },
+    valueFunction: { id: checkpoint.id, version: checkpoint.version },
+  });
+  return ok({ kind: 'done', checkpoint, health, resumed: previous.ok });
+}
+
+interface StashedFit {
+  checkpoint: Omit<ValueFunctionCheckpoint, 'version'>;
+  health: Extract<TrainJobOutcome, { kind: 'done' }>['health'];
+  status: JobStatus;
+}
+
+async function findSaved(
+  store: ObjectStore,
+  content: Omit<ValueFunctionCheckpoint, 'version'>,
+): Promise<{ id: string; version: number } | undefined> {
+  const versions = (await listCheckpointVersions(store)).get(content.id) ?? [];
+  for (const v of [...versions].reverse()) {
+    const existing = await loadCheckpoint(store, content.id, v);
+    if (existing.ok && existing.value.createdAt === content.createdAt) return { id: content.id, version: v };
+  }
+  return undefined;
+}
