@@ -14,6 +14,7 @@ import { submitJob } from '../../shared/use-cases/trainer-worker.js';
 import { listCheckpointVersions, loadCheckpoint } from '../../shared/use-cases/value-function-store.js';
 import { buildTrainImage, docker, dockerUnavailable } from '../helpers/docker.js';
 import { cliPath, ensureBuiltCli } from '../jobs/built-cli.js';
+import { makeWorld, recordTrajectories, toJsonLines } from '../byom/synthetic-world.js';
 import { smallA9a, tinyJob } from '../jobs/fixtures.js';
 import { urlEvent } from '../value-api/fixtures.js';
 import {
@@ -175,8 +176,9 @@ describeOnLocalStack('a training job on S3 and SQS with the trainer container (L
         tasks: { done: 12, total: 12 },
         evaluations: { total: 36, sent: 36, returned: 36, failed: 0 },
       });
-    } finally {
+    } catch (e) {
       spawnSync('docker', ['rm', '-f', name]);
+      throw e;
     }
     expect((await listCheckpointVersions(store)).get('tiny-vf')).toEqual([1]);
     const weights = (ck: ValueFunctionCheckpoint) => ({
@@ -231,22 +233,63 @@ describeOnLocalStack('a training job on S3 and SQS with the trainer container (L
       server.kill('SIGTERM');
     }
 
-    // ... and its Lambda handler, configured as the stack configures it.
+    // ... and its Lambda handler, configured as the stack configures it (with the jobs queue).
     vi.stubEnv('METRICOPT_AUTH', 'iam');
+    vi.stubEnv('METRICOPT_JOBS_QUEUE', jobs.url);
+    vi.stubEnv('METRICOPT_JOBS_DLQ', jobs.dlqUrl);
+    vi.stubEnv('METRICOPT_REFRESH_MS', '1');
     const api = await import('../../functions/value-api/lambda.js');
-    const answer = (await api.handler(
-      urlEvent(
+    const call = async (method: string, path: string, body: string, type = 'application/json') => {
+      const base = urlEvent(path, {}, true);
+      const event = {
+        ...base,
+        body,
+        headers: { ...base.headers, 'content-type': type },
+        requestContext: { ...base.requestContext, http: { ...base.requestContext.http, method } },
+      };
+      const r = (await api.handler(event as never, {} as never)) as { statusCode: number; body: string };
+      return { status: r.statusCode, json: JSON.parse(r.body) as Record<string, unknown> };
+    };
+    try {
+      const guided = await call(
+        'POST',
         '/v1/value-functions/tiny-vf/guide',
-        {
-          phi,
-          lossGradients: [new Array(inS3.value.d).fill(0.01)],
-          seed: 1,
-        },
-        true,
-      ) as never,
-      {} as never,
-    )) as { statusCode: number; body: string };
-    expect(answer.statusCode).toBe(200);
-    expect(JSON.parse(answer.body)).toMatchObject({ id: 'tiny-vf', version: 1 });
+        JSON.stringify({ phi, lossGradients: [new Array(inS3.value.d).fill(0.01)], seed: 1 }),
+      );
+      expect(guided.status).toBe(200);
+      expect(guided.json).toMatchObject({ id: 'tiny-vf', version: 1 });
+
+      // Bring your own model through the same API: create, upload (twice: idempotent), start; the
+      // start is a message on the jobs queue, which the trainer container (still running) takes.
+      const created = await call(
+        'POST',
+        '/v1/fit-jobs',
+        JSON.stringify({
+          id: 'byom-fit',
+          metric: { name: 'bowl', direction: 'minimize' },
+          output: { valueFunctionId: 'byom-vf' },
+        }),
+      );
+      expect(created.status, JSON.stringify(created.json)).toBe(201);
+      const lines = toJsonLines(recordTrajectories(makeWorld(4, 1), { trajectories: 30, steps: 20, K: 5, seed: 2 }));
+      const first = await call('POST', '/v1/fit-jobs/byom-fit/observations', lines, 'application/x-ndjson');
+      expect(first.status, JSON.stringify(first.json)).toBe(200);
+      expect(first.json).toMatchObject({ accepted: 630, duplicates: 0 });
+      const again = await call('POST', '/v1/fit-jobs/byom-fit/observations', lines, 'application/x-ndjson');
+      expect(again.json).toMatchObject({ accepted: 0, duplicates: 630 });
+      expect((await call('POST', '/v1/fit-jobs/byom-fit/start', '')).status).toBe(202);
+      const deadline = Date.now() + 120_000;
+      let fit = await call('GET', '/v1/fit-jobs/byom-fit', '');
+      while (fit.json.state !== 'done' && fit.json.state !== 'failed' && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        fit = await call('GET', '/v1/fit-jobs/byom-fit', '');
+      }
+      expect(fit.json, docker('logs', '--tail', '5', name)).toMatchObject({ state: 'done', startedVia: 'queue' });
+      const served = await call('GET', '/v1/value-functions/byom-vf', '');
+      expect(served.status).toBe(200);
+      expect(served.json).toMatchObject({ id: 'byom-vf', d: 4, metric: { name: 'bowl', direction: 'minimize' } });
+    } finally {
+      spawnSync('docker', ['rm', '-f', name]);
+    }
   });
 });
