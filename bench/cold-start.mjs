@@ -84,13 +84,19 @@ try {
   const { App } = await import('aws-cdk-lib');
   const { MetricOptStack } = await import(pathToFileURL(join(root, 'dist/lib/metricopt-stack.js')).href);
   const app = new App({ outdir: join(work, 'cdk.out') });
-  new MetricOptStack(app, 'ColdStart');
+  const stack = new MetricOptStack(app, 'ColdStart');
   const assembly = app.synth();
+  // The value API's code asset: the folder named by the hash in its function's S3 key (the
+  // evaluator function has a bundle of its own).
+  const template = assembly.getStackArtifact(stack.artifactId).template;
+  const keys = Object.values(template.Resources)
+    .filter((r) => r.Type === 'AWS::Lambda::Function' && r.Properties?.Environment?.Variables?.METRICOPT_AUTH)
+    .map((r) => String(r.Properties.Code.S3Key));
   const bundles = readdirSync(assembly.directory)
-    .filter((name) => name.startsWith('asset.'))
+    .filter((name) => name.startsWith('asset.') && keys.some((k) => k.startsWith(name.slice('asset.'.length))))
     .map((name) => join(assembly.directory, name, 'index.mjs'))
     .filter((file) => existsSync(file));
-  if (bundles.length !== 1) throw new Error(`cold-start: expected one function bundle, found ${bundles.length}`);
+  if (bundles.length !== 1) throw new Error(`cold-start: expected one value API bundle, found ${bundles.length}`);
   const bundle = bundles[0];
   const bundleBytes = statSync(bundle).size;
 
