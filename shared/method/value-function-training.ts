@@ -121,21 +121,59 @@ function batchLoss(
   return tf.mean(loss.total) as tf.Scalar;
 }
 
+/** Lets a long fit be stopped between steps (SIGTERM in a training job); see `FitStopped`. */
+export interface FitControl {
+  stopRequested(): boolean;
+}
+
+/** Thrown by a fit whose control asked it to stop; nothing of the fit is kept (it is re-run, deterministically). */
+export class FitStopped extends Error {
+  constructor() {
+    super('value-function fit stopped on request');
+    this.name = 'FitStopped';
+  }
+}
+
+/**
+ * With a control: yields to the event loop about every 20 ms (so a signal handler can run) and
+ * throws FitStopped once a stop is requested. Without one the fit runs straight through.
+ */
+function yielder(control: FitControl | undefined, cleanUp: () => void): () => Promise<void> {
+  if (control === undefined) return async () => undefined;
+  let last = performance.now();
+  return async () => {
+    if (performance.now() - last < 20) return;
+    await new Promise<void>((r) => setImmediate(r));
+    last = performance.now();
+    if (control.stopRequested()) {
+      cleanUp();
+      throw new FitStopped();
+    }
+  };
+}
+
 /**
  * The paper's recipe: online Reptile. For each task in turn, `innerSteps` SGD steps of size
  * alpha on that task's loss give w~, then w <- w + eta (w~ - w), eta decayed linearly to 0.
  */
-export function trainReptileOnline(
+export async function trainReptileOnline(
   tasks: LabelledTask[],
   d: number,
   cfg: ValueFunctionTrainConfig,
   progress: ProgressReporter,
-): ValueFunctionNet {
+  control?: FitControl,
+): Promise<ValueFunctionNet> {
   const net = new ValueFunctionNet({ d, hidden: cfg.hidden, batchNorm: cfg.batchNorm }, cfg.seed);
   const order = new Rng(cfg.seed + 1).shuffle(tasks.map((_, i) => i));
   const sgd = tf.train.sgd(cfg.innerLearningRate);
+  const pause = yielder(control, () => {
+    sgd.dispose();
+    net.dispose();
+    progress.end('stopped');
+  });
   progress.start('meta-train value function (online Reptile)', order.length);
-  order.forEach((ti, k) => {
+  for (const [k, ti] of order.entries()) {
+    await pause();
     const before = net.snapshot();
     const packed = packBatch([tasks[ti] as LabelledTask], d);
     for (let s = 0; s < cfg.innerSteps; s++) {
@@ -148,20 +186,21 @@ export function trainReptileOnline(
     const eta = reptileEta(cfg.eta0, k, order.length);
     if (eta !== 1) net.restore(reptileInterpolate(before, net.snapshot(), eta));
     if (k % 25 === 0 || k === order.length - 1) progress.tick(k + 1);
-  });
+  }
   sgd.dispose();
   progress.end();
   return net;
 }
 
 /** The tuned recipe: Adam over mini-batches of all stored tasks for several epochs. */
-export function trainOffline(
+export async function trainOffline(
   tasks: LabelledTask[],
   d: number,
   cfg: ValueFunctionTrainConfig,
   progress: ProgressReporter,
   label = 'meta-train value function (offline)',
-): ValueFunctionNet {
+  control?: FitControl,
+): Promise<ValueFunctionNet> {
   const net = new ValueFunctionNet({ d, hidden: cfg.hidden, batchNorm: cfg.batchNorm }, cfg.seed);
   const rng = new Rng(cfg.seed + 1);
   const adam = tf.train.adam(cfg.learningRate);
@@ -169,6 +208,11 @@ export function trainOffline(
   const setLearningRate = (lr: number) => {
     (adam as unknown as { learningRate: number }).learningRate = lr;
   };
+  const pause = yielder(control, () => {
+    adam.dispose();
+    net.dispose();
+    progress.end('stopped');
+  });
   const perEpoch = Math.ceil(tasks.length / cfg.taskBatch);
   progress.start(label, cfg.epochs * perEpoch);
   let step = 0;
@@ -177,6 +221,7 @@ export function trainOffline(
   for (let epoch = 0; epoch < cfg.epochs; epoch++) {
     rng.shuffle(order);
     for (let b = 0; b < perEpoch; b++) {
+      await pause();
       setLearningRate(
         cfg.learningRate * (1 - (1 - cfg.finalLearningRateFraction) * (step / Math.max(1, totalSteps - 1))),
       );

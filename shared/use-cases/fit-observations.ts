@@ -1,3 +1,4 @@
+import { FitStopped } from '../method/value-function-training.js';
 import { getText, type ObjectStore } from '../ports/object-store.port.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
@@ -31,7 +32,7 @@ export interface FitJobDeps {
   progress: ProgressReporter;
   /** The compute backend in use, for the status document. */
   backend: string;
-  /** Aborted (SIGTERM): the job stops before the fit and says so (the fit itself is not cut short). */
+  /** Aborted (SIGTERM): the job stops (between training steps during the fit) and says so. */
   signal?: AbortSignal | undefined;
   now?: () => Date;
 }
@@ -147,7 +148,8 @@ export async function runFitJob(
     const fitted =
       stashed?.checkpoint !== undefined
         ? { checkpoint: stashed.checkpoint, health: stashed.health }
-        : fitTrajectories(cfg.value, trajectories, {
+        : await fitTrajectories(cfg.value, trajectories, {
+            control: { stopRequested: () => deps.signal?.aborted === true },
             d: set.d as number,
             adapterKind: 'external',
             metric: { name: spec.metric.name, direction: spec.metric.direction },
@@ -170,6 +172,11 @@ export async function runFitJob(
     content = stash.checkpoint;
     health = stash.health;
   } catch (e) {
+    if (e instanceof FitStopped) {
+      // SIGTERM during the fit: nothing of it is kept; a resume runs it again (the same bits).
+      await write({ state: 'interrupted' });
+      return ok({ kind: 'interrupted', stage: 'fit', tasksDone: trajectories.length, evaluationsDone: observed });
+    }
     const error = e as { code?: unknown; message?: unknown };
     const code = typeof error.code === 'string' ? error.code : 'INTERNAL';
     await write({ state: 'failed', lastError: { code, message: String(error.message ?? e).slice(0, 500) } });

@@ -3,6 +3,7 @@ import { fitGp, linearInterpolation } from '../method/gp.js';
 import { generateTrajectories, phiAt, type TrajectoryConfig, type Trajectories } from '../method/trajectory.js';
 import { CompiledValueFunction } from '../method/value-function-f32.js';
 import {
+  type FitControl,
   type LabelledTask,
   labelTask,
   trainOffline,
@@ -100,11 +101,12 @@ export async function collectObservations(
 }
 
 /** Stages 2-4 on collected tasks: GP labels, value-function training, held-out health. */
-export function fitValueFunction(
+export async function fitValueFunction(
   cfg: MetaTrainConfig,
   collected: CollectedTasks,
   deps: Pick<MetaTrainDeps, 'model' | 'oracle' | 'progress' | 'dataset'>,
-): MetaTrainResult {
+  control?: FitControl,
+): Promise<MetaTrainResult> {
   const { trajectories: traj, outcome } = collected;
   const allSteps = Array.from({ length: traj.T + 1 }, (_, t) => t);
   const tasks: FitTrajectory[] = outcome.observations.map((observations, i) => ({
@@ -113,7 +115,8 @@ export function fitValueFunction(
     T: traj.T,
     observations,
   }));
-  const { checkpoint, health } = fitTrajectories(cfg, tasks, {
+  const { checkpoint, health } = await fitTrajectories(cfg, tasks, {
+    control,
     d: traj.d,
     adapterKind: deps.model.adapterKind,
     metric: deps.oracle.metric,
@@ -154,6 +157,8 @@ export interface FitInfo {
   progress: ProgressReporter;
   /** How the observations were obtained, for the checkpoint and the no-data message. */
   queries: Pick<QueryOutcome, 'sent' | 'failed' | 'failures'>;
+  /** Stops the fit between training steps (FitStopped); a training job passes its SIGTERM here. */
+  control?: FitControl | undefined;
 }
 
 /**
@@ -161,11 +166,11 @@ export interface FitInfo {
  * training (online Reptile or offline, an ensemble), the checkpoint, and its health on held-out
  * trajectories' real observations.
  */
-export function fitTrajectories(
+export async function fitTrajectories(
   cfg: MetaTrainConfig,
   tasks: readonly FitTrajectory[],
   info: FitInfo,
-): { checkpoint: Omit<ValueFunctionCheckpoint, 'version'>; health: ValueFunctionHealth } {
+): Promise<{ checkpoint: Omit<ValueFunctionCheckpoint, 'version'>; health: ValueFunctionHealth }> {
   const { d, progress, queries } = info;
   const n = tasks.length;
   const task = (i: number) => tasks[i] as FitTrajectory;
@@ -257,8 +262,15 @@ export function fitTrajectories(
     const suffix = count > 1 ? ` [${e + 1}/${count}]` : '';
     const net =
       cfg.training === 'online'
-        ? trainReptileOnline(labelled, d, trainCfg, progressWithLabel(progress, suffix))
-        : trainOffline(labelled, d, trainCfg, progress, `meta-train value function (offline)${suffix}`);
+        ? await trainReptileOnline(labelled, d, trainCfg, progressWithLabel(progress, suffix), info.control)
+        : await trainOffline(
+            labelled,
+            d,
+            trainCfg,
+            progress,
+            `meta-train value function (offline)${suffix}`,
+            info.control,
+          );
     members.push({ layers: net.toLayers() });
     net.dispose();
   }

@@ -1,3 +1,4 @@
+import { FitStopped } from '../method/value-function-training.js';
 import type { SparseDataset } from '../data/dataset.js';
 import { BalancedSampler } from '../data/sampler.js';
 import { splitRows } from '../data/split.js';
@@ -285,11 +286,19 @@ export async function runTrainingPipeline(
     if (stop()) return stopped('fit');
 
     // Stages 2-4: GP labels, the value function, held-out health; then the checkpoint.
-    const trained = fitValueFunction(
-      { ...cfg.metaTrain, checkpointId: run.checkpointId, jobId: run.queryJobId },
-      { trajectories: traj, outcome: observer.outcome() },
-      { model, oracle: deps.oracle, progress, dataset: ds.name },
-    );
+    let trained: MetaTrainResult;
+    try {
+      trained = await fitValueFunction(
+        { ...cfg.metaTrain, checkpointId: run.checkpointId, jobId: run.queryJobId },
+        { trajectories: traj, outcome: observer.outcome() },
+        { model, oracle: deps.oracle, progress, dataset: ds.name },
+        journal ? { stopRequested: stop } : undefined,
+      );
+    } catch (e) {
+      // SIGTERM during the fit: the state stays at the fit's start; a resume fits again, to the same bits.
+      if (e instanceof FitStopped) return stopped('fit');
+      throw e;
+    }
     const content = journal ? await journal.stashResult(trained.checkpoint) : trained.checkpoint;
     const checkpoint = await saveOnce(deps.store, content, journal !== undefined);
     const t2 = performance.now();

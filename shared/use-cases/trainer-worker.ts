@@ -1,3 +1,4 @@
+import { FitStopped } from '../method/value-function-training.js';
 import type { SparseDataset } from '../data/dataset.js';
 import { phiAt, TrajectoryGenerator } from '../method/trajectory.js';
 import type { Evaluator } from '../metrics/evaluator.js';
@@ -304,11 +305,14 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     }
     const sent = done.reduce((a, r) => a + r.sent, 0);
     await writeStatus(ctx, done, 'running', { stage: 'fit' });
-    const trained = fitValueFunction(
+    const trained = await fitValueFunction(
       { ...ctx.cfg.metaTrain, checkpointId: spec.output.valueFunctionId, jobId: spec.id },
       { trajectories: traj, outcome: { observations, sent, failed: failures.length, failures } },
       { model: ctx.model, oracle: ctx.oracle, progress: deps.progress, dataset: ctx.dataset },
-    );
+      { stopRequested: stopped },
+    ).catch((e) => {
+      throw e instanceof FitStopped ? new Stopped() : e;
+    });
     const resultKey = jobKeys(spec.id).result;
     const content = (await store.putIfAbsent(resultKey, JSON.stringify(trained.checkpoint)))
       ? trained.checkpoint

@@ -89,11 +89,11 @@ describe('user mistakes in the model options', () => {
 });
 
 describe('expected failures of meta-training and meta-test', () => {
-  it('meta-training with fewer than two observed tasks is META_TRAIN_NO_DATA, a one-line error', () => {
+  it('meta-training with fewer than two observed tasks is META_TRAIN_NO_DATA, a one-line error', async () => {
     const recipe = tunedRecipe(1);
     let thrown: unknown;
     try {
-      fitValueFunction(
+      await fitValueFunction(
         { ...recipe.metaTrain, checkpointId: 'x', jobId: 'x' },
         {
           trajectories: { n: 3, T: 4, d: 2, phis: new Float32Array(30), losses: new Float32Array(12), querySteps: [] },

@@ -126,7 +126,7 @@ describe('FrozenMlpModel', () => {
     model.dispose();
   });
 
-  it('leaks no tensors across repeated gradients, predictions, trajectories and training', () => {
+  it('leaks no tensors across repeated gradients, predictions, trajectories and training', async () => {
     const model = new FrozenMlpModel(frozen, ds);
     const sampler = new BalancedSampler(
       Int32Array.from({ length: 400 }, (_, i) => i),
@@ -134,7 +134,7 @@ describe('FrozenMlpModel', () => {
       2,
     );
     const rows = Int32Array.from({ length: 50 }, (_, i) => i);
-    const run = () => {
+    const run = async () => {
       model.lossAndGrad(
         new Float32Array(2 * model.d),
         2,
@@ -153,17 +153,19 @@ describe('FrozenMlpModel', () => {
       const tasks = [0, 1, 2].map(() =>
         labelTask(rng.normals(5 * model.d), rng.normals(5), Float32Array.from([1, 1, 1, 1, 1]), 2),
       );
-      trainOffline(
-        tasks,
-        model.d,
-        { ...tunedTrainDefaults, epochs: 2, taskBatch: 2, hidden: [8, 4] },
-        silentProgress,
+      (
+        await trainOffline(
+          tasks,
+          model.d,
+          { ...tunedTrainDefaults, epochs: 2, taskBatch: 2, hidden: [8, 4] },
+          silentProgress,
+        )
       ).dispose();
-      trainReptileOnline(tasks, model.d, { ...paperTrainDefaults, hidden: [8, 4] }, silentProgress).dispose();
+      (await trainReptileOnline(tasks, model.d, { ...paperTrainDefaults, hidden: [8, 4] }, silentProgress)).dispose();
     };
-    run(); // warm-up: caches (validation rows) are created once
+    await run(); // warm-up: caches (validation rows) are created once
     const before = tf.memory().numTensors;
-    for (let i = 0; i < 3; i++) run();
+    for (let i = 0; i < 3; i++) await run();
     expect(tf.memory().numTensors).toBe(before);
     model.dispose();
   });
