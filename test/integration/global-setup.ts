@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { TestProject } from 'vitest/node';
@@ -22,6 +22,7 @@ declare module 'vitest' {
 }
 
 const script = resolve(import.meta.dirname, '../../scripts/localstack.sh');
+const root = resolve(import.meta.dirname, '../..');
 const ci = /^(1|true)$/i.test(process.env.CI ?? '');
 
 /**
@@ -49,6 +50,12 @@ export default async function setup(project: TestProject): Promise<(() => void) 
   const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : undefined;
   const stop = () => {
     spawnSync(script, ['stop', run], { stdio: 'inherit' });
+    // The emulator's log of the last run stays for a look after a failure.
+    const log = join(run, 'localstack.log');
+    if (existsSync(log)) {
+      mkdirSync(join(root, '.cache/localstack'), { recursive: true });
+      copyFileSync(log, join(root, '.cache/localstack/last-run.log'));
+    }
     rmSync(run, { recursive: true, force: true });
   };
   let version: string;
