@@ -57,9 +57,13 @@ start() {
   local port
   port="$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
   local endpoint="http://127.0.0.1:$port"
-  mkdir -p "$run/state"
+  mkdir -p "$run/state" "$run/state/tmp"
   # SQS_CLOUDWATCH_METRICS_REPORT_INTERVAL: queue-depth metrics every 5 s (default 60) for the alarm test.
-  GATEWAY_LISTEN="127.0.0.1:$port" LOCALSTACK_HOST="127.0.0.1:$port" DNS_ADDRESS=0 SKIP_SSL_CERT_DOWNLOAD=1 \
+  # TMPDIR: inside a container LocalStack ignores FILESYSTEM_ROOT and keeps its state under
+  # $TMPDIR/localstack, CloudWatch's metrics database included; with the default /tmp every emulator
+  # on the machine shares it, and one stopping deletes it under the others, whose alarms then
+  # never leave OK ("unable to open database file"). Each run gets its own.
+  TMPDIR="$run/state/tmp" GATEWAY_LISTEN="127.0.0.1:$port" LOCALSTACK_HOST="127.0.0.1:$port" DNS_ADDRESS=0 SKIP_SSL_CERT_DOWNLOAD=1 \
     DISABLE_EVENTS=1 SQS_ENDPOINT_STRATEGY=path SQS_CLOUDWATCH_METRICS_REPORT_INTERVAL=5 \
     FILESYSTEM_ROOT="$run/state" \
     nohup "$VENV/bin/python" -m localstack.runtime.main </dev/null >"$run/localstack.log" 2>&1 &
