@@ -5,8 +5,6 @@ import { LocalQueue } from '../../shared/adapters/queue.local.js';
 import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-module.worker-thread.js';
 import { webhookEvaluatorOf } from '../../shared/adapters/evaluator.webhook.js';
 import { createEvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
-import type { ObjectStore } from '../../shared/ports/object-store.port.js';
-import type { Queue } from '../../shared/ports/queue.port.js';
 import { type EvaluatorSpec, parseWebhooks } from '../../shared/schemas/evaluation.js';
 import { runEvaluationWorker } from '../../shared/use-cases/evaluate-request.js';
 import { CliError } from '../errors.js';
