@@ -3,9 +3,10 @@ import { fileURLToPath } from 'node:url';
 import { selectBackend } from '../shared/adapters/compute-backend.js';
 import { openObjectStore, openQueue } from '../shared/adapters/from-url.js';
 import { loadJobInputs } from '../shared/adapters/job-inputs.js';
-import { InProcessMetricOracle } from '../shared/adapters/metric-oracle.in-process.js';
+import { InProcessMetricOracle, inProcessOracles } from '../shared/adapters/metric-oracle.in-process.js';
 import { QueuedMetricOracle } from '../shared/adapters/metric-oracle.queued.js';
 import type { Evaluator } from '../shared/metrics/evaluator.js';
+import { builtinEvaluator } from '../shared/metrics/registry.js';
 import type { MetricOracle } from '../shared/ports/metric-oracle.port.js';
 import type { ObjectStore } from '../shared/ports/object-store.port.js';
 import type { ProgressReporter } from '../shared/ports/progress.port.js';
@@ -110,13 +111,15 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
   try {
     const env = parseTrainTaskEnv(processEnv);
     const store = await openObjectStore(env.METRICOPT_STORE, storeOptions(env));
-    const oracleFor = async (evaluator: Evaluator): Promise<MetricOracle> => {
-      if (env.METRICOPT_EVALUATION_QUEUE === undefined) return new InProcessMetricOracle(evaluator);
-      const queue = await openQueue(env.METRICOPT_EVALUATION_QUEUE, {
+    // Metric queries go to the evaluation queue when one is configured, else run in this process.
+    const queued = async (metric: { name: string; direction: 'minimize' | 'maximize' }) => {
+      const queue = await openQueue(env.METRICOPT_EVALUATION_QUEUE as string, {
         deadLetterQueueUrl: env.METRICOPT_EVALUATION_DLQ,
       });
-      return new QueuedMetricOracle({ queue, store, metric: { name: evaluator.name, direction: evaluator.direction } });
+      return new QueuedMetricOracle({ queue, store, metric: { name: metric.name, direction: metric.direction } });
     };
+    const oracleFor = async (evaluator: Evaluator): Promise<MetricOracle> =>
+      env.METRICOPT_EVALUATION_QUEUE === undefined ? new InProcessMetricOracle(evaluator) : queued(evaluator);
     if (env.METRICOPT_JOB === undefined && env.METRICOPT_JOB_ID === undefined && env.METRICOPT_JOBS_QUEUE) {
       const backend = await chooseBackend(env.METRICOPT_BACKEND);
       const queue = await openQueue(env.METRICOPT_JOBS_QUEUE, { deadLetterQueueUrl: env.METRICOPT_JOBS_DLQ });
@@ -128,6 +131,10 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
           const inputs = await loadJobInputs(spec, storeOptions(env));
           return { ...inputs, oracle: await oracleFor(inputs.evaluator) };
         },
+        // A fit job's predictions: scored by the evaluation queue's workers (the registered
+        // evaluators, the user's included), or by a built-in here when no queue is configured.
+        fitOracles: (metric) =>
+          env.METRICOPT_EVALUATION_QUEUE === undefined ? inProcessOracles(builtinEvaluator)(metric) : queued(metric),
         backend,
         progress: jsonProgress(),
         workerId: process.env.HOSTNAME ?? `${process.pid}`,

@@ -1,7 +1,12 @@
 import { readFile, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { type BackendPreference, selectBackend } from '../../shared/adapters/compute-backend.js';
+import { loadEvaluatorModule } from '../../shared/adapters/evaluator-module.in-process.js';
 import { openObjectStore } from '../../shared/adapters/from-url.js';
+import { inProcessOracles } from '../../shared/adapters/metric-oracle.in-process.js';
+import { builtinEvaluator } from '../../shared/metrics/registry.js';
+import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { FitJobSpec } from '../../shared/schemas/job.js';
 import {
   createFitJob,
@@ -9,6 +14,13 @@ import {
   observationsPrefix,
   parseFitJobSpec,
 } from '../../shared/use-cases/fit-job-spec.js';
+import {
+  checkPredictionRefs,
+  type FitOracleFactory,
+  parseFitLabels,
+  putFitLabels,
+  putFitPredictions,
+} from '../../shared/use-cases/fit-inputs.js';
 import { runFitJob } from '../../shared/use-cases/fit-observations.js';
 import {
   addObservationBatch,
@@ -18,6 +30,7 @@ import {
   trajectoriesOf,
   withBatch,
 } from '../../shared/use-cases/observation-batches.js';
+import { ok } from '../../shared/util/result.js';
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { stderrProgress } from '../progress.js';
@@ -35,6 +48,9 @@ interface FitOptions {
   store: string;
   job?: string;
   maxBytes: number;
+  labels?: string;
+  predictions?: string;
+  evaluatorModule?: string;
   backend?: BackendPreference;
   labelling?: 'gp' | 'linear';
   training?: 'online' | 'offline';
@@ -94,6 +110,12 @@ export function registerFit(program: Command): void {
     .option('--store <dir|s3://bucket/prefix>', 'object store for the job and the checkpoint', './metricopt-store')
     .option('--job <id>', 'job id: names a new fit job, or resumes the one stored under it')
     .option('--max-bytes <n>', 'largest observation file read', int(1), DEFAULT_FIT_MAX_BYTES)
+    .option('--labels <file.json>', 'labels {classes, labels} that lines with predictions are scored on')
+    .option(
+      '--predictions <dir>',
+      "folder of the float32 prediction files that lines name (default: the observation file's folder)",
+    )
+    .option('--evaluator-module <file.mjs>', 'a user evaluator module that lines with predictions may name')
     .addOption(new Option('--labelling <kind>', 'densify observations with a GP or linearly').choices(['gp', 'linear']))
     .addOption(new Option('--training <kind>', 'online Reptile or offline').choices(['online', 'offline']))
     .option('--standardise <bool>', 'standardise phi and targets (true/false)', bool)
@@ -152,11 +174,13 @@ export async function runFit(o: FitOptions, signal: AbortSignal, write: (text: s
     // The whole file is checked before anything is written: a bad line leaves the store unchanged.
     const parsed = parseObservationText(await readFile(file, 'utf8'), file);
     if (!parsed.ok) throw parsed.error;
-    const stored = await loadObservationSet(store, observationsPrefix(spec));
-    const fitable = trajectoriesOf(withBatch(stored, parsed.value), file);
+    const stored = withBatch(await loadObservationSet(store, observationsPrefix(spec)), parsed.value);
+    const fitable = trajectoriesOf(stored, file, 'count');
     if (!fitable.ok) throw fitable.error;
     const created = await createFitJob(store, spec);
     if (!created.ok) throw created.error;
+    // Labels and predictions that lines name: stored with the job (checked), before the observations.
+    await importPredictionInputs(store, spec.id, stored, o.labels, o.predictions ?? dirname(file));
     const added = await addObservationBatch(store, observationsPrefix(spec), parsed.value, file);
     if (!added.ok) throw added.error;
     const a = added.value;
@@ -165,7 +189,13 @@ export async function runFit(o: FitOptions, signal: AbortSignal, write: (text: s
     );
   }
   const backend = await selectBackend(o.backend ?? (process.env.METRICOPT_BACKEND as BackendPreference) ?? 'auto');
-  const result = await runFitJob(spec, { store, progress: stderrProgress(), backend: backend.name, signal });
+  const result = await runFitJob(spec, {
+    store,
+    progress: stderrProgress(),
+    backend: backend.name,
+    signal,
+    oracleFor: await evaluatorsOf(o.evaluatorModule),
+  });
   if (!result.ok) throw result.error;
   const out = result.value;
   const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));
@@ -183,6 +213,59 @@ export async function runFit(o: FitOptions, signal: AbortSignal, write: (text: s
       `checkpoint ${out.checkpoint.id} v${out.checkpoint.version} written to ${store.location} (job ${spec.id})\nheld-out MAE ${f(h.heldOutMae)} (constant ${f(h.constantMae)}), Spearman ${f(h.spearman)} on ${h.heldOutObservations} observations${h.spearman !== null && h.spearman < 0.7 ? ' (unhealthy: below 0.7)' : ''}\n`,
     );
   }
+}
+
+/**
+ * Stores the labels and every prediction file the set's lines name (`<dir>/<key>`), each
+ * checked; a missing or malformed one ends the command before any observation is written.
+ */
+async function importPredictionInputs(
+  store: ObjectStore,
+  id: string,
+  set: ReturnType<typeof withBatch>,
+  labelsFile: string | undefined,
+  dir: string,
+): Promise<void> {
+  const keys = new Set([...set.byKey.values()].flatMap((o) => (o.predictions ? [o.predictions.key] : [])));
+  if (labelsFile !== undefined) {
+    const text = await readFile(labelsFile, 'utf8').catch((e: Error) => {
+      throw new CliError('USAGE', `--labels ${labelsFile}: ${e.message}`);
+    });
+    let json: unknown;
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new ObservationError('PREDICTIONS_INVALID', `${labelsFile}: not JSON (${(e as Error).message})`);
+    }
+    const labels = parseFitLabels(json, labelsFile);
+    if (!labels.ok) throw labels.error;
+    const stored = await putFitLabels(store, id, labels.value);
+    if (!stored.ok) throw stored.error;
+  }
+  for (const key of keys) {
+    const path = join(dir, key);
+    const bytes = await readFile(path).catch(() => undefined);
+    if (bytes === undefined) continue; // reported below with the line that names it
+    const stored = await putFitPredictions(store, id, key, new Uint8Array(bytes));
+    if (!stored.ok) throw stored.error;
+  }
+  const refs = await checkPredictionRefs(store, id, set);
+  if (!refs.ok) {
+    throw new ObservationError(
+      refs.error.code as 'PREDICTIONS_INVALID',
+      `${refs.error.message} (prediction files are read from ${dir}; labels from --labels)`,
+      refs.error.details as never,
+    );
+  }
+}
+
+/** The evaluators lines with predictions may name: the built-ins, and --evaluator-module's. */
+async function evaluatorsOf(module: string | undefined): Promise<FitOracleFactory> {
+  if (module === undefined) return inProcessOracles(builtinEvaluator);
+  const loaded = await loadEvaluatorModule(module);
+  if (!loaded.ok) throw loaded.error;
+  const user = loaded.value;
+  return inProcessOracles((name) => (name === user.name ? ok(user) : builtinEvaluator(name)));
 }
 
 /** The job stored under --job, or a new one from the flags. */

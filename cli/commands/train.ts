@@ -4,7 +4,8 @@ import { spawn } from 'node:child_process';
 import { type Command, InvalidArgumentError } from 'commander';
 import { openObjectStore, openQueue } from '../../shared/adapters/from-url.js';
 import { localDatasetSource } from '../../shared/adapters/job-inputs.js';
-import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
+import { InProcessMetricOracle, inProcessOracles } from '../../shared/adapters/metric-oracle.in-process.js';
+import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { JobSpec } from '../../shared/schemas/job.js';
 import { overridesOf, parseJobSpec, parseJobSpecText } from '../../shared/use-cases/job-spec.js';
@@ -187,6 +188,7 @@ async function runWorker(o: RunOptions, signal: AbortSignal): Promise<void> {
       backend = inputs.backend;
       return { ...inputs, oracle: new InProcessMetricOracle(inputs.evaluator) };
     },
+    fitOracles: inProcessOracles(builtinEvaluator),
     get backend() {
       return backend;
     },

@@ -17,6 +17,7 @@ at once with the server's stable error code).
 
 from __future__ import annotations
 
+import hashlib
 import http.client
 import json
 import math
@@ -195,6 +196,8 @@ class ValueApiClient:
             }
             if line.get("metric") is not None:
                 obj["metric"] = _plain(line["metric"], f"upload_observations: lines[{i}].metric")
+            if line.get("predictions") is not None:
+                obj["predictions"] = {"evaluator": str(line["predictions"]["evaluator"]), "key": str(line["predictions"]["key"])}
             raw = (json.dumps(obj, allow_nan=False) + "\n").encode("utf-8")
             if size + len(raw) > max_batch_bytes:
                 flush()
@@ -202,6 +205,29 @@ class ValueApiClient:
             size += len(raw)
         flush()
         return {**last, **totals}
+
+    def upload_labels(self, job_id: str, labels: Sequence[int], classes: int) -> Dict[str, Any]:
+        """Uploads the labels that prediction lines are scored on (once per job; the same labels
+        again are fine)."""
+        if hasattr(labels, "tolist"):
+            labels = labels.tolist()
+        body = {"classes": int(classes), "labels": [int(v) for v in labels]}
+        return self._json("POST", f"/v1/fit-jobs/{urllib.parse.quote(job_id, safe='')}/labels", body)
+
+    def upload_predictions(self, job_id: str, key: str, predictions: Any) -> Dict[str, Any]:
+        """Uploads one set of predictions (n scores for two classes, n x classes otherwise,
+        sent as little-endian float32) under `key`, for lines that carry
+        {"predictions": {"evaluator": NAME, "key": key}}; a registered evaluator scores them
+        when the fit runs."""
+        flat = _plain(predictions, f"upload_predictions: {key}")
+        flat = [x for row in flat for x in row] if flat and isinstance(flat[0], list) else flat
+        try:
+            payload = struct.pack(f"<{len(flat)}f", *flat)
+        except OverflowError:
+            raise ValueApiError(0, "NOT_FINITE", f"upload_predictions: {key}: a value is beyond the float32 range") from None
+        path = f"/v1/fit-jobs/{urllib.parse.quote(job_id, safe='')}/predictions/{urllib.parse.quote(key, safe='')}"
+        _, _, data = self._send("POST", path, payload, "application/octet-stream")
+        return json.loads(data)
 
     def start_fit_job(self, job_id: str) -> Dict[str, Any]:
         return self._json("POST", f"/v1/fit-jobs/{urllib.parse.quote(job_id, safe='')}/start", {})
@@ -381,12 +407,39 @@ class Recorder:
         rec.observe("run-3", step, value)    # at the few steps where the metric was measured
         vf = rec.fit(client, "my-job", "my-model-f1", direction="maximize")
 
+    Or let a registered evaluator (your proprietary scorer, behind the evaluation queue) score
+    predictions instead of observing the value in the loop:
+
+        rec.labels(y_val, classes=2)                             # once
+        rec.observe_predictions("run-3", step, scores, "my-f1")  # instead of observe()
+
     A value observed at a step must have its phi logged at that step too (any order).
     """
 
     def __init__(self) -> None:
         self._phi: Dict[Tuple[str, int], List[float]] = {}
         self._metric: Dict[Tuple[str, int], float] = {}
+        self._predictions: Dict[Tuple[str, int], Tuple[str, List[float]]] = {}
+        self._labels: Optional[Tuple[List[int], int]] = None
+
+    def labels(self, labels: Sequence[int], classes: int) -> None:
+        """The labels that observe_predictions' scores are on (the validation split)."""
+        if hasattr(labels, "tolist"):
+            labels = labels.tolist()
+        self._labels = ([int(v) for v in labels], int(classes))
+
+    def observe_predictions(self, trajectory: str, step: int, predictions: Any, evaluator: str) -> None:
+        """Predictions at this step, to be scored by the registered evaluator `evaluator`."""
+        where = f"observe_predictions: predictions of {trajectory!r} step {step}"
+        flat = _plain(predictions, where)
+        flat = [x for row in flat for x in row] if flat and isinstance(flat[0], list) else flat
+        self._predictions[(str(trajectory), int(step))] = (str(evaluator), flat)
+
+    @staticmethod
+    def _key(trajectory: str, step: int) -> str:
+        # Stable per (trajectory, step), so a retried upload names the same predictions.
+        name = json.dumps([trajectory, step], separators=(",", ":"), ensure_ascii=False)
+        return "p-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:24] + ".f32"
 
     def log(self, trajectory: str, step: int, phi: Any) -> None:
         self._phi[(str(trajectory), int(step))] = _plain(phi, f"log: phi of {trajectory!r} step {step}")
@@ -395,7 +448,7 @@ class Recorder:
         self._metric[(str(trajectory), int(step))] = _plain(value, f"observe: value of {trajectory!r} step {step}")
 
     def lines(self) -> List[Dict[str, Any]]:
-        missing = [k for k in self._metric if k not in self._phi]
+        missing = [k for k in [*self._metric, *self._predictions] if k not in self._phi]
         if missing:
             t, s = missing[0]
             raise ValueApiError(0, "INVALID_INPUT", f"observe: {t!r} step {s} has a metric value but no logged phi")
@@ -404,11 +457,21 @@ class Recorder:
             line: Dict[str, Any] = {"trajectory": t, "step": s, "phi": phi}
             if (t, s) in self._metric:
                 line["metric"] = self._metric[(t, s)]
+            elif (t, s) in self._predictions:
+                line["predictions"] = {"evaluator": self._predictions[(t, s)][0], "key": self._key(t, s)}
             out.append(line)
         return out
 
     def upload(self, client: ValueApiClient, job_id: str) -> Dict[str, Any]:
-        return client.upload_observations(job_id, self.lines())
+        """Uploads the labels and predictions (if any), then the observation lines."""
+        lines = self.lines()
+        if self._predictions:
+            if self._labels is None:
+                raise ValueApiError(0, "INVALID_INPUT", "observe_predictions: call labels(y, classes) first")
+            client.upload_labels(job_id, *self._labels)
+            for (t, s), (_, values) in sorted(self._predictions.items()):
+                client.upload_predictions(job_id, self._key(t, s), values)
+        return client.upload_observations(job_id, lines)
 
     def fit(
         self,

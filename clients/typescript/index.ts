@@ -202,7 +202,13 @@ export class ValueApiClient {
       if (line.metric !== undefined && !Number.isFinite(line.metric)) {
         throw new ValueApiError(0, 'NOT_FINITE', `uploadObservations: lines[${i}].metric is ${line.metric}`);
       }
-      const text = `${JSON.stringify({ trajectory: line.trajectory, step: line.step, phi, ...(line.metric === undefined ? {} : { metric: line.metric }) })}\n`;
+      const text = `${JSON.stringify({
+        trajectory: line.trajectory,
+        step: line.step,
+        phi,
+        ...(line.metric === undefined ? {} : { metric: line.metric }),
+        ...(line.predictions === undefined ? {} : { predictions: line.predictions }),
+      })}\n`;
       const bytes = new TextEncoder().encode(text).byteLength;
       if (size + bytes > maxBatchBytes) await flush();
       batch.push(text);
@@ -211,6 +217,29 @@ export class ValueApiClient {
     await flush();
     if (last === undefined) throw new ValueApiError(0, 'OBSERVATIONS_EMPTY', 'uploadObservations: no lines');
     return { ...last, ...totals };
+  }
+
+  /** Uploads the labels that prediction lines are scored on (once per job; the same again is fine). */
+  uploadLabels(jobId: string, labels: ArrayLike<number>, classes: number): Promise<{ created: boolean }> {
+    return this.json('POST', `/v1/fit-jobs/${encodeURIComponent(jobId)}/labels`, {
+      classes,
+      labels: Array.from(labels),
+    });
+  }
+
+  /**
+   * Uploads one set of predictions (n scores for two classes, n x classes otherwise) as float32
+   * under `key`, for lines carrying `{predictions: {evaluator, key}}`.
+   */
+  async uploadPredictions(jobId: string, key: string, predictions: ArrayLike<number>): Promise<{ created: boolean }> {
+    const values = Float32Array.from(predictions);
+    const bad = values.findIndex((v) => !Number.isFinite(v));
+    if (bad >= 0) {
+      throw new ValueApiError(0, 'NOT_FINITE', `uploadPredictions: ${key}[${bad}] is ${values[bad]} as float32`);
+    }
+    const path = `/v1/fit-jobs/${encodeURIComponent(jobId)}/predictions/${encodeURIComponent(key)}`;
+    const res = await this.send('POST', path, new Uint8Array(values.buffer), 'application/octet-stream');
+    return (await res.json()) as { created: boolean };
   }
 
   startFitJob(jobId: string): Promise<FitJobSummaryResponse> {
@@ -334,16 +363,41 @@ export interface ObservationLineInput {
   step: number;
   phi: ArrayLike<number>;
   metric?: number;
+  /** Predictions uploaded under `key`, scored by the registered evaluator when the fit runs. */
+  predictions?: { evaluator: string; key: string };
 }
 
 /**
  * Records a training loop's phi and metric observations for a fit job:
  * `rec.log(trajectory, step, phi)` every step, `rec.observe(trajectory, step, value)` where the
- * metric was measured, then `rec.fit(client, jobId, { ... })`.
+ * metric was measured, then `rec.fit(client, jobId, { ... })`. Or, to have a registered
+ * evaluator score them instead: `rec.labels(y, classes)` once and
+ * `rec.observePredictions(trajectory, step, scores, evaluator)` instead of `observe`.
  */
 export class Recorder {
   private readonly phis = new Map<string, { trajectory: string; step: number; phi: number[] }>();
   private readonly metrics = new Map<string, number>();
+  private readonly predictions = new Map<string, { evaluator: string; values: Float32Array }>();
+  private labelSet: { labels: number[]; classes: number } | undefined;
+
+  labels(labels: ArrayLike<number>, classes: number): void {
+    this.labelSet = { labels: Array.from(labels), classes };
+  }
+
+  observePredictions(trajectory: string, step: number, predictions: ArrayLike<number>, evaluator: string): void {
+    this.predictions.set(JSON.stringify([trajectory, step]), { evaluator, values: Float32Array.from(predictions) });
+  }
+
+  /** A stable name per (trajectory, step), so a retried upload names the same predictions. */
+  private static keyOf(key: string): string {
+    let a = 0x811c9dc5;
+    let b = 0x01000193;
+    for (let i = 0; i < key.length; i++) {
+      a = Math.imul(a ^ key.charCodeAt(i), 0x01000193) >>> 0;
+      b = Math.imul(b ^ key.charCodeAt(i), 0x811c9dc5) >>> 0;
+    }
+    return `p-${a.toString(16).padStart(8, '0')}${b.toString(16).padStart(8, '0')}.f32`;
+  }
 
   log(trajectory: string, step: number, phi: ArrayLike<number>): void {
     this.phis.set(JSON.stringify([trajectory, step]), { trajectory, step, phi: Array.from(phi) });
@@ -354,7 +408,7 @@ export class Recorder {
   }
 
   lines(): ObservationLineInput[] {
-    for (const key of this.metrics.keys()) {
+    for (const key of [...this.metrics.keys(), ...this.predictions.keys()]) {
       if (!this.phis.has(key)) {
         throw new ValueApiError(0, 'INVALID_INPUT', `observe: ${key} has a metric value but no logged phi`);
       }
@@ -362,9 +416,26 @@ export class Recorder {
     return [...this.phis.entries()]
       .map(([key, line]) => {
         const metric = this.metrics.get(key);
-        return metric === undefined ? line : { ...line, metric };
+        const scored = this.predictions.get(key);
+        if (metric !== undefined) return { ...line, metric };
+        return scored === undefined
+          ? line
+          : { ...line, predictions: { evaluator: scored.evaluator, key: Recorder.keyOf(key) } };
       })
       .sort((a, b) => (a.trajectory === b.trajectory ? a.step - b.step : a.trajectory < b.trajectory ? -1 : 1));
+  }
+
+  /** Uploads the labels and predictions (if any), then the observation lines. */
+  async upload(client: ValueApiClient, jobId: string): Promise<ObservationUploadResponse> {
+    const lines = this.lines();
+    if (this.predictions.size > 0) {
+      if (this.labelSet === undefined) {
+        throw new ValueApiError(0, 'INVALID_INPUT', 'observePredictions: call labels(y, classes) first');
+      }
+      await client.uploadLabels(jobId, this.labelSet.labels, this.labelSet.classes);
+      for (const [key, p] of this.predictions) await client.uploadPredictions(jobId, Recorder.keyOf(key), p.values);
+    }
+    return client.uploadObservations(jobId, lines);
   }
 
   /** Creates the job, uploads, starts it and waits for it to be done. */
@@ -374,7 +445,7 @@ export class Recorder {
     wait: Parameters<ValueApiClient['waitFitJob']>[1] = {},
   ): Promise<FitJobSummaryResponse> {
     await client.createFitJob(job);
-    await client.uploadObservations(job.id, this.lines());
+    await this.upload(client, job.id);
     await client.startFitJob(job.id);
     return client.waitFitJob(job.id, wait);
   }

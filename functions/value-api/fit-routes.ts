@@ -3,11 +3,14 @@ import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { Queue } from '../../shared/ports/queue.port.js';
 import { BINARY_CONTENT_TYPE } from '../../shared/schemas/api.js';
 import { createFitJobRequestSchema, JSON_LINES_TYPES } from '../../shared/schemas/fit-api.js';
+import { parseFitLabels } from '../../shared/use-cases/fit-inputs.js';
 import {
   type FitLauncher,
   fitJobSummary,
   startFitJob,
+  uploadLabels,
   uploadObservations,
+  uploadPredictions,
 } from '../../shared/use-cases/fit-job-api.js';
 import { createFitJob, fitJobKeys, parseFitJobSpec } from '../../shared/use-cases/fit-job-spec.js';
 import { parseObservationBinary, parseObservationText } from '../../shared/use-cases/observation-batches.js';
@@ -22,6 +25,8 @@ import { mediaType, requireJson, validate } from './validate.js';
  *
  *   POST /v1/fit-jobs                     create a fit job (201; the same spec again: 200)
  *   POST /v1/fit-jobs/{id}/observations   upload a batch: JSON lines, or the binary form
+ *   POST /v1/fit-jobs/{id}/labels         labels {classes, labels} that predictions are scored on
+ *   POST /v1/fit-jobs/{id}/predictions/{key}  float32 predictions that lines name to be scored
  *   POST /v1/fit-jobs/{id}/start          start the fit (202; queued or run in this process)
  *   GET  /v1/fit-jobs/{id}                its state, uploads and status document
  *
@@ -35,7 +40,8 @@ export interface FitRoutesOptions {
 export const FIT_ROUTES: readonly [RegExp, string][] = [
   [/^\/v1\/fit-jobs$/, 'POST'],
   [/^\/v1\/fit-jobs\/[^/]+$/, 'GET'],
-  [/^\/v1\/fit-jobs\/[^/]+\/(observations|start)$/, 'POST'],
+  [/^\/v1\/fit-jobs\/[^/]+\/(observations|labels|start)$/, 'POST'],
+  [/^\/v1\/fit-jobs\/[^/]+\/predictions\/[^/]+$/, 'POST'],
 ];
 
 const json = (body: unknown, status = 200) =>
@@ -89,6 +95,29 @@ export function mountFitRoutes(
       binary ? parseObservationBinary(bytes, source) : parseObservationText(new TextDecoder().decode(bytes), source),
     );
     return json(unwrap(await uploadObservations(store, id, batch, source)));
+  });
+
+  app.post('/v1/fit-jobs/:id/labels', async (c) => {
+    authorize(c);
+    requireJson(header(c, 'content-type'), 'labels');
+    const body = parseJson(await readBody(c, maxBodyBytes), { op: 'labels', maxContainers: 4 });
+    const labels = unwrap(parseFitLabels(body));
+    const r = unwrap(await uploadLabels(store, c.req.param('id'), labels));
+    return json(r, r.created ? 201 : 200);
+  });
+
+  app.post('/v1/fit-jobs/:id/predictions/:key', async (c) => {
+    authorize(c);
+    const type = header(c, 'content-type');
+    if (type === undefined || mediaType(type) !== BINARY_CONTENT_TYPE) {
+      throw new ApiError(
+        ApiErrorCode.unsupportedMediaType,
+        `predictions: send the float32 little-endian values as ${BINARY_CONTENT_TYPE}`,
+      );
+    }
+    const bytes = await readBody(c, maxBodyBytes);
+    const r = unwrap(await uploadPredictions(store, c.req.param('id'), c.req.param('key'), bytes));
+    return json(r, r.created ? 201 : 200);
   });
 
   app.post('/v1/fit-jobs/:id/start', async (c) => {

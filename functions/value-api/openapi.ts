@@ -15,9 +15,11 @@ import {
 import {
   createFitJobRequestSchema,
   fitJobSummarySchema,
+  inputUploadResponseSchema,
   observationUploadResponseSchema,
 } from '../../shared/schemas/fit-api.js';
 import { jobStatusSchema } from '../../shared/schemas/job.js';
+import { fitLabelsSchema } from '../../shared/schemas/observations.js';
 import { LIBRARY_VERSION } from '../../shared/version.js';
 
 /** How the /v1 routes are guarded; the document declares exactly that (nothing when off). */
@@ -38,6 +40,8 @@ export function buildOpenApiDocument(auth: AuthMode = 'api-key'): Record<string,
     createFitJobRequestSchema,
     fitJobSummarySchema,
     observationUploadResponseSchema,
+    inputUploadResponseSchema,
+    fitLabelsSchema,
     jobStatusSchema,
   ];
   const registry = z.registry<{ id: string }>();
@@ -188,6 +192,39 @@ export function buildOpenApiDocument(auth: AuthMode = 'api-key'): Record<string,
           { 200: { description: 'OK', content: json(observationUploadResponseSchema) } },
         ).post,
         parameters: [jobIdParam],
+      },
+    },
+    '/v1/fit-jobs/{id}/labels': {
+      post: {
+        ...fitPost(
+          'Upload the labels that predictions are scored on (once; the same labels again: 200)',
+          [400, 404, 409, 413, 415],
+          json(fitLabelsSchema),
+          {
+            200: { description: 'Stored before', content: json(inputUploadResponseSchema) },
+            201: { description: 'Stored', content: json(inputUploadResponseSchema) },
+          },
+        ).post,
+        parameters: [jobIdParam],
+      },
+    },
+    '/v1/fit-jobs/{id}/predictions/{key}': {
+      post: {
+        ...fitPost(
+          'Upload float32 predictions that observation lines name ({"predictions": {"evaluator", "key"}})',
+          [400, 404, 409, 413, 415],
+          {
+            'application/octet-stream': {
+              schema: { type: 'string', format: 'binary' },
+              description: 'n (two classes) or n x classes float32 LE values, finite, on the uploaded labels.',
+            },
+          },
+          {
+            200: { description: 'Stored before', content: json(inputUploadResponseSchema) },
+            201: { description: 'Stored', content: json(inputUploadResponseSchema) },
+          },
+        ).post,
+        parameters: [jobIdParam, { name: 'key', in: 'path', required: true, schema: { type: 'string' } }],
       },
     },
     '/v1/fit-jobs/{id}/start': {

@@ -43,3 +43,19 @@ export class InProcessMetricOracle implements MetricOracle {
     return out;
   }
 }
+
+/**
+ * One in-process oracle per evaluator name, for the lines of a fit job scored from predictions
+ * (shared/use-cases/fit-inputs.ts) where no evaluation queue is configured; an unknown name
+ * fails the scoring with its code (UNKNOWN_METRIC).
+ */
+export function inProcessOracles(
+  resolve: (name: string) => Result<Evaluator, MetricError>,
+  timeoutMs = 0,
+): (metric: { name: string }) => Promise<MetricOracle> {
+  return async ({ name }) => {
+    const evaluator = resolve(name);
+    if (!evaluator.ok) throw evaluator.error;
+    return new InProcessMetricOracle(evaluator.value, timeoutMs);
+  };
+}

@@ -34,12 +34,28 @@ export const fitJobSummarySchema = z
       observations: z.number().int(),
       trajectories: z.number().int(),
       d: z.number().int().nullable(),
+      predictionLines: z
+        .number()
+        .int()
+        .meta({ description: 'Lines whose metric an evaluator scores from uploaded predictions.' }),
+      labels: z.object({ n: z.number().int(), classes: z.number().int() }).nullable(),
+      predictions: z.number().int().meta({ description: 'Prediction sets uploaded.' }),
     }),
     startedVia: z.enum(['queue', 'in-process']).nullable(),
     status: jobStatusSchema.nullable().meta({ description: 'The job status document once the fit runs.' }),
   })
   .meta({ id: 'FitJobSummary' });
 export type FitJobSummaryResponse = z.infer<typeof fitJobSummarySchema>;
+
+export const inputUploadResponseSchema = z
+  .object({
+    created: z.boolean().meta({ description: 'false: the same content was stored already (a retry).' }),
+    n: z.number().int().optional(),
+    classes: z.number().int().optional(),
+    key: z.string().optional(),
+    values: z.number().int().optional(),
+  })
+  .meta({ id: 'FitInputUploadResponse' });
 
 /** Content types of an observation upload: JSON lines, or the binary form (phi as float32). */
 export const JSON_LINES_TYPES = ['application/x-ndjson', 'application/jsonl', 'application/json'] as const;

@@ -234,8 +234,9 @@ export type JobStatus = z.infer<typeof jobStatusSchema>;
 /**
  * A fit job (bring your own model, issue 12): a value function fitted to observations that a
  * remote training loop recorded (shared/schemas/observations.ts), stored as JSON-lines batches
- * under `observations.prefix` (default `jobs/<id>/observations/`). No data set, no pre-training,
- * no metric queries: the metric values come with the observations. Its status document is the
+ * under `observations.prefix` (default `jobs/<id>/observations/`). No data set, no pre-training:
+ * the metric values come with the observations, or are scored from uploaded predictions by a
+ * registered evaluator when the fit runs (shared/use-cases/fit-inputs.ts). Its status document is the
  * same `jobs/<id>/status.json` (jobStatusSchema); the runner is `runFitJob`
  * (shared/use-cases/fit-observations.ts). A worker tells the two kinds apart by `format`.
  */

@@ -8,19 +8,28 @@ import { z } from 'zod';
  *
  * `phi` is the adapter vector at that step (the same length d on every line), `metric` the
  * black-box metric observed there in its natural direction (only on the few lines where it was
- * observed). `predictions` names predictions to be scored by a registered evaluator instead of
- * a value; it is defined here but not accepted yet (OBSERVATION_PREDICTIONS_UNSUPPORTED).
+ * observed). Instead of `metric`, a line may carry `predictions`: the name of float32 predictions
+ * uploaded to the job (on the labels uploaded to it), scored when the fit runs by a registered
+ * evaluator, through the evaluation queue where one is configured, so the user's scorer never
+ * runs in their training loop (shared/use-cases/fit-inputs.ts).
  */
 export const MAX_TRAJECTORY_NAME = 128;
 export const MAX_STEP = 1_000_000;
 export const MAX_PHI_D = 4096;
 
+/** A predictions name: one object-store key segment. */
+export const predictionsKeySchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'predictions keys are letters, digits, ".", "_" or "-"');
+
 export const predictionsRefSchema = z
   .object({
     /** The registered evaluator that scores them (the evaluation queue's registry). */
-    evaluator: z.string().min(1),
-    /** Object-store key of the float32 predictions on the evaluator's registered split. */
-    key: z.string().min(1),
+    evaluator: z.string().min(1).max(200),
+    /** Name of predictions uploaded to the job (`POST /v1/fit-jobs/{id}/predictions/{key}`, or `fit --predictions DIR`). */
+    key: predictionsKeySchema,
   })
   .strict();
 
@@ -43,6 +52,19 @@ export const observationLineSchema = z
     message: 'a line carries metric or predictions, not both',
   });
 export type ObservationLine = z.infer<typeof observationLineSchema>;
+export type PredictionsRef = z.infer<typeof predictionsRefSchema>;
+
+/** The labels predictions are scored on: one per example, each in [0, classes). */
+export const MAX_LABELS = 1_000_000;
+export const fitLabelsSchema = z
+  .object({
+    classes: z.number().int().min(2).max(1000),
+    labels: z.array(z.number().int('labels must be integers').min(0)).min(1).max(MAX_LABELS),
+  })
+  .strict()
+  .refine((l) => l.labels.every((v) => v < l.classes), { message: 'every label must be < classes' })
+  .meta({ id: 'FitLabels' });
+export type FitLabels = z.infer<typeof fitLabelsSchema>;
 
 /** One line's problem: 1-based line number (of the file or the uploaded batch) and the reason. */
 export const observationIssueSchema = z.object({ line: z.number().int(), reason: z.string() }).strict();

@@ -1,6 +1,8 @@
 import { getText, type ObjectStore } from '../ports/object-store.port.js';
 import type { FitJobSpec, JobStatus } from '../schemas/job.js';
+import type { FitLabels } from '../schemas/observations.js';
 import { DomainError, err, ok, type Result } from '../util/result.js';
+import { checkPredictionRefs, fitInputKeys, putFitLabels, putFitPredictions, readFitLabels } from './fit-inputs.js';
 import { fitJobKeys, loadFitJobSpec, observationsPrefix, readFitJobStatus } from './fit-job-spec.js';
 import type { JobError } from './job-errors.js';
 import {
@@ -14,7 +16,7 @@ import {
 
 /**
  * The life of a fit job as the API drives it: created (spec stored), observations uploaded in
- * batches, started once (a marker `jobs/<id>/started.json`, then the launcher: a message on the
+ * batches (and labels and predictions for lines scored by an evaluator), started once (a marker `jobs/<id>/started.json`, then the launcher: a message on the
  * jobs queue or a run in this process), then the status document of `runFitJob`.
  */
 export const startedKey = (id: string) => fitJobKeys(id).started;
@@ -25,7 +27,15 @@ export interface FitJobSummary {
   jobId: string;
   valueFunctionId: string;
   state: FitJobState;
-  uploads: { observations: number; trajectories: number; d: number | null };
+  uploads: {
+    observations: number;
+    trajectories: number;
+    d: number | null;
+    /** Lines scored by an evaluator when the fit runs, the labels and predictions uploaded for them. */
+    predictionLines: number;
+    labels: { n: number; classes: number } | null;
+    predictions: number;
+  };
   startedVia: 'queue' | 'in-process' | null;
   /** The job's status document once it runs (jobStatusSchema). */
   status: JobStatus | null;
@@ -59,6 +69,8 @@ export async function fitJobSummary(store: ObjectStore, id: string): Promise<Res
   const via = started === undefined ? null : (JSON.parse(started) as { via: 'queue' | 'in-process' }).via;
   const status = await readFitJobStatus(store, id);
   const doc = status.ok ? status.value : null;
+  const labels = await readFitLabels(store, id);
+  const predictions = (await store.list(fitInputKeys(id).predictionsPrefix)).length;
   return ok({
     jobId: id,
     valueFunctionId: spec.value.output.valueFunctionId,
@@ -67,6 +79,9 @@ export async function fitJobSummary(store: ObjectStore, id: string): Promise<Res
       observations: set.byKey.size,
       trajectories: new Set([...set.byKey.values()].map((o) => o.trajectory)).size,
       d: set.d ?? null,
+      predictionLines: [...set.byKey.values()].filter((o) => o.predictions !== undefined).length,
+      labels: labels === undefined ? null : { n: labels.labels.length, classes: labels.classes },
+      predictions,
     },
     startedVia: via,
     status: doc,
@@ -84,6 +99,33 @@ export async function uploadObservations(
   if (!spec.ok) return spec;
   if ((await store.get(startedKey(id))) !== undefined) return err(new FitJobStartedError(id));
   return addObservationBatch(store, observationsPrefix(spec.value), batch, source);
+}
+
+/** Stores a job's labels (predictions are scored on them), before it starts. */
+export async function uploadLabels(
+  store: ObjectStore,
+  id: string,
+  labels: FitLabels,
+): Promise<Result<{ n: number; classes: number; created: boolean }, JobError | ObservationError | FitJobStartedError>> {
+  const spec = await loadFitJobSpec(store, id);
+  if (!spec.ok) return spec;
+  if ((await store.get(startedKey(id))) !== undefined) return err(new FitJobStartedError(id));
+  return putFitLabels(store, id, labels);
+}
+
+/** Stores one named set of float32 predictions for lines to reference, before the job starts. */
+export async function uploadPredictions(
+  store: ObjectStore,
+  id: string,
+  key: string,
+  bytes: Uint8Array,
+): Promise<
+  Result<{ key: string; values: number; created: boolean }, JobError | ObservationError | FitJobStartedError>
+> {
+  const spec = await loadFitJobSpec(store, id);
+  if (!spec.ok) return spec;
+  if ((await store.get(startedKey(id))) !== undefined) return err(new FitJobStartedError(id));
+  return putFitPredictions(store, id, key, bytes);
 }
 
 /**
@@ -104,8 +146,10 @@ export async function startFitJob(
   }
   if (fresh) {
     const set = await loadObservationSet(store, observationsPrefix(spec.value));
-    const checked = trajectoriesOf(set, `fit job '${id}'`);
+    const checked = trajectoriesOf(set, `fit job '${id}'`, 'count');
     if (!checked.ok) return checked;
+    const refs = await checkPredictionRefs(store, id, set);
+    if (!refs.ok) return refs;
     const marker = JSON.stringify({ via: launcher.via, at: now().toISOString() });
     if (await store.putIfAbsent(startedKey(id), marker)) await launcher.launch(spec.value);
   }

@@ -3,14 +3,15 @@ import { getText, type ObjectStore } from '../ports/object-store.port.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
 import { type FitJobSpec, type JobSpec, type JobStatus, jobSpecSchema, jobStatusSchema } from '../schemas/job.js';
-import { ok, type Result } from '../util/result.js';
+import { err, ok, type Result } from '../util/result.js';
+import { type FitOracleFactory, scorePredictions } from './fit-inputs.js';
 import { createFitJob, fitJobKeys, observationsPrefix, readFitJobStatus } from './fit-job-spec.js';
 import type { JobError } from './job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
 import { type FitTrajectory, fitTrajectories, type MetaTrainConfig } from './meta-train.js';
 import {
   loadObservationSet,
-  type ObservationError,
+  ObservationError,
   type RecordedTrajectory,
   trajectoriesOf,
 } from './observation-batches.js';
@@ -32,6 +33,12 @@ export interface FitJobDeps {
   progress: ProgressReporter;
   /** The compute backend in use, for the status document. */
   backend: string;
+  /**
+   * Scores lines that carry predictions instead of a metric value (fit-inputs.ts): the
+   * evaluation queue where one is configured, the evaluator in process otherwise. Absent, such
+   * lines fail the job (OBSERVATION_PREDICTIONS_UNSUPPORTED).
+   */
+  oracleFor?: FitOracleFactory | undefined;
   /** Aborted (SIGTERM): the job stops (between training steps during the fit) and says so. */
   signal?: AbortSignal | undefined;
   now?: () => Date;
@@ -124,18 +131,53 @@ export async function runFitJob(
     }
   }
 
-  const set = await loadObservationSet(store, observationsPrefix(spec));
+  const loaded = await loadObservationSet(store, observationsPrefix(spec));
+  const predictionLines = [...loaded.byKey.values()].filter((o) => o.predictions !== undefined).length;
+  const fail = async (error: ObservationError | JobError) => {
+    await write({ state: 'failed', lastError: { code: error.code, message: error.message } });
+    return err(error);
+  };
+  if (predictionLines > 0 && deps.oracleFor === undefined) {
+    return fail(
+      new ObservationError(
+        'OBSERVATION_PREDICTIONS_UNSUPPORTED',
+        `fit job '${spec.id}': ${predictionLines} lines name predictions, but this runner has no evaluators to score them (run it on a trainer worker, metricopt serve or metricopt fit)`,
+      ),
+    );
+  }
+  const scoring =
+    predictionLines > 0 && deps.oracleFor !== undefined
+      ? await scorePredictions(store, spec, loaded, deps.oracleFor, deps.progress)
+      : ok({ set: loaded, scored: 0, failures: [] });
+  if (!scoring.ok) return fail(scoring.error);
+  const { set, failures } = scoring.value;
+  const unscored =
+    failures.length === 0
+      ? ''
+      : `${failures.length} of ${predictionLines} predictions could not be scored (first: trajectory '${failures[0]?.trajectory}' step ${failures[0]?.step}: ${failures[0]?.code}: ${failures[0]?.message})`;
   const recorded = trajectoriesOf(set, `fit job '${spec.id}'`);
   if (!recorded.ok) {
-    await write({ state: 'failed', lastError: { code: recorded.error.code, message: recorded.error.message } });
-    return recorded;
+    const e = recorded.error;
+    return fail(
+      unscored
+        ? new ObservationError(e.code as 'OBSERVATIONS_INSUFFICIENT', `${e.message}; ${unscored}`, e.details as never)
+        : e,
+    );
   }
   const trajectories = fitTrajectoriesOf(recorded.value, spec.metric.direction);
   const observed = trajectories.reduce((a, t) => a + t.observations.length, 0);
   await write({
     stage: 'fit',
     tasks: { done: trajectories.length, total: trajectories.length },
-    evaluations: { total: observed, sent: observed, returned: observed, failed: 0 },
+    evaluations: {
+      total: observed + failures.length,
+      sent: observed + failures.length,
+      returned: observed,
+      failed: failures.length,
+    },
+    ...(unscored
+      ? { lastError: { code: failures[0]?.code ?? 'EVALUATOR_FAILED', message: unscored.slice(0, 500) } }
+      : {}),
   });
   if (deps.signal?.aborted) {
     await write({ state: 'interrupted' });
@@ -155,7 +197,16 @@ export async function runFitJob(
             metric: { name: spec.metric.name, direction: spec.metric.direction },
             dataset: `observations:${spec.id}`,
             progress: deps.progress,
-            queries: { sent: observed, failed: 0, failures: [] },
+            queries: {
+              sent: observed + failures.length,
+              failed: failures.length,
+              failures: failures.map((f) => ({
+                taskId: 0,
+                step: f.step,
+                code: f.code,
+                message: `trajectory '${f.trajectory}': ${f.message}`,
+              })),
+            },
           });
     health = fitted.health;
     const heldOut = {

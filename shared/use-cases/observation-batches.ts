@@ -4,6 +4,7 @@ import {
   type ObservationIssue,
   type ObservationLine,
   observationLineSchema,
+  type PredictionsRef,
 } from '../schemas/observations.js';
 import { DomainError, err, ok, type Result } from '../util/result.js';
 
@@ -23,8 +24,12 @@ export type ObservationErrorCode =
   | 'OBSERVATIONS_CONFLICT'
   /** The whole set cannot be fitted (too few trajectories, a trajectory with < 2 metric values). */
   | 'OBSERVATIONS_INSUFFICIENT'
-  /** A line names predictions to be scored by an evaluator: not supported yet. */
-  | 'OBSERVATION_PREDICTIONS_UNSUPPORTED';
+  /** Lines name predictions to be scored, but this runner has no evaluators to score them with. */
+  | 'OBSERVATION_PREDICTIONS_UNSUPPORTED'
+  /** Predictions or labels of a fit job are missing, malformed, or do not fit each other. */
+  | 'PREDICTIONS_INVALID'
+  /** Predictions or labels already uploaded under that name with other content. */
+  | 'PREDICTIONS_CONFLICT';
 
 export class ObservationError extends DomainError {
   constructor(code: ObservationErrorCode, message: string, details?: { issues: ObservationIssue[] }) {
@@ -44,9 +49,11 @@ export interface StoredObservation {
   step: number;
   phi: Float32Array;
   metric?: number;
+  /** Predictions to be scored when the fit runs, instead of a metric value. */
+  predictions?: PredictionsRef;
 }
 
-function failWith(code: ObservationErrorCode, source: string, issues: ObservationIssue[]): ObservationError {
+export function failWith(code: ObservationErrorCode, source: string, issues: ObservationIssue[]): ObservationError {
   const shown = issues
     .slice(0, 3)
     .map((i) => (i.line > 0 ? `line ${i.line}: ${i.reason}` : i.reason))
@@ -75,7 +82,6 @@ export function checkObservationLines(
   const out: StoredObservation[] = [];
   const seen = new Map<string, number>();
   let d = expectD;
-  let predictions = false;
   for (const { line, value } of entries) {
     const parsed = observationLineSchema.safeParse(value);
     if (!parsed.success) {
@@ -90,14 +96,6 @@ export function checkObservationLines(
     }
     if (o.metric !== undefined && !Number.isFinite(o.metric)) {
       issues.push({ line, reason: 'metric is not a finite number' });
-      continue;
-    }
-    if (o.predictions !== undefined) {
-      predictions = true;
-      issues.push({
-        line,
-        reason: 'predictions (scoring by a registered evaluator) are not supported yet; send the metric value',
-      });
       continue;
     }
     if (d === undefined) d = o.phi.length;
@@ -117,12 +115,10 @@ export function checkObservationLines(
     seen.set(key, line);
     const stored: StoredObservation = { trajectory: o.trajectory, step: o.step, phi: Float32Array.from(o.phi) };
     if (o.metric !== undefined) stored.metric = o.metric;
+    if (o.predictions !== undefined) stored.predictions = o.predictions;
     out.push(stored);
   }
-  if (issues.length > 0) {
-    const code = predictions && issues.every((i) => i.reason.startsWith('predictions'));
-    return err(failWith(code ? 'OBSERVATION_PREDICTIONS_UNSUPPORTED' : 'OBSERVATIONS_INVALID', source, issues));
-  }
+  if (issues.length > 0) return err(failWith('OBSERVATIONS_INVALID', source, issues));
   if (out.length === 0) return err(new ObservationError('OBSERVATIONS_EMPTY', `${source}: no observation lines`));
   return ok(out);
 }
@@ -222,10 +218,15 @@ const lineOf = (o: StoredObservation) =>
     step: o.step,
     phi: Array.from(o.phi),
     ...(o.metric === undefined ? {} : { metric: o.metric }),
+    ...(o.predictions === undefined ? {} : { predictions: o.predictions }),
   });
 
 const sameObservation = (a: StoredObservation, b: StoredObservation) =>
-  a.metric === b.metric && a.phi.length === b.phi.length && a.phi.every((v, j) => v === b.phi[j]);
+  a.metric === b.metric &&
+  a.predictions?.evaluator === b.predictions?.evaluator &&
+  a.predictions?.key === b.predictions?.key &&
+  a.phi.length === b.phi.length &&
+  a.phi.every((v, j) => v === b.phi[j]);
 
 /** Every stored observation of a job, keyed by (trajectory, step); batches read in order. */
 export interface ObservationSet {
@@ -328,9 +329,15 @@ export interface RecordedTrajectory {
 
 /**
  * The whole set as trajectories, checked for fitting: at least two trajectories, each with at
- * least two (and at most MAX_METRIC_PER_TRAJECTORY) metric observations.
+ * least two (and at most MAX_METRIC_PER_TRAJECTORY) metric observations. Lines with predictions
+ * not scored yet count as observations when `pending` is 'count' (the check before a fit
+ * starts), and are left out otherwise (the fit takes the values they were scored to).
  */
-export function trajectoriesOf(set: ObservationSet, source: string): Result<RecordedTrajectory[], ObservationError> {
+export function trajectoriesOf(
+  set: ObservationSet,
+  source: string,
+  pending: 'count' | 'skip' = 'skip',
+): Result<RecordedTrajectory[], ObservationError> {
   const d = set.d;
   if (d === undefined || set.byKey.size === 0) {
     return err(new ObservationError('OBSERVATIONS_EMPTY', `${source}: no observations uploaded`));
@@ -346,8 +353,8 @@ export function trajectoriesOf(set: ObservationSet, source: string): Result<Reco
   for (const name of [...groups.keys()].sort()) {
     const list = (groups.get(name) as StoredObservation[]).sort((a, b) => a.step - b.step);
     const metric = list
-      .filter((o) => o.metric !== undefined)
-      .map((o) => [o.step, o.metric as number] as [number, number]);
+      .filter((o) => o.metric !== undefined || (pending === 'count' && o.predictions !== undefined))
+      .map((o) => [o.step, o.metric ?? Number.NaN] as [number, number]);
     if (metric.length < 2) {
       issues.push({
         line: 0,

@@ -18,6 +18,7 @@ import {
   jobStatusSchema,
 } from '../schemas/job.js';
 import { err, ok, type Result } from '../util/result.js';
+import type { FitOracleFactory } from './fit-inputs.js';
 import { loadFitJobSpec } from './fit-job-spec.js';
 import { runFitJob } from './fit-observations.js';
 import { JobError } from './job-errors.js';
@@ -52,6 +53,8 @@ export interface TrainerWorkerDeps {
   queue: Queue;
   /** The job's data set and evaluator, and the oracle its metric queries go through. */
   load(spec: JobSpec): Promise<{ dataset: SparseDataset; evaluator: Evaluator; oracle: MetricOracle }>;
+  /** Scores the lines of a fit job that carry predictions (fit-inputs.ts); absent, such jobs fail. */
+  fitOracles?: FitOracleFactory | undefined;
   backend: string;
   progress: ProgressReporter;
   /** Name of this worker in the chunk records. */
@@ -389,6 +392,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       progress: deps.progress,
       backend: deps.backend,
       signal: deps.signal,
+      oracleFor: deps.fitOracles,
     });
     if (!result.ok) {
       // Bad observations or spec: runFitJob wrote the failed status; a retry cannot help.

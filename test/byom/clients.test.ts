@@ -80,6 +80,54 @@ describe('clients: record, upload, fit, wait, then guide', () => {
     }).toThrow(/has a metric value but no logged phi/);
   });
 
+  it('both clients: predictions scored by a registered evaluator instead of values observed in the loop', async () => {
+    // Of N positive examples the first round(m N) are scored negative: mcr gives the metric back.
+    const N = 50;
+    const scoresOf = (m: number) => {
+      const wrong = Math.min(N, Math.round(m * N));
+      return Array.from({ length: N }, (_, i) => (i < wrong ? 0.25 : 0.75));
+    };
+    const few = recordTrajectories(world, { trajectories: 10, steps: 8, K: 3, seed: 5 });
+    const observed = few.filter((l) => l.metric !== undefined).length;
+    const labels = Array.from({ length: N }, () => 1);
+    const client = new ValueApiClient({ baseUrl: server.url, apiKey: KEY, timeoutMs: 60_000 });
+    const rec = new Recorder();
+    rec.labels(labels, 2);
+    for (const l of few) {
+      rec.log(l.trajectory, l.step, l.phi);
+      if (l.metric !== undefined) rec.observePredictions(l.trajectory, l.step, scoresOf(l.metric), 'mcr');
+    }
+    const ts = await rec.fit(
+      client,
+      {
+        id: 'ts-scored',
+        metric: { name: 'mcr', direction: 'minimize' },
+        overrides: { metaTrain: { ensemble: 1 } },
+        output: { valueFunctionId: 'ts-scored' },
+      },
+      { pollMs: 50 },
+    );
+    const done = { state: 'done', status: { evaluations: { returned: observed, failed: 0 } } };
+    expect(ts).toMatchObject({ ...done, uploads: { predictionLines: observed, predictions: observed } });
+
+    const file = join(dir, 'scored.json');
+    const lines = few.map(({ metric, ...l }) => (metric === undefined ? l : { ...l, scores: scoresOf(metric) }));
+    await writeFile(file, JSON.stringify({ classes: 2, labels, evaluator: 'mcr', lines }));
+    const { stdout } = await run(
+      'python3',
+      [join(root, 'clients/python/check_fit_predictions.py'), server.url, KEY, file, 'py-scored', 'py-scored'],
+      { timeout: 120_000 },
+    );
+    const py = JSON.parse(stdout) as { first: { accepted: number }; again: { duplicates: number }; summary: unknown };
+    expect(py.first.accepted).toBe(few.length);
+    expect(py.again.duplicates).toBe(few.length);
+    expect(py.summary).toMatchObject({ ...done, uploads: { predictionLines: observed, predictions: observed } });
+    // Both fits are of the same values: the service's evaluator scored what each client sent.
+    const a = await loadCheckpoint(store, 'ts-scored');
+    const b = await loadCheckpoint(store, 'py-scored');
+    expect(a.ok && b.ok && a.value.members).toEqual(b.ok ? b.value.members : undefined);
+  });
+
   it('Python (standard library only): Recorder, batched idempotent upload, wait with progress, gradient', async () => {
     const file = join(dir, 'obs.jsonl');
     await writeFile(file, toJsonLines(lines));

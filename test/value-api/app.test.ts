@@ -78,7 +78,9 @@ describe('GET /healthz and /openapi.json', () => {
       '/healthz',
       '/v1/fit-jobs',
       '/v1/fit-jobs/{id}',
+      '/v1/fit-jobs/{id}/labels',
       '/v1/fit-jobs/{id}/observations',
+      '/v1/fit-jobs/{id}/predictions/{key}',
       '/v1/fit-jobs/{id}/start',
       '/v1/jobs/{id}',
       '/v1/value-functions',
@@ -655,7 +657,7 @@ describe('HTTP edge details (issue 10)', () => {
       ).json()) as Doc;
     const off = await docOf({ mode: 'none' });
     const operations = Object.values(off.paths).flatMap((p) => Object.values(p));
-    expect(operations.length).toBe(11);
+    expect(operations.length).toBe(13);
     expect(operations.filter((o) => o.security !== undefined || '401' in o.responses)).toEqual([]);
     expect(off.components.securitySchemes).toBeUndefined();
     const keyed = await docOf({ mode: 'api-key', hashes: [hashApiKey(SECRET_KEY)] });
