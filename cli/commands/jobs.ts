@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { openObjectStore } from '../../shared/adapters/from-url.js';
 import type { JobStatus } from '../../shared/schemas/job.js';
-import { readJobStatus } from '../../shared/use-cases/train-value-function.js';
+import { readJobStatus } from '../../shared/use-cases/job-documents.js';
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
 

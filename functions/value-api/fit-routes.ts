@@ -12,7 +12,8 @@ import {
   uploadObservations,
   uploadPredictions,
 } from '../../shared/use-cases/fit-job-api.js';
-import { createFitJob, fitJobKeys, parseFitJobSpec } from '../../shared/use-cases/fit-job-spec.js';
+import { createFitJob, parseFitJobSpec } from '../../shared/use-cases/fit-job-spec.js';
+import { jobKeys } from '../../shared/use-cases/job-documents.js';
 import { parseObservationBinary, parseObservationText } from '../../shared/use-cases/observation-batches.js';
 import type { Result } from '../../shared/util/result.js';
 import { parseJson, readBody } from './body.js';
@@ -67,7 +68,7 @@ export function mountFitRoutes(
       parseJson(await readBody(c, maxBodyBytes), { op: 'create fit job', maxContainers: 64 }),
     );
     const spec = unwrap(parseFitJobSpec({ ...body, format: 'metricopt.fit-job', schemaVersion: 1 }, 'create fit job'));
-    const existed = (await store.get(fitJobKeys(spec.id).spec)) !== undefined;
+    const existed = (await store.get(jobKeys(spec.id).spec)) !== undefined;
     unwrap(await createFitJob(store, spec));
     return json(unwrap(await fitJobSummary(store, spec.id)), existed ? 200 : 201);
   });

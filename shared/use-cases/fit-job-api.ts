@@ -3,7 +3,8 @@ import type { FitJobSpec, JobStatus } from '../schemas/job.js';
 import type { FitLabels } from '../schemas/observations.js';
 import { DomainError, err, ok, type Result } from '../util/result.js';
 import { checkPredictionRefs, fitInputKeys, putFitLabels, putFitPredictions, readFitLabels } from './fit-inputs.js';
-import { fitJobKeys, loadFitJobSpec, observationsPrefix, readFitJobStatus } from './fit-job-spec.js';
+import { loadFitJobSpec, observationsPrefix } from './fit-job-spec.js';
+import { JOBS_PREFIX, readJobStatus } from './job-documents.js';
 import type { JobError } from './job-errors.js';
 import {
   addObservationBatch,
@@ -19,7 +20,7 @@ import {
  * batches (and labels and predictions for lines scored by an evaluator), started once (a marker `jobs/<id>/started.json`, then the launcher: a message on the
  * jobs queue or a run in this process), then the status document of `runFitJob`.
  */
-export const startedKey = (id: string) => fitJobKeys(id).started;
+export const startedKey = (id: string) => `${JOBS_PREFIX}${id}/started.json`;
 
 export type FitJobState = 'created' | 'queued' | JobStatus['state'];
 
@@ -67,7 +68,7 @@ export async function fitJobSummary(store: ObjectStore, id: string): Promise<Res
   const set = await loadObservationSet(store, observationsPrefix(spec.value));
   const started = await getText(store, startedKey(id));
   const via = started === undefined ? null : (JSON.parse(started) as { via: 'queue' | 'in-process' }).via;
-  const status = await readFitJobStatus(store, id);
+  const status = await readJobStatus(store, id);
   const doc = status.ok ? status.value : null;
   const labels = await readFitLabels(store, id);
   const predictions = (await store.list(fitInputKeys(id).predictionsPrefix)).length;

@@ -2,10 +2,11 @@ import { FitStopped } from '../method/value-function-training.js';
 import { getText, type ObjectStore } from '../ports/object-store.port.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
-import { type FitJobSpec, type JobSpec, type JobStatus, jobSpecSchema, jobStatusSchema } from '../schemas/job.js';
+import { type FitJobSpec, type JobSpec, type JobStatus, jobSpecSchema } from '../schemas/job.js';
 import { err, ok, type Result } from '../util/result.js';
 import { type FitOracleFactory, scorePredictions } from './fit-inputs.js';
-import { createFitJob, fitJobKeys, observationsPrefix, readFitJobStatus } from './fit-job-spec.js';
+import { createFitJob, observationsPrefix } from './fit-job-spec.js';
+import { jobKeys, jobStatus, readJobStatus, writeJobStatus } from './job-documents.js';
 import type { JobError } from './job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
 import { type FitTrajectory, fitTrajectories, type MetaTrainConfig } from './meta-train.js';
@@ -90,32 +91,17 @@ export async function runFitJob(
   const cfg = resolveFitConfig(spec);
   if (!cfg.ok) return cfg;
   const { store } = deps;
-  const keys = fitJobKeys(spec.id);
+  const keys = jobKeys(spec.id);
   const now = deps.now ?? (() => new Date());
   const created = await createFitJob(store, spec);
   if (!created.ok) return created;
 
-  const previous = await readFitJobStatus(store, spec.id);
+  const previous = await readJobStatus(store, spec.id);
   const startedAt = previous.ok ? previous.value.startedAt : now().toISOString();
-  let status: JobStatus = {
-    format: 'metricopt.job-status',
-    schemaVersion: 1,
-    jobId: spec.id,
-    state: 'running',
-    stage: 'observations',
-    tasks: { done: 0, total: 0 },
-    evaluations: { total: 0, sent: 0, returned: 0, failed: 0 },
-    heldOut: null,
-    etaSeconds: null,
-    backend: deps.backend,
-    lastError: null,
-    valueFunction: null,
-    startedAt,
-    updatedAt: now().toISOString(),
-  };
+  let status = jobStatus({ jobId: spec.id, backend: deps.backend, startedAt }, { stage: 'observations' });
   const write = async (patch: Partial<JobStatus>) => {
     status = { ...status, ...patch, updatedAt: now().toISOString() };
-    await store.put(keys.status, `${JSON.stringify(jobStatusSchema.parse(status))}\n`);
+    await writeJobStatus(store, status);
   };
 
   // Done before (the stashed content was saved as a version): repair the status, change nothing else.

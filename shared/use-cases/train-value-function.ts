@@ -16,10 +16,18 @@ import {
   type JobStatus,
   jobSpecSchema,
   jobStateSchema,
-  jobStatusSchema,
 } from '../schemas/job.js';
 import type { RngState } from '../util/random.js';
-import { err, ok, type Result } from '../util/result.js';
+import { ok, type Result } from '../util/result.js';
+import {
+  jobKeys,
+  jobStatus,
+  readJobDocument,
+  readJobStatus,
+  requireJobDocument,
+  storeJobSpec,
+  writeJobStatus,
+} from './job-documents.js';
 import { JobError } from './job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
 import { fitValueFunction, type MetaTrainResult, type ValueFunctionHealth } from './meta-train.js';
@@ -343,16 +351,6 @@ export async function saveOnce(
 // ---------------------------------------------------------------------------------------------
 // Jobs in the object store.
 
-export const JOBS_PREFIX = 'jobs/';
-export const jobKeys = (id: string) => ({
-  spec: `${JOBS_PREFIX}${id}/job.json`,
-  status: `${JOBS_PREFIX}${id}/status.json`,
-  result: `${JOBS_PREFIX}${id}/result.json`,
-  statePrefix: `${JOBS_PREFIX}${id}/state/`,
-  state: (seq: number) => `${JOBS_PREFIX}${id}/state/${String(seq).padStart(8, '0')}.json`,
-  chunk: (c: number) => `${JOBS_PREFIX}${id}/trajectories/${String(c).padStart(6, '0')}.f32`,
-});
-
 export interface TrainValueFunctionDeps extends PipelineDeps {
   /** The compute backend in use, for the status document. */
   backend: string;
@@ -372,57 +370,15 @@ const heldOutOf = (h: ValueFunctionHealth | null): JobState['heldOut'] =>
     ? { mae: h.heldOutMae, constantMae: h.constantMae, spearman: h.spearman, observations: h.heldOutObservations }
     : null;
 
-const canonical = (spec: JobSpec) => JSON.stringify(jobSpecSchema.parse(spec));
-
 /** The job spec stored under an id (for `--job-id` without a job file). */
-export async function loadJobSpec(store: ObjectStore, id: string): Promise<Result<JobSpec, JobError>> {
-  const text = await getText(store, jobKeys(id).spec);
-  if (text === undefined) return err(new JobError('JOB_NOT_FOUND', `no job '${id}' in ${store.location}`));
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    return err(new JobError('JOB_STATE_INVALID', `job '${id}': stored job.json is not JSON`));
-  }
-  const parsed = jobSpecSchema.safeParse(json);
-  if (!parsed.success) return err(new JobError('JOB_STATE_INVALID', `job '${id}': stored job.json is invalid`));
-  return ok(parsed.data);
-}
-
-/** The job's status document. */
-export async function readJobStatus(store: ObjectStore, id: string): Promise<Result<JobStatus, JobError>> {
-  const text = await getText(store, jobKeys(id).status);
-  if (text === undefined) return err(new JobError('JOB_NOT_FOUND', `no job '${id}' in ${store.location}`));
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    return err(new JobError('JOB_STATE_INVALID', `job '${id}': status.json is not JSON`));
-  }
-  const parsed = jobStatusSchema.safeParse(json);
-  if (!parsed.success) return err(new JobError('JOB_STATE_INVALID', `job '${id}': status.json is invalid`));
-  return ok(parsed.data);
-}
+export const loadJobSpec = (store: ObjectStore, id: string): Promise<Result<JobSpec, JobError>> =>
+  requireJobDocument(store, id, jobKeys(id).spec, jobSpecSchema);
 
 /** The job's current (highest-seq) state, if it has one. */
 export async function loadJobState(store: ObjectStore, id: string): Promise<Result<JobState | undefined, JobError>> {
   const keys = await store.list(jobKeys(id).statePrefix);
   const last = keys.filter((k) => k.endsWith('.json')).pop();
-  if (last === undefined) return ok(undefined);
-  const text = await getText(store, last);
-  let json: unknown;
-  try {
-    json = JSON.parse(text ?? '');
-  } catch {
-    return err(new JobError('JOB_STATE_INVALID', `job '${id}': ${last} is not JSON`));
-  }
-  const parsed = jobStateSchema.safeParse(json);
-  if (!parsed.success) {
-    return err(
-      new JobError('JOB_STATE_INVALID', `job '${id}': ${last} is invalid: ${parsed.error.issues[0]?.message}`),
-    );
-  }
-  return ok(parsed.data);
+  return last === undefined ? ok(undefined) : readJobDocument(store, id, last, jobStateSchema);
 }
 
 /**
@@ -441,18 +397,8 @@ export async function trainValueFunction(
   const keys = jobKeys(spec.id);
   const now = deps.now ?? (() => new Date());
 
-  if (!(await store.putIfAbsent(keys.spec, `${canonical(spec)}\n`))) {
-    const stored = await loadJobSpec(store, spec.id);
-    if (!stored.ok) return stored;
-    if (canonical(stored.value) !== canonical(spec)) {
-      return err(
-        new JobError(
-          'JOB_SPEC_MISMATCH',
-          `job '${spec.id}' in ${store.location} was started with a different job spec; use another id`,
-        ),
-      );
-    }
-  }
+  const stored = await storeJobSpec(store, spec.id, spec, jobSpecSchema, () => loadJobSpec(store, spec.id));
+  if (!stored.ok) return stored;
   const latest = await loadJobState(store, spec.id);
   if (!latest.ok) return latest;
   const resume = latest.value;
@@ -461,13 +407,16 @@ export async function trainValueFunction(
     const status = await readJobStatus(store, spec.id);
     if (!status.ok || status.value.state !== 'done') {
       const o = resume.observations;
-      await store.put(
-        keys.status,
-        `${JSON.stringify(
-          jobStatusSchema.parse({
-            format: 'metricopt.job-status',
-            schemaVersion: 1,
+      await writeJobStatus(
+        store,
+        jobStatus(
+          {
             jobId: spec.id,
+            backend: status.ok ? status.value.backend : deps.backend,
+            startedAt: status.ok ? status.value.startedAt : resume.updatedAt,
+            updatedAt: resume.updatedAt,
+          },
+          {
             state: 'done',
             stage: 'done',
             tasks: { done: resume.trajectories.tasksDone, total: resume.trajectories.tasks },
@@ -479,13 +428,9 @@ export async function trainValueFunction(
             },
             heldOut: resume.heldOut,
             etaSeconds: 0,
-            backend: status.ok ? status.value.backend : deps.backend,
-            lastError: null,
             valueFunction: { id: resume.valueFunction.id, version: resume.valueFunction.version },
-            startedAt: status.ok ? status.value.startedAt : resume.updatedAt,
-            updatedAt: resume.updatedAt,
-          } satisfies JobStatus),
-        )}\n`,
+          },
+        ),
       );
     }
     return ok({
@@ -502,7 +447,7 @@ export async function trainValueFunction(
 
   const writeStatus = async (s: JobStatus) => {
     last = s;
-    await store.put(keys.status, `${JSON.stringify(jobStatusSchema.parse(s))}\n`);
+    await writeJobStatus(store, s);
   };
   const statusOf = (p: JournalProgress, state: JobStatus['state']): JobStatus => {
     if (stageStart.stage !== p.stage) stageStart = { stage: p.stage, at: performance.now(), done: p.stageDone };
@@ -510,27 +455,23 @@ export async function trainValueFunction(
     const elapsed = (performance.now() - stageStart.at) / 1000;
     const eta = doneHere > 0 ? (elapsed / doneHere) * (p.stageTotal - p.stageDone) : null;
     const returned = p.observations.observations.reduce((a, o) => a + o.length, 0);
-    return {
-      format: 'metricopt.job-status',
-      schemaVersion: 1,
-      jobId: spec.id,
-      state,
-      stage: p.stage,
-      tasks: { done: p.trajectories.tasksDone, total: p.trajectories.tasks },
-      evaluations: {
-        total: p.observations.total,
-        sent: p.observations.done,
-        returned,
-        failed: p.observations.failures.length,
+    return jobStatus(
+      { jobId: spec.id, backend: deps.backend, startedAt, updatedAt: now().toISOString() },
+      {
+        state,
+        stage: p.stage,
+        tasks: { done: p.trajectories.tasksDone, total: p.trajectories.tasks },
+        evaluations: {
+          total: p.observations.total,
+          sent: p.observations.done,
+          returned,
+          failed: p.observations.failures.length,
+        },
+        heldOut: heldOutOf(p.health),
+        etaSeconds: state === 'done' ? 0 : eta,
+        valueFunction: p.valueFunction ? { id: p.valueFunction.id, version: p.valueFunction.version } : null,
       },
-      heldOut: heldOutOf(p.health),
-      etaSeconds: state === 'done' ? 0 : eta,
-      backend: deps.backend,
-      lastError: null,
-      valueFunction: p.valueFunction ? { id: p.valueFunction.id, version: p.valueFunction.version } : null,
-      startedAt,
-      updatedAt: now().toISOString(),
-    };
+    );
   };
   let lastProgress: JournalProgress | undefined;
 
@@ -596,22 +537,12 @@ export async function trainValueFunction(
     const error = e as { code?: unknown; message?: unknown };
     const code = typeof error.code === 'string' ? error.code : 'INTERNAL';
     if (code !== 'JOB_STATE_CONFLICT') {
-      const base: JobStatus = last ?? {
-        format: 'metricopt.job-status',
-        schemaVersion: 1,
-        jobId: spec.id,
-        state: 'failed',
-        stage: 'pretrain',
-        tasks: { done: 0, total: resolved.value.metaTrain.trajectories.tasks },
-        evaluations: { total: 0, sent: 0, returned: 0, failed: 0 },
-        heldOut: null,
-        etaSeconds: null,
-        backend: deps.backend,
-        lastError: null,
-        valueFunction: null,
-        startedAt,
-        updatedAt: now().toISOString(),
-      };
+      const base =
+        last ??
+        jobStatus(
+          { jobId: spec.id, backend: deps.backend, startedAt },
+          { tasks: { done: 0, total: resolved.value.metaTrain.trajectories.tasks } },
+        );
       await writeStatus({
         ...base,
         state: 'failed',

@@ -15,9 +15,8 @@ import {
   type JobStatus,
   jobMessageSchema,
   jobSpecSchema,
-  jobStatusSchema,
 } from '../schemas/job.js';
-import { err, ok, type Result } from '../util/result.js';
+import { ok, type Result } from '../util/result.js';
 import type { FitOracleFactory } from './fit-inputs.js';
 import { loadFitJobSpec } from './fit-job-spec.js';
 import { runFitJob } from './fit-observations.js';
@@ -27,15 +26,13 @@ import { fitValueFunction, type ValueFunctionHealth } from './meta-train.js';
 import { MetricObserver } from './observe-metric.js';
 import type { RunConfig } from './recipes.js';
 import {
-  JOBS_PREFIX,
-  jobKeys,
   loadJobSpec,
   modelFingerprint,
   prepareTraining,
-  readJobStatus,
   saveOnce,
   trainValueFunction,
 } from './train-value-function.js';
+import { JOBS_PREFIX, jobKeys, jobStatus, readJobStatus, storeJobSpec, writeJobStatus } from './job-documents.js';
 
 /**
  * A trainer worker on the jobs queue (METHOD.md stage 1 fanned out): `metricopt train --worker`
@@ -90,19 +87,8 @@ export async function submitJob(
   spec: JobSpec,
   deps: { store: ObjectStore; queue: Queue },
 ): Promise<Result<void, JobError>> {
-  const canonical = (s: JobSpec) => JSON.stringify(jobSpecSchema.parse(s));
-  if (!(await deps.store.putIfAbsent(jobKeys(spec.id).spec, `${canonical(spec)}\n`))) {
-    const stored = await loadJobSpec(deps.store, spec.id);
-    if (!stored.ok) return stored;
-    if (canonical(stored.value) !== canonical(spec)) {
-      return err(
-        new JobError(
-          'JOB_SPEC_MISMATCH',
-          `job '${spec.id}' in ${deps.store.location} was started with a different job spec; use another id`,
-        ),
-      );
-    }
-  }
+  const stored = await storeJobSpec(deps.store, spec.id, spec, jobSpecSchema, () => loadJobSpec(deps.store, spec.id));
+  if (!stored.ok) return stored;
   await deps.queue.send([JSON.stringify({ kind: 'job', jobId: spec.id } satisfies JobMessage)]);
   return ok(undefined);
 }
@@ -194,29 +180,23 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     const startedAt = previous.ok ? previous.value.startedAt : now().toISOString();
     const tasksDone = done.reduce((a, r) => a + r.tasks.end - r.tasks.start, 0);
     const elapsed = (now().getTime() - Date.parse(startedAt)) / 1000;
-    const status: JobStatus = {
-      format: 'metricopt.job-status',
-      schemaVersion: 1,
-      jobId: ctx.spec.id,
-      state,
-      stage: tasksDone < traj.n ? 'trajectories' : 'fit',
-      tasks: { done: tasksDone, total: traj.n },
-      evaluations: {
-        total: traj.querySteps.reduce((a, s) => a + s.length, 0),
-        sent: done.reduce((a, r) => a + r.sent, 0),
-        returned: done.reduce((a, r) => a + r.perTask.reduce((b, o) => b + o.length, 0), 0),
-        failed: done.reduce((a, r) => a + r.failures.length, 0),
+    const status = jobStatus(
+      { jobId: ctx.spec.id, backend: deps.backend, startedAt, updatedAt: now().toISOString() },
+      {
+        state,
+        stage: tasksDone < traj.n ? 'trajectories' : 'fit',
+        tasks: { done: tasksDone, total: traj.n },
+        evaluations: {
+          total: traj.querySteps.reduce((a, s) => a + s.length, 0),
+          sent: done.reduce((a, r) => a + r.sent, 0),
+          returned: done.reduce((a, r) => a + r.perTask.reduce((b, o) => b + o.length, 0), 0),
+          failed: done.reduce((a, r) => a + r.failures.length, 0),
+        },
+        etaSeconds: tasksDone > 0 && tasksDone < traj.n ? (elapsed / tasksDone) * (traj.n - tasksDone) : null,
+        ...extra,
       },
-      heldOut: null,
-      etaSeconds: tasksDone > 0 && tasksDone < traj.n ? (elapsed / tasksDone) * (traj.n - tasksDone) : null,
-      backend: deps.backend,
-      lastError: null,
-      valueFunction: null,
-      startedAt,
-      updatedAt: now().toISOString(),
-      ...extra,
-    };
-    await store.put(jobKeys(ctx.spec.id).status, `${JSON.stringify(jobStatusSchema.parse(status))}\n`);
+    );
+    await writeJobStatus(store, status);
   };
 
   const handleChunk = async (spec: JobSpec, chunk: number) => {
@@ -362,24 +342,11 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     );
     for (let i = 0; i < bodies.length; i += 10) await queue.send(bodies.slice(i, i + 10));
     await store.putIfAbsent(keys.fanned, JSON.stringify({ chunks, at: now().toISOString() }));
-    const at = now().toISOString();
-    const status: JobStatus = {
-      format: 'metricopt.job-status',
-      schemaVersion: 1,
-      jobId: spec.id,
-      state: 'running',
-      stage: 'trajectories',
-      tasks: { done: 0, total: cfg.value.metaTrain.trajectories.tasks },
-      evaluations: { total: 0, sent: 0, returned: 0, failed: 0 },
-      heldOut: null,
-      etaSeconds: null,
-      backend: deps.backend,
-      lastError: null,
-      valueFunction: null,
-      startedAt: at,
-      updatedAt: at,
-    };
-    await store.putIfAbsent(jobKeys(spec.id).status, `${JSON.stringify(jobStatusSchema.parse(status))}\n`);
+    const status = jobStatus(
+      { jobId: spec.id, backend: deps.backend, startedAt: now().toISOString() },
+      { stage: 'trajectories', tasks: { done: 0, total: cfg.value.metaTrain.trajectories.tasks } },
+    );
+    await writeJobStatus(store, status, { ifAbsent: true });
     log('fanned-out', { jobId: spec.id, chunks });
   };
 
@@ -445,10 +412,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       log('failed', { jobId: parsed.jobId, kind: parsed.kind, ...error });
       const status = await readJobStatus(store, parsed.jobId);
       if (status.ok) {
-        await store.put(
-          jobKeys(parsed.jobId).status,
-          `${JSON.stringify(jobStatusSchema.parse({ ...status.value, lastError: error, updatedAt: now().toISOString() }))}\n`,
-        );
+        await writeJobStatus(store, { ...status.value, lastError: error, updatedAt: now().toISOString() });
       }
       // A job error will not go away on a retry; anything else (the store, the network) may.
       if (typeof code === 'string' && code.startsWith('JOB_'))

@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { silentProgress } from '../../shared/ports/progress.port.js';
 import { fitJobSpecSchema } from '../../shared/schemas/job.js';
-import { createFitJob, fitJobKeys, observationsPrefix } from '../../shared/use-cases/fit-job-spec.js';
+import { createFitJob, observationsPrefix } from '../../shared/use-cases/fit-job-spec.js';
+import { jobKeys } from '../../shared/use-cases/job-documents.js';
 import { runFitJob } from '../../shared/use-cases/fit-observations.js';
 import { addObservationBatch, parseObservationText } from '../../shared/use-cases/observation-batches.js';
 import { listCheckpointVersions } from '../../shared/use-cases/value-function-store.js';
@@ -70,11 +71,11 @@ describe('runFitJob: the entry point a worker calls for a fit job', () => {
     const store = await prepared('killed');
     await runFitJob(spec('killed'), { store, progress: silentProgress, backend });
     // Simulate the kill: the status never reached done.
-    const status = JSON.parse(new TextDecoder().decode(await store.get(fitJobKeys('killed').status)));
-    await store.put(fitJobKeys('killed').status, JSON.stringify({ ...status, state: 'running', stage: 'fit' }));
+    const status = JSON.parse(new TextDecoder().decode(await store.get(jobKeys('killed').status)));
+    await store.put(jobKeys('killed').status, JSON.stringify({ ...status, state: 'running', stage: 'fit' }));
     const again = await runFitJob(spec('killed'), { store, progress: silentProgress, backend });
     expect(again.ok && again.value.kind).toBe('already-done');
-    expect(JSON.parse(new TextDecoder().decode(await store.get(fitJobKeys('killed').status)))).toMatchObject({
+    expect(JSON.parse(new TextDecoder().decode(await store.get(jobKeys('killed').status)))).toMatchObject({
       state: 'done',
       valueFunction: { id: 'killed-vf', version: 1 },
     });

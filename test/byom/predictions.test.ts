@@ -15,7 +15,8 @@ import { type FitJobSpec, fitJobSpecSchema } from '../../shared/schemas/job.js';
 import { runEvaluationWorker } from '../../shared/use-cases/evaluate-request.js';
 import { type FitOracleFactory, putFitLabels, putFitPredictions } from '../../shared/use-cases/fit-inputs.js';
 import { fitJobSummary } from '../../shared/use-cases/fit-job-api.js';
-import { createFitJob, observationsPrefix, readFitJobStatus } from '../../shared/use-cases/fit-job-spec.js';
+import { createFitJob, observationsPrefix } from '../../shared/use-cases/fit-job-spec.js';
+import { readJobStatus } from '../../shared/use-cases/job-documents.js';
 import { runFitJob } from '../../shared/use-cases/fit-observations.js';
 import { addObservationBatch, parseObservationText } from '../../shared/use-cases/observation-batches.js';
 import { runTrainerWorker } from '../../shared/use-cases/trainer-worker.js';
@@ -113,7 +114,7 @@ describe('lines scored from predictions by a registered evaluator', () => {
     });
     expect(r.ok && r.value.kind).toBe('done');
     expect(await fitted(byPredictions)).toEqual(await fitted(byValue));
-    const status = await readFitJobStatus(byPredictions, 'job');
+    const status = await readJobStatus(byPredictions, 'job');
     const observed = recorded.filter((l) => l.metric !== undefined).length;
     expect(status.ok && status.value.evaluations).toEqual({
       total: observed,
@@ -191,7 +192,7 @@ describe('lines scored from predictions by a registered evaluator', () => {
     expect(r.ok && r.value.kind).toBe('done');
     expect(markedCalls).toBe(3); // the one retry policy: three attempts
     const observed = recorded.filter((l) => l.metric !== undefined).length;
-    const status = await readFitJobStatus(store, 'job');
+    const status = await readJobStatus(store, 'job');
     if (!status.ok) throw status.error;
     expect(status.value.evaluations).toEqual({ total: observed, sent: observed, returned: observed - 1, failed: 1 });
     expect(status.value.lastError?.message).toMatch(
@@ -224,7 +225,7 @@ describe('lines scored from predictions by a registered evaluator', () => {
       oracleFor: inProcessOracles(builtinEvaluator),
     });
     expect(!c.ok && c.error.message).toMatch(/evaluator 'mcr' does not maximize/);
-    const status = await readFitJobStatus(wrongWay, 'job');
+    const status = await readJobStatus(wrongWay, 'job');
     expect(status.ok && status.value.state).toBe('failed');
   });
 });

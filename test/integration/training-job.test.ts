@@ -9,7 +9,7 @@ import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { Queue } from '../../shared/ports/queue.port.js';
 import type { ValueFunctionCheckpoint } from '../../shared/schemas/checkpoint.js';
 import { parseJobSpec } from '../../shared/use-cases/job-spec.js';
-import { readJobStatus } from '../../shared/use-cases/train-value-function.js';
+import { readJobStatus } from '../../shared/use-cases/job-documents.js';
 import { submitJob } from '../../shared/use-cases/trainer-worker.js';
 import { listCheckpointVersions, loadCheckpoint } from '../../shared/use-cases/value-function-store.js';
 import { buildTrainImage, docker, dockerUnavailable } from '../helpers/docker.js';

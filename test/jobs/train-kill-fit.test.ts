@@ -4,7 +4,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { readJobStatus } from '../../shared/use-cases/train-value-function.js';
+import { readJobStatus } from '../../shared/use-cases/job-documents.js';
 import { listCheckpointVersions, loadCheckpoint } from '../../shared/use-cases/value-function-store.js';
 import { cliPath, ensureBuiltCli } from './built-cli.js';
 import { smallA9a, tinyJob } from './fixtures.js';

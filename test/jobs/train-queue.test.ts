@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { LocalQueue } from '../../shared/adapters/queue.local.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { chunkResultSchema } from '../../shared/schemas/job.js';
-import { readJobStatus } from '../../shared/use-cases/train-value-function.js';
+import { readJobStatus } from '../../shared/use-cases/job-documents.js';
 import { listCheckpointVersions, loadCheckpoint } from '../../shared/use-cases/value-function-store.js';
 import { cliPath, ensureBuiltCli } from './built-cli.js';
 import { smallA9a, tinyJob } from './fixtures.js';
