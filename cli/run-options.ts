@@ -1,4 +1,4 @@
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import { loadDataset } from '../shared/adapters/dataset.fs.js';
 import { type BackendPreference, selectBackend } from '../shared/adapters/compute-backend.js';
@@ -9,21 +9,7 @@ import { filmLayerOutOfRange } from '../shared/models/mlp.js';
 import { loadEvaluatorModule } from '../shared/adapters/evaluator-module.in-process.js';
 import { type RunConfig, recipe } from '../shared/use-cases/recipes.js';
 import { CliError } from './errors.js';
-
-const int = (min: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
-  return n;
-};
-const num =
-  (min: number, exclusive = false) =>
-  (v: string) => {
-    const n = v === 'Infinity' || v === 'inf' ? Number.POSITIVE_INFINITY : Number(v);
-    if (Number.isNaN(n) || n < min || (exclusive && n === min)) {
-      throw new InvalidArgumentError(`expected a number ${exclusive ? '>' : '>='} ${min}`);
-    }
-    return n;
-  };
+import { backendOption, bool, int, num } from './option-parsers.js';
 
 /** Options shared by `demo` and `train`: data, metric, recipe and every hyperparameter. */
 export function addRunOptions(cmd: Command): Command {
@@ -84,8 +70,8 @@ export function addRunOptions(cmd: Command): Command {
         'offline',
       ]),
     )
-    .option('--standardise <bool>', 'standardise phi and targets (true/false)', (v) => parseBool(v))
-    .option('--batch-norm <bool>', 'BatchNorm in the value function (true/false)', (v) => parseBool(v))
+    .option('--standardise <bool>', 'standardise phi and targets (true/false)', bool)
+    .option('--batch-norm <bool>', 'BatchNorm in the value function (true/false)', bool)
     .option('--ensemble <n>', 'value-function ensemble members', int(1))
     .option('--epochs <n>', 'offline value-function training epochs', int(1))
     .option(
@@ -107,7 +93,7 @@ export function addRunOptions(cmd: Command): Command {
     .option(
       '--output-bias <bool>',
       'input-bias adapter: also one dynamic bias per output logit, the last entries of phi (true/false)',
-      (v) => parseBool(v),
+      bool,
     )
     .option('--film-layer <i>', 'hidden layer FiLM modulates (d = 2 x its width)', int(0))
     .addOption(new Option('--meta-test-method <m>', 'how metricopt moves phi').choices(['guided-es', 'vf-descent']))
@@ -137,27 +123,13 @@ export function addRunOptions(cmd: Command): Command {
     .option(
       '--anchor-endpoints <bool>',
       'also offer the start point and the best meta-training observation as metricopt endpoints (true/false)',
-      (v) => parseBool(v),
+      bool,
     )
     .option('--es-p <P>', 'Guided ES antithetic pairs', int(1))
     .option('--es-sigma2 <s2>', 'Guided ES perturbation variance s^2', num(0, true))
     .option('--es-k <k>', 'loss gradients spanning the Guided ES subspace', int(0))
     .option('--es-lambda <l>', 'also score lambda*f + loss in the antithetic differences (0 = f only)', num(0))
-    .addOption(
-      new Option('--backend <name>', 'tfjs backend (default: METRICOPT_BACKEND or auto)').choices([
-        'auto',
-        'tensorflow',
-        'wasm',
-        'cpu',
-        'webgpu',
-      ]),
-    );
-}
-
-function parseBool(v: string): boolean {
-  if (['true', '1', 'yes', 'on'].includes(v.toLowerCase())) return true;
-  if (['false', '0', 'no', 'off'].includes(v.toLowerCase())) return false;
-  throw new InvalidArgumentError('expected true or false');
+    .addOption(backendOption());
 }
 
 export type RunOptions = Record<string, unknown>;

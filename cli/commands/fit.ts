@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { type Command, InvalidArgumentError, Option } from 'commander';
+import { type Command, Option } from 'commander';
 import { type BackendPreference, selectBackend } from '../../shared/adapters/compute-backend.js';
 import { loadEvaluatorModule } from '../../shared/adapters/evaluator-module.in-process.js';
 import { openObjectStore } from '../../shared/adapters/from-url.js';
@@ -32,6 +32,7 @@ import {
 } from '../../shared/use-cases/observation-batches.js';
 import { ok } from '../../shared/util/result.js';
 import { CliError } from '../errors.js';
+import { backendOption, bool, int, num } from '../option-parsers.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { stderrProgress } from '../progress.js';
 
@@ -64,27 +65,6 @@ interface FitOptions {
   heldOutFraction?: number;
   trainStride?: number;
 }
-
-const int = (min: number) => (v: string) => {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer >= ${min}`);
-  return n;
-};
-const positive = (v: string) => {
-  const n = Number(v);
-  if (!(n > 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number > 0');
-  return n;
-};
-const nonNegative = (v: string) => {
-  const n = Number(v);
-  if (!(n >= 0) || !Number.isFinite(n)) throw new InvalidArgumentError('expected a number >= 0');
-  return n;
-};
-const bool = (v: string) => {
-  if (['true', '1', 'yes', 'on'].includes(v.toLowerCase())) return true;
-  if (['false', '0', 'no', 'off'].includes(v.toLowerCase())) return false;
-  throw new InvalidArgumentError('expected true or false');
-};
 
 /**
  * `metricopt fit`: a value function from observations a remote training loop recorded (bring
@@ -122,20 +102,12 @@ export function registerFit(program: Command): void {
     .option('--batch-norm <bool>', 'BatchNorm in the value function (true/false)', bool)
     .option('--ensemble <n>', 'value-function ensemble members', int(1))
     .option('--epochs <n>', 'offline training epochs', int(1))
-    .option('--vf-train-lr <lr>', 'training step size (Adam offline / inner SGD online)', positive)
-    .option('--gamma <g>', 'weight of the regression term in Eq. 2', nonNegative)
-    .option('--oe-weight <w>', 'weight of the ordinal-embedding term in Eq. 2', nonNegative)
-    .option('--held-out-fraction <f>', 'fraction of trajectories held out for the health figures', positive)
+    .option('--vf-train-lr <lr>', 'training step size (Adam offline / inner SGD online)', num(0, true))
+    .option('--gamma <g>', 'weight of the regression term in Eq. 2', num(0))
+    .option('--oe-weight <w>', 'weight of the ordinal-embedding term in Eq. 2', num(0))
+    .option('--held-out-fraction <f>', 'fraction of trajectories held out for the health figures', num(0, true))
     .option('--train-stride <n>', 'train on every n-th recorded step', int(1))
-    .addOption(
-      new Option('--backend <name>', 'tfjs backend (default: METRICOPT_BACKEND or auto)').choices([
-        'auto',
-        'tensorflow',
-        'wasm',
-        'cpu',
-        'webgpu',
-      ]),
-    )
+    .addOption(backendOption())
     .action(async (o: FitOptions) => {
       const stop = new AbortController();
       const onSignal = () => {

@@ -123,12 +123,8 @@ export function checkObservationLines(
   return ok(out);
 }
 
-/** JSON lines: blank lines are skipped, every other line is one observation. */
-export function parseObservationText(
-  text: string,
-  source: string,
-  expectD?: number,
-): Result<StoredObservation[], ObservationError> {
+/** Each non-blank line parsed as JSON, with its 1-based number; the lines that are not JSON as issues. */
+function jsonLines(text: string): { entries: { line: number; value: unknown }[]; issues: ObservationIssue[] } {
   const entries: { line: number; value: unknown }[] = [];
   const issues: ObservationIssue[] = [];
   const lines = text.split('\n');
@@ -141,6 +137,16 @@ export function parseObservationText(
       issues.push({ line: i + 1, reason: `not JSON (${(e as Error).message.slice(0, 80)})` });
     }
   }
+  return { entries, issues };
+}
+
+/** JSON lines: blank lines are skipped, every other line is one observation. */
+export function parseObservationText(
+  text: string,
+  source: string,
+  expectD?: number,
+): Result<StoredObservation[], ObservationError> {
+  const { entries, issues } = jsonLines(text);
   if (issues.length > 0) {
     // Report the lines that are not JSON together with the ones that fail the checks.
     const checked = checkObservationLines(entries, source, expectD);
@@ -174,18 +180,7 @@ export function parseObservationBinary(
   const text = new TextDecoder().decode(bytes.subarray(4, 4 + length));
   const rest = bytes.byteLength - 4 - length;
   if (rest % 4 !== 0) return fail(`binary body: ${rest} bytes of phi is not a whole number of float32 values`);
-  const meta: { line: number; value: unknown }[] = [];
-  const issues: ObservationIssue[] = [];
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const raw = (lines[i] as string).trim();
-    if (raw === '') continue;
-    try {
-      meta.push({ line: i + 1, value: JSON.parse(raw) });
-    } catch (e) {
-      issues.push({ line: i + 1, reason: `not JSON (${(e as Error).message.slice(0, 80)})` });
-    }
-  }
+  const { entries: meta, issues } = jsonLines(text);
   if (issues.length > 0) return err(failWith('OBSERVATIONS_INVALID', source, issues));
   if (meta.length === 0) return err(new ObservationError('OBSERVATIONS_EMPTY', `${source}: no observation lines`));
   const values = rest / 4;

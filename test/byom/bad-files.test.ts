@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseObservationBinary, parseObservationText } from '../../shared/use-cases/observation-batches.js';
-import { runCli } from './cli-run.js';
+import { runCli } from '../helpers/cli.js';
 import { makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js';
 
 /**

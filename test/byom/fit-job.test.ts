@@ -11,7 +11,7 @@ import { runFitJob } from '../../shared/use-cases/fit-observations.js';
 import { addObservationBatch, parseObservationText } from '../../shared/use-cases/observation-batches.js';
 import { listCheckpointVersions } from '../../shared/use-cases/value-function-store.js';
 import { useTestBackend } from '../helpers/backend.js';
-import { runCli } from './cli-run.js';
+import { runCli } from '../helpers/cli.js';
 import { makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js';
 
 const world = makeWorld(3, 5);

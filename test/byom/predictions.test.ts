@@ -23,7 +23,7 @@ import { runTrainerWorker } from '../../shared/use-cases/trainer-worker.js';
 import { loadCheckpoint } from '../../shared/use-cases/value-function-store.js';
 import { registryOf } from '../evaluation/fixtures.js';
 import { useTestBackend } from '../helpers/backend.js';
-import { runCli } from './cli-run.js';
+import { runCli } from '../helpers/cli.js';
 import { makeWorld, type RecordedLine, recordTrajectories, toJsonLines } from './synthetic-world.js';
 
 /**

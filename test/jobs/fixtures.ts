@@ -1,9 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import type { JobSpecInput } from '../../shared/schemas/job.js';
+import { loadCheckpoint } from '../../shared/use-cases/value-function-store.js';
 
 /** The first `rows` rows of A9A's training file as a LIBSVM file in a new temp folder. */
 export async function smallA9a(rows = 400): Promise<{ dir: string; file: string }> {
@@ -31,4 +33,22 @@ export function tinyJob(file: string, id = 'tiny-job'): JobSpecInput {
     output: { valueFunctionId: 'tiny-vf' },
     checkpoint: { chunkTasks: 4, queryBatch: 6 },
   };
+}
+
+/** The highest state seq a job has journaled in a store folder (0 before the first). */
+export function stateSeq(store: string, job: string): number {
+  try {
+    const files = readdirSync(join(store, 'jobs', job, 'state')).filter((f) => /^\d+\.json$/.test(f));
+    return Math.max(0, ...files.map((f) => Number(f.slice(0, -5))));
+  } catch {
+    return 0;
+  }
+}
+
+/** A checkpoint without its createdAt, to compare two runs bit for bit. */
+export async function checkpointContent(store: string, id = 'tiny-vf') {
+  const ck = await loadCheckpoint(new FsObjectStore(store), id);
+  if (!ck.ok) throw ck.error;
+  const { createdAt: _c, ...rest } = ck.value;
+  return rest;
 }

@@ -1,31 +1,13 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../cli/main.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { loadCheckpoint } from '../../shared/use-cases/value-function-store.js';
+import { runCli as run } from '../helpers/cli.js';
 import { smallA9a, tinyJob } from './fixtures.js';
 
 let dir: string;
 let small: string;
-
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => {
-    stdout += String(s);
-    return true;
-  });
-  vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => {
-    stderr += String(s);
-    return true;
-  });
-  try {
-    return { code: await main(args), stdout, stderr };
-  } finally {
-    vi.restoreAllMocks();
-  }
-}
 
 const tiny = [
   '--tasks',

@@ -1,14 +1,14 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { buildTrainImage, docker, dockerUnavailable } from '../helpers/docker.js';
-import { chmodSync, mkdirSync, readdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { readJobStatus } from '../../shared/use-cases/job-documents.js';
-import { listCheckpointVersions, loadCheckpoint } from '../../shared/use-cases/value-function-store.js';
+import { listCheckpointVersions } from '../../shared/use-cases/value-function-store.js';
 import { cliPath, ensureBuiltCli } from './built-cli.js';
-import { smallA9a, tinyJob } from './fixtures.js';
+import { checkpointContent, smallA9a, stateSeq, tinyJob } from './fixtures.js';
 
 /**
  * The CPU training image built from gpu-tasks/Dockerfile and run under Docker: a job against a
@@ -20,22 +20,6 @@ const IMAGE = 'metricopt-train:cpu';
 const JOB = 'container-job';
 
 const unavailable = dockerUnavailable('the training container test');
-
-function stateSeq(store: string): number {
-  try {
-    const files = readdirSync(join(store, 'jobs', JOB, 'state')).filter((f) => /^\d+\.json$/.test(f));
-    return Math.max(0, ...files.map((f) => Number(f.slice(0, -5))));
-  } catch {
-    return 0;
-  }
-}
-
-async function weights(store: string) {
-  const ck = await loadCheckpoint(new FsObjectStore(store), 'tiny-vf');
-  if (!ck.ok) throw ck.error;
-  const { createdAt: _c, ...rest } = ck.value;
-  return rest;
-}
 
 describe.skipIf(unavailable !== undefined)('the training container (docker, CPU image)', () => {
   let dir: string;
@@ -78,8 +62,8 @@ describe.skipIf(unavailable !== undefined)('the training container (docker, CPU 
       docker('start', name);
       // Stop it once it has written a few states (mid-trajectories or mid-queries).
       const deadline = Date.now() + 120_000;
-      while (stateSeq(store) < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      expect(stateSeq(store)).toBeGreaterThanOrEqual(6);
+      while (stateSeq(store, JOB) < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(stateSeq(store, JOB)).toBeGreaterThanOrEqual(6);
       const t0 = performance.now();
       docker('stop', '-t', '20', name);
       const stopMs = performance.now() - t0;
@@ -103,6 +87,6 @@ describe.skipIf(unavailable !== undefined)('the training container (docker, CPU 
     expect((await listCheckpointVersions(fs)).get('tiny-vf')).toEqual([1]);
     const status = await readJobStatus(fs, JOB);
     expect(status.ok && status.value).toMatchObject({ state: 'done', backend: 'wasm', tasks: { done: 12, total: 12 } });
-    expect(await weights(store)).toEqual(await weights(reference));
+    expect(await checkpointContent(store)).toEqual(await checkpointContent(reference));
   });
 });

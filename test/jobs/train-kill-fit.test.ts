@@ -5,9 +5,9 @@ import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { readJobStatus } from '../../shared/use-cases/job-documents.js';
-import { listCheckpointVersions, loadCheckpoint } from '../../shared/use-cases/value-function-store.js';
+import { listCheckpointVersions } from '../../shared/use-cases/value-function-store.js';
 import { cliPath, ensureBuiltCli } from './built-cli.js';
-import { smallA9a, tinyJob } from './fixtures.js';
+import { checkpointContent, smallA9a, tinyJob } from './fixtures.js';
 
 /** SIGTERM while the value function is being fitted (a long fit: 1,500 epochs). */
 const JOB = 'fit-kill-job';
@@ -58,13 +58,6 @@ const stageOf = (store: string) => {
   }
 };
 
-async function weights(store: string) {
-  const ck = await loadCheckpoint(new FsObjectStore(store), 'tiny-vf');
-  if (!ck.ok) throw ck.error;
-  const { createdAt: _c, ...rest } = ck.value;
-  return rest;
-}
-
 describe('metricopt train --job: SIGTERM during the fit', () => {
   it('exits 0 within seconds, interrupted in stage fit, and a resume ends with the uninterrupted bits', async () => {
     const reference = join(dir, 'reference');
@@ -89,6 +82,6 @@ describe('metricopt train --job: SIGTERM during the fit', () => {
     const second = await train(store);
     expect(second.code, second.stderr).toBe(0);
     expect(second.stdout).toContain('(job fit-kill-job resumed)');
-    expect(await weights(store)).toEqual(await weights(reference));
+    expect(await checkpointContent(store)).toEqual(await checkpointContent(reference));
   });
 });

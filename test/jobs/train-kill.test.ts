@@ -1,15 +1,14 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { loadJobState } from '../../shared/use-cases/train-value-function.js';
 import { readJobStatus } from '../../shared/use-cases/job-documents.js';
-import { listCheckpointVersions, loadCheckpoint } from '../../shared/use-cases/value-function-store.js';
+import { listCheckpointVersions } from '../../shared/use-cases/value-function-store.js';
 import { Rng } from '../../shared/util/random.js';
 import { cliPath, ensureBuiltCli } from './built-cli.js';
-import { smallA9a, tinyJob } from './fixtures.js';
+import { checkpointContent, smallA9a, stateSeq, tinyJob } from './fixtures.js';
 
 let dir: string;
 let jobFile: string;
@@ -54,29 +53,13 @@ function train(store: string, kill?: (child: ChildProcess, killed: (at: number) 
   });
 }
 
-function stateSeq(store: string): number {
-  try {
-    const files = readdirSync(join(store, 'jobs', JOB, 'state')).filter((f) => /^\d+\.json$/.test(f));
-    return Math.max(0, ...files.map((f) => Number(f.slice(0, -5))));
-  } catch {
-    return 0;
-  }
-}
-
-async function weights(store: string) {
-  const ck = await loadCheckpoint(new FsObjectStore(store), 'tiny-vf');
-  if (!ck.ok) throw ck.error;
-  const { createdAt: _c, ...rest } = ck.value;
-  return rest;
-}
-
 describe('metricopt train --job killed and resumed', () => {
   it('ends with the uninterrupted checkpoint bit for bit after SIGTERM and SIGKILL at random points', async () => {
     const reference = join(dir, 'reference');
     const ref = await train(reference);
     expect(ref.stderr).not.toContain('error');
     expect(ref.code).toBe(0);
-    const states = stateSeq(reference);
+    const states = stateSeq(reference, JOB);
     expect(states).toBeGreaterThan(20);
 
     const rng = new Rng(7);
@@ -86,11 +69,11 @@ describe('metricopt train --job killed and resumed', () => {
     for (let attempt = 0; attempt < 40; attempt++) {
       const signal: NodeJS.Signals = attempt % 2 === 0 ? 'SIGTERM' : 'SIGKILL';
       // Kill once the job has written 1-3 more states (so each kill lands in a different place), plus 0-20 ms.
-      const target = stateSeq(store) + 1 + rng.int(3);
+      const target = stateSeq(store, JOB) + 1 + rng.int(3);
       const delay = rng.int(20);
       last = await train(store, (child, killed) => {
         const poll = setInterval(() => {
-          if (stateSeq(store) < target) return;
+          if (stateSeq(store, JOB) < target) return;
           clearInterval(poll);
           setTimeout(() => {
             killed(performance.now());
@@ -126,7 +109,7 @@ describe('metricopt train --job killed and resumed', () => {
     );
 
     // Bit for bit, once, with every task and every evaluation counted once.
-    expect(await weights(store)).toEqual(await weights(reference));
+    expect(await checkpointContent(store)).toEqual(await checkpointContent(reference));
     const fs = new FsObjectStore(store);
     expect((await listCheckpointVersions(fs)).get('tiny-vf')).toEqual([1]);
     const status = await readJobStatus(fs, JOB);

@@ -7,9 +7,9 @@ import { LocalQueue } from '../../shared/adapters/queue.local.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { chunkResultSchema } from '../../shared/schemas/job.js';
 import { readJobStatus } from '../../shared/use-cases/job-documents.js';
-import { listCheckpointVersions, loadCheckpoint } from '../../shared/use-cases/value-function-store.js';
+import { listCheckpointVersions } from '../../shared/use-cases/value-function-store.js';
 import { cliPath, ensureBuiltCli } from './built-cli.js';
-import { smallA9a, tinyJob } from './fixtures.js';
+import { checkpointContent, smallA9a, tinyJob } from './fixtures.js';
 
 /** A fan-out job (6 chunks of 2 tasks) on the durable local queue, by one and by two trainer workers. */
 let dir: string;
@@ -32,13 +32,6 @@ const cli = (...args: string[]) => {
   expect(r.status, r.stderr).toBe(0);
   return r.stdout;
 };
-
-async function weights(store: string) {
-  const ck = await loadCheckpoint(new FsObjectStore(store), 'tiny-vf');
-  if (!ck.ok) throw ck.error;
-  const { createdAt: _c, ...rest } = ck.value;
-  return rest;
-}
 
 async function chunkRecords(store: string) {
   const fs = new FsObjectStore(store);
@@ -72,7 +65,7 @@ describe('metricopt train --queue (trainer workers on the jobs queue)', () => {
       const counts = await new LocalQueue(queue).counts();
       expect(counts).toEqual({ visible: 0, inFlight: 0, deadLetters: 0 });
     }
-    expect(await weights(runs[2] as string)).toEqual(await weights(runs[1] as string));
+    expect(await checkpointContent(runs[2] as string)).toEqual(await checkpointContent(runs[1] as string));
 
     // A duplicated delivery (a chunk and the fit sent again) changes nothing.
     const store = runs[2] as string;
