@@ -239,11 +239,13 @@ describeOnLocalStack('a training job on S3 and SQS with the trainer container (L
     vi.stubEnv('METRICOPT_JOBS_DLQ', jobs.dlqUrl);
     vi.stubEnv('METRICOPT_REFRESH_MS', '1');
     const api = await import('../../functions/value-api/lambda.js');
-    const call = async (method: string, path: string, body: string, type = 'application/json') => {
+    const call = async (method: string, path: string, body: string | Uint8Array, type = 'application/json') => {
       const base = urlEvent(path, {}, true);
+      const binary = typeof body !== 'string';
       const event = {
         ...base,
-        body,
+        body: binary ? Buffer.from(body).toString('base64') : body,
+        isBase64Encoded: binary,
         headers: { ...base.headers, 'content-type': type },
         requestContext: { ...base.requestContext, http: { ...base.requestContext.http, method } },
       };
@@ -288,6 +290,66 @@ describeOnLocalStack('a training job on S3 and SQS with the trainer container (L
       const served = await call('GET', '/v1/value-functions/byom-vf', '');
       expect(served.status).toBe(200);
       expect(served.json).toMatchObject({ id: 'byom-vf', d: 4, metric: { name: 'bowl', direction: 'minimize' } });
+
+      // The metric by evaluator: lines carry predictions, which the trainer container sends to
+      // the SQS evaluation queue and the evaluator function scores (mcr: of N positives the
+      // first round(m N) are scored negative, so it gives the bowl's value back to 1/N).
+      const N = 40;
+      const scoredLines = recordTrajectories(makeWorld(4, 3), { trajectories: 12, steps: 10, K: 3, seed: 4 });
+      expect(
+        (
+          await call(
+            'POST',
+            '/v1/fit-jobs',
+            JSON.stringify({
+              id: 'byom-scored',
+              metric: { name: 'mcr', direction: 'minimize' },
+              output: { valueFunctionId: 'byom-scored-vf' },
+            }),
+          )
+        ).status,
+      ).toBe(201);
+      const labels = { classes: 2, labels: new Array(N).fill(1) };
+      expect((await call('POST', '/v1/fit-jobs/byom-scored/labels', JSON.stringify(labels))).status).toBe(201);
+      const withPredictions = [];
+      for (const { metric, ...l } of scoredLines) {
+        if (metric === undefined) {
+          withPredictions.push(l);
+          continue;
+        }
+        const key = `${l.trajectory}.s${l.step}.f32`;
+        const wrong = Math.min(N, Math.round(metric * N));
+        const scores = Float32Array.from({ length: N }, (_, i) => (i < wrong ? 0.2 : 0.8));
+        const up = await call(
+          'POST',
+          `/v1/fit-jobs/byom-scored/predictions/${key}`,
+          new Uint8Array(scores.buffer),
+          'application/octet-stream',
+        );
+        expect(up.status, JSON.stringify(up.json)).toBe(201);
+        withPredictions.push({ ...l, predictions: { evaluator: 'mcr', key } });
+      }
+      const scoredUpload = await call(
+        'POST',
+        '/v1/fit-jobs/byom-scored/observations',
+        toJsonLines(withPredictions),
+        'application/x-ndjson',
+      );
+      expect(scoredUpload.status, JSON.stringify(scoredUpload.json)).toBe(200);
+      expect((await call('POST', '/v1/fit-jobs/byom-scored/start', '')).status).toBe(202);
+      const scoredDeadline = Date.now() + 120_000;
+      let scored = await call('GET', '/v1/fit-jobs/byom-scored', '');
+      while (scored.json.state !== 'done' && scored.json.state !== 'failed' && Date.now() < scoredDeadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        scored = await call('GET', '/v1/fit-jobs/byom-scored', '');
+      }
+      const observedLines = scoredLines.filter((l) => l.metric !== undefined).length;
+      expect(scored.json, docker('logs', '--tail', '5', name)).toMatchObject({
+        state: 'done',
+        status: { evaluations: { returned: observedLines, failed: 0 }, valueFunction: { id: 'byom-scored-vf' } },
+      });
+      // Scored through the queue: the evaluator function wrote one result record per line.
+      expect((await store.list('jobs/byom-scored/results/')).length).toBe(observedLines);
     } finally {
       spawnSync('docker', ['rm', '-f', name]);
     }
