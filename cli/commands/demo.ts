@@ -36,6 +36,11 @@ export function registerDemo(program: Command): void {
     .option('--json', 'print the report JSON on stdout and nothing else')
     .option('--via-queue', 'send every metric query through the durable local queue to evaluator worker processes')
     .option('--workers <n>', 'evaluator worker processes with --via-queue', (v) => Number(v), 2)
+    .option(
+      '--retry-delay-ms <ms>',
+      'with --via-queue: first retry delay after an evaluator failure, doubled per delivery (default 1000)',
+      nonNegativeInt,
+    )
     .action(async (o: Record<string, unknown>) => {
       const cfg = buildRunConfig(o, o.seeds as number | undefined);
       const { backend, dataset, evaluator } = await prepareRun(o);
@@ -51,6 +56,7 @@ export function registerDemo(program: Command): void {
           dir: join(out, 'queue'),
         };
         if (o.evaluator) queueOptions.evaluatorModule = resolve(o.evaluator as string);
+        if (o.retryDelayMs !== undefined) queueOptions.retryDelayMs = o.retryDelayMs as number;
         oracle = await startLocalQueueOracle(queueOptions);
       } else {
         oracle = new InProcessMetricOracle(evaluator);
@@ -78,6 +84,12 @@ export function registerDemo(program: Command): void {
         await oracle.close?.();
       }
     });
+}
+
+function nonNegativeInt(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError('expected an integer >= 0');
+  return n;
 }
 
 function positiveInt(v: string): number {

@@ -160,9 +160,13 @@ export function parseJson(bytes: Uint8Array, shape?: { op: string; maxContainers
 
 /**
  * True when the JSON text has more than `limit` arrays and objects (opening brackets outside
- * strings); one pass over the bytes that stops at the first one past the limit.
+ * strings); one pass over the bytes that stops at the first one past the limit. A body with at
+ * most `limit` brackets anywhere, strings included, is answered first by counting them with the
+ * built-in indexOf, several times faster than looking at every byte in JS (a 128-number phi has
+ * two brackets); only a body past that bound is scanned byte by byte.
  */
 export function moreContainersThan(bytes: Uint8Array, limit: number): boolean {
+  if (bracketsAtMost(bytes, limit)) return false;
   let n = 0;
   for (let i = 0; i < bytes.length; i++) {
     const c = bytes[i];
@@ -178,6 +182,14 @@ export function moreContainersThan(bytes: Uint8Array, limit: number): boolean {
     }
   }
   return false;
+}
+
+/** True when `[` and `{` occur at most `limit` times in all (inside strings too). */
+function bracketsAtMost(bytes: Uint8Array, limit: number): boolean {
+  let n = 0;
+  for (let i = bytes.indexOf(0x5b /* [ */); i !== -1; i = bytes.indexOf(0x5b, i + 1)) if (++n > limit) return false;
+  for (let i = bytes.indexOf(0x7b /* { */); i !== -1; i = bytes.indexOf(0x7b, i + 1)) if (++n > limit) return false;
+  return true;
 }
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;

@@ -1,9 +1,16 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BINARY_CONTENT_TYPE, VERSION_HEADER } from '../../shared/schemas/api.js';
-import type { GuidanceService } from '../../shared/use-cases/serve-guidance.js';
+import type { GuidanceService, PhiInput, ServedValueFunction } from '../../shared/use-cases/serve-guidance.js';
 import type { AuthorizationCheck } from './auth.js';
 import { type PreRead, preReadBody } from './body.js';
-import { isBinaryType, type PhiAnswer, type PhiOp, readPhiInputOnce, writePhiAnswer } from './phi-routes.js';
+import {
+  handOverReading,
+  isBinaryType,
+  type PhiAnswer,
+  type PhiOp,
+  tryReadPhiInput,
+  writePhiAnswer,
+} from './phi-routes.js';
 import { isJsonType } from './validate.js';
 
 /** A Node request listener. */
@@ -53,21 +60,18 @@ export function createFastLane(options: FastLaneOptions): (req: IncomingMessage,
     fallback(req, res);
   };
 
-  /** The answer when every step succeeds synchronously; undefined hands the request to Hono. */
-  const compute = (
-    op: PhiOp,
-    id: string,
-    version: number | undefined,
-    binary: boolean,
-    body: Uint8Array,
-  ): PhiAnswer | undefined => {
+  /** The compiled checkpoint when it is ready; undefined (also on a failure) hands the request to Hono. */
+  const cached = (id: string, version: number | undefined): ServedValueFunction | undefined => {
     try {
-      const served = service.catalog.cached(id, version);
-      if (served === undefined) return undefined;
-      // Read once: when the lane hands the request on, the app takes this outcome (phi-routes.ts).
-      const read = readPhiInputOnce(op, binary, body, service.limits.maxRows);
-      if (!read.ok) return undefined;
-      const input = read.input;
+      return service.catalog.cached(id, version);
+    } catch {
+      return undefined;
+    }
+  };
+
+  /** The answer when every step succeeds synchronously; undefined hands the request to Hono. */
+  const compute = (op: PhiOp, served: ServedValueFunction, input: PhiInput, binary: boolean): PhiAnswer | undefined => {
+    try {
       const result = op === 'predict' ? service.predictOn(served, input) : service.gradientOn(served, input);
       return result.ok ? writePhiAnswer(result.value, binary) : undefined;
     } catch {
@@ -84,8 +88,15 @@ export function createFastLane(options: FastLaneOptions): (req: IncomingMessage,
     binary: boolean,
     body: Uint8Array,
   ) => {
-    const answer = compute(op, id, version, binary, body);
-    if (answer === undefined) return handOver(req, res, body);
+    const served = cached(id, version);
+    if (served === undefined) return handOver(req, res, body);
+    // Read once: when the lane hands the request on, the app takes this reading (phi-routes.ts).
+    const reading = tryReadPhiInput(op, binary, body, service.limits.maxRows);
+    const answer = reading instanceof Error ? undefined : compute(op, served, reading, binary);
+    if (answer === undefined) {
+      handOverReading(body, reading);
+      return handOver(req, res, body);
+    }
     res.writeHead(
       200,
       answer.binary

@@ -54,27 +54,26 @@ export function readPhiInput(op: PhiOp, binary: boolean, bytes: Uint8Array, maxR
  * What readPhiInput made of a body the Node fast lane read and then handed to the Hono app
  * (a failed check, or a use-case failure such as a row of the wrong length): the app's call of
  * readPhiInput on the same bytes takes it from here instead of parsing the body a second time.
+ * Only handed-over bodies are entered (handOverReading), not every body the lane reads: a
+ * WeakMap entry per request costs the garbage collector more than the lane's whole answer.
  */
 const handedOver = new WeakMap<Uint8Array, PhiInput | Error>();
 
-/**
- * readPhiInput for the Node fast lane: its outcome is also remembered for the app's call on the
- * same bytes (see handedOver; the entry goes with the body when nobody asks for it).
- */
-export function readPhiInputOnce(
-  op: PhiOp,
-  binary: boolean,
-  bytes: Uint8Array,
-  maxRows: number,
-): { ok: true; input: PhiInput } | { ok: false } {
+/** readPhiInput for the Node fast lane: the input, or the error readPhiInput would throw. */
+export function tryReadPhiInput(op: PhiOp, binary: boolean, bytes: Uint8Array, maxRows: number): PhiInput | Error {
   try {
-    const input = readPhiInput(op, binary, bytes, maxRows);
-    handedOver.set(bytes, input);
-    return { ok: true, input };
+    return readPhiInput(op, binary, bytes, maxRows);
   } catch (e) {
-    handedOver.set(bytes, e instanceof Error ? e : new Error(String(e)));
-    return { ok: false };
+    return e instanceof Error ? e : new Error(String(e));
   }
+}
+
+/**
+ * Leaves the lane's reading of `bytes` for the app's readPhiInput on the same bytes (see
+ * handedOver; the entry goes with the body when nobody asks for it).
+ */
+export function handOverReading(bytes: Uint8Array, reading: PhiInput | Error): void {
+  handedOver.set(bytes, reading);
 }
 
 /**

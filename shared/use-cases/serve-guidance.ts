@@ -525,7 +525,7 @@ function toRows(
   indexed: number,
 ): Result<Float32Array> {
   const d = served.compiled.d;
-  const out = new Float32Array(rows.length * d);
+  const out = slabFloat32(rows.length * d);
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r] as readonly number[];
     const label = indexed ? `${name}[${r}]` : name;

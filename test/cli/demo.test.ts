@@ -214,6 +214,38 @@ describe('metricopt bad input', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /);
   });
 
+  it('runs through the queue with --retry-delay-ms, and refuses a negative one', async () => {
+    const mod = join(dir, 'flaky-queue.mjs');
+    await writeFile(
+      mod,
+      `let calls = 0;
+      export default { name: 'flaky-q', direction: 'minimize', evaluate({ scores, labels }) {
+        if (++calls % 4 === 0) throw new Error('flaky #' + calls);
+        let wrong = 0; for (let i = 0; i < labels.length; i++) if ((scores[i] >= 0.5 ? 1 : 0) !== labels[i]) wrong++;
+        return wrong / labels.length; } };`,
+    );
+    const bad = await run(['demo', '--via-queue', '--retry-delay-ms', '-1', '--out', join(dir, 'q-bad')]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('expected an integer >= 0');
+    const out = join(dir, 'q');
+    const r = await run([
+      ...['demo', '--dataset', small, '--evaluator', mod, '--via-queue', '--workers', '1'],
+      ...['--retry-delay-ms', '0', '--out', out, '--json', ...tiny],
+    ]);
+    expect(r.code).toBe(0);
+    const report = demoReportSchema.parse(JSON.parse(r.stdout));
+    expect(report.replicates[0]?.metaTrain.queriesSent).toBe(36);
+    // Failed deliveries were retried (attempt 2 or 3 in the result records).
+    const store = new FsObjectStore(join(out, 'queue', 'store'));
+    const keys = (await store.list('jobs/')).filter((k) => k.includes('/results/'));
+    const attempts = await Promise.all(
+      keys.map(
+        async (k) => (JSON.parse(Buffer.from((await store.get(k)) ?? []).toString()) as { attempt: number }).attempt,
+      ),
+    );
+    expect(attempts.some((a) => a > 1)).toBe(true);
+  });
+
   it('rejects an evaluator module without the required shape', async () => {
     const mod = join(dir, 'shape.mjs');
     await writeFile(mod, `export default { name: 'x', evaluate() { return 0; } };`);

@@ -6,7 +6,7 @@ import { hashApiKey } from '../../functions/value-api/auth.js';
 import { createFastLane } from '../../functions/value-api/node-fast-lane.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { ApiError } from '../../functions/value-api/errors.js';
-import { readPhiInput, readPhiInputOnce } from '../../functions/value-api/phi-routes.js';
+import { handOverReading, readPhiInput, tryReadPhiInput } from '../../functions/value-api/phi-routes.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { checkPhiBody, plainPhi } from '../../functions/value-api/validate.js';
 import { predictRequestSchema } from '../../shared/schemas/api.js';
@@ -264,15 +264,18 @@ describe('the Node fast lane', () => {
   });
 });
 
-describe('readPhiInputOnce (the fast lane reads a body once, also when it hands it on)', () => {
+describe('tryReadPhiInput and handOverReading (the fast lane reads a body once, also when it hands it on)', () => {
   const body = (text: string) => new TextEncoder().encode(text);
 
-  it("gives the app's readPhiInput the lane's outcome for the same bytes, once", () => {
+  it("gives the app's readPhiInput the lane's reading of the same bytes, once, when handed over", () => {
     const bytes = body('{"phi":[1,2,3]}');
-    const read = readPhiInputOnce('predict', false, bytes, 8);
-    expect(read).toEqual({ ok: true, input: { kind: 'json', phi: [1, 2, 3] } });
+    const read = tryReadPhiInput('predict', false, bytes, 8);
+    expect(read).toEqual({ kind: 'json', phi: [1, 2, 3] });
+    // Not handed over: nothing is remembered (a new, equal value).
+    expect(readPhiInput('predict', false, bytes, 8)).not.toBe(read);
+    handOverReading(bytes, read);
     const taken = readPhiInput('predict', false, bytes, 8);
-    expect(taken).toBe(read.ok ? read.input : undefined);
+    expect(taken).toBe(read);
     // Taken once: a second call parses again (an equal, new value).
     const again = readPhiInput('predict', false, bytes, 8);
     expect(again).not.toBe(taken);
@@ -281,15 +284,10 @@ describe('readPhiInputOnce (the fast lane reads a body once, also when it hands 
 
   it('hands the same error to the app for a body that fails its check', () => {
     const bytes = body(`{"phi":[${'{},'.repeat(100)}{}]}`);
-    expect(readPhiInputOnce('gradient', false, bytes, 8)).toEqual({ ok: false });
-    let lane: unknown;
-    try {
-      readPhiInput('gradient', false, bytes, 8);
-    } catch (e) {
-      lane = e;
-    }
+    const lane = tryReadPhiInput('gradient', false, bytes, 8);
     expect(lane).toBeInstanceOf(ApiError);
     expect((lane as ApiError).code).toBe('INVALID_BODY');
+    handOverReading(bytes, lane);
     expect(() => readPhiInput('gradient', false, bytes, 8)).toThrow(lane as ApiError);
   });
 });

@@ -113,4 +113,32 @@ describe('moreContainersThan', () => {
     expect(moreContainersThan(enc.encode('{"a":"[[[{{{\\"[[[","b":[]}'), 2)).toBe(false);
     expect(moreContainersThan(enc.encode('{"a":"\\\\",[[['), 3)).toBe(true);
   });
+
+  it('agrees with a byte-by-byte count on random texts of brackets, quotes and escapes', () => {
+    // The reference: the plain loop that moreContainersThan falls back to past its quick bound.
+    const reference = (text: string, limit: number) => {
+      let n = 0;
+      for (let i = 0; i < text.length; i++) {
+        const c = text[i];
+        if (c === '"') {
+          for (i++; i < text.length; i++) {
+            if (text[i] === '\\') i++;
+            else if (text[i] === '"') break;
+          }
+        } else if (c === '[' || c === '{') n++;
+      }
+      return n > limit;
+    };
+    const alphabet = ['[', '{', '"', '\\', ']', '1', ','];
+    let seed = 7;
+    const random = () => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed / 2 ** 31;
+    };
+    for (let t = 0; t < 2000; t++) {
+      const text = Array.from({ length: Math.floor(random() * 40) }, () => alphabet[Math.floor(random() * 7)]).join('');
+      const limit = Math.floor(random() * 12);
+      expect(moreContainersThan(enc.encode(text), limit), `${text} (limit ${limit})`).toBe(reference(text, limit));
+    }
+  });
 });
