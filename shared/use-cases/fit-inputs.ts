@@ -12,6 +12,7 @@ import {
   predictionsKeySchema,
 } from '../schemas/observations.js';
 import { err, ok, type Result } from '../util/result.js';
+import { JOBS_PREFIX } from './job-documents.js';
 import { failWith, ObservationError, type ObservationSet, type StoredObservation } from './observation-batches.js';
 
 /**
@@ -24,18 +25,20 @@ import { failWith, ObservationError, type ObservationSet, type StoredObservation
  * in process otherwise. Uploads are idempotent: the same content again is fine, other content
  * under a stored name is PREDICTIONS_CONFLICT.
  */
-export const fitInputKeys = (id: string) => ({
-  labels: `jobs/${id}/inputs/labels.json`,
-  predictionsPrefix: `jobs/${id}/inputs/predictions/`,
-  predictions: (key: string) => `jobs/${id}/inputs/predictions/${key}.f32`,
-});
+export const fitInputKeys = (id: string) => {
+  const predictionsPrefix = `${JOBS_PREFIX}${id}/inputs/predictions/`;
+  return {
+    labels: `${JOBS_PREFIX}${id}/inputs/labels.json`,
+    predictionsPrefix,
+    predictions: (key: string) => `${predictionsPrefix}${key}.f32`,
+  };
+};
 
 /** The oracle that scores a job's predictions for one evaluator name (built by the entry point). */
 export type FitOracleFactory = (metric: { name: string; direction: 'minimize' | 'maximize' }) => Promise<MetricOracle>;
 
 /** Float32 values per prediction set on these labels: n for two classes, n x classes otherwise. */
-export const predictionValues = (labels: FitLabels) =>
-  labels.labels.length * (labels.classes === 2 ? 1 : labels.classes);
+const predictionValues = (labels: FitLabels) => labels.labels.length * (labels.classes === 2 ? 1 : labels.classes);
 
 const invalid = (source: string, reason: string) => err(failWith('PREDICTIONS_INVALID', source, [{ line: 0, reason }]));
 
@@ -131,13 +134,13 @@ const where = (o: StoredObservation) => `trajectory '${o.trajectory}' step ${o.s
 
 /**
  * Before a fit starts: every predictions reference of the set names uploaded predictions that
- * fit the uploaded labels (nothing to check when no line has predictions).
+ * fit the uploaded labels; answers those labels (undefined when no line has predictions).
  */
 export async function checkPredictionRefs(
   store: ObjectStore,
   id: string,
   set: ObservationSet,
-): Promise<Result<void, ObservationError>> {
+): Promise<Result<FitLabels | undefined, ObservationError>> {
   const lines = predictionLines(set);
   if (lines.length === 0) return ok(undefined);
   const source = `fit job '${id}'`;
@@ -162,13 +165,12 @@ export async function checkPredictionRefs(
     const problem = checked.get(key);
     if (problem !== undefined) issues.push({ line: 0, reason: `${where(o)}: predictions '${key}' ${problem}` });
   }
-  return issues.length > 0 ? err(failWith('PREDICTIONS_INVALID', source, issues)) : ok(undefined);
+  return issues.length > 0 ? err(failWith('PREDICTIONS_INVALID', source, issues)) : ok(labels);
 }
 
 export interface ScoringOutcome {
   /** The set with every scored line's metric filled in (lines that failed keep none). */
   set: ObservationSet;
-  scored: number;
   failures: { trajectory: string; step: number; code: string; message: string }[];
 }
 
@@ -191,9 +193,9 @@ export async function scorePredictions(
   const checked = await checkPredictionRefs(store, spec.id, set);
   if (!checked.ok) return checked;
   const byKey = new Map(set.byKey);
-  const out: ScoringOutcome = { set: { ...set, byKey }, scored: 0, failures: [] };
-  if (lines.length === 0) return ok(out);
-  const labels = (await readFitLabels(store, spec.id)) as FitLabels;
+  const out: ScoringOutcome = { set: { ...set, byKey }, failures: [] };
+  const labels = checked.value;
+  if (labels === undefined) return ok(out);
   const trajectoryIds = new Map([...new Set(lines.map((o) => o.trajectory))].sort().map((t, i) => [t, i]));
   const direction = spec.metric.direction;
   const evaluators = [...new Set(lines.map((o) => o.predictions?.evaluator as string))].sort();
@@ -251,7 +253,6 @@ export async function scorePredictions(
               );
             }
             byKey.set(JSON.stringify([o.trajectory, o.step]), { ...o, metric: r.value.value });
-            out.scored++;
           }
           done += batch.length;
           progress.tick(done, out.failures.length > 0 ? `${out.failures.length} failed` : undefined);

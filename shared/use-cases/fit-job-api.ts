@@ -89,6 +89,17 @@ export async function fitJobSummary(store: ObjectStore, id: string): Promise<Res
   });
 }
 
+/** The job's spec while it takes uploads: it exists and has not started. */
+async function openForUploads(
+  store: ObjectStore,
+  id: string,
+): Promise<Result<FitJobSpec, JobError | FitJobStartedError>> {
+  const spec = await loadFitJobSpec(store, id);
+  if (!spec.ok) return spec;
+  if ((await store.get(startedKey(id))) !== undefined) return err(new FitJobStartedError(id));
+  return spec;
+}
+
 /** Adds an uploaded batch (already parsed and checked line by line) to a job that has not started. */
 export async function uploadObservations(
   store: ObjectStore,
@@ -96,9 +107,8 @@ export async function uploadObservations(
   batch: readonly StoredObservation[],
   source: string,
 ): Promise<Result<BatchOutcome, JobError | ObservationError | FitJobStartedError>> {
-  const spec = await loadFitJobSpec(store, id);
+  const spec = await openForUploads(store, id);
   if (!spec.ok) return spec;
-  if ((await store.get(startedKey(id))) !== undefined) return err(new FitJobStartedError(id));
   return addObservationBatch(store, observationsPrefix(spec.value), batch, source);
 }
 
@@ -108,9 +118,8 @@ export async function uploadLabels(
   id: string,
   labels: FitLabels,
 ): Promise<Result<{ n: number; classes: number; created: boolean }, JobError | ObservationError | FitJobStartedError>> {
-  const spec = await loadFitJobSpec(store, id);
+  const spec = await openForUploads(store, id);
   if (!spec.ok) return spec;
-  if ((await store.get(startedKey(id))) !== undefined) return err(new FitJobStartedError(id));
   return putFitLabels(store, id, labels);
 }
 
@@ -123,9 +132,8 @@ export async function uploadPredictions(
 ): Promise<
   Result<{ key: string; values: number; created: boolean }, JobError | ObservationError | FitJobStartedError>
 > {
-  const spec = await loadFitJobSpec(store, id);
+  const spec = await openForUploads(store, id);
   if (!spec.ok) return spec;
-  if ((await store.get(startedKey(id))) !== undefined) return err(new FitJobStartedError(id));
   return putFitPredictions(store, id, key, bytes);
 }
 

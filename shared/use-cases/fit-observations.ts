@@ -134,7 +134,7 @@ export async function runFitJob(
   const scoring =
     predictionLines > 0 && deps.oracleFor !== undefined
       ? await scorePredictions(store, spec, loaded, deps.oracleFor, deps.progress)
-      : ok({ set: loaded, scored: 0, failures: [] });
+      : ok({ set: loaded, failures: [] });
   if (!scoring.ok) return fail(scoring.error);
   const { set, failures } = scoring.value;
   const unscored =

@@ -252,6 +252,16 @@ describeOnLocalStack('a training job on S3 and SQS with the trainer container (L
       const r = (await api.handler(event as never, {} as never)) as { statusCode: number; body: string };
       return { status: r.statusCode, json: JSON.parse(r.body) as Record<string, unknown> };
     };
+    /** The fit job's summary once it is done or failed (or after two minutes). */
+    const fitEnded = async (id: string) => {
+      const deadline = Date.now() + 120_000;
+      let fit = await call('GET', `/v1/fit-jobs/${id}`, '');
+      while (fit.json.state !== 'done' && fit.json.state !== 'failed' && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        fit = await call('GET', `/v1/fit-jobs/${id}`, '');
+      }
+      return fit;
+    };
     try {
       const guided = await call(
         'POST',
@@ -280,12 +290,7 @@ describeOnLocalStack('a training job on S3 and SQS with the trainer container (L
       const again = await call('POST', '/v1/fit-jobs/byom-fit/observations', lines, 'application/x-ndjson');
       expect(again.json).toMatchObject({ accepted: 0, duplicates: 630 });
       expect((await call('POST', '/v1/fit-jobs/byom-fit/start', '')).status).toBe(202);
-      const deadline = Date.now() + 120_000;
-      let fit = await call('GET', '/v1/fit-jobs/byom-fit', '');
-      while (fit.json.state !== 'done' && fit.json.state !== 'failed' && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 500));
-        fit = await call('GET', '/v1/fit-jobs/byom-fit', '');
-      }
+      const fit = await fitEnded('byom-fit');
       expect(fit.json, docker('logs', '--tail', '5', name)).toMatchObject({ state: 'done', startedVia: 'queue' });
       const served = await call('GET', '/v1/value-functions/byom-vf', '');
       expect(served.status).toBe(200);
@@ -337,12 +342,7 @@ describeOnLocalStack('a training job on S3 and SQS with the trainer container (L
       );
       expect(scoredUpload.status, JSON.stringify(scoredUpload.json)).toBe(200);
       expect((await call('POST', '/v1/fit-jobs/byom-scored/start', '')).status).toBe(202);
-      const scoredDeadline = Date.now() + 120_000;
-      let scored = await call('GET', '/v1/fit-jobs/byom-scored', '');
-      while (scored.json.state !== 'done' && scored.json.state !== 'failed' && Date.now() < scoredDeadline) {
-        await new Promise((r) => setTimeout(r, 500));
-        scored = await call('GET', '/v1/fit-jobs/byom-scored', '');
-      }
+      const scored = await fitEnded('byom-scored');
       const observedLines = scoredLines.filter((l) => l.metric !== undefined).length;
       expect(scored.json, docker('logs', '--tail', '5', name)).toMatchObject({
         state: 'done',
