@@ -10,6 +10,18 @@ export interface EvaluationInput {
   readonly labels: Int32Array;
   /** 2 for binary tasks. */
   readonly classes: number;
+  /**
+   * Which rows are scored: `rows[i]` is the 0-based index, in the dataset as loaded (a9a: the
+   * train file's rows, then the test file's; other files: line order), of the row scored by
+   * `scores[i]` / `labels[i]`. Lets a metric depend on who is scored (costs per row, groups,
+   * queries). Optional while every evaluation path learns to carry it (issue 19).
+   */
+  readonly rows?: Int32Array;
+  /**
+   * Named per-row numeric columns the user supplied with the dataset (`--context FILE`), sliced
+   * to the same rows as `scores`/`labels`: `context[name][i]` belongs to row `rows[i]`.
+   */
+  readonly context?: Readonly<Record<string, Float64Array>>;
 }
 
 export type Direction = 'minimize' | 'maximize';
