@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Creates (once, and again whenever scripts/python-tools.txt changes) the project's venv of
+# pinned Python tools used by the tests (cmaes for the CMA-ES cross-check; cfn-lint and checkov
+# for the synthesized templates) and prints the path of its python. Packages come from PyPI.
+#   scripts/python-tools.sh            -> .cache/python-tools/venv/bin/python
+set -euo pipefail
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+REQS="$ROOT/scripts/python-tools.txt"
+VENV="$ROOT/.cache/python-tools/venv"
+STAMP="$VENV/.requirements.sha256"
+want="$(sha256sum "$REQS" | cut -d' ' -f1)"
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
+  # The stamp is written last: a crash mid-install leaves no stamp, so the next call rebuilds.
+  rm -rf "$VENV"
+  mkdir -p "$(dirname "$VENV")"
+  python3 -m venv "$VENV" >&2
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS" >&2
+  echo "$want" > "$STAMP"
+fi
+echo "$VENV/bin/python"
