@@ -215,11 +215,11 @@ export class TrainingCluster extends Construct {
     this.service.autoScaleTaskCount({ minCapacity: 0, maxCapacity: maxTasks }).scaleOnMetric('ScaleOnJobsBacklog', {
       metric: backlog,
       adjustmentType: AdjustmentType.EXACT_CAPACITY,
-      // One trainer per message in the backlog, at most maxTasks; none when it is empty.
-      scalingSteps: [
-        { upper: 1, change: 0 },
-        ...Array.from({ length: maxTasks }, (_, i) => ({ lower: i + 1, change: i + 1 })),
-      ],
+      // One trainer per message in the backlog, at most maxTasks; none only when it is empty.
+      // The scale-in step ends at 0 and the first scale-out step starts at 1, so no backlog value
+      // puts both alarms in ALARM (aws-ecs-patterns' QueueProcessing services start at upper: 0
+      // for the same reason): a trainer holding the last message is never scaled away under it.
+      scalingSteps: backlogScalingSteps(maxTasks),
       cooldown: Duration.minutes(2),
     });
 
@@ -231,6 +231,15 @@ export class TrainingCluster extends Construct {
       );
     }
   }
+}
+
+/**
+ * Step scaling on the jobs backlog (waiting + in flight), as exact task counts: 0 tasks at a
+ * backlog of 0, k tasks at a backlog of k (at most `maxTasks`). The steps cannot overlap: the
+ * scale-in alarm fires at <= 0, the scale-out alarm at >= 1.
+ */
+export function backlogScalingSteps(maxTasks: number): { lower?: number; upper?: number; change: number }[] {
+  return [{ upper: 0, change: 0 }, ...Array.from({ length: maxTasks }, (_, i) => ({ lower: i + 1, change: i + 1 }))];
 }
 
 /**

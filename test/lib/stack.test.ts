@@ -61,6 +61,51 @@ function functionAssetDir(synth: Synthesized, name: VariantName, fn: NodejsFunct
   return join(synth.assembly.directory, `asset.${code.S3Key.replace(/\.zip$/, '')}`);
 }
 
+/** A step-scaling alarm of the template: when it is in ALARM, and the task count its policy sets then. */
+function scalingAlarms(template: Template): { inAlarm: (v: number) => boolean; capacity: (v: number) => number }[] {
+  const resources = template.toJSON().Resources as Resources;
+  type Step = { MetricIntervalLowerBound?: number; MetricIntervalUpperBound?: number; ScalingAdjustment: number };
+  return Object.values(resources)
+    .filter((r) => r.Type === 'AWS::CloudWatch::Alarm')
+    .map((r) => {
+      const ref = (r.Properties.AlarmActions as { Ref?: string }[] | undefined)?.[0]?.Ref;
+      const policy = ref === undefined ? undefined : resources[ref];
+      return { alarm: r.Properties, policy };
+    })
+    .filter(({ policy }) => policy?.Type === 'AWS::ApplicationAutoScaling::ScalingPolicy')
+    .map(({ alarm, policy }) => {
+      const threshold = alarm.Threshold as number;
+      const op = alarm.ComparisonOperator as string;
+      const config = policy?.Properties.StepScalingPolicyConfiguration as {
+        AdjustmentType: string;
+        StepAdjustments: Step[];
+      };
+      expect(config.AdjustmentType).toBe('ExactCapacity');
+      const inAlarm = (v: number) =>
+        op === 'GreaterThanOrEqualToThreshold'
+          ? v >= threshold
+          : op === 'GreaterThanThreshold'
+            ? v > threshold
+            : op === 'LessThanOrEqualToThreshold'
+              ? v <= threshold
+              : v < threshold;
+      // Application Auto Scaling: for an alarm on the upper side a step's lower bound is inclusive
+      // and its upper bound exclusive; on the lower side, the other way round.
+      const above = op.startsWith('Greater');
+      const capacity = (v: number) => {
+        const d = v - threshold;
+        const step = config.StepAdjustments.find((s) => {
+          const lo = s.MetricIntervalLowerBound ?? Number.NEGATIVE_INFINITY;
+          const hi = s.MetricIntervalUpperBound ?? Number.POSITIVE_INFINITY;
+          return above ? d >= lo && d < hi : d > lo && d <= hi;
+        });
+        if (!step) throw new Error(`no step for backlog ${v} (threshold ${threshold})`);
+        return step.ScalingAdjustment;
+      };
+      return { inAlarm, capacity };
+    });
+}
+
 function sqsRecord(messageId: string, body: string) {
   return {
     messageId,
@@ -464,6 +509,24 @@ describe('MetricOptStack', () => {
       expect(alarms).toContain('waiting + inFlight');
       expect(alarms).toContain('ApproximateNumberOfMessagesNotVisible');
     });
+    it.each(variantNames)(
+      '%s scales to exactly min(backlog, max) trainers, and no backlog puts both scaling alarms in ALARM',
+      (name) => {
+        const template = synth.templates[name];
+        const max = synth.stacks[name].settings.trainerMaxInstances;
+        const alarms = scalingAlarms(template);
+        expect(alarms).toHaveLength(2);
+        // The backlog statistic is a 1-minute maximum of whole counts; check halves too.
+        for (let v = 0; v <= max + 3; v += 0.5) {
+          const firing = alarms.filter((a) => a.inAlarm(v));
+          expect(firing.length, `backlog ${v}: alarms in ALARM`).toBeLessThanOrEqual(1);
+          if (Number.isInteger(v)) {
+            expect(firing.length, `backlog ${v}: no alarm in ALARM`).toBe(1);
+            expect(firing[0]?.capacity(v), `backlog ${v}: tasks`).toBe(Math.min(v, max));
+          }
+        }
+      },
+    );
   });
 
   describe('logs', () => {
