@@ -5,6 +5,7 @@ import { openObjectStore, openQueue } from '../shared/adapters/from-url.js';
 import { loadJobInputs } from '../shared/adapters/job-inputs.js';
 import { InProcessMetricOracle, inProcessOracles } from '../shared/adapters/metric-oracle.in-process.js';
 import { QueuedMetricOracle } from '../shared/adapters/metric-oracle.queued.js';
+import { EcsAgentTaskProtection } from '../shared/adapters/task-protection.ecs-agent.js';
 import type { Evaluator } from '../shared/metrics/evaluator.js';
 import { builtinEvaluator } from '../shared/metrics/registry.js';
 import type { MetricOracle } from '../shared/ports/metric-oracle.port.js';
@@ -141,6 +142,8 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
         signal: stop.signal,
         idleExitMs: env.METRICOPT_IDLE_EXIT_S === undefined ? undefined : env.METRICOPT_IDLE_EXIT_S * 1000,
         visibilityTimeoutMs: env.METRICOPT_JOBS_VISIBILITY_S * 1000,
+        // On ECS: scale-in and deployments leave a trainer alone while it holds a message.
+        protection: env.ECS_AGENT_URI === undefined ? undefined : new EcsAgentTaskProtection(env.ECS_AGENT_URI),
         log: (event, fields) => log(event === 'failed' ? 'error' : 'info', event, fields),
       });
       log('info', 'worker-exit', { ...summary });
