@@ -57,7 +57,18 @@ function jsonProgress(): ProgressReporter {
   };
 }
 
-/** The first backend of METRICOPT_BACKEND (or of the auto order) that loads. */
+/** The backend METRICOPT_BACKEND names could not be loaded: the task fails rather than train elsewhere. */
+export class BackendUnavailableError extends Error {
+  readonly code = 'BACKEND_UNAVAILABLE';
+  override readonly name = 'BackendUnavailableError';
+}
+
+/**
+ * The backend METRICOPT_BACKEND names, or under `auto` the first of the auto order that loads.
+ * A named backend that does not load is a BACKEND_UNAVAILABLE error (the task exits 1): a GPU
+ * task whose GPU backend is broken never trains on wasm at GPU prices. The deployed task names
+ * its backend (lib/trainer-environment.ts); `auto` is for a machine whose hardware is unknown.
+ */
 export async function chooseBackend(preference: TrainTaskEnv['METRICOPT_BACKEND']): Promise<string> {
   const order = preference === 'auto' ? BACKEND_ORDER : [preference];
   const tried: string[] = [];
@@ -70,7 +81,11 @@ export async function chooseBackend(preference: TrainTaskEnv['METRICOPT_BACKEND'
       tried.push(`${name}: ${(e as Error).message}`);
     }
   }
-  throw new Error(`no compute backend could be loaded (${tried.join('; ')})`);
+  throw new BackendUnavailableError(
+    preference === 'auto'
+      ? `no compute backend could be loaded (${tried.join('; ')})`
+      : `METRICOPT_BACKEND=${preference} could not be loaded and no other backend is tried (${tried.join('; ')})`,
+  );
 }
 
 async function readJob(env: TrainTaskEnv, store: ObjectStore): Promise<JobSpec> {

@@ -1,4 +1,5 @@
-import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { Aspects, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { CheckovSuppressions } from './checkov-suppressions.js';
 import type { Construct } from 'constructs';
 import { Alerts } from './constructs/alerts.js';
 import { ArtifactStore } from './constructs/artifact-store.js';
@@ -99,6 +100,9 @@ export class MetricOptStack extends Stack {
     });
     alerts.lambda('Evaluator', this.evaluator.fn, 'evaluator');
     alerts.lambda('ValueApi', this.valueApi.fn, 'value API');
+
+    // Each check the stack fails on purpose, with its reason, in the template (test/lib/template-lint.test.ts).
+    Aspects.of(this).add(new CheckovSuppressions());
 
     new CfnOutput(this, 'ArtifactBucket', { value: this.store.bucket.bucketName });
     new CfnOutput(this, 'EvaluationQueueUrl', { value: this.evaluation.queue.queueUrl });

@@ -336,6 +336,7 @@ export function trainerImageExcludes(root: string): string[] {
     '!node_modules',
     '!gpu-tasks/Dockerfile',
     '!gpu-tasks/vendor',
+    '!gpu-tasks/gpu-check.sh',
     'dist/lib',
     'dist/.tsbuildinfo',
     'node_modules/.cache',
