@@ -49,7 +49,7 @@ describe('synthesized templates', () => {
     expect(errors).toEqual([]);
     // Exit codes: 0 clean, 4 warnings only (informational findings are 8); any error sets bit 2.
     expect(r.status === null ? -1 : r.status & 2, r.stderr).toBe(0);
-  });
+  }, 300_000);
 
   it('pass every checkov check (3.3.30), each deliberate exception suppressed in the metadata with its reason', () => {
     const r = spawnSync(
@@ -80,7 +80,7 @@ describe('synthesized templates', () => {
       );
     }
     expect(all.reduce((a, rep) => a + rep.summary.passed, 0)).toBeGreaterThan(100);
-  });
+  }, 300_000);
 });
 
 interface CheckovReport {
