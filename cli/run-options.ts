@@ -1,10 +1,13 @@
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
+import { loadRowContext } from '../shared/adapters/context-file.fs.js';
 import { loadDataset } from '../shared/adapters/dataset.fs.js';
 import { type BackendPreference, selectBackend } from '../shared/adapters/compute-backend.js';
 import type { SparseDataset } from '../shared/data/dataset.js';
+import type { RowContext } from '../shared/data/row-context.js';
 import type { Evaluator } from '../shared/metrics/evaluator.js';
 import { builtinEvaluator } from '../shared/metrics/registry.js';
+import { withRowContext } from '../shared/metrics/with-row-context.js';
 import { filmLayerOutOfRange } from '../shared/models/mlp.js';
 import { loadEvaluatorModule } from '../shared/adapters/evaluator-module.in-process.js';
 import { type RunConfig, recipe } from '../shared/use-cases/recipes.js';
@@ -44,6 +47,10 @@ export function addRunOptions(cmd: Command): Command {
       '--positive-label <v>',
       'raw label of the positive class (default: the larger label)',
       num(Number.NEGATIVE_INFINITY),
+    )
+    .option(
+      '--context <file>',
+      'per-row context for the evaluator: CSV with a header (a "row" column, then named numeric columns) or JSON lines {"row": i, "name": v}, one per row of the data set (README: evaluator contract)',
     )
     .option('--metric <name>', 'built-in metric: mcr, f1, jaccard, aucpr, balanced-error, top-K-accuracy', 'mcr')
     .option(
@@ -223,10 +230,13 @@ const envSchema = z.object({
   METRICOPT_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu']).default('auto'),
 });
 
-/** Start-up wiring shared by the run commands: backend, data set and evaluator. */
+/**
+ * Start-up wiring shared by the run commands: backend, data set and evaluator (given the
+ * `--context` file's columns for the rows each evaluation scores, when there is one).
+ */
 export async function prepareRun(
   o: RunOptions,
-): Promise<{ backend: string; dataset: SparseDataset; evaluator: Evaluator }> {
+): Promise<{ backend: string; dataset: SparseDataset; evaluator: Evaluator; context?: RowContext }> {
   const env = envSchema.safeParse(process.env);
   if (!env.success) {
     throw new CliError('CONFIG', `METRICOPT_BACKEND must be one of auto, tensorflow, wasm, cpu, webgpu`);
@@ -247,11 +257,19 @@ export async function prepareRun(
   if (o.positiveLabel !== undefined) loadOptions.positiveLabel = o.positiveLabel as number;
   const ds = await loadDataset(o.dataset as string, loadOptions);
   if (!ds.ok) throw ds.error;
+  let context: RowContext | undefined;
+  if (o.context !== undefined) {
+    // Read whole before anything runs: a bad file stops the command with nothing written.
+    const loaded = await loadRowContext(o.context as string, ds.value.rows);
+    if (!loaded.ok) throw loaded.error;
+    context = loaded.value;
+    evaluator = withRowContext(evaluator, context);
+  }
   let backend: string;
   try {
     backend = (await selectBackend(preference)).name;
   } catch (e) {
     throw new CliError('BACKEND', (e as Error).message);
   }
-  return { backend, dataset: ds.value, evaluator };
+  return { backend, dataset: ds.value, evaluator, ...(context === undefined ? {} : { context }) };
 }

@@ -3,6 +3,9 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SparseDataset } from '../data/dataset.js';
+import type { RowContext } from '../data/row-context.js';
+import { withRowContext } from '../metrics/with-row-context.js';
+import { loadRowContext } from './context-file.fs.js';
 import type { Evaluator } from '../metrics/evaluator.js';
 import { builtinEvaluator } from '../metrics/registry.js';
 import { loadEvaluatorModule } from './evaluator-module.in-process.js';
@@ -27,11 +30,15 @@ export async function localDatasetSource(source: string, options: ObjectStoreOpt
   return local;
 }
 
-/** The dataset and the evaluator a job names (the training container's loader). */
+/**
+ * The dataset and the evaluator a job names (the training container's loader); with the job's
+ * context file, the evaluator gets each evaluation's rows' context and `context` is returned for
+ * a queued oracle to store once per split.
+ */
 export async function loadJobInputs(
   spec: JobSpec,
   options: ObjectStoreOptions = {},
-): Promise<{ dataset: SparseDataset; evaluator: Evaluator }> {
+): Promise<{ dataset: SparseDataset; evaluator: Evaluator; context?: RowContext }> {
   const evaluator =
     'builtin' in spec.metric ? builtinEvaluator(spec.metric.builtin) : await loadEvaluatorModule(spec.metric.module);
   if (!evaluator.ok) throw evaluator.error;
@@ -40,5 +47,8 @@ export async function loadJobInputs(
   if (spec.dataset.positiveLabel !== undefined) loadOptions.positiveLabel = spec.dataset.positiveLabel;
   const ds = await loadDataset(await localDatasetSource(spec.dataset.source, options), loadOptions);
   if (!ds.ok) throw ds.error;
-  return { dataset: ds.value, evaluator: evaluator.value };
+  if (spec.dataset.context === undefined) return { dataset: ds.value, evaluator: evaluator.value };
+  const context = await loadRowContext(await localDatasetSource(spec.dataset.context, options), ds.value.rows);
+  if (!context.ok) throw context.error;
+  return { dataset: ds.value, evaluator: withRowContext(evaluator.value, context.value), context: context.value };
 }

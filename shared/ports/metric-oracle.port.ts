@@ -20,6 +20,10 @@ export interface MetricQuery {
 export interface SplitLabels {
   labels: Int32Array;
   classes: number;
+  /** The dataset rows the split's labels belong to (EvaluationInput.rows); every query of the split gets them. */
+  rows?: Int32Array;
+  /** Per-row context columns sliced to the same rows (EvaluationInput.context). */
+  context?: Readonly<Record<string, Float64Array>>;
 }
 
 /**
