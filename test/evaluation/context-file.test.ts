@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
-import { rm, writeFile } from 'node:fs/promises';
+import { readdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEvaluatorModule } from '../../shared/adapters/evaluator-module.in-process.js';
+import { loadJobInputs } from '../../shared/adapters/job-inputs.js';
 import { QueuedMetricOracle } from '../../shared/adapters/metric-oracle.queued.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { LocalQueue } from '../../shared/adapters/queue.local.js';
@@ -13,6 +14,7 @@ import { withRowContext } from '../../shared/metrics/with-row-context.js';
 import { fitJobSpecSchema } from '../../shared/schemas/job.js';
 import { parseFitLabels, putFitLabels, fitInputKeys } from '../../shared/use-cases/fit-inputs.js';
 import { createFitJob } from '../../shared/use-cases/fit-job-spec.js';
+import { parseJobSpec } from '../../shared/use-cases/job-spec.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from './fixtures.js';
 
@@ -282,6 +284,28 @@ describe('metricopt demo --context', () => {
     expect(existsSync(out)).toBe(false);
   });
 
+  it('makes train refuse a bad context file before the job is stored', async () => {
+    const ctx = join(dir, 'ctx-dup.csv');
+    await writeFile(ctx, 'row,a,a\n0,1,2\n');
+    const store = join(dir, 'train-store');
+
+    const r = await runCli([
+      'train',
+      '--dataset',
+      await dataset(),
+      '--context',
+      ctx,
+      '--store',
+      store,
+      '--job-id',
+      'j',
+    ]);
+
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('[CONTEXT_DUPLICATE]');
+    expect(existsSync(store) ? await readdir(store, { recursive: true }) : []).toEqual([]);
+  });
+
   it('refuses a context file that does not exist with CONTEXT_NOT_FOUND', async () => {
     const r = await runCli([
       'demo',
@@ -295,5 +319,36 @@ describe('metricopt demo --context', () => {
 
     expect(r.stderr).toContain('[CONTEXT_NOT_FOUND]');
     expect(existsSync(join(dir, 'o'))).toBe(false);
+  });
+});
+
+describe('a training job with dataset.context', () => {
+  it('loads the context file with the data set and gives the job evaluator each evaluation rows context', async () => {
+    const data = join(dir, 'job.libsvm');
+    await writeFile(data, `${Array.from({ length: 60 }, (_, i) => `${i % 2} 1:${i / 60}`).join('\n')}\n`);
+    const ctx = join(dir, 'job-ctx.jsonl');
+    await writeFile(ctx, `${Array.from({ length: 60 }, (_, i) => JSON.stringify({ row: i, amount: i })).join('\n')}\n`);
+    const spec = ok(
+      parseJobSpec({
+        format: 'metricopt.job',
+        schemaVersion: 1,
+        id: 'ctx-job',
+        dataset: { source: data, context: ctx },
+        metric: { module: resolve('docs/examples/instance-cost.mjs') },
+        output: { valueFunctionId: 'vf' },
+      }),
+    );
+
+    const inputs = await loadJobInputs(spec);
+    // Rows 9 and 3 are positives scored negative: cost 9 + 3 of 9 + 3 + 1 (row 4, a negative, right).
+    const r = await evaluateChecked(inputs.evaluator, {
+      scores: Float32Array.from([0.1, 0.2, 0.3]),
+      labels: Int32Array.from([1, 1, 0]),
+      classes: 2,
+      rows: Int32Array.from([9, 3, 4]),
+    });
+
+    expect(inputs.context && Object.keys(inputs.context)).toEqual(['amount']);
+    expect(r.ok && r.value.value).toBeCloseTo(12 / 13, 12);
   });
 });
