@@ -7,7 +7,6 @@ import { webhookEvaluatorOf } from '../shared/adapters/evaluator.webhook.js';
 import { QueuedMetricOracle } from '../shared/adapters/metric-oracle.queued.js';
 import { FsObjectStore } from '../shared/adapters/object-store.fs.js';
 import { LocalQueue } from '../shared/adapters/queue.local.js';
-import type { RowContext } from '../shared/data/row-context.js';
 import { createEvaluatorRegistry } from '../shared/metrics/evaluator-registry.js';
 import type { MetricOracle } from '../shared/ports/metric-oracle.port.js';
 import type { EvaluatorSpec } from '../shared/schemas/evaluation.js';
@@ -31,8 +30,6 @@ export interface LocalQueueOracleOptions {
   retryDelayMs?: number;
   /** Messages each worker receives and evaluates together (default 1). */
   batchSize?: number;
-  /** The `--context` columns of the whole data set, stored once per split for the workers. */
-  rowContext?: RowContext;
 }
 
 export type LocalQueueOracle = MetricOracle & {
@@ -95,7 +92,6 @@ export async function startLocalQueueOracle(options: LocalQueueOracleOptions): P
     metric: { name: resolved.value.name, direction: resolved.value.direction },
     deadlineMs: options.deadlineMs ?? 600_000,
     health: pool.health,
-    ...(options.rowContext === undefined ? {} : { rowContext: options.rowContext }),
   });
   return Object.assign(oracle, {
     queue,

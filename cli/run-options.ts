@@ -4,10 +4,8 @@ import { loadRowContext } from '../shared/adapters/context-file.fs.js';
 import { loadDataset } from '../shared/adapters/dataset.fs.js';
 import { type BackendPreference, selectBackend } from '../shared/adapters/compute-backend.js';
 import type { SparseDataset } from '../shared/data/dataset.js';
-import type { RowContext } from '../shared/data/row-context.js';
 import type { Evaluator } from '../shared/metrics/evaluator.js';
 import { builtinEvaluator } from '../shared/metrics/registry.js';
-import { withRowContext } from '../shared/metrics/with-row-context.js';
 import { filmLayerOutOfRange } from '../shared/models/mlp.js';
 import { loadEvaluatorModule } from '../shared/adapters/evaluator-module.in-process.js';
 import { type RunConfig, recipe } from '../shared/use-cases/recipes.js';
@@ -231,12 +229,12 @@ const envSchema = z.object({
 });
 
 /**
- * Start-up wiring shared by the run commands: backend, data set and evaluator (given the
- * `--context` file's columns for the rows each evaluation scores, when there is one).
+ * Start-up wiring shared by the run commands: backend, data set (with the `--context` file's
+ * columns as its `context`, when there is one) and evaluator.
  */
 export async function prepareRun(
   o: RunOptions,
-): Promise<{ backend: string; dataset: SparseDataset; evaluator: Evaluator; context?: RowContext }> {
+): Promise<{ backend: string; dataset: SparseDataset; evaluator: Evaluator }> {
   const env = envSchema.safeParse(process.env);
   if (!env.success) {
     throw new CliError('CONFIG', `METRICOPT_BACKEND must be one of auto, tensorflow, wasm, cpu, webgpu`);
@@ -257,13 +255,12 @@ export async function prepareRun(
   if (o.positiveLabel !== undefined) loadOptions.positiveLabel = o.positiveLabel as number;
   const ds = await loadDataset(o.dataset as string, loadOptions);
   if (!ds.ok) throw ds.error;
-  let context: RowContext | undefined;
+  let dataset = ds.value;
   if (o.context !== undefined) {
     // Read whole before anything runs: a bad file stops the command with nothing written.
-    const loaded = await loadRowContext(o.context as string, ds.value.rows);
-    if (!loaded.ok) throw loaded.error;
-    context = loaded.value;
-    evaluator = withRowContext(evaluator, context);
+    const context = await loadRowContext(o.context as string, dataset.rows);
+    if (!context.ok) throw context.error;
+    dataset = { ...dataset, context: context.value };
   }
   let backend: string;
   try {
@@ -271,5 +268,5 @@ export async function prepareRun(
   } catch (e) {
     throw new CliError('BACKEND', (e as Error).message);
   }
-  return { backend, dataset: ds.value, evaluator, ...(context === undefined ? {} : { context }) };
+  return { backend, dataset, evaluator };
 }

@@ -5,7 +5,6 @@ import { openObjectStore, openQueue } from '../shared/adapters/from-url.js';
 import { loadJobInputs } from '../shared/adapters/job-inputs.js';
 import { InProcessMetricOracle, inProcessOracles } from '../shared/adapters/metric-oracle.in-process.js';
 import { QueuedMetricOracle } from '../shared/adapters/metric-oracle.queued.js';
-import type { RowContext } from '../shared/data/row-context.js';
 import type { Evaluator } from '../shared/metrics/evaluator.js';
 import { builtinEvaluator } from '../shared/metrics/registry.js';
 import type { MetricOracle } from '../shared/ports/metric-oracle.port.js';
@@ -113,19 +112,14 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
     const env = parseTrainTaskEnv(processEnv);
     const store = await openObjectStore(env.METRICOPT_STORE, storeOptions(env));
     // Metric queries go to the evaluation queue when one is configured, else run in this process.
-    const queued = async (metric: { name: string; direction: 'minimize' | 'maximize' }, rowContext?: RowContext) => {
+    const queued = async (metric: { name: string; direction: 'minimize' | 'maximize' }) => {
       const queue = await openQueue(env.METRICOPT_EVALUATION_QUEUE as string, {
         deadLetterQueueUrl: env.METRICOPT_EVALUATION_DLQ,
       });
-      const named = { name: metric.name, direction: metric.direction };
-      return new QueuedMetricOracle({ queue, store, metric: named, ...(rowContext ? { rowContext } : {}) });
+      return new QueuedMetricOracle({ queue, store, metric: { name: metric.name, direction: metric.direction } });
     };
-    // The job's --context columns reach the evaluator: through the wrapped evaluator in process,
-    // stored once per split for the queue's workers.
-    const oracleFor = async (inputs: { evaluator: Evaluator; context?: RowContext }): Promise<MetricOracle> =>
-      env.METRICOPT_EVALUATION_QUEUE === undefined
-        ? new InProcessMetricOracle(inputs.evaluator)
-        : queued(inputs.evaluator, inputs.context);
+    const oracleFor = async (evaluator: Evaluator): Promise<MetricOracle> =>
+      env.METRICOPT_EVALUATION_QUEUE === undefined ? new InProcessMetricOracle(evaluator) : queued(evaluator);
     if (env.METRICOPT_JOB === undefined && env.METRICOPT_JOB_ID === undefined && env.METRICOPT_JOBS_QUEUE) {
       const backend = await chooseBackend(env.METRICOPT_BACKEND);
       const queue = await openQueue(env.METRICOPT_JOBS_QUEUE, { deadLetterQueueUrl: env.METRICOPT_JOBS_DLQ });
@@ -135,7 +129,7 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
         queue,
         async load(spec) {
           const inputs = await loadJobInputs(spec, storeOptions(env));
-          return { ...inputs, oracle: await oracleFor(inputs) };
+          return { ...inputs, oracle: await oracleFor(inputs.evaluator) };
         },
         // A fit job's predictions: scored by the evaluation queue's workers (the registered
         // evaluators, the user's included), or by a built-in here when no queue is configured.
@@ -159,7 +153,7 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
     const result = await trainValueFunction(spec, {
       store,
       ...inputs,
-      oracle: await oracleFor(inputs),
+      oracle: await oracleFor(inputs.evaluator),
       progress: jsonProgress(),
       backend,
       signal: stop.signal,

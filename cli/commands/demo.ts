@@ -43,7 +43,7 @@ export function registerDemo(program: Command): void {
     )
     .action(async (o: Record<string, unknown>) => {
       const cfg = buildRunConfig(o, o.seeds as number | undefined);
-      const { backend, dataset, evaluator, context } = await prepareRun(o);
+      const { backend, dataset, evaluator } = await prepareRun(o);
       const out = resolve(o.out as string);
       await mkdir(out, { recursive: true });
       const store = new FsObjectStore(join(out, 'store'));
@@ -57,7 +57,6 @@ export function registerDemo(program: Command): void {
         };
         if (o.evaluator) queueOptions.evaluatorModule = resolve(o.evaluator as string);
         if (o.retryDelayMs !== undefined) queueOptions.retryDelayMs = o.retryDelayMs as number;
-        if (context !== undefined) queueOptions.rowContext = context;
         oracle = await startLocalQueueOracle(queueOptions);
       } else {
         oracle = new InProcessMetricOracle(evaluator);

@@ -9,16 +9,17 @@
  *
  * `rows[i]` is the data set row scored by `scores[i]` / `labels[i]` and `context.amount[i]` is
  * that row's amount (already sliced to the scored rows, in the same order). The same module runs
- * in process, in a worker thread, behind the evaluation queue and in fit jobs.
+ * in process, in a worker thread, behind the evaluation queue and in fit jobs. (Its name is not
+ * the built-in's, so evaluator workers may offer both.)
  */
 export default {
-  name: 'instance-cost',
+  name: 'example-instance-cost',
   direction: 'minimize',
   version: '1',
   evaluate({ scores, labels, rows, context }) {
     const amount = context?.amount;
     if (amount === undefined) {
-      throw new Error('instance-cost needs a context column "amount" (metricopt ... --context FILE)');
+      throw new Error('example-instance-cost needs a context column "amount" (metricopt ... --context FILE)');
     }
     if (rows !== undefined && rows.length !== labels.length) throw new Error('rows and labels differ in length');
     let cost = 0;

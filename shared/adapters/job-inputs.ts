@@ -3,8 +3,6 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SparseDataset } from '../data/dataset.js';
-import type { RowContext } from '../data/row-context.js';
-import { withRowContext } from '../metrics/with-row-context.js';
 import { loadRowContext } from './context-file.fs.js';
 import type { Evaluator } from '../metrics/evaluator.js';
 import { builtinEvaluator } from '../metrics/registry.js';
@@ -31,14 +29,13 @@ export async function localDatasetSource(source: string, options: ObjectStoreOpt
 }
 
 /**
- * The dataset and the evaluator a job names (the training container's loader); with the job's
- * context file, the evaluator gets each evaluation's rows' context and `context` is returned for
- * a queued oracle to store once per split.
+ * The dataset and the evaluator a job names (the training container's loader); the job's
+ * context file, when it names one, becomes the data set's `context`.
  */
 export async function loadJobInputs(
   spec: JobSpec,
   options: ObjectStoreOptions = {},
-): Promise<{ dataset: SparseDataset; evaluator: Evaluator; context?: RowContext }> {
+): Promise<{ dataset: SparseDataset; evaluator: Evaluator }> {
   const evaluator =
     'builtin' in spec.metric ? builtinEvaluator(spec.metric.builtin) : await loadEvaluatorModule(spec.metric.module);
   if (!evaluator.ok) throw evaluator.error;
@@ -50,5 +47,5 @@ export async function loadJobInputs(
   if (spec.dataset.context === undefined) return { dataset: ds.value, evaluator: evaluator.value };
   const context = await loadRowContext(await localDatasetSource(spec.dataset.context, options), ds.value.rows);
   if (!context.ok) throw context.error;
-  return { dataset: ds.value, evaluator: withRowContext(evaluator.value, context.value), context: context.value };
+  return { dataset: { ...ds.value, context: context.value }, evaluator: evaluator.value };
 }

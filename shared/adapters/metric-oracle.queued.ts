@@ -1,7 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { RowContext } from '../data/row-context.js';
 import type { MetricValue } from '../metrics/checked-evaluator.js';
-import { contextForRows } from '../metrics/with-row-context.js';
 import type { MetricError } from '../metrics/errors.js';
 import type { MetricOracle, MetricQuery, SplitLabels } from '../ports/metric-oracle.port.js';
 import type { ObjectStore } from '../ports/object-store.port.js';
@@ -41,11 +39,6 @@ export interface QueuedMetricOracleOptions {
   keepPredictions?: boolean;
   /** Says why the workers can no longer answer (all exited...); pending queries then fail at once. */
   health?: () => string | undefined;
-  /**
-   * The user's per-row context of the whole data set (`--context FILE`): a split registered with
-   * `rows` and no `context` gets it sliced to its rows, stored once beside its labels.
-   */
-  rowContext?: RowContext;
 }
 
 /**
@@ -70,13 +63,7 @@ export class QueuedMetricOracle implements MetricOracle {
   }
 
   async registerSplit(split: string, labels: SplitLabels): Promise<void> {
-    const { rowContext } = this.options;
-    if (rowContext !== undefined && labels.context === undefined) {
-      const context = contextForRows(`${this.metric.name}, split '${split}'`, rowContext, labels.rows);
-      this.splits.set(split, { ...labels, context });
-    } else {
-      this.splits.set(split, labels);
-    }
+    this.splits.set(split, labels);
     this.splitInputs.delete(split);
   }
 

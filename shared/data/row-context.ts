@@ -5,8 +5,8 @@ import { DataError } from './errors.js';
 /**
  * Per-row context a user supplies with a data set (`--context FILE`): named numeric columns with
  * one value per row of the data set as loaded (a9a: the train file's rows, then the test file's;
- * other files: line order). A metric sees them sliced to the rows it scores
- * (EvaluationInput.context, shared/metrics/evaluator.ts).
+ * other files: line order). They travel as the data set's `context` (SparseDataset.context) and a
+ * metric sees them sliced to the rows it scores (EvaluationInput.context, shared/metrics/evaluator.ts).
  */
 export type RowContext = Readonly<Record<string, Float64Array>>;
 
@@ -31,17 +31,6 @@ export function parseRowContext(text: string, datasetRows: number, source = 'con
   const first = body.trimStart();
   if (first === '') return fail('CONTEXT_MALFORMED', `${source}: the file is empty`);
   return first.startsWith('{') ? parseJsonLines(lines, datasetRows, source) : parseCsv(lines, datasetRows, source);
-}
-
-/** The context of the given rows: `out[name][i]` is `context[name][rows[i]]`. */
-export function sliceRowContext(context: RowContext, rows: ArrayLike<number>): RowContext {
-  const out: Record<string, Float64Array> = {};
-  for (const [name, values] of Object.entries(context)) {
-    const column = new Float64Array(rows.length);
-    for (let i = 0; i < rows.length; i++) column[i] = values[rows[i] as number] as number;
-    out[name] = column;
-  }
-  return out;
 }
 
 const fail = (code: ConstructorParameters<typeof DataError>[0], message: string, details?: unknown) =>

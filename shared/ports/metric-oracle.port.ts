@@ -20,7 +20,7 @@ export interface MetricQuery {
 export interface SplitLabels {
   labels: Int32Array;
   classes: number;
-  /** The dataset rows the split's labels belong to (EvaluationInput.rows); every query of the split gets them. */
+  /** Dataset row index of each label (EvaluationInput.rows), handed to the evaluator with every query. */
   rows?: Int32Array;
   /** Per-row context columns sliced to the same rows (EvaluationInput.context). */
   context?: Readonly<Record<string, Float64Array>>;

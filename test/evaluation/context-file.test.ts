@@ -7,14 +7,14 @@ import { loadJobInputs } from '../../shared/adapters/job-inputs.js';
 import { QueuedMetricOracle } from '../../shared/adapters/metric-oracle.queued.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { LocalQueue } from '../../shared/adapters/queue.local.js';
-import { parseRowContext, type RowContext, sliceRowContext } from '../../shared/data/row-context.js';
+import { parseRowContext, type RowContext } from '../../shared/data/row-context.js';
 import { evaluateChecked } from '../../shared/metrics/checked-evaluator.js';
 import { checkEvaluationInput, type EvaluationInput, type Evaluator } from '../../shared/metrics/evaluator.js';
-import { withRowContext } from '../../shared/metrics/with-row-context.js';
 import { fitJobSpecSchema } from '../../shared/schemas/job.js';
 import { parseFitLabels, putFitLabels, fitInputKeys } from '../../shared/use-cases/fit-inputs.js';
 import { createFitJob } from '../../shared/use-cases/fit-job-spec.js';
 import { parseJobSpec } from '../../shared/use-cases/job-spec.js';
+import { prepareRun } from '../../cli/run-options.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from './fixtures.js';
 
@@ -76,14 +76,6 @@ describe('parseRowContext', () => {
   });
 });
 
-describe('sliceRowContext', () => {
-  it('gives the context of the given rows in their order', () => {
-    const ctx: RowContext = { a: Float64Array.from([10, 11, 12, 13]) };
-
-    expect([...(sliceRowContext(ctx, Int32Array.from([3, 0, 3])).a as Float64Array)]).toEqual([13, 10, 13]);
-  });
-});
-
 describe('checkEvaluationInput with rows and context', () => {
   const base: EvaluationInput = { scores: Float32Array.from([0.1, 0.9]), labels: Int32Array.from([0, 1]), classes: 2 };
 
@@ -130,42 +122,6 @@ describe('checkEvaluationInput with rows and context', () => {
   });
 });
 
-describe('withRowContext', () => {
-  const ctx: RowContext = { amount: Float64Array.from([0, 10, 20, 30, 40]) };
-  const seen: EvaluationInput[] = [];
-  const recorder: Evaluator = {
-    name: 'm',
-    direction: 'minimize',
-    evaluate: (input) => {
-      seen.push(input);
-      return 0;
-    },
-  };
-  const e = withRowContext(recorder, ctx);
-
-  it('gives each evaluation the context of the rows it scores', async () => {
-    const input = {
-      scores: new Float32Array(2),
-      labels: Int32Array.from([0, 1]),
-      classes: 2,
-      rows: Int32Array.from([4, 1]),
-    };
-
-    expect((await evaluateChecked(e, input)).ok).toBe(true);
-    expect(Array.from(seen.at(-1)?.context?.amount ?? [])).toEqual([40, 10]);
-  });
-
-  it('is METRIC_INPUT_INVALID when the evaluation does not say which rows it scores, or names a row past the end', async () => {
-    const input = { scores: new Float32Array(2), labels: Int32Array.from([0, 1]), classes: 2 };
-
-    const noRows = await evaluateChecked(e, input);
-    const pastEnd = await evaluateChecked(e, { ...input, rows: Int32Array.from([0, 5]) });
-
-    expect(codeOf(noRows as never)).toBe('METRIC_INPUT_INVALID');
-    expect(codeOf(pastEnd as never)).toBe('METRIC_INPUT_INVALID');
-  });
-});
-
 describe('docs/examples/instance-cost.mjs', () => {
   it('weighs a missed positive by its amount and a false alarm by 1, in [0, 1]', async () => {
     const example = ok(await loadEvaluatorModule(resolve('docs/examples/instance-cost.mjs')));
@@ -184,21 +140,15 @@ describe('docs/examples/instance-cost.mjs', () => {
     expect(r.ok && r.value.value).toBeCloseTo((5 + 1) / (100 + 5 + 1 + 1), 12);
   });
 
-  it('runs with its context from a --context file through withRowContext, as demo and train wire it', async () => {
+  it('fails with EVALUATOR_FAILED, naming the missing column, when the run has no context', async () => {
     const example = ok(await loadEvaluatorModule(resolve('docs/examples/instance-cost.mjs')));
-    const ctx = ok(parseRowContext('row,amount\n0,3\n1,1\n2,2\n', 3));
-    const input = {
-      scores: Float32Array.from([0.1, 0.1]),
-      labels: Int32Array.from([1, 0]),
-      classes: 2,
-      rows: Int32Array.from([2, 0]),
-    };
 
-    const r = await evaluateChecked(withRowContext(example, ctx), input);
+    const r = await evaluateChecked(example, { scores: new Float32Array(1), labels: Int32Array.from([1]), classes: 2 });
 
-    expect(r.ok && r.value.value).toBeCloseTo(2 / 3, 12); // missed row 2 (amount 2) of 2 + 1
-    const noContext = await evaluateChecked(example, input);
-    expect(noContext.ok || noContext.error.message).toMatch(/needs a context column "amount"/);
+    expect(r.ok || [r.error.code, r.error.message]).toEqual([
+      'EVALUATOR_FAILED',
+      expect.stringMatching(/needs a context column "amount"/),
+    ]);
   });
 });
 
@@ -322,8 +272,23 @@ describe('metricopt demo --context', () => {
   });
 });
 
-describe('a training job with dataset.context', () => {
-  it('loads the context file with the data set and gives the job evaluator each evaluation rows context', async () => {
+describe('the data set context of a run or a job', () => {
+  it('is the --context file read with the data set by prepareRun (demo, train)', async () => {
+    const data = join(dir, 'run.libsvm');
+    await writeFile(data, `${Array.from({ length: 60 }, (_, i) => `${i % 2} 1:${i / 60}`).join('\n')}\n`);
+    const ctx = join(dir, 'run-ctx.csv');
+    await writeFile(
+      ctx,
+      `row,amount\n${Array.from({ length: 60 }, (_, i) => `${59 - i},${(59 - i) * 0.5}`).join('\n')}\n`,
+    );
+
+    const run = await prepareRun({ dataset: data, context: ctx, metric: 'mcr', backend: 'cpu' });
+
+    expect(Object.keys(run.dataset.context ?? {})).toEqual(['amount']);
+    expect(Array.from(run.dataset.context?.amount ?? [])).toEqual(Array.from({ length: 60 }, (_, i) => i * 0.5));
+  });
+
+  it("is a training job's dataset.context, loaded by the training container with the data set", async () => {
     const data = join(dir, 'job.libsvm');
     await writeFile(data, `${Array.from({ length: 60 }, (_, i) => `${i % 2} 1:${i / 60}`).join('\n')}\n`);
     const ctx = join(dir, 'job-ctx.jsonl');
@@ -339,16 +304,19 @@ describe('a training job with dataset.context', () => {
       }),
     );
 
-    const inputs = await loadJobInputs(spec);
+    const { dataset, evaluator } = await loadJobInputs(spec);
+    const amount = dataset.context?.amount ?? new Float64Array();
     // Rows 9 and 3 are positives scored negative: cost 9 + 3 of 9 + 3 + 1 (row 4, a negative, right).
-    const r = await evaluateChecked(inputs.evaluator, {
+    const rows = Int32Array.from([9, 3, 4]);
+    const r = await evaluateChecked(evaluator, {
       scores: Float32Array.from([0.1, 0.2, 0.3]),
       labels: Int32Array.from([1, 1, 0]),
       classes: 2,
-      rows: Int32Array.from([9, 3, 4]),
+      rows,
+      context: { amount: Float64Array.from(rows, (i) => amount[i] as number) },
     });
 
-    expect(inputs.context && Object.keys(inputs.context)).toEqual(['amount']);
+    expect(Array.from(amount)).toEqual(Array.from({ length: 60 }, (_, i) => i));
     expect(r.ok && r.value.value).toBeCloseTo(12 / 13, 12);
   });
 });
