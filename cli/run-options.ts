@@ -46,14 +46,14 @@ export function addRunOptions(cmd: Command): Command {
       'raw label of the positive class (default: the larger label)',
       num(Number.NEGATIVE_INFINITY),
     )
-    .option(
-      '--context <file>',
-      'per-row context for the evaluator: CSV with a header (a "row" column, then named numeric columns) or JSON lines {"row": i, "name": v}, one per row of the data set (README: evaluator contract)',
-    )
     .option('--metric <name>', 'built-in metric: mcr, f1, jaccard, aucpr, balanced-error, top-K-accuracy', 'mcr')
     .option(
       '--evaluator <module>',
       'user evaluator module (default export { name, direction, evaluate }); overrides --metric',
+    )
+    .option(
+      '--context <file>',
+      'per-row context for the evaluator: CSV with a header (a "row" column, then named numeric columns) or JSON lines {"row": i, "name": v}, one per row of the data set (README: evaluator contract)',
     )
     .addOption(
       new Option('--recipe <name>', 'paper (literal) or tuned (default)').choices(['paper', 'tuned']).default('tuned'),
