@@ -15,6 +15,7 @@ import { parseFitLabels, putFitLabels, fitInputKeys } from '../../shared/use-cas
 import { createFitJob } from '../../shared/use-cases/fit-job-spec.js';
 import { parseJobSpec } from '../../shared/use-cases/job-spec.js';
 import { prepareRun } from '../../cli/run-options.js';
+import { buildValueApi } from '../../functions/value-api/service.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from './fixtures.js';
 
@@ -198,6 +199,39 @@ describe('fit labels upload with rows and context', () => {
     expect(ok(await putFitLabels(store, spec.id, labels)).created).toBe(false);
     const other = ok(parseFitLabels({ classes: 2, labels: [0, 1], rows: [3, 9] }));
     expect(codeOf((await putFitLabels(store, spec.id, other)) as never)).toBe('PREDICTIONS_CONFLICT');
+  });
+});
+
+describe('POST /v1/fit-jobs/{id}/labels with rows and context', () => {
+  it('stores labels with rows and many context columns, and refuses a mismatched column with 400 and nothing stored', async () => {
+    const store = new FsObjectStore(join(dir, 'api'));
+    const { app } = buildValueApi({ store, auth: { mode: 'none' }, maxBodyBytes: 1 << 20, maxRows: 64, refreshMs: 0 });
+    const post = (path: string, body: unknown) =>
+      app.request(path, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const created = await post('/v1/fit-jobs', {
+      id: 'api-ctx',
+      metric: { name: 'mcr', direction: 'minimize' },
+      output: { valueFunctionId: 'vf' },
+    });
+    expect(created.status).toBe(201);
+    const context = Object.fromEntries(Array.from({ length: 40 }, (_, j) => [`c${j}`, [j, j - 40, j / 3]]));
+
+    const bad = await post('/v1/fit-jobs/api-ctx/labels', { classes: 2, labels: [0, 1, 1], context: { a: [1] } });
+    const storedAfterBad = await store.get(fitInputKeys('api-ctx').labels);
+    const good = await post('/v1/fit-jobs/api-ctx/labels', { classes: 2, labels: [0, 1, 1], rows: [8, 2, 5], context });
+
+    expect([bad.status, ((await bad.json()) as { error: { code: string } }).error.code]).toEqual([
+      400,
+      'PREDICTIONS_INVALID',
+    ]);
+    expect(storedAfterBad).toBeUndefined();
+    expect(good.status).toBe(201);
+    const stored = JSON.parse(new TextDecoder().decode(await store.get(fitInputKeys('api-ctx').labels)));
+    expect(stored).toEqual({ classes: 2, labels: [0, 1, 1], rows: [8, 2, 5], context });
   });
 });
 
