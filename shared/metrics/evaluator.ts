@@ -14,7 +14,9 @@ export interface EvaluationInput {
    * Which rows are scored: `rows[i]` is the 0-based index, in the dataset as loaded (a9a: the
    * train file's rows, then the test file's; other files: line order), of the row scored by
    * `scores[i]` / `labels[i]`. Lets a metric depend on who is scored (costs per row, groups,
-   * queries). Optional while every evaluation path learns to carry it (issue 19).
+   * queries). Every built-in path sets it (in process, worker thread, evaluation queue, webhook,
+   * Lambda, fit jobs: test/evaluation/row-context.test.ts); it stays optional in the type so that
+   * hand-written callers and older evaluators keep working.
    */
   readonly rows?: Int32Array;
   /**
