@@ -18,7 +18,11 @@ import { silentProgress } from '../../shared/ports/progress.port.js';
 import type { MetricQuery, SplitLabels } from '../../shared/ports/metric-oracle.port.js';
 import { evaluationMessageSchema } from '../../shared/schemas/evaluation.js';
 import { fitJobSpecSchema } from '../../shared/schemas/job.js';
-import { type EvaluateRequestDeps, runEvaluationWorker } from '../../shared/use-cases/evaluate-request.js';
+import {
+  type EvaluateRequestDeps,
+  evaluateRequest,
+  runEvaluationWorker,
+} from '../../shared/use-cases/evaluate-request.js';
 import { putFitLabels, putFitPredictions, scorePredictions } from '../../shared/use-cases/fit-inputs.js';
 import { createFitJob, observationsPrefix } from '../../shared/use-cases/fit-job-spec.js';
 import {
@@ -329,5 +333,77 @@ describe('rows and context on every evaluation path', () => {
     expect(scored.value.failures).toEqual([]);
     const metrics = [...scored.value.set.byKey.values()].sort((a, b) => a.step - b.step).map((o) => o.metric);
     expect(metrics).toEqual(expected);
+  });
+});
+
+describe('evaluateRequest with rows and context references', () => {
+  async function stored(name: string) {
+    const bench = queueBench(name);
+    const deps = await bench.deps();
+    const labels = split.labels;
+    const s = scores[0] as Float32Array;
+    await bench.store.put('l', new Uint8Array(labels.buffer, labels.byteOffset, labels.byteLength));
+    await bench.store.put('p', new Uint8Array(s.buffer, s.byteOffset, s.byteLength));
+    await bench.store.put('r', new Uint8Array(split.rows.buffer));
+    const data = new Float64Array(2 * N);
+    data.set(split.context.amount, 0);
+    data.set(split.context.group, N);
+    await bench.store.put('c', new Uint8Array(data.buffer));
+    const message = (extra: Record<string, unknown>, key: string) =>
+      JSON.stringify({
+        version: 'metricopt.evaluation/v1',
+        jobId: 'j',
+        taskId: 0,
+        step: 0,
+        split: 'val',
+        evaluator: 'fingerprint',
+        idempotencyKey: key,
+        predictions: { key: 'p' },
+        labels: { key: 'l' },
+        classes: 2,
+        sentAt: new Date().toISOString(),
+        ...extra,
+      });
+    return { ...bench, deps, message };
+  }
+  const resultOf = async (store: FsObjectStore, key: string) =>
+    JSON.parse(new TextDecoder().decode(await store.get(`jobs/j/results/${key}.json`))).outcome;
+
+  it('hands the stored rows and context to the evaluator', async () => {
+    const { deps, message, store } = await stored('req-ok');
+    const body = message({ rows: { key: 'r' }, context: { columns: ['amount', 'group'], data: { key: 'c' } } }, 'k1');
+
+    const outcome = await evaluateRequest(deps, { body, receiveCount: 1 });
+
+    expect(outcome).toMatchObject({ action: 'ack', status: 'evaluated' });
+    expect((await resultOf(store, 'k1')).value).toBe(expected[0]);
+  });
+
+  it.each([
+    ['a rows key that is not stored', { rows: { key: 'nope' } }, 'INPUT_MISSING'],
+    ['a context key that is not stored', { context: { columns: ['amount'], data: { key: 'nope' } } }, 'INPUT_MISSING'],
+    [
+      'context data for other columns',
+      { context: { columns: ['amount'], data: { key: 'c' } } },
+      'METRIC_INPUT_INVALID',
+    ],
+    ['rows of another length', { rows: { key: 'c' } }, 'METRIC_INPUT_INVALID'],
+  ])('records %s as %s and dead-letters the message', async (_, extra, code) => {
+    const { deps, message, store } = await stored(`req-${code}-${Math.random().toString(36).slice(2)}`);
+
+    const outcome = await evaluateRequest(deps, { body: message(extra, 'k2'), receiveCount: 1 });
+
+    expect(outcome).toMatchObject({ action: 'dead-letter', code });
+    expect(await resultOf(store, 'k2')).toMatchObject({ ok: false, code });
+  });
+
+  it('dead-letters a message whose context names a column twice as MESSAGE_INVALID', async () => {
+    const { deps, message } = await stored('req-dup');
+    const body = message({ context: { columns: ['a', 'a'], data: { key: 'c' } } }, 'k3');
+
+    expect(await evaluateRequest(deps, { body, receiveCount: 1 })).toMatchObject({
+      action: 'dead-letter',
+      code: 'MESSAGE_INVALID',
+    });
   });
 });
