@@ -157,12 +157,6 @@ export class CmaEs {
   get generation(): number {
     return this.g;
   }
-  get stepSize(): number {
-    return this.sigma;
-  }
-  get center(): Float64Array {
-    return Float64Array.from(this.mean);
-  }
   /** A copy of the distribution's state (C row-major), for tests and diagnostics. */
   snapshot(): { mean: Float64Array; sigma: number; C: Float64Array; pSigma: Float64Array; pc: Float64Array } {
     const { mean, sigma, C, pSigma, pc } = this;
@@ -187,6 +181,7 @@ export class CmaEs {
     const { d, lambda, mu, weights, muEff, cSigma, dSigma, cc, c1, cMu, chiN } = this.params;
     if (solutions.length !== lambda || solutions.some((s) => s.x.length !== d))
       throw new CmaEsError('CMA_ES_INPUT_INVALID', `cmaEs.tell: expected ${lambda} candidates of length ${d}`);
+    // Stable sort, best first; two infinite values tie (Infinity - Infinity is NaN).
     const sorted = [...solutions].sort((a, b) => rankValue(a.value) - rankValue(b.value) || 0);
     const ys = sorted.map((s) => Float64Array.from(s.x, (xi, i) => (xi - (this.mean[i] as number)) / this.sigma));
     const yw = new Float64Array(d);
@@ -211,6 +206,7 @@ export class CmaEs {
     for (let i = 0; i < d; i++) this.pSigma[i] = (1 - cSigma) * (this.pSigma[i] as number) + csn * (zw[i] as number);
     const normPs = Math.hypot(...this.pSigma);
     this.sigma = Math.min(this.sigma * Math.exp((cSigma / dSigma) * (normPs / chiN - 1)), 1e32);
+    // Stall the rank-one path while ||p_sigma|| is large (tutorial p. 28; g counts from 0 here, cmaes from 1).
     const hSigma = normPs / Math.sqrt(1 - (1 - cSigma) ** (2 * (this.g + 1))) < (1.4 + 2 / (d + 1)) * chiN ? 1 : 0;
     const ccn = hSigma * Math.sqrt(cc * (2 - cc) * muEff);
     for (let i = 0; i < d; i++) this.pc[i] = (1 - cc) * (this.pc[i] as number) + ccn * (yw[i] as number);
