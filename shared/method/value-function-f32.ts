@@ -15,7 +15,8 @@ export interface ValueFn {
 interface Layer {
   in: number;
   out: number;
-  /** Weights transposed, [out][in]: row j is the fan-in of unit j (forward dot products, backward axpys). */
+  /** Weights [in][out] (the forward pass) and transposed, [out][in] (the backward pass); see dense-kernels.ts. */
+  w: Float64Array;
   wT: Float64Array;
   b: Float64Array;
 }
@@ -31,10 +32,12 @@ export interface CompileOptions {
  * a d-64-32-32-16-1 forward is ~4.6k multiply-adds: microseconds here, where tfjs spends most of
  * a millisecond dispatching ops. Used for serving and for meta-test steps.
  *
- * The forward pass is one dot product per unit over transposed weights; the backward pass adds
- * the fan-in row of each unit with a non-zero gradient (ReLU zeroes about half), so a gradient
- * costs well under two forward passes. The SIMD path accumulates in float32 like tfjs; the JS
- * path in float64 (V8 keeps doubles in registers without float32 conversions on every access).
+ * The JS path is the dense-layer kernels of dense-kernels.ts, which value-function training
+ * (ValueFunctionNetF32) runs too: the forward pass over the non-zero inputs of each layer, the
+ * backward pass adding the fan-in row of each unit with a non-zero gradient (ReLU zeroes about
+ * half), so a gradient costs well under two forward passes. The SIMD path accumulates in float32
+ * like tfjs; the JS path in float64 (V8 keeps doubles in registers without float32 conversions
+ * on every access).
  */
 export class CompiledValueFunction implements ValueFn {
   readonly d: number;
@@ -63,11 +66,12 @@ export class CompiledValueFunction implements ValueFn {
       m.layers.map((l) => {
         // Checkpoint weights are float32 values stored as JSON numbers: round through float32 so
         // that the float64 arithmetic starts from exactly the trained weights.
+        const w = Float64Array.from(l.weights, Math.fround);
         const wT = new Float64Array(l.in * l.out);
         for (let i = 0; i < l.in; i++) {
-          for (let j = 0; j < l.out; j++) wT[j * l.in + i] = Math.fround(l.weights[i * l.out + j] as number);
+          for (let j = 0; j < l.out; j++) wT[j * l.in + i] = w[i * l.out + j] as number;
         }
-        return { in: l.in, out: l.out, wT, b: Float64Array.from(l.bias, Math.fround) };
+        return { in: l.in, out: l.out, w, wT, b: Float64Array.from(l.bias, Math.fround) };
       }),
     );
     this.inMean = Float64Array.from(checkpoint.inputNormalisation.mean, Math.fround);
@@ -137,9 +141,9 @@ export class CompiledValueFunction implements ValueFn {
       let input: Float64Array = x;
       const last = layers.length - 1;
       for (let li = 0; li <= last; li++) {
-        const { in: nin, out: nout, wT, b } = layers[li] as Layer;
+        const { in: nin, out: nout, w, b } = layers[li] as Layer;
         const a = acts[li] as Float64Array;
-        denseForward(input, wT, b, nin, nout, 1, li < last, a);
+        denseForward(input, w, b, nin, nout, 1, li < last, a);
         input = a;
       }
       sum += input[0] as number;

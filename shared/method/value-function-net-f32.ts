@@ -74,7 +74,8 @@ interface Layer {
   gBeta: Float32Array | undefined;
   runningMean: Float32Array | undefined;
   runningVar: Float32Array | undefined;
-  /** Float64 copies of wT and b for the kernels (the float32 values exactly). */
+  /** Float64 copies of the weights, [in][out] and [out][in], and bias for the kernels (the float32 values exactly). */
+  w64: Float64Array;
   wT64: Float64Array;
   b64: Float64Array;
   /** Float64 gradient accumulators. */
@@ -158,6 +159,7 @@ export class ValueFunctionNetF32 {
         gBeta,
         runningMean: bn(i) ? new Float32Array(nout) : undefined,
         runningVar: bn(i) ? new Float32Array(nout).fill(1) : undefined,
+        w64: new Float64Array(nin * nout),
         wT64: new Float64Array(nin * nout),
         b64: new Float64Array(nout),
         gWT64: new Float64Array(nin * nout),
@@ -176,7 +178,9 @@ export class ValueFunctionNetF32 {
   /** Refreshes the kernels' float64 copies after `params` changed. */
   paramsChanged(): void {
     for (const l of this.layers) {
+      const { nin, nout } = l;
       l.wT64.set(l.wT);
+      for (let j = 0; j < nout; j++) for (let i = 0; i < nin; i++) l.w64[i * nout + j] = l.wT[j * nin + i] as number;
       l.b64.set(l.b);
     }
   }
@@ -295,17 +299,17 @@ export class ValueFunctionNetF32 {
     for (const [li, l] of this.layers.entries()) {
       const { nout } = l;
       if (li === last) {
-        denseForward(input, l.wT64, l.b64, l.nin, nout, rows, false, l.act);
+        denseForward(input, l.w64, l.b64, l.nin, nout, rows, false, l.act);
         break;
       }
       if (!l.gamma || !l.beta) {
-        denseForward(input, l.wT64, l.b64, l.nin, nout, rows, true, l.act);
+        denseForward(input, l.w64, l.b64, l.nin, nout, rows, true, l.act);
         input = l.act;
         continue;
       }
       // BatchNorm with the batch's (biased) statistics: pre holds zhat = (z - mean) / sqrt(var + eps).
       const z = l.pre;
-      denseForward(input, l.wT64, l.b64, l.nin, nout, rows, false, z);
+      denseForward(input, l.w64, l.b64, l.nin, nout, rows, false, z);
       l.batchMean.fill(0);
       l.batchVar.fill(0);
       for (let r = 0; r < rows; r++)
