@@ -94,6 +94,7 @@ const recipes: [string, ValueFunctionTrainConfig][] = [
   ['tuned (Adam, no BatchNorm, no embedding term)', { ...tunedTrainDefaults, seed: 3 }],
   ['paper (BatchNorm, embedding term with hard mining)', { ...paperTrainDefaults, seed: 4 }],
   ['BatchNorm and the embedding term with Adam', { ...tunedTrainDefaults, batchNorm: true, oeWeight: 1, seed: 5 }],
+  ['the embedding term without BatchNorm', { ...tunedTrainDefaults, oeWeight: 1, seed: 6 }],
 ];
 
 describe('ValueFunctionNetF32', () => {
@@ -107,7 +108,7 @@ describe('ValueFunctionNetF32', () => {
 
   it.each(recipes)('has the tfjs loss and gradients on the same batch and weights: %s', (_, cfg) => {
     const d = 9;
-    const tasks = syntheticTasks(6, 13, d, 1);
+    const tasks = syntheticTasks(12, 26, d, 1);
     const batch = packBatch(tasks, d);
     const arch = { d, hidden: [16, 12, 8], batchNorm: cfg.batchNorm };
     const ref = new ValueFunctionNet(arch, cfg.seed);
@@ -128,11 +129,12 @@ describe('ValueFunctionNetF32', () => {
 
   it.each(recipes)('has gradients equal to central finite differences: %s', (_, cfg) => {
     const d = 5;
-    const batch = packBatch(syntheticTasks(3, 9, d, 7), d);
+    const batch = packBatch(syntheticTasks(8, 20, d, 7), d);
     const net = new ValueFunctionNetF32({ d, hidden: [10, 8, 6], batchNorm: cfg.batchNorm }, cfg.seed);
     net.lossAndGradient(batch, cfg.gamma, cfg.oeWeight);
     const grads = Float64Array.from(net.grads);
-    const h = 1e-3;
+    // The loss is computed in float64, so a small step stays accurate and rarely straddles a kink.
+    const h = 1e-5;
     const rng = new Rng(4);
     let checked = 0;
     for (let trial = 0; trial < 40; trial++) {
@@ -149,10 +151,10 @@ describe('ValueFunctionNetF32', () => {
       const fd = (at(plus) - at(minus)) / (plus - minus);
       at(base);
       // The loss is piecewise smooth (|.|, ReLU, hard-pair selection): a kink inside [-h, h] shows
-      // as a jump, so a few coordinates may disagree, never many.
-      if (Math.abs(fd - (grads[k] as number)) < 2e-3 * Math.max(1, Math.abs(grads[k] as number))) checked++;
+      // as a jump, so a coordinate may disagree, never several.
+      if (Math.abs(fd - (grads[k] as number)) < 1e-4 * Math.max(1, Math.abs(grads[k] as number))) checked++;
     }
-    expect(checked).toBeGreaterThanOrEqual(36);
+    expect(checked).toBeGreaterThanOrEqual(39);
   });
 });
 
