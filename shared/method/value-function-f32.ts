@@ -15,8 +15,7 @@ export interface ValueFn {
 interface Layer {
   in: number;
   out: number;
-  /** Weights [in][out] (the forward pass) and transposed, [out][in] (the backward pass); see dense-kernels.ts. */
-  w: Float64Array;
+  /** Weights transposed, [out][in]: row j is the fan-in of unit j (see dense-kernels.ts). */
   wT: Float64Array;
   b: Float64Array;
 }
@@ -33,9 +32,9 @@ export interface CompileOptions {
  * a millisecond dispatching ops. Used for serving and for meta-test steps.
  *
  * The JS path is the dense-layer kernels of dense-kernels.ts, which value-function training
- * (ValueFunctionNetF32) runs too: the forward pass over the non-zero inputs of each layer, the
- * backward pass adding the fan-in row of each unit with a non-zero gradient (ReLU zeroes about
- * half), so a gradient costs well under two forward passes. The SIMD path accumulates in float32
+ * (ValueFunctionNetF32) runs too: the forward pass one dot product per unit over transposed
+ * weights, the backward pass adding the fan-in row of each unit with a non-zero gradient (ReLU
+ * zeroes about half), so a gradient costs well under two forward passes. The SIMD path accumulates in float32
  * like tfjs; the JS path in float64 (V8 keeps doubles in registers without float32 conversions
  * on every access).
  */
@@ -66,12 +65,11 @@ export class CompiledValueFunction implements ValueFn {
       m.layers.map((l) => {
         // Checkpoint weights are float32 values stored as JSON numbers: round through float32 so
         // that the float64 arithmetic starts from exactly the trained weights.
-        const w = Float64Array.from(l.weights, Math.fround);
         const wT = new Float64Array(l.in * l.out);
         for (let i = 0; i < l.in; i++) {
-          for (let j = 0; j < l.out; j++) wT[j * l.in + i] = w[i * l.out + j] as number;
+          for (let j = 0; j < l.out; j++) wT[j * l.in + i] = Math.fround(l.weights[i * l.out + j] as number);
         }
-        return { in: l.in, out: l.out, w, wT, b: Float64Array.from(l.bias, Math.fround) };
+        return { in: l.in, out: l.out, wT, b: Float64Array.from(l.bias, Math.fround) };
       }),
     );
     this.inMean = Float64Array.from(checkpoint.inputNormalisation.mean, Math.fround);
@@ -141,9 +139,9 @@ export class CompiledValueFunction implements ValueFn {
       let input: Float64Array = x;
       const last = layers.length - 1;
       for (let li = 0; li <= last; li++) {
-        const { in: nin, out: nout, w, b } = layers[li] as Layer;
+        const { in: nin, out: nout, wT, b } = layers[li] as Layer;
         const a = acts[li] as Float64Array;
-        denseForward(input, w, b, nin, nout, 1, li < last, a);
+        denseForward(input, wT, b, nin, nout, 1, li < last, a);
         input = a;
       }
       sum += input[0] as number;
@@ -171,7 +169,7 @@ export class CompiledValueFunction implements ValueFn {
       for (let li = layers.length - 1; li >= 0; li--) {
         const { in: nin, out: nout, wT } = layers[li] as Layer;
         // d value / d (input of layer li), back through the ReLU of the layer below (if any).
-        denseBackward(upstream, wT, nin, nout, 1, li > 0 ? (acts[li - 1] as Float64Array) : undefined, next);
+        denseBackward(upstream, undefined, wT, nin, nout, 1, li > 0 ? (acts[li - 1] as Float64Array) : undefined, next);
         const t = upstream;
         upstream = next;
         next = t;

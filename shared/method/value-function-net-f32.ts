@@ -74,8 +74,7 @@ interface Layer {
   gBeta: Float32Array | undefined;
   runningMean: Float32Array | undefined;
   runningVar: Float32Array | undefined;
-  /** Float64 copies of the weights, [in][out] and [out][in], and bias for the kernels (the float32 values exactly). */
-  w64: Float64Array;
+  /** Float64 copies of wT and b for the kernels (the float32 values exactly). */
   wT64: Float64Array;
   b64: Float64Array;
   /** Float64 gradient accumulators. */
@@ -159,7 +158,6 @@ export class ValueFunctionNetF32 {
         gBeta,
         runningMean: bn(i) ? new Float32Array(nout) : undefined,
         runningVar: bn(i) ? new Float32Array(nout).fill(1) : undefined,
-        w64: new Float64Array(nin * nout),
         wT64: new Float64Array(nin * nout),
         b64: new Float64Array(nout),
         gWT64: new Float64Array(nin * nout),
@@ -178,9 +176,7 @@ export class ValueFunctionNetF32 {
   /** Refreshes the kernels' float64 copies after `params` changed. */
   paramsChanged(): void {
     for (const l of this.layers) {
-      const { nin, nout } = l;
       l.wT64.set(l.wT);
-      for (let j = 0; j < nout; j++) for (let i = 0; i < nin; i++) l.w64[i * nout + j] = l.wT[j * nin + i] as number;
       l.b64.set(l.b);
     }
   }
@@ -299,17 +295,17 @@ export class ValueFunctionNetF32 {
     for (const [li, l] of this.layers.entries()) {
       const { nout } = l;
       if (li === last) {
-        denseForward(input, l.w64, l.b64, l.nin, nout, rows, false, l.act);
+        denseForward(input, l.wT64, l.b64, l.nin, nout, rows, false, l.act);
         break;
       }
       if (!l.gamma || !l.beta) {
-        denseForward(input, l.w64, l.b64, l.nin, nout, rows, true, l.act);
+        denseForward(input, l.wT64, l.b64, l.nin, nout, rows, true, l.act);
         input = l.act;
         continue;
       }
       // BatchNorm with the batch's (biased) statistics: pre holds zhat = (z - mean) / sqrt(var + eps).
       const z = l.pre;
-      denseForward(input, l.w64, l.b64, l.nin, nout, rows, false, z);
+      denseForward(input, l.wT64, l.b64, l.nin, nout, rows, false, z);
       l.batchMean.fill(0);
       l.batchVar.fill(0);
       for (let r = 0; r < rows; r++)
@@ -338,22 +334,30 @@ export class ValueFunctionNetF32 {
   /** Gradients of the last loss into `grads`, from dOut (and dEmbedding when withEmbedding). */
   private backward(rows: number, withEmbedding: boolean): void {
     const last = this.layers.length - 1;
-    // up: the gradient with respect to the current layer's pre-activations (the linear output first).
+    // up: the gradient with respect to the current layer's pre-activations (the linear output
+    // first), or, with `active`, with respect to its ReLU outputs, counting only where active > 0
+    // (the kernels apply the ReLU as they list the non-zeros: no separate masking pass).
     let up: Float64Array = this.dOut;
+    let active: Float64Array | undefined;
     for (let li = last; li >= 0; li--) {
       const l = this.layers[li] as Layer;
       const input = li === 0 ? this.x : (this.layers[li - 1] as Layer).act;
       l.gWT64.fill(0);
       l.gB64.fill(0);
-      denseParamGradients(input, up, l.nin, l.nout, rows, l.gWT64, l.gB64);
+      denseParamGradients(input, up, active, l.nin, l.nout, rows, l.gWT64, l.gB64);
       if (li > 0) {
         const below = this.layers[li - 1] as Layer;
         const g = below.grad;
         // d loss / d (activations of the layer below), plus the embedding term's gradient there.
-        denseBackward(up, l.wT64, l.nin, l.nout, rows, undefined, g);
+        denseBackward(up, active, l.wT64, l.nin, l.nout, rows, undefined, g);
         if (withEmbedding && li === last)
           for (let k = 0; k < rows * l.nin; k++) g[k] = (g[k] as number) + (this.dEmbedding[k] as number);
-        this.throughActivation(below, rows, g);
+        if (below.gamma) {
+          this.throughBatchNorm(below, rows, g);
+          active = undefined;
+        } else {
+          active = below.act;
+        }
         up = g;
       }
     }
@@ -364,11 +368,11 @@ export class ValueFunctionNetF32 {
   }
 
   /**
-   * Takes g (d loss / d activations of hidden layer l) back through its ReLU and, with
-   * BatchNorm, through the normalisation with batch statistics, in place:
+   * Takes g (d loss / d activations of hidden layer l) back through its ReLU and its BatchNorm
+   * (batch statistics), in place:
    * dz = gamma / sigma * (dy - mean(dy) - zhat * mean(dy * zhat)), dgamma = sum dy zhat, dbeta = sum dy.
    */
-  private throughActivation(l: Layer, rows: number, g: Float64Array): void {
+  private throughBatchNorm(l: Layer, rows: number, g: Float64Array): void {
     const n = l.nout;
     for (let k = 0; k < rows * n; k++) if ((l.act[k] as number) <= 0) g[k] = 0;
     if (!l.gamma || !l.gGamma || !l.gBeta) return;
