@@ -57,7 +57,9 @@ describe('trainer worker leases', () => {
   it('keeps a message that outlives its first lease from a second worker and from the DLQ', async () => {
     const root = await mkdtemp(join(dir, 'lease-'));
     const store = new FsObjectStore(join(root, 'store'));
-    const visibilityTimeoutMs = 400;
+    // Long enough that a loaded machine's event-loop stalls (a chunk's synchronous tfjs work) stay
+    // well inside one renewal period (a third of the lease).
+    const visibilityTimeoutMs = 1500;
     const queues = [0, 1].map(() => new LocalQueue(join(root, 'queue'), { visibilityTimeoutMs, maxReceiveCount: 5 }));
     const spec = jobSpecSchema.parse({ ...tinyJob(file, 'lease-job'), fanOut: true });
     expect((await submitJob(spec, { store, queue: queues[0] as LocalQueue })).ok).toBe(true);
