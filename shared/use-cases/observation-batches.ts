@@ -228,22 +228,32 @@ export interface ObservationSet {
   d: number | undefined;
   byKey: Map<string, StoredObservation>;
   batches: number;
+  /** The sequence number the next batch is committed under (one past the highest stored). */
+  next: number;
 }
 
 const keyOf = (o: { trajectory: string; step: number }) => JSON.stringify([o.trajectory, o.step]);
+const seqOf = (prefix: string, key: string) => Number(key.slice(prefix.length, -'.jsonl'.length));
+
+/** Adds one stored batch to a set (first come first kept). */
+function mergeStoredBatch(set: ObservationSet, text: string, seq: number): void {
+  // Every stored batch was checked against the ones before it when it was committed; the name
+  // given here is what a client may see, so it is never the storage key.
+  const parsed = parseObservationText(text, `stored batch ${seq}`, set.d);
+  if (!parsed.ok) throw parsed.error;
+  for (const o of parsed.value) {
+    set.d ??= o.phi.length;
+    if (!set.byKey.has(keyOf(o))) set.byKey.set(keyOf(o), o);
+  }
+  set.batches++;
+  set.next = Math.max(set.next, seq + 1);
+}
 
 /** Reads and merges a job's batches (each was checked when it was written). */
 export async function loadObservationSet(store: ObjectStore, prefix: string): Promise<ObservationSet> {
   const keys = (await store.list(prefix)).filter((k) => k.endsWith('.jsonl'));
-  const set: ObservationSet = { d: undefined, byKey: new Map(), batches: keys.length };
-  for (const key of keys) {
-    const parsed = parseObservationText((await getText(store, key)) ?? '', key, set.d);
-    if (!parsed.ok) throw parsed.error;
-    for (const o of parsed.value) {
-      set.d ??= o.phi.length;
-      if (!set.byKey.has(keyOf(o))) set.byKey.set(keyOf(o), o);
-    }
-  }
+  const set: ObservationSet = { d: undefined, byKey: new Map(), batches: 0, next: 1 };
+  for (const key of keys) mergeStoredBatch(set, (await getText(store, key)) ?? '', seqOf(prefix, key));
   return set;
 }
 
@@ -258,19 +268,13 @@ export interface BatchOutcome {
   d: number;
 }
 
-/**
- * Adds a checked batch to a job: only its new (trajectory, step) observations are written, as
- * one new batch object; a (trajectory, step) stored with other content fails the whole batch
- * and writes nothing.
- */
-export async function addObservationBatch(
-  store: ObjectStore,
-  prefix: string,
+/** A batch checked against a set: its new observations, or the lines that conflict with it. */
+function checkAgainst(
+  set: ObservationSet,
   batch: readonly StoredObservation[],
   source: string,
   lineNumbers?: readonly number[],
-): Promise<Result<BatchOutcome, ObservationError>> {
-  const set = await loadObservationSet(store, prefix);
+): Result<{ fresh: StoredObservation[]; duplicates: number }, ObservationError> {
   const issues: ObservationIssue[] = [];
   const fresh: StoredObservation[] = [];
   let duplicates = 0;
@@ -290,27 +294,57 @@ export async function addObservationBatch(
     const conflict = issues.every((i) => i.reason.endsWith('other values'));
     return err(failWith(conflict ? 'OBSERVATIONS_CONFLICT' : 'OBSERVATIONS_INVALID', source, issues));
   }
-  if (fresh.length > 0) {
-    const text = `${fresh.map(lineOf).join('\n')}\n`;
-    let seq = set.batches + 1;
-    while (!(await store.putIfAbsent(batchKey(prefix, seq), text))) seq++;
+  return ok({ fresh, duplicates });
+}
+
+/**
+ * Adds a checked batch to a job: only its new (trajectory, step) observations are written, as
+ * one new batch object; a (trajectory, step) stored with other content, or another d, fails
+ * the whole batch and writes nothing.
+ *
+ * Safe under concurrent uploaders: batches are numbered densely and each is committed with a
+ * conditional create (`putIfAbsent`, S3 `If-None-Match: *`) under the next free number. An
+ * uploader that loses the race for a number reads the batch that won it, checks its own batch
+ * again against it, and tries the number after; so every committed batch was checked against
+ * every batch before it, and two concurrent batches either both land or the later one is refused.
+ */
+export async function addObservationBatch(
+  store: ObjectStore,
+  prefix: string,
+  batch: readonly StoredObservation[],
+  source: string,
+  lineNumbers?: readonly number[],
+): Promise<Result<BatchOutcome, ObservationError>> {
+  const set = await loadObservationSet(store, prefix);
+  for (let attempt = 0; ; attempt++) {
+    const checked = checkAgainst(set, batch, source, lineNumbers);
+    if (!checked.ok) return checked;
+    const { fresh, duplicates } = checked.value;
+    const seq = set.next;
+    if (fresh.length === 0 || (await store.putIfAbsent(batchKey(prefix, seq), `${fresh.map(lineOf).join('\n')}\n`))) {
+      for (const o of fresh) set.byKey.set(keyOf(o), o);
+      const d = set.d ?? (batch[0] as StoredObservation).phi.length;
+      return ok({
+        accepted: fresh.length,
+        duplicates,
+        total: set.byKey.size,
+        trajectories: new Set([...set.byKey.values()].map((o) => o.trajectory)).size,
+        d,
+      });
+    }
+    // Another uploader committed batch `seq` first. On S3 a conditional write still in flight
+    // answers 409 and its object may not be readable yet: wait for it and read it.
+    const text = await getText(store, batchKey(prefix, seq));
+    if (text !== undefined) mergeStoredBatch(set, text, seq);
+    else await new Promise((r) => setTimeout(r, Math.min(200, 5 * 2 ** Math.min(attempt, 6))));
   }
-  for (const o of fresh) set.byKey.set(keyOf(o), o);
-  const d = set.d ?? (batch[0] as StoredObservation).phi.length;
-  return ok({
-    accepted: fresh.length,
-    duplicates,
-    total: set.byKey.size,
-    trajectories: new Set([...set.byKey.values()].map((o) => o.trajectory)).size,
-    d,
-  });
 }
 
 /** The set with a batch added in memory (first come first kept, as the store keeps them); nothing is written. */
 export function withBatch(set: ObservationSet, batch: readonly StoredObservation[]): ObservationSet {
   const byKey = new Map(set.byKey);
   for (const o of batch) if (!byKey.has(keyOf(o))) byKey.set(keyOf(o), o);
-  return { d: set.d ?? batch[0]?.phi.length, byKey, batches: set.batches + 1 };
+  return { d: set.d ?? batch[0]?.phi.length, byKey, batches: set.batches + 1, next: set.next + 1 };
 }
 
 /** One trajectory's observations, ordered by step. */
