@@ -2,6 +2,7 @@ import type { Context, Hono } from 'hono';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { Queue } from '../../shared/ports/queue.port.js';
 import { BINARY_CONTENT_TYPE } from '../../shared/schemas/api.js';
+import { jobIdSchema } from '../../shared/schemas/job.js';
 import { createFitJobRequestSchema, JSON_LINES_TYPES } from '../../shared/schemas/fit-api.js';
 import { parseFitLabels } from '../../shared/use-cases/fit-inputs.js';
 import {
@@ -15,7 +16,10 @@ import {
 import { createFitJob, parseFitJobSpec } from '../../shared/use-cases/fit-job-spec.js';
 import { jobKeys } from '../../shared/use-cases/job-documents.js';
 import { parseObservationBinary, parseObservationText } from '../../shared/use-cases/observation-batches.js';
+import { claimFitJob, claimValueFunction, requireFitJobOwner } from '../../shared/use-cases/fit-ownership.js';
+import { JobError } from '../../shared/use-cases/job-errors.js';
 import type { Result } from '../../shared/util/result.js';
+import type { Principal } from './auth.js';
 import { parseJson, readBody } from './body.js';
 import { ApiError, ApiErrorCode } from './errors.js';
 import { header } from './header.js';
@@ -55,12 +59,20 @@ function unwrap<T>(r: Result<T, Error>): T {
 
 export function mountFitRoutes(
   app: Hono,
-  options: FitRoutesOptions & { authorize: (c: Context) => void; maxBodyBytes: number },
+  options: FitRoutesOptions & { authorize: (c: Context, scope: 'write') => Principal; maxBodyBytes: number },
 ): void {
   const { store, launcher, authorize, maxBodyBytes } = options;
+  /** The job id of the path, once the caller is known to own the job (JOB_NOT_FOUND otherwise). */
+  const ownedJob = async (c: Context): Promise<string> => {
+    const principal = authorize(c, 'write');
+    const id = c.req.param('id') as string;
+    if (!jobIdSchema.safeParse(id).success) throw new JobError('JOB_NOT_FOUND', `no fit job '${id.slice(0, 80)}'`);
+    unwrap(await requireFitJobOwner(store, id, principal.id));
+    return id;
+  };
 
   app.post('/v1/fit-jobs', async (c) => {
-    authorize(c);
+    const principal = authorize(c, 'write');
     requireJson(header(c, 'content-type'), 'create fit job');
     const body = validate(
       'create fit job',
@@ -68,19 +80,20 @@ export function mountFitRoutes(
       parseJson(await readBody(c, maxBodyBytes), { op: 'create fit job', maxContainers: 64 }),
     );
     const spec = unwrap(parseFitJobSpec({ ...body, format: 'metricopt.fit-job', schemaVersion: 1 }, 'create fit job'));
+    // The value function id first (nothing is stored for a caller who may not publish to it).
+    unwrap(await claimValueFunction(store, spec, principal.id));
     const existed = (await store.get(jobKeys(spec.id).spec)) !== undefined;
     unwrap(await createFitJob(store, spec));
+    unwrap(await claimFitJob(store, spec.id, principal.id));
     return json(unwrap(await fitJobSummary(store, spec.id)), existed ? 200 : 201);
   });
 
   app.get('/v1/fit-jobs/:id', async (c) => {
-    authorize(c);
-    return json(unwrap(await fitJobSummary(store, c.req.param('id'))));
+    return json(unwrap(await fitJobSummary(store, await ownedJob(c))));
   });
 
   app.post('/v1/fit-jobs/:id/observations', async (c) => {
-    authorize(c);
-    const id = c.req.param('id');
+    const id = await ownedJob(c);
     const type = header(c, 'content-type');
     const media = type === undefined ? undefined : mediaType(type);
     const binary = media === BINARY_CONTENT_TYPE;
@@ -99,16 +112,16 @@ export function mountFitRoutes(
   });
 
   app.post('/v1/fit-jobs/:id/labels', async (c) => {
-    authorize(c);
+    const id = await ownedJob(c);
     requireJson(header(c, 'content-type'), 'labels');
     const body = parseJson(await readBody(c, maxBodyBytes), { op: 'labels', maxContainers: 4 });
     const labels = unwrap(parseFitLabels(body));
-    const r = unwrap(await uploadLabels(store, c.req.param('id'), labels));
+    const r = unwrap(await uploadLabels(store, id, labels));
     return json(r, r.created ? 201 : 200);
   });
 
   app.post('/v1/fit-jobs/:id/predictions/:key', async (c) => {
-    authorize(c);
+    const id = await ownedJob(c);
     const type = header(c, 'content-type');
     if (type === undefined || mediaType(type) !== BINARY_CONTENT_TYPE) {
       throw new ApiError(
@@ -117,13 +130,13 @@ export function mountFitRoutes(
       );
     }
     const bytes = await readBody(c, maxBodyBytes);
-    const r = unwrap(await uploadPredictions(store, c.req.param('id'), c.req.param('key'), bytes));
+    const r = unwrap(await uploadPredictions(store, id, c.req.param('key') as string, bytes));
     return json(r, r.created ? 201 : 200);
   });
 
   app.post('/v1/fit-jobs/:id/start', async (c) => {
-    authorize(c);
-    const { summary, started } = unwrap(await startFitJob(store, c.req.param('id'), launcher));
+    const id = await ownedJob(c);
+    const { summary, started } = unwrap(await startFitJob(store, id, launcher));
     return json(summary, started ? 202 : 200);
   });
 }

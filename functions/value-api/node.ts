@@ -74,7 +74,7 @@ export function startValueApiServer(options: NodeServerOptions): Promise<Running
       : createFastLane({
           service,
           maxBodyBytes: options.maxBodyBytes,
-          authorization: options.auth.mode === 'api-key' ? apiKeyCheck(options.auth.hashes) : () => true,
+          authorization: options.auth.mode === 'api-key' ? apiKeyCheck(options.auth.hashes, 'read') : () => true,
           ...(hostAllowed ? { hostAllowed } : {}),
           fallback: hono,
         });

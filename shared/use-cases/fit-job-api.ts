@@ -4,6 +4,7 @@ import type { FitLabels } from '../schemas/observations.js';
 import { DomainError, err, ok, type Result } from '../util/result.js';
 import { checkPredictionRefs, fitInputKeys, putFitLabels, putFitPredictions, readFitLabels } from './fit-inputs.js';
 import { loadFitJobSpec, observationsPrefix } from './fit-job-spec.js';
+import { checkPublishable, type OwnershipError } from './fit-ownership.js';
 import { JOBS_PREFIX, readJobStatus } from './job-documents.js';
 import type { JobError } from './job-errors.js';
 import {
@@ -146,7 +147,12 @@ export async function startFitJob(
   id: string,
   launcher: FitLauncher,
   now: () => Date = () => new Date(),
-): Promise<Result<{ summary: FitJobSummary; started: boolean }, JobError | ObservationError | FitJobStartedError>> {
+): Promise<
+  Result<
+    { summary: FitJobSummary; started: boolean },
+    JobError | ObservationError | FitJobStartedError | OwnershipError
+  >
+> {
   const spec = await loadFitJobSpec(store, id);
   if (!spec.ok) return spec;
   const fresh = (await store.get(startedKey(id))) === undefined;
@@ -159,6 +165,8 @@ export async function startFitJob(
     if (!checked.ok) return checked;
     const refs = await checkPredictionRefs(store, id, set);
     if (!refs.ok) return refs;
+    const publishable = await checkPublishable(store, spec.value.output.valueFunctionId, spec.value.metric, set.d);
+    if (!publishable.ok) return publishable;
     const marker = JSON.stringify({ via: launcher.via, at: now().toISOString() });
     if (await store.putIfAbsent(startedKey(id), marker)) await launcher.launch(spec.value);
   }

@@ -6,6 +6,7 @@ import { type FitJobSpec, type JobSpec, type JobStatus, jobSpecSchema } from '..
 import { err, ok, type Result } from '../util/result.js';
 import { type FitOracleFactory, scorePredictions } from './fit-inputs.js';
 import { createFitJob, observationsPrefix } from './fit-job-spec.js';
+import { checkPublishable, type OwnershipError } from './fit-ownership.js';
 import { jobKeys, jobStatus, readJobStatus, writeJobStatus } from './job-documents.js';
 import type { JobError } from './job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
@@ -87,7 +88,7 @@ export function fitTrajectoriesOf(
 export async function runFitJob(
   spec: FitJobSpec,
   deps: FitJobDeps,
-): Promise<Result<TrainJobOutcome, JobError | ObservationError>> {
+): Promise<Result<TrainJobOutcome, JobError | ObservationError | OwnershipError>> {
   const cfg = resolveFitConfig(spec);
   if (!cfg.ok) return cfg;
   const { store } = deps;
@@ -119,7 +120,7 @@ export async function runFitJob(
 
   const loaded = await loadObservationSet(store, observationsPrefix(spec));
   const predictionLines = [...loaded.byKey.values()].filter((o) => o.predictions !== undefined).length;
-  const fail = async (error: ObservationError | JobError) => {
+  const fail = async (error: ObservationError | JobError | OwnershipError) => {
     await write({ state: 'failed', lastError: { code: error.code, message: error.message } });
     return err(error);
   };
@@ -219,6 +220,9 @@ export async function runFitJob(
     await write({ state: 'failed', lastError: { code, message: String(error.message ?? e).slice(0, 500) } });
     throw e;
   }
+  // Another job may have published a version of another kind since this one started.
+  const publishable = await checkPublishable(store, content.id, spec.metric, content.d);
+  if (!publishable.ok) return fail(publishable.error);
   const checkpoint = await saveOnce(store, content, true);
   await write({
     state: 'done',

@@ -256,13 +256,13 @@ describe('fit-job routes', () => {
   it('without a queue or an in-process runner (Lambda), start is 503 and changes nothing', async () => {
     const bare = buildValueApi({
       store,
-      auth: { mode: 'none' },
+      auth: { mode: 'api-key', hashes: [hashApiKey(KEY)] },
       maxBodyBytes: 64 * 1024,
       maxRows: 64,
       refreshMs: 0,
     }).app;
     const before = await listing();
-    const r = await bare.request('/v1/fit-jobs/job-bin/start', { method: 'POST' });
+    const r = await bare.request('/v1/fit-jobs/job-bin/start', { method: 'POST', headers: auth });
     await expectError(r, 503, 'FIT_JOBS_UNAVAILABLE');
     expect(await listing()).toEqual(before);
   });
