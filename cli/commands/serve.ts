@@ -3,7 +3,7 @@ import { openQueue } from '../../shared/adapters/from-url.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { openValueStore } from '../../functions/value-api/store.js';
 import {
-  API_KEY_HASH_PATTERN,
+  API_KEY_ENTRY_PATTERN,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_ROWS,
   DEFAULT_REFRESH_MS,
@@ -42,7 +42,7 @@ export function registerServe(program: Command): void {
     .option('--store <dir|s3://bucket/prefix>', 'object store: a `metricopt demo --out` folder, a store folder, or S3')
     .option(
       '--api-key-hash <sha256hex>',
-      'accept the API key with this SHA-256 hash (repeatable; default: $METRICOPT_API_KEY_HASHES; none = auth off)',
+      'accept the API key with this SHA-256 hash, HASH:read or HASH:write to limit it to one scope (repeatable; default: $METRICOPT_API_KEY_HASHES; none = auth off)',
       (v: string, acc: string[]) => [...acc, ...v.split(',').filter(Boolean)],
       [] as string[],
     )
@@ -86,9 +86,12 @@ export async function serve(
     ? opts.apiKeyHash
     : (process.env.METRICOPT_API_KEY_HASHES ?? '').split(',').filter((h) => h.trim() !== '');
   const normalised = hashes.map((h) => h.trim().toLowerCase());
-  const bad = normalised.find((h) => !API_KEY_HASH_PATTERN.test(h));
+  const bad = normalised.find((h) => !API_KEY_ENTRY_PATTERN.test(h));
   if (bad !== undefined) {
-    throw new CliError('USAGE', `--api-key-hash must be a SHA-256 hex digest (64 hex characters), got '${bad}'`);
+    throw new CliError(
+      'USAGE',
+      `--api-key-hash must be a SHA-256 hex digest (64 hex characters), optionally with :read or :write, got '${bad}'`,
+    );
   }
   const store = await openValueStore(opts.store, storeOptionsFromEnv());
   const limits = {

@@ -6,6 +6,7 @@ import { jobIdSchema } from '../../shared/schemas/job.js';
 import { createFitJobRequestSchema, JSON_LINES_TYPES } from '../../shared/schemas/fit-api.js';
 import { parseFitLabels } from '../../shared/use-cases/fit-inputs.js';
 import {
+  cancelFitJob,
   type FitLauncher,
   fitJobSummary,
   startFitJob,
@@ -33,6 +34,7 @@ import { mediaType, requireJson, validate } from './validate.js';
  *   POST /v1/fit-jobs/{id}/labels         labels {classes, labels} that predictions are scored on
  *   POST /v1/fit-jobs/{id}/predictions/{key}  float32 predictions that lines name to be scored
  *   POST /v1/fit-jobs/{id}/start          start the fit (202; queued or run in this process)
+ *   POST /v1/fit-jobs/{id}/cancel         cancel it (it stops, or never runs; a done job stays done)
  *   GET  /v1/fit-jobs/{id}                its state, uploads and status document
  *
  * When done, the value function is served under /v1/value-functions/{valueFunctionId}.
@@ -45,7 +47,7 @@ export interface FitRoutesOptions {
 export const FIT_ROUTES: readonly [RegExp, string][] = [
   [/^\/v1\/fit-jobs$/, 'POST'],
   [/^\/v1\/fit-jobs\/[^/]+$/, 'GET'],
-  [/^\/v1\/fit-jobs\/[^/]+\/(observations|labels|start)$/, 'POST'],
+  [/^\/v1\/fit-jobs\/[^/]+\/(observations|labels|start|cancel)$/, 'POST'],
   [/^\/v1\/fit-jobs\/[^/]+\/predictions\/[^/]+$/, 'POST'],
 ];
 
@@ -136,8 +138,16 @@ export function mountFitRoutes(
 
   app.post('/v1/fit-jobs/:id/start', async (c) => {
     const id = await ownedJob(c);
+    // application/json (a body of {} or none): a page of another origin cannot send it without a preflight.
+    requireJson(header(c, 'content-type'), 'start');
     const { summary, started } = unwrap(await startFitJob(store, id, launcher));
     return json(summary, started ? 202 : 200);
+  });
+
+  app.post('/v1/fit-jobs/:id/cancel', async (c) => {
+    const id = await ownedJob(c);
+    requireJson(header(c, 'content-type'), 'cancel');
+    return json(unwrap(await cancelFitJob(store, id, launcher)));
   });
 }
 

@@ -1,7 +1,7 @@
 import type { ObjectStore } from '../ports/object-store.port.js';
 import { type FitJobSpec, fitJobSpecSchema } from '../schemas/job.js';
 import { err, ok, type Result } from '../util/result.js';
-import { jobKeys, requireJobDocument, storeJobSpec } from './job-documents.js';
+import { JOBS_PREFIX, jobKeys, requireJobDocument, storeJobSpec } from './job-documents.js';
 import { JobError } from './job-errors.js';
 import { observationPrefixOf } from './observation-batches.js';
 
@@ -37,3 +37,6 @@ export const createFitJob = (store: ObjectStore, spec: FitJobSpec): Promise<Resu
 /** Where a fit job's observation batches live. */
 export const observationsPrefix = (spec: FitJobSpec): string =>
   spec.observations.prefix ?? observationPrefixOf(spec.id);
+
+/** Where a fit job's cancellation is recorded (by the cancel route); a runner stops on it. */
+export const fitCancelKey = (id: string): string => `${JOBS_PREFIX}${id}/cancel.json`;

@@ -192,17 +192,21 @@ describe('fit-job routes', () => {
       ]),
     );
     const before = await listing();
-    const body = await expectError(await post('/v1/fit-jobs/job-thin/start', ''), 400, 'OBSERVATIONS_INSUFFICIENT');
+    const body = await expectError(
+      await post('/v1/fit-jobs/job-thin/start', '', 'application/json'),
+      400,
+      'OBSERVATIONS_INSUFFICIENT',
+    );
     expect(body.error?.message).toMatch(/trajectory 'b' has 1 metric observation/);
     expect(await listing()).toEqual(before);
   });
 
   it('start runs the fit in the background (embedded); the value function is then served', async () => {
-    const started = await post('/v1/fit-jobs/job-a/start', '');
+    const started = await post('/v1/fit-jobs/job-a/start', '', 'application/json');
     expect(started.status).toBe(202);
     expect(await started.json()).toMatchObject({ jobId: 'job-a', startedVia: 'in-process' });
     // Starting again launches nothing.
-    expect((await post('/v1/fit-jobs/job-a/start', '')).status).toBe(200);
+    expect((await post('/v1/fit-jobs/job-a/start', '', 'application/json')).status).toBe(200);
     await launcher.idle();
     const summary = (await (await app.request('/v1/fit-jobs/job-a', { headers: auth })).json()) as Json;
     expect(summary).toMatchObject({
@@ -247,7 +251,10 @@ describe('fit-job routes', () => {
       headers: { 'content-type': 'application/x-ndjson' },
       body: toJsonLines(lines),
     });
-    const r = await queued.request('/v1/fit-jobs/job-q/start', { method: 'POST' });
+    const r = await queued.request('/v1/fit-jobs/job-q/start', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(r.status).toBe(202);
     expect(await r.json()).toMatchObject({ state: 'queued', startedVia: 'queue', status: null });
     expect(sent.map((b) => JSON.parse(b))).toEqual([{ kind: 'job', jobId: 'job-q' }]);
@@ -262,7 +269,10 @@ describe('fit-job routes', () => {
       refreshMs: 0,
     }).app;
     const before = await listing();
-    const r = await bare.request('/v1/fit-jobs/job-bin/start', { method: 'POST', headers: auth });
+    const r = await bare.request('/v1/fit-jobs/job-bin/start', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+    });
     await expectError(r, 503, 'FIT_JOBS_UNAVAILABLE');
     expect(await listing()).toEqual(before);
   });

@@ -44,7 +44,8 @@ async function newJob(store: ObjectStore): Promise<string> {
 const codeOf = (r: { ok: boolean; error?: { code: string } }) => (r.ok ? 'ok' : r.error?.code);
 
 function describeUploadRaces(name: string, makeStore: () => Promise<ObjectStore>) {
-  describe(`concurrent uploads to one fit job (${name})`, () => {
+  // Many requests at once on a shared machine: a generous per-test timeout (no timing is asserted).
+  describe(`concurrent uploads to one fit job (${name})`, { timeout: 60_000 }, () => {
     let store: ObjectStore;
     beforeAll(async () => {
       store = await makeStore();
