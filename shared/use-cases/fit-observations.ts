@@ -94,7 +94,6 @@ export async function runFitJob(
   const cfg = resolveFitConfig(spec);
   if (!cfg.ok) return cfg;
   const { store } = deps;
-  const keys = jobKeys(spec.id);
   const now = deps.now ?? (() => new Date());
   const created = await createFitJob(store, spec);
   if (!created.ok) return created;

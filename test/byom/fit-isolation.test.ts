@@ -17,6 +17,7 @@ import { makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js
  * that requests are answered while the fit is still running, which a fit on the serving
  * thread cannot allow.)
  */
+// biome-ignore lint/suspicious/noExplicitAny: the tests read nested fields of JSON answers
 type Json = Record<string, any>;
 
 const lines = recordTrajectories(makeWorld(6, 3), { trajectories: 16, steps: 12, K: 4, seed: 2 });
