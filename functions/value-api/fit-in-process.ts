@@ -22,6 +22,8 @@ export interface InProcessFitOptions {
    * on the serving thread instead, with the same budget and cancel, and a warning is logged.
    */
   workerUrl?: URL;
+  /** Run fits on the serving thread even when there is a worker (as before issue 23; bench/ compares). */
+  onServingThread?: boolean;
   /** Wall-clock budget of one fit (default DEFAULT_FIT_BUDGET_MS). */
   budgetMs?: number;
   /** How the worker reopens the store (S3 endpoint settings). */
@@ -50,8 +52,10 @@ export function inProcessFitLauncher(
 ): FitLauncher & { idle(): Promise<void>; cancel(id: string): Promise<void>; knows(id: string): boolean } {
   const budgetMs = options.budgetMs ?? DEFAULT_FIT_BUDGET_MS;
   const sibling = new URL('./fit-worker.js', import.meta.url);
-  const workerUrl = options.workerUrl ?? (existsSync(fileURLToPath(sibling)) ? sibling : undefined);
-  if (workerUrl === undefined) {
+  const workerUrl = options.onServingThread
+    ? undefined
+    : (options.workerUrl ?? (existsSync(fileURLToPath(sibling)) ? sibling : undefined));
+  if (workerUrl === undefined && !options.onServingThread) {
     log({ level: 'warn', msg: 'value-api: no compiled fit worker; fits run on the serving thread (npm run build)' });
   }
   let running: Promise<void> = Promise.resolve();

@@ -12,6 +12,7 @@ import {
   type BatchOutcome,
   loadObservationSet,
   type ObservationError,
+  ObservationSetCache,
   type StoredObservation,
   trajectoriesOf,
 } from './observation-batches.js';
@@ -21,6 +22,17 @@ import {
  * batches (and labels and predictions for lines scored by an evaluator), started once (a marker `jobs/<id>/started.json`, then the launcher: a message on the
  * jobs queue or a run in this process), then the status document of `runFitJob`.
  */
+/** Parsed observation sets, per store (a summary then reads only the batches added since). */
+const caches = new WeakMap<ObjectStore, ObservationSetCache>();
+function cacheOf(store: ObjectStore): ObservationSetCache {
+  let cache = caches.get(store);
+  if (cache === undefined) {
+    cache = new ObservationSetCache();
+    caches.set(store, cache);
+  }
+  return cache;
+}
+
 export const startedKey = (id: string) => `${JOBS_PREFIX}${id}/started.json`;
 
 export type FitJobState = 'created' | 'queued' | 'stalled' | JobStatus['state'];
@@ -88,7 +100,7 @@ export async function fitJobSummary(
 ): Promise<Result<FitJobSummary, JobError>> {
   const spec = await loadFitJobSpec(store, id);
   if (!spec.ok) return spec;
-  const set = await loadObservationSet(store, observationsPrefix(spec.value));
+  const set = await loadObservationSet(store, observationsPrefix(spec.value), cacheOf(store));
   const started = await getText(store, startedKey(id));
   const via = started === undefined ? null : (JSON.parse(started) as { via: 'queue' | 'in-process' }).via;
   const status = await readJobStatus(store, id);
@@ -132,7 +144,7 @@ export async function uploadObservations(
 ): Promise<Result<BatchOutcome, JobError | ObservationError | FitJobStartedError>> {
   const spec = await openForUploads(store, id);
   if (!spec.ok) return spec;
-  return addObservationBatch(store, observationsPrefix(spec.value), batch, source);
+  return addObservationBatch(store, observationsPrefix(spec.value), batch, source, undefined, cacheOf(store));
 }
 
 /** Stores a job's labels (predictions are scored on them), before it starts. */

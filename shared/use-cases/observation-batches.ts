@@ -250,11 +250,50 @@ function mergeStoredBatch(set: ObservationSet, text: string, seq: number): void 
 }
 
 /** Reads and merges a job's batches (each was checked when it was written). */
-export async function loadObservationSet(store: ObjectStore, prefix: string): Promise<ObservationSet> {
+export async function loadObservationSet(
+  store: ObjectStore,
+  prefix: string,
+  cache?: ObservationSetCache,
+): Promise<ObservationSet> {
   const keys = (await store.list(prefix)).filter((k) => k.endsWith('.jsonl'));
-  const set: ObservationSet = { d: undefined, byKey: new Map(), batches: 0, next: 1 };
-  for (const key of keys) mergeStoredBatch(set, (await getText(store, key)) ?? '', seqOf(prefix, key));
+  const known = cache?.get(store, prefix);
+  // A stored batch never changes: a cached set whose batches are the first of the listing only
+  // needs the batches committed since.
+  const reuse = known !== undefined && known.keys.length <= keys.length && known.keys.every((k, i) => k === keys[i]);
+  const set: ObservationSet = reuse
+    ? { ...known.set, byKey: new Map(known.set.byKey) }
+    : { d: undefined, byKey: new Map(), batches: 0, next: 1 };
+  for (const key of keys.slice(reuse ? known.keys.length : 0)) {
+    mergeStoredBatch(set, (await getText(store, key)) ?? '', seqOf(prefix, key));
+  }
+  cache?.put(store, prefix, { keys, set: { ...set, byKey: new Map(set.byKey) } });
   return set;
+}
+
+/**
+ * The observation sets a server has read, by store and prefix (at most `max`, least recently
+ * used out first): a job's summary then costs one listing instead of parsing every batch.
+ */
+export class ObservationSetCache {
+  private readonly entries = new Map<string, { keys: string[]; set: ObservationSet }>();
+  constructor(private readonly max = 32) {}
+
+  get(store: ObjectStore, prefix: string): { keys: string[]; set: ObservationSet } | undefined {
+    const id = `${store.location}\n${prefix}`;
+    const hit = this.entries.get(id);
+    if (hit !== undefined) {
+      this.entries.delete(id);
+      this.entries.set(id, hit);
+    }
+    return hit;
+  }
+
+  put(store: ObjectStore, prefix: string, entry: { keys: string[]; set: ObservationSet }): void {
+    const id = `${store.location}\n${prefix}`;
+    this.entries.delete(id);
+    this.entries.set(id, entry);
+    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value as string);
+  }
 }
 
 export interface BatchOutcome {
@@ -314,8 +353,9 @@ export async function addObservationBatch(
   batch: readonly StoredObservation[],
   source: string,
   lineNumbers?: readonly number[],
+  cache?: ObservationSetCache,
 ): Promise<Result<BatchOutcome, ObservationError>> {
-  const set = await loadObservationSet(store, prefix);
+  const set = await loadObservationSet(store, prefix, cache);
   for (let attempt = 0; ; attempt++) {
     const checked = checkAgainst(set, batch, source, lineNumbers);
     if (!checked.ok) return checked;
