@@ -49,7 +49,7 @@ function describeUploadRaces(name: string, makeStore: () => Promise<ObjectStore>
     let store: ObjectStore;
     beforeAll(async () => {
       store = await makeStore();
-    });
+    }, 60_000);
 
     it('keeps every batch when concurrent uploaders send disjoint observations', async () => {
       const id = await newJob(store);
