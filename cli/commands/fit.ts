@@ -3,7 +3,6 @@ import { dirname, join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { type BackendPreference, selectBackend } from '../../shared/adapters/compute-backend.js';
 import { loadEvaluatorModule } from '../../shared/adapters/evaluator-module.in-process.js';
-import { openObjectStore } from '../../shared/adapters/from-url.js';
 import { inProcessOracles } from '../../shared/adapters/metric-oracle.in-process.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
@@ -33,6 +32,7 @@ import {
 import { ok } from '../../shared/util/result.js';
 import { CliError } from '../errors.js';
 import { backendOption, bool, int, num } from '../option-parsers.js';
+import { openValueStore } from '../../functions/value-api/store.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { stderrProgress } from '../progress.js';
 
@@ -127,7 +127,7 @@ export function registerFit(program: Command): void {
 
 /** The fit command's work (exported for tests). */
 export async function runFit(o: FitOptions, signal: AbortSignal, write: (text: string) => void): Promise<void> {
-  const store = await openObjectStore(o.store, storeOptionsFromEnv());
+  const store = await openValueStore(o.store, storeOptionsFromEnv());
   const spec = await jobOf(o, store);
   if (o.observations !== undefined) {
     const file = o.observations;
@@ -241,7 +241,7 @@ async function evaluatorsOf(module: string | undefined): Promise<FitOracleFactor
 }
 
 /** The job stored under --job, or a new one from the flags. */
-async function jobOf(o: FitOptions, store: Awaited<ReturnType<typeof openObjectStore>>): Promise<FitJobSpec> {
+async function jobOf(o: FitOptions, store: Awaited<ReturnType<typeof openValueStore>>): Promise<FitJobSpec> {
   if (o.job !== undefined && o.observations === undefined) {
     const stored = await loadFitJobSpec(store, o.job);
     if (!stored.ok) throw stored.error;

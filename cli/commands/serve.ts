@@ -1,5 +1,7 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { openQueue } from '../../shared/adapters/from-url.js';
+import { locationKind, openQueue } from '../../shared/adapters/from-url.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { openValueStore } from '../../functions/value-api/store.js';
 import {
@@ -24,6 +26,8 @@ export interface ServeOptions {
   refreshMs: string;
   /** false with --no-fast-lane: every request goes through the Hono app (the answers are the same). */
   fastLane?: boolean;
+  /** --create-store: serve a store folder that does not exist yet (it is created by the first write). */
+  createStore?: boolean;
 }
 
 function positiveInt(flag: string, raw: string): number {
@@ -50,6 +54,7 @@ export function registerServe(program: Command): void {
     .option('--max-rows <n>', 'most rows in one batch', String(DEFAULT_MAX_ROWS))
     .option('--max-body-bytes <n>', 'largest request body', String(DEFAULT_MAX_BODY_BYTES))
     .option('--refresh-ms <n>', 'how often the store is listed for new versions', String(DEFAULT_REFRESH_MS))
+    .option('--create-store', 'serve a store folder that does not exist yet (refused otherwise)')
     .option(
       '--no-fast-lane',
       'serve every request through the Hono app, without the Node fast lane of predict/gradient',
@@ -92,6 +97,15 @@ export async function serve(
       'USAGE',
       `--api-key-hash must be a SHA-256 hex digest (64 hex characters), optionally with :read or :write, got '${bad}'`,
     );
+  }
+  if (locationKind(opts.store) === 'folder' && !opts.createStore) {
+    const folder = opts.store.startsWith('file://') ? fileURLToPath(opts.store) : opts.store;
+    if (!existsSync(folder)) {
+      throw new CliError(
+        'STORE_NOT_FOUND',
+        `serve: store folder '${opts.store}' does not exist (a typo? pass --create-store to start with an empty one)`,
+      );
+    }
   }
   const store = await openValueStore(opts.store, storeOptionsFromEnv());
   const limits = {
