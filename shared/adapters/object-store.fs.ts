@@ -74,7 +74,12 @@ export class FsObjectStore implements ObjectStore {
         }
       }
     };
-    await walk(this.root);
+    // Only the folder the prefix names (its part up to the last '/') is walked: a lookup under
+    // value-functions/ never reads the jobs/ tree (bench/RESULTS.md, "Listing a large file store").
+    const cut = prefix.lastIndexOf('/');
+    const base = cut < 0 ? '' : prefix.slice(0, cut);
+    if (base !== '' && base.split('/').some((p) => p === '..' || p === '.' || p === '')) return [];
+    await walk(base === '' ? this.root : join(this.root, ...base.split('/')));
     return out.sort();
   }
 
