@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { locationKind, openQueue } from '../../shared/adapters/from-url.js';
+import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { openValueStore } from '../../functions/value-api/store.js';
 import {
@@ -108,6 +109,8 @@ export async function serve(
     }
   }
   const store = await openValueStore(opts.store, storeOptionsFromEnv());
+  // Temporary files of a writer killed mid-write (nothing reads them); no writer of ours runs yet.
+  if (store instanceof FsObjectStore) await store.removeTemporaryFiles();
   const limits = {
     maxRows: positiveInt('--max-rows', opts.maxRows),
     maxBodyBytes: positiveInt('--max-body-bytes', opts.maxBodyBytes),

@@ -83,6 +83,34 @@ export class FsObjectStore implements ObjectStore {
     return out.sort();
   }
 
+  /**
+   * Removes the temporary files (`<key>.tmp-<pid>-<random>`) that a writer killed between its
+   * write and its rename left behind; readers never see them, so nothing else changes. Run when
+   * a server opens the store (no writer of its own is active yet); answers how many it removed.
+   */
+  async removeTemporaryFiles(): Promise<number> {
+    let removed = 0;
+    const walk = async (dir: string): Promise<void> => {
+      let entries: import('node:fs').Dirent[];
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw e;
+      }
+      for (const entry of entries) {
+        const full = join(dir, entry.name);
+        if (entry.isDirectory()) await walk(full);
+        else if (/\.tmp-\d+-[a-z0-9]+$/.test(entry.name)) {
+          await rm(full, { force: true });
+          removed++;
+        }
+      }
+    };
+    await walk(this.root);
+    return removed;
+  }
+
   async delete(key: string): Promise<void> {
     await rm(this.path(key), { force: true });
   }

@@ -27,7 +27,7 @@ export const loadFitJobSpec = (store: ObjectStore, id: string): Promise<Result<F
   requireJobDocument(store, id, jobKeys(id).spec, fitJobSpecSchema, (json) =>
     (json as { format?: unknown } | null)?.format === 'metricopt.fit-job'
       ? undefined
-      : new JobError('JOB_SPEC_MISMATCH', `job '${id}' in ${store.location} is not a fit job`),
+      : new JobError('JOB_SPEC_MISMATCH', `job '${id}' is not a fit job`),
   );
 
 /** Stores a fit job's spec (once); the same spec again is fine, another one under the id is JOB_SPEC_MISMATCH. */

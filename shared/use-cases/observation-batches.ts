@@ -123,6 +123,31 @@ export function checkObservationLines(
   return ok(out);
 }
 
+/** The longest line an observation can take (phi of MAX_PHI_D numbers, names, a metric), in characters. */
+export const MAX_LINE_CHARS = 64 * 1024 + MAX_PHI_D * 32;
+/** An observation line holds at most 3 arrays and objects (the line, phi, predictions), 2 deep. */
+const MAX_LINE_CONTAINERS = 3;
+
+/**
+ * Whether a line holds more arrays and objects than an observation can (counted outside
+ * strings, without parsing): such a line is refused before JSON.parse, which would otherwise
+ * build whatever nesting it is sent (the JSON routes bound theirs the same way, body.ts).
+ */
+function overNested(raw: string): boolean {
+  let containers = 0;
+  let inString = false;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (inString) {
+      if (c === 92)
+        i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if ((c === 91 || c === 123) && ++containers > MAX_LINE_CONTAINERS) return true;
+  }
+  return false;
+}
+
 /** Each non-blank line parsed as JSON, with its 1-based number; the lines that are not JSON as issues. */
 function jsonLines(text: string): { entries: { line: number; value: unknown }[]; issues: ObservationIssue[] } {
   const entries: { line: number; value: unknown }[] = [];
@@ -131,6 +156,20 @@ function jsonLines(text: string): { entries: { line: number; value: unknown }[];
   for (let i = 0; i < lines.length; i++) {
     const raw = (lines[i] as string).trim();
     if (raw === '') continue;
+    if (raw.length > MAX_LINE_CHARS) {
+      issues.push({
+        line: i + 1,
+        reason: `${raw.length} characters, longer than an observation line (${MAX_LINE_CHARS})`,
+      });
+      continue;
+    }
+    if (overNested(raw)) {
+      issues.push({
+        line: i + 1,
+        reason: `nested deeper than an observation line (more than ${MAX_LINE_CONTAINERS} arrays and objects)`,
+      });
+      continue;
+    }
     try {
       entries.push({ line: i + 1, value: JSON.parse(raw) });
     } catch (e) {
