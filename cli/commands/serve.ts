@@ -29,6 +29,10 @@ export interface ServeOptions {
   fastLane?: boolean;
   /** --create-store: serve a store folder that does not exist yet (it is created by the first write). */
   createStore?: boolean;
+  /** false with --no-access-log: no log line per request on stderr. */
+  accessLog?: boolean;
+  /** --fit-budget-s: wall-clock budget of one fit run by this server. */
+  fitBudgetS?: string;
 }
 
 function positiveInt(flag: string, raw: string): number {
@@ -56,6 +60,12 @@ export function registerServe(program: Command): void {
     .option('--max-body-bytes <n>', 'largest request body', String(DEFAULT_MAX_BODY_BYTES))
     .option('--refresh-ms <n>', 'how often the store is listed for new versions', String(DEFAULT_REFRESH_MS))
     .option('--create-store', 'serve a store folder that does not exist yet (refused otherwise)')
+    .option('--no-access-log', 'no JSON log line per request on stderr')
+    .option(
+      '--fit-budget-s <s>',
+      'wall-clock budget of one fit run by this server (POST /v1/fit-jobs/{id}/start)',
+      '1800',
+    )
     .option(
       '--no-fast-lane',
       'serve every request through the Hono app, without the Node fast lane of predict/gradient',
@@ -125,6 +135,11 @@ export async function serve(
       hostname: opts.host,
       auth: normalised.length ? { mode: 'api-key', hashes: normalised } : { mode: 'none' },
       fastLane: opts.fastLane !== false,
+      accessLog: opts.accessLog !== false,
+      fits: {
+        budgetMs: positiveInt('--fit-budget-s', opts.fitBudgetS ?? '1800') * 1000,
+        storeOptions: storeOptionsFromEnv(),
+      },
       ...limits,
       // Fit jobs (POST /v1/fit-jobs/{id}/start) go to this queue; unset, they run in this process.
       ...(process.env.METRICOPT_JOBS_QUEUE

@@ -223,6 +223,8 @@ export const jobStatusSchema = z
         constantMae: z.number().nullable(),
         spearman: z.number().nullable(),
         observations: int(0),
+        /** Held-out Spearman at least HEALTHY_SPEARMAN (0.7); null without one (absent in older documents). */
+        healthy: z.boolean().nullable().optional(),
       })
       .strict()
       .nullable(),

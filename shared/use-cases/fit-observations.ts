@@ -18,7 +18,7 @@ import {
   trajectoriesOf,
 } from './observation-batches.js';
 import { saveOnce, type TrainJobOutcome } from './train-value-function.js';
-import { listCheckpointVersions, loadCheckpoint } from './value-function-store.js';
+import { healthyOf, listCheckpointVersions, loadCheckpoint } from './value-function-store.js';
 
 /**
  * Bring your own model (issue 12): a value function fitted to the trajectories a remote training
@@ -289,6 +289,7 @@ async function fitOnce(
       constantMae: health.constantMae,
       spearman: health.spearman,
       observations: health.heldOutObservations,
+      healthy: healthyOf(health.spearman),
     };
     const mine: StashedFit = { checkpoint: fitted.checkpoint, health, status: { ...run.status(), heldOut } };
     // An interrupted run may have stashed (and saved) its fit already: keep its content and createdAt.
@@ -323,6 +324,7 @@ async function fitOnce(
       constantMae: health.constantMae,
       spearman: health.spearman,
       observations: health.heldOutObservations,
+      healthy: healthyOf(health.spearman),
     },
     valueFunction: { id: checkpoint.id, version: checkpoint.version },
   });

@@ -216,7 +216,12 @@ describe('fit-job routes', () => {
     });
     const vf = await app.request('/v1/value-functions/job-a-vf', { headers: auth });
     expect(vf.status).toBe(200);
-    expect(await vf.json()).toMatchObject({ id: 'job-a-vf', d: 4, metric: { name: 'bowl', direction: 'minimize' } });
+    const described = (await vf.json()) as Json;
+    expect(described).toMatchObject({ id: 'job-a-vf', d: 4, metric: { name: 'bowl', direction: 'minimize' } });
+    // The health flag, as the CLI prints it: in the status and in the served metadata (issue 23).
+    const heldOut = (summary.status as { heldOut: { spearman: number; healthy: boolean } }).heldOut;
+    expect(heldOut.healthy).toBe(heldOut.spearman >= 0.7);
+    expect(described.healthy).toBe(heldOut.healthy);
     await expectError(
       await post('/v1/fit-jobs/job-a/observations', toJsonLines(lines.slice(0, 1))),
       409,
