@@ -31,8 +31,8 @@ import {
 } from '../../shared/use-cases/observation-batches.js';
 import { ok } from '../../shared/util/result.js';
 import { CliError } from '../errors.js';
-import { backendOption, bool, int, num } from '../option-parsers.js';
-import { openValueStore } from '../../functions/value-api/store.js';
+import { backendOption, bool, int, num, vfEngineOption } from '../option-parsers.js';
+import { openStoreLocation as openValueStore } from '../../shared/adapters/from-url.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { stderrProgress } from '../progress.js';
 
@@ -63,6 +63,7 @@ interface FitOptions {
   vfTrainLr?: number;
   gamma?: number;
   oeWeight?: number;
+  vfEngine?: 'f32' | 'tfjs';
   heldOutFraction?: number;
   trainStride?: number;
 }
@@ -107,6 +108,7 @@ export function registerFit(program: Command): void {
     .option('--vf-train-lr <lr>', 'training step size (Adam offline / inner SGD online)', num(0, true))
     .option('--gamma <g>', 'weight of the regression term in Eq. 2', num(0))
     .option('--oe-weight <w>', 'weight of the ordinal-embedding term in Eq. 2', num(0))
+    .addOption(vfEngineOption())
     .option('--held-out-fraction <f>', 'fraction of trajectories held out for the health figures', num(0, true))
     .option('--train-stride <n>', 'train on every n-th recorded step', int(1))
     .addOption(backendOption())
@@ -279,6 +281,7 @@ async function jobOf(o: FitOptions, store: Awaited<ReturnType<typeof openValueSt
       epochs: o.epochs,
       gamma: o.gamma,
       oeWeight: o.oeWeight,
+      engine: o.vfEngine,
       ...(o.vfTrainLr === undefined
         ? {}
         : o.training === 'online' || (o.training === undefined && o.recipe === 'paper')

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import type { JobStatus } from '../../shared/schemas/job.js';
 import { readJobStatus } from '../../shared/use-cases/job-documents.js';
 import { CliError } from '../errors.js';
-import { openValueStore } from '../../functions/value-api/store.js';
+import { openStoreLocation as openValueStore } from '../../shared/adapters/from-url.js';
 import { storeOptionsFromEnv } from '../locations.js';
 
 interface StatusOptions {

@@ -4,6 +4,7 @@ import type { Queue } from '../../shared/ports/queue.port.js';
 import { BINARY_CONTENT_TYPE } from '../../shared/schemas/api.js';
 import { jobIdSchema } from '../../shared/schemas/job.js';
 import { createFitJobRequestSchema, JSON_LINES_TYPES } from '../../shared/schemas/fit-api.js';
+import { MAX_CONTEXT_COLUMNS } from '../../shared/schemas/evaluation.js';
 import { parseFitLabels } from '../../shared/use-cases/fit-inputs.js';
 import {
   cancelFitJob,
@@ -116,7 +117,8 @@ export function mountFitRoutes(
   app.post('/v1/fit-jobs/:id/labels', async (c) => {
     const id = await ownedJob(c);
     requireJson(header(c, 'content-type'), 'labels');
-    const body = parseJson(await readBody(c, maxBodyBytes), { op: 'labels', maxContainers: 4 });
+    // The body, labels, rows, the context object and one array per context column.
+    const body = parseJson(await readBody(c, maxBodyBytes), { op: 'labels', maxContainers: 4 + MAX_CONTEXT_COLUMNS });
     const labels = unwrap(parseFitLabels(body));
     const r = unwrap(await uploadLabels(store, id, labels));
     return json(r, r.created ? 201 : 200);
