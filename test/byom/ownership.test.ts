@@ -4,6 +4,7 @@ import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../functions/value-api/auth.js';
 import { parseValueApiEnv } from '../../functions/value-api/config.js';
+import { parseSettings } from '../../lib/settings.js';
 import { inProcessFitLauncher } from '../../functions/value-api/fit-in-process.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
@@ -207,11 +208,17 @@ describe('API key scopes', () => {
     }
   });
 
-  it('the Lambda environment takes scoped keys and refuses an unknown scope', () => {
+  it('the Lambda environment and the CDK settings take scoped keys and refuse an unknown scope', () => {
     const h = hashApiKey(KEYS.reader);
     const w = hashApiKey(KEYS.writer);
     const env = parseValueApiEnv({ METRICOPT_STORE: '/tmp/x', METRICOPT_API_KEY_HASHES: `${h}:read,${w}:write` });
     expect(env.METRICOPT_API_KEY_HASHES).toEqual([`${h}:read`, `${w}:write`]);
+    // The CDK settings take the same entries.
+    expect(parseSettings({ valueApiKeyHashes: `${h}:read,${w}` }, process.cwd()).valueApiKeyHashes).toEqual([
+      `${h}:read`,
+      w,
+    ]);
+    expect(() => parseSettings({ valueApiKeyHashes: `${h}:admin` }, process.cwd())).toThrow(/valueApiKeyHashes/);
     expect(() => parseValueApiEnv({ METRICOPT_STORE: '/tmp/x', METRICOPT_API_KEY_HASHES: `${h}:admin` })).toThrow(
       /METRICOPT_API_KEY_HASHES/,
     );
