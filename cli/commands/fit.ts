@@ -2,8 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { type BackendPreference, selectBackend } from '../../shared/adapters/compute-backend.js';
-import { loadEvaluatorModule } from '../../shared/adapters/evaluator-module.in-process.js';
-import { openObjectStore } from '../../shared/adapters/from-url.js';
+import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-module.worker-thread.js';
 import { inProcessOracles } from '../../shared/adapters/metric-oracle.in-process.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
@@ -33,6 +32,7 @@ import {
 import { ok } from '../../shared/util/result.js';
 import { CliError } from '../errors.js';
 import { backendOption, bool, int, num, vfEngineOption } from '../option-parsers.js';
+import { openStoreLocation as openValueStore } from '../../shared/adapters/from-url.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { stderrProgress } from '../progress.js';
 
@@ -52,6 +52,7 @@ interface FitOptions {
   labels?: string;
   predictions?: string;
   evaluatorModule?: string;
+  evaluatorTimeoutMs: string;
   backend?: BackendPreference;
   labelling?: 'gp' | 'linear';
   training?: 'online' | 'offline';
@@ -97,6 +98,7 @@ export function registerFit(program: Command): void {
       "folder of the float32 prediction files that lines name (default: the observation file's folder)",
     )
     .option('--evaluator-module <file.mjs>', 'a user evaluator module that lines with predictions may name')
+    .option('--evaluator-timeout-ms <ms>', 'limit on one evaluator call (the module runs in a worker thread)', '60000')
     .addOption(new Option('--labelling <kind>', 'densify observations with a GP or linearly').choices(['gp', 'linear']))
     .addOption(new Option('--training <kind>', 'online Reptile or offline').choices(['online', 'offline']))
     .option('--standardise <bool>', 'standardise phi and targets (true/false)', bool)
@@ -129,7 +131,7 @@ export function registerFit(program: Command): void {
 
 /** The fit command's work (exported for tests). */
 export async function runFit(o: FitOptions, signal: AbortSignal, write: (text: string) => void): Promise<void> {
-  const store = await openObjectStore(o.store, storeOptionsFromEnv());
+  const store = await openValueStore(o.store, storeOptionsFromEnv());
   const spec = await jobOf(o, store);
   if (o.observations !== undefined) {
     const file = o.observations;
@@ -168,7 +170,7 @@ export async function runFit(o: FitOptions, signal: AbortSignal, write: (text: s
     progress: stderrProgress(),
     backend: backend.name,
     signal,
-    oracleFor: await evaluatorsOf(o.evaluatorModule),
+    oracleFor: await evaluatorsOf(o.evaluatorModule, timeoutOf(o.evaluatorTimeoutMs)),
   });
   if (!result.ok) throw result.error;
   const out = result.value;
@@ -233,17 +235,27 @@ async function importPredictionInputs(
   }
 }
 
-/** The evaluators lines with predictions may name: the built-ins, and --evaluator-module's. */
-async function evaluatorsOf(module: string | undefined): Promise<FitOracleFactory> {
-  if (module === undefined) return inProcessOracles(builtinEvaluator);
-  const loaded = await loadEvaluatorModule(module);
+function timeoutOf(raw: string): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0)
+    throw new CliError('USAGE', `--evaluator-timeout-ms must be a positive integer, got '${raw}'`);
+  return n;
+}
+
+/**
+ * The evaluators lines with predictions may name: the built-ins, and --evaluator-module's, run
+ * in worker threads so that its deadline holds even for code that never returns (EVALUATOR_TIMEOUT).
+ */
+async function evaluatorsOf(module: string | undefined, timeoutMs: number): Promise<FitOracleFactory> {
+  if (module === undefined) return inProcessOracles(builtinEvaluator, timeoutMs);
+  const loaded = await loadEvaluatorModuleInWorker(module);
   if (!loaded.ok) throw loaded.error;
   const user = loaded.value;
-  return inProcessOracles((name) => (name === user.name ? ok(user) : builtinEvaluator(name)));
+  return inProcessOracles((name) => (name === user.name ? ok(user) : builtinEvaluator(name)), timeoutMs);
 }
 
 /** The job stored under --job, or a new one from the flags. */
-async function jobOf(o: FitOptions, store: Awaited<ReturnType<typeof openObjectStore>>): Promise<FitJobSpec> {
+async function jobOf(o: FitOptions, store: Awaited<ReturnType<typeof openValueStore>>): Promise<FitJobSpec> {
   if (o.job !== undefined && o.observations === undefined) {
     const stored = await loadFitJobSpec(store, o.job);
     if (!stored.ok) throw stored.error;

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { openObjectStore } from '../../shared/adapters/from-url.js';
 import type { JobStatus } from '../../shared/schemas/job.js';
 import { readJobStatus } from '../../shared/use-cases/job-documents.js';
 import { CliError } from '../errors.js';
+import { openStoreLocation as openValueStore } from '../../shared/adapters/from-url.js';
 import { storeOptionsFromEnv } from '../locations.js';
 
 interface StatusOptions {
@@ -22,7 +22,7 @@ export function registerJobs(program: Command): void {
     .option('--watch', 'redraw every --interval ms with a progress bar until the job is done, failed or interrupted')
     .option('--interval <ms>', 'refresh interval of --watch', '1000')
     .action(async (id: string, o: StatusOptions) => {
-      const store = await openObjectStore(o.store, storeOptionsFromEnv());
+      const store = await openValueStore(o.store, storeOptionsFromEnv());
       const interval = Number(o.interval);
       if (!Number.isInteger(interval) || interval < 50) throw new CliError('USAGE', '--interval must be >= 50 (ms)');
       const tty = process.stdout.isTTY === true;

@@ -1,9 +1,12 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { openQueue } from '../../shared/adapters/from-url.js';
+import { locationKind, openQueue } from '../../shared/adapters/from-url.js';
+import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { openValueStore } from '../../functions/value-api/store.js';
 import {
-  API_KEY_HASH_PATTERN,
+  API_KEY_ENTRY_PATTERN,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_ROWS,
   DEFAULT_REFRESH_MS,
@@ -24,6 +27,12 @@ export interface ServeOptions {
   refreshMs: string;
   /** false with --no-fast-lane: every request goes through the Hono app (the answers are the same). */
   fastLane?: boolean;
+  /** --create-store: serve a store folder that does not exist yet (it is created by the first write). */
+  createStore?: boolean;
+  /** false with --no-access-log: no log line per request on stderr. */
+  accessLog?: boolean;
+  /** --fit-budget-s: wall-clock budget of one fit run by this server. */
+  fitBudgetS?: string;
 }
 
 function positiveInt(flag: string, raw: string): number {
@@ -42,7 +51,7 @@ export function registerServe(program: Command): void {
     .option('--store <dir|s3://bucket/prefix>', 'object store: a `metricopt demo --out` folder, a store folder, or S3')
     .option(
       '--api-key-hash <sha256hex>',
-      'accept the API key with this SHA-256 hash (repeatable; default: $METRICOPT_API_KEY_HASHES; none = auth off)',
+      'accept the API key with this SHA-256 hash, HASH:read or HASH:write to limit it to one scope (repeatable; default: $METRICOPT_API_KEY_HASHES; none = auth off)',
       (v: string, acc: string[]) => [...acc, ...v.split(',').filter(Boolean)],
       [] as string[],
     )
@@ -50,6 +59,13 @@ export function registerServe(program: Command): void {
     .option('--max-rows <n>', 'most rows in one batch', String(DEFAULT_MAX_ROWS))
     .option('--max-body-bytes <n>', 'largest request body', String(DEFAULT_MAX_BODY_BYTES))
     .option('--refresh-ms <n>', 'how often the store is listed for new versions', String(DEFAULT_REFRESH_MS))
+    .option('--create-store', 'serve a store folder that does not exist yet (refused otherwise)')
+    .option('--no-access-log', 'no JSON log line per request on stderr')
+    .option(
+      '--fit-budget-s <s>',
+      'wall-clock budget of one fit run by this server (POST /v1/fit-jobs/{id}/start)',
+      '1800',
+    )
     .option(
       '--no-fast-lane',
       'serve every request through the Hono app, without the Node fast lane of predict/gradient',
@@ -86,11 +102,25 @@ export async function serve(
     ? opts.apiKeyHash
     : (process.env.METRICOPT_API_KEY_HASHES ?? '').split(',').filter((h) => h.trim() !== '');
   const normalised = hashes.map((h) => h.trim().toLowerCase());
-  const bad = normalised.find((h) => !API_KEY_HASH_PATTERN.test(h));
+  const bad = normalised.find((h) => !API_KEY_ENTRY_PATTERN.test(h));
   if (bad !== undefined) {
-    throw new CliError('USAGE', `--api-key-hash must be a SHA-256 hex digest (64 hex characters), got '${bad}'`);
+    throw new CliError(
+      'USAGE',
+      `--api-key-hash must be a SHA-256 hex digest (64 hex characters), optionally with :read or :write, got '${bad}'`,
+    );
+  }
+  if (locationKind(opts.store) === 'folder' && !opts.createStore) {
+    const folder = opts.store.startsWith('file://') ? fileURLToPath(opts.store) : opts.store;
+    if (!existsSync(folder)) {
+      throw new CliError(
+        'STORE_NOT_FOUND',
+        `serve: store folder '${opts.store}' does not exist (a typo? pass --create-store to start with an empty one)`,
+      );
+    }
   }
   const store = await openValueStore(opts.store, storeOptionsFromEnv());
+  // Temporary files of a writer killed mid-write (nothing reads them); no writer of ours runs yet.
+  if (store instanceof FsObjectStore) await store.removeTemporaryFiles();
   const limits = {
     maxRows: positiveInt('--max-rows', opts.maxRows),
     maxBodyBytes: positiveInt('--max-body-bytes', opts.maxBodyBytes),
@@ -105,6 +135,11 @@ export async function serve(
       hostname: opts.host,
       auth: normalised.length ? { mode: 'api-key', hashes: normalised } : { mode: 'none' },
       fastLane: opts.fastLane !== false,
+      accessLog: opts.accessLog !== false,
+      fits: {
+        budgetMs: positiveInt('--fit-budget-s', opts.fitBudgetS ?? '1800') * 1000,
+        storeOptions: storeOptionsFromEnv(),
+      },
       ...limits,
       // Fit jobs (POST /v1/fit-jobs/{id}/start) go to this queue; unset, they run in this process.
       ...(process.env.METRICOPT_JOBS_QUEUE

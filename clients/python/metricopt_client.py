@@ -232,6 +232,10 @@ class ValueApiClient:
     def start_fit_job(self, job_id: str) -> Dict[str, Any]:
         return self._json("POST", f"/v1/fit-jobs/{urllib.parse.quote(job_id, safe='')}/start", {})
 
+    def cancel_fit_job(self, job_id: str) -> Dict[str, Any]:
+        """Cancels the job: it stops, or never runs (a done job stays done)."""
+        return self._json("POST", f"/v1/fit-jobs/{urllib.parse.quote(job_id, safe='')}/cancel", {})
+
     def fit_job(self, job_id: str) -> Dict[str, Any]:
         return self._json("GET", f"/v1/fit-jobs/{urllib.parse.quote(job_id, safe='')}")
 
@@ -239,12 +243,14 @@ class ValueApiClient:
         self,
         job_id: str,
         poll: float = 1.0,
-        timeout: Optional[float] = None,
+        timeout: Optional[float] = 3600.0,
         progress: Optional[Any] = None,
     ) -> Dict[str, Any]:
-        """Polls the job until it is done (answers its summary) or failed (raises ValueApiError
-        FIT_JOB_FAILED). `progress(summary)` is called on every change of state or stage; by
-        default one line per change goes to stderr."""
+        """Polls the job until it is done (answers its summary), or raises ValueApiError:
+        FIT_JOB_FAILED (failed or interrupted), FIT_JOB_STALLED (its runner stopped renewing its
+        lease; start_fit_job re-queues it), FIT_JOB_CANCELLED, or TIMEOUT after `timeout`
+        seconds (default one hour; None waits forever). `progress(summary)` is called on every
+        change of state or stage; by default one line per change goes to stderr."""
         import sys
 
         start = time.monotonic()
@@ -271,6 +277,15 @@ class ValueApiClient:
                     f"fit job {job_id} {summary['state']}: [{last.get('code')}] {last.get('message')}",
                     summary,
                 )
+            if summary["state"] == "stalled":
+                raise ValueApiError(
+                    200,
+                    "FIT_JOB_STALLED",
+                    f"fit job {job_id} stalled: its runner stopped (a server restart?); start_fit_job re-queues it",
+                    summary,
+                )
+            if summary["state"] == "cancelled":
+                raise ValueApiError(200, "FIT_JOB_CANCELLED", f"fit job {job_id} was cancelled", summary)
             if timeout is not None and time.monotonic() - start > timeout:
                 raise ValueApiError(0, "TIMEOUT", f"fit job {job_id} still {summary['state']} after {timeout} s")
             time.sleep(poll)
@@ -481,7 +496,7 @@ class Recorder:
         direction: str,
         metric_name: str = "metric",
         poll: float = 1.0,
-        timeout: Optional[float] = None,
+        timeout: Optional[float] = 3600.0,
         **job: Any,
     ) -> Dict[str, Any]:
         """Creates the job, uploads, starts it and waits; answers the job summary (its

@@ -246,18 +246,29 @@ export class ValueApiClient {
     return this.json('POST', `/v1/fit-jobs/${encodeURIComponent(jobId)}/start`, {});
   }
 
+  /** Cancels the job: it stops, or never runs (a done job stays done). */
+  cancelFitJob(jobId: string): Promise<FitJobSummaryResponse> {
+    return this.json('POST', `/v1/fit-jobs/${encodeURIComponent(jobId)}/cancel`, {});
+  }
+
   fitJob(jobId: string): Promise<FitJobSummaryResponse> {
     return this.json('GET', `/v1/fit-jobs/${encodeURIComponent(jobId)}`);
   }
 
+  /** How long `waitFitJob` waits by default before it throws TIMEOUT (one hour). */
+  static readonly DEFAULT_FIT_WAIT_MS = 3_600_000;
+
   /**
-   * Polls until the job is done (answers its summary) or failed/interrupted (throws
-   * FIT_JOB_FAILED); `onProgress` is called on every change of state or stage.
+   * Polls until the job is done (answers its summary), or throws: FIT_JOB_FAILED (failed or
+   * interrupted), FIT_JOB_STALLED (its runner stopped renewing its lease: `startFitJob` re-queues
+   * it), FIT_JOB_CANCELLED, or TIMEOUT after `timeoutMs` (default DEFAULT_FIT_WAIT_MS).
+   * `onProgress` is called on every change of state or stage.
    */
   async waitFitJob(
     jobId: string,
     options: { pollMs?: number; timeoutMs?: number; onProgress?: (s: FitJobSummaryResponse) => void } = {},
   ): Promise<FitJobSummaryResponse> {
+    const timeoutMs = options.timeoutMs ?? ValueApiClient.DEFAULT_FIT_WAIT_MS;
     const started = Date.now();
     let seen = '';
     for (;;) {
@@ -272,8 +283,18 @@ export class ValueApiClient {
         const e = s.status?.lastError;
         throw new ValueApiError(200, 'FIT_JOB_FAILED', `fit job ${jobId} ${s.state}: [${e?.code}] ${e?.message}`, s);
       }
-      if (options.timeoutMs !== undefined && Date.now() - started > options.timeoutMs) {
-        throw new ValueApiError(0, 'TIMEOUT', `fit job ${jobId} still ${s.state} after ${options.timeoutMs} ms`);
+      if (s.state === 'stalled') {
+        throw new ValueApiError(
+          200,
+          'FIT_JOB_STALLED',
+          `fit job ${jobId} stalled: its runner stopped (a server restart?); startFitJob re-queues it`,
+          s,
+        );
+      }
+      if (s.state === 'cancelled')
+        throw new ValueApiError(200, 'FIT_JOB_CANCELLED', `fit job ${jobId} was cancelled`, s);
+      if (Date.now() - started > timeoutMs) {
+        throw new ValueApiError(0, 'TIMEOUT', `fit job ${jobId} still ${s.state} after ${timeoutMs} ms`);
       }
       await sleep(options.pollMs ?? 1000);
     }

@@ -5,7 +5,8 @@ import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { GuidanceService } from '../../shared/use-cases/serve-guidance.js';
 import { DomainError, type Result } from '../../shared/util/result.js';
 import { LIBRARY_VERSION } from '../../shared/version.js';
-import type { Authenticate } from './auth.js';
+import type { Authenticate, Principal } from './auth.js';
+import type { ApiScope } from '../../shared/schemas/value-api-config.js';
 import { parseJson, readBody } from './body.js';
 import { ApiError, ApiErrorCode, errorResponse, statusOf } from './errors.js';
 import { FIT_ROUTES, type FitRoutesOptions, mountFitRoutes } from './fit-routes.js';
@@ -91,25 +92,31 @@ export function createValueApi(options: ValueApiOptions): Hono {
 
   // Checked at the top of each /v1 handler rather than in a middleware: one function call
   // instead of an extra async step per request on the hot routes.
-  const authorize = (c: Context) => {
+  // Each route needs one scope (auth.ts): `read` for the value functions, `write` for jobs.
+  const authorize = (c: Context, scope: ApiScope): Principal => {
     if (hostAllowed !== undefined && !hostAllowed(header(c, 'host'))) {
       throw new ApiError(
         ApiErrorCode.hostNotAllowed,
         'with auth off only localhost and IP-address Host headers are accepted (configure an API key to serve a name)',
       );
     }
-    if (!authenticate(c)) {
+    const principal = authenticate(c);
+    if (principal === undefined) {
       throw new ApiError(ApiErrorCode.unauthorized, 'a valid API key is required (Authorization: Bearer <key>)');
     }
+    if (!principal.scopes.has(scope)) {
+      throw new ApiError(ApiErrorCode.insufficientScope, `this key lacks the '${scope}' scope this route needs`);
+    }
+    return principal;
   };
 
   app.get('/v1/value-functions', async (c) => {
-    authorize(c);
+    authorize(c, 'read');
     return new Response(JSON.stringify({ valueFunctions: await service.list() }), { headers: jsonHeaders() });
   });
 
   app.get('/v1/value-functions/:id', async (c) => {
-    authorize(c);
+    authorize(c, 'read');
     const summary = unwrap(await service.describe(c.req.param('id')));
     return new Response(JSON.stringify(summary), { headers: jsonHeaders() });
   });
@@ -117,7 +124,7 @@ export function createValueApi(options: ValueApiOptions): Hono {
   // The hot routes; their parsing and answers live in phi-routes.ts, shared with the Node fast
   // lane (node-fast-lane.ts), which serves the plain valid requests and hands the rest here.
   const phiRoute = (op: PhiOp) => async (c: Context) => {
-    authorize(c);
+    authorize(c, 'read');
     const type = header(c, 'content-type');
     const binary = isBinaryType(type);
     if (!binary) requireJson(type, op, true);
@@ -135,7 +142,7 @@ export function createValueApi(options: ValueApiOptions): Hono {
   app.post('/v1/value-functions/:id/gradient', phiRoute('gradient'));
 
   app.post('/v1/value-functions/:id/guide', async (c) => {
-    authorize(c);
+    authorize(c, 'read');
     requireJson(header(c, 'content-type'), 'guide');
     const bytes = await readBody(c, maxBodyBytes);
     const request = checkGuideBody(parseJson(bytes, { op: 'guide', maxContainers: SPARE_CONTAINERS }));

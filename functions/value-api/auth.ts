@@ -1,57 +1,92 @@
 import type { Context } from 'hono';
-import { hashApiKey } from '../../shared/schemas/value-api-config.js';
+import { API_SCOPES, type ApiScope, hashApiKey, parseApiKeyEntry } from '../../shared/schemas/value-api-config.js';
 import { header } from './header.js';
 
 export { API_KEY_HASH_PATTERN, hashApiKey } from '../../shared/schemas/value-api-config.js';
 
-/** Decides whether a request may use the /v1 routes. */
-export type Authenticate = (c: Context) => boolean;
+/**
+ * Who is calling: a stable id (recorded as the owner of what it creates) and what it may do.
+ * API keys: `key:` and the first 16 hex digits of the key's hash; IAM: the caller's ARN;
+ * auth off: `anonymous`, with both scopes.
+ */
+export interface Principal {
+  id: string;
+  scopes: ReadonlySet<ApiScope>;
+}
 
-/** Decides from the Authorization header alone whether a request may use the /v1 routes. */
+/** The caller of a request, or undefined when it may not use the /v1 routes at all. */
+export type Authenticate = (c: Context) => Principal | undefined;
+
+/** Decides from the Authorization header alone whether a request may use a route of one scope. */
 export type AuthorizationCheck = (authorization: string | undefined) => boolean;
 
+const BOTH: ReadonlySet<ApiScope> = new Set(API_SCOPES);
+
 /**
- * `Authorization: Bearer <key>` checked against operator-configured SHA-256 hashes; the keys
- * themselves are never stored. API keys are long random strings, so a plain (unsalted) hash is
- * the standard choice (as for GitHub tokens), and the set lookup on the hash leaks nothing
- * useful about the key through timing.
+ * `Authorization: Bearer <key>` checked against operator-configured SHA-256 hashes (each with
+ * its scopes, `<hash>[:read|:write]`); the keys themselves are never stored. API keys are long
+ * random strings, so a plain (unsalted) hash is the standard choice (as for GitHub tokens),
+ * and the map lookup on the hash leaks nothing useful about the key through timing.
  */
-export function apiKeyAuth(hashes: readonly string[]): Authenticate {
-  const check = apiKeyCheck(hashes);
-  return (c) => check(header(c, 'authorization'));
+export function apiKeyAuth(entries: readonly string[]): Authenticate {
+  const principalOf = apiKeyPrincipals(entries);
+  return (c) => principalOf(header(c, 'authorization'));
 }
 
 /**
- * The header test of `apiKeyAuth`, for callers that have no Hono context (the Node fast lane).
- * Each distinct accepted header is hashed once: recently accepted headers are remembered, so a
- * busy client does not pay a SHA-256 per request. Bounded, and only successes are kept, so an
- * attacker cannot grow it.
+ * The principal of an Authorization header. Each distinct accepted header is hashed once:
+ * recently accepted headers are remembered, so a busy client does not pay a SHA-256 per
+ * request. Bounded, and only successes are kept, so an attacker cannot grow it.
  */
-export function apiKeyCheck(hashes: readonly string[]): AuthorizationCheck {
-  const allowed = new Set(hashes.map((h) => h.toLowerCase()));
-  const accepted = new Set<string>();
+function apiKeyPrincipals(entries: readonly string[]): (value: string | undefined) => Principal | undefined {
+  const byHash = new Map<string, Principal>();
+  for (const entry of entries) {
+    const { hash, scopes } = parseApiKeyEntry(entry);
+    byHash.set(hash, { id: `key:${hash.slice(0, 16)}`, scopes });
+  }
+  const accepted = new Map<string, Principal>();
   return (value) => {
-    if (value === undefined || value.length > 1024) return false;
-    if (accepted.has(value)) return true;
+    if (value === undefined || value.length > 1024) return undefined;
+    const known = accepted.get(value);
+    if (known !== undefined) return known;
     const m = /^Bearer\s+(\S+)\s*$/i.exec(value);
-    if (m === null || !allowed.has(hashApiKey(m[1] as string))) return false;
+    const principal = m === null ? undefined : byHash.get(hashApiKey(m[1] as string));
+    if (principal === undefined) return undefined;
     if (accepted.size >= 256) accepted.clear();
-    accepted.add(value);
-    return true;
+    accepted.set(value, principal);
+    return principal;
   };
+}
+
+/**
+ * The header test of `apiKeyAuth` for one scope, for callers that have no Hono context (the
+ * Node fast lane): true only for a key that has the scope (the app answers the others, 401 or 403).
+ */
+export function apiKeyCheck(entries: readonly string[], scope: ApiScope): AuthorizationCheck {
+  const principalOf = apiKeyPrincipals(entries);
+  return (value) => principalOf(value)?.scopes.has(scope) === true;
 }
 
 /**
  * IAM auth through a Lambda function URL (AuthType AWS_IAM): AWS verifies the SigV4 signature
  * before invoking the function, and puts the caller in the request context. Checking that the
- * context is there guards against the URL being reconfigured to AuthType NONE by mistake.
+ * context is there guards against the URL being reconfigured to AuthType NONE by mistake. The
+ * caller's ARN is its principal. A function URL grants invoke for the whole URL, so an IAM caller
+ * holds both scopes; the routes map to the same two scopes (app.ts), and a deployment that needs
+ * read-only IAM callers puts API Gateway per-route IAM authorization in front.
  */
 export const iamAuth: Authenticate = (c) => {
-  const env = c.env as { event?: { requestContext?: { authorizer?: { iam?: unknown } } } } | undefined;
-  return env?.event?.requestContext?.authorizer?.iam !== undefined;
+  const env = c.env as
+    | { event?: { requestContext?: { authorizer?: { iam?: { userArn?: unknown; callerId?: unknown } } } } }
+    | undefined;
+  const iam = env?.event?.requestContext?.authorizer?.iam;
+  if (iam === undefined) return undefined;
+  const who = typeof iam.userArn === 'string' ? iam.userArn : typeof iam.callerId === 'string' ? iam.callerId : '?';
+  return { id: `iam:${who}`, scopes: BOTH };
 };
 
-export const noAuth: Authenticate = () => true;
+const ANONYMOUS: Principal = { id: 'anonymous', scopes: BOTH };
+export const noAuth: Authenticate = () => ANONYMOUS;
 
 /**
  * The Host check of a server with auth off, against DNS rebinding (a web page on a name that

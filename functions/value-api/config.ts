@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import {
-  API_KEY_HASH_PATTERN,
+  API_KEY_ENTRY_PATTERN,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_ROWS,
   DEFAULT_REFRESH_MS,
@@ -11,7 +11,8 @@ import { objectStoreEnv, positiveInt } from '../../shared/schemas/env.js';
  * Value-API configuration from the environment, parsed once at start-up.
  * - METRICOPT_STORE: a folder or s3://bucket/prefix (required)
  * - METRICOPT_AUTH: api-key (default) | iam | none
- * - METRICOPT_API_KEY_HASHES: comma-separated SHA-256 hex hashes of the accepted keys (api-key mode)
+ * - METRICOPT_API_KEY_HASHES: comma-separated SHA-256 hex hashes of the accepted keys (api-key mode),
+ *   each optionally with its scopes: `<hash>:read`, `<hash>:write` (default: both)
  * - METRICOPT_MAX_BODY_BYTES, METRICOPT_MAX_ROWS, METRICOPT_REFRESH_MS
  * - METRICOPT_S3_ENDPOINT, METRICOPT_S3_FORCE_PATH_STYLE (LocalStack, MinIO)
  * - METRICOPT_JOBS_QUEUE (+ METRICOPT_JOBS_DLQ for SQS): fit jobs are started with a message
@@ -32,8 +33,9 @@ export const valueApiEnvSchema = z
           .map((h) => h.trim().toLowerCase())
           .filter((h) => h !== ''),
       )
-      .refine((hs) => hs.every((h) => API_KEY_HASH_PATTERN.test(h)), {
-        error: 'METRICOPT_API_KEY_HASHES must be comma-separated SHA-256 hex digests (64 hex characters each)',
+      .refine((hs) => hs.every((h) => API_KEY_ENTRY_PATTERN.test(h)), {
+        error:
+          'METRICOPT_API_KEY_HASHES must be comma-separated SHA-256 hex digests (64 hex characters each), each optionally with :read or :write',
       }),
     METRICOPT_MAX_BODY_BYTES: positiveInt('METRICOPT_MAX_BODY_BYTES', DEFAULT_MAX_BODY_BYTES),
     METRICOPT_MAX_ROWS: positiveInt('METRICOPT_MAX_ROWS', DEFAULT_MAX_ROWS),

@@ -11,6 +11,8 @@ export const ApiErrorCode = {
   unsupportedMediaType: 'UNSUPPORTED_MEDIA_TYPE',
   payloadTooLarge: 'PAYLOAD_TOO_LARGE',
   unauthorized: 'UNAUTHORIZED',
+  /** A valid key without the scope the route needs (read: value functions; write: jobs). */
+  insufficientScope: 'INSUFFICIENT_SCOPE',
   notFound: 'NOT_FOUND',
   methodNotAllowed: 'METHOD_NOT_ALLOWED',
   hostNotAllowed: 'HOST_NOT_ALLOWED',
@@ -27,6 +29,7 @@ const statusByCode: Record<string, ContentfulStatusCode> = {
   [ApiErrorCode.unsupportedMediaType]: 415,
   [ApiErrorCode.payloadTooLarge]: 413,
   [ApiErrorCode.unauthorized]: 401,
+  [ApiErrorCode.insufficientScope]: 403,
   [ApiErrorCode.notFound]: 404,
   [ApiErrorCode.methodNotAllowed]: 405,
   [ApiErrorCode.hostNotAllowed]: 403,

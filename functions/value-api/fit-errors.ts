@@ -15,4 +15,6 @@ export const fitStatusByCode: Record<string, ContentfulStatusCode> = {
   JOB_SPEC_INVALID: 400,
   JOB_SPEC_MISMATCH: 409,
   JOB_NOT_FOUND: 404,
+  VALUE_FUNCTION_OWNED: 409,
+  VALUE_FUNCTION_MISMATCH: 409,
 };

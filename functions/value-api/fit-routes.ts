@@ -2,10 +2,12 @@ import type { Context, Hono } from 'hono';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { Queue } from '../../shared/ports/queue.port.js';
 import { BINARY_CONTENT_TYPE } from '../../shared/schemas/api.js';
+import { jobIdSchema } from '../../shared/schemas/job.js';
 import { createFitJobRequestSchema, JSON_LINES_TYPES } from '../../shared/schemas/fit-api.js';
 import { MAX_CONTEXT_COLUMNS } from '../../shared/schemas/evaluation.js';
 import { parseFitLabels } from '../../shared/use-cases/fit-inputs.js';
 import {
+  cancelFitJob,
   type FitLauncher,
   fitJobSummary,
   startFitJob,
@@ -16,7 +18,10 @@ import {
 import { createFitJob, parseFitJobSpec } from '../../shared/use-cases/fit-job-spec.js';
 import { jobKeys } from '../../shared/use-cases/job-documents.js';
 import { parseObservationBinary, parseObservationText } from '../../shared/use-cases/observation-batches.js';
+import { claimFitJob, claimValueFunction, requireFitJobOwner } from '../../shared/use-cases/fit-ownership.js';
+import { JobError } from '../../shared/use-cases/job-errors.js';
 import type { Result } from '../../shared/util/result.js';
+import type { Principal } from './auth.js';
 import { parseJson, readBody } from './body.js';
 import { ApiError, ApiErrorCode } from './errors.js';
 import { header } from './header.js';
@@ -30,6 +35,7 @@ import { mediaType, requireJson, validate } from './validate.js';
  *   POST /v1/fit-jobs/{id}/labels         labels {classes, labels} that predictions are scored on
  *   POST /v1/fit-jobs/{id}/predictions/{key}  float32 predictions that lines name to be scored
  *   POST /v1/fit-jobs/{id}/start          start the fit (202; queued or run in this process)
+ *   POST /v1/fit-jobs/{id}/cancel         cancel it (it stops, or never runs; a done job stays done)
  *   GET  /v1/fit-jobs/{id}                its state, uploads and status document
  *
  * When done, the value function is served under /v1/value-functions/{valueFunctionId}.
@@ -42,7 +48,7 @@ export interface FitRoutesOptions {
 export const FIT_ROUTES: readonly [RegExp, string][] = [
   [/^\/v1\/fit-jobs$/, 'POST'],
   [/^\/v1\/fit-jobs\/[^/]+$/, 'GET'],
-  [/^\/v1\/fit-jobs\/[^/]+\/(observations|labels|start)$/, 'POST'],
+  [/^\/v1\/fit-jobs\/[^/]+\/(observations|labels|start|cancel)$/, 'POST'],
   [/^\/v1\/fit-jobs\/[^/]+\/predictions\/[^/]+$/, 'POST'],
 ];
 
@@ -56,12 +62,20 @@ function unwrap<T>(r: Result<T, Error>): T {
 
 export function mountFitRoutes(
   app: Hono,
-  options: FitRoutesOptions & { authorize: (c: Context) => void; maxBodyBytes: number },
+  options: FitRoutesOptions & { authorize: (c: Context, scope: 'write') => Principal; maxBodyBytes: number },
 ): void {
   const { store, launcher, authorize, maxBodyBytes } = options;
+  /** The job id of the path, once the caller is known to own the job (JOB_NOT_FOUND otherwise). */
+  const ownedJob = async (c: Context): Promise<string> => {
+    const principal = authorize(c, 'write');
+    const id = c.req.param('id') as string;
+    if (!jobIdSchema.safeParse(id).success) throw new JobError('JOB_NOT_FOUND', `no fit job '${id.slice(0, 80)}'`);
+    unwrap(await requireFitJobOwner(store, id, principal.id));
+    return id;
+  };
 
   app.post('/v1/fit-jobs', async (c) => {
-    authorize(c);
+    const principal = authorize(c, 'write');
     requireJson(header(c, 'content-type'), 'create fit job');
     const body = validate(
       'create fit job',
@@ -69,19 +83,20 @@ export function mountFitRoutes(
       parseJson(await readBody(c, maxBodyBytes), { op: 'create fit job', maxContainers: 64 }),
     );
     const spec = unwrap(parseFitJobSpec({ ...body, format: 'metricopt.fit-job', schemaVersion: 1 }, 'create fit job'));
+    // The value function id first (nothing is stored for a caller who may not publish to it).
+    unwrap(await claimValueFunction(store, spec, principal.id));
     const existed = (await store.get(jobKeys(spec.id).spec)) !== undefined;
     unwrap(await createFitJob(store, spec));
+    unwrap(await claimFitJob(store, spec.id, principal.id));
     return json(unwrap(await fitJobSummary(store, spec.id)), existed ? 200 : 201);
   });
 
   app.get('/v1/fit-jobs/:id', async (c) => {
-    authorize(c);
-    return json(unwrap(await fitJobSummary(store, c.req.param('id'))));
+    return json(unwrap(await fitJobSummary(store, await ownedJob(c))));
   });
 
   app.post('/v1/fit-jobs/:id/observations', async (c) => {
-    authorize(c);
-    const id = c.req.param('id');
+    const id = await ownedJob(c);
     const type = header(c, 'content-type');
     const media = type === undefined ? undefined : mediaType(type);
     const binary = media === BINARY_CONTENT_TYPE;
@@ -100,17 +115,17 @@ export function mountFitRoutes(
   });
 
   app.post('/v1/fit-jobs/:id/labels', async (c) => {
-    authorize(c);
+    const id = await ownedJob(c);
     requireJson(header(c, 'content-type'), 'labels');
     // The body, labels, rows, the context object and one array per context column.
     const body = parseJson(await readBody(c, maxBodyBytes), { op: 'labels', maxContainers: 4 + MAX_CONTEXT_COLUMNS });
     const labels = unwrap(parseFitLabels(body));
-    const r = unwrap(await uploadLabels(store, c.req.param('id'), labels));
+    const r = unwrap(await uploadLabels(store, id, labels));
     return json(r, r.created ? 201 : 200);
   });
 
   app.post('/v1/fit-jobs/:id/predictions/:key', async (c) => {
-    authorize(c);
+    const id = await ownedJob(c);
     const type = header(c, 'content-type');
     if (type === undefined || mediaType(type) !== BINARY_CONTENT_TYPE) {
       throw new ApiError(
@@ -119,14 +134,22 @@ export function mountFitRoutes(
       );
     }
     const bytes = await readBody(c, maxBodyBytes);
-    const r = unwrap(await uploadPredictions(store, c.req.param('id'), c.req.param('key'), bytes));
+    const r = unwrap(await uploadPredictions(store, id, c.req.param('key') as string, bytes));
     return json(r, r.created ? 201 : 200);
   });
 
   app.post('/v1/fit-jobs/:id/start', async (c) => {
-    authorize(c);
-    const { summary, started } = unwrap(await startFitJob(store, c.req.param('id'), launcher));
+    const id = await ownedJob(c);
+    // application/json (a body of {} or none): a page of another origin cannot send it without a preflight.
+    requireJson(header(c, 'content-type'), 'start');
+    const { summary, started } = unwrap(await startFitJob(store, id, launcher));
     return json(summary, started ? 202 : 200);
+  });
+
+  app.post('/v1/fit-jobs/:id/cancel', async (c) => {
+    const id = await ownedJob(c);
+    requireJson(header(c, 'content-type'), 'cancel');
+    return json(unwrap(await cancelFitJob(store, id, launcher)));
   });
 }
 

@@ -8,9 +8,12 @@ import { ApiError, ApiErrorCode } from './errors.js';
  * GET /v1/jobs/{id}: a training job's status document (`jobs/<id>/status.json`, written by the
  * trainer: `metricopt train`, the trainer workers, the container), as `metricopt jobs status` shows it.
  */
-export function addJobRoutes(app: Hono, deps: { store: ObjectStore; authorize: (c: Context) => void }): void {
+export function addJobRoutes(
+  app: Hono,
+  deps: { store: ObjectStore; authorize: (c: Context, scope: 'write') => unknown },
+): void {
   app.get('/v1/jobs/:id', async (c) => {
-    deps.authorize(c);
+    deps.authorize(c, 'write');
     const id = c.req.param('id');
     if (!jobIdSchema.safeParse(id).success) {
       throw new ApiError(ApiErrorCode.invalidQuery, `'${id.slice(0, 80)}' is not a job id (letters, digits, . _ -)`);

@@ -1,6 +1,7 @@
-import { createServer } from 'node:http';
+import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
+import type { ObjectStoreOptions } from '../../shared/adapters/from-url.js';
 import { apiKeyCheck, localHostCheck } from './auth.js';
 import { createFastLane } from './node-fast-lane.js';
 import { errorBody } from './errors.js';
@@ -22,6 +23,10 @@ export interface NodeServerOptions extends ValueApiSettings {
   requestTimeoutMs?: number;
   /** Most open connections; further ones are closed at once (default 1024). */
   maxConnections?: number;
+  /** One log line per answered request: method, path (no query), status, milliseconds (default off; serve turns it on). */
+  accessLog?: boolean;
+  /** Fits run by this server (no jobs queue): their wall-clock budget, and how their worker reopens the store. */
+  fits?: { budgetMs?: number; storeOptions?: ObjectStoreOptions };
 }
 
 /**
@@ -65,7 +70,12 @@ export function startValueApiServer(options: NodeServerOptions): Promise<Running
   const hostAllowed = options.hostAllowed ?? (options.auth.mode === 'none' ? localHostCheck([hostname]) : undefined);
   // Fit jobs run in this process unless a jobs queue is configured.
   const log = options.log ?? ((entry) => process.stderr.write(`${JSON.stringify(entry)}\n`));
-  const fitLauncher = options.fitLauncher ?? inProcessFitLauncher(options.store, log);
+  const fitLauncher =
+    options.fitLauncher ??
+    inProcessFitLauncher(options.store, log, {
+      ...(options.fits?.budgetMs === undefined ? {} : { budgetMs: options.fits.budgetMs }),
+      ...(options.fits?.storeOptions === undefined ? {} : { storeOptions: options.fits.storeOptions }),
+    });
   const { app, service } = buildValueApi({ ...options, fitLauncher, ...(hostAllowed ? { hostAllowed } : {}) });
   const hono = getRequestListener(app.fetch, { hostname, autoCleanupIncoming: false });
   const lane =
@@ -74,15 +84,32 @@ export function startValueApiServer(options: NodeServerOptions): Promise<Running
       : createFastLane({
           service,
           maxBodyBytes: options.maxBodyBytes,
-          authorization: options.auth.mode === 'api-key' ? apiKeyCheck(options.auth.hashes) : () => true,
+          authorization: options.auth.mode === 'api-key' ? apiKeyCheck(options.auth.hashes, 'read') : () => true,
           ...(hostAllowed ? { hostAllowed } : {}),
           fallback: hono,
         });
   const requestTimeout = options.requestTimeoutMs ?? 30_000;
+  const handle: RequestListener = lane === undefined ? hono : (req, res) => lane(req, res) || hono(req, res);
+  const listener: RequestListener = options.accessLog
+    ? (req, res) => {
+        const started = performance.now();
+        res.once('finish', () =>
+          log({
+            level: 'info',
+            msg: 'access',
+            method: req.method,
+            path: (req.url ?? '').split('?')[0]?.slice(0, 200),
+            status: res.statusCode,
+            ms: Math.round((performance.now() - started) * 10) / 10,
+          }),
+        );
+        handle(req, res);
+      }
+    : handle;
   const server = createServer(
     // Node checks the request timeout every connectionsCheckingInterval (default 30 s).
     { requestTimeout, connectionsCheckingInterval: Math.max(10, Math.min(1000, requestTimeout / 4)) },
-    lane === undefined ? hono : (req, res) => lane(req, res) || hono(req, res),
+    listener,
   );
   server.maxConnections = options.maxConnections ?? 1024;
   server.on('clientError', (e: NodeJS.ErrnoException, socket) => {

@@ -64,7 +64,7 @@ export function buildOpenApiDocument(auth: AuthMode = 'api-key'): Record<string,
   const guarded = (...statuses: number[]) =>
     auth === 'none'
       ? { responses: errors(...statuses, 500) }
-      : { security: [{ [scheme]: [] }], responses: errors(...[...statuses, 401].sort(), 500) };
+      : { security: [{ [scheme]: [] }], responses: errors(...[...statuses, 401, 403].sort(), 500) };
   const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
   const versionParam = {
     name: 'version',
@@ -147,7 +147,13 @@ export function buildOpenApiDocument(auth: AuthMode = 'api-key'): Record<string,
     },
   };
   // Bring your own model (fit-routes.ts).
-  const jobIdParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+  const jobIdParam = {
+    name: 'id',
+    in: 'path',
+    required: true,
+    schema: { type: 'string', pattern: '^[a-z0-9][a-z0-9._-]{0,62}$' },
+  };
+  const emptyJson = { 'application/json': { schema: { type: 'object' }, description: 'An empty object, {}.' } };
   const fitPost = (summary: string, statuses: number[], request: unknown, ok: Record<number, unknown>) => {
     const { responses, ...security } = guarded(...statuses);
     return {
@@ -229,10 +235,28 @@ export function buildOpenApiDocument(auth: AuthMode = 'api-key'): Record<string,
     },
     '/v1/fit-jobs/{id}/start': {
       post: {
-        ...fitPost('Start the fit (queued, or run by this server)', [400, 404, 503], undefined, {
-          200: summaryAnswer('Started before'),
-          202: summaryAnswer('Started'),
-        }).post,
+        ...fitPost(
+          'Start the fit (queued, or run by this server); a stalled job (its runner died) is re-queued',
+          [400, 404, 409, 415, 503],
+          emptyJson,
+          {
+            200: summaryAnswer('Started before (or cancelled)'),
+            202: summaryAnswer('Started, or a stalled job re-queued'),
+          },
+        ).post,
+        parameters: [jobIdParam],
+      },
+    },
+    '/v1/fit-jobs/{id}/cancel': {
+      post: {
+        ...fitPost(
+          'Cancel the fit: it stops, or never runs; a done or failed job is unchanged',
+          [404, 415],
+          emptyJson,
+          {
+            200: summaryAnswer('The job after the cancel'),
+          },
+        ).post,
         parameters: [jobIdParam],
       },
     },
@@ -270,10 +294,11 @@ const securitySchemes = {
 const errorText: Record<number, string> = {
   400: 'Malformed body, wrong dimension, non-finite number, empty batch or malformed query',
   401: 'Missing or invalid API key',
+  403: "The key lacks the route's scope (read: value functions; write: jobs)",
   404: 'Unknown value function or version',
   413: 'Body or batch too large',
   415: 'Missing or unsupported content type',
-  409: 'A fit job conflict: another spec under the id, an upload that changes stored observations, or a started job',
+  409: 'A fit job conflict: another spec under the id, an upload that changes stored observations, a started job, or a value function id owned by someone else or of another kind',
   503: 'Fit jobs cannot start here (no jobs queue configured)',
   500: 'A checkpoint that cannot be served (CHECKPOINT_INVALID) or an internal fault (INTERNAL)',
 };

@@ -1,4 +1,5 @@
-import { resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ObjectStore } from '../ports/object-store.port.js';
 import type { Queue } from '../ports/queue.port.js';
@@ -94,6 +95,19 @@ export async function openObjectStore(url: string, options: ObjectStoreOptions =
   }
   if (locationKind(url) === 'sqs') throw new Error(`object store location '${url}' is a queue URL`);
   return new FsObjectStore(folderOf(url));
+}
+
+/**
+ * The object store a `--store`/METRICOPT_STORE names, with one meaning for every command
+ * (serve, fit, jobs status) and the Lambda: a folder may also be the output of `metricopt demo
+ * --out DIR`, whose store is DIR/store (used when DIR/store/value-functions exists).
+ */
+export function openStoreLocation(spec: string, options: ObjectStoreOptions = {}): Promise<ObjectStore> {
+  if (locationKind(spec) === 'folder' && !spec.startsWith('file://')) {
+    const nested = join(spec, 'store');
+    if (existsSync(join(nested, 'value-functions'))) return openObjectStore(nested, options);
+  }
+  return openObjectStore(spec, options);
 }
 
 async function sqsClient(options: QueueOptions) {

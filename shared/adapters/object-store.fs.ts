@@ -74,8 +74,41 @@ export class FsObjectStore implements ObjectStore {
         }
       }
     };
-    await walk(this.root);
+    // Only the folder the prefix names (its part up to the last '/') is walked: a lookup under
+    // value-functions/ never reads the jobs/ tree (bench/RESULTS.md, "Listing a large file store").
+    const cut = prefix.lastIndexOf('/');
+    const base = cut < 0 ? '' : prefix.slice(0, cut);
+    if (base !== '' && base.split('/').some((p) => p === '..' || p === '.' || p === '')) return [];
+    await walk(base === '' ? this.root : join(this.root, ...base.split('/')));
     return out.sort();
+  }
+
+  /**
+   * Removes the temporary files (`<key>.tmp-<pid>-<random>`) that a writer killed between its
+   * write and its rename left behind; readers never see them, so nothing else changes. Run when
+   * a server opens the store (no writer of its own is active yet); answers how many it removed.
+   */
+  async removeTemporaryFiles(): Promise<number> {
+    let removed = 0;
+    const walk = async (dir: string): Promise<void> => {
+      let entries: import('node:fs').Dirent[];
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+        throw e;
+      }
+      for (const entry of entries) {
+        const full = join(dir, entry.name);
+        if (entry.isDirectory()) await walk(full);
+        else if (/\.tmp-\d+-[a-z0-9]+$/.test(entry.name)) {
+          await rm(full, { force: true });
+          removed++;
+        }
+      }
+    };
+    await walk(this.root);
+    return removed;
   }
 
   async delete(key: string): Promise<void> {

@@ -119,6 +119,10 @@ export const valueFunctionSummarySchema = z
     members: z.number().int().positive(),
     createdAt: z.string(),
     training: z.record(z.string(), z.unknown()),
+    healthy: z.boolean().nullable().meta({
+      description:
+        'Held-out Spearman of the served version at least 0.7 (false: its estimates may not rank candidates well; null: not measured).',
+    }),
   })
   .meta({
     id: 'ValueFunctionSummary',

@@ -206,8 +206,18 @@ export const jobStatusSchema = z
     format: z.literal('metricopt.job-status'),
     schemaVersion: z.literal(1),
     jobId: jobIdSchema,
-    state: z.enum(['running', 'interrupted', 'done', 'failed']),
+    state: z.enum(['running', 'interrupted', 'done', 'failed', 'cancelled']),
     stage: jobStageSchema,
+    /** Steps of the current stage (a fit: its training steps), rewritten as it runs. */
+    progress: z
+      .object({ done: int(0), total: int(0) })
+      .strict()
+      .optional(),
+    /**
+     * The runner's lease: it rewrites the document before this time while it runs. A `running`
+     * job past it has lost its runner (killed) and is shown as `stalled` until started again.
+     */
+    leaseExpiresAt: z.string().optional(),
     tasks: z.object({ done: int(0), total: int(0) }).strict(),
     evaluations: z.object({ total: int(0), sent: int(0), returned: int(0), failed: int(0) }).strict(),
     heldOut: z
@@ -216,6 +226,8 @@ export const jobStatusSchema = z
         constantMae: z.number().nullable(),
         spearman: z.number().nullable(),
         observations: int(0),
+        /** Held-out Spearman at least HEALTHY_SPEARMAN (0.7); null without one (absent in older documents). */
+        healthy: z.boolean().nullable().optional(),
       })
       .strict()
       .nullable(),

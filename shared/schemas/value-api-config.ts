@@ -16,6 +16,25 @@ export const DEFAULT_REFRESH_MS = 1000;
 /** An API key is configured as the lower-case hex SHA-256 of the key. */
 export const API_KEY_HASH_PATTERN = /^[0-9a-f]{64}$/;
 
+/**
+ * What a key may do: `read` the value functions (list, describe, predict, gradient, guide),
+ * `write` fit jobs (create, upload, start, cancel, read their status) and read job status.
+ */
+export type ApiScope = 'read' | 'write';
+export const API_SCOPES: readonly ApiScope[] = ['read', 'write'];
+
+/**
+ * A configured key: its hash, optionally with its scopes, `<sha256hex>[:read|:write|:read+write]`;
+ * without a suffix a key has both (the form before scopes existed).
+ */
+export const API_KEY_ENTRY_PATTERN = /^[0-9a-f]{64}(:(read|write|read\+write|write\+read))?$/;
+
+/** A configured key entry as its hash and scopes (the entry must match API_KEY_ENTRY_PATTERN). */
+export function parseApiKeyEntry(entry: string): { hash: string; scopes: ReadonlySet<ApiScope> } {
+  const [hash, scopes] = entry.toLowerCase().split(':') as [string, string | undefined];
+  return { hash, scopes: new Set(scopes === undefined ? API_SCOPES : (scopes.split('+') as ApiScope[])) };
+}
+
 /** The stored form of an API key: lower-case hex SHA-256 of the key. `metricopt serve --hash-key KEY` prints it. */
 export function hashApiKey(key: string): string {
   return createHash('sha256').update(key, 'utf8').digest('hex');

@@ -3,14 +3,16 @@ import type { FitJobSpec, JobStatus } from '../schemas/job.js';
 import type { FitLabels } from '../schemas/observations.js';
 import { DomainError, err, ok, type Result } from '../util/result.js';
 import { checkPredictionRefs, fitInputKeys, putFitLabels, putFitPredictions, readFitLabels } from './fit-inputs.js';
-import { loadFitJobSpec, observationsPrefix } from './fit-job-spec.js';
-import { JOBS_PREFIX, readJobStatus } from './job-documents.js';
+import { fitCancelKey, loadFitJobSpec, observationsPrefix } from './fit-job-spec.js';
+import { checkPublishable, type OwnershipError } from './fit-ownership.js';
+import { JOBS_PREFIX, jobStatus, readJobStatus, writeJobStatus } from './job-documents.js';
 import type { JobError } from './job-errors.js';
 import {
   addObservationBatch,
   type BatchOutcome,
   loadObservationSet,
   type ObservationError,
+  ObservationSetCache,
   type StoredObservation,
   trajectoriesOf,
 } from './observation-batches.js';
@@ -20,9 +22,20 @@ import {
  * batches (and labels and predictions for lines scored by an evaluator), started once (a marker `jobs/<id>/started.json`, then the launcher: a message on the
  * jobs queue or a run in this process), then the status document of `runFitJob`.
  */
+/** Parsed observation sets, per store (a summary then reads only the batches added since). */
+const caches = new WeakMap<ObjectStore, ObservationSetCache>();
+function cacheOf(store: ObjectStore): ObservationSetCache {
+  let cache = caches.get(store);
+  if (cache === undefined) {
+    cache = new ObservationSetCache();
+    caches.set(store, cache);
+  }
+  return cache;
+}
+
 export const startedKey = (id: string) => `${JOBS_PREFIX}${id}/started.json`;
 
-export type FitJobState = 'created' | 'queued' | JobStatus['state'];
+export type FitJobState = 'created' | 'queued' | 'stalled' | JobStatus['state'];
 
 export interface FitJobSummary {
   jobId: string;
@@ -48,6 +61,10 @@ export interface FitLauncher {
   /** Why this deployment cannot start fits (e.g. Lambda without a jobs queue); set, start is refused. */
   unavailable?: string;
   launch(spec: FitJobSpec): Promise<void>;
+  /** Stops the job if this launcher is running it (a queue worker stops at its next heartbeat). */
+  cancel?(id: string): Promise<void>;
+  /** Whether this launcher was given the job (runs it or has it queued), for a launcher in this process. */
+  knows?(id: string): boolean;
 }
 
 export class FitJobStartedError extends DomainError {
@@ -62,10 +79,28 @@ export class FitJobStartedError extends DomainError {
   }
 }
 
-export async function fitJobSummary(store: ObjectStore, id: string): Promise<Result<FitJobSummary, JobError>> {
+/**
+ * The state a client sees: the status document's, except that a job cancelled is `cancelled`
+ * (whatever its runner last wrote), and a `running` job whose lease expired is `stalled` (its
+ * runner was killed; start re-queues it).
+ */
+function shownState(doc: JobStatus | null, started: boolean, cancelled: boolean, now: Date): FitJobState {
+  if (cancelled && doc?.state !== 'done') return 'cancelled';
+  if (doc === null) return started ? 'queued' : 'created';
+  if (doc.state === 'running' && doc.leaseExpiresAt !== undefined && Date.parse(doc.leaseExpiresAt) < now.getTime()) {
+    return 'stalled';
+  }
+  return doc.state;
+}
+
+export async function fitJobSummary(
+  store: ObjectStore,
+  id: string,
+  now: () => Date = () => new Date(),
+): Promise<Result<FitJobSummary, JobError>> {
   const spec = await loadFitJobSpec(store, id);
   if (!spec.ok) return spec;
-  const set = await loadObservationSet(store, observationsPrefix(spec.value));
+  const set = await loadObservationSet(store, observationsPrefix(spec.value), cacheOf(store));
   const started = await getText(store, startedKey(id));
   const via = started === undefined ? null : (JSON.parse(started) as { via: 'queue' | 'in-process' }).via;
   const status = await readJobStatus(store, id);
@@ -75,7 +110,7 @@ export async function fitJobSummary(store: ObjectStore, id: string): Promise<Res
   return ok({
     jobId: id,
     valueFunctionId: spec.value.output.valueFunctionId,
-    state: doc?.state ?? (via === null ? 'created' : 'queued'),
+    state: shownState(doc, via !== null, (await store.get(fitCancelKey(id))) !== undefined, now()),
     uploads: {
       observations: set.byKey.size,
       trajectories: new Set([...set.byKey.values()].map((o) => o.trajectory)).size,
@@ -109,7 +144,7 @@ export async function uploadObservations(
 ): Promise<Result<BatchOutcome, JobError | ObservationError | FitJobStartedError>> {
   const spec = await openForUploads(store, id);
   if (!spec.ok) return spec;
-  return addObservationBatch(store, observationsPrefix(spec.value), batch, source);
+  return addObservationBatch(store, observationsPrefix(spec.value), batch, source, undefined, cacheOf(store));
 }
 
 /** Stores a job's labels (predictions are scored on them), before it starts. */
@@ -146,12 +181,30 @@ export async function startFitJob(
   id: string,
   launcher: FitLauncher,
   now: () => Date = () => new Date(),
-): Promise<Result<{ summary: FitJobSummary; started: boolean }, JobError | ObservationError | FitJobStartedError>> {
+): Promise<
+  Result<
+    { summary: FitJobSummary; started: boolean },
+    JobError | ObservationError | FitJobStartedError | OwnershipError
+  >
+> {
   const spec = await loadFitJobSpec(store, id);
   if (!spec.ok) return spec;
+  if ((await store.get(fitCancelKey(id))) !== undefined) {
+    const summary = await fitJobSummary(store, id, now);
+    return summary.ok ? ok({ summary: summary.value, started: false }) : summary;
+  }
   const fresh = (await store.get(startedKey(id))) === undefined;
-  if (fresh && launcher.unavailable !== undefined) {
-    return err(new FitJobStartedError(id, launcher.unavailable));
+  if (fresh && launcher.unavailable !== undefined) return err(new FitJobStartedError(id, launcher.unavailable));
+  if (!fresh && launcher.unavailable === undefined) {
+    // Started before: launched again only when its runner is gone (a stalled lease, or queued
+    // in a server process that was stopped before it ran).
+    const before = await fitJobSummary(store, id, now);
+    if (!before.ok) return before;
+    if (before.value.state === 'stalled' || (await queuedAndOrphaned(store, id, launcher, now))) {
+      await launcher.launch(spec.value);
+      const summary = await fitJobSummary(store, id, now);
+      return summary.ok ? ok({ summary: summary.value, started: true }) : summary;
+    }
   }
   if (fresh) {
     const set = await loadObservationSet(store, observationsPrefix(spec.value));
@@ -159,10 +212,67 @@ export async function startFitJob(
     if (!checked.ok) return checked;
     const refs = await checkPredictionRefs(store, id, set);
     if (!refs.ok) return refs;
+    const publishable = await checkPublishable(store, spec.value.output.valueFunctionId, spec.value.metric, set.d);
+    if (!publishable.ok) return publishable;
     const marker = JSON.stringify({ via: launcher.via, at: now().toISOString() });
     if (await store.putIfAbsent(startedKey(id), marker)) await launcher.launch(spec.value);
   }
   const summary = await fitJobSummary(store, id);
   if (!summary.ok) return summary;
   return ok({ summary: summary.value, started: fresh });
+}
+
+/**
+ * A job started in a server process (in-process launcher) that has no status document yet while
+ * this launcher has never seen it: the process that queued it was stopped before it ran.
+ */
+async function queuedAndOrphaned(
+  store: ObjectStore,
+  id: string,
+  launcher: FitLauncher,
+  now: () => Date,
+): Promise<boolean> {
+  if (launcher.via !== 'in-process' || launcher.knows?.(id) === true) return false;
+  if ((await readJobStatus(store, id)).ok) return false;
+  const marker = await getText(store, startedKey(id));
+  const at = marker === undefined ? Number.NaN : Date.parse((JSON.parse(marker) as { at?: string }).at ?? '');
+  return marker !== undefined && !(at > now().getTime());
+}
+
+/**
+ * Cancels a job: records the cancellation (a runner stops on it, a queued job never runs),
+ * stops it if this process runs it, and answers the summary. A job that is done stays done.
+ */
+export async function cancelFitJob(
+  store: ObjectStore,
+  id: string,
+  launcher: FitLauncher,
+  now: () => Date = () => new Date(),
+): Promise<Result<FitJobSummary, JobError>> {
+  const before = await fitJobSummary(store, id, now);
+  if (!before.ok) return before;
+  if (before.value.state === 'done' || before.value.state === 'failed') return before;
+  await store.putIfAbsent(fitCancelKey(id), `${JSON.stringify({ at: now().toISOString() })}\n`);
+  await launcher.cancel?.(id);
+  return fitJobSummary(store, id, now);
+}
+
+/**
+ * Writes a job's final state for a runner that could not (terminated: cancelled, out of
+ * budget, crashed): its last status document with the state, without a lease.
+ */
+export async function endFitJob(
+  store: ObjectStore,
+  id: string,
+  state: 'failed' | 'cancelled',
+  lastError?: { code: string; message: string },
+  now: () => Date = () => new Date(),
+): Promise<void> {
+  const read = await readJobStatus(store, id);
+  const at = now().toISOString();
+  const base = read.ok
+    ? read.value
+    : jobStatus({ jobId: id, backend: 'none', startedAt: at }, { stage: 'observations' });
+  const { leaseExpiresAt: _, ...rest } = base;
+  await writeJobStatus(store, { ...rest, state, updatedAt: at, ...(lastError ? { lastError } : {}) });
 }

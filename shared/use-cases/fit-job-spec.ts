@@ -1,7 +1,7 @@
 import type { ObjectStore } from '../ports/object-store.port.js';
 import { type FitJobSpec, fitJobSpecSchema } from '../schemas/job.js';
 import { err, ok, type Result } from '../util/result.js';
-import { jobKeys, requireJobDocument, storeJobSpec } from './job-documents.js';
+import { JOBS_PREFIX, jobKeys, requireJobDocument, storeJobSpec } from './job-documents.js';
 import { JobError } from './job-errors.js';
 import { observationPrefixOf } from './observation-batches.js';
 
@@ -27,7 +27,7 @@ export const loadFitJobSpec = (store: ObjectStore, id: string): Promise<Result<F
   requireJobDocument(store, id, jobKeys(id).spec, fitJobSpecSchema, (json) =>
     (json as { format?: unknown } | null)?.format === 'metricopt.fit-job'
       ? undefined
-      : new JobError('JOB_SPEC_MISMATCH', `job '${id}' in ${store.location} is not a fit job`),
+      : new JobError('JOB_SPEC_MISMATCH', `job '${id}' is not a fit job`),
   );
 
 /** Stores a fit job's spec (once); the same spec again is fine, another one under the id is JOB_SPEC_MISMATCH. */
@@ -37,3 +37,6 @@ export const createFitJob = (store: ObjectStore, spec: FitJobSpec): Promise<Resu
 /** Where a fit job's observation batches live. */
 export const observationsPrefix = (spec: FitJobSpec): string =>
   spec.observations.prefix ?? observationPrefixOf(spec.id);
+
+/** Where a fit job's cancellation is recorded (by the cancel route); a runner stops on it. */
+export const fitCancelKey = (id: string): string => `${JOBS_PREFIX}${id}/cancel.json`;

@@ -5,9 +5,10 @@ import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
 import { type FitJobSpec, type JobSpec, type JobStatus, jobSpecSchema } from '../schemas/job.js';
 import { err, ok, type Result } from '../util/result.js';
 import { type FitOracleFactory, scorePredictions } from './fit-inputs.js';
-import { createFitJob, observationsPrefix } from './fit-job-spec.js';
+import { createFitJob, fitCancelKey, observationsPrefix } from './fit-job-spec.js';
+import { checkPublishable, type OwnershipError } from './fit-ownership.js';
 import { jobKeys, jobStatus, readJobStatus, writeJobStatus } from './job-documents.js';
-import type { JobError } from './job-errors.js';
+import { JobError } from './job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
 import { type FitTrajectory, fitTrajectories, type MetaTrainConfig } from './meta-train.js';
 import {
@@ -17,7 +18,7 @@ import {
   trajectoriesOf,
 } from './observation-batches.js';
 import { saveOnce, type TrainJobOutcome } from './train-value-function.js';
-import { listCheckpointVersions, loadCheckpoint } from './value-function-store.js';
+import { healthyOf, listCheckpointVersions, loadCheckpoint } from './value-function-store.js';
 
 /**
  * Bring your own model (issue 12): a value function fitted to the trajectories a remote training
@@ -42,6 +43,8 @@ export interface FitJobDeps {
   oracleFor?: FitOracleFactory | undefined;
   /** Aborted (SIGTERM): the job stops (between training steps during the fit) and says so. */
   signal?: AbortSignal | undefined;
+  /** The runner's lease in the status document (default DEFAULT_FIT_LEASE_MS), renewed every third of it. */
+  leaseMs?: number | undefined;
   now?: () => Date;
 }
 
@@ -87,11 +90,10 @@ export function fitTrajectoriesOf(
 export async function runFitJob(
   spec: FitJobSpec,
   deps: FitJobDeps,
-): Promise<Result<TrainJobOutcome, JobError | ObservationError>> {
+): Promise<Result<TrainJobOutcome, JobError | ObservationError | OwnershipError>> {
   const cfg = resolveFitConfig(spec);
   if (!cfg.ok) return cfg;
   const { store } = deps;
-  const keys = jobKeys(spec.id);
   const now = deps.now ?? (() => new Date());
   const created = await createFitJob(store, spec);
   if (!created.ok) return created;
@@ -99,10 +101,97 @@ export async function runFitJob(
   const previous = await readJobStatus(store, spec.id);
   const startedAt = previous.ok ? previous.value.startedAt : now().toISOString();
   let status = jobStatus({ jobId: spec.id, backend: deps.backend, startedAt }, { stage: 'observations' });
-  const write = async (patch: Partial<JobStatus>) => {
-    status = { ...status, ...patch, updatedAt: now().toISOString() };
-    await writeJobStatus(store, status);
+  // Status writes go out one at a time, in order: the heartbeat and progress writes never land
+  // after a later state. A running job carries its lease; a finished one does not.
+  const leaseMs = deps.leaseMs ?? DEFAULT_FIT_LEASE_MS;
+  let chain: Promise<void> = Promise.resolve();
+  const write = (patch: Partial<JobStatus>): Promise<void> => {
+    const { leaseExpiresAt: _, ...rest } = { ...status, ...patch };
+    const at = now();
+    status =
+      rest.state === 'running'
+        ? { ...rest, updatedAt: at.toISOString(), leaseExpiresAt: new Date(at.getTime() + leaseMs).toISOString() }
+        : { ...rest, updatedAt: at.toISOString() };
+    const snapshot = status;
+    const written = chain.then(() => writeJobStatus(store, snapshot));
+    chain = written.catch(() => undefined);
+    return written;
   };
+  // Cancelled (POST /v1/fit-jobs/{id}/cancel writes the marker): checked now and with each heartbeat.
+  let cancelled = (await store.get(fitCancelKey(spec.id))) !== undefined;
+  const heartbeat = setInterval(() => {
+    void (async () => {
+      if ((await store.get(fitCancelKey(spec.id))) !== undefined) cancelled = true;
+      if (status.state === 'running') await write({});
+    })().catch(() => undefined);
+  }, leaseMs / 3);
+  heartbeat.unref?.();
+  try {
+    return await fitOnce(spec, deps, cfg.value, {
+      previous,
+      write,
+      cancelled: () => cancelled,
+      status: () => status,
+      progress: statusProgress(deps.progress, write),
+    });
+  } finally {
+    clearInterval(heartbeat);
+    await chain;
+  }
+}
+
+/** How long a fit's lease lasts without a heartbeat (it is renewed every third of it). */
+export const DEFAULT_FIT_LEASE_MS = 60_000;
+
+/** The reporter a fit is given: the runner's own, and the status document's `progress` about once a second. */
+function statusProgress(
+  inner: ProgressReporter,
+  write: (patch: Partial<JobStatus>) => Promise<void>,
+): ProgressReporter {
+  let total = 0;
+  let last = 0;
+  return {
+    start(stage, n) {
+      inner.start(stage, n);
+      total = n;
+      last = performance.now();
+      write({ progress: { done: 0, total: n } }).catch(() => undefined);
+    },
+    tick(done, note) {
+      inner.tick(done, note);
+      if (performance.now() - last < 1000) return;
+      last = performance.now();
+      write({ progress: { done: Math.min(done, total), total } }).catch(() => undefined);
+    },
+    end(summary) {
+      inner.end(summary);
+    },
+  };
+}
+
+interface FitRun {
+  previous: Result<JobStatus, JobError>;
+  write: (patch: Partial<JobStatus>) => Promise<void>;
+  cancelled: () => boolean;
+  progress: ProgressReporter;
+  status: () => JobStatus;
+}
+
+async function fitOnce(
+  spec: FitJobSpec,
+  deps: FitJobDeps,
+  config: MetaTrainConfig,
+  run: FitRun,
+): Promise<Result<TrainJobOutcome, JobError | ObservationError | OwnershipError>> {
+  const { store } = deps;
+  const keys = jobKeys(spec.id);
+  const { previous, write } = run;
+  const cfg = { value: config };
+  const stopCancelled = async () => {
+    await write({ state: 'cancelled' });
+    return err(new JobError('JOB_CANCELLED', `fit job '${spec.id}' was cancelled`));
+  };
+  if (run.cancelled()) return stopCancelled();
 
   // Done before (the stashed content was saved as a version): repair the status, change nothing else.
   const stashedText = await getText(store, keys.result);
@@ -119,7 +208,7 @@ export async function runFitJob(
 
   const loaded = await loadObservationSet(store, observationsPrefix(spec));
   const predictionLines = [...loaded.byKey.values()].filter((o) => o.predictions !== undefined).length;
-  const fail = async (error: ObservationError | JobError) => {
+  const fail = async (error: ObservationError | JobError | OwnershipError) => {
     await write({ state: 'failed', lastError: { code: error.code, message: error.message } });
     return err(error);
   };
@@ -177,12 +266,12 @@ export async function runFitJob(
       stashed?.checkpoint !== undefined
         ? { checkpoint: stashed.checkpoint, health: stashed.health }
         : await fitTrajectories(cfg.value, trajectories, {
-            control: { stopRequested: () => deps.signal?.aborted === true },
+            control: { stopRequested: () => deps.signal?.aborted === true || run.cancelled() },
             d: set.d as number,
             adapterKind: 'external',
             metric: { name: spec.metric.name, direction: spec.metric.direction },
             dataset: `observations:${spec.id}`,
-            progress: deps.progress,
+            progress: run.progress,
             queries: {
               sent: observed + failures.length,
               failed: failures.length,
@@ -200,8 +289,9 @@ export async function runFitJob(
       constantMae: health.constantMae,
       spearman: health.spearman,
       observations: health.heldOutObservations,
+      healthy: healthyOf(health.spearman),
     };
-    const mine: StashedFit = { checkpoint: fitted.checkpoint, health, status: { ...status, heldOut } };
+    const mine: StashedFit = { checkpoint: fitted.checkpoint, health, status: { ...run.status(), heldOut } };
     // An interrupted run may have stashed (and saved) its fit already: keep its content and createdAt.
     const stash = (await store.putIfAbsent(keys.result, JSON.stringify(mine)))
       ? mine
@@ -210,6 +300,7 @@ export async function runFitJob(
     health = stash.health;
   } catch (e) {
     if (e instanceof FitStopped) {
+      if (run.cancelled()) return stopCancelled();
       // SIGTERM during the fit: nothing of it is kept; a resume runs it again (the same bits).
       await write({ state: 'interrupted' });
       return ok({ kind: 'interrupted', stage: 'fit', tasksDone: trajectories.length, evaluationsDone: observed });
@@ -219,6 +310,10 @@ export async function runFitJob(
     await write({ state: 'failed', lastError: { code, message: String(error.message ?? e).slice(0, 500) } });
     throw e;
   }
+  if (run.cancelled()) return stopCancelled();
+  // Another job may have published a version of another kind since this one started.
+  const publishable = await checkPublishable(store, content.id, spec.metric, content.d);
+  if (!publishable.ok) return fail(publishable.error);
   const checkpoint = await saveOnce(store, content, true);
   await write({
     state: 'done',
@@ -229,6 +324,7 @@ export async function runFitJob(
       constantMae: health.constantMae,
       spearman: health.spearman,
       observations: health.heldOutObservations,
+      healthy: healthyOf(health.spearman),
     },
     valueFunction: { id: checkpoint.id, version: checkpoint.version },
   });

@@ -68,7 +68,8 @@ export async function requireJobDocument<S extends z.ZodType>(
 ): Promise<Result<z.output<S>, JobError>> {
   const read = await readJobDocument(store, id, key, schema, check);
   if (!read.ok) return read;
-  if (read.value === undefined) return err(new JobError('JOB_NOT_FOUND', `no job '${id}' in ${store.location}`));
+  // The store's location is not named: the message may reach an API client.
+  if (read.value === undefined) return err(new JobError('JOB_NOT_FOUND', `no job '${id}'`));
   return ok(read.value);
 }
 
@@ -131,12 +132,7 @@ export async function storeJobSpec<S extends z.ZodType>(
   const stored = await load();
   if (!stored.ok) return stored;
   if (canonical(stored.value) !== canonical(spec)) {
-    return err(
-      new JobError(
-        'JOB_SPEC_MISMATCH',
-        `job '${id}' in ${store.location} was created with another spec; use another id`,
-      ),
-    );
+    return err(new JobError('JOB_SPEC_MISMATCH', `job '${id}' was created with another spec; use another id`));
   }
   return ok(stored.value);
 }

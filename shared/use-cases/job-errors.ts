@@ -12,7 +12,9 @@ export type JobErrorCode =
   /** Another trainer wrote this job's state first (two trainers on one job). */
   | 'JOB_STATE_CONFLICT'
   /** The stored state is unreadable, or does not fit the job (e.g. pre-training gave another model). */
-  | 'JOB_STATE_INVALID';
+  | 'JOB_STATE_INVALID'
+  /** The job was cancelled (POST /v1/fit-jobs/{id}/cancel); it does not run. */
+  | 'JOB_CANCELLED';
 
 export class JobError extends DomainError {
   constructor(code: JobErrorCode, message: string, details?: unknown) {

@@ -123,6 +123,31 @@ export function checkObservationLines(
   return ok(out);
 }
 
+/** The longest line an observation can take (phi of MAX_PHI_D numbers, names, a metric), in characters. */
+export const MAX_LINE_CHARS = 64 * 1024 + MAX_PHI_D * 32;
+/** An observation line holds at most 3 arrays and objects (the line, phi, predictions), 2 deep. */
+const MAX_LINE_CONTAINERS = 3;
+
+/**
+ * Whether a line holds more arrays and objects than an observation can (counted outside
+ * strings, without parsing): such a line is refused before JSON.parse, which would otherwise
+ * build whatever nesting it is sent (the JSON routes bound theirs the same way, body.ts).
+ */
+function overNested(raw: string): boolean {
+  let containers = 0;
+  let inString = false;
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (inString) {
+      if (c === 92)
+        i++; // backslash: skip the escaped character
+      else if (c === 34) inString = false;
+    } else if (c === 34) inString = true;
+    else if ((c === 91 || c === 123) && ++containers > MAX_LINE_CONTAINERS) return true;
+  }
+  return false;
+}
+
 /** Each non-blank line parsed as JSON, with its 1-based number; the lines that are not JSON as issues. */
 function jsonLines(text: string): { entries: { line: number; value: unknown }[]; issues: ObservationIssue[] } {
   const entries: { line: number; value: unknown }[] = [];
@@ -131,6 +156,20 @@ function jsonLines(text: string): { entries: { line: number; value: unknown }[];
   for (let i = 0; i < lines.length; i++) {
     const raw = (lines[i] as string).trim();
     if (raw === '') continue;
+    if (raw.length > MAX_LINE_CHARS) {
+      issues.push({
+        line: i + 1,
+        reason: `${raw.length} characters, longer than an observation line (${MAX_LINE_CHARS})`,
+      });
+      continue;
+    }
+    if (overNested(raw)) {
+      issues.push({
+        line: i + 1,
+        reason: `nested deeper than an observation line (more than ${MAX_LINE_CONTAINERS} arrays and objects)`,
+      });
+      continue;
+    }
     try {
       entries.push({ line: i + 1, value: JSON.parse(raw) });
     } catch (e) {
@@ -228,23 +267,72 @@ export interface ObservationSet {
   d: number | undefined;
   byKey: Map<string, StoredObservation>;
   batches: number;
+  /** The sequence number the next batch is committed under (one past the highest stored). */
+  next: number;
 }
 
 const keyOf = (o: { trajectory: string; step: number }) => JSON.stringify([o.trajectory, o.step]);
+const seqOf = (prefix: string, key: string) => Number(key.slice(prefix.length, -'.jsonl'.length));
+
+/** Adds one stored batch to a set (first come first kept). */
+function mergeStoredBatch(set: ObservationSet, text: string, seq: number): void {
+  // Every stored batch was checked against the ones before it when it was committed; the name
+  // given here is what a client may see, so it is never the storage key.
+  const parsed = parseObservationText(text, `stored batch ${seq}`, set.d);
+  if (!parsed.ok) throw parsed.error;
+  for (const o of parsed.value) {
+    set.d ??= o.phi.length;
+    if (!set.byKey.has(keyOf(o))) set.byKey.set(keyOf(o), o);
+  }
+  set.batches++;
+  set.next = Math.max(set.next, seq + 1);
+}
 
 /** Reads and merges a job's batches (each was checked when it was written). */
-export async function loadObservationSet(store: ObjectStore, prefix: string): Promise<ObservationSet> {
+export async function loadObservationSet(
+  store: ObjectStore,
+  prefix: string,
+  cache?: ObservationSetCache,
+): Promise<ObservationSet> {
   const keys = (await store.list(prefix)).filter((k) => k.endsWith('.jsonl'));
-  const set: ObservationSet = { d: undefined, byKey: new Map(), batches: keys.length };
-  for (const key of keys) {
-    const parsed = parseObservationText((await getText(store, key)) ?? '', key, set.d);
-    if (!parsed.ok) throw parsed.error;
-    for (const o of parsed.value) {
-      set.d ??= o.phi.length;
-      if (!set.byKey.has(keyOf(o))) set.byKey.set(keyOf(o), o);
-    }
+  const known = cache?.get(store, prefix);
+  // A stored batch never changes: a cached set whose batches are the first of the listing only
+  // needs the batches committed since.
+  const reuse = known !== undefined && known.keys.length <= keys.length && known.keys.every((k, i) => k === keys[i]);
+  const set: ObservationSet = reuse
+    ? { ...known.set, byKey: new Map(known.set.byKey) }
+    : { d: undefined, byKey: new Map(), batches: 0, next: 1 };
+  for (const key of keys.slice(reuse ? known.keys.length : 0)) {
+    mergeStoredBatch(set, (await getText(store, key)) ?? '', seqOf(prefix, key));
   }
+  cache?.put(store, prefix, { keys, set: { ...set, byKey: new Map(set.byKey) } });
   return set;
+}
+
+/**
+ * The observation sets a server has read, by store and prefix (at most `max`, least recently
+ * used out first): a job's summary then costs one listing instead of parsing every batch.
+ */
+export class ObservationSetCache {
+  private readonly entries = new Map<string, { keys: string[]; set: ObservationSet }>();
+  constructor(private readonly max = 32) {}
+
+  get(store: ObjectStore, prefix: string): { keys: string[]; set: ObservationSet } | undefined {
+    const id = `${store.location}\n${prefix}`;
+    const hit = this.entries.get(id);
+    if (hit !== undefined) {
+      this.entries.delete(id);
+      this.entries.set(id, hit);
+    }
+    return hit;
+  }
+
+  put(store: ObjectStore, prefix: string, entry: { keys: string[]; set: ObservationSet }): void {
+    const id = `${store.location}\n${prefix}`;
+    this.entries.delete(id);
+    this.entries.set(id, entry);
+    if (this.entries.size > this.max) this.entries.delete(this.entries.keys().next().value as string);
+  }
 }
 
 export interface BatchOutcome {
@@ -258,19 +346,13 @@ export interface BatchOutcome {
   d: number;
 }
 
-/**
- * Adds a checked batch to a job: only its new (trajectory, step) observations are written, as
- * one new batch object; a (trajectory, step) stored with other content fails the whole batch
- * and writes nothing.
- */
-export async function addObservationBatch(
-  store: ObjectStore,
-  prefix: string,
+/** A batch checked against a set: its new observations, or the lines that conflict with it. */
+function checkAgainst(
+  set: ObservationSet,
   batch: readonly StoredObservation[],
   source: string,
   lineNumbers?: readonly number[],
-): Promise<Result<BatchOutcome, ObservationError>> {
-  const set = await loadObservationSet(store, prefix);
+): Result<{ fresh: StoredObservation[]; duplicates: number }, ObservationError> {
   const issues: ObservationIssue[] = [];
   const fresh: StoredObservation[] = [];
   let duplicates = 0;
@@ -290,27 +372,58 @@ export async function addObservationBatch(
     const conflict = issues.every((i) => i.reason.endsWith('other values'));
     return err(failWith(conflict ? 'OBSERVATIONS_CONFLICT' : 'OBSERVATIONS_INVALID', source, issues));
   }
-  if (fresh.length > 0) {
-    const text = `${fresh.map(lineOf).join('\n')}\n`;
-    let seq = set.batches + 1;
-    while (!(await store.putIfAbsent(batchKey(prefix, seq), text))) seq++;
+  return ok({ fresh, duplicates });
+}
+
+/**
+ * Adds a checked batch to a job: only its new (trajectory, step) observations are written, as
+ * one new batch object; a (trajectory, step) stored with other content, or another d, fails
+ * the whole batch and writes nothing.
+ *
+ * Safe under concurrent uploaders: batches are numbered densely and each is committed with a
+ * conditional create (`putIfAbsent`, S3 `If-None-Match: *`) under the next free number. An
+ * uploader that loses the race for a number reads the batch that won it, checks its own batch
+ * again against it, and tries the number after; so every committed batch was checked against
+ * every batch before it, and two concurrent batches either both land or the later one is refused.
+ */
+export async function addObservationBatch(
+  store: ObjectStore,
+  prefix: string,
+  batch: readonly StoredObservation[],
+  source: string,
+  lineNumbers?: readonly number[],
+  cache?: ObservationSetCache,
+): Promise<Result<BatchOutcome, ObservationError>> {
+  const set = await loadObservationSet(store, prefix, cache);
+  for (let attempt = 0; ; attempt++) {
+    const checked = checkAgainst(set, batch, source, lineNumbers);
+    if (!checked.ok) return checked;
+    const { fresh, duplicates } = checked.value;
+    const seq = set.next;
+    if (fresh.length === 0 || (await store.putIfAbsent(batchKey(prefix, seq), `${fresh.map(lineOf).join('\n')}\n`))) {
+      for (const o of fresh) set.byKey.set(keyOf(o), o);
+      const d = set.d ?? (batch[0] as StoredObservation).phi.length;
+      return ok({
+        accepted: fresh.length,
+        duplicates,
+        total: set.byKey.size,
+        trajectories: new Set([...set.byKey.values()].map((o) => o.trajectory)).size,
+        d,
+      });
+    }
+    // Another uploader committed batch `seq` first. On S3 a conditional write still in flight
+    // answers 409 and its object may not be readable yet: wait for it and read it.
+    const text = await getText(store, batchKey(prefix, seq));
+    if (text !== undefined) mergeStoredBatch(set, text, seq);
+    else await new Promise((r) => setTimeout(r, Math.min(200, 5 * 2 ** Math.min(attempt, 6))));
   }
-  for (const o of fresh) set.byKey.set(keyOf(o), o);
-  const d = set.d ?? (batch[0] as StoredObservation).phi.length;
-  return ok({
-    accepted: fresh.length,
-    duplicates,
-    total: set.byKey.size,
-    trajectories: new Set([...set.byKey.values()].map((o) => o.trajectory)).size,
-    d,
-  });
 }
 
 /** The set with a batch added in memory (first come first kept, as the store keeps them); nothing is written. */
 export function withBatch(set: ObservationSet, batch: readonly StoredObservation[]): ObservationSet {
   const byKey = new Map(set.byKey);
   for (const o of batch) if (!byKey.has(keyOf(o))) byKey.set(keyOf(o), o);
-  return { d: set.d ?? batch[0]?.phi.length, byKey, batches: set.batches + 1 };
+  return { d: set.d ?? batch[0]?.phi.length, byKey, batches: set.batches + 1, next: set.next + 1 };
 }
 
 /** One trajectory's observations, ordered by step. */

@@ -9,6 +9,13 @@ import { type ValueFunctionCheckpoint, valueFunctionCheckpointSchema } from '../
  */
 export const CHECKPOINT_PREFIX = 'value-functions/';
 
+/** A value function is healthy when its held-out Spearman is at least this (the CLI's and the API's flag). */
+export const HEALTHY_SPEARMAN = 0.7;
+
+/** The health flag of a held-out Spearman: null when none was measured. */
+export const healthyOf = (spearman: number | null | undefined): boolean | null =>
+  spearman === null || spearman === undefined ? null : spearman >= HEALTHY_SPEARMAN;
+
 export function checkpointKey(id: string, version: number): string {
   return `${CHECKPOINT_PREFIX}${id}/v${String(version).padStart(6, '0')}.json`;
 }

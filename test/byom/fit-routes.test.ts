@@ -192,17 +192,21 @@ describe('fit-job routes', () => {
       ]),
     );
     const before = await listing();
-    const body = await expectError(await post('/v1/fit-jobs/job-thin/start', ''), 400, 'OBSERVATIONS_INSUFFICIENT');
+    const body = await expectError(
+      await post('/v1/fit-jobs/job-thin/start', '', 'application/json'),
+      400,
+      'OBSERVATIONS_INSUFFICIENT',
+    );
     expect(body.error?.message).toMatch(/trajectory 'b' has 1 metric observation/);
     expect(await listing()).toEqual(before);
   });
 
   it('start runs the fit in the background (embedded); the value function is then served', async () => {
-    const started = await post('/v1/fit-jobs/job-a/start', '');
+    const started = await post('/v1/fit-jobs/job-a/start', '', 'application/json');
     expect(started.status).toBe(202);
     expect(await started.json()).toMatchObject({ jobId: 'job-a', startedVia: 'in-process' });
     // Starting again launches nothing.
-    expect((await post('/v1/fit-jobs/job-a/start', '')).status).toBe(200);
+    expect((await post('/v1/fit-jobs/job-a/start', '', 'application/json')).status).toBe(200);
     await launcher.idle();
     const summary = (await (await app.request('/v1/fit-jobs/job-a', { headers: auth })).json()) as Json;
     expect(summary).toMatchObject({
@@ -212,7 +216,12 @@ describe('fit-job routes', () => {
     });
     const vf = await app.request('/v1/value-functions/job-a-vf', { headers: auth });
     expect(vf.status).toBe(200);
-    expect(await vf.json()).toMatchObject({ id: 'job-a-vf', d: 4, metric: { name: 'bowl', direction: 'minimize' } });
+    const described = (await vf.json()) as Json;
+    expect(described).toMatchObject({ id: 'job-a-vf', d: 4, metric: { name: 'bowl', direction: 'minimize' } });
+    // The health flag, as the CLI prints it: in the status and in the served metadata (issue 23).
+    const heldOut = (summary.status as { heldOut: { spearman: number; healthy: boolean } }).heldOut;
+    expect(heldOut.healthy).toBe(heldOut.spearman >= 0.7);
+    expect(described.healthy).toBe(heldOut.healthy);
     await expectError(
       await post('/v1/fit-jobs/job-a/observations', toJsonLines(lines.slice(0, 1))),
       409,
@@ -247,7 +256,10 @@ describe('fit-job routes', () => {
       headers: { 'content-type': 'application/x-ndjson' },
       body: toJsonLines(lines),
     });
-    const r = await queued.request('/v1/fit-jobs/job-q/start', { method: 'POST' });
+    const r = await queued.request('/v1/fit-jobs/job-q/start', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(r.status).toBe(202);
     expect(await r.json()).toMatchObject({ state: 'queued', startedVia: 'queue', status: null });
     expect(sent.map((b) => JSON.parse(b))).toEqual([{ kind: 'job', jobId: 'job-q' }]);
@@ -256,13 +268,16 @@ describe('fit-job routes', () => {
   it('without a queue or an in-process runner (Lambda), start is 503 and changes nothing', async () => {
     const bare = buildValueApi({
       store,
-      auth: { mode: 'none' },
+      auth: { mode: 'api-key', hashes: [hashApiKey(KEY)] },
       maxBodyBytes: 64 * 1024,
       maxRows: 64,
       refreshMs: 0,
     }).app;
     const before = await listing();
-    const r = await bare.request('/v1/fit-jobs/job-bin/start', { method: 'POST' });
+    const r = await bare.request('/v1/fit-jobs/job-bin/start', {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+    });
     await expectError(r, 503, 'FIT_JOBS_UNAVAILABLE');
     expect(await listing()).toEqual(before);
   });

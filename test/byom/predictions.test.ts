@@ -367,6 +367,45 @@ describe('labels and predictions over the API, scored through the jobs and evalu
 });
 
 describe('metricopt fit with --labels and prediction files', () => {
+  it('stops an evaluator module that never returns at its deadline (EVALUATOR_TIMEOUT), instead of hanging', async () => {
+    const folder = join(dir, 'cli-spin');
+    await mkdir(join(folder, 'preds'), { recursive: true });
+    await writeFile(
+      join(folder, 'spin.mjs'),
+      "export default { name: 'spin', direction: 'minimize', evaluate() { for (;;) {} } };\n",
+    );
+    await writeFile(join(folder, 'labels.json'), JSON.stringify(labels));
+    await writeFile(join(folder, 'obs.jsonl'), toJsonLines(predictionLines('spin') as RecordedLine[]));
+    for (const l of recorded.filter((r) => r.metric !== undefined)) {
+      await writeFile(join(folder, 'preds', keyOf(l)), predictionsOf(l.metric as number));
+    }
+    const r = await runCli([
+      'fit',
+      '--observations',
+      join(folder, 'obs.jsonl'),
+      '--labels',
+      join(folder, 'labels.json'),
+      '--predictions',
+      join(folder, 'preds'),
+      '--evaluator-module',
+      join(folder, 'spin.mjs'),
+      '--evaluator-timeout-ms',
+      '100',
+      '--id',
+      'spin-vf',
+      '--direction',
+      'minimize',
+      '--job',
+      'spin-job',
+      '--store',
+      join(dir, 'spin-store'),
+      '--backend',
+      backend as 'wasm',
+    ]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('EVALUATOR_TIMEOUT');
+  }, 120_000);
+
   it('imports the files the lines name and fits; a missing file ends it with the line and nothing stored', async () => {
     const folder = join(dir, 'cli-files');
     await mkdir(join(folder, 'preds'), { recursive: true });

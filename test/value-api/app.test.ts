@@ -78,6 +78,7 @@ describe('GET /healthz and /openapi.json', () => {
       '/healthz',
       '/v1/fit-jobs',
       '/v1/fit-jobs/{id}',
+      '/v1/fit-jobs/{id}/cancel',
       '/v1/fit-jobs/{id}/labels',
       '/v1/fit-jobs/{id}/observations',
       '/v1/fit-jobs/{id}/predictions/{key}',
@@ -657,7 +658,7 @@ describe('HTTP edge details (issue 10)', () => {
       ).json()) as Doc;
     const off = await docOf({ mode: 'none' });
     const operations = Object.values(off.paths).flatMap((p) => Object.values(p));
-    expect(operations.length).toBe(13);
+    expect(operations.length).toBe(14);
     expect(operations.filter((o) => o.security !== undefined || '401' in o.responses)).toEqual([]);
     expect(off.components.securitySchemes).toBeUndefined();
     const keyed = await docOf({ mode: 'api-key', hashes: [hashApiKey(SECRET_KEY)] });

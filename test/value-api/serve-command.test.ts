@@ -89,7 +89,8 @@ describe('metricopt serve', () => {
       serve({ ...defaults, store: '/tmp', apiKeyHash: ['abc'] }, () => undefined, never),
     ).rejects.toMatchObject({
       code: 'USAGE',
-      message: "--api-key-hash must be a SHA-256 hex digest (64 hex characters), got 'abc'",
+      message:
+        "--api-key-hash must be a SHA-256 hex digest (64 hex characters), optionally with :read or :write, got 'abc'",
     });
     const dir = await demoOut();
     await expect(serve({ ...defaults, store: dir, maxRows: '0' }, () => undefined, never)).rejects.toMatchObject({
