@@ -9,7 +9,7 @@ import { formatResultsTable } from '../../shared/report/table.js';
 import { runDemo } from '../../shared/use-cases/run-demo.js';
 import { startLocalQueueOracle } from '../local-queue-oracle.js';
 import { stderrProgress } from '../progress.js';
-import { addRunOptions, buildRunConfig, prepareRun } from '../run-options.js';
+import { addRunOptions, buildRunConfig, openComputePool, prepareRun } from '../run-options.js';
 
 export function registerDemo(program: Command): void {
   const cmd = program
@@ -61,8 +61,9 @@ export function registerDemo(program: Command): void {
       } else {
         oracle = new InProcessMetricOracle(evaluator);
       }
+      const pool = openComputePool(o, dataset, backend);
       try {
-        const { report, curves } = await runDemo(cfg, { dataset, oracle, evaluator, store, progress, backend });
+        const { report, curves } = await runDemo(cfg, { dataset, oracle, evaluator, store, progress, backend, pool });
         await writeFile(join(out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
         const svg = plotTrajectoriesSvg(
           curves,
@@ -81,6 +82,7 @@ export function registerDemo(program: Command): void {
           process.stdout.write(`serve it with: npx metricopt serve --store ${out}\n`);
         }
       } finally {
+        await pool?.close();
         await oracle.close?.();
       }
     });
