@@ -13,6 +13,7 @@ import type { ProgressReporter } from '../ports/progress.port.js';
 import { baselineNames, type DemoReport, type MethodName, methodNames } from '../schemas/report.js';
 import { type Curves, metaTestSeed, type SeedResult } from './meta-test.js';
 import { type RunConfig, replicateSeed, reseed } from './recipes.js';
+import type { RunCache } from './run-cache.js';
 import { replicateRows } from './run-rows.js';
 import { runTrainingPipeline } from './train-value-function.js';
 
@@ -28,6 +29,8 @@ export interface DemoDeps {
   backend: string;
   /** Worker threads for trajectories and metric-query predictions (shared/ports/compute-pool.port.ts). */
   pool?: ComputePool | undefined;
+  /** Pre-trained backbones and trajectories reused across runs with the same inputs. */
+  cache?: RunCache | undefined;
 }
 
 export interface DemoOutput {
@@ -176,7 +179,15 @@ async function runReplicate(
   // Pre-training and meta-training: the pipeline `metricopt train` runs, in memory.
   const outcome = await runTrainingPipeline(
     { cfg, checkpointId, queryJobId: jobId },
-    { dataset: ds, evaluator: deps.evaluator, oracle: deps.oracle, store: deps.store, progress, pool: deps.pool },
+    {
+      dataset: ds,
+      evaluator: deps.evaluator,
+      oracle: deps.oracle,
+      store: deps.store,
+      progress,
+      pool: deps.pool,
+      cache: deps.cache,
+    },
   );
   if (outcome.kind !== 'done' || !outcome.trained) throw new Error('runReplicate: an in-memory run cannot stop');
   const { model, checkpoint: saved, trained } = outcome;

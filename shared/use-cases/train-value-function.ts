@@ -35,6 +35,15 @@ import { resolveRunConfig } from './job-spec.js';
 import { fitValueFunction, type MetaTrainResult, type ValueFunctionHealth } from './meta-train.js';
 import { MetricObserver, type Observation } from './observe-metric.js';
 import { pretrainModelSpec } from './pretrain.js';
+import {
+  loadPretrained,
+  loadTrajectories,
+  pretrainKey,
+  type RunCache,
+  savePretrained,
+  saveTrajectories,
+  trajectoriesKey,
+} from './run-cache.js';
 import type { RunConfig } from './recipes.js';
 import { probeEvaluator, replicateRows } from './run-rows.js';
 import { listCheckpointVersions, loadCheckpoint, saveCheckpoint } from './value-function-store.js';
@@ -58,6 +67,8 @@ export interface PipelineDeps {
    * this thread's); absent, all of it runs here.
    */
   pool?: ComputePool | undefined;
+  /** Pre-trained backbones and trajectories of earlier runs with the same inputs (run-cache.ts). */
+  cache?: RunCache | undefined;
 }
 
 export interface PipelineRun {
@@ -126,13 +137,25 @@ export function modelFingerprint(model: AdaptedModel, rows: Int32Array): string 
  * class-balanced sampler, the pre-trained model (the caller disposes it) and the evaluator
  * probed once on it, so a broken evaluator fails before any work.
  */
-export async function prepareTraining(cfg: RunConfig, deps: Pick<PipelineDeps, 'dataset' | 'evaluator' | 'progress'>) {
+export async function prepareTraining(
+  cfg: RunConfig,
+  deps: Pick<PipelineDeps, 'dataset' | 'evaluator' | 'progress' | 'cache'>,
+) {
   const ds = deps.dataset;
   const rows = replicateRows(splitRows(ds.rows, cfg.seed), cfg);
   const valRows = rows.observe;
   const valLabels = Int32Array.from(valRows, (r) => ds.labels[r] as number);
   const sampler = new BalancedSampler(rows.train, ds.labels, ds.classes);
-  const spec = await pretrainModelSpec(ds, rows.train, cfg, deps.progress);
+  const cache = deps.cache;
+  const modelKey = cache ? pretrainKey(ds, rows.train, cfg, cache.backend) : '';
+  let spec = cache ? await loadPretrained(cache, modelKey) : undefined;
+  if (spec) {
+    deps.progress.start('pre-train (reused from the run cache)', 1);
+    deps.progress.end();
+  } else {
+    spec = await pretrainModelSpec(ds, rows.train, cfg, deps.progress);
+    if (cache) await savePretrained(cache, modelKey, spec);
+  }
   const model = buildAdaptedModel(spec, ds);
   try {
     await probeEvaluator(model, deps.evaluator, valRows, valLabels);
@@ -140,7 +163,7 @@ export async function prepareTraining(cfg: RunConfig, deps: Pick<PipelineDeps, '
     model.dispose();
     throw e;
   }
-  return { model, spec, valRows, valLabels, sampler };
+  return { model, spec, modelKey, valRows, valLabels, sampler };
 }
 
 /**
@@ -160,7 +183,7 @@ export async function runTrainingPipeline(
   const stop = () => journal?.stopRequested() === true;
 
   const t0 = performance.now();
-  const { model, spec, valRows, valLabels, sampler } = await prepareTraining(cfg, deps);
+  const { model, spec, modelKey, valRows, valLabels, sampler } = await prepareTraining(cfg, deps);
   const t1 = performance.now();
   let tTrajectories = t1;
   let tQueries = t1;
@@ -200,6 +223,22 @@ export async function runTrainingPipeline(
         }
       }
       gen.restore(r.chunksDone, r.rng);
+    }
+    // An in-memory run reuses (and leaves) the trajectories of the same model and config.
+    const cache = journal ? undefined : deps.cache;
+    const trajKey = cache
+      ? trajectoriesKey(
+          modelKey,
+          cfg.metaTrain.trajectories,
+          gen.chunkTasks,
+          run.perChunkSeeds ? 'per-chunk' : 'stream',
+        )
+      : '';
+    const cached = cache ? await loadTrajectories(cache, trajKey) : undefined;
+    if (cached && cached.chunks.length === gen.chunks && cached.chunks.every((b, c) => gen.setChunkBytes(c, b))) {
+      gen.restore(gen.chunks, cached.rng);
+      progress.start('trajectories (reused from the run cache)', 1);
+      progress.end();
     }
 
     const requests = traj.querySteps.flatMap((steps, taskId) =>
@@ -285,6 +324,10 @@ export async function runTrainingPipeline(
         }
       }
       progress.end();
+      if (cache) {
+        const chunks = Array.from({ length: gen.chunks }, (_, c) => chunkBytes(c));
+        await saveTrajectories(cache, trajKey, { chunks, rng: gen.rngState() });
+      }
     }
     tTrajectories = performance.now();
 
