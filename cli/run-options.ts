@@ -140,12 +140,12 @@ export function addRunOptions(cmd: Command): Command {
 }
 
 /**
- * The worker threads of `--threads` (default: the core count) on the run's data set and
- * backend, or none with --threads 1. The caller closes it.
+ * The worker threads of `--threads N` (default: the core count): N - 1 beside the main thread,
+ * on the run's data set and backend, or none with --threads 1. The caller closes it.
  */
 export function openComputePool(o: RunOptions, dataset: SparseDataset, backend: string): ComputePool | undefined {
   const threads = (o.threads as number | undefined) ?? defaultThreads();
-  return threads > 1 ? new WorkerThreadComputePool(threads, dataset, backend) : undefined;
+  return threads > 1 ? new WorkerThreadComputePool(threads - 1, dataset, backend) : undefined;
 }
 
 export type RunOptions = Record<string, unknown>;

@@ -35,25 +35,27 @@ interface Slot {
 }
 
 /**
- * A ComputePool of `threads` worker threads, each with its own tfjs backend (the one named) and
+ * A ComputePool of `workers` worker threads, each with its own tfjs backend (the one named) and
  * its own copy of the data set. A job goes to the first idle worker; a failed job rejects with
  * the worker's message, and a worker that dies fails its job and every later one.
  */
 export class WorkerThreadComputePool implements ComputePool {
   private readonly slots: Slot[];
   private readonly queue: Job[] = [];
+  /** Jobs that must run on one particular worker (load). */
+  private readonly queueFor = new Map<Job, Slot>();
   private nextId = 0;
   private failure: Error | undefined;
 
   constructor(
-    readonly threads: number,
+    readonly workers: number,
     dataset: SparseDataset,
     backend: string,
   ) {
-    if (!Number.isInteger(threads) || threads < 1)
-      throw new Error(`compute pool: threads must be >= 1, got ${threads}`);
+    if (!Number.isInteger(workers) || workers < 1)
+      throw new Error(`compute pool: workers must be >= 1, got ${workers}`);
     const url = workerUrl();
-    this.slots = Array.from({ length: threads }, () => {
+    this.slots = Array.from({ length: workers }, () => {
       const worker = new Worker(url, { workerData: { dataset, backend } });
       const slot: Slot = { worker, busy: undefined };
       worker.on('message', (reply: PoolReply) => this.settle(slot, reply));
@@ -105,9 +107,6 @@ export class WorkerThreadComputePool implements ComputePool {
     this.fail(new Error('compute pool closed'));
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
-
-  /** Jobs that must run on one particular worker (load). */
-  private readonly queueFor = new Map<Job, Slot>();
 
   private submit(request: PoolRequest, transfer: ArrayBuffer[]): Promise<PoolReply & { ok: true }> {
     return new Promise((resolve, reject) => {

@@ -175,9 +175,10 @@ export class TrajectoryGenerator {
   }
 
   /**
-   * Runs the next chunk on a compute pool: its random draws are taken here, in the stream's
-   * order, then its tasks are split among the pool's threads (a task's steps do not depend on
-   * the tasks beside it), so the bits are those of `runChunk`. Returns the steps done.
+   * Runs the next chunk with a compute pool's help: its random draws are taken here, in the
+   * stream's order, then its tasks are split between this thread and the pool's workers (a
+   * task's steps do not depend on the tasks beside it), so the bits are those of `runChunk`.
+   * Returns the steps done.
    */
   async runChunkOn(pool: TrajectoryPool): Promise<number> {
     const { T, d, phis, losses } = this.trajectories;
@@ -185,25 +186,27 @@ export class TrajectoryGenerator {
     const m = end - start;
     const rng = this.seeding === 'per-chunk' ? new Rng(chunkSeed(this.config.seed, this.next)) : this.rng;
     const plan = drawChunkPlan(rng, this.sampler, m, d, this.config);
-    const parts = Math.max(1, Math.min(pool.threads, m));
+    const parts = Math.max(1, Math.min(pool.workers + 1, m));
     const B = this.config.batchSize;
-    const results = await Promise.all(
-      Array.from({ length: parts }, (_, p) => {
-        const a = Math.floor((p * m) / parts);
-        const b = Math.floor(((p + 1) * m) / parts);
-        const rows = new Int32Array(T * (b - a) * B);
-        for (let t = 0; t < T; t++) rows.set(plan.rows.subarray((t * m + a) * B, (t * m + b) * B), t * (b - a) * B);
-        return pool.trajectoryChunk({
-          phi0: plan.phi0.slice(a * d, b * d),
-          rows,
-          m: b - a,
-          T,
-          batch: B,
-          optimizer: this.config.optimizer,
-          learningRate: this.config.learningRate,
-        });
-      }),
-    );
+    const job = (p: number): TrajectoryChunkJob => {
+      const a = Math.floor((p * m) / parts);
+      const b = Math.floor(((p + 1) * m) / parts);
+      const rows = new Int32Array(T * (b - a) * B);
+      for (let t = 0; t < T; t++) rows.set(plan.rows.subarray((t * m + a) * B, (t * m + b) * B), t * (b - a) * B);
+      return {
+        phi0: plan.phi0.slice(a * d, b * d),
+        rows,
+        m: b - a,
+        T,
+        batch: B,
+        optimizer: this.config.optimizer,
+        learningRate: this.config.learningRate,
+      };
+    };
+    // The workers' shares go out first; this thread computes the first share meanwhile.
+    const away = Array.from({ length: parts - 1 }, (_, p) => pool.trajectoryChunk(job(p + 1)));
+    const here = runTrajectoryChunkJob(this.model, job(0));
+    const results = [here, ...(await Promise.all(away))];
     results.forEach((r, p) => {
       const a = start + Math.floor((p * m) / parts);
       phis.set(r.phis, a * (T + 1) * d);
@@ -321,7 +324,8 @@ export function runTrajectoryChunkJob(
 
 /** What trajectory generation needs of a compute pool (shared/ports/compute-pool.port.ts). */
 export interface TrajectoryPool {
-  readonly threads: number;
+  /** Worker threads beside this one. */
+  readonly workers: number;
   trajectoryChunk(job: TrajectoryChunkJob): Promise<TrajectoryChunkResult>;
 }
 

@@ -117,7 +117,7 @@ export class MetricObserver {
     chunk.forEach((r, i) => phis.set(r.phi, i * d));
     const pool = this.opts.pool;
     const scores = pool
-      ? await predictOn(pool, phis, chunk.length, d, this.evalRows)
+      ? await predictOn(pool, model, phis, chunk.length, this.evalRows)
       : model.predict(phis, chunk.length, this.evalRows);
     const queries: MetricQuery[] = chunk.map((r, i) => ({
       jobId: this.opts.jobId,
@@ -142,25 +142,24 @@ export class MetricObserver {
 }
 
 /**
- * model.predict of n phis on a pool: the phis split evenly among its threads (a phi's scores do
- * not depend on the phis beside it), the scores put back in order.
+ * model.predict of n phis, split between this thread and a pool's workers (a phi's scores do
+ * not depend on the phis beside it), the scores put back in order: the same bits.
  */
 export async function predictOn(
   pool: ComputePool,
+  model: Pick<AdaptedModel, 'd' | 'predict'>,
   phis: Float32Array,
   n: number,
-  d: number,
   rows: Int32Array,
 ): Promise<Float32Array> {
-  const parts = Math.max(1, Math.min(pool.threads, n));
+  const d = model.d;
+  const parts = Math.max(1, Math.min(pool.workers + 1, n));
   const bounds = Array.from({ length: parts + 1 }, (_, p) => Math.floor((p * n) / parts));
-  const scores = await Promise.all(
-    Array.from({ length: parts }, (_, p) => {
-      const a = bounds[p] as number;
-      const b = bounds[p + 1] as number;
-      return pool.predict(phis.subarray(a * d, b * d), b - a, rows);
-    }),
-  );
+  const share = (p: number) => phis.subarray((bounds[p] as number) * d, (bounds[p + 1] as number) * d);
+  const count = (p: number) => (bounds[p + 1] as number) - (bounds[p] as number);
+  // The workers' shares go out first; this thread computes the first share meanwhile.
+  const away = Array.from({ length: parts - 1 }, (_, p) => pool.predict(share(p + 1), count(p + 1), rows));
+  const scores = [model.predict(share(0), count(0), rows), ...(await Promise.all(away))];
   const out = new Float32Array(scores.reduce((s, x) => s + x.length, 0));
   let at = 0;
   for (const s of scores) {

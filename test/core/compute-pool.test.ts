@@ -51,8 +51,8 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-function pool(threads: number): WorkerThreadComputePool {
-  const p = new WorkerThreadComputePool(threads, ds, backend);
+function pool(workers: number): WorkerThreadComputePool {
+  const p = new WorkerThreadComputePool(workers, ds, backend);
   pools.push(p);
   return p;
 }
@@ -88,7 +88,7 @@ describe('WorkerThreadComputePool', () => {
       const here = new TrajectoryGenerator(model, sampler, tcfg, 7);
       while (!here.finished) here.runChunk();
       for (const threads of [2, 3]) {
-        const p = pool(threads);
+        const p = pool(threads - 1);
         await p.load(spec);
         const there = new TrajectoryGenerator(model, sampler, tcfg, 7);
         while (!there.finished) await there.runChunkOn(p);
@@ -111,7 +111,7 @@ describe('WorkerThreadComputePool', () => {
           oracle: new InProcessMetricOracle(f1()),
           store: new FsObjectStore(join(dir, id)),
           progress: silentProgress,
-          pool: threads > 1 ? pool(threads) : undefined,
+          pool: threads > 1 ? pool(threads - 1) : undefined,
         },
       );
       if (outcome.kind !== 'done' || !outcome.trained) throw new Error('not done');
