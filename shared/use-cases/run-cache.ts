@@ -20,7 +20,6 @@ export interface RunCache {
   backend: string;
 }
 
-const PREFIX = 'run-cache';
 
 /** sha256 of the data set, the training rows, the backbone's config, the backend and the library version. */
 export function pretrainKey(
@@ -84,7 +83,7 @@ const toJson = (v: unknown) =>
 
 /** The cached backbone of `key` (float32 values round-trip exactly through JSON), or undefined. */
 export async function loadPretrained(cache: RunCache, key: string): Promise<AdaptedModelSpec | undefined> {
-  const bytes = await cache.store.get(`${PREFIX}/pretrained/${key}.json`);
+  const bytes = await cache.store.get(`pretrained/${key}.json`);
   if (!bytes) return undefined;
   try {
     const doc = pretrainedSchema.safeParse(JSON.parse(new TextDecoder().decode(bytes)));
@@ -96,7 +95,7 @@ export async function loadPretrained(cache: RunCache, key: string): Promise<Adap
 
 export async function savePretrained(cache: RunCache, key: string, spec: AdaptedModelSpec): Promise<void> {
   await cache.store.put(
-    `${PREFIX}/pretrained/${key}.json`,
+    `pretrained/${key}.json`,
     toJson({ format: 'metricopt.pretrained', schemaVersion: 1, key, spec }),
   );
 }
@@ -119,8 +118,8 @@ export interface CachedTrajectories {
 
 export async function loadTrajectories(cache: RunCache, key: string): Promise<CachedTrajectories | undefined> {
   const [meta, bin] = await Promise.all([
-    cache.store.get(`${PREFIX}/trajectories/${key}.json`),
-    cache.store.get(`${PREFIX}/trajectories/${key}.bin`),
+    cache.store.get(`trajectories/${key}.json`),
+    cache.store.get(`trajectories/${key}.bin`),
   ]);
   if (!meta || !bin) return undefined;
   try {
@@ -147,9 +146,9 @@ export async function saveTrajectories(cache: RunCache, key: string, value: Cach
     bin.set(c, at);
     at += c.byteLength;
   }
-  await cache.store.put(`${PREFIX}/trajectories/${key}.bin`, bin);
+  await cache.store.put(`trajectories/${key}.bin`, bin);
   await cache.store.put(
-    `${PREFIX}/trajectories/${key}.json`,
+    `trajectories/${key}.json`,
     JSON.stringify({
       format: 'metricopt.trajectories',
       schemaVersion: 1,

@@ -94,7 +94,7 @@ describe('the run cache', () => {
     const cache = { store: new FsObjectStore(join(dir, 'damaged')), backend };
     const first = await run('mcr', cache);
     for (const sub of ['pretrained', 'trajectories']) {
-      const folder = join(dir, 'damaged', 'run-cache', sub);
+      const folder = join(dir, 'damaged', sub);
       for (const f of await readdir(folder)) await writeFile(join(folder, f), '{"format":"nonsense"');
     }
     const again = await run('mcr', cache);
