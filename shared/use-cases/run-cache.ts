@@ -20,7 +20,6 @@ export interface RunCache {
   backend: string;
 }
 
-
 /** sha256 of the data set, the training rows, the backbone's config, the backend and the library version. */
 export function pretrainKey(
   ds: SparseDataset,
