@@ -15,7 +15,11 @@ export const defaultThreads = (): number => availableParallelism();
 export type PoolRequest =
   | { id: number; kind: 'load'; spec: AdaptedModelSpec }
   | { id: number; kind: 'chunk'; job: TrajectoryChunkJob }
-  | { id: number; kind: 'predict'; phis: Float32Array; n: number; rows: Int32Array };
+  /**
+   * `rows` travels once per worker: later requests name the set by `rowsId`, so the worker
+   * passes the same array each time and the model's per-row-set cache (validation rows) holds.
+   */
+  | { id: number; kind: 'predict'; phis: Float32Array; n: number; rowsId: number; rows?: Int32Array | undefined };
 
 /** A worker's answer to request `id`. */
 export type PoolReply =
@@ -32,6 +36,8 @@ type Job = {
 interface Slot {
   worker: Worker;
   busy: Job | undefined;
+  /** Row sets this worker holds. */
+  rowSets: Set<number>;
 }
 
 /**
@@ -45,6 +51,8 @@ export class WorkerThreadComputePool implements ComputePool {
   /** Jobs that must run on one particular worker (load). */
   private readonly queueFor = new Map<Job, Slot>();
   private nextId = 0;
+  private readonly rowSetIds = new WeakMap<Int32Array, number>();
+  private nextRowsId = 0;
   private failure: Error | undefined;
 
   constructor(
@@ -57,7 +65,7 @@ export class WorkerThreadComputePool implements ComputePool {
     const url = workerUrl();
     this.slots = Array.from({ length: workers }, () => {
       const worker = new Worker(url, { workerData: { dataset, backend } });
-      const slot: Slot = { worker, busy: undefined };
+      const slot: Slot = { worker, busy: undefined, rowSets: new Set() };
       worker.on('message', (reply: PoolReply) => this.settle(slot, reply));
       worker.on('error', (e) => this.fail(e));
       worker.on('exit', (code) => {
@@ -98,7 +106,12 @@ export class WorkerThreadComputePool implements ComputePool {
   }
 
   async predict(phis: Float32Array, n: number, rows: Int32Array): Promise<Float32Array> {
-    const reply = await this.submit({ id: this.nextId++, kind: 'predict', phis: phis.slice(), n, rows }, []);
+    let rowsId = this.rowSetIds.get(rows);
+    if (rowsId === undefined) {
+      rowsId = this.nextRowsId++;
+      this.rowSetIds.set(rows, rowsId);
+    }
+    const reply = await this.submit({ id: this.nextId++, kind: 'predict', phis: phis.slice(), n, rowsId, rows }, []);
     if (!reply.scores) throw new Error('compute pool: a prediction came back without its scores');
     return reply.scores;
   }
@@ -133,7 +146,12 @@ export class WorkerThreadComputePool implements ComputePool {
       this.queueFor.delete(job);
       slot.busy = job;
       slot.worker.ref();
-      slot.worker.postMessage(job.request, job.transfer);
+      let request = job.request;
+      if (request.kind === 'predict') {
+        if (slot.rowSets.has(request.rowsId)) request = { ...request, rows: undefined };
+        else slot.rowSets.add(request.rowsId);
+      }
+      slot.worker.postMessage(request, job.transfer);
     }
   }
 

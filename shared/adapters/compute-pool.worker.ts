@@ -12,6 +12,8 @@ import type { PoolReply, PoolRequest } from './compute-pool.worker-thread.js';
 const { dataset, backend } = workerData as { dataset: SparseDataset; backend: BackendPreference };
 const ready = selectBackend(backend);
 let model: AdaptedModel | undefined;
+/** Row sets by id (predict requests send a set's rows once). */
+const rowSets = new Map<number, Int32Array>();
 
 function handle(req: PoolRequest): PoolReply {
   if (req.kind === 'load') {
@@ -21,7 +23,10 @@ function handle(req: PoolRequest): PoolReply {
   }
   if (!model) throw new Error('compute pool worker: no model loaded');
   if (req.kind === 'chunk') return { id: req.id, ok: true, chunk: runTrajectoryChunkJob(model, req.job) };
-  return { id: req.id, ok: true, scores: model.predict(req.phis, req.n, req.rows) };
+  if (req.rows) rowSets.set(req.rowsId, req.rows);
+  const rows = rowSets.get(req.rowsId);
+  if (!rows) throw new Error(`compute pool worker: row set ${req.rowsId} was never sent`);
+  return { id: req.id, ok: true, scores: model.predict(req.phis, req.n, rows) };
 }
 
 parentPort?.on('message', async (req: PoolRequest) => {

@@ -129,7 +129,7 @@ describe('WorkerThreadComputePool', () => {
     expect(content(two.checkpoint)).toBe(content(one.checkpoint));
   });
 
-  it('rejects a job with the worker message when no model was loaded, and keeps working', async () => {
+  it('rejects a job with the worker message when no model was loaded, then predicts like the main thread', async () => {
     const p = pool(1);
     await expect(p.predict(new Float32Array(6), 1, Int32Array.from([1, 2]))).rejects.toThrow(/no model loaded/);
     const spec = await pretrainModelSpec(
@@ -143,6 +143,11 @@ describe('WorkerThreadComputePool', () => {
     const phi = Float32Array.from([0.5, -1, 0.2, 0, 1, 0.3, -0.2]);
     const rows = Int32Array.from({ length: 40 }, (_, i) => 2 * i);
     expect(bytes(await p.predict(phi, 1, rows)).equals(bytes(model.predict(phi, 1, rows)))).toBe(true);
+    // The row set travels once; later calls name it, and a second set gets its own id.
+    const phi2 = phi.map((v) => -v);
+    expect(bytes(await p.predict(phi2, 1, rows)).equals(bytes(model.predict(phi2, 1, rows)))).toBe(true);
+    const other = rows.map((r) => r + 1);
+    expect(bytes(await p.predict(phi, 1, other)).equals(bytes(model.predict(phi, 1, other)))).toBe(true);
     model.dispose();
   });
 });
