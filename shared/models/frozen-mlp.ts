@@ -7,7 +7,7 @@ import { type FrozenMlp, OUTPUT_BIAS_SCALE, sigmoidCe } from './mlp.js';
  * Upper bound on floats in one batched cached-layer activation, to keep memory flat (each
  * worker thread of a compute pool holds its own; a phi's scores do not depend on the chunking).
  */
-const CHUNK_FLOATS = 2_000_000;
+const CHUNK_FLOATS = 1_000_000;
 
 /**
  * The frozen MLP with its adapter, batched over tasks. Everything below the first layer phi
