@@ -1,5 +1,6 @@
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
+import { loadRowContext } from '../shared/adapters/context-file.fs.js';
 import { loadDataset } from '../shared/adapters/dataset.fs.js';
 import { type BackendPreference, selectBackend } from '../shared/adapters/compute-backend.js';
 import { defaultThreads, WorkerThreadComputePool } from '../shared/adapters/compute-pool.worker-thread.js';
@@ -11,7 +12,7 @@ import { filmLayerOutOfRange } from '../shared/models/mlp.js';
 import { loadEvaluatorModule } from '../shared/adapters/evaluator-module.in-process.js';
 import { type RunConfig, recipe } from '../shared/use-cases/recipes.js';
 import { CliError } from './errors.js';
-import { backendOption, bool, int, num } from './option-parsers.js';
+import { backendOption, bool, int, num, vfEngineOption } from './option-parsers.js';
 
 /** Options shared by `demo` and `train`: data, metric, recipe and every hyperparameter. */
 export function addRunOptions(cmd: Command): Command {
@@ -52,6 +53,10 @@ export function addRunOptions(cmd: Command): Command {
       '--evaluator <module>',
       'user evaluator module (default export { name, direction, evaluate }); overrides --metric',
     )
+    .option(
+      '--context <file>',
+      'per-row context for the evaluator: CSV with a header (a "row" column, then named numeric columns) or JSON lines {"row": i, "name": v}, one per row of the data set (README: evaluator contract)',
+    )
     .addOption(
       new Option('--recipe <name>', 'paper (literal) or tuned (default)').choices(['paper', 'tuned']).default('tuned'),
     )
@@ -83,6 +88,7 @@ export function addRunOptions(cmd: Command): Command {
     )
     .option('--gamma <g>', 'weight of the regression term in Eq. 2', num(0))
     .option('--oe-weight <w>', 'weight of the ordinal-embedding term in Eq. 2', num(0))
+    .addOption(vfEngineOption())
     .option('--pretrain-epochs <n>', 'cross-entropy pre-training epochs', int(1))
     .addOption(
       new Option('--architecture <name>', 'backbone (default: convnet for digits, mlp otherwise)').choices([
@@ -191,6 +197,7 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
   set<number>(o.vfTrainLr, (v) => (mt.train = { ...mt.train, learningRate: v, innerLearningRate: v }));
   set<number>(o.gamma, (v) => (mt.train = { ...mt.train, gamma: v }));
   set<number>(o.oeWeight, (v) => (mt.train = { ...mt.train, oeWeight: v }));
+  set<'f32' | 'tfjs'>(o.vfEngine, (v) => (mt.train = { ...mt.train, engine: v }));
   set<number>(o.pretrainEpochs, (v) => (cfg.pretrain = { ...cfg.pretrain, epochs: v }));
   cfg.architecture = (o.architecture as 'mlp' | 'convnet' | undefined) ?? (o.dataset === 'digits' ? 'convnet' : 'mlp');
   if (o.adapter === 'film') {
@@ -239,7 +246,10 @@ const envSchema = z.object({
   METRICOPT_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu']).default('auto'),
 });
 
-/** Start-up wiring shared by the run commands: backend, data set and evaluator. */
+/**
+ * Start-up wiring shared by the run commands: backend, data set (with the `--context` file's
+ * columns as its `context`, when there is one) and evaluator.
+ */
 export async function prepareRun(
   o: RunOptions,
 ): Promise<{ backend: string; dataset: SparseDataset; evaluator: Evaluator }> {
@@ -263,11 +273,18 @@ export async function prepareRun(
   if (o.positiveLabel !== undefined) loadOptions.positiveLabel = o.positiveLabel as number;
   const ds = await loadDataset(o.dataset as string, loadOptions);
   if (!ds.ok) throw ds.error;
+  let dataset = ds.value;
+  if (o.context !== undefined) {
+    // Read whole before anything runs: a bad file stops the command with nothing written.
+    const context = await loadRowContext(o.context as string, dataset.rows);
+    if (!context.ok) throw context.error;
+    dataset = { ...dataset, context: context.value };
+  }
   let backend: string;
   try {
     backend = (await selectBackend(preference)).name;
   } catch (e) {
     throw new CliError('BACKEND', (e as Error).message);
   }
-  return { backend, dataset: ds.value, evaluator };
+  return { backend, dataset, evaluator };
 }

@@ -61,6 +61,7 @@ export const trainingOverridesSchema = z
           .partial(),
         train: z
           .object({
+            engine: z.enum(['f32', 'tfjs']),
             hidden: z.array(int(1)).min(1),
             batchNorm: z.boolean(),
             gamma: z.number().min(0),
@@ -91,6 +92,8 @@ export const datasetRefSchema = z
     source: z.string().min(1, 'dataset.source is required (a9a, digits, a path or an s3:// location)'),
     features: int(1).optional(),
     positiveLabel: z.number().optional(),
+    /** Per-row context for the evaluator (`--context`): a CSV or JSON-lines file, a path, file:// or s3:// URL. */
+    context: z.string().min(1).optional(),
   })
   .strict();
 
