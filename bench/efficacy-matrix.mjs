@@ -3,12 +3,17 @@
 // cell every method's mean and 95% CI, metricopt's paired difference against the best baseline
 // and against the best loss-only baseline, and the verdicts; a markdown table on stdout (and in
 // OUT/efficacy.md) and an SVG heat map of the verdicts.
-// Usage: npm run build && node bench/efficacy-matrix.mjs [--replicates 5] [--jobs 2]
+// Cells run up to --jobs at a time (default and at most the core count), each demo with
+// --threads = cores / jobs; all share one run cache (--run-cache OUT/run-cache), and cells are
+// ordered metric by metric so that a data set's backbone and trajectories, the same for every
+// metric, are computed by its first cell and reused by the others.
+// Usage: npm run build && node bench/efficacy-matrix.mjs [--replicates 5] [--jobs N]
 //          [--cells a9a:mcr,digits:top-1-accuracy] [--svg bench/efficacy-matrix.svg] [--out bench/out/efficacy]
 //          [-- extra demo flags, e.g. --tasks 300]
 // Cells already in OUT (same flags) are reused, so an interrupted run can be continued.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -37,7 +42,7 @@ const defaultCells = [
 const { values, positionals } = parseArgs({
   options: {
     replicates: { type: 'string', default: '5' },
-    jobs: { type: 'string', default: '2' },
+    jobs: { type: 'string', default: String(availableParallelism()) },
     cells: { type: 'string', default: defaultCells.join(',') },
     out: { type: 'string', default: 'bench/out/efficacy' },
     svg: { type: 'string', default: 'bench/efficacy-matrix.svg' },
@@ -45,11 +50,19 @@ const { values, positionals } = parseArgs({
   allowPositionals: true,
 });
 mkdirSync(values.out, { recursive: true });
-const cells = values.cells.split(',').map((c) => {
+const cores = availableParallelism();
+const jobs = Math.min(cores, Math.max(1, Number(values.jobs)));
+const threads = String(Math.max(1, Math.floor(cores / jobs)));
+const listed = values.cells.split(',').map((c) => {
   const [dataset, metric] = c.split(':');
   if (!datasets[dataset]) throw new Error(`unknown dataset '${dataset}' in --cells`);
   return { dataset, metric };
 });
+// Run order: the k-th metric of every data set before the (k+1)-th (reuse through the run cache);
+// the table keeps the listed order.
+const rank = (c) => listed.filter((x) => x.dataset === c.dataset).indexOf(c);
+const order = listed.map((c, i) => i).sort((a, b) => rank(listed[a]) - rank(listed[b]) || a - b);
+const cells = listed;
 const flagsKey = JSON.stringify([values.replicates, ...positionals]);
 
 function runCell({ dataset, metric }) {
@@ -69,6 +82,10 @@ function runCell({ dataset, metric }) {
     '--out',
     join(values.out, `${dataset}-${metric}`),
     '--json',
+    '--run-cache',
+    join(values.out, 'run-cache'),
+    '--threads',
+    threads,
     ...positionals,
     ...(datasetFlags[dataset] ?? []),
   ];
@@ -93,9 +110,9 @@ const t0 = performance.now();
 const done = new Array(cells.length);
 let next = 0;
 await Promise.all(
-  Array.from({ length: Math.max(1, Number(values.jobs)) }, async () => {
-    while (next < cells.length) {
-      const i = next++;
+  Array.from({ length: jobs }, async () => {
+    while (next < order.length) {
+      const i = order[next++];
       done[i] = await runCell(cells[i]);
     }
   }),
@@ -142,7 +159,7 @@ lines.push(
   `against the best loss-only baseline: ${count('vsLoss')}; against the best baseline of all: ${count('vsBest')}`,
 );
 lines.push(
-  `${cells.length} cells x ${values.replicates} replicates, demo flags: ${positionals.join(' ') || '(defaults)'}; per dataset: ${JSON.stringify(datasetFlags)}; total ${(totalS / 60).toFixed(1)} min with ${values.jobs} job(s)`,
+  `${cells.length} cells x ${values.replicates} replicates, demo flags: ${positionals.join(' ') || '(defaults)'}; per dataset: ${JSON.stringify(datasetFlags)}; total ${(totalS / 60).toFixed(1)} min with ${jobs} job(s) x ${threads} thread(s)`,
 );
 const md = lines.join('\n');
 writeFileSync(join(values.out, 'efficacy.md'), `${md}\n`);

@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { loadRowContext } from '../shared/adapters/context-file.fs.js';
 import { loadDataset } from '../shared/adapters/dataset.fs.js';
 import { type BackendPreference, selectBackend } from '../shared/adapters/compute-backend.js';
+import { defaultThreads, WorkerThreadComputePool } from '../shared/adapters/compute-pool.worker-thread.js';
+import type { ComputePool } from '../shared/ports/compute-pool.port.js';
 import type { SparseDataset } from '../shared/data/dataset.js';
 import type { Evaluator } from '../shared/metrics/evaluator.js';
 import { builtinEvaluator } from '../shared/metrics/registry.js';
@@ -135,7 +137,21 @@ export function addRunOptions(cmd: Command): Command {
     .option('--es-sigma2 <s2>', 'Guided ES perturbation variance s^2', num(0, true))
     .option('--es-k <k>', 'loss gradients spanning the Guided ES subspace', int(0))
     .option('--es-lambda <l>', 'also score lambda*f + loss in the antithetic differences (0 = f only)', num(0))
+    .option(
+      '--threads <n>',
+      `worker threads for trajectories and metric-query predictions (default: the core count, ${defaultThreads()} here; 1 = all in the main thread); results are the same bits for any count`,
+      int(1),
+    )
     .addOption(backendOption());
+}
+
+/**
+ * The worker threads of `--threads N` (default: the core count): N - 1 beside the main thread,
+ * on the run's data set and backend, or none with --threads 1. The caller closes it.
+ */
+export function openComputePool(o: RunOptions, dataset: SparseDataset, backend: string): ComputePool | undefined {
+  const threads = (o.threads as number | undefined) ?? defaultThreads();
+  return threads > 1 ? new WorkerThreadComputePool(threads - 1, dataset, backend) : undefined;
 }
 
 export type RunOptions = Record<string, unknown>;

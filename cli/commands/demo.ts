@@ -9,7 +9,7 @@ import { formatResultsTable } from '../../shared/report/table.js';
 import { runDemo } from '../../shared/use-cases/run-demo.js';
 import { startLocalQueueOracle } from '../local-queue-oracle.js';
 import { stderrProgress } from '../progress.js';
-import { addRunOptions, buildRunConfig, prepareRun } from '../run-options.js';
+import { addRunOptions, buildRunConfig, openComputePool, prepareRun } from '../run-options.js';
 
 export function registerDemo(program: Command): void {
   const cmd = program
@@ -34,6 +34,10 @@ export function registerDemo(program: Command): void {
     )
     .option('--out <dir>', 'output folder (report.json, trajectories.svg, store/)', './metricopt-out')
     .option('--json', 'print the report JSON on stdout and nothing else')
+    .option(
+      '--run-cache <dir>',
+      'keep pre-trained backbones and trajectories here by a hash of their inputs, and reuse them (runs on the same data and seeds with other metrics)',
+    )
     .option('--via-queue', 'send every metric query through the durable local queue to evaluator worker processes')
     .option('--workers <n>', 'evaluator worker processes with --via-queue', (v) => Number(v), 2)
     .option(
@@ -61,8 +65,19 @@ export function registerDemo(program: Command): void {
       } else {
         oracle = new InProcessMetricOracle(evaluator);
       }
+      const pool = openComputePool(o, dataset, backend);
+      const cache = o.runCache ? { store: new FsObjectStore(resolve(o.runCache as string)), backend } : undefined;
       try {
-        const { report, curves } = await runDemo(cfg, { dataset, oracle, evaluator, store, progress, backend });
+        const { report, curves } = await runDemo(cfg, {
+          dataset,
+          oracle,
+          evaluator,
+          store,
+          progress,
+          backend,
+          pool,
+          cache,
+        });
         await writeFile(join(out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
         const svg = plotTrajectoriesSvg(
           curves,
@@ -81,6 +96,7 @@ export function registerDemo(program: Command): void {
           process.stdout.write(`serve it with: npx metricopt serve --store ${out}\n`);
         }
       } finally {
+        await pool?.close();
         await oracle.close?.();
       }
     });

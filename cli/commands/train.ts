@@ -15,7 +15,7 @@ import { runTrainerWorker, submitJob } from '../../shared/use-cases/trainer-work
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { stderrProgress } from '../progress.js';
-import { addRunOptions, buildRunConfig, prepareRun, type RunOptions } from '../run-options.js';
+import { addRunOptions, buildRunConfig, openComputePool, prepareRun, type RunOptions } from '../run-options.js';
 
 export function registerTrain(program: Command): void {
   const cmd = program
@@ -62,6 +62,7 @@ export function registerTrain(program: Command): void {
 async function runTrain(o: RunOptions, signal: AbortSignal): Promise<void> {
   const store = await openObjectStore(o.store as string, storeOptionsFromEnv());
   const { spec, inputs } = await jobFromOptions(o, store);
+  const pool = openComputePool(o, inputs.dataset, inputs.backend);
   const result = await trainValueFunction(spec, {
     store,
     dataset: inputs.dataset,
@@ -70,7 +71,8 @@ async function runTrain(o: RunOptions, signal: AbortSignal): Promise<void> {
     progress: stderrProgress(),
     backend: inputs.backend,
     signal,
-  });
+    pool,
+  }).finally(() => pool?.close());
   if (!result.ok) throw result.error;
   const out = result.value;
   const f = (v: number | null) => (v === null ? 'n/a' : v.toFixed(4));

@@ -1,4 +1,4 @@
-import type { BalancedSampler } from '../data/sampler.js';
+import type { BalancedSampler, Sampler } from '../data/sampler.js';
 import type { AdaptedModel } from '../models/adapted-model.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import { Rng, type RngState } from '../util/random.js';
@@ -174,33 +174,159 @@ export class TrajectoryGenerator {
     return true;
   }
 
-  /** The steps of the next chunk; the chunk counts as done once the iterator is exhausted. */
-  private *chunkSteps(): Generator<number> {
-    const { steps: T, batchSize: B } = this.config;
-    const { d, phis, losses } = this.trajectories;
+  /**
+   * Runs the next chunk with a compute pool's help: its random draws are taken here, in the
+   * stream's order, then its tasks are split between this thread and the pool's workers (a
+   * task's steps do not depend on the tasks beside it), so the bits are those of `runChunk`.
+   * Returns the steps done.
+   */
+  async runChunkOn(pool: TrajectoryPool): Promise<number> {
+    const { T, d, phis, losses } = this.trajectories;
     const { start, end } = this.chunkRange(this.next);
     const m = end - start;
     const rng = this.seeding === 'per-chunk' ? new Rng(chunkSeed(this.config.seed, this.next)) : this.rng;
-    const phi = rng.normals(m * d, this.config.phi0Std);
-    const opt = new BatchedOptimizer(this.config.optimizer, this.config.learningRate, m * d);
-    const rows = new Int32Array(m * B);
-    const record = (t: number) => {
-      for (let i = 0; i < m; i++) phis.set(phi.subarray(i * d, (i + 1) * d), ((start + i) * (T + 1) + t) * d);
+    const plan = drawChunkPlan(rng, this.sampler, m, d, this.config);
+    const parts = Math.max(1, Math.min(pool.workers + 1, m));
+    const B = this.config.batchSize;
+    const job = (p: number): TrajectoryChunkJob => {
+      const a = Math.floor((p * m) / parts);
+      const b = Math.floor(((p + 1) * m) / parts);
+      const rows = new Int32Array(T * (b - a) * B);
+      for (let t = 0; t < T; t++) rows.set(plan.rows.subarray((t * m + a) * B, (t * m + b) * B), t * (b - a) * B);
+      return {
+        phi0: plan.phi0.slice(a * d, b * d),
+        rows,
+        m: b - a,
+        T,
+        batch: B,
+        optimizer: this.config.optimizer,
+        learningRate: this.config.learningRate,
+      };
     };
-    record(0);
+    // The workers' shares go out first; this thread computes the first share meanwhile.
+    const away = Array.from({ length: parts - 1 }, (_, p) => pool.trajectoryChunk(job(p + 1)));
+    const here = runTrajectoryChunkJob(this.model, job(0));
+    const results = [here, ...(await Promise.all(away))];
+    results.forEach((r, p) => {
+      const a = start + Math.floor((p * m) / parts);
+      phis.set(r.phis, a * (T + 1) * d);
+      losses.set(r.losses, a * T);
+    });
+    this.next++;
+    return end * T;
+  }
+
+  /** The steps of the next chunk; the chunk counts as done once the iterator is exhausted. */
+  private *chunkSteps(): Generator<number> {
+    const { T, d, phis, losses } = this.trajectories;
+    const { start, end } = this.chunkRange(this.next);
+    const m = end - start;
+    const rng = this.seeding === 'per-chunk' ? new Rng(chunkSeed(this.config.seed, this.next)) : this.rng;
+    const plan = drawChunkPlan(rng, this.sampler, m, d, this.config);
+    const outPhis = phis.subarray(start * (T + 1) * d, end * (T + 1) * d);
+    const outLosses = losses.subarray(start * T, end * T);
     let done = start * T;
-    for (let t = 0; t < T; t++) {
-      for (let i = 0; i < m; i++) this.sampler.sampleInto(rng, rows, i * B, B);
-      const { loss, grad } = this.model.lossAndGrad(phi, m, rows, B);
-      opt.step(phi, grad);
-      for (let i = 0; i < m; i++) losses[(start + i) * T + t] = loss[i] as number;
-      record(t + 1);
+    for (const t of trajectoryChunkSteps(this.model, plan, this.config, outPhis, outLosses)) {
       done += m;
       // The chunk is done before its last step is reported: a stop after it keeps the chunk.
       if (t === T - 1) this.next++;
       yield done;
     }
   }
+}
+
+/** A chunk's random draws, taken up front: phi_0 of each task, then every step's mini-batches. */
+export interface ChunkPlan {
+  m: number;
+  /** [m][d] */
+  phi0: Float32Array;
+  /** [T][m][batch] row ids: step t, task i on rows[(t * m + i) * batch ..]. */
+  rows: Int32Array;
+}
+
+/**
+ * Draws chunk's phi_0 and all its mini-batches from `rng`, in the order the step loop used to
+ * draw them (phi_0, then step by step, task by task), so the stream is the same.
+ */
+export function drawChunkPlan(
+  rng: Rng,
+  sampler: Sampler,
+  m: number,
+  d: number,
+  config: Pick<TrajectoryConfig, 'steps' | 'batchSize' | 'phi0Std'>,
+): ChunkPlan {
+  const { steps: T, batchSize: B } = config;
+  const phi0 = rng.normals(m * d, config.phi0Std);
+  const rows = new Int32Array(T * m * B);
+  for (let t = 0; t < T; t++) for (let i = 0; i < m; i++) sampler.sampleInto(rng, rows, (t * m + i) * B, B);
+  return { m, phi0, rows };
+}
+
+/**
+ * The loss-only fine-tuning of one planned chunk, step by step (yields t after step t): phis
+ * [m][T + 1][d] and losses [m][T] are written into `outPhis` / `outLosses`. The same function
+ * runs in this thread and in a compute pool's workers.
+ */
+export function* trajectoryChunkSteps(
+  model: Pick<AdaptedModel, 'd' | 'lossAndGrad'>,
+  plan: ChunkPlan,
+  config: Pick<TrajectoryConfig, 'steps' | 'batchSize' | 'optimizer' | 'learningRate'>,
+  outPhis: Float32Array,
+  outLosses: Float32Array,
+): Generator<number> {
+  const { steps: T, batchSize: B } = config;
+  const { m } = plan;
+  const d = model.d;
+  const phi = Float32Array.from(plan.phi0);
+  const opt = new BatchedOptimizer(config.optimizer, config.learningRate, m * d);
+  const record = (t: number) => {
+    for (let i = 0; i < m; i++) outPhis.set(phi.subarray(i * d, (i + 1) * d), (i * (T + 1) + t) * d);
+  };
+  record(0);
+  for (let t = 0; t < T; t++) {
+    const rows = plan.rows.subarray(t * m * B, (t + 1) * m * B);
+    const { loss, grad } = model.lossAndGrad(phi, m, rows, B);
+    opt.step(phi, grad);
+    for (let i = 0; i < m; i++) outLosses[i * T + t] = loss[i] as number;
+    record(t + 1);
+    yield t;
+  }
+}
+
+/** One chunk of loss-only fine-tuning for a compute pool (plain data: it crosses threads). */
+export interface TrajectoryChunkJob {
+  phi0: Float32Array;
+  rows: Int32Array;
+  m: number;
+  T: number;
+  batch: number;
+  optimizer: OptimizerKind;
+  learningRate: number;
+}
+
+/** The chunk's phis [m][T + 1][d] and losses [m][T]. */
+export interface TrajectoryChunkResult {
+  phis: Float32Array;
+  losses: Float32Array;
+}
+
+/** Runs a chunk job on a model (what a pool's worker does). */
+export function runTrajectoryChunkJob(
+  model: Pick<AdaptedModel, 'd' | 'lossAndGrad'>,
+  job: TrajectoryChunkJob,
+): TrajectoryChunkResult {
+  const phis = new Float32Array(job.m * (job.T + 1) * model.d);
+  const losses = new Float32Array(job.m * job.T);
+  const config = { steps: job.T, batchSize: job.batch, optimizer: job.optimizer, learningRate: job.learningRate };
+  for (const _ of trajectoryChunkSteps(model, { m: job.m, phi0: job.phi0, rows: job.rows }, config, phis, losses));
+  return { phis, losses };
+}
+
+/** What trajectory generation needs of a compute pool (shared/ports/compute-pool.port.ts). */
+export interface TrajectoryPool {
+  /** Worker threads beside this one. */
+  readonly workers: number;
+  trajectoryChunk(job: TrajectoryChunkJob): Promise<TrajectoryChunkResult>;
 }
 
 /** The seed of chunk c's own random stream (per-chunk seeding). */

@@ -172,16 +172,18 @@ function pretrainOnCurrentBackend(
 }
 
 /**
- * The frozen ConvNet with its FiLM adapter, batched over tasks. The first convolution does not
- * depend on phi, so its activations are computed once for every image.
+ * The frozen ConvNet with its FiLM adapter, batched over tasks. FiLM modulates the second
+ * convolution's output, so both convolutions are frozen work: the second one's pre-activations
+ * are computed once for every image, and a step or a prediction costs only FiLM, LeakyReLU and
+ * the linear classifier (`uncachedConvLogits` in test/core/model.test.ts is the whole network,
+ * the reference).
  */
 export class FrozenConvNetModel implements AdaptedModel {
   readonly d: number;
   readonly classes: number;
   readonly adapterKind = 'film' as const;
-  private readonly h1: Float32Array;
-  private readonly k2: tf.Tensor2D;
-  private readonly b2: tf.Tensor1D;
+  /** conv2(conv1(x)) + b2, before FiLM, for every image ([rows][side * side * c2]). */
+  private readonly z2: Float32Array;
   private readonly wd: tf.Tensor2D;
   private readonly bd: tf.Tensor1D;
   private readonly labels: Int32Array;
@@ -191,37 +193,27 @@ export class FrozenConvNetModel implements AdaptedModel {
     readonly frozen: FrozenConvNet,
     ds: SparseDataset,
   ) {
-    const { side, channels, leakyAlpha } = frozen.config;
+    const { side, channels } = frozen.config;
     this.d = 2 * channels[1];
     this.classes = frozen.classes;
     this.labels = ds.labels;
-    this.per = side * side * channels[0];
-    this.h1 = tf.tidy(() => {
-      const x = tf.div(images(ds, side), 16);
-      const k1 = tf.tensor2d(frozen.conv1.w, [9, channels[0]]);
-      return tf
-        .leakyRelu(tf.add(conv3x3(x as tf.Tensor4D, k1), tf.tensor1d(frozen.conv1.b)), leakyAlpha)
-        .dataSync() as Float32Array;
-    });
-    this.k2 = tf.tensor2d(frozen.conv2.w, [9 * channels[0], channels[1]]);
-    this.b2 = tf.tensor1d(frozen.conv2.b);
+    this.per = side * side * channels[1];
+    this.z2 = frozenConvPreactivations(frozen, ds);
     this.wd = tf.tensor2d(frozen.dense.w, [side * side * channels[1], frozen.classes]);
     this.bd = tf.tensor1d(frozen.dense.b);
   }
 
-  private first(rows: Int32Array): tf.Tensor4D {
-    const { side, channels } = this.frozen.config;
+  private first(rows: Int32Array): tf.Tensor2D {
     const out = new Float32Array(rows.length * this.per);
-    rows.forEach((r, i) => out.set(this.h1.subarray(r * this.per, (r + 1) * this.per), i * this.per));
-    return tf.tensor4d(out, [rows.length, side, side, channels[0]]);
+    rows.forEach((r, i) => out.set(this.z2.subarray(r * this.per, (r + 1) * this.per), i * this.per));
+    return tf.tensor2d(out, [rows.length, this.per]);
   }
 
   /** Logits [n * batch, classes]; `shared` means every task sees the same `batch` rows. */
-  private logits(phi: tf.Tensor2D, first: tf.Tensor4D, n: number, batch: number, shared: boolean): tf.Tensor2D {
+  private logits(phi: tf.Tensor2D, first: tf.Tensor2D, n: number, batch: number, shared: boolean): tf.Tensor2D {
     const { side, channels, leakyAlpha } = this.frozen.config;
     const c2 = channels[1];
-    const z = tf.add(conv3x3(first, this.k2), this.b2);
-    const z5 = tf.reshape(z, [shared ? 1 : n, batch, side * side, c2]);
+    const z5 = tf.reshape(first, [shared ? 1 : n, batch, side * side, c2]);
     const gamma = tf.reshape(tf.slice(phi, [0, 0], [n, c2]), [n, 1, 1, c2]);
     const beta = tf.reshape(tf.slice(phi, [0, c2], [n, c2]), [n, 1, 1, c2]);
     const h = tf.leakyRelu(tf.add(tf.mul(z5, tf.add(gamma, 1)), beta), leakyAlpha);
@@ -276,8 +268,39 @@ export class FrozenConvNetModel implements AdaptedModel {
   }
 
   dispose(): void {
-    for (const t of [this.k2, this.b2, this.wd, this.bd]) t.dispose();
+    for (const t of [this.wd, this.bd]) t.dispose();
   }
+}
+
+/**
+ * The frozen part of the ConvNet for every image: conv2(leakyRelu(conv1(x / 16))) + b2, the
+ * second convolution's pre-activations ([rows][side * side * c2]), a block of images at a time
+ * to keep the im2col buffers small (each image's result does not depend on its neighbours).
+ */
+export function frozenConvPreactivations(frozen: FrozenConvNet, ds: SparseDataset): Float32Array {
+  const { side, channels, leakyAlpha } = frozen.config;
+  if (ds.features !== side * side) throw convNetNeedsImages(ds);
+  const per = side * side * channels[1];
+  const out = new Float32Array(ds.rows * per);
+  const block = 256;
+  const k1 = tf.tensor2d(frozen.conv1.w, [9, channels[0]]);
+  const b1 = tf.tensor1d(frozen.conv1.b);
+  const k2 = tf.tensor2d(frozen.conv2.w, [9 * channels[0], channels[1]]);
+  const b2 = tf.tensor1d(frozen.conv2.b);
+  try {
+    for (let r0 = 0; r0 < ds.rows; r0 += block) {
+      const ids = Int32Array.from({ length: Math.min(block, ds.rows - r0) }, (_, i) => r0 + i);
+      const z = tf.tidy(() => {
+        const x = tf.div(tf.tensor4d(toDense(ds, ids), [ids.length, side, side, 1]), 16) as tf.Tensor4D;
+        const h1 = tf.leakyRelu(tf.add(conv3x3(x, k1), b1), leakyAlpha) as tf.Tensor4D;
+        return tf.add(conv3x3(h1, k2), b2).dataSync() as Float32Array;
+      });
+      out.set(z, r0 * per);
+    }
+  } finally {
+    for (const t of [k1, b1, k2, b2]) t.dispose();
+  }
+  return out;
 }
 
 /** The side of the square images a dataset holds, or the user mistake of a ConvNet on other data. */

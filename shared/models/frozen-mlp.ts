@@ -3,21 +3,31 @@ import type { SparseDataset } from '../data/dataset.js';
 import { type AdaptedModel, perTaskLossAndGrad } from './adapted-model.js';
 import { type FrozenMlp, OUTPUT_BIAS_SCALE, sigmoidCe } from './mlp.js';
 
-/** Upper bound on floats in one batched first-layer activation, to keep memory flat. */
-const CHUNK_FLOATS = 6_000_000;
+/**
+ * Upper bound on floats in one batched cached-layer activation, to keep memory flat (each
+ * worker thread of a compute pool holds its own; a phi's scores do not depend on the chunking).
+ */
+const CHUNK_FLOATS = 1_000_000;
 
 /**
- * The frozen MLP with its adapter, batched over tasks. The first layer's pre-activations
- * X W1 + b1 do not depend on phi (theta is frozen), so they are computed once for every row
- * (sparse rows x dense W1, in plain JS) and gathered per batch: each fine-tuning step then
- * costs only the small upper layers, for all tasks in one set of kernels.
+ * The frozen MLP with its adapter, batched over tasks. Everything below the first layer phi
+ * touches is frozen, so it is computed once for every row and gathered per batch: the first
+ * layer's pre-activations X W1 + b1 (sparse rows x dense W1, in plain JS, BatchNorm folded) for
+ * the input-bias adapter, and for FiLM on hidden layer l the pre-activations of layer l. Each
+ * fine-tuning step and metric query then costs only the layers above, for all tasks in one set
+ * of kernels (`uncachedLogits` in test/core/model.test.ts is the whole network, the reference).
  */
 export class FrozenMlpModel implements AdaptedModel {
   readonly d: number;
   readonly classes: number;
   readonly adapterKind: 'input-bias' | 'film';
-  /** X W1 + b1 for every row (rows x h1), kept in JS: gathering rows here beats tf.gather by far. */
+  /**
+   * Pre-activations of hidden layer `cachedLayer` for every row (rows x h1), kept in JS:
+   * gathering rows here beats tf.gather by far.
+   */
   private readonly p0: Float32Array;
+  /** The first hidden layer phi touches: 0 for input biases, the FiLM layer for FiLM. */
+  private readonly cachedLayer: number;
   /** P0 of fixed row sets (validation, test) as tensors, built once per row set. */
   private readonly rowSetCache = new WeakMap<Int32Array, tf.Tensor2D>();
   private readonly cachedTensors: tf.Tensor[] = [];
@@ -40,19 +50,46 @@ export class FrozenMlpModel implements AdaptedModel {
     this.labels = ds.labels;
     const first = frozen.layers[0];
     if (!first) throw new Error('FrozenMlpModel: no layers');
-    this.h1 = first.out;
-    this.p0 = firstLayerPreactivations(ds, first.w, first.b, first.out);
     this.outputBias = frozen.adapter.kind === 'input-bias' ? frozen.adapter.outputBias : 0;
     this.a =
       frozen.adapter.kind === 'input-bias'
-        ? tf.tensor2d(frozen.adapter.a, [this.d - this.outputBias, this.h1])
+        ? tf.tensor2d(frozen.adapter.a, [this.d - this.outputBias, first.out])
         : undefined;
     this.w = frozen.layers.slice(1).map((l) => tf.tensor2d(l.w, [l.in, l.out]));
     this.b = frozen.layers.slice(1).map((l) => tf.tensor1d(l.b));
+    this.cachedLayer = frozen.adapter.kind === 'film' ? frozen.adapter.layer : 0;
+    this.h1 = frozen.layers[this.cachedLayer]?.out as number;
+    this.p0 = this.frozenPreactivations(firstLayerPreactivations(ds, first.w, first.b, first.out));
     this.outUnits = frozen.layers[frozen.layers.length - 1]?.out ?? 1;
   }
 
-  /** First-layer pre-activations of the given rows, copied out of the cache ([rows, h1]). */
+  /**
+   * From the first layer's pre-activations to those of `cachedLayer`, for every row: the same
+   * kernels as a step's forward pass, a block of rows at a time (each row's result does not
+   * depend on the rows beside it).
+   */
+  private frozenPreactivations(p: Float32Array): Float32Array {
+    if (this.cachedLayer === 0) return p;
+    const first = this.frozen.layers[0]?.out as number;
+    const rows = p.length / first;
+    const out = new Float32Array(rows * this.h1);
+    const block = 4096;
+    for (let r0 = 0; r0 < rows; r0 += block) {
+      const n = Math.min(block, rows - r0);
+      const z = tf.tidy(() => {
+        let h = tf.tensor2d(p.subarray(r0 * first, (r0 + n) * first), [n, first]);
+        for (let i = 1; i <= this.cachedLayer; i++) {
+          h = tf.leakyRelu(h, this.frozen.leakyAlpha);
+          h = tf.add(tf.matMul(h, this.w[i - 1] as tf.Tensor2D), this.b[i - 1] as tf.Tensor1D);
+        }
+        return h.dataSync() as Float32Array;
+      });
+      out.set(z, r0 * this.h1);
+    }
+    return out;
+  }
+
+  /** Cached pre-activations of the given rows, copied out of the cache ([rows, h1]). */
   private gatherRows(rows: Int32Array): tf.Tensor2D {
     const h = this.h1;
     const out = new Float32Array(rows.length * h);
@@ -74,7 +111,7 @@ export class FrozenMlpModel implements AdaptedModel {
   }
 
   /**
-   * Logits [n, batch, outUnits]. `first` holds first-layer pre-activations either per task
+   * Logits [n, batch, outUnits]. `first` holds cached pre-activations either per task
    * ([n * batch, h1], task i on rows i*batch..) or shared by all tasks ([batch, h1]).
    */
   private logits(phi: tf.Tensor2D, first: tf.Tensor2D, shared: boolean, n: number, batch: number): tf.Tensor3D {
@@ -85,8 +122,8 @@ export class FrozenMlpModel implements AdaptedModel {
     if (this.a) z = tf.add(z, tf.reshape(tf.matMul(phiIn, this.a), [n, 1, this.h1]));
     else if (shared) z = tf.tile(z, [n, 1, 1]);
     let width = this.h1;
-    for (let i = 0; i < hidden; i++) {
-      if (i > 0) {
+    for (let i = this.cachedLayer; i < hidden; i++) {
+      if (i > this.cachedLayer) {
         const layer = i - 1;
         const flat = tf.matMul(tf.reshape(z, [n * batch, width]), this.w[layer] as tf.Tensor2D);
         width = this.frozen.layers[i]?.out as number;

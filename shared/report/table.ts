@@ -46,7 +46,7 @@ export function formatResultsTable(r: DemoReport): string {
     const vf = rep.valueFunction;
     const t = rep.timings;
     lines.push(
-      `replicate ${rep.index} (seed ${rep.seed}): value function ${vf.id} v${vf.version}, held-out MAE ${f4(vf.heldOutMae)} (constant ${f4(vf.constantMae)}), Spearman ${f4(vf.spearman)}${vf.healthy === false ? '  << UNHEALTHY' : ''}; ${rep.metaTrain.tasks} tasks, ${rep.metaTrain.queriesSent} meta-training queries (${rep.metaTrain.queriesFailed} failed); pre-train ${t.pretrainS.toFixed(1)} s, meta-train ${t.metaTrainS.toFixed(1)} s, meta-test ${t.metaTestS.toFixed(1)} s; step loss-only ${t.lossOnlyStepMs.toFixed(3)} ms, metricopt ${t.metricoptStepMs.toFixed(3)} ms`,
+      `replicate ${rep.index} (seed ${rep.seed}): value function ${vf.id} v${vf.version}, held-out MAE ${f4(vf.heldOutMae)} (constant ${f4(vf.constantMae)}), Spearman ${f4(vf.spearman)}${vf.healthy === false ? '  << UNHEALTHY' : ''}; ${rep.metaTrain.tasks} tasks, ${rep.metaTrain.queriesSent} meta-training queries (${rep.metaTrain.queriesFailed} failed); pre-train ${t.pretrainS.toFixed(1)} s, meta-train ${t.metaTrainS.toFixed(1)} s (trajectories ${t.trajectoriesS.toFixed(1)}, metric queries ${t.queriesS.toFixed(1)}, value function ${t.fitS.toFixed(1)}), meta-test ${t.metaTestS.toFixed(1)} s; step loss-only ${t.lossOnlyStepMs.toFixed(3)} ms, metricopt ${t.metricoptStepMs.toFixed(3)} ms`,
     );
   }
   lines.push(`backend ${r.backend}`);

@@ -84,9 +84,13 @@ export const demoReportSchema = z.object({
       comparisons: z.partialRecord(z.enum(methodNames), comparison),
       valueFunction: health,
       metaTrain: z.object({ tasks: z.number().int(), queriesSent: z.number().int(), queriesFailed: z.number().int() }),
+      /** Seconds per stage; metaTrainS = trajectoriesS + queriesS + fitS (+ saving the checkpoint). */
       timings: z.object({
         pretrainS: z.number(),
         metaTrainS: z.number(),
+        trajectoriesS: z.number(),
+        queriesS: z.number(),
+        fitS: z.number(),
         metaTestS: z.number(),
         lossOnlyStepMs: z.number(),
         metricoptStepMs: z.number(),

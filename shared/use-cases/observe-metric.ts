@@ -1,4 +1,5 @@
 import type { AdaptedModel } from '../models/adapted-model.js';
+import type { ComputePool } from '../ports/compute-pool.port.js';
 import type { MetricOracle, MetricQuery } from '../ports/metric-oracle.port.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 
@@ -68,7 +69,14 @@ export class MetricObserver {
     private readonly oracle: MetricOracle,
     private readonly requests: MetricRequest[],
     private readonly evalRows: Int32Array,
-    private readonly opts: { jobId: string; split: string; tasks: number; batch: number },
+    private readonly opts: {
+      jobId: string;
+      split: string;
+      tasks: number;
+      batch: number;
+      /** Worker threads for the predictions (the same bits); the evaluator stays in this thread. */
+      pool?: ComputePool | undefined;
+    },
   ) {
     this.observations = Array.from({ length: opts.tasks }, () => []);
   }
@@ -107,7 +115,10 @@ export class MetricObserver {
     const chunk = requests.slice(start, start + this.opts.batch);
     const phis = new Float32Array(chunk.length * d);
     chunk.forEach((r, i) => phis.set(r.phi, i * d));
-    const scores = model.predict(phis, chunk.length, this.evalRows);
+    const pool = this.opts.pool;
+    const scores = pool
+      ? await predictOn(pool, model, phis, chunk.length, this.evalRows)
+      : model.predict(phis, chunk.length, this.evalRows);
     const queries: MetricQuery[] = chunk.map((r, i) => ({
       jobId: this.opts.jobId,
       taskId: r.taskId,
@@ -128,4 +139,32 @@ export class MetricObserver {
     const observations = this.observations.map((o) => [...o].sort((a, b) => a.step - b.step));
     return { observations, sent: this.requests.length, failed: this.failures.length, failures: [...this.failures] };
   }
+}
+
+/**
+ * model.predict of n phis, split between this thread and a pool's workers (a phi's scores do
+ * not depend on the phis beside it), the scores put back in order: the same bits.
+ */
+export async function predictOn(
+  pool: ComputePool,
+  model: Pick<AdaptedModel, 'd' | 'predict'>,
+  phis: Float32Array,
+  n: number,
+  rows: Int32Array,
+): Promise<Float32Array> {
+  const d = model.d;
+  const parts = Math.max(1, Math.min(pool.workers + 1, n));
+  const bounds = Array.from({ length: parts + 1 }, (_, p) => Math.floor((p * n) / parts));
+  const share = (p: number) => phis.subarray((bounds[p] as number) * d, (bounds[p + 1] as number) * d);
+  const count = (p: number) => (bounds[p + 1] as number) - (bounds[p] as number);
+  // The workers' shares go out first; this thread computes the first share meanwhile.
+  const away = Array.from({ length: parts - 1 }, (_, p) => pool.predict(share(p + 1), count(p + 1), rows));
+  const scores = [model.predict(share(0), count(0), rows), ...(await Promise.all(away))];
+  const out = new Float32Array(scores.reduce((s, x) => s + x.length, 0));
+  let at = 0;
+  for (const s of scores) {
+    out.set(s, at);
+    at += s.length;
+  }
+  return out;
 }

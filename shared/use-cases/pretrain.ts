@@ -1,9 +1,9 @@
 import * as tf from '@tensorflow/tfjs';
 import { type SparseDataset, toDense } from '../data/dataset.js';
 import type { AdaptedModel } from '../models/adapted-model.js';
-import { defaultConvNetConfig, FrozenConvNetModel, imageSide, pretrainConvNet } from '../models/convnet.js';
-import { FrozenMlpModel } from '../models/frozen-mlp.js';
+import { defaultConvNetConfig, imageSide, pretrainConvNet } from '../models/convnet.js';
 import { pretrainMlp } from '../models/mlp.js';
+import { type AdaptedModelSpec, buildAdaptedModel } from '../models/model-spec.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import type { RunConfig } from './recipes.js';
 
@@ -17,6 +17,16 @@ export async function pretrainAdaptedModel(
   cfg: Pick<RunConfig, 'architecture' | 'model' | 'pretrain'>,
   progress: ProgressReporter,
 ): Promise<AdaptedModel> {
+  return buildAdaptedModel(await pretrainModelSpec(ds, trainRows, cfg, progress), ds);
+}
+
+/** The pre-trained, frozen backbone and adapter as plain data (buildAdaptedModel makes the model). */
+export async function pretrainModelSpec(
+  ds: SparseDataset,
+  trainRows: Int32Array,
+  cfg: Pick<RunConfig, 'architecture' | 'model' | 'pretrain'>,
+  progress: ProgressReporter,
+): Promise<AdaptedModelSpec> {
   if (cfg.architecture === 'convnet') {
     const side = imageSide(ds);
     if (!side.ok) throw side.error;
@@ -27,12 +37,11 @@ export async function pretrainAdaptedModel(
       cfg.pretrain,
       progress,
     );
-    return new FrozenConvNetModel(frozen, ds);
+    return { architecture: 'convnet', frozen };
   }
   const denseX = tf.tensor2d(toDense(ds), [ds.rows, ds.features]);
   try {
-    const frozen = await pretrainMlp(ds, trainRows, denseX, cfg.model, cfg.pretrain, progress);
-    return new FrozenMlpModel(frozen, ds);
+    return { architecture: 'mlp', frozen: await pretrainMlp(ds, trainRows, denseX, cfg.model, cfg.pretrain, progress) };
   } finally {
     denseX.dispose();
   }

@@ -6,12 +6,14 @@ import { phiAt } from '../method/trajectory.js';
 import { CompiledValueFunction } from '../method/value-function-f32.js';
 import { EVALUATOR_ATTEMPTS } from '../metrics/retry-policy.js';
 import type { Evaluator } from '../metrics/evaluator.js';
+import type { ComputePool } from '../ports/compute-pool.port.js';
 import type { MetricOracle } from '../ports/metric-oracle.port.js';
 import type { ObjectStore } from '../ports/object-store.port.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import { baselineNames, type DemoReport, type MethodName, methodNames } from '../schemas/report.js';
 import { type Curves, metaTestSeed, type SeedResult } from './meta-test.js';
 import { type RunConfig, replicateSeed, reseed } from './recipes.js';
+import type { RunCache } from './run-cache.js';
 import { replicateRows } from './run-rows.js';
 import { runTrainingPipeline } from './train-value-function.js';
 
@@ -25,6 +27,10 @@ export interface DemoDeps {
   store: ObjectStore;
   progress: ProgressReporter;
   backend: string;
+  /** Worker threads for trajectories and metric-query predictions (shared/ports/compute-pool.port.ts). */
+  pool?: ComputePool | undefined;
+  /** Pre-trained backbones and trajectories reused across runs with the same inputs. */
+  cache?: RunCache | undefined;
 }
 
 export interface DemoOutput {
@@ -173,7 +179,15 @@ async function runReplicate(
   // Pre-training and meta-training: the pipeline `metricopt train` runs, in memory.
   const outcome = await runTrainingPipeline(
     { cfg, checkpointId, queryJobId: jobId },
-    { dataset: ds, evaluator: deps.evaluator, oracle: deps.oracle, store: deps.store, progress },
+    {
+      dataset: ds,
+      evaluator: deps.evaluator,
+      oracle: deps.oracle,
+      store: deps.store,
+      progress,
+      pool: deps.pool,
+      cache: deps.cache,
+    },
   );
   if (outcome.kind !== 'done' || !outcome.trained) throw new Error('runReplicate: an in-memory run cannot stop');
   const { model, checkpoint: saved, trained } = outcome;
@@ -243,6 +257,9 @@ async function runReplicate(
         timings: {
           pretrainS: outcome.timings.pretrainS,
           metaTrainS: outcome.timings.metaTrainS,
+          trajectoriesS: outcome.timings.trajectoriesS,
+          queriesS: outcome.timings.queriesS,
+          fitS: outcome.timings.fitS,
           metaTestS: (t3 - t2) / 1000,
           lossOnlyStepMs: mean(seeds.map((r) => r.lossOnlyStepMs)),
           metricoptStepMs: mean(seeds.map((r) => r.metricoptStepMs)),

@@ -5,6 +5,8 @@ import { splitRows } from '../data/split.js';
 import { phiAt, TrajectoryGenerator } from '../method/trajectory.js';
 import type { Evaluator } from '../metrics/evaluator.js';
 import type { AdaptedModel } from '../models/adapted-model.js';
+import { buildAdaptedModel } from '../models/model-spec.js';
+import type { ComputePool } from '../ports/compute-pool.port.js';
 import type { MetricOracle } from '../ports/metric-oracle.port.js';
 import { getText, type ObjectStore } from '../ports/object-store.port.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
@@ -32,7 +34,16 @@ import { JobError } from './job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
 import { fitValueFunction, type MetaTrainResult, type ValueFunctionHealth } from './meta-train.js';
 import { MetricObserver, type Observation } from './observe-metric.js';
-import { pretrainAdaptedModel } from './pretrain.js';
+import { pretrainModelSpec } from './pretrain.js';
+import {
+  loadPretrained,
+  loadTrajectories,
+  pretrainKey,
+  type RunCache,
+  savePretrained,
+  saveTrajectories,
+  trajectoriesKey,
+} from './run-cache.js';
 import type { RunConfig } from './recipes.js';
 import { probeEvaluator, replicateRows } from './run-rows.js';
 import { listCheckpointVersions, loadCheckpoint, saveCheckpoint } from './value-function-store.js';
@@ -51,6 +62,13 @@ export interface PipelineDeps {
   oracle: MetricOracle;
   store: ObjectStore;
   progress: ProgressReporter;
+  /**
+   * Worker threads for the trajectories and the metric queries' predictions (the same bits as
+   * this thread's); absent, all of it runs here.
+   */
+  pool?: ComputePool | undefined;
+  /** Pre-trained backbones and trajectories of earlier runs with the same inputs (run-cache.ts). */
+  cache?: RunCache | undefined;
 }
 
 export interface PipelineRun {
@@ -100,7 +118,8 @@ export type PipelineOutcome =
       health: ValueFunctionHealth;
       /** In-memory runs only (the demo reads its trajectories and observations). */
       trained: MetaTrainResult | undefined;
-      timings: { pretrainS: number; metaTrainS: number };
+      /** Seconds per stage: pre-training, then meta-training = trajectories + metric queries + fit (and saving). */
+      timings: { pretrainS: number; metaTrainS: number; trajectoriesS: number; queriesS: number; fitS: number };
     }
   | { kind: 'stopped'; stage: JobStage; tasksDone: number; evaluationsDone: number };
 
@@ -118,20 +137,33 @@ export function modelFingerprint(model: AdaptedModel, rows: Int32Array): string 
  * class-balanced sampler, the pre-trained model (the caller disposes it) and the evaluator
  * probed once on it, so a broken evaluator fails before any work.
  */
-export async function prepareTraining(cfg: RunConfig, deps: Pick<PipelineDeps, 'dataset' | 'evaluator' | 'progress'>) {
+export async function prepareTraining(
+  cfg: RunConfig,
+  deps: Pick<PipelineDeps, 'dataset' | 'evaluator' | 'progress' | 'cache'>,
+) {
   const ds = deps.dataset;
   const rows = replicateRows(splitRows(ds.rows, cfg.seed), cfg);
   const valRows = rows.observe;
   const valLabels = Int32Array.from(valRows, (r) => ds.labels[r] as number);
   const sampler = new BalancedSampler(rows.train, ds.labels, ds.classes);
-  const model = await pretrainAdaptedModel(ds, rows.train, cfg, deps.progress);
+  const cache = deps.cache;
+  const modelKey = cache ? pretrainKey(ds, rows.train, cfg, cache.backend) : '';
+  let spec = cache ? await loadPretrained(cache, modelKey) : undefined;
+  if (spec) {
+    deps.progress.start('pre-train (reused from the run cache)', 1);
+    deps.progress.end();
+  } else {
+    spec = await pretrainModelSpec(ds, rows.train, cfg, deps.progress);
+    if (cache) await savePretrained(cache, modelKey, spec);
+  }
+  const model = buildAdaptedModel(spec, ds);
   try {
     await probeEvaluator(model, deps.evaluator, valRows, valLabels);
   } catch (e) {
     model.dispose();
     throw e;
   }
-  return { model, valRows, valLabels, sampler };
+  return { model, spec, modelKey, valRows, valLabels, sampler };
 }
 
 /**
@@ -151,10 +183,13 @@ export async function runTrainingPipeline(
   const stop = () => journal?.stopRequested() === true;
 
   const t0 = performance.now();
-  const { model, valRows, valLabels, sampler } = await prepareTraining(cfg, deps);
+  const { model, spec, modelKey, valRows, valLabels, sampler } = await prepareTraining(cfg, deps);
   const t1 = performance.now();
+  let tTrajectories = t1;
+  let tQueries = t1;
   let handedOver = false;
   try {
+    if (deps.pool) await deps.pool.load(spec);
     const fingerprint = journal ? modelFingerprint(model, valRows) : '';
     if (resume?.modelFingerprint && resume.modelFingerprint !== fingerprint) {
       throw new JobError(
@@ -189,6 +224,22 @@ export async function runTrainingPipeline(
       }
       gen.restore(r.chunksDone, r.rng);
     }
+    // An in-memory run reuses (and leaves) the trajectories of the same model and config.
+    const cache = journal ? undefined : deps.cache;
+    const trajKey = cache
+      ? trajectoriesKey(
+          modelKey,
+          cfg.metaTrain.trajectories,
+          gen.chunkTasks,
+          run.perChunkSeeds ? 'per-chunk' : 'stream',
+        )
+      : '';
+    const cached = cache ? await loadTrajectories(cache, trajKey) : undefined;
+    if (cached && cached.chunks.length === gen.chunks && cached.chunks.every((b, c) => gen.setChunkBytes(c, b))) {
+      gen.restore(gen.chunks, cached.rng);
+      progress.start('trajectories (reused from the run cache)', 1);
+      progress.end();
+    }
 
     const requests = traj.querySteps.flatMap((steps, taskId) =>
       steps.map((step) => ({ taskId, step, phi: phiAt(traj, taskId, step) })),
@@ -198,6 +249,7 @@ export async function runTrainingPipeline(
       split: 'val',
       tasks: traj.n,
       batch: journal?.queryBatch ?? 48,
+      pool: deps.pool,
     });
     if (resume && (resume.stage === 'fit' || resume.stage === 'observations')) {
       const o = resume.observations;
@@ -254,9 +306,12 @@ export async function runTrainingPipeline(
       progress.start('trajectories (loss-only fine-tuning)', gen.totalSteps);
       if (gen.chunksDone > 0) progress.tick(gen.tasksDone * traj.T);
       while (!gen.finished) {
+        const c = gen.chunksDone;
+        let completed = true;
+        if (deps.pool) progress.tick(await gen.runChunkOn(deps.pool));
+        else if (journal) completed = await gen.runChunkAsync(stop, (done) => progress.tick(done));
+        else gen.runChunk((done) => progress.tick(done));
         if (journal) {
-          const c = gen.chunksDone;
-          const completed = await gen.runChunkAsync(stop, (done) => progress.tick(done));
           if (completed) {
             await journal.saveChunk(c, chunkBytes(c));
             await save('trajectories', gen.tasksDone, traj.n);
@@ -266,12 +321,15 @@ export async function runTrainingPipeline(
             await save('trajectories', gen.tasksDone, traj.n);
             return stopped('trajectories');
           }
-        } else {
-          gen.runChunk((done) => progress.tick(done));
         }
       }
       progress.end();
+      if (cache) {
+        const chunks = Array.from({ length: gen.chunks }, (_, c) => chunkBytes(c));
+        await saveTrajectories(cache, trajKey, { chunks, rng: gen.rngState() });
+      }
     }
+    tTrajectories = performance.now();
 
     // The metric's labels, then the queries along the trajectories.
     await deps.oracle.registerSplit('val', { labels: valLabels, classes: model.classes });
@@ -290,6 +348,7 @@ export async function runTrainingPipeline(
       }
       progress.end();
     }
+    tQueries = performance.now();
     await save('fit', 0, 1);
     if (stop()) return stopped('fit');
 
@@ -322,7 +381,13 @@ export async function runTrainingPipeline(
       checkpoint,
       health,
       trained: journal ? undefined : trained,
-      timings: { pretrainS: (t1 - t0) / 1000, metaTrainS: (t2 - t1) / 1000 },
+      timings: {
+        pretrainS: (t1 - t0) / 1000,
+        metaTrainS: (t2 - t1) / 1000,
+        trajectoriesS: (tTrajectories - t1) / 1000,
+        queriesS: (tQueries - tTrajectories) / 1000,
+        fitS: (t2 - tQueries) / 1000,
+      },
     };
   } finally {
     if (!handedOver) model.dispose();

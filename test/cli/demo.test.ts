@@ -107,6 +107,46 @@ describe('metricopt demo', () => {
     expect(ck.ok && ck.value.metric).toEqual({ name: 'mcr', direction: 'minimize' });
   });
 
+  it('gives the same results and checkpoint with --threads 1 and --threads 2, and times every stage', async () => {
+    const runWith = async (threads: string) => {
+      const out = join(dir, `threads-${threads}`);
+      const r = await run([
+        'demo',
+        '--dataset',
+        small,
+        '--features',
+        '123',
+        '--out',
+        out,
+        '--json',
+        '--threads',
+        threads,
+        ...tiny,
+      ]);
+      expect(r.code).toBe(0);
+      const report = demoReportSchema.parse(JSON.parse(r.stdout));
+      const ck = await loadCheckpoint(new FsObjectStore(join(out, 'store')), report.valueFunction.id);
+      if (!ck.ok) throw ck.error;
+      return { report, checkpoint: ck.value };
+    };
+    const one = await runWith('1');
+    const two = await runWith('2');
+    const t = two.report.replicates[0]?.timings;
+    expect(t && t.trajectoriesS + t.queriesS + t.fitS).toBeLessThanOrEqual(t?.metaTrainS ?? 0);
+    expect(t && Math.min(t.pretrainS, t.trajectoriesS, t.queriesS, t.fitS, t.metaTestS)).toBeGreaterThan(0);
+    const results = (x: typeof one) => ({
+      ...x.report,
+      replicates: x.report.replicates.map(({ timings: _, ...r }) => r),
+    });
+    expect(results(two)).toEqual(results(one));
+    expect(JSON.stringify({ ...two.checkpoint, createdAt: '' })).toBe(
+      JSON.stringify({ ...one.checkpoint, createdAt: '' }),
+    );
+    const bad = await run(['demo', '--dataset', small, '--features', '123', '--threads', '0', ...tiny]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--threads');
+  });
+
   it('plugs in a user evaluator module and runs the paper recipe', async () => {
     const mod = join(dir, 'recall.mjs');
     await writeFile(
