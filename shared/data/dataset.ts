@@ -14,6 +14,11 @@ export interface SparseDataset {
   /** Class per row: 0/1 for binary data, 0..classes-1 otherwise. */
   readonly labels: Int32Array;
   readonly classes: number;
+  /**
+   * Optional per-row context columns (`context[name][r]` belongs to row r): costs, groups,
+   * values a metric may depend on; sliced to the scored rows for an evaluator (issue 19).
+   */
+  readonly context?: Readonly<Record<string, Float64Array>>;
 }
 
 /** Row-major dense copy (rows x features). */

@@ -20,6 +20,10 @@ export interface MetricQuery {
 export interface SplitLabels {
   labels: Int32Array;
   classes: number;
+  /** Dataset row index of each label (EvaluationInput.rows), handed to the evaluator with every query. */
+  rows?: Int32Array;
+  /** Per-row context columns sliced to the same rows (EvaluationInput.context). */
+  context?: Readonly<Record<string, Float64Array>>;
 }
 
 /**

@@ -34,7 +34,7 @@ import { fitValueFunction, type MetaTrainResult, type ValueFunctionHealth } from
 import { MetricObserver, type Observation } from './observe-metric.js';
 import { pretrainAdaptedModel } from './pretrain.js';
 import type { RunConfig } from './recipes.js';
-import { probeEvaluator, replicateRows } from './run-rows.js';
+import { probeEvaluator, replicateRows, splitFor } from './run-rows.js';
 import { listCheckpointVersions, loadCheckpoint, saveCheckpoint } from './value-function-store.js';
 
 /**
@@ -125,13 +125,15 @@ export async function prepareTraining(cfg: RunConfig, deps: Pick<PipelineDeps, '
   const valLabels = Int32Array.from(valRows, (r) => ds.labels[r] as number);
   const sampler = new BalancedSampler(rows.train, ds.labels, ds.classes);
   const model = await pretrainAdaptedModel(ds, rows.train, cfg, deps.progress);
+  // What the evaluator is told with every validation query: labels, dataset rows, context.
+  const valSplit = { ...splitFor(ds, valRows, model.classes), labels: valLabels };
   try {
-    await probeEvaluator(model, deps.evaluator, valRows, valLabels);
+    await probeEvaluator(model, deps.evaluator, valRows, valLabels, valSplit.context);
   } catch (e) {
     model.dispose();
     throw e;
   }
-  return { model, valRows, valLabels, sampler };
+  return { model, valRows, valLabels, valSplit, sampler };
 }
 
 /**
@@ -151,7 +153,7 @@ export async function runTrainingPipeline(
   const stop = () => journal?.stopRequested() === true;
 
   const t0 = performance.now();
-  const { model, valRows, valLabels, sampler } = await prepareTraining(cfg, deps);
+  const { model, valRows, valSplit, sampler } = await prepareTraining(cfg, deps);
   const t1 = performance.now();
   let handedOver = false;
   try {
@@ -274,7 +276,7 @@ export async function runTrainingPipeline(
     }
 
     // The metric's labels, then the queries along the trajectories.
-    await deps.oracle.registerSplit('val', { labels: valLabels, classes: model.classes });
+    await deps.oracle.registerSplit('val', valSplit);
     if (!observer.finished) {
       await save('observations', observer.done, observer.total);
       progress.start(`metric queries (${deps.oracle.metric.name})`, observer.total);
