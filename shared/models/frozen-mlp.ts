@@ -152,7 +152,7 @@ export class FrozenMlpModel implements AdaptedModel {
       logits = tf.add(logits, tf.reshape(tf.mul(term, LOW_RANK_SCALE), [n, batch, 1]));
     }
     if (this.outputBias === 0) return logits;
-    const shift = tf.mul(tf.slice(phi, [0, dIn], [n, this.outputBias]), OUTPUT_BIAS_SCALE);
+    const shift = tf.mul(tf.slice(phi, [0, this.d - this.outputBias], [n, this.outputBias]), OUTPUT_BIAS_SCALE);
     return tf.add(logits, tf.reshape(shift, [n, 1, this.outUnits]));
   }
 
