@@ -120,6 +120,13 @@ export interface MetaTestDeps {
   bestObserved: { phi: Float32Array; value: number } | null;
   valRows: Int32Array;
   testRows: Int32Array;
+  /**
+   * The rows meta-training observed the metric on (the other validation half) and their labels:
+   * the decision-shifted start's threshold is searched there, so that on the selection rows it
+   * competes with the other endpoint candidates without the selection bias of its own search.
+   */
+  observeRows?: Int32Array;
+  observeLabels?: Int32Array;
   testLabels: Int32Array;
   valLabels: Int32Array;
   /** Real validation queries (counted). */
@@ -197,7 +204,7 @@ export async function metaTestSeed(
   const queryScores = async (
     scoreSets: Float32Array[],
     taskId: number,
-    split: 'val' | 'val-even' | 'val-odd' = 'val',
+    split: 'val' | 'val-even' | 'val-odd' | 'observe' = 'val',
   ): Promise<(number | null)[]> => {
     const results = await deps.oracle.evaluate(
       scoreSets.map((scores, i) => ({ jobId, taskId, step: i, split, scores })),
@@ -313,9 +320,25 @@ export async function metaTestSeed(
   };
   // The decision-shifted point in phi: the threshold (binary) or the prior correction written
   // into the output biases; the pre-trained point when the adapter has none.
-  const shifted = decisionShiftPhi(model, threshold, deps.trainPrior);
+  let shiftThreshold = threshold;
+  let startQueries = 0;
+  if (decisionStart && model.classes === 2) {
+    startQueries = runs.threshold?.queries ?? 0;
+    if (deps.observeRows && deps.observeLabels) {
+      // Searched on the observation rows, with as many queries as the threshold baseline.
+      await deps.oracle.registerSplit('observe', on(deps.observeRows, deps.observeLabels));
+      const ceObs = model.predict(zero, 1, deps.observeRows);
+      tag = 4_500_000 + seed;
+      const found = await searchThreshold(ceObs, nRandom, async (t) => {
+        const [v] = await queryScores([thresholdScores(ceObs, t)], tag++, 'observe');
+        return v ?? null;
+      });
+      shiftThreshold = found.best?.threshold ?? threshold;
+      startQueries = found.queries;
+    }
+  }
+  const shifted = decisionShiftPhi(model, shiftThreshold, deps.trainPrior);
   const mStart = decisionStart ? shifted : start;
-  const startQueries = decisionStart && model.classes === 2 ? (runs.threshold?.queries ?? 0) : 0;
 
   // MetricOpt: follow the value function (and the loss, Eq. 1) from the start point.
   const esRng = rng.fork(2);

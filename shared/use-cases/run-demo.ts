@@ -229,6 +229,8 @@ async function runReplicate(
       trainPrior: classPrior(train, ds.labels, ds.classes),
       bestObserved,
       valRows: selectRows,
+      observeRows: rows.observe,
+      observeLabels: labelsOf(rows.observe),
       testRows,
       valLabels: labelsOf(selectRows),
       testLabels: labelsOf(testRows),
