@@ -1,5 +1,7 @@
 import { type ScoredRows, evaluationInput } from '../metrics/context-columns.js';
+import { MetricError } from '../metrics/errors.js';
 import { type Evaluator, normalise } from '../metrics/evaluator.js';
+import { evaluateWithRetries } from '../metrics/retry-policy.js';
 
 /**
  * Headroom: what simple rules could reach on the reported rows themselves, given the pre-trained
@@ -22,8 +24,9 @@ export interface Headroom {
   rule: 'bayes-instance-cost' | 'expected-value-ranking' | 'group-thresholds' | null;
 }
 
-/** Offsets c of the logit searched by the context rules. */
+/** Offsets c of the logit and weights w of the row's own term searched by the context rules. */
 const OFFSETS = Array.from({ length: 81 }, (_, i) => -4 + i * 0.1);
+const WEIGHTS = [0.5, 0.75, 1, 1.5];
 /** Candidate thresholds: this many score quantiles (plus 0.5). */
 const QUANTILES = 199;
 
@@ -34,10 +37,22 @@ const logit = (p: number): number => {
 const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
 
 export async function headroom(evaluator: Evaluator, scores: Float32Array, on: ScoredRows): Promise<Headroom> {
-  if (on.classes !== 2) return { globalThreshold: null, contextRule: null, rule: null };
+  const none: Headroom = { globalThreshold: null, contextRule: null, rule: null };
+  if (on.classes !== 2) return none;
+  try {
+    return await oracles(evaluator, scores, on);
+  } catch (e) {
+    // An evaluator that still fails after its retries leaves the headroom unknown, never a crash.
+    if (e instanceof MetricError) return none;
+    throw e;
+  }
+}
+
+async function oracles(evaluator: Evaluator, scores: Float32Array, on: ScoredRows): Promise<Headroom> {
   const value = async (s: Float32Array): Promise<number> => {
-    const v = await evaluator.evaluate(evaluationInput(s, on));
-    return normalise(v, evaluator.direction);
+    const r = await evaluateWithRetries(evaluator, evaluationInput(s, on));
+    if (!r.ok) throw r.error;
+    return r.value.normalised;
   };
   const back = (v: number | null) => (v === null ? null : normalise(v, evaluator.direction));
   const thresholds = candidateThresholds(scores);
@@ -46,17 +61,23 @@ export async function headroom(evaluator: Evaluator, scores: Float32Array, on: S
   let rule: Headroom['rule'] = null;
   const ctx = on.context ?? {};
   if (evaluator.name === 'instance-cost' && ctx.amount) {
-    const a = ctx.amount;
+    const la = Float64Array.from(ctx.amount, Math.log);
     rule = 'bayes-instance-cost';
-    contextRule = await bestOffset(scores, (z, c, i) => (z + Math.log(a[i] as number) + c >= 0 ? 1 : 0), value);
+    contextRule = await bestOffset(scores, (z, c, w, i) => (z + w * (la[i] as number) + c >= 0 ? 1 : 0), value);
   } else if (evaluator.name === 'top5-value' && ctx.value) {
-    const v = ctx.value;
+    const lv = Float64Array.from(ctx.value, Math.log);
     rule = 'expected-value-ranking';
-    contextRule = await bestOffset(scores, (z, c, i) => sigmoid(z + c) * (v[i] as number), value);
+    contextRule = await bestOffset(
+      scores,
+      (z, c, w, i) => sigmoid(Math.log(sigmoid(z + c)) + w * (lv[i] as number)),
+      value,
+    );
   } else if (ctx.group) {
     rule = 'group-thresholds';
     contextRule = await groupThresholds(scores, ctx.group, thresholds, value);
   }
+  // Each rule family contains the single threshold (weight 0, equal group thresholds).
+  if (contextRule !== null && global !== null) contextRule = Math.min(contextRule, global);
   return { globalThreshold: back(global), contextRule: back(contextRule), rule };
 }
 
@@ -96,18 +117,23 @@ async function bestThreshold(
   return best;
 }
 
+/**
+ * The best of a rule family over the offset c and the weight w of the row's own term (w = 1 is
+ * the Bayes rule on calibrated scores; the other weights hedge a miscalibrated model). A rule
+ * returns a 0/1 decision or a ranking score in (0, 1); the metric sees it as the scores.
+ */
 async function bestOffset(
   scores: Float32Array,
-  score: (z: number, c: number, i: number) => number,
+  score: (z: number, c: number, w: number, i: number) => number,
   value: (s: Float32Array) => Promise<number>,
 ): Promise<number> {
   let best = Number.POSITIVE_INFINITY;
   const z = Float64Array.from(scores, logit);
-  for (const c of OFFSETS) {
-    const s = Float32Array.from(z, (zi, i) => score(zi, c, i));
-    // Decisions (0/1) become scores either side of 0.5; rankings are kept as they are.
-    const v = await value(s);
-    if (v < best) best = v;
+  for (const w of WEIGHTS) {
+    for (const c of OFFSETS) {
+      const v = await value(Float32Array.from(z, (zi, i) => score(zi, c, w, i)));
+      if (v < best) best = v;
+    }
   }
   return best;
 }

@@ -4,6 +4,7 @@ import { splitRows } from '../data/split.js';
 import { groupLabelNoise, scoredRows } from '../metrics/context-columns.js';
 import { gapClosed, headroom } from '../report/headroom.js';
 import { normalise } from '../metrics/evaluator.js';
+import { cmaEsMinimiser } from './black-box-peers.js';
 import { UseCaseError } from './errors.js';
 import { meanCi95, mean, pairedComparison, std } from '../method/stats.js';
 import { phiAt } from '../method/trajectory.js';
@@ -29,7 +30,7 @@ export interface DemoDeps {
   store: ObjectStore;
   progress: ProgressReporter;
   backend: string;
-  /** The cma_es peer's minimiser (absent: cma_es is skipped). */
+  /** The cma_es peer's minimiser (default: CMA-ES, shared/method/cma-es.ts). */
   blackBox?: BlackBoxMinimiser;
 }
 
@@ -239,7 +240,7 @@ async function runReplicate(
       valueFunction: vf,
       metaTrainQueries: trained.queries.sent,
       ...(ds.context ? { context: ds.context } : {}),
-      ...(deps.blackBox ? { blackBox: deps.blackBox } : {}),
+      blackBox: deps.blackBox ?? cmaEsMinimiser,
     };
     const seeds: SeedResult[] = [];
     progress.start('meta-test (every method, each seed)', cfg.seeds);
