@@ -1,5 +1,6 @@
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
+import { loadRowContext } from '../shared/adapters/context-file.fs.js';
 import { loadDataset } from '../shared/adapters/dataset.fs.js';
 import { type BackendPreference, selectBackend } from '../shared/adapters/compute-backend.js';
 import type { SparseDataset } from '../shared/data/dataset.js';
@@ -58,6 +59,10 @@ export function addRunOptions(cmd: Command): Command {
     .option(
       '--evaluator <module>',
       'user evaluator module (default export { name, direction, evaluate }); overrides --metric',
+    )
+    .option(
+      '--context <file>',
+      'per-row context for the evaluator: CSV with a header (a "row" column, then named numeric columns) or JSON lines {"row": i, "name": v}, one per row of the data set (README: evaluator contract)',
     )
     .addOption(
       new Option('--recipe <name>', 'paper (literal) or tuned (default)').choices(['paper', 'tuned']).default('tuned'),
@@ -266,7 +271,10 @@ const envSchema = z.object({
   METRICOPT_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu']).default('auto'),
 });
 
-/** Start-up wiring shared by the run commands: backend, data set and evaluator. */
+/**
+ * Start-up wiring shared by the run commands: backend, data set (with the `--context` file's
+ * columns as its `context`, when there is one) and evaluator.
+ */
 export async function prepareRun(
   o: RunOptions,
 ): Promise<{ backend: string; dataset: SparseDataset; evaluator: Evaluator }> {
@@ -288,12 +296,19 @@ export async function prepareRun(
   const loadOptions: { features?: number; positiveLabel?: number } = {};
   if (o.features !== undefined) loadOptions.features = o.features as number;
   if (o.positiveLabel !== undefined) loadOptions.positiveLabel = o.positiveLabel as number;
-  const loaded = await loadDataset(o.dataset as string, loadOptions);
-  if (!loaded.ok) throw loaded.error;
-  // Context columns the metric (or the group options) need, derived by their documented rules.
+  const ds = await loadDataset(o.dataset as string, loadOptions);
+  if (!ds.ok) throw ds.error;
+  let dataset = ds.value;
+  if (o.context !== undefined) {
+    // Read whole before anything runs: a bad file stops the command with nothing written.
+    const context = await loadRowContext(o.context as string, dataset.rows);
+    if (!context.ok) throw context.error;
+    dataset = { ...dataset, context: context.value };
+  }
+  // Context columns the metric (or the group options) need and the user did not supply,
+  // derived by their documented rules (shared/metrics/context-columns.ts).
   const columns = [...requiredContext(evaluator), ...(o.groupFeature !== undefined ? ['group'] : [])];
-  const dataset =
-    columns.length > 0 ? withDerivedContext(loaded.value, columns, o.groupFeature as number | undefined) : loaded.value;
+  if (columns.length > 0) dataset = withDerivedContext(dataset, columns, o.groupFeature as number | undefined);
   let backend: string;
   try {
     backend = (await selectBackend(preference)).name;

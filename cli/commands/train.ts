@@ -117,7 +117,8 @@ async function jobFromOptions(o: RunOptions, store: ObjectStore): Promise<{ spec
   // A new job from the flags. Paths become absolute, so that a resume from elsewhere finds them.
   const cfg = buildRunConfig(o);
   const source = o.dataset as string;
-  const dataset = ['a9a', 'digits'].includes(source) || /^[a-z0-9]+:\/\//.test(source) ? source : resolve(source);
+  const absolute = (path: string) => (/^[a-z0-9]+:\/\//.test(path) ? path : resolve(path));
+  const dataset = ['a9a', 'digits'].includes(source) ? source : absolute(source);
   const inputs = await prepareRun(o);
   const { dataset: ds, evaluator } = inputs;
   const valueFunctionId =
@@ -132,6 +133,7 @@ async function jobFromOptions(o: RunOptions, store: ObjectStore): Promise<{ spec
         source: dataset,
         ...(o.features !== undefined ? { features: o.features } : {}),
         ...(o.positiveLabel !== undefined ? { positiveLabel: o.positiveLabel } : {}),
+        ...(o.context !== undefined ? { context: absolute(o.context as string) } : {}),
       },
       metric: o.evaluator ? { module: resolve(o.evaluator as string) } : { builtin: o.metric },
       recipe: cfg.recipe,
@@ -160,6 +162,9 @@ async function runOptionsOf(spec: JobSpec, o: RunOptions): Promise<RunOptions> {
     dataset: source,
     features: spec.dataset.features,
     positiveLabel: spec.dataset.positiveLabel,
+    ...(spec.dataset.context === undefined
+      ? {}
+      : { context: await localDatasetSource(spec.dataset.context, storeOptionsFromEnv()) }),
     ...('builtin' in spec.metric ? { metric: spec.metric.builtin } : { evaluator: spec.metric.module }),
     backend: o.backend,
   };

@@ -3,6 +3,7 @@ import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { Queue } from '../../shared/ports/queue.port.js';
 import { BINARY_CONTENT_TYPE } from '../../shared/schemas/api.js';
 import { createFitJobRequestSchema, JSON_LINES_TYPES } from '../../shared/schemas/fit-api.js';
+import { MAX_CONTEXT_COLUMNS } from '../../shared/schemas/evaluation.js';
 import { parseFitLabels } from '../../shared/use-cases/fit-inputs.js';
 import {
   type FitLauncher,
@@ -101,7 +102,8 @@ export function mountFitRoutes(
   app.post('/v1/fit-jobs/:id/labels', async (c) => {
     authorize(c);
     requireJson(header(c, 'content-type'), 'labels');
-    const body = parseJson(await readBody(c, maxBodyBytes), { op: 'labels', maxContainers: 4 });
+    // The body, labels, rows, the context object and one array per context column.
+    const body = parseJson(await readBody(c, maxBodyBytes), { op: 'labels', maxContainers: 4 + MAX_CONTEXT_COLUMNS });
     const labels = unwrap(parseFitLabels(body));
     const r = unwrap(await uploadLabels(store, c.req.param('id'), labels));
     return json(r, r.created ? 201 : 200);

@@ -18,7 +18,8 @@ export function moduleUrl(path: string): string {
 
 /**
  * Loads a user evaluator module (`--evaluator ./my-metric.mjs`): its default export must be
- * `{ name, direction: 'minimize' | 'maximize', evaluate({ scores, labels, classes }) }`.
+ * `{ name, direction: 'minimize' | 'maximize', evaluate({ scores, labels, classes, rows, context }) }`
+ * (`rows` and `context`: shared/metrics/evaluator.ts).
  */
 export async function loadEvaluatorModule(path: string): Promise<Result<Evaluator, MetricError>> {
   let mod: Record<string, unknown>;

@@ -13,7 +13,7 @@ import type { Result } from '../util/result.js';
  * `maxIdle`), a terminated one is replaced on the next call.
  *
  * Costs: a worker's start (tens of milliseconds) on the first call and after each timeout, and
- * a copy of the scores and labels per call.
+ * a copy of the scores and labels (and rows and context, when given) per call.
  */
 export async function loadEvaluatorModuleInWorker(
   path: string,
@@ -46,6 +46,18 @@ parentPort.on('message', async ({ id, input }) => {
   }
 });
 `;
+
+/** What the worker's evaluator sees: the input's own fields, rows and context only when given. */
+function workerInput(input: EvaluationInput): EvaluationInput {
+  const { scores, labels, classes, rows, context } = input;
+  return {
+    scores,
+    labels,
+    classes,
+    ...(rows === undefined ? {} : { rows }),
+    ...(context === undefined ? {} : { context: { ...context } }),
+  };
+}
 
 interface Pending {
   resolve: (value: number) => void;
@@ -101,7 +113,7 @@ class WorkerPool {
       worker.on('error', onError);
       worker.on('exit', onExit);
       signal?.addEventListener('abort', onAbort, { once: true });
-      worker.postMessage({ id, input: { scores: input.scores, labels: input.labels, classes: input.classes } });
+      worker.postMessage({ id, input: workerInput(input) });
     });
   }
 

@@ -37,7 +37,9 @@ export function verifyWebhookSignature(secret: string, timestamp: string, body: 
 
 /**
  * A metric that lives in another system. Each evaluation POSTs
- * `{ "metric", "classes", "scores": number[], "labels": number[] }` as JSON, signed in the
+ * `{ "metric", "classes", "scores": number[], "labels": number[] }` as JSON, plus
+ * `"rows": number[]` and `"context": { name: number[] }` when the evaluation has them (the
+ * EvaluationInput fields of the same names, in the same order), signed in the
  * `x-metricopt-signature` header, and expects `{ "value": number }` (natural direction, in
  * [0, 1]) within the timeout. A non-2xx status, a malformed answer or the timeout throw, so the
  * checked evaluator records them and the queue retries.
@@ -55,6 +57,10 @@ export function createWebhookEvaluator(options: WebhookEvaluatorOptions): Evalua
         classes: input.classes,
         scores: Array.from(input.scores),
         labels: Array.from(input.labels),
+        ...(input.rows === undefined ? {} : { rows: Array.from(input.rows) }),
+        ...(input.context === undefined
+          ? {}
+          : { context: Object.fromEntries(Object.entries(input.context).map(([c, v]) => [c, Array.from(v)])) }),
       });
       const timestamp = String(now());
       let response: Response;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SparseDataset } from '../data/dataset.js';
+import { loadRowContext } from './context-file.fs.js';
 import type { Evaluator } from '../metrics/evaluator.js';
 import { builtinEvaluator } from '../metrics/registry.js';
 import { loadEvaluatorModule } from './evaluator-module.in-process.js';
@@ -27,7 +28,10 @@ export async function localDatasetSource(source: string, options: ObjectStoreOpt
   return local;
 }
 
-/** The dataset and the evaluator a job names (the training container's loader). */
+/**
+ * The dataset and the evaluator a job names (the training container's loader); the job's
+ * context file, when it names one, becomes the data set's `context`.
+ */
 export async function loadJobInputs(
   spec: JobSpec,
   options: ObjectStoreOptions = {},
@@ -40,5 +44,8 @@ export async function loadJobInputs(
   if (spec.dataset.positiveLabel !== undefined) loadOptions.positiveLabel = spec.dataset.positiveLabel;
   const ds = await loadDataset(await localDatasetSource(spec.dataset.source, options), loadOptions);
   if (!ds.ok) throw ds.error;
-  return { dataset: ds.value, evaluator: evaluator.value };
+  if (spec.dataset.context === undefined) return { dataset: ds.value, evaluator: evaluator.value };
+  const context = await loadRowContext(await localDatasetSource(spec.dataset.context, options), ds.value.rows);
+  if (!context.ok) throw context.error;
+  return { dataset: { ...ds.value, context: context.value }, evaluator: evaluator.value };
 }

@@ -6,6 +6,10 @@ import type { ObjectStore } from '../ports/object-store.port.js';
 import type { Queue } from '../ports/queue.port.js';
 import {
   EVALUATION_MESSAGE_VERSION,
+  type ContextRef,
+  contextKey,
+  contextRefSchema,
+  describeIssue,
   EvaluationError,
   type EvaluationMessage,
   evaluationMessageSchema,
@@ -14,6 +18,7 @@ import {
   type PayloadRef,
   predictionsKey,
   resultKey,
+  rowsKey,
 } from '../schemas/evaluation.js';
 import { err, ok, type Result } from '../util/result.js';
 
@@ -48,10 +53,10 @@ export class QueuedMetricOracle implements MetricOracle {
   /** Queries answered by a worker (results found already, e.g. on a resumed job, are not counted). */
   calls = 0;
   private readonly splits = new Map<string, SplitLabels>();
-  /** Store keys of the labels written so far. */
-  private readonly labelsWritten = new Set<string>();
-  /** Content hash of each registered split's labels. */
-  private readonly labelVersions = new Map<string, string>();
+  /** Store keys of the split inputs (labels, rows, context) written so far. */
+  private readonly inputsWritten = new Set<string>();
+  /** Bytes and content hash of each registered split's inputs, computed on first use. */
+  private readonly splitInputs = new Map<string, SplitInputs | { problem: string }>();
 
   constructor(private readonly options: QueuedMetricOracleOptions) {
     this.metric = { ...options.metric };
@@ -59,7 +64,7 @@ export class QueuedMetricOracle implements MetricOracle {
 
   async registerSplit(split: string, labels: SplitLabels): Promise<void> {
     this.splits.set(split, labels);
-    this.labelVersions.delete(split);
+    this.splitInputs.delete(split);
   }
 
   async evaluate(queries: MetricQuery[]): Promise<Result<MetricValue, MetricError>[]> {
@@ -76,7 +81,12 @@ export class QueuedMetricOracle implements MetricOracle {
         out[i] = err(new EvaluationError('METRIC_INPUT_INVALID', `split '${q.split}' was not registered`));
         continue;
       }
-      const key = this.idempotencyKey(q, split.classes);
+      const inputs = this.inputsOf(q.split, split);
+      if ('problem' in inputs) {
+        out[i] = err(new EvaluationError('METRIC_INPUT_INVALID', `split '${q.split}': ${inputs.problem}`));
+        continue;
+      }
+      const key = this.idempotencyKey(q, split.classes, inputs);
       const rKey = resultKey(q.jobId, key);
       const waiting = pending.get(rKey);
       if (waiting) {
@@ -85,7 +95,7 @@ export class QueuedMetricOracle implements MetricOracle {
       }
       pending.set(rKey, [i]);
       if ((await store.get(rKey)) !== undefined) continue; // answered before (a resumed job)
-      const labels = await this.labelsRef(q.jobId, q.split, split);
+      const refs = await this.splitRefs(q.jobId, q.split, inputs);
       const bytes = new Uint8Array(q.scores.buffer, q.scores.byteOffset, q.scores.byteLength);
       let predictions: PayloadRef;
       if (bytes.byteLength <= (this.options.inlineMaxBytes ?? 0)) {
@@ -105,7 +115,7 @@ export class QueuedMetricOracle implements MetricOracle {
         evaluator: this.metric.name,
         idempotencyKey: key,
         predictions,
-        labels,
+        ...refs,
         classes: split.classes,
         sentAt: new Date().toISOString(),
         ...(this.options.timeoutMs === undefined ? {} : { timeoutMs: this.options.timeoutMs }),
@@ -200,32 +210,101 @@ export class QueuedMetricOracle implements MetricOracle {
     this.calls += messages.length;
   }
 
-  /** Content-derived, so a resent query (a retrying trainer) maps to the same result. */
-  private idempotencyKey(q: MetricQuery, classes: number): string {
-    const hash = createHash('sha256')
-      .update(`${this.metric.name}\n${q.split}\n${classes}\n`)
+  /**
+   * Content-derived, so a resent query (a retrying trainer) maps to the same result. A split
+   * with rows or context hashes their versions in too: other rows, other result.
+   */
+  private idempotencyKey(q: MetricQuery, classes: number, inputs: SplitInputs): string {
+    const hash = createHash('sha256').update(`${this.metric.name}\n${q.split}\n${classes}\n`);
+    if (inputs.rows) hash.update(`rows ${inputs.rows.version}\n`);
+    if (inputs.context) hash.update(`context ${inputs.context.version}\n`);
+    const digest = hash
       .update(new Uint8Array(q.scores.buffer, q.scores.byteOffset, q.scores.byteLength))
       .digest('hex')
       .slice(0, 16);
-    return `t${q.taskId}-s${q.step}-${hash}`;
+    return `t${q.taskId}-s${q.step}-${digest}`;
   }
 
-  /** Labels are written once per job and split (content-addressed), then referenced by key. */
-  private async labelsRef(jobId: string, split: string, labels: SplitLabels): Promise<PayloadRef> {
-    const l = labels.labels;
-    const bytes = new Uint8Array(l.buffer, l.byteOffset, l.byteLength);
-    let version = this.labelVersions.get(split);
-    if (version === undefined) {
-      version = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
-      this.labelVersions.set(split, version);
+  private inputsOf(name: string, split: SplitLabels): SplitInputs | { problem: string } {
+    let inputs = this.splitInputs.get(name);
+    if (inputs === undefined) {
+      inputs = splitInputsOf(split);
+      this.splitInputs.set(name, inputs);
     }
-    const key = labelsKey(jobId, split, version);
-    if (!this.labelsWritten.has(key)) {
+    return inputs;
+  }
+
+  /**
+   * A split's labels, rows and context are written once per job and split (content-addressed),
+   * then every message references them by key.
+   */
+  private async splitRefs(
+    jobId: string,
+    split: string,
+    inputs: SplitInputs,
+  ): Promise<Pick<EvaluationMessage, 'labels' | 'rows' | 'context'>> {
+    const labels = await this.putOnce(labelsKey(jobId, split, inputs.labels.version), inputs.labels.bytes);
+    const rows = inputs.rows && (await this.putOnce(rowsKey(jobId, split, inputs.rows.version), inputs.rows.bytes));
+    const context: ContextRef | undefined = inputs.context && {
+      columns: inputs.context.columns,
+      data: await this.putOnce(contextKey(jobId, split, inputs.context.version), inputs.context.bytes),
+    };
+    return { labels, ...(rows ? { rows } : {}), ...(context ? { context } : {}) };
+  }
+
+  private async putOnce(key: string, bytes: Uint8Array): Promise<PayloadRef> {
+    if (!this.inputsWritten.has(key)) {
       await this.options.store.put(key, bytes);
-      this.labelsWritten.add(key);
+      this.inputsWritten.add(key);
     }
     return { key };
   }
+}
+
+interface Versioned {
+  bytes: Uint8Array;
+  /** First 16 hex digits of the bytes' SHA-256. */
+  version: string;
+}
+
+interface SplitInputs {
+  labels: Versioned;
+  rows?: Versioned;
+  context?: Versioned & { columns: string[] };
+}
+
+const versioned = (bytes: Uint8Array, salt = ''): Versioned => ({
+  bytes,
+  version: createHash('sha256').update(salt).update(bytes).digest('hex').slice(0, 16),
+});
+
+const bytesOf = (a: Int32Array | Float64Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/**
+ * The bytes the store holds for a split: its labels, and its rows and context when it has them
+ * (a length that is not the labels' is the queries' METRIC_INPUT_INVALID, as in process).
+ */
+function splitInputsOf(split: SplitLabels): SplitInputs | { problem: string } {
+  const n = split.labels.length;
+  const inputs: SplitInputs = { labels: versioned(bytesOf(split.labels)) };
+  if (split.rows) {
+    if (split.rows.length !== n) return { problem: `${split.rows.length} rows for ${n} labels` };
+    inputs.rows = versioned(bytesOf(split.rows));
+  }
+  const columns = Object.keys(split.context ?? {});
+  if (split.context && columns.length > 0) {
+    const names = contextRefSchema.shape.columns.safeParse(columns);
+    if (!names.success) return { problem: describeIssue('context columns', names.error) };
+    const data = new Float64Array(columns.length * n);
+    for (const [j, c] of columns.entries()) {
+      const values = split.context[c] as Float64Array;
+      if (values.length !== n) return { problem: `context column '${c}' has ${values.length} values for ${n} labels` };
+      data.set(values, j * n);
+    }
+    // The column names are part of what the bytes mean: two splits with other names differ.
+    inputs.context = { ...versioned(bytesOf(data), `${JSON.stringify(columns)}\n`), columns };
+  }
+  return inputs;
 }
 
 /** The record as a result; undefined while it is not complete JSON yet (a reader can see a file mid-write). */

@@ -14,7 +14,9 @@ export interface EvaluationInput {
    * Which rows are scored: `rows[i]` is the 0-based index, in the dataset as loaded (a9a: the
    * train file's rows, then the test file's; other files: line order), of the row scored by
    * `scores[i]` / `labels[i]`. Lets a metric depend on who is scored (costs per row, groups,
-   * queries). Optional while every evaluation path learns to carry it (issue 19).
+   * queries). Every built-in path sets it (in process, worker thread, evaluation queue, webhook,
+   * Lambda, fit jobs: test/evaluation/row-context.test.ts); it stays optional in the type so that
+   * hand-written callers and older evaluators keep working.
    */
   readonly rows?: Int32Array;
   /**
@@ -56,8 +58,10 @@ export function denormalise(normalised: number, direction: Direction): number {
  * The checks every evaluator call gets before the evaluator sees the input (evaluateChecked):
  * `classes` is an integer of at least 2, the lengths agree (n scores for binary tasks, n x
  * classes otherwise), every score is finite, and every label is a class index (0 or 1 for
- * binary tasks, 0..classes-1 otherwise). One pass, stopping at the first problem, which it names
- * (METRIC_INPUT_INVALID, `details.reason` one of classes / length / not-finite / label).
+ * binary tasks, 0..classes-1 otherwise); when given, `rows` has one non-negative entry per label
+ * and every `context` column one value per label. One pass, stopping at the first problem, which
+ * it names (METRIC_INPUT_INVALID, `details.reason` one of classes / length / not-finite / label /
+ * rows / context).
  */
 export function checkEvaluationInput(name: string, input: EvaluationInput): MetricError | undefined {
   const { scores, labels, classes } = input;
@@ -73,6 +77,32 @@ export function checkEvaluationInput(name: string, input: EvaluationInput): Metr
       `${name}: ${scores.length} scores for ${labels.length} labels and ${classes} classes (expected ${expected})`,
       { reason: 'length', expected, actual: scores.length },
     );
+  }
+  const n = labels.length;
+  if (input.rows !== undefined) {
+    if (input.rows.length !== n) {
+      return new MetricError('METRIC_INPUT_INVALID', `${name}: ${input.rows.length} rows for ${n} labels`, {
+        reason: 'rows',
+        expected: n,
+        actual: input.rows.length,
+      });
+    }
+    const bad = input.rows.findIndex((r) => r < 0);
+    if (bad >= 0) {
+      return new MetricError('METRIC_INPUT_INVALID', `${name}: rows[${bad}] is ${input.rows[bad]}, not a row index`, {
+        reason: 'rows',
+        index: bad,
+      });
+    }
+  }
+  for (const [column, values] of Object.entries(input.context ?? {})) {
+    if (values.length !== n) {
+      return new MetricError(
+        'METRIC_INPUT_INVALID',
+        `${name}: context column '${column}' has ${values.length} values for ${n} labels`,
+        { reason: 'context', column, expected: n, actual: values.length },
+      );
+    }
   }
   for (let i = 0; i < scores.length; i++) {
     const s = scores[i] as number;

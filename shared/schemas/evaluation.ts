@@ -7,6 +7,8 @@ import { MetricError } from '../metrics/errors.js';
  * a worker is configured with. Object-store keys are laid out as
  *
  *   jobs/<jobId>/splits/<split>.<hash>.labels   Int32 little-endian labels, written once per job
+ *   jobs/<jobId>/splits/<split>.<hash>.rows     Int32 little-endian dataset row indices, once per split
+ *   jobs/<jobId>/splits/<split>.<hash>.context  Float64 little-endian context columns, once per split
  *   jobs/<jobId>/predictions/<idempotencyKey>.f32 Float32 little-endian scores, one per query
  *   jobs/<jobId>/results/<idempotencyKey>.json  the result record (conditional create)
  *   jobs/<jobId>/claims/<idempotencyKey>.json   a worker's short-lived claim while it evaluates
@@ -28,6 +30,32 @@ export type PayloadRef = z.infer<typeof payloadRefSchema>;
 
 export const EVALUATION_MESSAGE_VERSION = 'metricopt.evaluation/v1';
 
+/** At most this many named context columns per split. */
+export const MAX_CONTEXT_COLUMNS = 256;
+
+/** A context column's name: what a metric reads as `context[name]` (a CSV header, a JSON key). */
+export const contextColumnNameSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(
+    /^[A-Za-z_][A-Za-z0-9_.-]*$/,
+    'context column names are a letter or "_", then letters, digits, "_", "." or "-"',
+  );
+
+/**
+ * A split's per-row context in the store: the named columns' float64 little-endian values, one
+ * column after the other (columns.length x n), written once per split and referenced by key.
+ */
+export const contextRefSchema = z
+  .object({
+    columns: z.array(contextColumnNameSchema).min(1).max(MAX_CONTEXT_COLUMNS),
+    data: payloadRefSchema,
+  })
+  .strict()
+  .refine((c) => new Set(c.columns).size === c.columns.length, { message: 'context column names must be unique' });
+export type ContextRef = z.infer<typeof contextRefSchema>;
+
 export const evaluationMessageSchema = z
   .object({
     version: z.literal(EVALUATION_MESSAGE_VERSION),
@@ -43,6 +71,10 @@ export const evaluationMessageSchema = z
     predictions: payloadRefSchema,
     /** Int32 little-endian labels (n). */
     labels: payloadRefSchema,
+    /** Int32 little-endian dataset row indices (n): EvaluationInput.rows. Written once per split. */
+    rows: payloadRefSchema.optional(),
+    /** Named per-row context columns (n each): EvaluationInput.context. Written once per split. */
+    context: contextRefSchema.optional(),
     classes: z.int().min(2),
     /** Per-call evaluator timeout the trainer asks for; the worker's own limit applies when absent. */
     timeoutMs: z.int().positive().optional(),
@@ -183,6 +215,15 @@ export function claimKey(jobId: string, idempotencyKey: string): string {
  */
 export function labelsKey(jobId: string, split: string, version: string): string {
   return `jobs/${jobId}/splits/${split}.${version}.labels`;
+}
+
+/** Rows and context of a split, content-addressed like its labels (`version`: a hash of the bytes). */
+export function rowsKey(jobId: string, split: string, version: string): string {
+  return `jobs/${jobId}/splits/${split}.${version}.rows`;
+}
+
+export function contextKey(jobId: string, split: string, version: string): string {
+  return `jobs/${jobId}/splits/${split}.${version}.context`;
 }
 
 /** Keyed like the result: two queries at the same task and step with different scores never collide. */

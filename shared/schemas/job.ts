@@ -99,6 +99,8 @@ export const datasetRefSchema = z
     source: z.string().min(1, 'dataset.source is required (a9a, digits, a path or an s3:// location)'),
     features: int(1).optional(),
     positiveLabel: z.number().optional(),
+    /** Per-row context for the evaluator (`--context`): a CSV or JSON-lines file, a path, file:// or s3:// URL. */
+    context: z.string().min(1).optional(),
   })
   .strict();
 

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { contextColumnNameSchema, MAX_CONTEXT_COLUMNS } from './evaluation.js';
 
 /**
  * Observations recorded by a remote training loop (bring your own model, `metricopt fit`,
@@ -54,15 +55,48 @@ export const observationLineSchema = z
 export type ObservationLine = z.infer<typeof observationLineSchema>;
 export type PredictionsRef = z.infer<typeof predictionsRefSchema>;
 
-/** The labels predictions are scored on: one per example, each in [0, classes). */
+/**
+ * The labels predictions are scored on: one per example, each in [0, classes). Optionally the
+ * examples' `rows` (their 0-based indices in the user's data set; default 0..n-1, the order of
+ * `labels`) and per-row `context` columns (one finite number per example each), which reach the
+ * evaluator as EvaluationInput.rows / .context.
+ */
 export const MAX_LABELS = 1_000_000;
 export const fitLabelsSchema = z
   .object({
     classes: z.number().int().min(2).max(1000),
     labels: z.array(z.number().int('labels must be integers').min(0)).min(1).max(MAX_LABELS),
+    rows: z
+      .array(
+        z
+          .number()
+          .int('rows must be integers')
+          .min(0, 'rows must be >= 0')
+          .max(2 ** 31 - 1),
+      )
+      .max(MAX_LABELS)
+      .optional(),
+    context: z
+      .record(contextColumnNameSchema, z.array(z.number({ error: 'context values must be finite numbers' })))
+      .refine((c) => Object.keys(c).length <= MAX_CONTEXT_COLUMNS, {
+        message: `at most ${MAX_CONTEXT_COLUMNS} context columns`,
+      })
+      .optional(),
   })
   .strict()
   .refine((l) => l.labels.every((v) => v < l.classes), { message: 'every label must be < classes' })
+  .refine((l) => l.rows === undefined || l.rows.length === l.labels.length, {
+    message: 'rows must have one entry per label',
+    path: ['rows'],
+  })
+  .refine((l) => l.rows === undefined || new Set(l.rows).size === l.rows.length, {
+    message: 'rows must not repeat a row',
+    path: ['rows'],
+  })
+  .refine((l) => Object.values(l.context ?? {}).every((v) => v.length === l.labels.length), {
+    message: 'every context column must have one value per label',
+    path: ['context'],
+  })
   .meta({ id: 'FitLabels' });
 export type FitLabels = z.infer<typeof fitLabelsSchema>;
 

@@ -1,6 +1,6 @@
 import type { MetricValue } from '../metrics/checked-evaluator.js';
 import type { MetricError } from '../metrics/errors.js';
-import type { MetricOracle, MetricQuery } from '../ports/metric-oracle.port.js';
+import type { MetricOracle, MetricQuery, SplitLabels } from '../ports/metric-oracle.port.js';
 import { getText, type ObjectStore } from '../ports/object-store.port.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import type { FitJobSpec } from '../schemas/job.js';
@@ -45,17 +45,43 @@ const invalid = (source: string, reason: string) => err(failWith('PREDICTIONS_IN
 /** Parses uploaded labels (`{"classes": C, "labels": [..]}`); the reason names the first bad field. */
 export function parseFitLabels(json: unknown, source = 'labels'): Result<FitLabels, ObservationError> {
   // A plain loop first: a schema error per bad element of a million would cost seconds.
-  const labels = (json as { labels?: unknown } | null)?.labels;
-  if (Array.isArray(labels)) {
-    if (labels.length > MAX_LABELS) return invalid(source, `labels: more than ${MAX_LABELS} entries`);
-    const bad = labels.findIndex((v) => !Number.isInteger(v) || (v as number) < 0);
-    if (bad >= 0) return invalid(source, `labels.${bad}: labels must be integers >= 0`);
+  const body = json as { labels?: unknown; rows?: unknown; context?: unknown } | null;
+  const arrays: [string, unknown, (v: unknown) => boolean, string][] = [
+    ['labels', body?.labels, (v) => Number.isInteger(v) && (v as number) >= 0, 'labels must be integers >= 0'],
+    ['rows', body?.rows, (v) => Number.isInteger(v) && (v as number) >= 0, 'rows must be integers >= 0'],
+  ];
+  if (body?.context !== null && typeof body?.context === 'object') {
+    for (const [column, values] of Object.entries(body.context)) {
+      arrays.push([`context.${column}`, values, Number.isFinite, 'context values must be finite numbers']);
+    }
+  }
+  for (const [field, values, good, message] of arrays) {
+    if (!Array.isArray(values)) continue;
+    if (values.length > MAX_LABELS) return invalid(source, `${field}: more than ${MAX_LABELS} entries`);
+    const bad = values.findIndex((v) => !good(v));
+    if (bad >= 0) return invalid(source, `${field}.${bad}: ${message}`);
   }
   const parsed = fitLabelsSchema.safeParse(json);
   if (parsed.success) return ok(parsed.data);
   const issue = parsed.error.issues[0];
   const path = issue?.path.length ? `${issue.path.join('.')}: ` : '';
   return invalid(source, `${path}${issue?.message ?? 'invalid'}`);
+}
+
+/**
+ * The split a job's predictions are scored on: its labels, their rows (as uploaded, else
+ * 0..n-1: the labels' own order) and their context columns, in upload order.
+ */
+export function splitOf(labels: FitLabels): SplitLabels {
+  const n = labels.labels.length;
+  return {
+    labels: Int32Array.from(labels.labels),
+    classes: labels.classes,
+    rows: labels.rows ? Int32Array.from(labels.rows) : Int32Array.from({ length: n }, (_, i) => i),
+    ...(labels.context === undefined
+      ? {}
+      : { context: Object.fromEntries(Object.entries(labels.context).map(([c, v]) => [c, Float64Array.from(v)])) }),
+  };
 }
 
 export async function readFitLabels(store: ObjectStore, id: string): Promise<FitLabels | undefined> {
@@ -214,7 +240,7 @@ export async function scorePredictions(
         );
       }
       try {
-        await oracle.registerSplit('fit', { labels: Int32Array.from(labels.labels), classes: labels.classes });
+        await oracle.registerSplit('fit', splitOf(labels));
         const mine = lines.filter((o) => o.predictions?.evaluator === name);
         for (let start = 0; start < mine.length; start += SCORING_BATCH) {
           const batch = mine.slice(start, start + SCORING_BATCH);
