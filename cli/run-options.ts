@@ -130,6 +130,11 @@ export function addRunOptions(cmd: Command): Command {
       ).choices(['best', 'confirm']),
     )
     .option(
+      '--black-box-peers <bool>',
+      "also run random_search_total and cma_es with metricopt's total budget of real queries (meta-training included; true/false, default false)",
+      bool,
+    )
+    .option(
       '--group-feature <j>',
       'feature column (0-based) whose non-zero rows form group 1 (the context column `group`; a9a: 71, female)',
       int(0),
@@ -241,6 +246,7 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
     };
   }
   set<string>(o.endpointRule, (v) => (test.endpointRule = v as 'best' | 'confirm'));
+  set<boolean>(o.blackBoxPeers, (v) => (test.blackBoxPeers = v));
   set<number>(o.labelNoise, (v) => {
     if (v > 1) throw new CliError('USAGE', `--label-noise ${v} is a probability (0..1)`);
     if (o.groupFeature === undefined) throw new CliError('USAGE', '--label-noise needs --group-feature');

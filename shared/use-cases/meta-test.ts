@@ -71,6 +71,11 @@ export interface MetaTestConfig {
    * few thousand rows rewards noise).
    */
   endpointRule?: 'best' | 'confirm';
+  /**
+   * Run the black-box peers at metricopt's TOTAL budget (random_search_total, cma_es): as many
+   * real queries as meta-training spent, per seed, so off unless asked (`npm start` stays short).
+   */
+  blackBoxPeers?: boolean;
 }
 
 export interface MethodRun {
@@ -439,7 +444,10 @@ export async function metaTestSeed(
   // The black-box peers at metricopt's TOTAL budget (meta-training's queries included), on the
   // selection rows: random search around the pre-trained point, and CMA-ES from metricopt's start.
   const total = deps.metaTrainQueries === undefined ? 0 : deps.metaTrainQueries + mQueries;
-  if (total > 0) {
+  if (!cfg.blackBoxPeers) {
+    skipped.random_search_total = 'off (--black-box-peers true runs it at the total budget)';
+    skipped.cma_es = 'off (--black-box-peers true runs it at the total budget)';
+  } else if (total > 0) {
     const tRng = rng.fork(6);
     let bestPhi: Float32Array = zero;
     let bestV = Number.POSITIVE_INFINITY;

@@ -81,9 +81,8 @@ describe('metricopt demo', () => {
     expect(res.best_observed?.totalQueries).toBe(12 * 3);
     expect(res.random_search?.queries).toBe(7);
     expect(res.threshold?.queries).toBeLessThanOrEqual(7);
-    // The black-box peers spend metricopt's total: meta-training's 36 queries and its 7.
-    expect(res.random_search_total?.queries).toBe(7 + 12 * 3);
-    expect(res.cma_es?.queries).toBe(7 + 12 * 3);
+    // The black-box peers at the total budget are opt-in (--black-box-peers true).
+    expect(report.skipped.cma_es).toContain('--black-box-peers true');
     const e = report.metricoptEndpoints;
     expect(e.path + e.start + e.decision_shift + e.best_observed).toBe(2);
     expect(Object.keys(res).sort()).toEqual([
@@ -92,11 +91,9 @@ describe('metricopt demo', () => {
       'ce_finetune',
       'ce_finetune_dense_eval',
       'ce_finetune_natural',
-      'cma_es',
       'metricopt',
       'prior_correction',
       'random_search',
-      'random_search_total',
       'threshold',
     ]);
     // Headroom on the reported rows: a global threshold for mcr, no context rule without context.
@@ -133,6 +130,8 @@ describe('metricopt demo', () => {
       'decision-shift',
       '--endpoint-rule',
       'confirm',
+      '--black-box-peers',
+      'true',
       '--out',
       out,
       '--json',
@@ -146,6 +145,11 @@ describe('metricopt demo', () => {
     expect(report.headroom?.contextRule?.mean).toBeLessThanOrEqual(report.headroom?.globalThreshold?.mean as number);
     const e = report.metricoptEndpoints;
     expect(e.path + e.start + e.decision_shift + e.best_observed).toBe(2);
+    // The black-box peers spend metricopt's total: meta-training's 36 queries and its own.
+    const total = 12 * 3 + (report.results.metricopt?.queries as number);
+    expect(report.results.random_search_total?.queries).toBe(total);
+    expect(report.results.cma_es?.queries).toBe(total);
+    expect(report.results.metricopt?.totalQueries).toBe(total);
     const ck = await loadCheckpoint(new FsObjectStore(join(out, 'store')), report.valueFunction.id);
     expect(ck.ok && ck.value.adapter).toEqual({ kind: 'low-rank', d: 16 + 4 + 1 });
   });
