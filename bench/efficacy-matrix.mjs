@@ -226,7 +226,7 @@ function heatMap(rows) {
         const closed = s.rep.headroom?.metricoptGapClosed;
         if (closed !== null && closed !== undefined) {
           out.push(
-            `<text x="${x + cw / 2}" y="${y + 42}" text-anchor="middle" font-size="9">closed ${(100 * closed).toFixed(0)} % of the gap to the ${esc(s.rep.headroom.oracle)}</text>`,
+            `<text x="${x + cw / 2}" y="${y + 42}" text-anchor="middle" font-size="9">gap to oracle closed: ${(100 * closed).toFixed(0)} %</text>`,
           );
         }
       });
