@@ -33,3 +33,10 @@ export const backendOption = () =>
     'cpu',
     'webgpu',
   ]);
+
+/** --vf-engine: where value-function training runs (demo, train, fit). */
+export const vfEngineOption = () =>
+  new Option(
+    '--vf-engine <name>',
+    'value-function training kernels: f32 (plain typed arrays, default) or tfjs (the reference implementation)',
+  ).choices(['f32', 'tfjs']);

@@ -12,7 +12,7 @@ import { filmLayerOutOfRange } from '../shared/models/mlp.js';
 import { loadEvaluatorModule } from '../shared/adapters/evaluator-module.in-process.js';
 import { type RunConfig, recipe } from '../shared/use-cases/recipes.js';
 import { CliError } from './errors.js';
-import { backendOption, bool, int, num } from './option-parsers.js';
+import { backendOption, bool, int, num, vfEngineOption } from './option-parsers.js';
 
 /** Rank of `--adapter low-rank` unless --adapter-rank says otherwise. */
 export const DEFAULT_LOGIT_RANK = 32;
@@ -95,6 +95,7 @@ export function addRunOptions(cmd: Command): Command {
     )
     .option('--gamma <g>', 'weight of the regression term in Eq. 2', num(0))
     .option('--oe-weight <w>', 'weight of the ordinal-embedding term in Eq. 2', num(0))
+    .addOption(vfEngineOption())
     .option('--pretrain-epochs <n>', 'cross-entropy pre-training epochs', int(1))
     .addOption(
       new Option('--architecture <name>', 'backbone (default: convnet for digits, mlp otherwise)').choices([
@@ -219,6 +220,7 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
   set<number>(o.vfTrainLr, (v) => (mt.train = { ...mt.train, learningRate: v, innerLearningRate: v }));
   set<number>(o.gamma, (v) => (mt.train = { ...mt.train, gamma: v }));
   set<number>(o.oeWeight, (v) => (mt.train = { ...mt.train, oeWeight: v }));
+  set<'f32' | 'tfjs'>(o.vfEngine, (v) => (mt.train = { ...mt.train, engine: v }));
   set<number>(o.pretrainEpochs, (v) => (cfg.pretrain = { ...cfg.pretrain, epochs: v }));
   cfg.architecture = (o.architecture as 'mlp' | 'convnet' | undefined) ?? (o.dataset === 'digits' ? 'convnet' : 'mlp');
   if (o.adapter === 'film') {

@@ -8,8 +8,9 @@ import { objectStoreEnv, positiveInt } from '../shared/schemas/env.js';
  * - METRICOPT_JOB_ID: the id of a job already stored under METRICOPT_STORE (resume)
  * - METRICOPT_JOBS_QUEUE (+ METRICOPT_JOBS_DLQ for SQS): or run as a trainer worker on the jobs
  *   queue (the ECS trainer service): job, chunk and fit messages until SIGTERM or METRICOPT_IDLE_EXIT_S
- * - METRICOPT_JOBS_VISIBILITY_S: how long a held job message stays hidden (default 1800; a chunk must
- *   finish within it, or another worker computes it too, and only one of them commits it)
+ * - METRICOPT_JOBS_VISIBILITY_S: the lease on a held job message (default 900): it stays hidden this
+ *   long, extended every third of it while the worker works on it; a killed worker's comes back within it
+ * - ECS_AGENT_URI (set by ECS): the trainer protects its task from scale-in while it holds a message
  * - METRICOPT_EVALUATION_QUEUE (+ METRICOPT_EVALUATION_DLQ for SQS): metric queries go through the
  *   evaluation queue (the evaluator functions answer them); absent, the job's evaluator runs in-process
  * - METRICOPT_BACKEND: auto (default: tensorflow, then webgpu, wasm, cpu, whichever loads first) or one of them
@@ -25,7 +26,8 @@ export const trainTaskEnvSchema = z
     METRICOPT_EVALUATION_QUEUE: z.string().min(1).optional(),
     METRICOPT_EVALUATION_DLQ: z.url({ error: 'METRICOPT_EVALUATION_DLQ must be a URL' }).optional(),
     /** How long a job message the worker holds stays hidden from the others (a killed worker's comes back after it). */
-    METRICOPT_JOBS_VISIBILITY_S: positiveInt('METRICOPT_JOBS_VISIBILITY_S', 1800),
+    METRICOPT_JOBS_VISIBILITY_S: positiveInt('METRICOPT_JOBS_VISIBILITY_S', 900),
+    ECS_AGENT_URI: z.url({ error: 'ECS_AGENT_URI must be a URL' }).optional(),
     METRICOPT_IDLE_EXIT_S: z.coerce
       .number({ error: 'METRICOPT_IDLE_EXIT_S must be a positive number' })
       .positive('METRICOPT_IDLE_EXIT_S must be a positive number')

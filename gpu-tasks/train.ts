@@ -5,6 +5,7 @@ import { openObjectStore, openQueue } from '../shared/adapters/from-url.js';
 import { loadJobInputs } from '../shared/adapters/job-inputs.js';
 import { InProcessMetricOracle, inProcessOracles } from '../shared/adapters/metric-oracle.in-process.js';
 import { QueuedMetricOracle } from '../shared/adapters/metric-oracle.queued.js';
+import { EcsAgentTaskProtection } from '../shared/adapters/task-protection.ecs-agent.js';
 import type { Evaluator } from '../shared/metrics/evaluator.js';
 import { builtinEvaluator } from '../shared/metrics/registry.js';
 import type { MetricOracle } from '../shared/ports/metric-oracle.port.js';
@@ -56,7 +57,18 @@ function jsonProgress(): ProgressReporter {
   };
 }
 
-/** The first backend of METRICOPT_BACKEND (or of the auto order) that loads. */
+/** The backend METRICOPT_BACKEND names could not be loaded: the task fails rather than train elsewhere. */
+export class BackendUnavailableError extends Error {
+  readonly code = 'BACKEND_UNAVAILABLE';
+  override readonly name = 'BackendUnavailableError';
+}
+
+/**
+ * The backend METRICOPT_BACKEND names, or under `auto` the first of the auto order that loads.
+ * A named backend that does not load is a BACKEND_UNAVAILABLE error (the task exits 1): a GPU
+ * task whose GPU backend is broken never trains on wasm at GPU prices. The deployed task names
+ * its backend (lib/trainer-environment.ts); `auto` is for a machine whose hardware is unknown.
+ */
 export async function chooseBackend(preference: TrainTaskEnv['METRICOPT_BACKEND']): Promise<string> {
   const order = preference === 'auto' ? BACKEND_ORDER : [preference];
   const tried: string[] = [];
@@ -69,7 +81,11 @@ export async function chooseBackend(preference: TrainTaskEnv['METRICOPT_BACKEND'
       tried.push(`${name}: ${(e as Error).message}`);
     }
   }
-  throw new Error(`no compute backend could be loaded (${tried.join('; ')})`);
+  throw new BackendUnavailableError(
+    preference === 'auto'
+      ? `no compute backend could be loaded (${tried.join('; ')})`
+      : `METRICOPT_BACKEND=${preference} could not be loaded and no other backend is tried (${tried.join('; ')})`,
+  );
 }
 
 async function readJob(env: TrainTaskEnv, store: ObjectStore): Promise<JobSpec> {
@@ -141,6 +157,8 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
         signal: stop.signal,
         idleExitMs: env.METRICOPT_IDLE_EXIT_S === undefined ? undefined : env.METRICOPT_IDLE_EXIT_S * 1000,
         visibilityTimeoutMs: env.METRICOPT_JOBS_VISIBILITY_S * 1000,
+        // On ECS: scale-in and deployments leave a trainer alone while it holds a message.
+        protection: env.ECS_AGENT_URI === undefined ? undefined : new EcsAgentTaskProtection(env.ECS_AGENT_URI),
         log: (event, fields) => log(event === 'failed' ? 'error' : 'info', event, fields),
       });
       log('info', 'worker-exit', { ...summary });

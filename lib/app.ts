@@ -10,7 +10,14 @@ import { SettingsError, settingsFromContext } from './settings.js';
  */
 const app = new App();
 try {
-  new MetricOptStack(app, 'MetricOpt', { settings: settingsFromContext((key) => app.node.tryGetContext(key)) });
+  new MetricOptStack(app, 'MetricOpt', {
+    settings: settingsFromContext((key) => app.node.tryGetContext(key)),
+    // The account and region of the CLI's credentials: the GPU fleet then spans every AZ of the
+    // region (looked up once and cached in cdk.context.json); without credentials, two.
+    ...(process.env.CDK_DEFAULT_ACCOUNT && process.env.CDK_DEFAULT_REGION
+      ? { env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION } }
+      : {}),
+  });
 } catch (error) {
   // A bad setting is the operator's mistake: one line, no stack trace.
   if (!(error instanceof SettingsError)) throw error;

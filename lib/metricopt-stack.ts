@@ -1,5 +1,7 @@
-import { CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { Aspects, CfnOutput, Duration, Stack, type StackProps } from 'aws-cdk-lib';
+import { CheckovSuppressions } from './checkov-suppressions.js';
 import type { Construct } from 'constructs';
+import { Alerts } from './constructs/alerts.js';
 import { ArtifactStore } from './constructs/artifact-store.js';
 import { EvaluatorFunction, evaluatorFunctionTimeout } from './constructs/evaluator-function.js';
 import { TrainingCluster } from './constructs/training-cluster.js';
@@ -26,6 +28,7 @@ export class MetricOptStack extends Stack {
   readonly evaluator: EvaluatorFunction;
   readonly valueApi: ValueApi;
   readonly training: TrainingCluster;
+  readonly alerts: Alerts;
 
   constructor(scope: Construct, id: string, props: MetricOptStackProps = {}) {
     super(scope, id, props);
@@ -36,20 +39,26 @@ export class MetricOptStack extends Stack {
       checkpointNoncurrentDays: s.checkpointNoncurrentDays,
     });
 
+    this.alerts = new Alerts(this, 'Alerts', { topicArn: s.alarmTopicArn });
+    const alerts = this.alerts;
+
     const evaluatorTimeout = Duration.seconds(s.evaluatorTimeoutSeconds);
     this.evaluation = new WorkQueue(this, 'EvaluationQueue', {
       purpose: 'evaluation',
       // AWS's advice for a Lambda event source: six times the function's timeout.
       visibilityTimeout: Duration.seconds(6 * evaluatorFunctionTimeout(evaluatorTimeout).toSeconds()),
       maxReceiveCount: s.maxReceiveCount,
-      alarmTopicArn: s.alarmTopicArn,
+      // A metric query takes seconds: one waiting this long means no evaluator is running.
+      maxAge: Duration.minutes(15),
+      alerts,
     });
     this.jobs = new WorkQueue(this, 'JobsQueue', {
       purpose: 'training jobs',
-      // The trainer extends the visibility of the message it works on; this is the first lease.
+      // The trainer's lease (METRICOPT_JOBS_VISIBILITY_S): extended every 5 minutes while it works.
       visibilityTimeout: Duration.minutes(15),
       maxReceiveCount: s.maxReceiveCount,
-      alarmTopicArn: s.alarmTopicArn,
+      maxAge: Duration.minutes(s.jobsAgeAlarmMinutes),
+      alerts,
     });
 
     this.evaluator = new EvaluatorFunction(this, 'Evaluator', {
@@ -79,7 +88,7 @@ export class MetricOptStack extends Stack {
       store: this.store,
       jobs: this.jobs,
       evaluation: this.evaluation,
-      instanceType: s.gpuInstanceType,
+      instanceTypes: s.gpuInstanceTypes,
       minInstances: s.trainerMinInstances,
       maxInstances: s.trainerMaxInstances,
       spot: s.trainerSpot,
@@ -87,7 +96,13 @@ export class MetricOptStack extends Stack {
       taskMemoryMiB: s.trainerMemoryMiB,
       volumeGiB: s.trainerVolumeGiB,
       logRetention: s.logRetentionDays,
+      alerts,
     });
+    alerts.lambda('Evaluator', this.evaluator.fn, 'evaluator');
+    alerts.lambda('ValueApi', this.valueApi.fn, 'value API');
+
+    // Each check the stack fails on purpose, with its reason, in the template (test/lib/template-lint.test.ts).
+    Aspects.of(this).add(new CheckovSuppressions());
 
     new CfnOutput(this, 'ArtifactBucket', { value: this.store.bucket.bucketName });
     new CfnOutput(this, 'EvaluationQueueUrl', { value: this.evaluation.queue.queueUrl });
@@ -96,5 +111,6 @@ export class MetricOptStack extends Stack {
     new CfnOutput(this, 'JobsDeadLetterQueueUrl', { value: this.jobs.deadLetterQueue.queueUrl });
     new CfnOutput(this, 'TrainingClusterArn', { value: this.training.cluster.clusterArn });
     new CfnOutput(this, 'TrainerTaskDefinitionArn', { value: this.training.taskDefinition.taskDefinitionArn });
+    new CfnOutput(this, 'AlarmTopicArn', { value: this.alerts.topic.topicArn });
   }
 }

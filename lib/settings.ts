@@ -18,6 +18,33 @@ const LOG_RETENTION_DAYS = [
 /** Instance families with NVIDIA GPUs that the ECS GPU-optimised (x86_64) AMI supports. */
 const GPU_INSTANCE_TYPE = /^(g4dn|g5|g6|g6e|gr6|p3|p3dn|p4d|p4de|p5|p5e)\.[0-9]*[a-z]*large$/;
 
+/** GPUs of the multi-GPU sizes (every other size of these families has one). */
+const MULTI_GPU: Record<string, number> = {
+  'g4dn.12xlarge': 4,
+  'g5.12xlarge': 4,
+  'g5.24xlarge': 4,
+  'g5.48xlarge': 8,
+  'g6.12xlarge': 4,
+  'g6.24xlarge': 4,
+  'g6.48xlarge': 8,
+  'g6e.12xlarge': 4,
+  'g6e.24xlarge': 4,
+  'g6e.48xlarge': 8,
+  'gr6.8xlarge': 1,
+  'p3.8xlarge': 4,
+  'p3.16xlarge': 8,
+  'p3dn.24xlarge': 8,
+  'p4d.24xlarge': 8,
+  'p4de.24xlarge': 8,
+  'p5.48xlarge': 8,
+  'p5e.48xlarge': 8,
+};
+
+/** NVIDIA GPUs of an instance type the settings accept. */
+export function gpusPerInstance(instanceType: string): number {
+  return MULTI_GPU[instanceType] ?? 1;
+}
+
 const int = (name: string, min: number, max: number, fallback: number) =>
   z.coerce
     .number({ error: `${name} must be an integer from ${min} to ${max}` })
@@ -51,7 +78,8 @@ const settingsObject = z.object({
   valueApiMemoryMb: int('valueApiMemoryMb', 128, 10240, 1024),
   valueApiProvisionedConcurrency: int('valueApiProvisionedConcurrency', 0, 1000, 0),
   evaluatorBatchSize: int('evaluatorBatchSize', 1, 10, 5),
-  evaluatorReservedConcurrency: int('evaluatorReservedConcurrency', 1, 1000, 5),
+  /** Also the event source's maximum concurrency (2 to 1000), so the SQS poller never over-polls into throttles. */
+  evaluatorReservedConcurrency: int('evaluatorReservedConcurrency', 2, 1000, 5),
   evaluatorMemoryMb: int('evaluatorMemoryMb', 128, 10240, 1024),
   evaluatorTimeoutSeconds: int('evaluatorTimeoutSeconds', 1, 280, 60),
   evaluatorModules: list('evaluatorModules'),
@@ -77,13 +105,22 @@ const settingsObject = z.object({
         'webhookSecretArn must be a Secrets Manager secret ARN (arn:aws:secretsmanager:REGION:ACCOUNT:secret:NAME)',
     })
     .optional(),
-  maxReceiveCount: int('maxReceiveCount', 1, 1000, 3),
-  gpuInstanceType: z
-    .string()
-    .regex(GPU_INSTANCE_TYPE, {
-      error: 'gpuInstanceType must be an NVIDIA GPU instance type such as g5.xlarge, g4dn.xlarge or p3.2xlarge',
+  /** At least 5: AWS's advice for a Lambda event source, so a throttle or two never dead-letters a valid message. */
+  maxReceiveCount: int('maxReceiveCount', 5, 1000, 5),
+  /** The GPU instance types to launch, best first; several, so one type's shortage does not stop training. */
+  gpuInstanceTypes: z
+    .union([z.array(z.string()), z.string()], {
+      error: 'gpuInstanceTypes must be a list (JSON array or comma-separated)',
     })
-    .default('g5.xlarge'),
+    .default(['g4dn.xlarge', 'g4dn.2xlarge', 'g4dn.4xlarge'])
+    .transform((v) => (typeof v === 'string' ? v.split(',') : v).map((t) => t.trim()).filter((t) => t !== ''))
+    .refine((ts) => ts.length > 0 && ts.length <= 20 && ts.every((t) => GPU_INSTANCE_TYPE.test(t)), {
+      error:
+        'gpuInstanceTypes must list 1 to 20 NVIDIA GPU instance types such as g4dn.xlarge, g5.xlarge or p3.2xlarge',
+    })
+    .refine((ts) => new Set(ts.map(gpusPerInstance)).size === 1, {
+      error: 'gpuInstanceTypes must all have the same number of GPUs (each runs that many trainer tasks)',
+    }),
   trainerMinInstances: int('trainerMinInstances', 0, 100, 0),
   trainerMaxInstances: int('trainerMaxInstances', 1, 100, 2),
   trainerSpot: bool('trainerSpot', false),
@@ -98,6 +135,8 @@ const settingsObject = z.object({
     .default(30),
   jobDataExpirationDays: int('jobDataExpirationDays', 1, 3650, 30),
   checkpointNoncurrentDays: int('checkpointNoncurrentDays', 1, 3650, 90),
+  /** The jobs queue's oldest message waiting longer than this raises an alarm. */
+  jobsAgeAlarmMinutes: int('jobsAgeAlarmMinutes', 5, 20160, 360),
   alarmTopicArn: z
     .string()
     .regex(/^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:.+$/, { error: 'alarmTopicArn must be an SNS topic ARN' })

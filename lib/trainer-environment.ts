@@ -11,6 +11,13 @@ export interface TrainerLocations {
   evaluationDeadLetterQueueUrl: string;
 }
 
+/**
+ * The compute backend the deployed trainer uses: named, never `auto`, so a GPU instance whose
+ * GPU backend does not load fails the task loudly instead of training on the CPU
+ * (gpu-tasks/README.md, "GPU path").
+ */
+export const TRAINER_BACKEND = 'tensorflow';
+
 export function trainerEnvironment(l: TrainerLocations): Record<string, string> {
   return {
     METRICOPT_STORE: l.store,
@@ -18,6 +25,6 @@ export function trainerEnvironment(l: TrainerLocations): Record<string, string> 
     METRICOPT_JOBS_DLQ: l.jobsDeadLetterQueueUrl,
     METRICOPT_EVALUATION_QUEUE: l.evaluationQueueUrl,
     METRICOPT_EVALUATION_DLQ: l.evaluationDeadLetterQueueUrl,
-    METRICOPT_BACKEND: 'auto',
+    METRICOPT_BACKEND: TRAINER_BACKEND,
   };
 }

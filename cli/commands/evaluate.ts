@@ -116,6 +116,13 @@ export function registerEvaluate(program: Command): void {
         maxReceiveCount,
       });
       const effectiveMax = queue instanceof LocalQueue ? (await queue.attributes()).maxReceiveCount : maxReceiveCount;
+      // Each message is held for the queue's visibility timeout, extended while it is evaluated.
+      const leaseMs =
+        queue instanceof LocalQueue
+          ? (await queue.attributes()).visibilityTimeoutMs
+          : opts.visibilityTimeoutMs
+            ? positiveInt('--visibility-timeout-ms', opts.visibilityTimeoutMs)
+            : evaluatorTimeoutMs + 5000;
       const workerId = `${hostname()}:${process.pid}`;
       const stop = new AbortController();
       process.once('SIGTERM', () => stop.abort());
@@ -138,6 +145,7 @@ export function registerEvaluate(program: Command): void {
           waitMs: 1000,
           signal: stop.signal,
           idleExitMs: positiveInt('--idle-exit-ms', opts.idleExitMs, 0),
+          leaseSeconds: leaseMs / 1000,
         },
       );
       if (queue instanceof LocalQueue) queue.close();

@@ -32,7 +32,7 @@ import {
 } from '../../shared/use-cases/observation-batches.js';
 import { ok } from '../../shared/util/result.js';
 import { CliError } from '../errors.js';
-import { backendOption, bool, int, num } from '../option-parsers.js';
+import { backendOption, bool, int, num, vfEngineOption } from '../option-parsers.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { stderrProgress } from '../progress.js';
 
@@ -62,6 +62,7 @@ interface FitOptions {
   vfTrainLr?: number;
   gamma?: number;
   oeWeight?: number;
+  vfEngine?: 'f32' | 'tfjs';
   heldOutFraction?: number;
   trainStride?: number;
 }
@@ -105,6 +106,7 @@ export function registerFit(program: Command): void {
     .option('--vf-train-lr <lr>', 'training step size (Adam offline / inner SGD online)', num(0, true))
     .option('--gamma <g>', 'weight of the regression term in Eq. 2', num(0))
     .option('--oe-weight <w>', 'weight of the ordinal-embedding term in Eq. 2', num(0))
+    .addOption(vfEngineOption())
     .option('--held-out-fraction <f>', 'fraction of trajectories held out for the health figures', num(0, true))
     .option('--train-stride <n>', 'train on every n-th recorded step', int(1))
     .addOption(backendOption())
@@ -267,6 +269,7 @@ async function jobOf(o: FitOptions, store: Awaited<ReturnType<typeof openObjectS
       epochs: o.epochs,
       gamma: o.gamma,
       oeWeight: o.oeWeight,
+      engine: o.vfEngine,
       ...(o.vfTrainLr === undefined
         ? {}
         : o.training === 'online' || (o.training === undefined && o.recipe === 'paper')

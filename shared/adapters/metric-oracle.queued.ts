@@ -12,7 +12,6 @@ import {
   describeIssue,
   EvaluationError,
   type EvaluationMessage,
-  evaluationMessageSchema,
   evaluationResultSchema,
   labelsKey,
   type PayloadRef,
@@ -45,7 +44,10 @@ export interface QueuedMetricOracleOptions {
  * The trainer's side of the evaluation queue: writes each query's predictions to the object
  * store, sends one message per query, and waits for the result records with a deadline. A
  * failed, dead-lettered or late query comes back as a structured failure, never a hang, so the
- * trajectory carries on with its other observations. Given the same queries, the values are
+ * trajectory carries on with its other observations. A worker records a failure as the query's
+ * result before it dead-letters the message (shared/use-cases/evaluate-request.ts), so the
+ * oracle reads results only and never the dead-letter queue; a message the queue redrives with
+ * no result (its worker died on the last allowed delivery) ends at the deadline. Given the same queries, the values are
  * those of the in-process oracle bit for bit (same float32 bytes, same evaluator).
  */
 export class QueuedMetricOracle implements MetricOracle {
@@ -129,7 +131,6 @@ export class QueuedMetricOracle implements MetricOracle {
     const deadline = Date.now() + (this.options.deadlineMs ?? 600_000);
     const basePollMs = this.options.pollMs ?? 10;
     let pollMs = basePollMs;
-    let nextDeadLetterCheck = Date.now() + 1000;
     for (let round = 0; pending.size > 0; round++) {
       // Results arrive roughly in send order: look at the oldest pending keys and stop after a
       // run of misses, with a full scan every few rounds for stragglers.
@@ -152,11 +153,6 @@ export class QueuedMetricOracle implements MetricOracle {
         if (result.ok && pKey !== undefined && !this.options.keepPredictions) await store.delete(pKey);
       }
       if (pending.size === 0) break;
-      if (Date.now() >= nextDeadLetterCheck) {
-        await this.failDeadLettered(pending, out);
-        nextDeadLetterCheck = Date.now() + 1000;
-        if (pending.size === 0) break;
-      }
       const unhealthy = this.options.health?.();
       const late = Date.now() >= deadline;
       if (unhealthy || late) {
@@ -173,36 +169,6 @@ export class QueuedMetricOracle implements MetricOracle {
       pollMs = found > 0 ? basePollMs : Math.min(200, pollMs * 1.5);
     }
     return out as Result<MetricValue, MetricError>[];
-  }
-
-  /**
-   * A message the queue dead-lettered without a result (its worker died on the last allowed
-   * delivery) would otherwise be waited for until the deadline: fail it now, with the reason.
-   */
-  private async failDeadLettered(
-    pending: Map<string, number[]>,
-    out: Array<Result<MetricValue, MetricError> | undefined>,
-  ): Promise<void> {
-    const { store } = this.options;
-    for (const letter of await this.options.queue.listDeadLetters(1000)) {
-      const parsed = evaluationMessageSchema.safeParse(safeJson(letter.body));
-      if (!parsed.success) continue;
-      const rKey = resultKey(parsed.data.jobId, parsed.data.idempotencyKey);
-      const indices = pending.get(rKey);
-      if (!indices) continue;
-      const bytes = await store.get(rKey); // recorded just before it was dead-lettered?
-      const recorded = bytes === undefined ? undefined : toResult(rKey, bytes);
-      const result =
-        recorded ??
-        err(
-          new EvaluationError(
-            'DEAD_LETTERED',
-            `${rKey}: dead-lettered after ${letter.receiveCount} deliveries with no result${letter.reason ? ` (${letter.reason})` : ''}`,
-          ),
-        );
-      for (const i of indices) out[i] = result;
-      pending.delete(rKey);
-    }
   }
 
   private async send(messages: string[]): Promise<void> {
@@ -322,12 +288,4 @@ function toResult(key: string, bytes: Uint8Array): Result<MetricValue, MetricErr
   const outcome = parsed.data.outcome;
   if (!outcome.ok) return err(new EvaluationError(outcome.code, outcome.message, { key }));
   return ok({ value: outcome.value, normalised: outcome.normalised, durationMs: outcome.durationMs });
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch {
-    return undefined;
-  }
 }

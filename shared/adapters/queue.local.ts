@@ -46,6 +46,8 @@ export class LocalQueue implements Queue {
   private sendSeq = 0;
   private watcher: FSWatcher | undefined;
   private wakers: Array<() => void> = [];
+  /** Receipt -> its in-flight file's name after `extend` renamed it (the receipt stays the handle). */
+  private readonly extended = new Map<string, string>();
 
   constructor(root: string, options: LocalQueueOptions = {}) {
     this.root = resolve(root);
@@ -173,8 +175,9 @@ export class LocalQueue implements Queue {
 
   async ack(receipt: string): Promise<void> {
     assertReceipt(receipt);
+    const name = this.settle(receipt);
     try {
-      await unlink(join(this.inflight, receipt));
+      await unlink(join(this.inflight, name));
     } catch (e) {
       if (!isMissing(e)) throw e;
     }
@@ -182,7 +185,8 @@ export class LocalQueue implements Queue {
 
   async release(receipt: string, delayMs = 0): Promise<void> {
     assertReceipt(receipt);
-    const parsed = parseInflight(receipt);
+    const name = this.settle(receipt);
+    const parsed = parseInflight(name);
     if (!parsed) return;
     const target =
       delayMs <= 0
@@ -191,19 +195,41 @@ export class LocalQueue implements Queue {
             this.inflight,
             `${String(Date.now() + delayMs).padStart(15, '0')}~${parsed.id}~${parsed.deliveries}~${token()}.msg`,
           );
-    await this.moveIgnoringRace(join(this.inflight, receipt), target);
+    await this.moveIgnoringRace(join(this.inflight, name), target);
+  }
+
+  /**
+   * Renames the in-flight file to its new visible-at time (one atomic rename: a receiver that
+   * reclaimed it first wins, and this answers false).
+   */
+  async extend(receipt: string, seconds: number): Promise<boolean> {
+    assertReceipt(receipt);
+    const name = this.extended.get(receipt) ?? receipt;
+    const parsed = parseInflight(name) as { id: string; deliveries: number };
+    const next = `${String(Date.now() + Math.max(0, seconds) * 1000).padStart(15, '0')}~${parsed.id}~${parsed.deliveries}~${token()}.msg`;
+    if (!(await this.moveIgnoringRace(join(this.inflight, name), join(this.inflight, next)))) return false;
+    this.extended.set(receipt, next);
+    return true;
+  }
+
+  /** The current name of a receipt's in-flight file; the receipt is done with after this. */
+  private settle(receipt: string): string {
+    const name = this.extended.get(receipt) ?? receipt;
+    this.extended.delete(receipt);
+    return name;
   }
 
   async deadLetter(message: QueueMessage, reason: string): Promise<void> {
     const receipt = message.receipt;
     assertReceipt(receipt);
-    const parsed = parseInflight(receipt);
+    const name = this.settle(receipt);
+    const parsed = parseInflight(name);
     if (!parsed) return;
     await this.init();
     const staged = join(this.tmp, `${parsed.id}.reason.${token()}`);
     await writeFile(staged, reason);
     await rename(staged, join(this.dlq, `${parsed.id}.reason`));
-    await this.moveIgnoringRace(join(this.inflight, receipt), join(this.dlq, `${parsed.id}~${parsed.deliveries}.msg`));
+    await this.moveIgnoringRace(join(this.inflight, name), join(this.dlq, `${parsed.id}~${parsed.deliveries}.msg`));
   }
 
   async counts(): Promise<{ visible: number; inFlight: number; deadLetters: number }> {

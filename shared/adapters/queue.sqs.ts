@@ -19,6 +19,9 @@ export interface SqsQueueOptions {
 /** Attribute carrying the reason on a message a consumer dead-lettered itself. */
 export const DEAD_LETTER_REASON_ATTRIBUTE = 'metricopt-dead-letter-reason';
 
+/** SQS errors saying a receipt no longer holds its message. */
+const LEASE_LOST = /MessageNotInflight|ReceiptHandleIsInvalid|InvalidParameterValue/;
+
 /**
  * SQS adapter. Visibility timeout and max receive count are the queue's own settings (the
  * redrive policy moves a message to the DLQ on the receive that exceeds the count); explicit
@@ -94,6 +97,23 @@ export class SqsQueue implements Queue {
         VisibilityTimeout: Math.min(43_200, Math.ceil(delayMs / 1000)),
       }),
     );
+  }
+
+  async extend(receipt: string, seconds: number): Promise<boolean> {
+    try {
+      await this.client.send(
+        new ChangeMessageVisibilityCommand({
+          QueueUrl: this.queueUrl,
+          ReceiptHandle: receipt,
+          VisibilityTimeout: Math.max(0, Math.min(43_200, Math.ceil(seconds))),
+        }),
+      );
+      return true;
+    } catch (e) {
+      // Not held any more: deleted, delivered again, or past SQS's 12-hour limit for one receive.
+      if (LEASE_LOST.test((e as { name?: string }).name ?? '')) return false;
+      throw e;
+    }
   }
 
   /** Sends the body to the DLQ with the reason; the caller's delivery is then deleted. */

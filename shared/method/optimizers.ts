@@ -11,7 +11,8 @@ export class BatchedOptimizer {
 
   constructor(
     readonly kind: OptimizerKind,
-    readonly learningRate: number,
+    /** The step size; may change between steps (a schedule keeps Adam's moments). */
+    public learningRate: number,
     size: number,
     readonly beta1 = 0.9,
     readonly beta2 = 0.999,

@@ -1,5 +1,6 @@
 import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
 import { slabFloat32 } from '../util/slab.js';
+import { denseBackward, denseForward } from './dense-kernels.js';
 import { WASM_BASE64 } from './value-function-kernels.wasm.js';
 
 /** A differentiable scalar function of phi: what Guided ES and value-function descent need. */
@@ -14,7 +15,7 @@ export interface ValueFn {
 interface Layer {
   in: number;
   out: number;
-  /** Weights transposed, [out][in]: row j is the fan-in of unit j (forward dot products, backward axpys). */
+  /** Weights transposed, [out][in]: row j is the fan-in of unit j (see dense-kernels.ts). */
   wT: Float64Array;
   b: Float64Array;
 }
@@ -30,10 +31,12 @@ export interface CompileOptions {
  * a d-64-32-32-16-1 forward is ~4.6k multiply-adds: microseconds here, where tfjs spends most of
  * a millisecond dispatching ops. Used for serving and for meta-test steps.
  *
- * The forward pass is one dot product per unit over transposed weights; the backward pass adds
- * the fan-in row of each unit with a non-zero gradient (ReLU zeroes about half), so a gradient
- * costs well under two forward passes. The SIMD path accumulates in float32 like tfjs; the JS
- * path in float64 (V8 keeps doubles in registers without float32 conversions on every access).
+ * The JS path is the dense-layer kernels of dense-kernels.ts, which value-function training
+ * (ValueFunctionNetF32) runs too: the forward pass one dot product per unit over transposed
+ * weights, the backward pass adding the fan-in row of each unit with a non-zero gradient (ReLU
+ * zeroes about half), so a gradient costs well under two forward passes. The SIMD path accumulates in float32
+ * like tfjs; the JS path in float64 (V8 keeps doubles in registers without float32 conversions
+ * on every access).
  */
 export class CompiledValueFunction implements ValueFn {
   readonly d: number;
@@ -138,24 +141,7 @@ export class CompiledValueFunction implements ValueFn {
       for (let li = 0; li <= last; li++) {
         const { in: nin, out: nout, wT, b } = layers[li] as Layer;
         const a = acts[li] as Float64Array;
-        for (let j = 0; j < nout; j++) {
-          const base = j * nin;
-          // Four accumulators break the add dependency chain (about 20% faster than one).
-          let s0 = 0;
-          let s1 = 0;
-          let s2 = 0;
-          let s3 = 0;
-          let i = 0;
-          for (; i + 3 < nin; i += 4) {
-            s0 += (input[i] as number) * (wT[base + i] as number);
-            s1 += (input[i + 1] as number) * (wT[base + i + 1] as number);
-            s2 += (input[i + 2] as number) * (wT[base + i + 2] as number);
-            s3 += (input[i + 3] as number) * (wT[base + i + 3] as number);
-          }
-          for (; i < nin; i++) s0 += (input[i] as number) * (wT[base + i] as number);
-          const v = (b[j] as number) + (s0 + s1) + (s2 + s3);
-          a[j] = li < last && v < 0 ? 0 : v;
-        }
+        denseForward(input, wT, b, nin, nout, 1, li < last, a);
         input = a;
       }
       sum += input[0] as number;
@@ -182,26 +168,8 @@ export class CompiledValueFunction implements ValueFn {
       upstream[0] = scale;
       for (let li = layers.length - 1; li >= 0; li--) {
         const { in: nin, out: nout, wT } = layers[li] as Layer;
-        // d value / d (input of layer li) = sum over units j with a gradient of upstream[j] * fan-in row j.
-        next.fill(0, 0, nin);
-        for (let j = 0; j < nout; j++) {
-          const u = upstream[j] as number;
-          if (u === 0) continue;
-          const base = j * nin;
-          let i = 0;
-          for (; i + 3 < nin; i += 4) {
-            next[i] = (next[i] as number) + u * (wT[base + i] as number);
-            next[i + 1] = (next[i + 1] as number) + u * (wT[base + i + 1] as number);
-            next[i + 2] = (next[i + 2] as number) + u * (wT[base + i + 2] as number);
-            next[i + 3] = (next[i + 3] as number) + u * (wT[base + i + 3] as number);
-          }
-          for (; i < nin; i++) next[i] = (next[i] as number) + u * (wT[base + i] as number);
-        }
-        if (li > 0) {
-          // Through the ReLU of the layer below: no gradient where it was inactive.
-          const below = acts[li - 1] as Float64Array;
-          for (let i = 0; i < nin; i++) if ((below[i] as number) <= 0) next[i] = 0;
-        }
+        // d value / d (input of layer li), back through the ReLU of the layer below (if any).
+        denseBackward(upstream, undefined, wT, nin, nout, 1, li > 0 ? (acts[li - 1] as Float64Array) : undefined, next);
         const t = upstream;
         upstream = next;
         next = t;

@@ -160,3 +160,100 @@ export function valueFunctionLoss(
   const total = tf.add(tf.mul(regress, gamma), tf.mul(oe, oeWeight)) as tf.Tensor1D;
   return { total, regress, oe };
 }
+
+export interface PlainLossInputs {
+  /** Tasks in the batch and rows per task. */
+  b: number;
+  t1: number;
+  /** [B * T1] predictions, task-major. */
+  out: Float64Array;
+  /** [B * T1, E] embeddings. */
+  embedding: Float64Array;
+  e: number;
+  /** [B * T1] targets and stds. */
+  mean: Float32Array;
+  std: Float32Array;
+  /** Hard pairs from selectHardPairs (unused when oeWeight is 0). */
+  posIndex: Int32Array;
+  negIndex: Int32Array;
+  valid: Float32Array;
+}
+
+/** softplus(z) = log(1 + e^z), without overflow. */
+const softplus = (z: number): number => (z > 0 ? z + Math.log1p(Math.exp(-z)) : Math.log1p(Math.exp(z)));
+
+/**
+ * valueFunctionLoss on plain arrays: the batch's mean task loss (and its two terms' means), with
+ * its gradient with respect to the predictions written into dOut [B * T1] and, when oeWeight is
+ * non-zero, with respect to the embeddings into dEmbedding [B * T1 * E] (both overwritten). The
+ * same formulas as the tfjs version above, which the tests hold it to; |x| has slope -1 at 0 there
+ * (tfjs's abs gradient), and here too.
+ */
+export function valueFunctionLossAndGradient(
+  x: PlainLossInputs,
+  gamma: number,
+  oeWeight: number,
+  dOut: Float64Array,
+  dEmbedding: Float64Array,
+): { loss: number; regress: number; oe: number } {
+  const { b: nb, t1, e } = x;
+  let regressSum = 0;
+  let oeSum = 0;
+  for (let b = 0; b < nb; b++) {
+    const base = b * t1;
+    let sw = 0;
+    let sr = 0;
+    for (let t = 0; t < t1; t++) {
+      const w = 1 / (x.std[base + t] as number);
+      sw += w;
+      sr += Math.abs((x.out[base + t] as number) - (x.mean[base + t] as number)) * w;
+    }
+    regressSum += sr / sw;
+    const c = gamma / nb / sw;
+    for (let t = 0; t < t1; t++) {
+      const diff = (x.out[base + t] as number) - (x.mean[base + t] as number);
+      dOut[base + t] = ((diff > 0 ? 1 : -1) * c) / (x.std[base + t] as number);
+    }
+  }
+  if (oeWeight !== 0) {
+    dEmbedding.fill(0, 0, nb * t1 * e);
+    for (let b = 0; b < nb; b++) {
+      const base = b * t1;
+      let count = 0;
+      for (let t = 0; t < t1; t++) count += x.valid[base + t] as number;
+      const denom = Math.max(count, 1);
+      let sum = 0;
+      for (let t = 0; t < t1; t++) {
+        if (x.valid[base + t] !== 1) continue;
+        const a = (base + t) * e;
+        const p = (x.posIndex[base + t] as number) * e;
+        const q = (x.negIndex[base + t] as number) * e;
+        let sp2 = 1e-8;
+        let sn2 = 1e-8;
+        for (let k = 0; k < e; k++) {
+          const ea = x.embedding[a + k] as number;
+          sp2 += (ea - (x.embedding[p + k] as number)) ** 2;
+          sn2 += (ea - (x.embedding[q + k] as number)) ** 2;
+        }
+        const dp = Math.sqrt(sp2);
+        const dn = Math.sqrt(sn2);
+        const z = dp - dn;
+        sum += softplus(z);
+        // d softplus(z) / dz = sigmoid(z); d |a - p| / da = (a - p) / |a - p|.
+        const c = (oeWeight / nb / denom) * (1 / (1 + Math.exp(-z)));
+        for (let k = 0; k < e; k++) {
+          const ea = x.embedding[a + k] as number;
+          const gp = (c * (ea - (x.embedding[p + k] as number))) / dp;
+          const gn = (c * (ea - (x.embedding[q + k] as number))) / dn;
+          dEmbedding[a + k] = (dEmbedding[a + k] as number) + gp - gn;
+          dEmbedding[p + k] = (dEmbedding[p + k] as number) - gp;
+          dEmbedding[q + k] = (dEmbedding[q + k] as number) + gn;
+        }
+      }
+      oeSum += sum / denom;
+    }
+  }
+  const regress = regressSum / nb;
+  const oe = oeSum / nb;
+  return { loss: gamma * regress + oeWeight * oe, regress, oe };
+}

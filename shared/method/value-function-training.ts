@@ -1,8 +1,11 @@
 import * as tf from '@tensorflow/tfjs';
 import type { ProgressReporter } from '../ports/progress.port.js';
+import type { DenseLayer } from '../schemas/checkpoint.js';
 import { Rng } from '../util/random.js';
+import { BatchedOptimizer } from './optimizers.js';
 import { reptileEta, reptileInterpolate } from './reptile.js';
 import { defaultHidden, ValueFunctionNet } from './value-function.js';
+import { type PackedBatch, ValueFunctionNetF32 } from './value-function-net-f32.js';
 import {
   type FisherMasks,
   fisherMasks,
@@ -19,7 +22,16 @@ export interface LabelledTask {
   masks: FisherMasks;
 }
 
+/**
+ * Where training runs: 'f32', plain typed-array kernels (value-function-net-f32.ts, the default,
+ * the same dense kernels serving uses), or 'tfjs', the reference implementation (tfjs autodiff
+ * and optimisers on the selected tfjs backend). Same seed, same initial weights, results equal
+ * within float32 rounding (test/core/value-function-training.test.ts); checkpoints are alike.
+ */
+export type TrainingEngine = 'f32' | 'tfjs';
+
 export interface ValueFunctionTrainConfig {
+  engine: TrainingEngine;
   hidden: number[];
   batchNorm: boolean;
   gamma: number;
@@ -39,6 +51,7 @@ export interface ValueFunctionTrainConfig {
 }
 
 export const paperTrainDefaults: ValueFunctionTrainConfig = {
+  engine: 'f32',
   hidden: defaultHidden,
   batchNorm: true,
   gamma: 10,
@@ -74,7 +87,8 @@ export function labelTask(x: Float32Array, mean: Float32Array, std: Float32Array
   return { x, labels, masks: fisherMasks(labels, threshold) };
 }
 
-function packBatch(tasks: LabelledTask[], d: number) {
+/** Tasks of one step packed task-major (all tasks have the same number of rows). */
+export function packBatch(tasks: LabelledTask[], d: number): PackedBatch {
   const B = tasks.length;
   const T1 = (tasks[0] as LabelledTask).labels.mean.length;
   const x = new Float32Array(B * T1 * d);
@@ -88,10 +102,10 @@ function packBatch(tasks: LabelledTask[], d: number) {
   return { B, T1, x, mean, std, masks: tasks.map((t) => t.masks) };
 }
 
-/** Mean task loss of a batch as a scalar (inside a tidy / gradient scope). */
-function batchLoss(
+/** Mean task loss of a batch as a scalar on the tfjs net (inside a tidy / gradient scope). */
+export function batchLoss(
   net: ValueFunctionNet,
-  p: ReturnType<typeof packBatch>,
+  p: PackedBatch,
   d: number,
   cfg: ValueFunctionTrainConfig,
   stats?: tf.Tensor[],
@@ -152,6 +166,89 @@ function yielder(control: FitControl | undefined, cleanUp: () => void): () => Pr
   };
 }
 
+/** A trained value-function net: its checkpoint layers (BatchNorm folded in). */
+export interface TrainedValueFunction {
+  toLayers(): DenseLayer[];
+  /** Frees what the engine holds (tfjs variables); a no-op for the f32 engine. */
+  dispose(): void;
+}
+
+/** A net and its optimiser on one engine: what the training loops below drive. */
+interface Learner extends TrainedValueFunction {
+  /** One optimiser step on the batch's mean task loss, at step size learningRate. */
+  step(batch: PackedBatch, learningRate: number): void;
+  /** All trainable values (for Reptile's interpolation). */
+  snapshot(): Float32Array[];
+  restore(values: Float32Array[]): void;
+}
+
+function learner(d: number, cfg: ValueFunctionTrainConfig, optimizer: 'sgd' | 'adam'): Learner {
+  const arch = { d, hidden: cfg.hidden, batchNorm: cfg.batchNorm };
+  return cfg.engine === 'tfjs' ? tfjsLearner(arch, cfg, optimizer) : f32Learner(arch, cfg, optimizer);
+}
+
+function f32Learner(
+  arch: ValueFunctionNetF32['arch'],
+  cfg: ValueFunctionTrainConfig,
+  optimizer: 'sgd' | 'adam',
+): Learner {
+  const net = new ValueFunctionNetF32(arch, cfg.seed);
+  // tfjs's Adam defaults: epsilon is the float32 backends' 1e-7.
+  const opt = new BatchedOptimizer(
+    optimizer,
+    optimizer === 'sgd' ? cfg.innerLearningRate : cfg.learningRate,
+    net.params.length,
+    0.9,
+    0.999,
+    1e-7,
+  );
+  return {
+    step(batch, learningRate) {
+      net.lossAndGradient(batch, cfg.gamma, cfg.oeWeight);
+      opt.learningRate = learningRate;
+      opt.step(net.params, net.grads);
+      net.paramsChanged();
+      if (cfg.batchNorm) net.updateRunningStats();
+    },
+    snapshot: () => [net.params.slice()],
+    restore(values) {
+      net.params.set(values[0] as Float32Array);
+      net.paramsChanged();
+    },
+    toLayers: () => net.toLayers(),
+    dispose: () => undefined,
+  };
+}
+
+function tfjsLearner(
+  arch: ValueFunctionNetF32['arch'],
+  cfg: ValueFunctionTrainConfig,
+  optimizer: 'sgd' | 'adam',
+): Learner {
+  const net = new ValueFunctionNet(arch, cfg.seed);
+  const sgd = optimizer === 'sgd' ? tf.train.sgd(cfg.innerLearningRate) : undefined;
+  const opt = sgd ?? tf.train.adam(cfg.learningRate);
+  return {
+    step(batch, learningRate) {
+      // Adam reads the step size on every update (changing it keeps the moments); SGD keeps a scalar of it.
+      if (sgd && learningRate !== sgd.getConfig().learningRate) sgd.setLearningRate(learningRate);
+      else if (!sgd) (opt as unknown as { learningRate: number }).learningRate = learningRate;
+      const stats: tf.Tensor[] | undefined = cfg.batchNorm ? [] : undefined;
+      tf.tidy(() => {
+        opt.minimize(() => batchLoss(net, batch, arch.d, cfg, stats), false, net.variables);
+      });
+      if (stats) net.updateRunningStats(stats);
+    },
+    snapshot: () => net.snapshot(),
+    restore: (values) => net.restore(values),
+    toLayers: () => net.toLayers(),
+    dispose() {
+      opt.dispose();
+      net.dispose();
+    },
+  };
+}
+
 /**
  * The paper's recipe: online Reptile. For each task in turn, `innerSteps` SGD steps of size
  * alpha on that task's loss give w~, then w <- w + eta (w~ - w), eta decayed linearly to 0.
@@ -162,12 +259,10 @@ export async function trainReptileOnline(
   cfg: ValueFunctionTrainConfig,
   progress: ProgressReporter,
   control?: FitControl,
-): Promise<ValueFunctionNet> {
-  const net = new ValueFunctionNet({ d, hidden: cfg.hidden, batchNorm: cfg.batchNorm }, cfg.seed);
+): Promise<TrainedValueFunction> {
+  const net = learner(d, cfg, 'sgd');
   const order = new Rng(cfg.seed + 1).shuffle(tasks.map((_, i) => i));
-  const sgd = tf.train.sgd(cfg.innerLearningRate);
   const pause = yielder(control, () => {
-    sgd.dispose();
     net.dispose();
     progress.end('stopped');
   });
@@ -176,18 +271,11 @@ export async function trainReptileOnline(
     await pause();
     const before = net.snapshot();
     const packed = packBatch([tasks[ti] as LabelledTask], d);
-    for (let s = 0; s < cfg.innerSteps; s++) {
-      const stats: tf.Tensor[] = [];
-      tf.tidy(() => {
-        sgd.minimize(() => batchLoss(net, packed, d, cfg, stats), false, net.variables);
-      });
-      if (cfg.batchNorm) net.updateRunningStats(stats);
-    }
+    for (let s = 0; s < cfg.innerSteps; s++) net.step(packed, cfg.innerLearningRate);
     const eta = reptileEta(cfg.eta0, k, order.length);
     if (eta !== 1) net.restore(reptileInterpolate(before, net.snapshot(), eta));
     if (k % 25 === 0 || k === order.length - 1) progress.tick(k + 1);
   }
-  sgd.dispose();
   progress.end();
   return net;
 }
@@ -200,16 +288,10 @@ export async function trainOffline(
   progress: ProgressReporter,
   label = 'meta-train value function (offline)',
   control?: FitControl,
-): Promise<ValueFunctionNet> {
-  const net = new ValueFunctionNet({ d, hidden: cfg.hidden, batchNorm: cfg.batchNorm }, cfg.seed);
+): Promise<TrainedValueFunction> {
+  const net = learner(d, cfg, 'adam');
   const rng = new Rng(cfg.seed + 1);
-  const adam = tf.train.adam(cfg.learningRate);
-  // tfjs reads the step size on every update; decaying it keeps Adam's moments.
-  const setLearningRate = (lr: number) => {
-    (adam as unknown as { learningRate: number }).learningRate = lr;
-  };
   const pause = yielder(control, () => {
-    adam.dispose();
     net.dispose();
     progress.end('stopped');
   });
@@ -222,26 +304,14 @@ export async function trainOffline(
     rng.shuffle(order);
     for (let b = 0; b < perEpoch; b++) {
       await pause();
-      setLearningRate(
-        cfg.learningRate * (1 - (1 - cfg.finalLearningRateFraction) * (step / Math.max(1, totalSteps - 1))),
-      );
+      const learningRate =
+        cfg.learningRate * (1 - (1 - cfg.finalLearningRateFraction) * (step / Math.max(1, totalSteps - 1)));
       const batch = order.slice(b * cfg.taskBatch, (b + 1) * cfg.taskBatch).map((i) => tasks[i] as LabelledTask);
-      const packed = packBatch(batch, d);
-      const stats: tf.Tensor[] | undefined = cfg.batchNorm ? [] : undefined;
-      tf.tidy(() => {
-        adam.minimize(() => batchLoss(net, packed, d, cfg, stats), false, net.variables);
-      });
-      if (stats) net.updateRunningStats(stats);
+      net.step(packBatch(batch, d), learningRate);
       step++;
       if (step % 10 === 0 || step === cfg.epochs * perEpoch) progress.tick(step);
     }
   }
-  adam.dispose();
   progress.end();
   return net;
-}
-
-/** Predictions of a trained net (inference mode) for rows of x. */
-export function predictNet(net: ValueFunctionNet, x: Float32Array, d: number): Float32Array {
-  return tf.tidy(() => net.forward(tf.tensor2d(x, [x.length / d, d])).out.dataSync() as Float32Array);
 }

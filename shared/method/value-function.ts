@@ -1,20 +1,17 @@
 import * as tf from '@tensorflow/tfjs';
 import type { DenseLayer } from '../schemas/checkpoint.js';
 import { Rng } from '../util/random.js';
+import { BN_EPS, BN_MOMENTUM, checkpointLayer, type ValueFunctionArch } from './value-function-net-f32.js';
 
 /**
- * The value function f(phi) (Stage 3): an MLP d-64-32-32-16-1, ReLU on hidden layers,
+ * The value function f(phi) (Stage 3) on tfjs: an MLP d-64-32-32-16-1, ReLU on hidden layers,
  * optional BatchNorm (the paper's recipe), the last hidden activation being the embedding g(phi).
+ * Training runs on `ValueFunctionNetF32` by default; this is the reference it is tested against
+ * (and the engine `engine: 'tfjs'` selects).
  */
-export interface ValueFunctionArch {
-  d: number;
-  hidden: number[];
-  batchNorm: boolean;
-}
+export type { ValueFunctionArch };
 
 export const defaultHidden = [64, 32, 32, 16];
-const BN_EPS = 1e-5;
-const BN_MOMENTUM = 0.9;
 
 export class ValueFunctionNet {
   readonly weights: tf.Variable[] = [];
@@ -118,27 +115,23 @@ export class ValueFunctionNet {
 
   /** Inference layers with BatchNorm folded in, for the checkpoint. */
   toLayers(): DenseLayer[] {
-    const layers: DenseLayer[] = [];
     const last = this.widths.length - 2;
-    for (let i = 0; i <= last; i++) {
-      const nin = this.widths[i] as number;
-      const nout = this.widths[i + 1] as number;
-      const w = Float32Array.from((this.weights[i] as tf.Variable).dataSync());
-      const b = Float32Array.from((this.biases[i] as tf.Variable).dataSync());
-      if (this.arch.batchNorm && i < last) {
-        const g = (this.gammas[i] as tf.Variable).dataSync();
-        const be = (this.betas[i] as tf.Variable).dataSync();
-        const rm = this.runningMean[i] as Float32Array;
-        const rv = this.runningVar[i] as Float32Array;
-        for (let j = 0; j < nout; j++) {
-          const s = (g[j] as number) / Math.sqrt((rv[j] as number) + BN_EPS);
-          b[j] = ((b[j] as number) - (rm[j] as number)) * s + (be[j] as number);
-          for (let r = 0; r < nin; r++) w[r * nout + j] = (w[r * nout + j] as number) * s;
-        }
-      }
-      layers.push({ in: nin, out: nout, weights: Array.from(w), bias: Array.from(b) });
-    }
-    return layers;
+    return this.weights.map((w, i) =>
+      checkpointLayer(
+        this.widths[i] as number,
+        this.widths[i + 1] as number,
+        Float32Array.from(w.dataSync()),
+        Float32Array.from((this.biases[i] as tf.Variable).dataSync()),
+        this.arch.batchNorm && i < last
+          ? {
+              gamma: (this.gammas[i] as tf.Variable).dataSync() as Float32Array,
+              beta: (this.betas[i] as tf.Variable).dataSync() as Float32Array,
+              mean: this.runningMean[i] as Float32Array,
+              variance: this.runningVar[i] as Float32Array,
+            }
+          : undefined,
+      ),
+    );
   }
 
   dispose(): void {

@@ -43,10 +43,72 @@ export interface Queue {
   ack(receipt: string): Promise<void>;
   /** Not done: the message becomes visible again after `delayMs` (0 = now) and counts one more receive when it is. */
   release(receipt: string, delayMs?: number): Promise<void>;
+  /**
+   * Keeps this delivery invisible for `seconds` from now (SQS ChangeMessageVisibility; SQS counts
+   * whole seconds and holds a message at most 12 hours from its receive). The receipt stays valid
+   * for ack, release and dead-letter. Answers false when the queue says the delivery is no longer
+   * held (the local queue: acked, or its visibility ran out and it was taken back; SQS: when it
+   * reports the receipt invalid, which it need not do for a receipt of an earlier delivery).
+   */
+  extend(receipt: string, seconds: number): Promise<boolean>;
   /** Moves this delivery's message to the dead-letter queue at once, with the reason recorded. */
   deadLetter(message: QueueMessage, reason: string): Promise<void>;
   /** Approximate counts, for progress and tests. */
   counts(): Promise<{ visible: number; inFlight: number; deadLetters: number }>;
   /** Messages in the dead-letter queue (a peek: they stay there). */
   listDeadLetters(max?: number): Promise<DeadLetter[]>;
+}
+
+/** A delivery kept invisible on a timer while its worker works on it (see `holdLease`). */
+export interface Lease {
+  /** True once an extension answered that the delivery is no longer held. */
+  readonly lost: boolean;
+  /** Stops extending; resolves once no extension is in flight (then ack, release or dead-letter). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Extends the delivery to `seconds` every third of that, until `stop()`: a worker holding a
+ * message for longer than its visibility timeout keeps it, and a worker that dies stops
+ * extending, so the message comes back within `seconds`. Receive the message with the same
+ * visibility (`ReceiveOptions.visibilityTimeoutMs`), so the first extension comes in time.
+ * `onLost` is called once if the queue answers that the delivery is no longer held; a failed
+ * call (the network) is reported to `onError` and tried again on the next tick.
+ */
+export function holdLease(
+  queue: Pick<Queue, 'extend'>,
+  receipt: string,
+  seconds: number,
+  hooks: { onLost?: () => void; onError?: (e: unknown) => void } = {},
+): Lease {
+  let lost = false;
+  let stopped = false;
+  let inFlight: Promise<void> = Promise.resolve();
+  const timer = setInterval(
+    () => {
+      if (stopped || lost) return;
+      inFlight = queue.extend(receipt, seconds).then(
+        (held) => {
+          if (!held && !stopped && !lost) {
+            lost = true;
+            clearInterval(timer);
+            hooks.onLost?.();
+          }
+        },
+        (e: unknown) => hooks.onError?.(e),
+      );
+    },
+    Math.max(10, (seconds * 1000) / 3),
+  );
+  timer.unref?.();
+  return {
+    get lost() {
+      return lost;
+    },
+    async stop() {
+      stopped = true;
+      clearInterval(timer);
+      await inFlight;
+    },
+  };
 }

@@ -69,6 +69,7 @@ export const trainingOverridesSchema = z
           .partial(),
         train: z
           .object({
+            engine: z.enum(['f32', 'tfjs']),
             hidden: z.array(int(1)).min(1),
             batchNorm: z.boolean(),
             gamma: z.number().min(0),

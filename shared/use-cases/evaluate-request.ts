@@ -3,7 +3,7 @@ import { evaluateChecked } from '../metrics/checked-evaluator.js';
 import type { EvaluatorRegistry } from '../metrics/evaluator-registry.js';
 import type { EvaluationInput } from '../metrics/evaluator.js';
 import type { ObjectStore } from '../ports/object-store.port.js';
-import type { Queue, QueueMessage } from '../ports/queue.port.js';
+import { holdLease, type Queue, type QueueMessage } from '../ports/queue.port.js';
 import {
   claimKey,
   describeIssue,
@@ -139,6 +139,30 @@ export async function evaluateRequest(deps: EvaluateRequestDeps, delivery: Deliv
     : { action: 'dead-letter', code, reason: `${reason}${attempts}`, key };
 }
 
+/**
+ * A fault of the worker itself (the store unreachable, a bug) while handling a delivery: tried
+ * again, except on the last allowed delivery, where the failure is recorded as the query's
+ * result (best effort: the store may be what failed) so the trainer stops waiting for it, and
+ * the message is dead-lettered with the reason.
+ */
+export async function faultOutcome(
+  deps: EvaluateRequestDeps,
+  delivery: Delivery,
+  reason: string,
+): Promise<RequestOutcome> {
+  if (delivery.receiveCount < deps.maxReceiveCount) {
+    return { action: 'retry', delayMs: deps.retryDelayMs ?? 1000, reason };
+  }
+  const final = `worker fault on the last allowed delivery (${delivery.receiveCount}): ${reason}`;
+  const parsed = parseMessage(delivery.body);
+  if (parsed.ok) {
+    await recordError(deps, parsed.message, delivery.receiveCount, 'DEAD_LETTERED', final).catch((e: unknown) =>
+      deps.log?.('record-failed', { reason: e instanceof Error ? e.message : String(e) }),
+    );
+  }
+  return { action: 'dead-letter', code: 'DEAD_LETTERED', reason: final };
+}
+
 /** Applies an outcome to a queue delivery (the local worker pool; Lambda maps outcomes itself). */
 export async function settle(queue: Queue, message: QueueMessage, outcome: RequestOutcome): Promise<void> {
   if (outcome.action === 'ack') await queue.ack(message.receipt);
@@ -156,6 +180,12 @@ export interface WorkerLoopOptions {
   signal?: AbortSignal;
   /** Exit after this long without any message (0 = never). */
   idleExitMs?: number;
+  /**
+   * Lease on each received message: received with this visibility and extended every third of
+   * it while its evaluation runs (a worker that dies lets it go within this). Absent: the
+   * queue's own visibility timeout, never extended.
+   */
+  leaseSeconds?: number;
   onOutcome?: (message: QueueMessage, outcome: RequestOutcome) => void;
 }
 
@@ -168,7 +198,12 @@ export async function runEvaluationWorker(
   let processed = 0;
   let idleSince = Date.now();
   while (!options.signal?.aborted) {
-    const messages = await queue.receive({ max: options.batchSize ?? 1, waitMs: options.waitMs ?? 1000 });
+    const lease = options.leaseSeconds;
+    const messages = await queue.receive({
+      max: options.batchSize ?? 1,
+      waitMs: options.waitMs ?? 1000,
+      ...(lease === undefined ? {} : { visibilityTimeoutMs: lease * 1000 }),
+    });
     if (messages.length === 0) {
       if (options.idleExitMs && Date.now() - idleSince >= options.idleExitMs) break;
       continue;
@@ -176,14 +211,17 @@ export async function runEvaluationWorker(
     await Promise.all(
       messages.map(async (message) => {
         let outcome: RequestOutcome;
+        const delivery = { body: message.body, receiveCount: message.receiveCount };
+        const held = lease === undefined ? undefined : holdLease(queue, message.receipt, lease);
         try {
-          outcome = await evaluateRequest(deps, { body: message.body, receiveCount: message.receiveCount });
+          outcome = await evaluateRequest(deps, delivery);
         } catch (e) {
           // Infrastructure fault (store unreachable, disk full): the message comes back later.
           const reason = e instanceof Error ? e.message : String(e);
           deps.log?.('worker-fault', { id: message.id, reason });
-          outcome = { action: 'retry', delayMs: deps.retryDelayMs ?? 1000, reason };
+          outcome = await faultOutcome(deps, delivery, reason);
         }
+        await held?.stop();
         await settle(queue, message, outcome);
         options.onOutcome?.(message, outcome);
         processed++;

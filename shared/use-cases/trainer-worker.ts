@@ -6,7 +6,8 @@ import type { AdaptedModel } from '../models/adapted-model.js';
 import type { MetricOracle } from '../ports/metric-oracle.port.js';
 import { getText, type ObjectStore } from '../ports/object-store.port.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
-import type { Queue, QueueMessage } from '../ports/queue.port.js';
+import { holdLease, type Queue, type QueueMessage } from '../ports/queue.port.js';
+import type { TaskProtection } from '../ports/task-protection.port.js';
 import {
   type ChunkResult,
   chunkResultSchema,
@@ -20,7 +21,7 @@ import { ok, type Result } from '../util/result.js';
 import type { FitOracleFactory } from './fit-inputs.js';
 import { loadFitJobSpec } from './fit-job-spec.js';
 import { runFitJob } from './fit-observations.js';
-import { JobError } from './job-errors.js';
+import { JobError, type JobErrorCode } from './job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
 import { fitValueFunction, type ValueFunctionHealth } from './meta-train.js';
 import { MetricObserver } from './observe-metric.js';
@@ -43,7 +44,10 @@ import { JOBS_PREFIX, jobKeys, jobStatus, readJobStatus, storeJobSpec, writeJobS
  *   conditional create (`jobs/<id>/tasks/<chunk>.json`), so a chunk delivered twice or computed
  *   by two workers counts once; the worker that commits the last chunk sends `fit`;
  * - `fit`: the value function from all chunks, saved once (`saveOnce`), then the job is done.
- * SIGTERM abandons the message in hand (it is delivered again) and the worker exits.
+ * While it works on a message the worker extends the message's lease (visibility) every third of
+ * `visibilityTimeoutMs`, so a message outliving its first lease is not delivered to a second
+ * worker, and keeps its task protected from scale-in when given `protection`.
+ * SIGTERM abandons the message in hand (released at once: another worker takes it) and the worker exits.
  */
 export interface TrainerWorkerDeps {
   store: ObjectStore;
@@ -59,8 +63,14 @@ export interface TrainerWorkerDeps {
   signal?: AbortSignal | undefined;
   /** Return after this long without a message (default: run until the signal). */
   idleExitMs?: number | undefined;
-  /** How long a received message stays hidden from the other workers (default 30 min). */
+  /**
+   * The lease on a received message: it stays hidden from the other workers this long, extended
+   * every third of it while this worker works on it; a worker that dies lets it go within this
+   * (default 15 min).
+   */
   visibilityTimeoutMs?: number | undefined;
+  /** Scale-in protection while a message is held (ECS deployed); absent, none. */
+  protection?: TaskProtection | undefined;
   log?: (event: string, fields: Record<string, unknown>) => void;
   now?: () => Date;
 }
@@ -106,12 +116,28 @@ interface JobContext {
 
 class Stopped extends Error {}
 
+/** How a handler settles the message it holds. */
+type Settle = Pick<Queue, 'ack' | 'release' | 'deadLetter'>;
+
+/**
+ * Job errors that another delivery cannot fix: the message is dead-lettered. JOB_STATE_CONFLICT
+ * is not one: another live trainer holds the job, and this delivery comes back later.
+ */
+const POISON: ReadonlySet<JobErrorCode> = new Set<JobErrorCode>([
+  'JOB_SPEC_NOT_JSON',
+  'JOB_SPEC_INVALID',
+  'JOB_SPEC_MISMATCH',
+  'JOB_NOT_FOUND',
+  'JOB_STATE_INVALID',
+]);
+
 export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerSummary> {
   const { store, queue } = deps;
   const log = deps.log ?? (() => undefined);
   const now = deps.now ?? (() => new Date());
   const stopped = () => deps.signal?.aborted === true;
   const summary: WorkerSummary = { handled: 0, chunks: 0, fits: 0, jobs: 0, stopped: false };
+  const leaseMs = deps.visibilityTimeoutMs ?? 15 * 60_000;
   const contexts = new Map<string, JobContext>();
   let idleSince = performance.now();
 
@@ -351,7 +377,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
   };
 
   /** Runs the job if it is a fit job (answers false when it is not one). Idempotent: once done it changes nothing. */
-  const handleFitJob = async (jobId: string, message: QueueMessage): Promise<boolean> => {
+  const handleFitJob = async (jobId: string, message: QueueMessage, q: Settle): Promise<boolean> => {
     const fit = await loadFitJobSpec(store, jobId);
     if (!fit.ok) return false;
     const result = await runFitJob(fit.value, {
@@ -364,32 +390,32 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     if (!result.ok) {
       // Bad observations or spec: runFitJob wrote the failed status; a retry cannot help.
       log('failed', { jobId, kind: 'fit-job', code: result.error.code, message: result.error.message });
-      await queue.deadLetter(message, `${result.error.code}: ${result.error.message}`);
+      await q.deadLetter(message, `${result.error.code}: ${result.error.message}`);
       return true;
     }
     if (result.value.kind === 'interrupted') {
-      await queue.release(message.receipt, 0);
+      await q.release(message.receipt, 0);
       throw new Stopped();
     }
     log('fit-job', { jobId, outcome: result.value.kind });
     summary.jobs++;
-    await queue.ack(message.receipt);
+    await q.ack(message.receipt);
     return true;
   };
 
-  const handle = async (message: QueueMessage): Promise<void> => {
+  const handle = async (message: QueueMessage, q: Settle): Promise<void> => {
     let parsed: JobMessage;
     try {
       parsed = jobMessageSchema.parse(JSON.parse(message.body));
     } catch {
-      await queue.deadLetter(message, 'not a job message (shared/schemas/job.ts jobMessageSchema)');
+      await q.deadLetter(message, 'not a job message (shared/schemas/job.ts jobMessageSchema)');
       return;
     }
     // A fit job (bring your own model, format metricopt.fit-job) runs whole on this worker.
-    if (parsed.kind === 'job' && (await handleFitJob(parsed.jobId, message))) return;
+    if (parsed.kind === 'job' && (await handleFitJob(parsed.jobId, message, q))) return;
     const spec = await loadJobSpec(store, parsed.jobId);
     if (!spec.ok) {
-      await queue.deadLetter(message, spec.error.message);
+      await q.deadLetter(message, spec.error.message);
       return;
     }
     try {
@@ -398,10 +424,10 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
         summary.jobs++;
       } else if (parsed.kind === 'chunk') await handleChunk(spec.value, parsed.chunk);
       else await handleFit(spec.value);
-      await queue.ack(message.receipt);
+      await q.ack(message.receipt);
     } catch (e) {
       if (e instanceof Stopped) {
-        await queue.release(message.receipt, 0);
+        await q.release(message.receipt, 0);
         throw e;
       }
       const code = (e as { code?: unknown }).code;
@@ -414,27 +440,67 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       if (status.ok) {
         await writeJobStatus(store, { ...status.value, lastError: error, updatedAt: now().toISOString() });
       }
-      // A job error will not go away on a retry; anything else (the store, the network) may.
-      if (typeof code === 'string' && code.startsWith('JOB_'))
-        await queue.deadLetter(message, `${error.code}: ${error.message}`);
-      else await queue.release(message.receipt, 1000);
+      // A poison job error will not go away on a retry; another trainer on the job comes back
+      // after it had time to finish; anything else (the store, the network) may pass soon.
+      if (e instanceof JobError && POISON.has(e.code as JobErrorCode)) {
+        await q.deadLetter(message, `${error.code}: ${error.message}`);
+      } else await q.release(message.receipt, e instanceof JobError ? leaseMs : 1000);
+    }
+  };
+
+  /**
+   * Runs `work` holding the message's lease and, when given, the task's scale-in protection;
+   * `work` settles the message through the queue it is handed, which stops the lease first.
+   */
+  const holding = async (message: QueueMessage, work: (q: Settle) => Promise<void>): Promise<void> => {
+    const where = { id: message.id, receiveCount: message.receiveCount };
+    const lease = holdLease(queue, message.receipt, leaseMs / 1000, {
+      onLost: () => log('lease-lost', where),
+      onError: (e) => log('lease-error', { ...where, message: String((e as Error).message ?? e) }),
+    });
+    const protection = deps.protection;
+    const protect = () =>
+      protection
+        ?.protect((2 * leaseMs) / 60_000)
+        .catch((e: unknown) => log('protection-error', { message: String((e as Error).message ?? e) }));
+    await protect();
+    const renew = protection ? setInterval(() => void protect(), leaseMs / 3) : undefined;
+    renew?.unref?.();
+    const q: Settle = {
+      ack: async (receipt) => {
+        await lease.stop();
+        await queue.ack(receipt);
+      },
+      release: async (receipt, delayMs) => {
+        await lease.stop();
+        await queue.release(receipt, delayMs);
+      },
+      deadLetter: async (m, reason) => {
+        await lease.stop();
+        await queue.deadLetter(m, reason);
+      },
+    };
+    try {
+      await work(q);
+    } finally {
+      clearInterval(renew);
+      await lease.stop();
+      await protection
+        ?.clear()
+        .catch((e: unknown) => log('protection-error', { message: String((e as Error).message ?? e) }));
     }
   };
 
   try {
     while (!stopped()) {
-      const [message] = await queue.receive({
-        max: 1,
-        waitMs: 1000,
-        visibilityTimeoutMs: deps.visibilityTimeoutMs ?? 30 * 60_000,
-      });
+      const [message] = await queue.receive({ max: 1, waitMs: 1000, visibilityTimeoutMs: leaseMs });
       if (!message) {
         if (deps.idleExitMs !== undefined && performance.now() - idleSince > deps.idleExitMs) break;
         continue;
       }
       summary.handled++;
       try {
-        await handle(message);
+        await holding(message, (q) => handle(message, q));
       } catch (e) {
         if (e instanceof Stopped) break;
         throw e;

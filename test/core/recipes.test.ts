@@ -57,6 +57,7 @@ describe('recipes', () => {
       trustRadius: Number.POSITIVE_INFINITY,
       batchNorm: true,
       oeWeight: 1,
+      vfEngine: 'tfjs',
       dataset: 'a9a',
       outputBias: false,
       lossWeight: 0.5,
@@ -66,7 +67,9 @@ describe('recipes', () => {
     expect(cfg).toMatchObject({ replicates: 3, metaTest: { lossWeight: 0.5 } });
     expect(cfg.metaTrain.trajectories).toMatchObject({ tasks: 10, steps: 20, queries: 4, seed: 4 });
     expect(cfg.metaTest).toMatchObject({ steps: 20, trustRadius: Number.POSITIVE_INFINITY, es: { lambda: 0.5 } });
-    expect(cfg.metaTrain.train).toMatchObject({ batchNorm: true, oeWeight: 1 });
+    expect(cfg.metaTrain.train).toMatchObject({ batchNorm: true, oeWeight: 1, engine: 'tfjs' });
+    expect(tunedRecipe().metaTrain.train.engine).toBe('f32');
+    expect(paperRecipe().metaTrain.train.engine).toBe('f32');
     expect(() => buildRunConfig({ recipe: 'tuned', seed: 1, steps: 3, queriesPerTask: 9, dataset: 'a9a' })).toThrow(
       /exceeds/,
     );

@@ -430,33 +430,6 @@ describe('QueuedMetricOracle with in-process workers', () => {
     expect((await queue.counts()).visible).toBe(3); // nothing lost: a worker started later still answers
   });
 
-  it('fails a query the queue dead-lettered without a result (its worker died each time) long before the deadline', async () => {
-    const { store, queue } = await workbench([]);
-    const oracle = new QueuedMetricOracle({
-      queue,
-      store,
-      metric: { name: 'mcr', direction: 'minimize' },
-      deadlineMs: 60_000,
-    });
-    await oracle.registerSplit('val', { labels: randomLabels(N, 21), classes: 2 });
-    // A "worker" that dies on every delivery: it receives and never settles; the queue redrives.
-    const crashing = (async () => {
-      for (let delivery = 0; delivery < 3; delivery++) {
-        const [m] = await queue.receive({ max: 1, waitMs: 2000 });
-        if (m) await queue.release(m.receipt, 0);
-      }
-      await queue.receive({ max: 1 }); // the receive that exceeds the max receive count
-    })();
-    const start = Date.now();
-
-    const [r] = await oracle.evaluate(randomQueries('job-redriven', N, 1, 22));
-    await crashing;
-
-    expect(Date.now() - start).toBeLessThan(10_000);
-    expect(r).toMatchObject({ ok: false, error: { code: 'DEAD_LETTERED' } });
-    expect(!r?.ok && r?.error.message).toMatch(/dead-lettered after 3 deliveries with no result$/);
-  });
-
   it('fails pending queries at once when the health check says the workers are gone', async () => {
     const { store, queue } = await workbench([]);
     const oracle = new QueuedMetricOracle({

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, it } from 'vitest';
-import type { Queue } from '../../shared/ports/queue.port.js';
+import { holdLease, type Queue } from '../../shared/ports/queue.port.js';
 
 /** What every Queue adapter must do; run against the local queue and SQS (moto). */
 export interface QueueUnderTest {
@@ -18,6 +18,8 @@ export function describeQueueContract(
     beforeEach(async () => {
       q = await make();
     });
+
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
     async function receiveAll(wanted: number, waitMs = 3000) {
       const got = [];
@@ -49,6 +51,35 @@ export function describeQueueContract(
       const [again] = await receiveAll(1);
       expect(again?.body).toBe('x');
       expect(again?.id).toBe(first?.id);
+      expect(again?.receiveCount).toBe(2);
+    });
+
+    it('keeps an extended delivery invisible past its visibility timeout, and its receipt still acks it', async () => {
+      await q.queue.send(['long']);
+      const [m] = await receiveAll(1);
+      const seconds = (3 * q.visibilityTimeoutMs) / 1000;
+      expect(await q.queue.extend(m!.receipt, seconds)).toBe(true);
+      await sleep(q.visibilityTimeoutMs + 300);
+      expect(await q.queue.receive({ max: 10, waitMs: 0 })).toEqual([]);
+      expect(await q.queue.extend(m!.receipt, seconds)).toBe(true);
+      await sleep(q.visibilityTimeoutMs + 300);
+      expect(await q.queue.receive({ max: 10, waitMs: 0 })).toEqual([]);
+      await q.queue.ack(m!.receipt);
+      await sleep(3 * q.visibilityTimeoutMs + 300);
+      expect(await q.queue.receive({ max: 10, waitMs: 0 })).toEqual([]);
+    });
+
+    it('holds a delivery on a timer across several visibility timeouts, and a release after stop hands it on at once', async () => {
+      await q.queue.send(['held']);
+      const [m] = await receiveAll(1);
+      const lease = holdLease(q.queue, m!.receipt, q.visibilityTimeoutMs / 1000);
+      await sleep(3 * q.visibilityTimeoutMs);
+      expect(await q.queue.receive({ max: 10, waitMs: 0 })).toEqual([]);
+      await lease.stop();
+      expect(lease.lost).toBe(false);
+      await q.queue.release(m!.receipt, 0);
+      const [again] = await receiveAll(1, 1500);
+      expect(again?.body).toBe('held');
       expect(again?.receiveCount).toBe(2);
     });
 

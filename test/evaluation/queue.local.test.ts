@@ -61,6 +61,19 @@ describe('LocalQueue', () => {
     expect(Date.now() - start).toBeLessThan(2000);
   });
 
+  it('answers false when extending a delivery that was delivered again, so its old holder knows', async () => {
+    const q = new LocalQueue(await newDir(), { visibilityTimeoutMs: 100 });
+    await q.send(['lapsed']);
+    const [first] = await q.receive({ max: 1 });
+    await new Promise((r) => setTimeout(r, 150));
+    const [second] = await q.receive({ max: 1 });
+    expect(second?.receiveCount).toBe(2);
+    expect(await q.extend(first!.receipt, 5)).toBe(false);
+    expect(await q.extend(second!.receipt, 5)).toBe(true);
+    await q.ack(second!.receipt);
+    expect(await q.counts()).toEqual({ visible: 0, inFlight: 0, deadLetters: 0 });
+  });
+
   it('ignores an ack with a stale receipt (the message was delivered again meanwhile)', async () => {
     const q = new LocalQueue(await newDir(), { visibilityTimeoutMs: 100 });
     await q.send(['s']);

@@ -177,9 +177,12 @@ describeOnLocalStack('the CDK stack deployed through CloudFormation (LocalStack)
       'AWS::IAM::InstanceProfile',
       'AWS::IAM::Policy',
       'AWS::IAM::Role',
+      'AWS::KMS::Key',
       'AWS::Logs::LogGroup',
       'AWS::S3::Bucket',
       'AWS::S3::BucketPolicy',
+      'AWS::SNS::Topic',
+      'AWS::SNS::TopicPolicy',
       'AWS::SQS::Queue',
       'AWS::SQS::QueuePolicy',
     ]);
@@ -192,6 +195,7 @@ describeOnLocalStack('the CDK stack deployed through CloudFormation (LocalStack)
     );
     // What the rest of this file uses, and what only the dropped parts used.
     expect(Object.keys(deployable.template.Outputs ?? {}).sort()).toEqual([
+      'AlarmTopicArn',
       'ArtifactBucket',
       'EvaluationDeadLetterQueueUrl',
       'EvaluationQueueUrl',
@@ -200,10 +204,13 @@ describeOnLocalStack('the CDK stack deployed through CloudFormation (LocalStack)
     ]);
     expect(deployable.droppedRules).toEqual(['CheckBootstrapVersion']);
     expect(deployable.template.Parameters).toBeUndefined();
-    // The scaling alarms of the trainer service go with their scaling policies; the DLQ alarms stay.
+    // The scaling alarms of the trainer service go with their scaling policies, the functions'
+    // alarms with the functions; the queues' alarms (DLQ depth, oldest message) stay.
     expect(kept('AWS::CloudWatch::Alarm').map(([id]) => id)).toEqual([
       expect.stringMatching(/^EvaluationQueueDeadLettersAlarm/),
+      expect.stringMatching(/^EvaluationQueueOldestMessageAlarm/),
       expect.stringMatching(/^JobsQueueDeadLettersAlarm/),
+      expect.stringMatching(/^JobsQueueOldestMessageAlarm/),
     ]);
   });
 
@@ -265,7 +272,7 @@ describeOnLocalStack('the CDK stack deployed through CloudFormation (LocalStack)
         deadLetterTargetArn: dlq.QueueArn,
         maxReceiveCount: want.RedrivePolicy.maxReceiveCount,
       });
-      expect(want.RedrivePolicy.maxReceiveCount).toBe(3);
+      expect(want.RedrivePolicy.maxReceiveCount).toBe(5);
       expect(queue.VisibilityTimeout).toBe(String(want.VisibilityTimeout));
       expect(queue.MessageRetentionPeriod).toBe(String(want.MessageRetentionPeriod));
       expect(want.SqsManagedSseEnabled).toBe(true);
@@ -289,7 +296,7 @@ describeOnLocalStack('the CDK stack deployed through CloudFormation (LocalStack)
   });
 
   it('deploys each DLQ-depth alarm on its DLQ with the synthesized metric and threshold', async () => {
-    const alarms = kept('AWS::CloudWatch::Alarm');
+    const alarms = kept('AWS::CloudWatch::Alarm').filter(([id]) => id.includes('DeadLettersAlarm'));
     const names = alarms.map(([id]) => physicalId(id));
     const deployed = (await cloudwatch.send(new DescribeAlarmsCommand({ AlarmNames: names }))).MetricAlarms ?? [];
     expect(deployed.map((a) => a.AlarmName).sort()).toEqual([...names].sort());

@@ -142,6 +142,8 @@ describeOnLocalStack('a training job on S3 and SQS with the trainer container (L
       METRICOPT_S3_ENDPOINT: endpoint(),
       METRICOPT_S3_FORCE_PATH_STYLE: 'true',
       METRICOPT_JOBS_VISIBILITY_S: '5',
+      // The CPU image built here has no GPU backend: the deployed task names `tensorflow`.
+      METRICOPT_BACKEND: 'wasm',
     };
     const name = `metricopt-e2e-${process.pid}`;
     spawnSync('docker', ['rm', '-f', name]);

@@ -10,11 +10,12 @@ import { AssetManifestArtifact } from 'aws-cdk-lib/cx-api';
 import { AwsSolutionsChecks } from 'cdk-nag';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetricOptStack } from '../../lib/metricopt-stack.js';
-import { parseSettings, SettingsError, settingsFromContext } from '../../lib/settings.js';
+import { gpusPerInstance, parseSettings, SettingsError, settingsFromContext } from '../../lib/settings.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { resultKey } from '../../shared/schemas/evaluation.js';
 import { messageFor } from '../evaluation/fixtures.js';
 import {
+  ENV_VARIANT,
   KEY_HASH,
   SECRET_ARN,
   type Synthesized,
@@ -59,6 +60,51 @@ function functionAssetDir(synth: Synthesized, name: VariantName, fn: NodejsFunct
   const logicalId = synth.stacks[name].getLogicalId(fn.node.defaultChild as CfnFunction);
   const code = synth.templates[name].toJSON().Resources[logicalId].Properties.Code as { S3Key: string };
   return join(synth.assembly.directory, `asset.${code.S3Key.replace(/\.zip$/, '')}`);
+}
+
+/** A step-scaling alarm of the template: when it is in ALARM, and the task count its policy sets then. */
+function scalingAlarms(template: Template): { inAlarm: (v: number) => boolean; capacity: (v: number) => number }[] {
+  const resources = template.toJSON().Resources as Resources;
+  type Step = { MetricIntervalLowerBound?: number; MetricIntervalUpperBound?: number; ScalingAdjustment: number };
+  return Object.values(resources)
+    .filter((r) => r.Type === 'AWS::CloudWatch::Alarm')
+    .map((r) => {
+      const ref = (r.Properties.AlarmActions as { Ref?: string }[] | undefined)?.[0]?.Ref;
+      const policy = ref === undefined ? undefined : resources[ref];
+      return { alarm: r.Properties, policy };
+    })
+    .filter(({ policy }) => policy?.Type === 'AWS::ApplicationAutoScaling::ScalingPolicy')
+    .map(({ alarm, policy }) => {
+      const threshold = alarm.Threshold as number;
+      const op = alarm.ComparisonOperator as string;
+      const config = policy?.Properties.StepScalingPolicyConfiguration as {
+        AdjustmentType: string;
+        StepAdjustments: Step[];
+      };
+      expect(config.AdjustmentType).toBe('ExactCapacity');
+      const inAlarm = (v: number) =>
+        op === 'GreaterThanOrEqualToThreshold'
+          ? v >= threshold
+          : op === 'GreaterThanThreshold'
+            ? v > threshold
+            : op === 'LessThanOrEqualToThreshold'
+              ? v <= threshold
+              : v < threshold;
+      // Application Auto Scaling: for an alarm on the upper side a step's lower bound is inclusive
+      // and its upper bound exclusive; on the lower side, the other way round.
+      const above = op.startsWith('Greater');
+      const capacity = (v: number) => {
+        const d = v - threshold;
+        const step = config.StepAdjustments.find((s) => {
+          const lo = s.MetricIntervalLowerBound ?? Number.NEGATIVE_INFINITY;
+          const hi = s.MetricIntervalUpperBound ?? Number.POSITIVE_INFINITY;
+          return above ? d >= lo && d < hi : d > lo && d <= hi;
+        });
+        if (!step) throw new Error(`no step for backlog ${v} (threshold ${threshold})`);
+        return step.ScalingAdjustment;
+      };
+      return { inAlarm, capacity };
+    });
 }
 
 function sqsRecord(messageId: string, body: string) {
@@ -120,6 +166,7 @@ describe('MetricOptStack', () => {
         'TrainingClusterArn',
         'TrainerTaskDefinitionArn',
         'ValueApiUrl',
+        'AlarmTopicArn',
       ]) {
         expect(outputs.some((o) => o.startsWith(prefix))).toBe(true);
       }
@@ -177,8 +224,12 @@ describe('MetricOptStack', () => {
         const main = Object.entries(queues).find(([id]) => new RegExp(`^${queue}[0-9A-F]{8}$`).test(id))?.[1];
         expect(main?.Properties.RedrivePolicy).toEqual({
           deadLetterTargetArn: { 'Fn::GetAtt': [expect.stringMatching(new RegExp(`^${dlq}`)), 'Arn'] },
-          maxReceiveCount: 3,
+          maxReceiveCount: 5,
         });
+      }
+      // A DLQ keeps a message from its first enqueue: it must retain longer than its source.
+      for (const [id, q] of Object.entries(queues)) {
+        expect(q.Properties.MessageRetentionPeriod).toBe(id.includes('DeadLetters') ? 14 * 86400 : 7 * 86400);
       }
       const policies = JSON.stringify(t.findResources('AWS::SQS::QueuePolicy'));
       expect(policies.match(/"aws:SecureTransport":"false"/g)).toHaveLength(4);
@@ -194,9 +245,6 @@ describe('MetricOptStack', () => {
       for (const a of alarms) {
         expect(a.Properties).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold' });
       }
-      synth.templates.apiKeySpotG5Extras.hasResourceProperties('AWS::CloudWatch::Alarm', {
-        AlarmActions: ['arn:aws:sns:eu-west-1:123456789012:ops'],
-      });
     });
 
     it("gives the evaluation queue six times the evaluator function's timeout as visibility timeout", () => {
@@ -218,6 +266,19 @@ describe('MetricOptStack', () => {
       });
     });
 
+    it('caps the event source at the reserved concurrency, so the poller never drives the function into throttles', () => {
+      for (const name of variantNames) {
+        const reserved = synth.stacks[name].settings.evaluatorReservedConcurrency;
+        synth.templates[name].hasResourceProperties('AWS::Lambda::EventSourceMapping', {
+          ScalingConfig: { MaximumConcurrency: reserved },
+        });
+        synth.templates[name].hasResourceProperties('AWS::Lambda::Function', {
+          ReservedConcurrentExecutions: reserved,
+        });
+      }
+      expect(synth.stacks.apiKeySpotG5Extras.settings.evaluatorReservedConcurrency).toBe(7);
+    });
+
     it('has reserved concurrency and the worker environment', () => {
       t.hasResourceProperties('AWS::Lambda::Function', {
         Runtime: 'nodejs24.x',
@@ -226,7 +287,7 @@ describe('MetricOptStack', () => {
           Variables: {
             METRICOPT_STORE: { 'Fn::Join': ['', ['s3://', { Ref: Match.stringLikeRegexp('^ArtifactsBucket') }, '/']] },
             METRICOPT_DLQ_URL: { Ref: Match.stringLikeRegexp('^EvaluationQueueDeadLetters') },
-            METRICOPT_MAX_RECEIVE_COUNT: '3',
+            METRICOPT_MAX_RECEIVE_COUNT: '5',
             METRICOPT_EVALUATOR_TIMEOUT_MS: '60000',
             NODE_OPTIONS: '--enable-source-maps',
           },
@@ -333,8 +394,8 @@ describe('MetricOptStack', () => {
     it('launches the ECS GPU AMI on the GPU instance type from a launch template with IMDSv2 and an encrypted volume', () => {
       t.hasResourceProperties('AWS::EC2::LaunchTemplate', {
         LaunchTemplateData: Match.objectLike({
-          InstanceType: 'g5.xlarge',
-          ImageId: { Ref: Match.stringLikeRegexp('amiamazonlinux2gpurecommendedimageid') },
+          InstanceType: Match.absent(),
+          ImageId: { Ref: Match.stringLikeRegexp('amiamazonlinux2023gpurecommendedimageid') },
           MetadataOptions: { HttpTokens: 'required', HttpPutResponseHopLimit: 1 },
           BlockDeviceMappings: [
             { DeviceName: '/dev/xvda', Ebs: { Encrypted: true, VolumeSize: 100, VolumeType: 'gp3' } },
@@ -347,25 +408,28 @@ describe('MetricOptStack', () => {
       expect(userData('iamOnDemandG5')).not.toContain('ECS_ENABLE_SPOT_INSTANCE_DRAINING');
       expect(userData('iamSpotG4dn')).toContain('ECS_ENABLE_SPOT_INSTANCE_DRAINING=true');
       const parameters = JSON.stringify(t.toJSON().Parameters);
-      expect(parameters).toContain('/aws/service/ecs/optimized-ami/amazon-linux-2/gpu/recommended/image_id');
-      synth.templates.iamSpotG4dn.hasResourceProperties('AWS::EC2::LaunchTemplate', {
-        // The spot variant's mixed instances policy uses the same kind of template (cdk-nag cannot see it: EC26).
-        LaunchTemplateData: Match.objectLike({
-          InstanceType: 'g4dn.xlarge',
-          BlockDeviceMappings: [{ DeviceName: '/dev/xvda', Ebs: Match.objectLike({ Encrypted: true }) }],
-        }),
-      });
+      expect(parameters).toContain('/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id');
       for (const name of variantNames) {
         synth.templates[name].resourceCountIs('AWS::AutoScaling::LaunchConfiguration', 0);
       }
     });
 
-    it('runs on-demand instances by default and spot instances when trainerSpot is on', () => {
+    it('runs on-demand instances of the listed types in order by default, spot ones when trainerSpot is on', () => {
+      const overrides = (types: string[]) => types.map((InstanceType) => ({ InstanceType }));
       t.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', {
         MinSize: '0',
         MaxSize: '2',
-        LaunchTemplate: Match.objectLike({ LaunchTemplateId: Match.anyValue() }),
-        MixedInstancesPolicy: Match.absent(),
+        LaunchTemplate: Match.absent(),
+        MixedInstancesPolicy: {
+          InstancesDistribution: Match.objectLike({
+            OnDemandAllocationStrategy: 'prioritized',
+            OnDemandPercentageAboveBaseCapacity: 100,
+          }),
+          LaunchTemplate: {
+            LaunchTemplateSpecification: Match.anyValue(),
+            Overrides: overrides(['g5.xlarge', 'g5.2xlarge']),
+          },
+        },
       });
       synth.templates.iamSpotG4dn.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', {
         LaunchTemplate: Match.absent(),
@@ -375,12 +439,23 @@ describe('MetricOptStack', () => {
             OnDemandPercentageAboveBaseCapacity: 0,
             SpotAllocationStrategy: 'price-capacity-optimized',
           }),
-          LaunchTemplate: Match.anyValue(),
+          LaunchTemplate: {
+            LaunchTemplateSpecification: Match.anyValue(),
+            Overrides: overrides(['g4dn.xlarge', 'g4dn.2xlarge', 'g4dn.4xlarge']),
+          },
         },
       });
       synth.templates.apiKeySpotG5Extras.hasResourceProperties('AWS::AutoScaling::AutoScalingGroup', {
         MinSize: '1',
         MaxSize: '3',
+      });
+    });
+
+    it("spreads the GPU fleet over every AZ of the stack's region (two when synthesized without one)", () => {
+      t.resourceCountIs('AWS::EC2::Subnet', 2);
+      synth.templates[ENV_VARIANT.name].resourceCountIs('AWS::EC2::Subnet', ENV_VARIANT.azs.length);
+      synth.templates[ENV_VARIANT.name].hasResourceProperties('AWS::EC2::Subnet', {
+        AvailabilityZone: ENV_VARIANT.azs.at(-1),
       });
     });
 
@@ -403,7 +478,7 @@ describe('MetricOptStack', () => {
           Match.objectLike({
             ResourceRequirements: [{ Type: 'GPU', Value: '1' }],
             Image: { 'Fn::Sub': Match.stringLikeRegexp('cdk-hnb659fds-container-assets') },
-            StopTimeout: 120,
+            StopTimeout: 90,
             Environment: [
               {
                 Name: 'METRICOPT_STORE',
@@ -419,8 +494,11 @@ describe('MetricOptStack', () => {
                 Name: 'METRICOPT_EVALUATION_DLQ',
                 Value: { Ref: Match.stringLikeRegexp('^EvaluationQueueDeadLetters') },
               },
-              { Name: 'METRICOPT_BACKEND', Value: 'auto' },
+              { Name: 'METRICOPT_BACKEND', Value: 'tensorflow' },
+              { Name: 'CUDA_CACHE_PATH', Value: '/var/cache/cuda' },
+              { Name: 'CUDA_CACHE_MAXSIZE', Value: String(4 * 1024 ** 3) },
             ],
+            MountPoints: [{ ContainerPath: '/var/cache/cuda', SourceVolume: 'cuda-cache', ReadOnly: false }],
             LogConfiguration: Match.objectLike({ LogDriver: 'awslogs' }),
           }),
         ],
@@ -463,6 +541,112 @@ describe('MetricOptStack', () => {
       const alarms = JSON.stringify(t.findResources('AWS::CloudWatch::Alarm'));
       expect(alarms).toContain('waiting + inFlight');
       expect(alarms).toContain('ApproximateNumberOfMessagesNotVisible');
+    });
+    it.each(variantNames)(
+      '%s scales to exactly min(backlog, max) trainers, and no backlog puts both scaling alarms in ALARM',
+      (name) => {
+        const template = synth.templates[name];
+        const s = synth.stacks[name].settings;
+        // One task per GPU: trainerMaxInstances instances of the listed types.
+        const max = s.trainerMaxInstances * gpusPerInstance(s.gpuInstanceTypes[0] as string);
+        const alarms = scalingAlarms(template);
+        expect(alarms).toHaveLength(2);
+        // The backlog statistic is a 1-minute maximum of whole counts; check halves too.
+        for (let v = 0; v <= max + 3; v += 0.5) {
+          const firing = alarms.filter((a) => a.inAlarm(v));
+          expect(firing.length, `backlog ${v}: alarms in ALARM`).toBeLessThanOrEqual(1);
+          if (Number.isInteger(v)) {
+            expect(firing.length, `backlog ${v}: no alarm in ALARM`).toBe(1);
+            expect(firing[0]?.capacity(v), `backlog ${v}: tasks`).toBe(Math.min(v, max));
+          }
+        }
+      },
+    );
+  });
+
+  describe('alarms', () => {
+    /** The alarms that are not step-scaling triggers, by metric name. */
+    const alertAlarms = (template: Template) => {
+      const resources = template.toJSON().Resources as Resources;
+      return Object.values(template.findResources('AWS::CloudWatch::Alarm') as Resources).filter((a) => {
+        const ref = (a.Properties.AlarmActions as { Ref?: string }[])[0]?.Ref;
+        return ref === undefined || resources[ref]?.Type !== 'AWS::ApplicationAutoScaling::ScalingPolicy';
+      });
+    };
+    const byMetric = (template: Template, name: string) =>
+      alertAlarms(template).filter((a) => a.Properties.MetricName === name);
+
+    it('sends every alarm and failure event to a KMS-encrypted, TLS-only topic the stack creates', () => {
+      const topics = Object.entries(t.findResources('AWS::SNS::Topic') as Resources);
+      expect(topics).toHaveLength(1);
+      const [topicId, topic] = topics[0] as [string, Resources[string]];
+      const keyId = (topic.Properties.KmsMasterKeyId as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0];
+      const key = (t.toJSON().Resources as Resources)[keyId];
+      expect(key?.Properties.EnableKeyRotation).toBe(true);
+      const keyPolicy = JSON.stringify(key?.Properties.KeyPolicy);
+      expect(keyPolicy).toContain('cloudwatch.amazonaws.com');
+      expect(keyPolicy).toContain('events.amazonaws.com');
+      expect(JSON.stringify(t.findResources('AWS::SNS::TopicPolicy'))).toContain('"aws:SecureTransport":"false"');
+      const alarms = alertAlarms(t);
+      expect(alarms).toHaveLength(8);
+      for (const a of alarms) expect(a.Properties.AlarmActions).toEqual([{ Ref: topicId }]);
+      const rules = Object.values(t.findResources('AWS::Events::Rule') as Resources);
+      expect(rules).toHaveLength(3);
+      for (const r of rules) {
+        expect((r.Properties.Targets as { Arn: unknown }[]).map((x) => x.Arn)).toEqual([{ Ref: topicId }]);
+      }
+      expect(JSON.stringify(t.findResources('AWS::SNS::TopicPolicy'))).toContain('events.amazonaws.com');
+    });
+
+    it('notifies an existing topic instead when alarmTopicArn is given, and creates none', () => {
+      const extras = synth.templates.apiKeySpotG5Extras;
+      extras.resourceCountIs('AWS::SNS::Topic', 0);
+      const arn = 'arn:aws:sns:eu-west-1:123456789012:ops';
+      for (const a of alertAlarms(extras)) expect(a.Properties.AlarmActions).toEqual([arn]);
+      for (const r of Object.values(extras.findResources('AWS::Events::Rule') as Resources)) {
+        expect((r.Properties.Targets as { Arn: unknown }[]).map((x) => x.Arn)).toEqual([arn]);
+      }
+    });
+
+    it("alarms on both queues' oldest message, both DLQs, and each function's errors and throttles", () => {
+      const age = byMetric(t, 'ApproximateAgeOfOldestMessage');
+      const thresholds = (alarms: Resources[string][]) =>
+        Object.fromEntries(
+          alarms.map((a) => [
+            JSON.stringify(a.Properties.Dimensions).match(/"(\w+Queue)[0-9A-F]{8}"/)?.[1],
+            a.Properties.Threshold,
+          ]),
+        );
+      expect(thresholds(age)).toEqual({ EvaluationQueue: 15 * 60, JobsQueue: 360 * 60 });
+      expect(thresholds(byMetric(synth.templates.apiKeySpotG5Extras, 'ApproximateAgeOfOldestMessage'))).toEqual({
+        EvaluationQueue: 15 * 60,
+        JobsQueue: 90 * 60,
+      });
+      expect(byMetric(t, 'ApproximateNumberOfMessagesVisible')).toHaveLength(2);
+      for (const metric of ['Errors', 'Throttles']) {
+        const fns = byMetric(t, metric).map((a) => JSON.stringify(a.Properties.Dimensions));
+        expect(fns).toHaveLength(2);
+        expect(fns.some((d) => d.includes('EvaluatorFunction'))).toBe(true);
+        expect(fns.some((d) => d.includes('ValueApiFunction'))).toBe(true);
+      }
+    });
+
+    it('reports trainers that exit non-zero or fail to start, and GPU instance launches that fail', () => {
+      const patterns = Object.values(t.findResources('AWS::Events::Rule') as Resources).map(
+        (r) =>
+          r.Properties.EventPattern as { source: string[]; 'detail-type': string[]; detail: Record<string, unknown> },
+      );
+      const ecs = patterns.filter((p) => p.source[0] === 'aws.ecs');
+      expect(ecs.map((p) => p['detail-type'])).toEqual([['ECS Task State Change'], ['ECS Task State Change']]);
+      expect(ecs.map((p) => p.detail.lastStatus)).toEqual([['STOPPED'], ['STOPPED']]);
+      expect(ecs.map((p) => p.detail.containers ?? p.detail.stopCode)).toEqual([
+        { exitCode: [{ 'anything-but': 0 }] },
+        ['TaskFailedToStart'],
+      ]);
+      for (const p of ecs) expect(JSON.stringify(p.detail.clusterArn)).toContain('TrainingCluster');
+      const asg = patterns.find((p) => p.source[0] === 'aws.autoscaling');
+      expect(asg?.['detail-type']).toEqual(['EC2 Instance Launch Unsuccessful']);
+      expect(JSON.stringify(asg?.detail.AutoScalingGroupName)).toContain('TrainingInstances');
     });
   });
 
@@ -528,7 +712,7 @@ describe('MetricOptStack', () => {
       expect(sqs.flatMap(actionsOf)).toContain('sqs:SendMessage');
     });
 
-    it('lets the trainer work jobs and checkpoints, send metric queries and peek at both DLQs', () => {
+    it('lets the trainer work jobs and checkpoints, send metric queries and protect its own task, never read a DLQ', () => {
       const statements = statementsOf(t, 'TrainerTaskRole');
       expect(s3Grants(statements)).toEqual({
         '(bucket)': ['s3:ListBucket'],
@@ -544,7 +728,11 @@ describe('MetricOptStack', () => {
         new Set(['sqs:ReceiveMessage', 'sqs:ChangeMessageVisibility', 'sqs:DeleteMessage', 'sqs:SendMessage']),
       );
       expect(new Set(on(/"EvaluationQueue[0-9A-F]{8}"/))).toEqual(new Set(['sqs:SendMessage']));
-      expect(new Set(on(/EvaluationQueueDeadLetters/))).toEqual(new Set(['sqs:ReceiveMessage']));
+      expect(new Set(on(/EvaluationQueueDeadLetters/))).toEqual(new Set([]));
+      expect(new Set(on(/JobsQueueDeadLetters/))).toEqual(new Set(['sqs:SendMessage']));
+      const protection = statements.filter((st) => actionsOf(st).includes('ecs:UpdateTaskProtection'));
+      expect(protection).toHaveLength(1);
+      expect(JSON.stringify(protection[0]?.Resource)).toMatch(/:task\/".*TrainingCluster.*"\/\*"/);
     });
   });
 });
@@ -554,7 +742,10 @@ describe('settings', () => {
     new MetricOptStack(new App(), 'Bad', { settings: settings as never });
 
   it.each([
-    [{ gpuInstanceType: 't3.large' }, 'gpuInstanceType must be an NVIDIA GPU instance type'],
+    [{ gpuInstanceTypes: 'g5.xlarge,t3.large' }, 'gpuInstanceTypes must list 1 to 20 NVIDIA GPU instance types'],
+    [{ gpuInstanceTypes: 'g5.xlarge,g5.12xlarge' }, 'gpuInstanceTypes must all have the same number of GPUs'],
+    [{ maxReceiveCount: '3' }, 'maxReceiveCount must be an integer from 5 to 1000'],
+    [{ evaluatorReservedConcurrency: '1' }, 'evaluatorReservedConcurrency must be an integer from 2 to 1000'],
     [{ valueApiAuth: 'cognito' }, "valueApiAuth must be 'iam' or 'api-key'"],
     [{ valueApiAuth: 'api-key' }, 'valueApiKeyHashes is required when valueApiAuth is api-key'],
     [{ valueApiKeyHashes: 'secret' }, 'valueApiKeyHashes must be SHA-256 hex digests'],

@@ -20,11 +20,11 @@ export function cdkApp(outdir: string, context: Record<string, unknown> = {}): A
   return new App({ outdir, context: { ...cdkJson.context, ...context } });
 }
 
-/** The setting variants every synth test covers: both auth modes, two GPU instance types, spot on and off. */
+/** The setting variants every synth test covers: both auth modes, several GPU instance types, spot on and off. */
 export const VARIANTS = {
-  iamOnDemandG5: {},
-  iamSpotG4dn: { gpuInstanceType: 'g4dn.xlarge', trainerSpot: true },
-  apiKeyOnDemandG4dn: { valueApiAuth: 'api-key', valueApiKeyHashes: [KEY_HASH], gpuInstanceType: 'g4dn.xlarge' },
+  iamOnDemandG5: { gpuInstanceTypes: ['g5.xlarge', 'g5.2xlarge'] },
+  iamSpotG4dn: { trainerSpot: true },
+  apiKeyOnDemandG4dn: { valueApiAuth: 'api-key', valueApiKeyHashes: [KEY_HASH], gpuInstanceTypes: 'g4dn.xlarge' },
   // Everything optional at once, written as `cdk deploy -c name=value` passes them (strings).
   apiKeySpotG5Extras: {
     valueApiAuth: 'api-key',
@@ -37,9 +37,19 @@ export const VARIANTS = {
     webhooks: '[{"name":"house-metric","url":"https://metrics.example/score","direction":"maximize"}]',
     webhookSecretArn: SECRET_ARN,
     alarmTopicArn: 'arn:aws:sns:eu-west-1:123456789012:ops',
+    gpuInstanceTypes: 'g5.12xlarge,g5.24xlarge',
+    jobsAgeAlarmMinutes: '90',
+    evaluatorReservedConcurrency: '7',
   },
 } satisfies Record<string, SettingsInput>;
 export type VariantName = keyof typeof VARIANTS;
+
+/** The variant synthesized for an account and region (the others are environment-agnostic), with its AZs. */
+export const ENV_VARIANT = {
+  name: 'apiKeySpotG5Extras' as VariantName,
+  env: { account: '123456789012', region: 'eu-west-1' },
+  azs: ['eu-west-1a', 'eu-west-1b', 'eu-west-1c'],
+};
 
 export interface Synthesized {
   stacks: Record<VariantName, MetricOptStack>;
@@ -55,9 +65,14 @@ export interface Synthesized {
  */
 export function synthesizeVariants(): Synthesized {
   const outdir = mkdtempSync(join(tmpdir(), 'metricopt-cdk-'));
-  const app = cdkApp(outdir);
+  const { env } = ENV_VARIANT;
+  // What `cdk deploy` with credentials looks up and caches in cdk.context.json.
+  const app = cdkApp(outdir, { [`availability-zones:account=${env.account}:region=${env.region}`]: ENV_VARIANT.azs });
   const stacks = Object.fromEntries(
-    Object.entries(VARIANTS).map(([name, settings]) => [name, new MetricOptStack(app, name, { settings })]),
+    Object.entries(VARIANTS).map(([name, settings]) => [
+      name,
+      new MetricOptStack(app, name, { settings, ...(name === ENV_VARIANT.name ? { env } : {}) }),
+    ]),
   ) as Record<VariantName, MetricOptStack>;
   const assembly = app.synth();
   const templates = Object.fromEntries(
