@@ -173,10 +173,14 @@ async function groupThresholds(
 /**
  * The share of the gap between the best baseline and the oracle that metricopt closed, from
  * normalised means (lower is better): 1 = reached the oracle, 0 = no better than the baseline,
- * negative = worse; null when there is no gap to close.
+ * negative = worse; null when there is no gap to close (less than MIN_GAP, 0.001 normalised).
  */
 export function gapClosed(metricopt: number, bestBaseline: number, oracle: number): number | null {
   const gap = bestBaseline - oracle;
-  if (!(gap > 1e-9)) return null;
+  // Below this the ratio is noise over a near-zero gap (a tie at the ceiling): not reported.
+  if (!(gap >= MIN_GAP)) return null;
   return (bestBaseline - metricopt) / gap;
 }
+
+/** The smallest gap (normalised metric units) whose closed share is reported. */
+export const MIN_GAP = 1e-3;

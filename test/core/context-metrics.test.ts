@@ -227,6 +227,8 @@ describe('headroom oracles', () => {
     expect(gapClosed(0.15, 0.2, 0.1)).toBeCloseTo(0.5, 12);
     expect(gapClosed(0.25, 0.2, 0.1)).toBeCloseTo(-0.5, 12);
     expect(gapClosed(0.1, 0.1, 0.1)).toBeNull();
+    // A gap below 0.001 is a tie at the ceiling: its ratio is noise, not reported.
+    expect(gapClosed(0.12, 0.1004, 0.1)).toBeNull();
   });
 });
 
