@@ -7,9 +7,14 @@
 // --threads = cores / jobs; all share one run cache (--run-cache OUT/run-cache), and cells are
 // ordered metric by metric so that a data set's backbone and trajectories, the same for every
 // metric, are computed by its first cell and reused by the others.
-// Usage: npm run build && node bench/efficacy-matrix.mjs [--replicates 5] [--jobs N]
+// Usage: npm run build && node bench/efficacy-matrix.mjs [--suite default|context] [--replicates 5] [--jobs N]
 //          [--cells a9a:mcr,digits:top-1-accuracy] [--svg bench/efficacy-matrix.svg] [--out bench/out/efficacy]
 //          [-- extra demo flags, e.g. --tasks 300]
+// --suite context: the metrics of who is scored (issue 19): instance cost on a9a, ijcnn1 and
+// phishing, group-balanced error on a9a by sex, mcr with one group's training labels flipped
+// (a9a-noise), value captured in the top 5 % (a9a); default SVG bench/efficacy-matrix-context.svg.
+// Every cell reports the headroom (optimistic oracles on the reported rows) and the share of the
+// gap between the best baseline and the oracle that metricopt closed.
 // Cells already in OUT (same flags) are reused, so an interrupted run can be continued.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -29,6 +34,10 @@ const datasets = {
   phishing: ['--dataset', '../shared/data/phishing.libsvm.gz'],
   mushrooms: ['--dataset', '../shared/data/mushrooms.libsvm.gz'],
   digits: ['--dataset', 'digits'],
+  // a9a with the context column `group` = column 71 ("female"), and that group's positive
+  // training labels flipped at rate 0.5 (validation and test clean).
+  'a9a-group': ['--dataset', 'a9a', '--group-feature', '71'],
+  'a9a-noise': ['--dataset', 'a9a', '--group-feature', '71', '--label-noise', '0.5'],
 };
 /** Per-dataset flags after the shared ones (the ConvNet's steps cost about 40x the MLP's). */
 const datasetFlags = { digits: ['--tasks', '80'] };
@@ -39,16 +48,31 @@ const defaultCells = [
   'digits:top-3-accuracy',
 ];
 
+const contextCells = [
+  'a9a:instance-cost',
+  'ijcnn1:instance-cost',
+  'phishing:instance-cost',
+  'a9a-group:group-balanced-error',
+  'a9a-noise:mcr',
+  'a9a:top5-value',
+];
+
 const { values, positionals } = parseArgs({
   options: {
+    suite: { type: 'string', default: 'default' },
     replicates: { type: 'string', default: '5' },
     jobs: { type: 'string', default: String(availableParallelism()) },
-    cells: { type: 'string', default: defaultCells.join(',') },
-    out: { type: 'string', default: 'bench/out/efficacy' },
-    svg: { type: 'string', default: 'bench/efficacy-matrix.svg' },
+    cells: { type: 'string' },
+    out: { type: 'string' },
+    svg: { type: 'string' },
   },
   allowPositionals: true,
 });
+if (!['default', 'context'].includes(values.suite)) throw new Error(`unknown --suite '${values.suite}'`);
+const context = values.suite === 'context';
+values.cells ??= (context ? contextCells : defaultCells).join(',');
+values.out ??= context ? 'bench/out/efficacy-context' : 'bench/out/efficacy';
+values.svg ??= context ? 'bench/efficacy-matrix-context.svg' : 'bench/efficacy-matrix.svg';
 mkdirSync(values.out, { recursive: true });
 const cores = availableParallelism();
 const jobs = Math.min(cores, Math.max(1, Number(values.jobs)));
@@ -128,26 +152,30 @@ function bestOf(rep, names) {
 }
 const f = (v) => (v === null || v === undefined ? 'n/a' : v.toFixed(4));
 const ci = (c) => (c ? `[${f(c[0])}, ${f(c[1])}]` : 'n/a');
-const summary = done.map(({ report: rep, wallS }) => {
+const summary = done.map(({ report: rep, wallS }, i) => {
   const baselines = Object.keys(rep.comparisons);
   const best = bestOf(rep, baselines);
   const bestLoss = bestOf(rep, lossOnly);
-  return { rep, wallS, best, bestLoss, vsBest: rep.comparisons[best], vsLoss: rep.comparisons[bestLoss] };
+  const cell = cells[i].dataset;
+  return { rep, cell, wallS, best, bestLoss, vsBest: rep.comparisons[best], vsLoss: rep.comparisons[bestLoss] };
 });
 
 const methods = methodNames;
 const lines = [];
 lines.push(
-  `| cell | ${methods.join(' | ')} | metricopt - best baseline (which) | verdict | metricopt - best loss-only (which) | verdict | VF Spearman (mean) | wall s |`,
+  `| cell | ${methods.join(' | ')} | metricopt - best baseline (which) | verdict | metricopt - best loss-only (which) | verdict | headroom: global threshold | headroom: context rule | gap closed | VF Spearman (mean) | wall s |`,
 );
-lines.push(`|${'---|'.repeat(methods.length + 7)}`);
+lines.push(`|${'---|'.repeat(methods.length + 10)}`);
 for (const s of summary) {
   const r = s.rep;
   const cellsText = methods.map((m) => (r.results[m] ? `${f(r.results[m].mean)} ${ci(r.results[m].ci95)}` : `skipped`));
   const sp = r.replicates.map((x) => x.valueFunction.spearman).filter((x) => x !== null);
   const spMean = sp.length ? sp.reduce((a, b) => a + b, 0) / sp.length : null;
+  const h = r.headroom;
+  const oracle = (x) => (x ? `${f(x.mean)} ${ci(x.ci95)}` : 'n/a');
+  const closed = h?.metricoptGapClosed;
   lines.push(
-    `| ${r.dataset} ${r.metric} (${r.direction === 'minimize' ? '↓' : '↑'}) | ${cellsText.join(' | ')} | ${s.vsBest.diff >= 0 ? '+' : ''}${f(s.vsBest.diff)} ${ci(s.vsBest.ci95)} (${s.best}) | **${s.vsBest.verdict}** | ${s.vsLoss.diff >= 0 ? '+' : ''}${f(s.vsLoss.diff)} ${ci(s.vsLoss.ci95)} (${s.bestLoss}) | **${s.vsLoss.verdict}** | ${f(spMean)} | ${s.wallS.toFixed(0)} |`,
+    `| ${s.cell} ${r.metric} (${r.direction === 'minimize' ? '↓' : '↑'}) | ${cellsText.join(' | ')} | ${s.vsBest.diff >= 0 ? '+' : ''}${f(s.vsBest.diff)} ${ci(s.vsBest.ci95)} (${s.best}) | **${s.vsBest.verdict}** | ${s.vsLoss.diff >= 0 ? '+' : ''}${f(s.vsLoss.diff)} ${ci(s.vsLoss.ci95)} (${s.bestLoss}) | **${s.vsLoss.verdict}** | ${oracle(h?.globalThreshold)} | ${oracle(h?.contextRule)}${h?.rule ? ` (${h.rule})` : ''} | ${closed === null || closed === undefined ? 'n/a' : `${(100 * closed).toFixed(0)} % of ${h.bestBaseline} -> ${h.oracle}`} | ${f(spMean)} | ${s.wallS.toFixed(0)} |`,
   );
 }
 const count = (key) =>
@@ -169,7 +197,7 @@ writeFileSync(values.svg, heatMap(summary));
 /** Two grids (datasets x metrics): verdict against the best loss-only baseline, and against the best baseline. */
 function heatMap(rows) {
   const colors = { better: '#2ca02c', tie: '#c7c7c7', worse: '#d62728', 'no-interval': '#9ecae1' };
-  const ds = [...new Set(rows.map((s) => s.rep.dataset))];
+  const ds = [...new Set(rows.map((s) => s.cell))];
   const ms = [...new Set(rows.map((s) => s.rep.metric))];
   const cw = 150;
   const ch = 46;
@@ -199,7 +227,7 @@ function heatMap(rows) {
       if (g === 0)
         out.push(`<text x="${left - 10}" y="${top + i * ch + ch / 2 + 4}" text-anchor="end">${esc(d)}</text>`);
       ms.forEach((m, j) => {
-        const s = rows.find((x) => x.rep.dataset === d && x.rep.metric === m);
+        const s = rows.find((x) => x.cell === d && x.rep.metric === m);
         const x = x0 + j * cw;
         const y = top + i * ch;
         if (!s) {
@@ -211,7 +239,13 @@ function heatMap(rows) {
         out.push(
           `<text x="${x + cw / 2}" y="${y + 18}" text-anchor="middle">${c.verdict} ${c.diff >= 0 ? '+' : ''}${c.diff.toFixed(4)}</text>`,
         );
-        out.push(`<text x="${x + cw / 2}" y="${y + 34}" text-anchor="middle" font-size="9">vs ${esc(s[which])}</text>`);
+        out.push(`<text x="${x + cw / 2}" y="${y + 32}" text-anchor="middle" font-size="9">vs ${esc(s[which])}</text>`);
+        const closed = s.rep.headroom?.metricoptGapClosed;
+        if (closed !== null && closed !== undefined) {
+          out.push(
+            `<text x="${x + cw / 2}" y="${y + 42}" text-anchor="middle" font-size="9">gap to oracle closed: ${(100 * closed).toFixed(0)} %</text>`,
+          );
+        }
       });
     });
   });

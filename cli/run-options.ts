@@ -8,11 +8,16 @@ import type { ComputePool } from '../shared/ports/compute-pool.port.js';
 import type { SparseDataset } from '../shared/data/dataset.js';
 import type { Evaluator } from '../shared/metrics/evaluator.js';
 import { builtinEvaluator } from '../shared/metrics/registry.js';
+import { withDerivedContext } from '../shared/metrics/context-columns.js';
+import { requiredContext } from '../shared/metrics/context-metrics.js';
 import { filmLayerOutOfRange } from '../shared/models/mlp.js';
 import { loadEvaluatorModule } from '../shared/adapters/evaluator-module.in-process.js';
 import { type RunConfig, recipe } from '../shared/use-cases/recipes.js';
 import { CliError } from './errors.js';
 import { backendOption, bool, int, num, vfEngineOption } from './option-parsers.js';
+
+/** Rank of `--adapter low-rank` unless --adapter-rank says otherwise. */
+export const DEFAULT_LOGIT_RANK = 32;
 
 /** Options shared by `demo` and `train`: data, metric, recipe and every hyperparameter. */
 export function addRunOptions(cmd: Command): Command {
@@ -48,7 +53,11 @@ export function addRunOptions(cmd: Command): Command {
       'raw label of the positive class (default: the larger label)',
       num(Number.NEGATIVE_INFINITY),
     )
-    .option('--metric <name>', 'built-in metric: mcr, f1, jaccard, aucpr, balanced-error, top-K-accuracy', 'mcr')
+    .option(
+      '--metric <name>',
+      'built-in metric: mcr, f1, jaccard, aucpr, balanced-error, top-K-accuracy; with per-row context: instance-cost, group-balanced-error (needs --group-feature), top5-value',
+      'mcr',
+    )
     .option(
       '--evaluator <module>',
       'user evaluator module (default export { name, direction, evaluate }); overrides --metric',
@@ -96,8 +105,14 @@ export function addRunOptions(cmd: Command): Command {
         'convnet',
       ]),
     )
-    .addOption(new Option('--adapter <kind>', 'adapter: input dynamic biases or FiLM').choices(['input-bias', 'film']))
+    .addOption(
+      new Option(
+        '--adapter <kind>',
+        'adapter: input dynamic biases (the paper), FiLM, or low-rank (input biases + a low-rank input-to-logit term + output bias; binary)',
+      ).choices(['input-bias', 'film', 'low-rank']),
+    )
     .option('--adapter-d <d>', 'dimension of the input-bias adapter', int(1))
+    .option('--adapter-rank <r>', `rank of the low-rank input-to-logit term (default ${DEFAULT_LOGIT_RANK})`, int(1))
     .option(
       '--output-bias <bool>',
       'input-bias adapter: also one dynamic bias per output logit, the last entries of phi (true/false)',
@@ -106,7 +121,31 @@ export function addRunOptions(cmd: Command): Command {
     .option('--film-layer <i>', 'hidden layer FiLM modulates (d = 2 x its width)', int(0))
     .addOption(new Option('--meta-test-method <m>', 'how metricopt moves phi').choices(['guided-es', 'vf-descent']))
     .addOption(
-      new Option('--start <where>', 'meta-test start: pre-trained point or random phi_0').choices(['zero', 'random']),
+      new Option(
+        '--start <where>',
+        "meta-test start: pre-trained point, random phi_0, or the threshold baseline's decision shift in phi's output bias",
+      ).choices(['zero', 'random', 'decision-shift']),
+    )
+    .addOption(
+      new Option(
+        '--endpoint-rule <rule>',
+        'metricopt endpoint: best on the selection rows, or best on their even half confirmed against the start on the odd half',
+      ).choices(['best', 'confirm']),
+    )
+    .option(
+      '--black-box-peers <bool>',
+      "also run random_search_total and cma_es with metricopt's total budget of real queries (meta-training included; true/false, default false)",
+      bool,
+    )
+    .option(
+      '--group-feature <j>',
+      'feature column (0-based) whose non-zero rows form group 1 (the context column `group`; a9a: 71, female)',
+      int(0),
+    )
+    .option(
+      '--label-noise <rate>',
+      'label-noise cell: positive TRAINING rows of group 1 relabelled negative at this rate (needs --group-feature)',
+      num(0),
     )
     .option('--vf-lr <lr>', 'step size on the ES direction / value-function gradient', num(0, true))
     .addOption(
@@ -212,17 +251,27 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
     }
   } else if (cfg.model.adapter.kind === 'input-bias') {
     const a = cfg.model.adapter;
+    const lowRank = o.adapter === 'low-rank';
     cfg.model = {
       ...cfg.model,
       adapter: {
         kind: 'input-bias',
         d: (o.adapterD as number | undefined) ?? a.d,
-        outputBias: (o.outputBias as boolean | undefined) ?? a.outputBias ?? false,
+        // The low-rank adapter always carries the output bias (its decision shift).
+        outputBias: lowRank ? true : ((o.outputBias as boolean | undefined) ?? a.outputBias ?? false),
+        ...(lowRank ? { logitRank: (o.adapterRank as number | undefined) ?? DEFAULT_LOGIT_RANK } : {}),
       },
     };
   }
+  set<string>(o.endpointRule, (v) => (test.endpointRule = v as 'best' | 'confirm'));
+  set<boolean>(o.blackBoxPeers, (v) => (test.blackBoxPeers = v));
+  set<number>(o.labelNoise, (v) => {
+    if (v > 1) throw new CliError('USAGE', `--label-noise ${v} is a probability (0..1)`);
+    if (o.groupFeature === undefined) throw new CliError('USAGE', '--label-noise needs --group-feature');
+    cfg.labelNoise = v;
+  });
   set<'guided-es' | 'vf-descent'>(o.metaTestMethod, (v) => (test.method = v));
-  set<'zero' | 'random'>(o.start, (v) => (test.start = v));
+  set<'zero' | 'random' | 'decision-shift'>(o.start, (v) => (test.start = v));
   set<number>(o.vfLr, (v) => (test.vfLearningRate = v));
   set<'sgd' | 'adam'>(o.vfOptimizer, (v) => (test.vfOptimizer = v));
   set<number>(o.trustRadius, (v) => (test.trustRadius = v));
@@ -280,6 +329,10 @@ export async function prepareRun(
     if (!context.ok) throw context.error;
     dataset = { ...dataset, context: context.value };
   }
+  // Context columns the metric (or the group options) need and the user did not supply,
+  // derived by their documented rules (shared/metrics/context-columns.ts).
+  const columns = [...requiredContext(evaluator), ...(o.groupFeature !== undefined ? ['group'] : [])];
+  if (columns.length > 0) dataset = withDerivedContext(dataset, columns, o.groupFeature as number | undefined);
   let backend: string;
   try {
     backend = (await selectBackend(preference)).name;

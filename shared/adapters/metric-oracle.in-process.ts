@@ -1,5 +1,6 @@
 import type { MetricValue } from '../metrics/checked-evaluator.js';
 import { MetricError } from '../metrics/errors.js';
+import { evaluationInput } from '../metrics/context-columns.js';
 import type { Evaluator } from '../metrics/evaluator.js';
 import { evaluateWithRetries } from '../metrics/retry-policy.js';
 import type { MetricOracle, MetricQuery, SplitLabels } from '../ports/metric-oracle.port.js';
@@ -33,11 +34,7 @@ export class InProcessMetricOracle implements MetricOracle {
       }
       this.calls++;
       out.push(
-        await evaluateWithRetries(
-          this.evaluator,
-          { scores: q.scores, labels: split.labels, classes: split.classes },
-          { timeoutMs: this.timeoutMs },
-        ),
+        await evaluateWithRetries(this.evaluator, evaluationInput(q.scores, split), { timeoutMs: this.timeoutMs }),
       );
     }
     return out;

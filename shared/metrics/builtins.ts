@@ -1,3 +1,4 @@
+import { contextEvaluators } from './context-metrics.js';
 import { MetricError } from './errors.js';
 import type { EvaluationInput, Evaluator } from './evaluator.js';
 
@@ -12,6 +13,8 @@ import type { EvaluationInput, Evaluator } from './evaluator.js';
  * - F1 / Jaccard with no positives in labels *and* predictions: 1 (nothing to find, nothing wrong).
  * - AUCPR (average precision) with no positive labels: 0 (precision is undefined; documented).
  * - Balanced error averages the error of the classes present in the labels.
+ * The context metrics (instance-cost, group-balanced-error, top5-value) also read per-row
+ * context columns: context-metrics.ts.
  */
 
 interface Confusion {
@@ -202,4 +205,6 @@ export const builtinEvaluators: readonly Evaluator[] = [
   topKAccuracy(1),
   topKAccuracy(3),
   topKAccuracy(5),
+  // Metrics of who is scored (per-row context columns): context-metrics.ts.
+  ...contextEvaluators,
 ];

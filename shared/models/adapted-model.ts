@@ -8,7 +8,12 @@ export interface AdaptedModel {
   readonly d: number;
   /** 2 for binary tasks (scores are positive-class probabilities), else the class count. */
   readonly classes: number;
-  readonly adapterKind: 'input-bias' | 'film';
+  readonly adapterKind: 'input-bias' | 'film' | 'low-rank';
+  /**
+   * Where phi shifts the output logits directly, when it does: entries index..index+count-1,
+   * each adding `scale` x its value to one logit (a decision shift expressed in phi).
+   */
+  readonly logitShift?: { index: number; count: number; scale: number };
   /**
    * Per-task mean cross-entropy and its gradient with respect to phi, for n tasks, task i on
    * rows rows[i*batch .. (i+1)*batch).

@@ -5,7 +5,9 @@ export type ModelErrorCode =
   /** `--film-layer` names no hidden layer of the backbone. */
   | 'FILM_LAYER_OUT_OF_RANGE'
   /** The ConvNet needs square single-channel images (features = side x side), e.g. digits (8 x 8). */
-  | 'CONVNET_NEEDS_IMAGES';
+  | 'CONVNET_NEEDS_IMAGES'
+  /** `--adapter low-rank` adds one input-to-logit term: binary tasks only. */
+  | 'LOW_RANK_BINARY_ONLY';
 
 export class ModelError extends DomainError {
   constructor(code: ModelErrorCode, message: string, details?: unknown) {

@@ -1,6 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { SparseDataset } from '../data/dataset.js';
 import { type AdaptedModel, perTaskLossAndGrad } from './adapted-model.js';
+import { LOW_RANK_SCALE, lowRankFeatures } from './low-rank-logit.js';
 import { type FrozenMlp, OUTPUT_BIAS_SCALE, sigmoidCe } from './mlp.js';
 
 /**
@@ -20,7 +21,8 @@ const CHUNK_FLOATS = 1_000_000;
 export class FrozenMlpModel implements AdaptedModel {
   readonly d: number;
   readonly classes: number;
-  readonly adapterKind: 'input-bias' | 'film';
+  readonly adapterKind: 'input-bias' | 'film' | 'low-rank';
+  readonly logitShift?: { index: number; count: number; scale: number };
   /**
    * Pre-activations of hidden layer `cachedLayer` for every row (rows x h1), kept in JS:
    * gathering rows here beats tf.gather by far.
@@ -39,21 +41,30 @@ export class FrozenMlpModel implements AdaptedModel {
   private readonly outUnits: number;
   /** Trailing entries of phi added to the logits (input-bias adapter with output biases). */
   private readonly outputBias: number;
+  /** Rank of the low-rank input-to-logit term (0 = none) and its per-row features s (rows x rank). */
+  private readonly rank: number;
+  private readonly lowRank: Float32Array | undefined;
+  private readonly lowRankCache = new WeakMap<Int32Array, tf.Tensor2D>();
 
   constructor(
     readonly frozen: FrozenMlp,
     ds: SparseDataset,
   ) {
     this.classes = frozen.classes;
-    this.adapterKind = frozen.adapter.kind;
+    this.rank = frozen.adapter.kind === 'input-bias' ? (frozen.adapter.logitRank ?? 0) : 0;
+    this.adapterKind = this.rank > 0 ? 'low-rank' : frozen.adapter.kind;
+    this.lowRank = this.rank > 0 ? lowRankFeatures(ds, this.rank) : undefined;
     this.d = frozen.adapter.d;
     this.labels = ds.labels;
     const first = frozen.layers[0];
     if (!first) throw new Error('FrozenMlpModel: no layers');
     this.outputBias = frozen.adapter.kind === 'input-bias' ? frozen.adapter.outputBias : 0;
+    if (this.outputBias > 0) {
+      this.logitShift = { index: this.d - this.outputBias, count: this.outputBias, scale: OUTPUT_BIAS_SCALE };
+    }
     this.a =
       frozen.adapter.kind === 'input-bias'
-        ? tf.tensor2d(frozen.adapter.a, [this.d - this.outputBias, first.out])
+        ? tf.tensor2d(frozen.adapter.a, [this.d - this.outputBias - this.rank, first.out])
         : undefined;
     this.w = frozen.layers.slice(1).map((l) => tf.tensor2d(l.w, [l.in, l.out]));
     this.b = frozen.layers.slice(1).map((l) => tf.tensor1d(l.b));
@@ -100,6 +111,26 @@ export class FrozenMlpModel implements AdaptedModel {
     return tf.tensor2d(out, [rows.length, h]);
   }
 
+  /** The low-rank term's features of the given rows ([rows, rank]); cached per fixed row set when `keep`. */
+  private lowRankRows(rows: Int32Array, keep: boolean): tf.Tensor2D {
+    const cached = keep ? this.lowRankCache.get(rows) : undefined;
+    if (cached) return cached;
+    const r = this.rank;
+    const s = this.lowRank as Float32Array;
+    const out = new Float32Array(rows.length * r);
+    for (let i = 0; i < rows.length; i++) {
+      const row = rows[i] as number;
+      out.set(s.subarray(row * r, (row + 1) * r), i * r);
+    }
+    const t = tf.tensor2d(out, [rows.length, r]);
+    if (keep) {
+      tf.keep(t);
+      this.lowRankCache.set(rows, t);
+      this.cachedTensors.push(t);
+    }
+    return t;
+  }
+
   private rowSet(rows: Int32Array): tf.Tensor2D {
     let t = this.rowSetCache.get(rows);
     if (!t) {
@@ -114,11 +145,18 @@ export class FrozenMlpModel implements AdaptedModel {
    * Logits [n, batch, outUnits]. `first` holds cached pre-activations either per task
    * ([n * batch, h1], task i on rows i*batch..) or shared by all tasks ([batch, h1]).
    */
-  private logits(phi: tf.Tensor2D, first: tf.Tensor2D, shared: boolean, n: number, batch: number): tf.Tensor3D {
+  private logits(
+    phi: tf.Tensor2D,
+    first: tf.Tensor2D,
+    shared: boolean,
+    n: number,
+    batch: number,
+    lowRank?: tf.Tensor2D,
+  ): tf.Tensor3D {
     const hidden = this.frozen.layers.length - 1;
     let z = tf.reshape(first, [shared ? 1 : n, batch, this.h1]) as tf.Tensor3D;
-    const dIn = this.d - this.outputBias;
-    const phiIn = this.outputBias > 0 ? tf.slice(phi, [0, 0], [n, dIn]) : phi;
+    const dIn = this.d - this.outputBias - this.rank;
+    const phiIn = dIn < this.d ? tf.slice(phi, [0, 0], [n, dIn]) : phi;
     if (this.a) z = tf.add(z, tf.reshape(tf.matMul(phiIn, this.a), [n, 1, this.h1]));
     else if (shared) z = tf.tile(z, [n, 1, 1]);
     let width = this.h1;
@@ -140,9 +178,18 @@ export class FrozenMlpModel implements AdaptedModel {
       tf.matMul(tf.reshape(z, [n * batch, width]), this.w[hidden - 1] as tf.Tensor2D),
       this.b[hidden - 1] as tf.Tensor1D,
     );
-    const logits = tf.reshape(out, [n, batch, this.outUnits]) as tf.Tensor3D;
+    let logits = tf.reshape(out, [n, batch, this.outUnits]) as tf.Tensor3D;
+    if (this.rank > 0 && lowRank) {
+      // u . s_row for each task and row: [n, rank] x [rank, batch] when the rows are shared,
+      // else each task's own rows ([n, batch, rank] times u broadcast over the rows).
+      const u = tf.slice(phi, [0, dIn], [n, this.rank]);
+      const term = shared
+        ? tf.matMul(u, lowRank, false, true)
+        : tf.sum(tf.mul(tf.reshape(lowRank, [n, batch, this.rank]), tf.reshape(u, [n, 1, this.rank])), 2);
+      logits = tf.add(logits, tf.reshape(tf.mul(term, LOW_RANK_SCALE), [n, batch, 1]));
+    }
     if (this.outputBias === 0) return logits;
-    const shift = tf.mul(tf.slice(phi, [0, dIn], [n, this.outputBias]), OUTPUT_BIAS_SCALE);
+    const shift = tf.mul(tf.slice(phi, [0, this.d - this.outputBias], [n, this.outputBias]), OUTPUT_BIAS_SCALE);
     return tf.add(logits, tf.reshape(shift, [n, 1, this.outUnits]));
   }
 
@@ -152,8 +199,9 @@ export class FrozenMlpModel implements AdaptedModel {
     labels: tf.Tensor1D,
     n: number,
     batch: number,
+    lowRank?: tf.Tensor2D,
   ): tf.Tensor1D {
-    const logits = this.logits(phi, first, false, n, batch);
+    const logits = this.logits(phi, first, false, n, batch, lowRank);
     if (this.classes === 2) {
       return tf.mean(tf.reshape(sigmoidCe(tf.reshape(logits, [n * batch]), labels), [n, batch]), 1) as tf.Tensor1D;
     }
@@ -178,14 +226,23 @@ export class FrozenMlpModel implements AdaptedModel {
     return tf.tidy(() => {
       const first = this.gatherRows(rows);
       const labels = this.labelTensor(rows);
-      return perTaskLossAndGrad(phis, n, this.d, (phi) => this.perTaskLoss(phi, first, labels, n, batch));
+      const s = this.rank > 0 ? this.lowRankRows(rows, false) : undefined;
+      return perTaskLossAndGrad(phis, n, this.d, (phi) => this.perTaskLoss(phi, first, labels, n, batch, s));
     });
   }
 
   loss(phis: Float32Array, n: number, rows: Int32Array, batch: number): Float32Array {
     return tf.tidy(() => {
       const phi = tf.tensor2d(phis, [n, this.d]);
-      return this.perTaskLoss(phi, this.gatherRows(rows), this.labelTensor(rows), n, batch).dataSync() as Float32Array;
+      const s = this.rank > 0 ? this.lowRankRows(rows, false) : undefined;
+      return this.perTaskLoss(
+        phi,
+        this.gatherRows(rows),
+        this.labelTensor(rows),
+        n,
+        batch,
+        s,
+      ).dataSync() as Float32Array;
     });
   }
 
@@ -197,7 +254,8 @@ export class FrozenMlpModel implements AdaptedModel {
       const m = Math.min(chunk, n - start);
       const scores = tf.tidy(() => {
         const phi = tf.tensor2d(phis.subarray(start * this.d, (start + m) * this.d), [m, this.d]);
-        const logits = this.logits(phi, this.rowSet(rows), true, m, rows.length);
+        const s = this.rank > 0 ? this.lowRankRows(rows, true) : undefined;
+        const logits = this.logits(phi, this.rowSet(rows), true, m, rows.length, s);
         return (this.classes === 2 ? tf.sigmoid(logits) : tf.softmax(logits)).dataSync() as Float32Array;
       });
       out.set(scores, start * per);

@@ -15,7 +15,15 @@ export interface MlpConfig {
    * Adapter: input dynamic biases of dimension d (plus, with outputBias, one dynamic bias per
    * output logit as the last entries of phi), or FiLM on hidden layer `layer` (d = 2 x width).
    */
-  adapter: { kind: 'input-bias'; d: number; outputBias?: boolean } | { kind: 'film'; layer: number };
+  adapter:
+    | {
+        kind: 'input-bias';
+        d: number;
+        outputBias?: boolean;
+        /** Rank of the low-rank input-to-logit term (binary tasks; shared/models/low-rank-logit.ts); 0 or absent = none. */
+        logitRank?: number;
+      }
+    | { kind: 'film'; layer: number };
 }
 
 export interface PretrainConfig {
@@ -42,9 +50,13 @@ export interface FrozenMlp {
   leakyAlpha: number;
   /** layers[i]: weights row-major [in][out] and bias; the last layer is the output (linear). */
   layers: { in: number; out: number; w: Float32Array; b: Float32Array }[];
-  /** input-bias: d = a's rows + outputBias; the last `outputBias` entries of phi shift the logits. */
+  /**
+   * input-bias: d = a's rows + logitRank + outputBias; phi = [input biases | u (logitRank) |
+   * output biases]: u weights the low-rank input-to-logit term, the last `outputBias` entries
+   * shift the logits.
+   */
   adapter:
-    | { kind: 'input-bias'; d: number; a: Float32Array; outputBias: number }
+    | { kind: 'input-bias'; d: number; a: Float32Array; outputBias: number; logitRank?: number }
     | { kind: 'film'; layer: number; d: number };
 }
 
@@ -197,7 +209,20 @@ export async function pretrainMlp(
     for (let r = 0; r < d; r++)
       for (let j = 0; j < h1; j++) a[r * h1 + j] = (a[r * h1 + j] as number) * (s1[j] as number);
     const outputBias = config.adapter.outputBias ? outUnits : 0;
-    adapter = { kind: 'input-bias', d: d + outputBias, a, outputBias };
+    const rank = config.adapter.logitRank ?? 0;
+    if (rank > 0 && ds.classes !== 2) {
+      throw new ModelError(
+        'LOW_RANK_BINARY_ONLY',
+        `the low-rank logit adapter is for binary tasks; this one has ${ds.classes} classes`,
+        {
+          classes: ds.classes,
+        },
+      );
+    }
+    adapter =
+      rank > 0
+        ? { kind: 'input-bias', d: d + rank + outputBias, a, outputBias, logitRank: rank }
+        : { kind: 'input-bias', d: d + outputBias, a, outputBias };
   } else {
     const layer = config.adapter.layer;
     if (!Number.isInteger(layer) || layer < 0 || layer >= hiddenCount) throw filmLayerOutOfRange(layer, hiddenCount);

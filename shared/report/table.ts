@@ -28,8 +28,16 @@ export function formatResultsTable(r: DemoReport): string {
   }
   const e = r.metricoptEndpoints;
   lines.push(
-    `metricopt endpoints chosen: ${e.path} on its path, ${e.start} at the start, ${e.best_observed} at the best meta-training observation`,
+    `metricopt endpoints chosen: ${e.path} on its path, ${e.start} at the start, ${e.decision_shift} at the decision-shifted point, ${e.best_observed} at the best meta-training observation`,
   );
+  const h = r.headroom;
+  if (h) {
+    const at = (x: { mean: number; ci95: [number, number] | null } | null) =>
+      x ? `${f4(x.mean)}${x.ci95 ? ` ${ci(x.ci95)}` : ''}` : 'n/a';
+    lines.push(
+      `headroom (${h.label}): best global threshold ${at(h.globalThreshold)}; context rule${h.rule ? ` (${h.rule})` : ''} ${at(h.contextRule)}; metricopt closed ${h.metricoptGapClosed === null ? 'n/a' : `${(100 * h.metricoptGapClosed).toFixed(0)} %`} of the gap from ${h.bestBaseline ?? 'n/a'} to the ${h.oracle ?? 'oracle'}`,
+    );
+  }
   lines.push(
     '',
     'metricopt minus baseline (natural direction), paired over replicates:',

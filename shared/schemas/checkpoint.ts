@@ -39,8 +39,8 @@ export const valueFunctionCheckpointSchema = z
     metric: metricRefSchema,
     recipe: z.enum(['paper', 'tuned']),
     dataset: z.string(),
-    /** `external`: an adapter of the user's own model, fitted from uploaded observations (`metricopt fit`). */
-    adapter: z.object({ kind: z.enum(['input-bias', 'film', 'external']), d: z.number().int().positive() }),
+    /** `external`: an adapter of the user's own model, fitted from uploaded observations (`metricopt fit`); `low-rank`: input biases, a low-rank input-to-logit term and output biases (shared/models/low-rank-logit.ts). */
+    adapter: z.object({ kind: z.enum(['input-bias', 'film', 'low-rank', 'external']), d: z.number().int().positive() }),
     inputNormalisation: z.object({ mean: z.array(z.number()), std: z.array(z.number().positive()) }),
     targetNormalisation: z.object({ mean: z.number(), std: z.number().positive() }),
     hiddenActivation: z.literal('relu'),

@@ -14,7 +14,15 @@ const positive = z.number().positive();
 const optimizer = z.enum(['sgd', 'adam']);
 
 const adapterSchema = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('input-bias'), d: int(1), outputBias: z.boolean().optional() }).strict(),
+  z
+    .object({
+      kind: z.literal('input-bias'),
+      d: int(1),
+      outputBias: z.boolean().optional(),
+      /** The low-rank input-to-logit term's rank (`--adapter low-rank`; binary tasks). */
+      logitRank: int(1).optional(),
+    })
+    .strict(),
   z.object({ kind: z.literal('film'), layer: int(0) }).strict(),
 ]);
 

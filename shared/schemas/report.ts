@@ -6,6 +6,8 @@ export const methodNames = [
   'ce_finetune_natural',
   'ce_finetune_dense_eval',
   'random_search',
+  'random_search_total',
+  'cma_es',
   'threshold',
   'prior_correction',
   'best_observed',
@@ -48,6 +50,27 @@ const comparison = z.object({
   perReplicate: z.array(z.number()),
 });
 
+/** Optimistic oracles on the reported rows (shared/report/headroom.ts), natural direction. */
+const headroomValues = z.object({
+  globalThreshold: z.number().nullable(),
+  contextRule: z.number().nullable(),
+  rule: z.enum(['bayes-instance-cost', 'expected-value-ranking', 'group-thresholds']).nullable(),
+});
+
+const headroomSummary = z.object({
+  /** Labelled for every reader: these are chosen on the rows they are scored on. */
+  label: z.literal('optimistic oracle on the reported rows, from the pre-trained scores'),
+  globalThreshold: z.object({ mean: z.number(), ci95: interval }).nullable(),
+  contextRule: z.object({ mean: z.number(), ci95: interval }).nullable(),
+  rule: headroomValues.shape.rule,
+  /** The oracle the gap is measured to: contextRule when known, else globalThreshold. */
+  oracle: z.enum(['contextRule', 'globalThreshold']).nullable(),
+  /** The baseline with the best mean (natural direction) and that mean. */
+  bestBaseline: z.string().nullable(),
+  /** Share of the gap between the best baseline and the oracle that metricopt closed (means; 1 = all). */
+  metricoptGapClosed: z.number().nullable(),
+});
+
 const health = z.object({
   id: z.string(),
   version: z.number().int(),
@@ -73,7 +96,12 @@ export const demoReportSchema = z.object({
   /** Methods not run, with the reason. */
   skipped: z.partialRecord(z.enum(methodNames), z.string()),
   /** Where metricopt's chosen endpoints came from, counted over all runs. */
-  metricoptEndpoints: z.object({ path: z.number().int(), start: z.number().int(), best_observed: z.number().int() }),
+  metricoptEndpoints: z.object({
+    path: z.number().int(),
+    start: z.number().int(),
+    decision_shift: z.number().int(),
+    best_observed: z.number().int(),
+  }),
   /** metricopt against each baseline that ran. */
   comparisons: z.partialRecord(z.enum(methodNames), comparison),
   replicates: z.array(
@@ -82,6 +110,7 @@ export const demoReportSchema = z.object({
       seed: z.number().int(),
       /** metricopt against each baseline within this replicate, paired over its meta-test seeds. */
       comparisons: z.partialRecord(z.enum(methodNames), comparison),
+      headroom: headroomValues.optional(),
       valueFunction: health,
       metaTrain: z.object({ tasks: z.number().int(), queriesSent: z.number().int(), queriesFailed: z.number().int() }),
       /** Seconds per stage; metaTrainS = trajectoriesS + queriesS + fitS (+ saving the checkpoint). */
@@ -97,6 +126,7 @@ export const demoReportSchema = z.object({
       }),
     }),
   ),
+  headroom: headroomSummary.optional(),
   /** The last replicate's checkpoint (the version `serve` answers with). */
   valueFunction: health,
   backend: z.string(),

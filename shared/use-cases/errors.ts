@@ -5,7 +5,9 @@ export type UseCaseErrorCode =
   /** Fewer than two tasks got two or more metric observations: nothing to train a value function on. */
   | 'META_TRAIN_NO_DATA'
   /** Every validation query of a meta-test choice failed: there is nothing to choose from. */
-  | 'META_TEST_NO_OBSERVATION';
+  | 'META_TEST_NO_OBSERVATION'
+  /** The label-noise cell flips the labels of one group: the data set has no `group` column. */
+  | 'LABEL_NOISE_NEEDS_GROUP';
 
 export class UseCaseError extends DomainError {
   constructor(code: UseCaseErrorCode, message: string, details?: unknown) {

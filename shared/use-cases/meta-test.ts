@@ -9,6 +9,7 @@ import type { AdaptedModel } from '../models/adapted-model.js';
 import type { MetricOracle } from '../ports/metric-oracle.port.js';
 import type { MethodName } from '../schemas/report.js';
 import { Rng } from '../util/random.js';
+import { evaluationInput, type ContextColumns, type ScoredRows, sliceContext } from '../metrics/context-columns.js';
 import { UseCaseError } from './errors.js';
 
 /**
@@ -31,8 +32,13 @@ export interface MetaTestConfig {
   /** Optimiser and step size of the loss-only baseline (and of the loss gradients ES uses). */
   lossOptimizer: OptimizerKind;
   lossLearningRate: number;
-  /** 'zero' starts at the pre-trained point (tuned); 'random' at phi_0 ~ N(0, phi0Std^2) (paper). */
-  start: 'zero' | 'random';
+  /**
+   * 'zero' starts at the pre-trained point; 'random' at phi_0 ~ N(0, phi0Std^2) (paper);
+   * 'decision-shift' at the pre-trained point with the decision shift of the threshold baseline
+   * (binary; the prior correction for multi-class) written into phi's output biases, so the
+   * cheap win is where metricopt begins (models without output biases start at zero).
+   */
+  start: 'zero' | 'random' | 'decision-shift';
   phi0Std: number;
   /** How metricopt moves phi: Guided ES (Eq. 3-4) or exact value-function gradient descent. */
   method: 'guided-es' | 'vf-descent';
@@ -58,6 +64,18 @@ export interface MetaTestConfig {
   anchorEndpoints: boolean;
   /** Random-search candidates when metricopt spends no query (default 1). */
   minRandomSearch: number;
+  /**
+   * How the endpoint is chosen among the candidates: 'best' on the selection rows, or
+   * 'confirm': the best on the even selection rows replaces the start only if it also beats the
+   * start on the odd ones (a held-back confirmation slice: a single look at 7 candidates on a
+   * few thousand rows rewards noise).
+   */
+  endpointRule?: 'best' | 'confirm';
+  /**
+   * Run the black-box peers at metricopt's TOTAL budget (random_search_total, cma_es): as many
+   * real queries as meta-training spent, per seed, so off unless asked (`npm start` stays short).
+   */
+  blackBoxPeers?: boolean;
 }
 
 export interface MethodRun {
@@ -68,7 +86,7 @@ export interface MethodRun {
   /** Real metric queries spent. */
   queries: number;
   /** metricopt only: where the chosen endpoint came from. */
-  endpoint?: 'path' | 'start' | 'best_observed';
+  endpoint?: 'path' | 'start' | 'decision_shift' | 'best_observed';
 }
 
 export interface Curves {
@@ -107,6 +125,13 @@ export interface MetaTestDeps {
   bestObserved: { phi: Float32Array; value: number } | null;
   valRows: Int32Array;
   testRows: Int32Array;
+  /**
+   * The rows meta-training observed the metric on (the other validation half) and their labels:
+   * the decision-shifted start's threshold is searched there, so that on the selection rows it
+   * competes with the other endpoint candidates without the selection bias of its own search.
+   */
+  observeRows?: Int32Array;
+  observeLabels?: Int32Array;
   testLabels: Int32Array;
   valLabels: Int32Array;
   /** Real validation queries (counted). */
@@ -114,7 +139,25 @@ export interface MetaTestDeps {
   /** The same metric in-process, for the final test score and uncounted diagnostics. */
   evaluator: Evaluator;
   valueFunction: ValueFn;
+  /** The data set's per-row context columns (indexed by dataset row), sliced for the evaluator. */
+  context?: ContextColumns;
+  /** A black-box minimiser over phi (CMA-ES) for the cma_es peer; absent, cma_es is skipped. */
+  blackBox?: BlackBoxMinimiser;
+  /**
+   * Real queries meta-training spent for metricopt: random_search_total and cma_es get this plus
+   * metricopt's meta-test queries (its TOTAL budget); absent, both are skipped.
+   */
+  metaTrainQueries?: number;
 }
+
+/** Minimises f over phi from x0 with at most `budget` evaluations of f (batched). */
+export type BlackBoxMinimiser = (
+  f: (xs: Float32Array[]) => Promise<(number | null)[]>,
+  x0: Float32Array,
+  sigma0: number,
+  budget: number,
+  seed: number,
+) => Promise<{ best: Float32Array; value: number } | null>;
 
 export async function metaTestSeed(
   cfg: MetaTestConfig,
@@ -127,17 +170,35 @@ export async function metaTestSeed(
   const T = cfg.steps;
   const B = cfg.batchSize;
   const rng = new Rng(seed * 7919 + 17);
-  const start = cfg.start === 'zero' ? new Float32Array(d) : rng.normals(d, cfg.phi0Std);
+  const random = rng.normals(d, cfg.phi0Std);
   const direction = evaluator.direction;
-  await deps.oracle.registerSplit('val', { labels: deps.valLabels, classes: model.classes });
+  const on = (rows: Int32Array, labels: Int32Array): ScoredRows => ({
+    labels,
+    classes: model.classes,
+    rows,
+    ...(deps.context ? { context: sliceContext(deps.context, rows) } : {}),
+  });
+  const valOn = on(deps.valRows, deps.valLabels);
+  const testOn = on(deps.testRows, deps.testLabels);
+  await deps.oracle.registerSplit('val', valOn);
+  const halves = [0, 1].map((h) => {
+    const idx = Int32Array.from({ length: deps.valRows.length }, (_, i) => i).filter((i) => i % 2 === h);
+    return {
+      idx,
+      on: on(
+        Int32Array.from(idx, (i) => deps.valRows[i] as number),
+        Int32Array.from(idx, (i) => deps.valLabels[i] as number),
+      ),
+    };
+  });
+  if (cfg.endpointRule === 'confirm') {
+    await deps.oracle.registerSplit('val-even', (halves[0] as (typeof halves)[number]).on);
+    await deps.oracle.registerSplit('val-odd', (halves[1] as (typeof halves)[number]).on);
+  }
 
   /** The metric in-process, with the evaluator retry policy; null (a missing value) if it still fails. */
   const scoreScores = async (scores: Float32Array, split: 'val' | 'test'): Promise<number | null> => {
-    const res = await evaluateWithRetries(evaluator, {
-      scores,
-      labels: split === 'val' ? deps.valLabels : deps.testLabels,
-      classes: model.classes,
-    });
+    const res = await evaluateWithRetries(evaluator, evaluationInput(scores, split === 'val' ? valOn : testOn));
     return res.ok ? res.value.value : null;
   };
   const predict = (phi: Float32Array, split: 'val' | 'test') =>
@@ -145,21 +206,40 @@ export async function metaTestSeed(
   const score = (phi: Float32Array, split: 'val' | 'test') => scoreScores(predict(phi, split), split);
   let tag = 0;
   /** Real validation queries through the oracle; failed ones count as spent and are never chosen. */
-  const queryScores = async (scoreSets: Float32Array[], taskId: number): Promise<(number | null)[]> => {
+  const queryScores = async (
+    scoreSets: Float32Array[],
+    taskId: number,
+    split: 'val' | 'val-even' | 'val-odd' | 'observe' = 'val',
+  ): Promise<(number | null)[]> => {
     const results = await deps.oracle.evaluate(
-      scoreSets.map((scores, i) => ({ jobId, taskId, step: i, split: 'val', scores })),
+      scoreSets.map((scores, i) => ({ jobId, taskId, step: i, split, scores })),
     );
     return results.map((r) => (r.ok ? r.value.normalised : null));
   };
-  const queryVal = (phis: Float32Array[], taskId: number): Promise<(number | null)[]> => {
-    const all = new Float32Array(phis.length * d);
-    phis.forEach((p, i) => all.set(p, i * d));
-    const scores = model.predict(all, phis.length, deps.valRows);
-    const per = scores.length / phis.length;
-    return queryScores(
-      phis.map((_, i) => scores.slice(i * per, (i + 1) * per)),
-      taskId,
-    );
+  const queryVal = async (
+    phis: Float32Array[],
+    taskId: number,
+    split: 'val' | 'val-even' | 'val-odd' = 'val',
+  ): Promise<(number | null)[]> => {
+    const rowsOf =
+      split === 'val' ? deps.valRows : ((split === 'val-even' ? halves[0] : halves[1])?.on.rows as Int32Array);
+    const out: (number | null)[] = [];
+    // Chunks keep the predictions of a large budget (random_search_total, cma_es) small in memory.
+    for (let s = 0; s < phis.length; s += 64) {
+      const part = phis.slice(s, s + 64);
+      const all = new Float32Array(part.length * d);
+      part.forEach((p, i) => all.set(p, i * d));
+      const scores = model.predict(all, part.length, rowsOf);
+      const per = scores.length / part.length;
+      out.push(
+        ...(await queryScores(
+          part.map((_, i) => scores.slice(i * per, (i + 1) * per)),
+          taskId + s,
+          split,
+        )),
+      );
+    }
+    return out;
   };
   const best = (values: (number | null)[]): number => {
     let bi = -1;
@@ -177,6 +257,8 @@ export async function metaTestSeed(
   // ce: the pre-trained model.
   const zero = new Float32Array(d);
   runs.ce = { test: await score(zero, 'test'), val: null, queries: 0 };
+  // The loss-only baselines start where the recipe says (the pre-trained point or a random phi).
+  const start = cfg.start === 'random' ? random : zero;
 
   /** Loss-only fine-tuning from the start point; the path phi_0 .. phi_T. */
   const lossOnly = (sampler: Sampler, batchRng: Rng) => {
@@ -207,14 +289,70 @@ export async function metaTestSeed(
     queries: lossPath.length,
   };
 
+  // The endpoint candidates metricopt will query, known up front: the threshold baseline gets
+  // as many queries.
+  const q = cfg.endpointQueries > 0 || cfg.anchorEndpoints ? Math.min(cfg.endpointQueries, T) : 0;
+  const decisionStart = cfg.start === 'decision-shift';
+  const anchors = cfg.anchorEndpoints ? 1 + (deps.bestObserved ? 1 : 0) + (decisionStart ? 1 : 0) : 0;
+  const plannedQueries = q + anchors + (cfg.endpointRule === 'confirm' && q + anchors > 0 ? 2 : 0);
+  const nRandom = Math.max(cfg.minRandomSearch, plannedQueries);
+
+  // Decision shifts of the pre-trained model.
+  const ceVal = predict(zero, 'val');
+  const ceTest = predict(zero, 'test');
+  let threshold: number | null = null;
+  if (model.classes === 2) {
+    tag = 4_000_000 + seed;
+    const found = await searchThreshold(ceVal, nRandom, async (t) => {
+      const [v] = await queryScores([thresholdScores(ceVal, t)], tag++);
+      return v ?? null;
+    });
+    if (!found.best) throw new UseCaseError('META_TEST_NO_OBSERVATION', 'meta-test: every validation query failed');
+    threshold = found.best.threshold;
+    runs.threshold = {
+      test: await scoreScores(thresholdScores(ceTest, found.best.threshold), 'test'),
+      val: denormalise(found.best.value, direction),
+      queries: found.queries,
+    };
+  } else {
+    skipped.threshold =
+      'a decision threshold is defined for binary tasks only (prior_correction shifts multi-class decisions)';
+  }
+  runs.prior_correction = {
+    test: await scoreScores(priorCorrectScores(ceTest, model.classes, deps.trainPrior), 'test'),
+    val: null,
+    queries: 0,
+  };
+  // The decision-shifted point in phi: the threshold (binary) or the prior correction written
+  // into the output biases; the pre-trained point when the adapter has none.
+  let shiftThreshold = threshold;
+  let startQueries = 0;
+  if (decisionStart && model.classes === 2) {
+    startQueries = runs.threshold?.queries ?? 0;
+    if (deps.observeRows && deps.observeLabels) {
+      // Searched on the observation rows, with as many queries as the threshold baseline.
+      await deps.oracle.registerSplit('observe', on(deps.observeRows, deps.observeLabels));
+      const ceObs = model.predict(zero, 1, deps.observeRows);
+      tag = 4_500_000 + seed;
+      const found = await searchThreshold(ceObs, nRandom, async (t) => {
+        const [v] = await queryScores([thresholdScores(ceObs, t)], tag++, 'observe');
+        return v ?? null;
+      });
+      shiftThreshold = found.best?.threshold ?? threshold;
+      startQueries = found.queries;
+    }
+  }
+  const shifted = decisionShiftPhi(model, shiftThreshold, deps.trainPrior);
+  const mStart = decisionStart ? shifted : start;
+
   // MetricOpt: follow the value function (and the loss, Eq. 1) from the start point.
   const esRng = rng.fork(2);
   const mRng = rng.fork(3);
   const mSampler = cfg.lossSampler === 'natural' ? deps.naturalSampler : deps.sampler;
   const vf = deps.valueFunction;
-  const mPath: Float32Array[] = [start.slice()];
+  const mPath: Float32Array[] = [mStart.slice()];
   const mOpt = new BatchedOptimizer(cfg.vfOptimizer, cfg.vfLearningRate, d);
-  const phi = start.slice();
+  const phi = mStart.slice();
   const grads: Float32Array[] = [];
   const g = new Float32Array(d);
   let mTime = 0;
@@ -239,34 +377,61 @@ export async function metaTestSeed(
       }
       mOpt.step(phi, g);
     }
-    projectToBall(phi, start, cfg.trustRadius);
+    projectToBall(phi, mStart, cfg.trustRadius);
     mTime += performance.now() - t0;
     mPath.push(phi.slice());
   }
   let chosen = mPath[T] as Float32Array;
   let chosenVal: number | null = null;
-  let mQueries = 0;
+  let mQueries = startQueries;
   let endpoint: MethodRun['endpoint'] = 'path';
-  if (cfg.endpointQueries > 0 || cfg.anchorEndpoints) {
-    const q = Math.min(cfg.endpointQueries, T);
+  if (q + anchors > 0) {
     const candidates = Array.from({ length: q }, (_, i) => mPath[Math.round((T * (i + 1)) / q)] as Float32Array);
+    const kinds: NonNullable<MethodRun['endpoint']>[] = candidates.map(() => 'path');
     if (cfg.anchorEndpoints) {
       candidates.push(start);
-      if (deps.bestObserved) candidates.push(deps.bestObserved.phi);
+      kinds.push('start');
+      if (decisionStart) {
+        candidates.push(shifted);
+        kinds.push('decision_shift');
+      }
+      if (deps.bestObserved) {
+        candidates.push(deps.bestObserved.phi);
+        kinds.push('best_observed');
+      }
     }
     // Every candidate is scored by a fresh query, on the selection rows: the best observation's
     // own value was the minimum of many noisy ones and would win by that alone.
-    const vals = await queryVal(candidates, 2_000_000 + seed);
-    mQueries = candidates.length;
-    const bi = best(vals);
-    chosen = candidates[bi] as Float32Array;
-    chosenVal = denormalise(vals[bi] as number, direction);
-    endpoint = bi < q ? 'path' : bi === q ? 'start' : 'best_observed';
+    if (cfg.endpointRule === 'confirm') {
+      // The default is the start point; a challenger must win on the even rows and confirm on the odd ones.
+      const home = decisionStart ? candidates.length - (deps.bestObserved ? 2 : 1) : q;
+      const even = await queryVal(candidates, 2_000_000 + seed, 'val-even');
+      const bi = best(even);
+      let pick = Math.min(home, candidates.length - 1);
+      const [vc, vh] =
+        bi === pick
+          ? [0, 1]
+          : await queryVal(
+              [candidates[bi] as Float32Array, candidates[pick] as Float32Array],
+              2_500_000 + seed,
+              'val-odd',
+            );
+      mQueries += candidates.length + (bi === pick ? 0 : 2);
+      if (bi !== pick && vc !== null && vc !== undefined && vh !== null && vh !== undefined && vc < vh) pick = bi;
+      chosen = candidates[pick] as Float32Array;
+      endpoint = kinds[pick] ?? 'path';
+    } else {
+      const vals = await queryVal(candidates, 2_000_000 + seed);
+      mQueries += candidates.length;
+      const bi = best(vals);
+      chosen = candidates[bi] as Float32Array;
+      chosenVal = denormalise(vals[bi] as number, direction);
+      endpoint = kinds[bi] ?? 'path';
+    }
   }
   runs.metricopt = { test: await score(chosen, 'test'), val: chosenVal, queries: mQueries, endpoint };
 
   // Random search with the same number of real queries.
-  const nRandom = Math.max(cfg.minRandomSearch, mQueries);
   const rsRng = rng.fork(4);
   const randoms = Array.from({ length: nRandom }, () => rsRng.normals(d, cfg.phi0Std));
   const rsVals = await queryVal(randoms, 3_000_000 + seed);
@@ -276,31 +441,55 @@ export async function metaTestSeed(
     val: denormalise(rsVals[rsBest] as number, direction),
     queries: nRandom,
   };
-
-  // Decision shifts of the pre-trained model.
-  const ceVal = predict(zero, 'val');
-  const ceTest = predict(zero, 'test');
-  if (model.classes === 2) {
-    tag = 4_000_000 + seed;
-    const found = await searchThreshold(ceVal, nRandom, async (t) => {
-      const [v] = await queryScores([thresholdScores(ceVal, t)], tag++);
-      return v ?? null;
-    });
-    if (!found.best) throw new UseCaseError('META_TEST_NO_OBSERVATION', 'meta-test: every validation query failed');
-    runs.threshold = {
-      test: await scoreScores(thresholdScores(ceTest, found.best.threshold), 'test'),
-      val: denormalise(found.best.value, direction),
-      queries: found.queries,
+  // The black-box peers at metricopt's TOTAL budget (meta-training's queries included), on the
+  // selection rows: random search around the pre-trained point, and CMA-ES from metricopt's start.
+  const total = deps.metaTrainQueries === undefined ? 0 : deps.metaTrainQueries + mQueries;
+  if (!cfg.blackBoxPeers) {
+    skipped.random_search_total = 'off (--black-box-peers true runs it at the total budget)';
+    skipped.cma_es = 'off (--black-box-peers true runs it at the total budget)';
+  } else if (total > 0) {
+    const tRng = rng.fork(6);
+    let bestPhi: Float32Array = zero;
+    let bestV = Number.POSITIVE_INFINITY;
+    for (let s = 0; s < total; s += 256) {
+      const batch = Array.from({ length: Math.min(256, total - s) }, () => tRng.normals(d, cfg.phi0Std));
+      const vals = await queryVal(batch, 5_000_000 + seed * 10_000 + s);
+      vals.forEach((v, i) => {
+        if (v !== null && v < bestV) {
+          bestV = v;
+          bestPhi = batch[i] as Float32Array;
+        }
+      });
+    }
+    runs.random_search_total = {
+      test: await score(bestPhi, 'test'),
+      val: Number.isFinite(bestV) ? denormalise(bestV, direction) : null,
+      queries: total,
     };
+    if (deps.blackBox) {
+      let spent = 0;
+      const found = await deps.blackBox(
+        async (xs) => {
+          const vals = await queryVal(xs, 6_000_000 + seed * 10_000 + spent);
+          spent += xs.length;
+          return vals;
+        },
+        mStart,
+        CMA_SIGMA0,
+        total,
+        seed,
+      );
+      runs.cma_es = found
+        ? { test: await score(found.best, 'test'), val: denormalise(found.value, direction), queries: spent }
+        : { test: null, val: null, queries: spent };
+    } else {
+      skipped.cma_es = 'no black-box minimiser was given';
+    }
   } else {
-    skipped.threshold =
-      'a decision threshold is defined for binary tasks only (prior_correction shifts multi-class decisions)';
+    skipped.random_search_total = 'no total budget was given (meta-training queries unknown)';
+    skipped.cma_es = 'no total budget was given (meta-training queries unknown)';
   }
-  runs.prior_correction = {
-    test: await scoreScores(priorCorrectScores(ceTest, model.classes, deps.trainPrior), 'test'),
-    val: null,
-    queries: 0,
-  };
+
   if (deps.bestObserved) {
     runs.best_observed = {
       test: await score(deps.bestObserved.phi, 'test'),
@@ -329,4 +518,30 @@ export async function metaTestSeed(
     lossOnlyStepMs: balanced.time / T,
     metricoptStepMs: mTime / T,
   };
+}
+
+/** Initial CMA-ES step size in phi units (phi's trajectories start at N(0, 1)). */
+export const CMA_SIGMA0 = 0.5;
+
+/**
+ * The decision-shifted point in phi: the threshold t (binary) written into the output bias so
+ * that phi's decision at 0.5 is the pre-trained model's at t, or (multi-class, or no threshold)
+ * the prior correction log(prior_c) + const per class; zero when the adapter has no output bias.
+ */
+export function decisionShiftPhi(
+  model: Pick<AdaptedModel, 'd' | 'classes' | 'logitShift'>,
+  threshold: number | null,
+  prior: ArrayLike<number>,
+): Float32Array {
+  const phi = new Float32Array(model.d);
+  const out = model.logitShift;
+  if (!out) return phi;
+  if (model.classes === 2) {
+    const pi = prior[1] as number;
+    const shift = threshold !== null ? -Math.log(threshold / (1 - threshold)) : Math.log(pi / (1 - pi));
+    phi[out.index] = shift / out.scale;
+    return phi;
+  }
+  for (let c = 0; c < out.count; c++) phi[out.index + c] = Math.log(Math.max(1e-12, prior[c] as number)) / out.scale;
+  return phi;
 }

@@ -48,6 +48,8 @@ export interface MetaTrainDeps {
   valRows: Int32Array;
   /** Labels of the validation rows (registered once with the oracle). */
   valLabels: Int32Array;
+  /** Context columns of the validation rows, handed to the evaluator with the rows (issue 19). */
+  valContext?: Readonly<Record<string, Float64Array>>;
   oracle: MetricOracle;
   progress: ProgressReporter;
   dataset: string;
@@ -92,7 +94,12 @@ export async function collectObservations(
 ): Promise<CollectedTasks> {
   const { model, progress } = deps;
   const traj = generateTrajectories(model, deps.sampler, cfg.trajectories, progress);
-  await deps.oracle.registerSplit('val', { labels: deps.valLabels, classes: model.classes });
+  await deps.oracle.registerSplit('val', {
+    labels: deps.valLabels,
+    classes: model.classes,
+    rows: deps.valRows,
+    ...(deps.valContext ? { context: deps.valContext } : {}),
+  });
   const requests = traj.querySteps.flatMap((steps, taskId) =>
     steps.map((step) => ({ taskId, step, phi: phiAt(traj, taskId, step) })),
   );

@@ -36,6 +36,12 @@ export interface RunConfig {
   pretrain: PretrainConfig;
   metaTrain: Omit<MetaTrainConfig, 'checkpointId' | 'jobId'>;
   metaTest: MetaTestConfig;
+  /**
+   * The label-noise cell (issue 19): each positive TRAINING row of group 1 (the data set's
+   * `group` context column) is relabelled negative with this probability; validation and test
+   * rows keep their labels. Absent or 0: no noise.
+   */
+  labelNoise?: number;
 }
 
 const T = 50;

@@ -1,6 +1,11 @@
 import type { SparseDataset } from '../data/dataset.js';
 import { BalancedSampler, classPrior, NaturalSampler } from '../data/sampler.js';
 import { splitRows } from '../data/split.js';
+import { groupLabelNoise, scoredRows } from '../metrics/context-columns.js';
+import { gapClosed, headroom } from '../report/headroom.js';
+import { normalise } from '../metrics/evaluator.js';
+import { cmaEsMinimiser } from './black-box-peers.js';
+import { UseCaseError } from './errors.js';
 import { meanCi95, mean, pairedComparison, std } from '../method/stats.js';
 import { phiAt } from '../method/trajectory.js';
 import { CompiledValueFunction } from '../method/value-function-f32.js';
@@ -11,7 +16,7 @@ import type { MetricOracle } from '../ports/metric-oracle.port.js';
 import type { ObjectStore } from '../ports/object-store.port.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import { baselineNames, type DemoReport, type MethodName, methodNames } from '../schemas/report.js';
-import { type Curves, metaTestSeed, type SeedResult } from './meta-test.js';
+import { type BlackBoxMinimiser, type Curves, metaTestSeed, type SeedResult } from './meta-test.js';
 import { type RunConfig, replicateSeed, reseed } from './recipes.js';
 import type { RunCache } from './run-cache.js';
 import { replicateRows } from './run-rows.js';
@@ -31,6 +36,8 @@ export interface DemoDeps {
   pool?: ComputePool | undefined;
   /** Pre-trained backbones and trajectories reused across runs with the same inputs. */
   cache?: RunCache | undefined;
+  /** The cma_es peer's minimiser (default: CMA-ES, shared/method/cma-es.ts). */
+  blackBox?: BlackBoxMinimiser;
 }
 
 export interface DemoOutput {
@@ -78,6 +85,7 @@ export async function runDemo(cfg: RunConfig, deps: DemoDeps): Promise<DemoOutpu
     const present = perReplicate.filter((v): v is number => v !== null);
     const queries = outcomes[0]?.seeds[0]?.runs[name]?.queries ?? 0;
     const usesMetaTraining = name === 'metricopt' || name === 'best_observed';
+    // random_search_total and cma_es already spend metricopt's total at meta-test.
     if (present.length === 0) {
       skipped[name] = `every test score failed after ${EVALUATOR_ATTEMPTS} attempts`;
       continue;
@@ -112,7 +120,39 @@ export async function runDemo(cfg: RunConfig, deps: DemoDeps): Promise<DemoOutpu
       }
     }
   }
-  const metricoptEndpoints = { path: 0, start: 0, best_observed: 0 };
+  const oracleOf = (key: 'globalThreshold' | 'contextRule') => {
+    const xs = outcomes.map((o) => o.replicate.headroom?.[key]).filter((v): v is number => typeof v === 'number');
+    return xs.length === outcomes.length && xs.length > 0 ? meanCi95(xs) : null;
+  };
+  const globalThreshold = oracleOf('globalThreshold');
+  const contextRule = oracleOf('contextRule');
+  const oracleKey = contextRule ? 'contextRule' : globalThreshold ? 'globalThreshold' : null;
+  const sign = direction === 'minimize' ? 1 : -1;
+  const bestBaseline = baselineNames
+    .filter((b) => results[b])
+    .reduce<string | null>(
+      (a, b) =>
+        a === null || sign * (results[b]?.mean as number) < sign * (results[a as MethodName]?.mean as number) ? b : a,
+      null,
+    );
+  const oracleMean = oracleKey === null ? null : (oracleKey === 'contextRule' ? contextRule : globalThreshold)?.mean;
+  const headroomSummary: DemoReport['headroom'] = {
+    label: 'optimistic oracle on the reported rows, from the pre-trained scores',
+    globalThreshold: globalThreshold && { mean: globalThreshold.mean, ci95: globalThreshold.ci95 },
+    contextRule: contextRule && { mean: contextRule.mean, ci95: contextRule.ci95 },
+    rule: outcomes[0]?.replicate.headroom?.rule ?? null,
+    oracle: oracleKey,
+    bestBaseline,
+    metricoptGapClosed:
+      mo && bestBaseline && oracleMean !== null && oracleMean !== undefined
+        ? gapClosed(
+            normalise(mo.mean, direction),
+            normalise(results[bestBaseline as MethodName]?.mean as number, direction),
+            normalise(oracleMean, direction),
+          )
+        : null,
+  };
+  const metricoptEndpoints = { path: 0, start: 0, decision_shift: 0, best_observed: 0 };
   for (const o of outcomes) for (const x of o.seeds) metricoptEndpoints[x.runs.metricopt?.endpoint ?? 'path']++;
   const last = outcomes[outcomes.length - 1] as ReplicateOutcome;
   const notes: string[] = [
@@ -153,6 +193,7 @@ export async function runDemo(cfg: RunConfig, deps: DemoDeps): Promise<DemoOutpu
     metricoptEndpoints,
     comparisons,
     replicates: outcomes.map((o) => o.replicate),
+    headroom: headroomSummary,
     valueFunction: last.replicate.valueFunction,
     backend: deps.backend,
     notes,
@@ -168,8 +209,9 @@ async function runReplicate(
   deps: DemoDeps,
   progress: ProgressReporter,
 ): Promise<ReplicateOutcome> {
-  const ds = deps.dataset;
-  const rows = replicateRows(splitRows(ds.rows, cfg.seed), cfg);
+  const clean = deps.dataset;
+  const rows = replicateRows(splitRows(clean.rows, cfg.seed), cfg);
+  const ds = withLabelNoise(clean, rows.train, cfg);
   const { train, select: selectRows, report: testRows } = rows;
   const labelsOf = (r: Int32Array) => Int32Array.from(r, (x) => ds.labels[x] as number);
   const sampler = new BalancedSampler(train, ds.labels, ds.classes);
@@ -202,12 +244,17 @@ async function runReplicate(
       trainPrior: classPrior(train, ds.labels, ds.classes),
       bestObserved,
       valRows: selectRows,
+      observeRows: rows.observe,
+      observeLabels: labelsOf(rows.observe),
       testRows,
       valLabels: labelsOf(selectRows),
       testLabels: labelsOf(testRows),
       oracle: deps.oracle,
       evaluator: deps.evaluator,
       valueFunction: vf,
+      metaTrainQueries: trained.queries.sent,
+      ...(ds.context ? { context: ds.context } : {}),
+      blackBox: deps.blackBox ?? cmaEsMinimiser,
     };
     const seeds: SeedResult[] = [];
     progress.start('meta-test (every method, each seed)', cfg.seeds);
@@ -217,6 +264,12 @@ async function runReplicate(
     }
     progress.end();
     const t3 = performance.now();
+    // Headroom on the reported rows, from the pre-trained scores (optimistic oracles).
+    const room = await headroom(
+      deps.evaluator,
+      model.predict(new Float32Array(model.d), 1, testRows),
+      scoredRows(ds, testRows, testDeps.testLabels),
+    );
     const h = trained.health;
     const comparisons: Replicate['comparisons'] = {};
     for (const b of baselineNames) {
@@ -240,6 +293,7 @@ async function runReplicate(
         index,
         seed: cfg.seed,
         comparisons,
+        headroom: room,
         valueFunction: {
           id: saved.id,
           version: saved.version,
@@ -269,6 +323,19 @@ async function runReplicate(
   } finally {
     model.dispose();
   }
+}
+
+/**
+ * The data set a replicate trains on: with `cfg.labelNoise`, positive training rows of group 1
+ * relabelled negative at that rate (seeded by the replicate); validation and test rows, and so
+ * every metric query, keep their clean labels.
+ */
+function withLabelNoise(ds: SparseDataset, train: Int32Array, cfg: RunConfig): SparseDataset {
+  const rate = cfg.labelNoise ?? 0;
+  if (rate <= 0) return ds;
+  const group = ds.context?.group;
+  if (!group) throw new UseCaseError('LABEL_NOISE_NEEDS_GROUP', 'label noise needs a group column (--group-feature)');
+  return { ...ds, labels: groupLabelNoise(ds.labels, group, train, rate, cfg.seed) };
 }
 
 function meanOrNull(xs: (number | null)[]): number | null {

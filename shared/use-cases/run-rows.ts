@@ -1,4 +1,6 @@
+import type { SparseDataset } from '../data/dataset.js';
 import type { Split } from '../data/split.js';
+import { evaluationInput, type ScoredRows, scoredRows } from '../metrics/context-columns.js';
 import { evaluateWithRetries } from '../metrics/retry-policy.js';
 import type { Evaluator } from '../metrics/evaluator.js';
 import type { AdaptedModel } from '../models/adapted-model.js';
@@ -27,6 +29,14 @@ export function replicateRows(
 }
 
 /**
+ * What the evaluator is told about a split of the data set: labels, the dataset rows (always)
+ * and their context columns (when the data set carries any); the shape `registerSplit` takes.
+ */
+export function splitFor(ds: SparseDataset, rows: Int32Array, classes: number = ds.classes): ScoredRows {
+  return { ...scoredRows(ds, rows), classes };
+}
+
+/**
  * Calls the evaluator once on the pre-trained model's validation predictions, so that a broken
  * evaluator (throws, NaN, out of range) stops the run at once with its own error instead of
  * after minutes of failed queries.
@@ -36,8 +46,10 @@ export async function probeEvaluator(
   evaluator: Evaluator,
   rows: Int32Array,
   labels: Int32Array,
+  context?: Readonly<Record<string, Float64Array>>,
 ): Promise<void> {
   const scores = model.predict(new Float32Array(model.d), 1, rows);
-  const r = await evaluateWithRetries(evaluator, { scores, labels, classes: model.classes });
+  const on = { labels, classes: model.classes, rows, ...(context ? { context } : {}) };
+  const r = await evaluateWithRetries(evaluator, evaluationInput(scores, on));
   if (!r.ok) throw r.error;
 }

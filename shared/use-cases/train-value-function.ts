@@ -45,7 +45,7 @@ import {
   trajectoriesKey,
 } from './run-cache.js';
 import type { RunConfig } from './recipes.js';
-import { probeEvaluator, replicateRows } from './run-rows.js';
+import { probeEvaluator, replicateRows, splitFor } from './run-rows.js';
 import { listCheckpointVersions, loadCheckpoint, saveCheckpoint } from './value-function-store.js';
 
 /**
@@ -157,13 +157,15 @@ export async function prepareTraining(
     if (cache) await savePretrained(cache, modelKey, spec);
   }
   const model = buildAdaptedModel(spec, ds);
+  // What the evaluator is told with every validation query: labels, dataset rows, context.
+  const valSplit = { ...splitFor(ds, valRows, model.classes), labels: valLabels };
   try {
-    await probeEvaluator(model, deps.evaluator, valRows, valLabels);
+    await probeEvaluator(model, deps.evaluator, valRows, valLabels, valSplit.context);
   } catch (e) {
     model.dispose();
     throw e;
   }
-  return { model, spec, modelKey, valRows, valLabels, sampler };
+  return { model, spec, modelKey, valRows, valLabels, valSplit, sampler };
 }
 
 /**
@@ -183,7 +185,7 @@ export async function runTrainingPipeline(
   const stop = () => journal?.stopRequested() === true;
 
   const t0 = performance.now();
-  const { model, spec, modelKey, valRows, valLabels, sampler } = await prepareTraining(cfg, deps);
+  const { model, spec, modelKey, valRows, valSplit, sampler } = await prepareTraining(cfg, deps);
   const t1 = performance.now();
   let tTrajectories = t1;
   let tQueries = t1;
@@ -332,7 +334,7 @@ export async function runTrainingPipeline(
     tTrajectories = performance.now();
 
     // The metric's labels, then the queries along the trajectories.
-    await deps.oracle.registerSplit('val', { labels: valLabels, classes: model.classes });
+    await deps.oracle.registerSplit('val', valSplit);
     if (!observer.finished) {
       await save('observations', observer.done, observer.total);
       progress.start(`metric queries (${deps.oracle.metric.name})`, observer.total);

@@ -170,7 +170,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       spec.checkpoint.chunkTasks,
       'per-chunk',
     );
-    await inputs.oracle.registerSplit('val', { labels: prepared.valLabels, classes: prepared.model.classes });
+    await inputs.oracle.registerSplit('val', prepared.valSplit);
     for (const [id, c] of contexts) {
       c.model.dispose();
       contexts.delete(id);

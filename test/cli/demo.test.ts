@@ -81,8 +81,10 @@ describe('metricopt demo', () => {
     expect(res.best_observed?.totalQueries).toBe(12 * 3);
     expect(res.random_search?.queries).toBe(7);
     expect(res.threshold?.queries).toBeLessThanOrEqual(7);
+    // The black-box peers at the total budget are opt-in (--black-box-peers true).
+    expect(report.skipped.cma_es).toContain('--black-box-peers true');
     const e = report.metricoptEndpoints;
-    expect(e.path + e.start + e.best_observed).toBe(2);
+    expect(e.path + e.start + e.decision_shift + e.best_observed).toBe(2);
     expect(Object.keys(res).sort()).toEqual([
       'best_observed',
       'ce',
@@ -94,6 +96,9 @@ describe('metricopt demo', () => {
       'random_search',
       'threshold',
     ]);
+    // Headroom on the reported rows: a global threshold for mcr, no context rule without context.
+    expect(report.headroom?.globalThreshold?.mean).toBeGreaterThan(0);
+    expect(report.headroom?.contextRule).toBeNull();
     for (const m of Object.values(res)) for (const v of m.runs.flat()) expect(v).toBeGreaterThanOrEqual(0);
     // One replicate: no interval, and the report says so.
     expect(res.metricopt?.ci95).toBeNull();
@@ -145,6 +150,76 @@ describe('metricopt demo', () => {
     const bad = await run(['demo', '--dataset', small, '--features', '123', '--threads', '0', ...tiny]);
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toContain('--threads');
+  });
+
+  it('runs a context cell: instance cost, the low-rank adapter, the decision-shifted start, rows reaching the evaluator', async () => {
+    const out = join(dir, 'ctx');
+    const r = await run([
+      'demo',
+      '--dataset',
+      small,
+      '--features',
+      '123',
+      '--metric',
+      'instance-cost',
+      '--adapter',
+      'low-rank',
+      '--adapter-rank',
+      '4',
+      '--start',
+      'decision-shift',
+      '--endpoint-rule',
+      'confirm',
+      '--black-box-peers',
+      'true',
+      '--out',
+      out,
+      '--json',
+      ...tiny,
+    ]);
+    expect(r.code).toBe(0);
+    const report = demoReportSchema.parse(JSON.parse(r.stdout));
+    expect(report.metric).toBe('instance-cost');
+    expect(report.headroom?.rule).toBe('bayes-instance-cost');
+    // The per-row rule can only do as well or better than one threshold, on the same rows.
+    expect(report.headroom?.contextRule?.mean).toBeLessThanOrEqual(report.headroom?.globalThreshold?.mean as number);
+    const e = report.metricoptEndpoints;
+    expect(e.path + e.start + e.decision_shift + e.best_observed).toBe(2);
+    // The black-box peers spend metricopt's total: meta-training's 36 queries and its own.
+    const total = 12 * 3 + (report.results.metricopt?.queries as number);
+    expect(report.results.random_search_total?.queries).toBe(total);
+    expect(report.results.cma_es?.queries).toBe(total);
+    expect(report.results.metricopt?.totalQueries).toBe(total);
+    const ck = await loadCheckpoint(new FsObjectStore(join(out, 'store')), report.valueFunction.id);
+    expect(ck.ok && ck.value.adapter).toEqual({ kind: 'low-rank', d: 16 + 4 + 1 });
+  });
+
+  it('hands every evaluator call of the in-process path the dataset rows it scores', async () => {
+    const mod = join(dir, 'rows.mjs');
+    // Fails unless rows arrive, one per label, as distinct dataset indices within the file.
+    await writeFile(
+      mod,
+      `export default { name: 'rows-check', direction: 'minimize', evaluate({ scores, labels, rows }) {
+        if (!rows || rows.length !== labels.length || new Set(rows).size !== rows.length) throw new Error('rows missing');
+        for (const r of rows) if (r < 0 || r >= 2000) throw new Error('row out of range');
+        let wrong = 0; for (let i = 0; i < labels.length; i++) if ((scores[i] >= 0.5 ? 1 : 0) !== labels[i]) wrong++;
+        return wrong / labels.length; } };`,
+    );
+    const r = await run([
+      'demo',
+      '--dataset',
+      small,
+      '--evaluator',
+      mod,
+      '--out',
+      join(dir, 'o-rows'),
+      '--json',
+      ...tiny,
+    ]);
+    expect(r.code).toBe(0);
+    const report = demoReportSchema.parse(JSON.parse(r.stdout));
+    expect(report.results.metricopt?.missing).toBe(0);
+    expect(report.results.ce?.missing).toBe(0);
   });
 
   it('plugs in a user evaluator module and runs the paper recipe', async () => {
