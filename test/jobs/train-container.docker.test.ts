@@ -34,7 +34,16 @@ describe.skipIf(unavailable !== undefined)('the training container (docker, CPU 
     jobFile = join(dir, 'job.json');
     await writeFile(
       jobFile,
-      JSON.stringify({ ...tinyJob(small.file, JOB), checkpoint: { chunkTasks: 2, queryBatch: 3 } }),
+      // Enough work (hundreds of journaled states) that `docker stop` lands mid-job: the tiny
+      // job alone finishes in well under a second on the float32 pipeline.
+      JSON.stringify({
+        ...tinyJob(small.file, JOB),
+        overrides: {
+          pretrain: { epochs: 1 },
+          metaTrain: { ensemble: 1, trajectories: { tasks: 240, steps: 20, queries: 3 }, train: { epochs: 2 } },
+        },
+        checkpoint: { chunkTasks: 2, queryBatch: 3 },
+      }),
     );
   }, 600_000);
 
@@ -86,7 +95,7 @@ describe.skipIf(unavailable !== undefined)('the training container (docker, CPU 
     const fs = new FsObjectStore(store);
     expect((await listCheckpointVersions(fs)).get('tiny-vf')).toEqual([1]);
     const status = await readJobStatus(fs, JOB);
-    expect(status.ok && status.value).toMatchObject({ state: 'done', backend: 'wasm', tasks: { done: 12, total: 12 } });
+    expect(status.ok && status.value).toMatchObject({ state: 'done', backend: 'wasm', tasks: { done: 240, total: 240 } });
     expect(await checkpointContent(store)).toEqual(await checkpointContent(reference));
   });
 });
