@@ -85,7 +85,7 @@ const listed = values.cells.split(',').map((c) => {
 // Run order: the k-th metric of every data set before the (k+1)-th (reuse through the run cache);
 // the table keeps the listed order.
 const rank = (c) => listed.filter((x) => x.dataset === c.dataset).indexOf(c);
-const order = listed.map((c, i) => i).sort((a, b) => rank(listed[a]) - rank(listed[b]) || a - b);
+const order = listed.map((_c, i) => i).sort((a, b) => rank(listed[a]) - rank(listed[b]) || a - b);
 const cells = listed;
 const flagsKey = JSON.stringify([values.replicates, ...positionals]);
 

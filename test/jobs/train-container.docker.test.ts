@@ -95,7 +95,11 @@ describe.skipIf(unavailable !== undefined)('the training container (docker, CPU 
     const fs = new FsObjectStore(store);
     expect((await listCheckpointVersions(fs)).get('tiny-vf')).toEqual([1]);
     const status = await readJobStatus(fs, JOB);
-    expect(status.ok && status.value).toMatchObject({ state: 'done', backend: 'wasm', tasks: { done: 240, total: 240 } });
+    expect(status.ok && status.value).toMatchObject({
+      state: 'done',
+      backend: 'wasm',
+      tasks: { done: 240, total: 240 },
+    });
     expect(await checkpointContent(store)).toEqual(await checkpointContent(reference));
   });
 });
