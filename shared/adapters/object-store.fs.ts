@@ -57,29 +57,17 @@ export class FsObjectStore implements ObjectStore {
 
   async list(prefix: string): Promise<string[]> {
     const out: string[] = [];
-    const walk = async (dir: string): Promise<void> => {
-      let entries: import('node:fs').Dirent[];
-      try {
-        entries = await readdir(dir, { withFileTypes: true });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw e;
-      }
-      for (const entry of entries) {
-        const full = join(dir, entry.name);
-        if (entry.isDirectory()) await walk(full);
-        else if (!entry.name.includes('.tmp-')) {
-          const key = relative(this.root, full).split(sep).join('/');
-          if (key.startsWith(prefix)) out.push(key);
-        }
-      }
+    const visit = (full: string, name: string): void => {
+      if (name.includes('.tmp-')) return;
+      const key = relative(this.root, full).split(sep).join('/');
+      if (key.startsWith(prefix)) out.push(key);
     };
     // Only the folder the prefix names (its part up to the last '/') is walked: a lookup under
     // value-functions/ never reads the jobs/ tree (bench/RESULTS.md, "Listing a large file store").
     const cut = prefix.lastIndexOf('/');
     const base = cut < 0 ? '' : prefix.slice(0, cut);
     if (base !== '' && base.split('/').some((p) => p === '..' || p === '.' || p === '')) return [];
-    await walk(base === '' ? this.root : join(this.root, ...base.split('/')));
+    await walkFiles(base === '' ? this.root : join(this.root, ...base.split('/')), visit);
     return out.sort();
   }
 
@@ -89,29 +77,32 @@ export class FsObjectStore implements ObjectStore {
    * a server opens the store (no writer of its own is active yet); answers how many it removed.
    */
   async removeTemporaryFiles(): Promise<number> {
-    let removed = 0;
-    const walk = async (dir: string): Promise<void> => {
-      let entries: import('node:fs').Dirent[];
-      try {
-        entries = await readdir(dir, { withFileTypes: true });
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
-        throw e;
-      }
-      for (const entry of entries) {
-        const full = join(dir, entry.name);
-        if (entry.isDirectory()) await walk(full);
-        else if (/\.tmp-\d+-[a-z0-9]+$/.test(entry.name)) {
-          await rm(full, { force: true });
-          removed++;
-        }
-      }
-    };
-    await walk(this.root);
+    const temporary: string[] = [];
+    await walkFiles(this.root, (full, name) => {
+      if (/\.tmp-\d+-[a-z0-9]+$/.test(name)) temporary.push(full);
+    });
+    for (const full of temporary) await rm(full, { force: true });
+    const removed = temporary.length;
     return removed;
   }
 
   async delete(key: string): Promise<void> {
     await rm(this.path(key), { force: true });
+  }
+}
+
+/** Calls `visit` for every file below `dir`, depth first; a folder that does not exist has none. */
+async function walkFiles(dir: string, visit: (full: string, name: string) => void): Promise<void> {
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw e;
+  }
+  for (const entry of entries) {
+    const full = join(dir, entry.name);
+    if (entry.isDirectory()) await walkFiles(full, visit);
+    else visit(full, entry.name);
   }
 }

@@ -168,31 +168,7 @@ export function denseBackward(
       n += active === undefined ? bit(u !== 0) : bit((active[uo + j] as number) > 0);
     }
     dx.fill(0, xo, xo + nin);
-    let k = 0;
-    // Four fan-in rows a step: each dx entry is loaded and stored once for four multiply-adds.
-    for (; k + 3 < n; k += 4) {
-      const u0 = val[k] as number;
-      const u1 = val[k + 1] as number;
-      const u2 = val[k + 2] as number;
-      const u3 = val[k + 3] as number;
-      const a0 = at[k] as number;
-      const a1 = at[k + 1] as number;
-      const a2 = at[k + 2] as number;
-      const a3 = at[k + 3] as number;
-      for (let i = 0; i < nin; i++) {
-        dx[xo + i] =
-          (dx[xo + i] as number) +
-          u0 * (wT[a0 + i] as number) +
-          u1 * (wT[a1 + i] as number) +
-          u2 * (wT[a2 + i] as number) +
-          u3 * (wT[a3 + i] as number);
-      }
-    }
-    for (; k < n; k++) {
-      const u = val[k] as number;
-      const a = at[k] as number;
-      for (let i = 0; i < nin; i++) dx[xo + i] = (dx[xo + i] as number) + u * (wT[a + i] as number);
-    }
+    addWeightedRows(dx, xo, wT, at, val, n, nin);
     if (below !== undefined) for (let i = 0; i < nin; i++) if ((below[xo + i] as number) <= 0) dx[xo + i] = 0;
   }
 }
@@ -228,30 +204,46 @@ export function denseParamGradients(
     for (let k = 0; k < n; k++) sum += val[k] as number;
     gB[j] = (gB[j] as number) + sum;
     const g = j * nin;
-    let k = 0;
-    // Four rows a step: each gradient entry is loaded and stored once for four multiply-adds.
-    for (; k + 3 < n; k += 4) {
-      const u0 = val[k] as number;
-      const u1 = val[k + 1] as number;
-      const u2 = val[k + 2] as number;
-      const u3 = val[k + 3] as number;
-      const a0 = at[k] as number;
-      const a1 = at[k + 1] as number;
-      const a2 = at[k + 2] as number;
-      const a3 = at[k + 3] as number;
-      for (let i = 0; i < nin; i++) {
-        gWT[g + i] =
-          (gWT[g + i] as number) +
-          u0 * (x[a0 + i] as number) +
-          u1 * (x[a1 + i] as number) +
-          u2 * (x[a2 + i] as number) +
-          u3 * (x[a3 + i] as number);
-      }
+    addWeightedRows(gWT, g, x, at, val, n, nin);
+  }
+}
+
+/**
+ * dst[off + i] += sum_k val[k] * src[at[k] + i] for i < len: the rows of `src` that start at
+ * `at[0..n)`, weighted and added into one row of `dst`. Four rows a step, so each dst entry is
+ * loaded and stored once for four multiply-adds (same order of additions as one at a time).
+ */
+function addWeightedRows(
+  dst: Float64Array,
+  off: number,
+  src: Float64Array,
+  at: Int32Array,
+  val: Float64Array,
+  n: number,
+  len: number,
+): void {
+  let k = 0;
+  for (; k + 3 < n; k += 4) {
+    const u0 = val[k] as number;
+    const u1 = val[k + 1] as number;
+    const u2 = val[k + 2] as number;
+    const u3 = val[k + 3] as number;
+    const a0 = at[k] as number;
+    const a1 = at[k + 1] as number;
+    const a2 = at[k + 2] as number;
+    const a3 = at[k + 3] as number;
+    for (let i = 0; i < len; i++) {
+      dst[off + i] =
+        (dst[off + i] as number) +
+        u0 * (src[a0 + i] as number) +
+        u1 * (src[a1 + i] as number) +
+        u2 * (src[a2 + i] as number) +
+        u3 * (src[a3 + i] as number);
     }
-    for (; k < n; k++) {
-      const u = val[k] as number;
-      const a = at[k] as number;
-      for (let i = 0; i < nin; i++) gWT[g + i] = (gWT[g + i] as number) + u * (x[a + i] as number);
-    }
+  }
+  for (; k < n; k++) {
+    const u = val[k] as number;
+    const a = at[k] as number;
+    for (let i = 0; i < len; i++) dst[off + i] = (dst[off + i] as number) + u * (src[a + i] as number);
   }
 }
