@@ -14,9 +14,9 @@ const { splitRows } = await dist('shared/data/split.js');
 const { builtinEvaluator } = await dist('shared/metrics/registry.js');
 const { scoredRows } = await dist('shared/metrics/context-columns.js');
 const { headroom } = await dist('shared/report/headroom.js');
-const { recipe, reseed, replicateSeed } = await dist('shared/use-cases/recipes.js');
-const { replicateRows } = await dist('shared/use-cases/run-rows.js');
-const { pretrainAdaptedModel } = await dist('shared/use-cases/pretrain.js');
+const { recipe, reseed, replicateSeed } = await dist('shared/use-cases/training/recipes.js');
+const { replicateRows } = await dist('shared/use-cases/training/run-rows.js');
+const { pretrainAdaptedModel } = await dist('shared/use-cases/training/pretrain.js');
 const { silentProgress } = await dist('shared/ports/progress.port.js');
 
 const { values } = parseArgs({

@@ -76,12 +76,12 @@ const { BalancedSampler, NaturalSampler, classPrior } = await dist('shared/data/
 const { generateTrajectories, phiAt } = await dist('shared/method/trajectory.js');
 const { CompiledValueFunction } = await dist('shared/method/value-function-f32.js');
 const { builtinEvaluator } = await dist('shared/metrics/registry.js');
-const { pretrainAdaptedModel } = await dist('shared/use-cases/pretrain.js');
-const { observeMetric } = await dist('shared/use-cases/observe-metric.js');
-const { fitValueFunction } = await dist('shared/use-cases/meta-train.js');
-const { metaTestSeed } = await dist('shared/use-cases/meta-test.js');
-const { bestObservation, replicateRows } = await dist('shared/use-cases/run-demo.js');
-const { tunedRecipe, reseed, replicateSeed } = await dist('shared/use-cases/recipes.js');
+const { pretrainAdaptedModel } = await dist('shared/use-cases/training/pretrain.js');
+const { observeMetric } = await dist('shared/use-cases/training/observe-metric.js');
+const { fitValueFunction } = await dist('shared/use-cases/training/meta-train.js');
+const { metaTestSeed } = await dist('shared/use-cases/training/meta-test.js');
+const { bestObservation, replicateRows } = await dist('shared/use-cases/training/run-demo.js');
+const { tunedRecipe, reseed, replicateSeed } = await dist('shared/use-cases/training/recipes.js');
 
 const datasetPath = {
   a9a: 'a9a',

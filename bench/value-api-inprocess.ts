@@ -10,7 +10,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import { readPhiInput, writePhiAnswer } from '../functions/value-api/phi-routes.js';
 import { CompiledValueFunction } from '../shared/method/value-function-f32.js';
 import type { ValueFunctionCheckpoint } from '../shared/schemas/checkpoint.js';
-import type { GradientResult, ServedValueFunction } from '../shared/use-cases/serve-guidance.js';
+import type { GradientResult, ServedValueFunction } from '../shared/use-cases/serving/serve-guidance.js';
 import { Rng } from '../shared/util/random.js';
 import { makeCheckpoint } from '../test/helpers/make-checkpoint.js';
 

@@ -12,7 +12,7 @@ import { withDerivedContext } from '../shared/metrics/context-columns.js';
 import { requiredContext } from '../shared/metrics/context-metrics.js';
 import { filmLayerOutOfRange } from '../shared/models/mlp.js';
 import { loadEvaluatorModule } from '../shared/adapters/evaluator-module.in-process.js';
-import { type RunConfig, recipe } from '../shared/use-cases/recipes.js';
+import { type RunConfig, recipe } from '../shared/use-cases/training/recipes.js';
 import { CliError } from './errors.js';
 import { backendOption, bool, int, num, vfEngineOption } from './option-parsers.js';
 

@@ -12,9 +12,9 @@ import type { MetricOracle } from '../shared/ports/metric-oracle.port.js';
 import type { ObjectStore } from '../shared/ports/object-store.port.js';
 import type { ProgressReporter } from '../shared/ports/progress.port.js';
 import type { JobSpec } from '../shared/schemas/job.js';
-import { parseJobSpecText } from '../shared/use-cases/job-spec.js';
-import { loadJobSpec, trainValueFunction } from '../shared/use-cases/train-value-function.js';
-import { runTrainerWorker } from '../shared/use-cases/trainer-worker.js';
+import { parseJobSpecText } from '../shared/use-cases/jobs/job-spec.js';
+import { loadJobSpec, trainValueFunction } from '../shared/use-cases/jobs/train-value-function.js';
+import { runTrainerWorker } from '../shared/use-cases/jobs/trainer-worker.js';
 import { BACKEND_ORDER, parseTrainTaskEnv, type TrainTaskEnv } from './config.js';
 
 /**

@@ -6,7 +6,7 @@ import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import type { MetricOracle } from '../../shared/ports/metric-oracle.port.js';
 import { plotForestSvg, plotTrajectoriesSvg } from '../../shared/report/plot-svg.js';
 import { formatResultsTable } from '../../shared/report/table.js';
-import { runDemo } from '../../shared/use-cases/run-demo.js';
+import { runDemo } from '../../shared/use-cases/training/run-demo.js';
 import { startLocalQueueOracle } from '../local-queue-oracle.js';
 import { stderrProgress } from '../progress.js';
 import { addRunOptions, buildRunConfig, openComputePool, prepareRun } from '../run-options.js';

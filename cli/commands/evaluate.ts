@@ -6,7 +6,7 @@ import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-mod
 import { webhookEvaluatorOf } from '../../shared/adapters/evaluator.webhook.js';
 import { createEvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
 import { type EvaluatorSpec, parseWebhooks } from '../../shared/schemas/evaluation.js';
-import { runEvaluationWorker } from '../../shared/use-cases/evaluate-request.js';
+import { runEvaluationWorker } from '../../shared/use-cases/evaluation/evaluate-request.js';
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { spawnEvaluateWorkers } from '../local-queue-oracle.js';

@@ -12,15 +12,15 @@ import {
   loadFitJobSpec,
   observationsPrefix,
   parseFitJobSpec,
-} from '../../shared/use-cases/fit-job-spec.js';
+} from '../../shared/use-cases/byom/fit-job-spec.js';
 import {
   checkPredictionRefs,
   type FitOracleFactory,
   parseFitLabels,
   putFitLabels,
   putFitPredictions,
-} from '../../shared/use-cases/fit-inputs.js';
-import { runFitJob } from '../../shared/use-cases/fit-observations.js';
+} from '../../shared/use-cases/byom/fit-inputs.js';
+import { runFitJob } from '../../shared/use-cases/byom/fit-observations.js';
 import {
   addObservationBatch,
   loadObservationSet,
@@ -28,7 +28,7 @@ import {
   parseObservationText,
   trajectoriesOf,
   withBatch,
-} from '../../shared/use-cases/observation-batches.js';
+} from '../../shared/use-cases/byom/observation-batches.js';
 import { ok } from '../../shared/util/result.js';
 import { CliError } from '../errors.js';
 import { backendOption, bool, int, num, vfEngineOption } from '../option-parsers.js';

@@ -8,10 +8,10 @@ import { InProcessMetricOracle, inProcessOracles } from '../../shared/adapters/m
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { JobSpec } from '../../shared/schemas/job.js';
-import { overridesOf, parseJobSpec, parseJobSpecText } from '../../shared/use-cases/job-spec.js';
-import { loadJobSpec, trainValueFunction } from '../../shared/use-cases/train-value-function.js';
-import { readJobStatus } from '../../shared/use-cases/job-documents.js';
-import { runTrainerWorker, submitJob } from '../../shared/use-cases/trainer-worker.js';
+import { overridesOf, parseJobSpec, parseJobSpecText } from '../../shared/use-cases/jobs/job-spec.js';
+import { loadJobSpec, trainValueFunction } from '../../shared/use-cases/jobs/train-value-function.js';
+import { readJobStatus } from '../../shared/use-cases/jobs/job-documents.js';
+import { runTrainerWorker, submitJob } from '../../shared/use-cases/jobs/trainer-worker.js';
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { stderrProgress } from '../progress.js';

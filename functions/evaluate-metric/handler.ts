@@ -6,7 +6,7 @@ import {
   evaluateRequest,
   faultOutcome,
   type RequestOutcome,
-} from '../../shared/use-cases/evaluate-request.js';
+} from '../../shared/use-cases/evaluation/evaluate-request.js';
 
 export interface EvaluateMetricDeps {
   request: EvaluateRequestDeps;

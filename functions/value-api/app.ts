@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { type Context, Hono } from 'hono';
 import { versionQuerySchema } from '../../shared/schemas/api.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
-import type { GuidanceService } from '../../shared/use-cases/serve-guidance.js';
+import type { GuidanceService } from '../../shared/use-cases/serving/serve-guidance.js';
 import { DomainError, type Result } from '../../shared/util/result.js';
 import { LIBRARY_VERSION } from '../../shared/version.js';
 import type { Authenticate, Principal } from './auth.js';

@@ -1,5 +1,5 @@
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { ServeErrorCode } from '../../shared/use-cases/serve-guidance.js';
+import { ServeErrorCode } from '../../shared/use-cases/serving/serve-guidance.js';
 import { DomainError } from '../../shared/util/result.js';
 import { fitStatusByCode } from './fit-errors.js';
 

@@ -8,8 +8,8 @@ import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import { silentProgress } from '../../shared/ports/progress.port.js';
 import type { FitJobSpec } from '../../shared/schemas/job.js';
-import { endFitJob, type FitLauncher } from '../../shared/use-cases/fit-job-api.js';
-import { runFitJob } from '../../shared/use-cases/fit-observations.js';
+import { endFitJob, type FitLauncher } from '../../shared/use-cases/byom/fit-job-api.js';
+import { runFitJob } from '../../shared/use-cases/byom/fit-observations.js';
 import type { FitWorkerData, FitWorkerResult } from './fit-worker.js';
 
 /** A fit that runs longer than this in `metricopt serve` is stopped (FIT_BUDGET_EXCEEDED). */

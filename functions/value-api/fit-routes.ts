@@ -5,7 +5,7 @@ import { BINARY_CONTENT_TYPE } from '../../shared/schemas/api.js';
 import { jobIdSchema } from '../../shared/schemas/job.js';
 import { createFitJobRequestSchema, JSON_LINES_TYPES } from '../../shared/schemas/fit-api.js';
 import { MAX_CONTEXT_COLUMNS } from '../../shared/schemas/evaluation.js';
-import { parseFitLabels } from '../../shared/use-cases/fit-inputs.js';
+import { parseFitLabels } from '../../shared/use-cases/byom/fit-inputs.js';
 import {
   cancelFitJob,
   type FitLauncher,
@@ -14,12 +14,12 @@ import {
   uploadLabels,
   uploadObservations,
   uploadPredictions,
-} from '../../shared/use-cases/fit-job-api.js';
-import { createFitJob, parseFitJobSpec } from '../../shared/use-cases/fit-job-spec.js';
-import { jobKeys } from '../../shared/use-cases/job-documents.js';
-import { parseObservationBinary, parseObservationText } from '../../shared/use-cases/observation-batches.js';
-import { claimFitJob, claimValueFunction, requireFitJobOwner } from '../../shared/use-cases/fit-ownership.js';
-import { JobError } from '../../shared/use-cases/job-errors.js';
+} from '../../shared/use-cases/byom/fit-job-api.js';
+import { createFitJob, parseFitJobSpec } from '../../shared/use-cases/byom/fit-job-spec.js';
+import { jobKeys } from '../../shared/use-cases/jobs/job-documents.js';
+import { parseObservationBinary, parseObservationText } from '../../shared/use-cases/byom/observation-batches.js';
+import { claimFitJob, claimValueFunction, requireFitJobOwner } from '../../shared/use-cases/byom/fit-ownership.js';
+import { JobError } from '../../shared/use-cases/jobs/job-errors.js';
 import type { Result } from '../../shared/util/result.js';
 import type { Principal } from './auth.js';
 import { parseJson, readBody } from './body.js';

@@ -4,8 +4,8 @@ import { type ObjectStoreOptions, openObjectStore } from '../../shared/adapters/
 import { inProcessOracles } from '../../shared/adapters/metric-oracle.in-process.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import { silentProgress } from '../../shared/ports/progress.port.js';
-import { loadFitJobSpec } from '../../shared/use-cases/fit-job-spec.js';
-import { runFitJob } from '../../shared/use-cases/fit-observations.js';
+import { loadFitJobSpec } from '../../shared/use-cases/byom/fit-job-spec.js';
+import { runFitJob } from '../../shared/use-cases/byom/fit-observations.js';
 
 /**
  * The worker thread that runs one fit job for `metricopt serve` (fit-in-process.ts): it opens

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BINARY_CONTENT_TYPE, VERSION_HEADER } from '../../shared/schemas/api.js';
-import type { GuidanceService, PhiInput, ServedValueFunction } from '../../shared/use-cases/serve-guidance.js';
+import type { GuidanceService, PhiInput, ServedValueFunction } from '../../shared/use-cases/serving/serve-guidance.js';
 import type { AuthorizationCheck } from './auth.js';
 import { type PreRead, preReadBody } from './body.js';
 import {

@@ -5,7 +5,7 @@ import type {
   GuideResult,
   PhiInput,
   ServedValueFunction,
-} from '../../shared/use-cases/serve-guidance.js';
+} from '../../shared/use-cases/serving/serve-guidance.js';
 import { slabFloat32 } from '../../shared/util/slab.js';
 import { float32Bytes, parseFloat32, parseJson } from './body.js';
 import { JsonBytes } from './json-bytes.js';

@@ -1,7 +1,7 @@
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { Queue } from '../../shared/ports/queue.port.js';
-import type { FitLauncher } from '../../shared/use-cases/fit-job-api.js';
-import { GuidanceService, ValueFunctionCatalog } from '../../shared/use-cases/serve-guidance.js';
+import type { FitLauncher } from '../../shared/use-cases/byom/fit-job-api.js';
+import { GuidanceService, ValueFunctionCatalog } from '../../shared/use-cases/serving/serve-guidance.js';
 import { type Authenticate, apiKeyAuth, iamAuth, noAuth } from './auth.js';
 import { createValueApi } from './app.js';
 import { queueFitLauncher, unavailableFitLauncher } from './fit-routes.js';

@@ -6,7 +6,7 @@ import {
   MAX_GUIDE_GRADIENTS,
   predictRequestSchema,
 } from '../../shared/schemas/api.js';
-import { ServeErrorCode } from '../../shared/use-cases/serve-guidance.js';
+import { ServeErrorCode } from '../../shared/use-cases/serving/serve-guidance.js';
 import { ApiError, ApiErrorCode } from './errors.js';
 
 /**

@@ -10,7 +10,7 @@ import {
 } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
 
-/** The key prefixes of the store (shared/use-cases/train-value-function.ts, shared/schemas/evaluation.ts). */
+/** The key prefixes of the store (shared/use-cases/jobs/train-value-function.ts, shared/schemas/evaluation.ts). */
 export const STORE_PREFIXES = {
   /** Value-function checkpoints, `value-functions/<id>/vNNNNNN.json`: the product, kept. */
   checkpoints: 'value-functions/',

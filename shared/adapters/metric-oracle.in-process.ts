@@ -43,7 +43,7 @@ export class InProcessMetricOracle implements MetricOracle {
 
 /**
  * One in-process oracle per evaluator name, for the lines of a fit job scored from predictions
- * (shared/use-cases/fit-inputs.ts) where no evaluation queue is configured; an unknown name
+ * (shared/use-cases/byom/fit-inputs.ts) where no evaluation queue is configured; an unknown name
  * fails the scoring with its code (UNKNOWN_METRIC).
  */
 export function inProcessOracles(

@@ -45,7 +45,7 @@ export interface QueuedMetricOracleOptions {
  * store, sends one message per query, and waits for the result records with a deadline. A
  * failed, dead-lettered or late query comes back as a structured failure, never a hang, so the
  * trajectory carries on with its other observations. A worker records a failure as the query's
- * result before it dead-letters the message (shared/use-cases/evaluate-request.ts), so the
+ * result before it dead-letters the message (shared/use-cases/evaluation/evaluate-request.ts), so the
  * oracle reads results only and never the dead-letter queue; a message the queue redrives with
  * no result (its worker died on the last allowed delivery) ends at the deadline. Given the same queries, the values are
  * those of the in-process oracle bit for bit (same float32 bytes, same evaluator).

@@ -1,5 +1,5 @@
 import { type DemoReport, methodNames } from '../schemas/report.js';
-import type { Curves } from '../use-cases/meta-test.js';
+import type { Curves } from '../use-cases/training/meta-test.js';
 
 /**
  * A dependency-free SVG plot of the meta-test trajectories: validation metric (left) and

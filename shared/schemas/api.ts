@@ -5,7 +5,7 @@ import { checkpointIdSchema, metricRefSchema } from './checkpoint.js';
  * Wire formats of the value-function API (functions/value-api). The HTTP edge validates with
  * these, the TypeScript client types come from them, and the OpenAPI document is generated
  * from them: one source of truth. Dimension checks need the checkpoint, so they happen in the
- * use-case (shared/use-cases/serve-guidance.ts), not here.
+ * use-case (shared/use-cases/serving/serve-guidance.ts), not here.
  */
 
 /** One adapter vector phi. JSON has no NaN/Infinity; numbers that overflow to Infinity are rejected. */

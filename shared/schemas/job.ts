@@ -5,7 +5,7 @@ import { checkpointIdSchema } from './checkpoint.js';
  * A training job: what to train a value function on and with which settings, stored beside its
  * state in the object store (`jobs/<id>/job.json`) so a restarted trainer resumes the same job.
  * Every hyperparameter is here: a recipe (paper, tuned) resolved at the job's seed, then the
- * overrides, a deep partial of the training part of `RunConfig` (shared/use-cases/recipes.ts).
+ * overrides, a deep partial of the training part of `RunConfig` (shared/use-cases/training/recipes.ts).
  */
 export const jobIdSchema = checkpointIdSchema;
 
@@ -259,9 +259,9 @@ export type JobStatus = z.infer<typeof jobStatusSchema>;
  * remote training loop recorded (shared/schemas/observations.ts), stored as JSON-lines batches
  * under `observations.prefix` (default `jobs/<id>/observations/`). No data set, no pre-training:
  * the metric values come with the observations, or are scored from uploaded predictions by a
- * registered evaluator when the fit runs (shared/use-cases/fit-inputs.ts). Its status document is the
+ * registered evaluator when the fit runs (shared/use-cases/byom/fit-inputs.ts). Its status document is the
  * same `jobs/<id>/status.json` (jobStatusSchema); the runner is `runFitJob`
- * (shared/use-cases/fit-observations.ts). A worker tells the two kinds apart by `format`.
+ * (shared/use-cases/byom/fit-observations.ts). A worker tells the two kinds apart by `format`.
  */
 export const fitJobSpecSchema = z
   .object({

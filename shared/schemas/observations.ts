@@ -12,7 +12,7 @@ import { contextColumnNameSchema, MAX_CONTEXT_COLUMNS } from './evaluation.js';
  * observed). Instead of `metric`, a line may carry `predictions`: the name of float32 predictions
  * uploaded to the job (on the labels uploaded to it), scored when the fit runs by a registered
  * evaluator, through the evaluation queue where one is configured, so the user's scorer never
- * runs in their training loop (shared/use-cases/fit-inputs.ts).
+ * runs in their training loop (shared/use-cases/byom/fit-inputs.ts).
  */
 export const MAX_TRAJECTORY_NAME = 128;
 export const MAX_STEP = 1_000_000;

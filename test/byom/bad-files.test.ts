@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseObservationBinary, parseObservationText } from '../../shared/use-cases/observation-batches.js';
+import { parseObservationBinary, parseObservationText } from '../../shared/use-cases/byom/observation-batches.js';
 import { runCli } from '../helpers/cli.js';
 import { makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js';
 

@@ -6,7 +6,7 @@ import { buildValueApi } from '../../functions/value-api/service.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { LocalQueue } from '../../shared/adapters/queue.local.js';
 import { silentProgress } from '../../shared/ports/progress.port.js';
-import { runTrainerWorker } from '../../shared/use-cases/trainer-worker.js';
+import { runTrainerWorker } from '../../shared/use-cases/jobs/trainer-worker.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js';
 

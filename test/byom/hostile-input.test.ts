@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { parseObservationText } from '../../shared/use-cases/observation-batches.js';
+import { parseObservationText } from '../../shared/use-cases/byom/observation-batches.js';
 
 /**
  * Issue 23, item 5: the NDJSON route bounds nesting and line size like the JSON routes; every

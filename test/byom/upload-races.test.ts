@@ -7,9 +7,9 @@ import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { S3ObjectStore } from '../../shared/adapters/object-store.s3.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import { fitJobSpecSchema } from '../../shared/schemas/job.js';
-import { fitJobSummary, startFitJob, uploadObservations } from '../../shared/use-cases/fit-job-api.js';
-import { createFitJob } from '../../shared/use-cases/fit-job-spec.js';
-import type { StoredObservation } from '../../shared/use-cases/observation-batches.js';
+import { fitJobSummary, startFitJob, uploadObservations } from '../../shared/use-cases/byom/fit-job-api.js';
+import { createFitJob } from '../../shared/use-cases/byom/fit-job-spec.js';
+import type { StoredObservation } from '../../shared/use-cases/byom/observation-batches.js';
 import { motoAvailable, startMoto } from '../helpers/moto.js';
 
 /**

@@ -11,9 +11,9 @@ import { mcr } from '../../shared/metrics/builtins.js';
 import type { AdaptedModel } from '../../shared/models/adapted-model.js';
 import type { MetricOracle } from '../../shared/ports/metric-oracle.port.js';
 import { silentProgress } from '../../shared/ports/progress.port.js';
-import { metaTestSeed } from '../../shared/use-cases/meta-test.js';
-import { fitValueFunction } from '../../shared/use-cases/meta-train.js';
-import { tunedRecipe } from '../../shared/use-cases/recipes.js';
+import { metaTestSeed } from '../../shared/use-cases/training/meta-test.js';
+import { fitValueFunction } from '../../shared/use-cases/training/meta-train.js';
+import { tunedRecipe } from '../../shared/use-cases/training/recipes.js';
 import { err } from '../../shared/util/result.js';
 import { MetricError } from '../../shared/metrics/errors.js';
 

@@ -7,7 +7,7 @@ import {
   thresholdScores,
 } from '../../shared/method/decision-shift.js';
 import { mcr } from '../../shared/metrics/builtins.js';
-import { bestObservation, replicateRows } from '../../shared/use-cases/run-demo.js';
+import { bestObservation, replicateRows } from '../../shared/use-cases/training/run-demo.js';
 import { Rng } from '../../shared/util/random.js';
 
 describe('thresholdScores', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cmaEsMinimiser } from '../../shared/use-cases/black-box-peers.js';
+import { cmaEsMinimiser } from '../../shared/use-cases/training/black-box-peers.js';
 
 /** A batched objective as meta-test hands it to the peer: one value per candidate, null = a failed query. */
 function batched(f: (x: Float32Array) => number | null) {

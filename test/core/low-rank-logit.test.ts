@@ -16,8 +16,8 @@ import { FrozenMlpModel } from '../../shared/models/frozen-mlp.js';
 import { LOW_RANK_SCALE, lowRankFeatures } from '../../shared/models/low-rank-logit.js';
 import { defaultMlpConfig, type FrozenMlp, pretrainMlp } from '../../shared/models/mlp.js';
 import { silentProgress } from '../../shared/ports/progress.port.js';
-import { recipe } from '../../shared/use-cases/recipes.js';
-import { runTrainingPipeline } from '../../shared/use-cases/train-value-function.js';
+import { recipe } from '../../shared/use-cases/training/recipes.js';
+import { runTrainingPipeline } from '../../shared/use-cases/jobs/train-value-function.js';
 import { Rng } from '../../shared/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';
 

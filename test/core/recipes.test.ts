@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { buildRunConfig } from '../../cli/run-options.js';
-import { paperRecipe, replicateSeed, reseed, tunedRecipe } from '../../shared/use-cases/recipes.js';
+import { paperRecipe, replicateSeed, reseed, tunedRecipe } from '../../shared/use-cases/training/recipes.js';
 
 describe('recipes', () => {
   it('keep the paper literal: online Reptile, BatchNorm, raw targets, Guided ES from a random phi_0', () => {

@@ -8,10 +8,10 @@ import type { SparseDataset } from '../../shared/data/dataset.js';
 import { parseLibsvm } from '../../shared/data/libsvm.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import type { ProgressReporter } from '../../shared/ports/progress.port.js';
-import type { MetaTrainResult } from '../../shared/use-cases/meta-train.js';
-import { recipe } from '../../shared/use-cases/recipes.js';
-import type { RunCache } from '../../shared/use-cases/run-cache.js';
-import { runTrainingPipeline } from '../../shared/use-cases/train-value-function.js';
+import type { MetaTrainResult } from '../../shared/use-cases/training/meta-train.js';
+import { recipe } from '../../shared/use-cases/training/recipes.js';
+import type { RunCache } from '../../shared/use-cases/training/run-cache.js';
+import { runTrainingPipeline } from '../../shared/use-cases/jobs/train-value-function.js';
 import { Rng } from '../../shared/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';
 

@@ -11,9 +11,9 @@ import { parseRowContext, type RowContext } from '../../shared/data/row-context.
 import { evaluateChecked } from '../../shared/metrics/checked-evaluator.js';
 import { checkEvaluationInput, type EvaluationInput, type Evaluator } from '../../shared/metrics/evaluator.js';
 import { fitJobSpecSchema } from '../../shared/schemas/job.js';
-import { parseFitLabels, putFitLabels, fitInputKeys } from '../../shared/use-cases/fit-inputs.js';
-import { createFitJob } from '../../shared/use-cases/fit-job-spec.js';
-import { parseJobSpec } from '../../shared/use-cases/job-spec.js';
+import { parseFitLabels, putFitLabels, fitInputKeys } from '../../shared/use-cases/byom/fit-inputs.js';
+import { createFitJob } from '../../shared/use-cases/byom/fit-job-spec.js';
+import { parseJobSpec } from '../../shared/use-cases/jobs/job-spec.js';
 import { prepareRun } from '../../cli/run-options.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { runCli } from '../helpers/cli.js';

@@ -9,7 +9,7 @@ import {
   evaluateRequest,
   type RequestOutcome,
   runEvaluationWorker,
-} from '../../shared/use-cases/evaluate-request.js';
+} from '../../shared/use-cases/evaluation/evaluate-request.js';
 import { countingEvaluator, errorRate, messageFor, randomLabels, randomQueries, workbench } from './fixtures.js';
 
 const N = 200;

@@ -4,7 +4,7 @@ import { QueuedMetricOracle } from '../../shared/adapters/metric-oracle.queued.j
 import { LocalQueue } from '../../shared/adapters/queue.local.js';
 import type { EvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
 import type { Queue, QueueMessage } from '../../shared/ports/queue.port.js';
-import { runEvaluationWorker } from '../../shared/use-cases/evaluate-request.js';
+import { runEvaluationWorker } from '../../shared/use-cases/evaluation/evaluate-request.js';
 import { countingEvaluator, randomLabels, randomQueries, workbench } from './fixtures.js';
 
 const N = 200;

@@ -13,7 +13,7 @@ import {
   labelsKey,
   predictionsKey,
 } from '../../shared/schemas/evaluation.js';
-import type { EvaluateRequestDeps } from '../../shared/use-cases/evaluate-request.js';
+import type { EvaluateRequestDeps } from '../../shared/use-cases/evaluation/evaluate-request.js';
 import { ok } from '../../shared/util/result.js';
 import { Rng } from '../../shared/util/random.js';
 

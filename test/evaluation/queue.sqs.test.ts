@@ -4,7 +4,7 @@ import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-pr
 import { QueuedMetricOracle } from '../../shared/adapters/metric-oracle.queued.js';
 import { SqsQueue } from '../../shared/adapters/queue.sqs.js';
 import { mcr } from '../../shared/metrics/builtins.js';
-import { runEvaluationWorker } from '../../shared/use-cases/evaluate-request.js';
+import { runEvaluationWorker } from '../../shared/use-cases/evaluation/evaluate-request.js';
 import { randomLabels, randomQueries, workbench } from './fixtures.js';
 import { describeQueueContract } from './queue.contract.js';
 import { motoAvailable, startMoto } from '../helpers/moto.js';

@@ -22,14 +22,14 @@ import {
   type EvaluateRequestDeps,
   evaluateRequest,
   runEvaluationWorker,
-} from '../../shared/use-cases/evaluate-request.js';
-import { putFitLabels, putFitPredictions, scorePredictions } from '../../shared/use-cases/fit-inputs.js';
-import { createFitJob, observationsPrefix } from '../../shared/use-cases/fit-job-spec.js';
+} from '../../shared/use-cases/evaluation/evaluate-request.js';
+import { putFitLabels, putFitPredictions, scorePredictions } from '../../shared/use-cases/byom/fit-inputs.js';
+import { createFitJob, observationsPrefix } from '../../shared/use-cases/byom/fit-job-spec.js';
 import {
   addObservationBatch,
   loadObservationSet,
   parseObservationText,
-} from '../../shared/use-cases/observation-batches.js';
+} from '../../shared/use-cases/byom/observation-batches.js';
 import { Rng } from '../../shared/util/random.js';
 import { tempDir } from './fixtures.js';
 

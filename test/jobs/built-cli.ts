@@ -17,7 +17,7 @@ function newestSource(dir: string): number {
 
 /** The child processes run the built CLI (dist/): rebuilt here when a source is newer than it. */
 export function ensureBuiltCli(): void {
-  const marker = join(root, 'dist/shared/use-cases/train-value-function.js');
+  const marker = join(root, 'dist/shared/use-cases/jobs/train-value-function.js');
   const sources = Math.max(...['shared', 'cli', 'functions', 'gpu-tasks'].map((d) => newestSource(join(root, d))));
   if (existsSync(marker) && statSync(marker).mtimeMs >= sources) return;
   const r = spawnSync(process.execPath, ['node_modules/typescript/bin/tsc', '-p', 'tsconfig.build.json'], {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { JobSpecInput } from '../../shared/schemas/job.js';
-import { overridesOf, parseJobSpec, parseJobSpecText, resolveRunConfig } from '../../shared/use-cases/job-spec.js';
-import { recipe } from '../../shared/use-cases/recipes.js';
+import { overridesOf, parseJobSpec, parseJobSpecText, resolveRunConfig } from '../../shared/use-cases/jobs/job-spec.js';
+import { recipe } from '../../shared/use-cases/training/recipes.js';
 
 const minimal: JobSpecInput = {
   format: 'metricopt.job',

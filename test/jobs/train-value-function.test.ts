@@ -9,10 +9,14 @@ import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { ProgressReporter } from '../../shared/ports/progress.port.js';
 import type { JobSpec } from '../../shared/schemas/job.js';
-import { parseJobSpec } from '../../shared/use-cases/job-spec.js';
-import { loadJobState, type TrainJobOutcome, trainValueFunction } from '../../shared/use-cases/train-value-function.js';
-import { jobKeys, readJobStatus } from '../../shared/use-cases/job-documents.js';
-import { loadCheckpoint } from '../../shared/use-cases/value-function-store.js';
+import { parseJobSpec } from '../../shared/use-cases/jobs/job-spec.js';
+import {
+  loadJobState,
+  type TrainJobOutcome,
+  trainValueFunction,
+} from '../../shared/use-cases/jobs/train-value-function.js';
+import { jobKeys, readJobStatus } from '../../shared/use-cases/jobs/job-documents.js';
+import { loadCheckpoint } from '../../shared/use-cases/serving/value-function-store.js';
 import { Rng } from '../../shared/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { smallA9a, tinyJob } from './fixtures.js';

@@ -10,9 +10,9 @@ import { EcsAgentTaskProtection } from '../../shared/adapters/task-protection.ec
 import { silentProgress } from '../../shared/ports/progress.port.js';
 import type { Queue, QueueMessage } from '../../shared/ports/queue.port.js';
 import { jobSpecSchema } from '../../shared/schemas/job.js';
-import { readJobStatus } from '../../shared/use-cases/job-documents.js';
-import { JobError } from '../../shared/use-cases/job-errors.js';
-import { runTrainerWorker, submitJob, type TrainerWorkerDeps } from '../../shared/use-cases/trainer-worker.js';
+import { readJobStatus } from '../../shared/use-cases/jobs/job-documents.js';
+import { JobError } from '../../shared/use-cases/jobs/job-errors.js';
+import { runTrainerWorker, submitJob, type TrainerWorkerDeps } from '../../shared/use-cases/jobs/trainer-worker.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { smallA9a, tinyJob } from './fixtures.js';
 

@@ -6,7 +6,7 @@ import { guidedEsDirection } from '../../shared/method/guided-es.js';
 import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { ValueFunctionCheckpoint } from '../../shared/schemas/checkpoint.js';
-import { checkpointKey, saveCheckpoint } from '../../shared/use-cases/value-function-store.js';
+import { checkpointKey, saveCheckpoint } from '../../shared/use-cases/serving/value-function-store.js';
 import { Rng } from '../../shared/util/random.js';
 import { makeCheckpoint } from '../helpers/make-checkpoint.js';
 import { SECRET_KEY, tempStore } from './fixtures.js';

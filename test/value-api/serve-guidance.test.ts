@@ -4,8 +4,8 @@ import {
   GuidanceService,
   type InvalidCheckpoint,
   ValueFunctionCatalog,
-} from '../../shared/use-cases/serve-guidance.js';
-import { checkpointKey, saveCheckpoint } from '../../shared/use-cases/value-function-store.js';
+} from '../../shared/use-cases/serving/serve-guidance.js';
+import { checkpointKey, saveCheckpoint } from '../../shared/use-cases/serving/value-function-store.js';
 import { makeCheckpoint } from '../helpers/make-checkpoint.js';
 import { tempStore } from './fixtures.js';
 

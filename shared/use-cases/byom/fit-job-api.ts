@@ -1,12 +1,12 @@
-import { getText, type ObjectStore } from '../ports/object-store.port.js';
-import type { FitJobSpec, JobStatus } from '../schemas/job.js';
-import type { FitLabels } from '../schemas/observations.js';
-import { DomainError, err, ok, type Result } from '../util/result.js';
+import { getText, type ObjectStore } from '../../ports/object-store.port.js';
+import type { FitJobSpec, JobStatus } from '../../schemas/job.js';
+import type { FitLabels } from '../../schemas/observations.js';
+import { DomainError, err, ok, type Result } from '../../util/result.js';
 import { checkPredictionRefs, fitInputKeys, putFitLabels, putFitPredictions, readFitLabels } from './fit-inputs.js';
 import { fitCancelKey, loadFitJobSpec, observationsPrefix } from './fit-job-spec.js';
 import { checkPublishable, type OwnershipError } from './fit-ownership.js';
-import { JOBS_PREFIX, jobStatus, readJobStatus, writeJobStatus } from './job-documents.js';
-import type { JobError } from './job-errors.js';
+import { JOBS_PREFIX, jobStatus, readJobStatus, writeJobStatus } from '../jobs/job-documents.js';
+import type { JobError } from '../jobs/job-errors.js';
 import {
   addObservationBatch,
   type BatchOutcome,

@@ -1,15 +1,15 @@
-import type { Sampler } from '../data/sampler.js';
-import { priorCorrectScores, searchThreshold, thresholdScores } from '../method/decision-shift.js';
-import { type GuidedEsOptions, guidedEsDirection } from '../method/guided-es.js';
-import { BatchedOptimizer, type OptimizerKind, projectToBall } from '../method/optimizers.js';
-import type { ValueFn } from '../method/value-function-f32.js';
-import { evaluateWithRetries } from '../metrics/retry-policy.js';
-import { denormalise, type Evaluator } from '../metrics/evaluator.js';
-import type { AdaptedModel } from '../models/adapted-model.js';
-import type { MetricOracle } from '../ports/metric-oracle.port.js';
-import type { MethodName } from '../schemas/report.js';
-import { Rng } from '../util/random.js';
-import { evaluationInput, type ContextColumns, type ScoredRows, sliceContext } from '../metrics/context-columns.js';
+import type { Sampler } from '../../data/sampler.js';
+import { priorCorrectScores, searchThreshold, thresholdScores } from '../../method/decision-shift.js';
+import { type GuidedEsOptions, guidedEsDirection } from '../../method/guided-es.js';
+import { BatchedOptimizer, type OptimizerKind, projectToBall } from '../../method/optimizers.js';
+import type { ValueFn } from '../../method/value-function-f32.js';
+import { evaluateWithRetries } from '../../metrics/retry-policy.js';
+import { denormalise, type Evaluator } from '../../metrics/evaluator.js';
+import type { AdaptedModel } from '../../models/adapted-model.js';
+import type { MetricOracle } from '../../ports/metric-oracle.port.js';
+import type { MethodName } from '../../schemas/report.js';
+import { Rng } from '../../util/random.js';
+import { evaluationInput, type ContextColumns, type ScoredRows, sliceContext } from '../../metrics/context-columns.js';
 import { UseCaseError } from './errors.js';
 
 /**

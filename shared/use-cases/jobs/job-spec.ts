@@ -1,8 +1,8 @@
 import type { z } from 'zod';
-import { type JobSpec, jobSpecSchema, type TrainingOverrides } from '../schemas/job.js';
-import { err, ok, type Result } from '../util/result.js';
+import { type JobSpec, jobSpecSchema, type TrainingOverrides } from '../../schemas/job.js';
+import { err, ok, type Result } from '../../util/result.js';
 import { JobError } from './job-errors.js';
-import { type RunConfig, recipe } from './recipes.js';
+import { type RunConfig, recipe } from '../training/recipes.js';
 
 function describe(error: z.ZodError): string {
   const issue = error.issues[0];

@@ -1,12 +1,12 @@
-import { getText, type ObjectStore } from '../ports/object-store.port.js';
+import { getText, type ObjectStore } from '../../ports/object-store.port.js';
 import {
   MAX_PHI_D,
   type ObservationIssue,
   type ObservationLine,
   observationLineSchema,
   type PredictionsRef,
-} from '../schemas/observations.js';
-import { DomainError, err, ok, type Result } from '../util/result.js';
+} from '../../schemas/observations.js';
+import { DomainError, err, ok, type Result } from '../../util/result.js';
 
 /**
  * Observation files and batches (shared/schemas/observations.ts): parsing with every bad line

@@ -1,7 +1,7 @@
-import type { AdaptedModel } from '../models/adapted-model.js';
-import type { ComputePool } from '../ports/compute-pool.port.js';
-import type { MetricOracle, MetricQuery } from '../ports/metric-oracle.port.js';
-import type { ProgressReporter } from '../ports/progress.port.js';
+import type { AdaptedModel } from '../../models/adapted-model.js';
+import type { ComputePool } from '../../ports/compute-pool.port.js';
+import type { MetricOracle, MetricQuery } from '../../ports/metric-oracle.port.js';
+import type { ProgressReporter } from '../../ports/progress.port.js';
 
 export interface Observation {
   step: number;

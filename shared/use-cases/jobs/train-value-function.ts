@@ -1,16 +1,16 @@
-import { FitStopped } from '../method/value-function-training.js';
-import type { SparseDataset } from '../data/dataset.js';
-import { BalancedSampler } from '../data/sampler.js';
-import { splitRows } from '../data/split.js';
-import { phiAt, TrajectoryGenerator } from '../method/trajectory.js';
-import type { Evaluator } from '../metrics/evaluator.js';
-import type { AdaptedModel } from '../models/adapted-model.js';
-import { buildAdaptedModel } from '../models/model-spec.js';
-import type { ComputePool } from '../ports/compute-pool.port.js';
-import type { MetricOracle } from '../ports/metric-oracle.port.js';
-import { getText, type ObjectStore } from '../ports/object-store.port.js';
-import type { ProgressReporter } from '../ports/progress.port.js';
-import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
+import { FitStopped } from '../../method/value-function-training.js';
+import type { SparseDataset } from '../../data/dataset.js';
+import { BalancedSampler } from '../../data/sampler.js';
+import { splitRows } from '../../data/split.js';
+import { phiAt, TrajectoryGenerator } from '../../method/trajectory.js';
+import type { Evaluator } from '../../metrics/evaluator.js';
+import type { AdaptedModel } from '../../models/adapted-model.js';
+import { buildAdaptedModel } from '../../models/model-spec.js';
+import type { ComputePool } from '../../ports/compute-pool.port.js';
+import type { MetricOracle } from '../../ports/metric-oracle.port.js';
+import { getText, type ObjectStore } from '../../ports/object-store.port.js';
+import type { ProgressReporter } from '../../ports/progress.port.js';
+import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
 import {
   type JobSpec,
   type JobStage,
@@ -18,9 +18,9 @@ import {
   type JobStatus,
   jobSpecSchema,
   jobStateSchema,
-} from '../schemas/job.js';
-import type { RngState } from '../util/random.js';
-import { ok, type Result } from '../util/result.js';
+} from '../../schemas/job.js';
+import type { RngState } from '../../util/random.js';
+import { ok, type Result } from '../../util/result.js';
 import {
   jobKeys,
   jobStatus,
@@ -32,9 +32,9 @@ import {
 } from './job-documents.js';
 import { JobError } from './job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
-import { fitValueFunction, type MetaTrainResult, type ValueFunctionHealth } from './meta-train.js';
-import { MetricObserver, type Observation } from './observe-metric.js';
-import { pretrainModelSpec } from './pretrain.js';
+import { fitValueFunction, type MetaTrainResult, type ValueFunctionHealth } from '../training/meta-train.js';
+import { MetricObserver, type Observation } from '../training/observe-metric.js';
+import { pretrainModelSpec } from '../training/pretrain.js';
 import {
   loadPretrained,
   loadTrajectories,
@@ -43,10 +43,10 @@ import {
   savePretrained,
   saveTrajectories,
   trajectoriesKey,
-} from './run-cache.js';
-import type { RunConfig } from './recipes.js';
-import { probeEvaluator, replicateRows, splitFor } from './run-rows.js';
-import { listCheckpointVersions, loadCheckpoint, saveCheckpoint } from './value-function-store.js';
+} from '../training/run-cache.js';
+import type { RunConfig } from '../training/recipes.js';
+import { probeEvaluator, replicateRows, splitFor } from '../training/run-rows.js';
+import { listCheckpointVersions, loadCheckpoint, saveCheckpoint } from '../serving/value-function-store.js';
 
 /**
  * Training a value function (METHOD.md stages 0-4): pre-train the backbone, collect loss-only

@@ -1,6 +1,6 @@
-import { DomainError, err, ok, type Result } from '../util/result.js';
-import { getText, type ObjectStore } from '../ports/object-store.port.js';
-import { type ValueFunctionCheckpoint, valueFunctionCheckpointSchema } from '../schemas/checkpoint.js';
+import { DomainError, err, ok, type Result } from '../../util/result.js';
+import { getText, type ObjectStore } from '../../ports/object-store.port.js';
+import { type ValueFunctionCheckpoint, valueFunctionCheckpointSchema } from '../../schemas/checkpoint.js';
 
 /**
  * Value-function checkpoints in an object store: `value-functions/<id>/v<000001>.json`.

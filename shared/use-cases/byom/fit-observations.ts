@@ -1,24 +1,24 @@
-import { FitStopped } from '../method/value-function-training.js';
-import { getText, type ObjectStore } from '../ports/object-store.port.js';
-import type { ProgressReporter } from '../ports/progress.port.js';
-import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
-import { type FitJobSpec, type JobSpec, type JobStatus, jobSpecSchema } from '../schemas/job.js';
-import { err, ok, type Result } from '../util/result.js';
+import { FitStopped } from '../../method/value-function-training.js';
+import { getText, type ObjectStore } from '../../ports/object-store.port.js';
+import type { ProgressReporter } from '../../ports/progress.port.js';
+import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
+import { type FitJobSpec, type JobSpec, type JobStatus, jobSpecSchema } from '../../schemas/job.js';
+import { err, ok, type Result } from '../../util/result.js';
 import { type FitOracleFactory, scorePredictions } from './fit-inputs.js';
 import { createFitJob, fitCancelKey, observationsPrefix } from './fit-job-spec.js';
 import { checkPublishable, type OwnershipError } from './fit-ownership.js';
-import { jobKeys, jobStatus, readJobStatus, writeJobStatus } from './job-documents.js';
-import { JobError } from './job-errors.js';
-import { resolveRunConfig } from './job-spec.js';
-import { type FitTrajectory, fitTrajectories, type MetaTrainConfig } from './meta-train.js';
+import { jobKeys, jobStatus, readJobStatus, writeJobStatus } from '../jobs/job-documents.js';
+import { JobError } from '../jobs/job-errors.js';
+import { resolveRunConfig } from '../jobs/job-spec.js';
+import { type FitTrajectory, fitTrajectories, type MetaTrainConfig } from '../training/meta-train.js';
 import {
   loadObservationSet,
   ObservationError,
   type RecordedTrajectory,
   trajectoriesOf,
 } from './observation-batches.js';
-import { saveOnce, type TrainJobOutcome } from './train-value-function.js';
-import { healthyOf, listCheckpointVersions, loadCheckpoint } from './value-function-store.js';
+import { saveOnce, type TrainJobOutcome } from '../jobs/train-value-function.js';
+import { healthyOf, listCheckpointVersions, loadCheckpoint } from '../serving/value-function-store.js';
 
 /**
  * Bring your own model (issue 12): a value function fitted to the trajectories a remote training

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
-import { getText, type ObjectStore } from '../ports/object-store.port.js';
-import { type JobStatus, jobStatusSchema } from '../schemas/job.js';
-import { err, ok, type Result } from '../util/result.js';
+import { getText, type ObjectStore } from '../../ports/object-store.port.js';
+import { type JobStatus, jobStatusSchema } from '../../schemas/job.js';
+import { err, ok, type Result } from '../../util/result.js';
 import { JobError } from './job-errors.js';
 
 /**

@@ -1,13 +1,13 @@
-import { FitStopped } from '../method/value-function-training.js';
-import type { SparseDataset } from '../data/dataset.js';
-import { phiAt, TrajectoryGenerator } from '../method/trajectory.js';
-import type { Evaluator } from '../metrics/evaluator.js';
-import type { AdaptedModel } from '../models/adapted-model.js';
-import type { MetricOracle } from '../ports/metric-oracle.port.js';
-import { getText, type ObjectStore } from '../ports/object-store.port.js';
-import type { ProgressReporter } from '../ports/progress.port.js';
-import { holdLease, type Queue, type QueueMessage } from '../ports/queue.port.js';
-import type { TaskProtection } from '../ports/task-protection.port.js';
+import { FitStopped } from '../../method/value-function-training.js';
+import type { SparseDataset } from '../../data/dataset.js';
+import { phiAt, TrajectoryGenerator } from '../../method/trajectory.js';
+import type { Evaluator } from '../../metrics/evaluator.js';
+import type { AdaptedModel } from '../../models/adapted-model.js';
+import type { MetricOracle } from '../../ports/metric-oracle.port.js';
+import { getText, type ObjectStore } from '../../ports/object-store.port.js';
+import type { ProgressReporter } from '../../ports/progress.port.js';
+import { holdLease, type Queue, type QueueMessage } from '../../ports/queue.port.js';
+import type { TaskProtection } from '../../ports/task-protection.port.js';
 import {
   type ChunkResult,
   chunkResultSchema,
@@ -16,16 +16,16 @@ import {
   type JobStatus,
   jobMessageSchema,
   jobSpecSchema,
-} from '../schemas/job.js';
-import { ok, type Result } from '../util/result.js';
-import type { FitOracleFactory } from './fit-inputs.js';
-import { loadFitJobSpec } from './fit-job-spec.js';
-import { runFitJob } from './fit-observations.js';
+} from '../../schemas/job.js';
+import { ok, type Result } from '../../util/result.js';
+import type { FitOracleFactory } from '../byom/fit-inputs.js';
+import { loadFitJobSpec } from '../byom/fit-job-spec.js';
+import { runFitJob } from '../byom/fit-observations.js';
 import { JobError, type JobErrorCode } from './job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
-import { fitValueFunction, type ValueFunctionHealth } from './meta-train.js';
-import { MetricObserver } from './observe-metric.js';
-import type { RunConfig } from './recipes.js';
+import { fitValueFunction, type ValueFunctionHealth } from '../training/meta-train.js';
+import { MetricObserver } from '../training/observe-metric.js';
+import type { RunConfig } from '../training/recipes.js';
 import {
   loadJobSpec,
   modelFingerprint,

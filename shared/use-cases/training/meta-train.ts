@@ -1,7 +1,7 @@
-import type { BalancedSampler } from '../data/sampler.js';
-import { fitGp, linearInterpolation } from '../method/gp.js';
-import { generateTrajectories, phiAt, type TrajectoryConfig, type Trajectories } from '../method/trajectory.js';
-import { CompiledValueFunction } from '../method/value-function-f32.js';
+import type { BalancedSampler } from '../../data/sampler.js';
+import { fitGp, linearInterpolation } from '../../method/gp.js';
+import { generateTrajectories, phiAt, type TrajectoryConfig, type Trajectories } from '../../method/trajectory.js';
+import { CompiledValueFunction } from '../../method/value-function-f32.js';
 import {
   type FitControl,
   type LabelledTask,
@@ -9,14 +9,14 @@ import {
   trainOffline,
   trainReptileOnline,
   type ValueFunctionTrainConfig,
-} from '../method/value-function-training.js';
-import { mean, spearman, std } from '../method/stats.js';
-import type { AdaptedModel } from '../models/adapted-model.js';
-import type { MetricOracle } from '../ports/metric-oracle.port.js';
-import type { ProgressReporter } from '../ports/progress.port.js';
-import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
-import { Rng } from '../util/random.js';
-import { LIBRARY_VERSION } from '../version.js';
+} from '../../method/value-function-training.js';
+import { mean, spearman, std } from '../../method/stats.js';
+import type { AdaptedModel } from '../../models/adapted-model.js';
+import type { MetricOracle } from '../../ports/metric-oracle.port.js';
+import type { ProgressReporter } from '../../ports/progress.port.js';
+import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
+import { Rng } from '../../util/random.js';
+import { LIBRARY_VERSION } from '../../version.js';
 import { type Observation, observeMetric, type QueryOutcome } from './observe-metric.js';
 import { UseCaseError } from './errors.js';
 
@@ -143,7 +143,7 @@ export async function fitValueFunction(
 /**
  * One recorded trajectory for fitting: phi at its recorded steps and the metric at a few of
  * them. The service's own trajectories record every step 0..T; a remote training loop
- * (`metricopt fit`, shared/use-cases/fit-observations.ts) records what it logged.
+ * (`metricopt fit`, shared/use-cases/byom/fit-observations.ts) records what it logged.
  */
 export interface FitTrajectory {
   /** Recorded steps, ascending, distinct, in 0..T. */

@@ -1,4 +1,4 @@
-import { DomainError } from '../util/result.js';
+import { DomainError } from '../../util/result.js';
 
 /** Expected failures of the meta-training and meta-test use-cases (reported as `[CODE]`, exit 1). */
 export type UseCaseErrorCode =

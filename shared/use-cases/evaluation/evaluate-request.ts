@@ -1,9 +1,9 @@
-import { isTransientFailure } from '../metrics/retry-policy.js';
-import { evaluateChecked } from '../metrics/checked-evaluator.js';
-import type { EvaluatorRegistry } from '../metrics/evaluator-registry.js';
-import type { EvaluationInput } from '../metrics/evaluator.js';
-import type { ObjectStore } from '../ports/object-store.port.js';
-import { holdLease, type Queue, type QueueMessage } from '../ports/queue.port.js';
+import { isTransientFailure } from '../../metrics/retry-policy.js';
+import { evaluateChecked } from '../../metrics/checked-evaluator.js';
+import type { EvaluatorRegistry } from '../../metrics/evaluator-registry.js';
+import type { EvaluationInput } from '../../metrics/evaluator.js';
+import type { ObjectStore } from '../../ports/object-store.port.js';
+import { holdLease, type Queue, type QueueMessage } from '../../ports/queue.port.js';
 import {
   claimKey,
   describeIssue,
@@ -13,7 +13,7 @@ import {
   evaluationMessageSchema,
   type PayloadRef,
   resultKey,
-} from '../schemas/evaluation.js';
+} from '../../schemas/evaluation.js';
 
 /**
  * The evaluator worker: one queued metric query in, one result record out. The same function

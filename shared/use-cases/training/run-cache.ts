@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import type { SparseDataset } from '../data/dataset.js';
-import type { TrajectoryConfig } from '../method/trajectory.js';
-import type { AdaptedModelSpec } from '../models/model-spec.js';
-import type { ObjectStore } from '../ports/object-store.port.js';
-import type { RngState } from '../util/random.js';
-import { LIBRARY_VERSION } from '../version.js';
+import type { SparseDataset } from '../../data/dataset.js';
+import type { TrajectoryConfig } from '../../method/trajectory.js';
+import type { AdaptedModelSpec } from '../../models/model-spec.js';
+import type { ObjectStore } from '../../ports/object-store.port.js';
+import type { RngState } from '../../util/random.js';
+import { LIBRARY_VERSION } from '../../version.js';
 import type { RunConfig } from './recipes.js';
 
 /**

@@ -1,12 +1,12 @@
-import { denormalise } from '../metrics/evaluator.js';
-import { defaultGuidedEs, guidedEsDirection } from '../method/guided-es.js';
-import { CompiledValueFunction } from '../method/value-function-f32.js';
-import type { ObjectStore } from '../ports/object-store.port.js';
-import type { GuideRequest, ValueFunctionSummary } from '../schemas/api.js';
-import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
-import { Rng } from '../util/random.js';
-import { slabFloat32 } from '../util/slab.js';
-import { DomainError, err, ok, type Result } from '../util/result.js';
+import { denormalise } from '../../metrics/evaluator.js';
+import { defaultGuidedEs, guidedEsDirection } from '../../method/guided-es.js';
+import { CompiledValueFunction } from '../../method/value-function-f32.js';
+import type { ObjectStore } from '../../ports/object-store.port.js';
+import type { GuideRequest, ValueFunctionSummary } from '../../schemas/api.js';
+import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
+import { Rng } from '../../util/random.js';
+import { slabFloat32 } from '../../util/slab.js';
+import { DomainError, err, ok, type Result } from '../../util/result.js';
 import { healthyOf, listCheckpointVersions, loadCheckpoint } from './value-function-store.js';
 
 /**

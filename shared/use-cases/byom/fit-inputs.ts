@@ -1,18 +1,18 @@
-import type { MetricValue } from '../metrics/checked-evaluator.js';
-import type { MetricError } from '../metrics/errors.js';
-import type { MetricOracle, MetricQuery, SplitLabels } from '../ports/metric-oracle.port.js';
-import { getText, type ObjectStore } from '../ports/object-store.port.js';
-import type { ProgressReporter } from '../ports/progress.port.js';
-import type { FitJobSpec } from '../schemas/job.js';
+import type { MetricValue } from '../../metrics/checked-evaluator.js';
+import type { MetricError } from '../../metrics/errors.js';
+import type { MetricOracle, MetricQuery, SplitLabels } from '../../ports/metric-oracle.port.js';
+import { getText, type ObjectStore } from '../../ports/object-store.port.js';
+import type { ProgressReporter } from '../../ports/progress.port.js';
+import type { FitJobSpec } from '../../schemas/job.js';
 import {
   type FitLabels,
   fitLabelsSchema,
   MAX_LABELS,
   type ObservationIssue,
   predictionsKeySchema,
-} from '../schemas/observations.js';
-import { err, ok, type Result } from '../util/result.js';
-import { JOBS_PREFIX } from './job-documents.js';
+} from '../../schemas/observations.js';
+import { err, ok, type Result } from '../../util/result.js';
+import { JOBS_PREFIX } from '../jobs/job-documents.js';
 import { failWith, ObservationError, type ObservationSet, type StoredObservation } from './observation-batches.js';
 
 /**

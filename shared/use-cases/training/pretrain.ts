@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs';
-import { type SparseDataset, toDense } from '../data/dataset.js';
-import type { AdaptedModel } from '../models/adapted-model.js';
-import { defaultConvNetConfig, imageSide, pretrainConvNet } from '../models/convnet.js';
-import { pretrainMlp } from '../models/mlp.js';
-import { type AdaptedModelSpec, buildAdaptedModel } from '../models/model-spec.js';
-import type { ProgressReporter } from '../ports/progress.port.js';
+import { type SparseDataset, toDense } from '../../data/dataset.js';
+import type { AdaptedModel } from '../../models/adapted-model.js';
+import { defaultConvNetConfig, imageSide, pretrainConvNet } from '../../models/convnet.js';
+import { pretrainMlp } from '../../models/mlp.js';
+import { type AdaptedModelSpec, buildAdaptedModel } from '../../models/model-spec.js';
+import type { ProgressReporter } from '../../ports/progress.port.js';
 import type { RunConfig } from './recipes.js';
 
 /**

@@ -1,10 +1,10 @@
 import { z } from 'zod';
-import { getText, type ObjectStore } from '../ports/object-store.port.js';
-import type { FitJobSpec } from '../schemas/job.js';
-import { DomainError, err, ok, type Result } from '../util/result.js';
-import { JOBS_PREFIX } from './job-documents.js';
-import { JobError } from './job-errors.js';
-import { CHECKPOINT_PREFIX, listCheckpointVersions, loadCheckpoint } from './value-function-store.js';
+import { getText, type ObjectStore } from '../../ports/object-store.port.js';
+import type { FitJobSpec } from '../../schemas/job.js';
+import { DomainError, err, ok, type Result } from '../../util/result.js';
+import { JOBS_PREFIX } from '../jobs/job-documents.js';
+import { JobError } from '../jobs/job-errors.js';
+import { CHECKPOINT_PREFIX, listCheckpointVersions, loadCheckpoint } from '../serving/value-function-store.js';
 
 /**
  * Who may publish what (issue 23): a value function id belongs to the principal that first

@@ -1,11 +1,11 @@
-import type { TrajectoryConfig } from '../method/trajectory.js';
+import type { TrajectoryConfig } from '../../method/trajectory.js';
 import {
   paperTrainDefaults,
   tunedTrainDefaults,
   type ValueFunctionTrainConfig,
-} from '../method/value-function-training.js';
-import type { MlpConfig, PretrainConfig } from '../models/mlp.js';
-import { defaultMlpConfig, defaultPretrainConfig } from '../models/mlp.js';
+} from '../../method/value-function-training.js';
+import type { MlpConfig, PretrainConfig } from '../../models/mlp.js';
+import { defaultMlpConfig, defaultPretrainConfig } from '../../models/mlp.js';
 import type { MetaTestConfig } from './meta-test.js';
 import type { MetaTrainConfig, Recipe } from './meta-train.js';
 

@@ -1,8 +1,8 @@
-import type { ObjectStore } from '../ports/object-store.port.js';
-import { type FitJobSpec, fitJobSpecSchema } from '../schemas/job.js';
-import { err, ok, type Result } from '../util/result.js';
-import { JOBS_PREFIX, jobKeys, requireJobDocument, storeJobSpec } from './job-documents.js';
-import { JobError } from './job-errors.js';
+import type { ObjectStore } from '../../ports/object-store.port.js';
+import { type FitJobSpec, fitJobSpecSchema } from '../../schemas/job.js';
+import { err, ok, type Result } from '../../util/result.js';
+import { JOBS_PREFIX, jobKeys, requireJobDocument, storeJobSpec } from '../jobs/job-documents.js';
+import { JobError } from '../jobs/job-errors.js';
 import { observationPrefixOf } from './observation-batches.js';
 
 /**

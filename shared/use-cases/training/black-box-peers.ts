@@ -1,4 +1,4 @@
-import { CmaEs } from '../method/cma-es.js';
+import { CmaEs } from '../../method/cma-es.js';
 import type { BlackBoxMinimiser } from './meta-test.js';
 
 /**
