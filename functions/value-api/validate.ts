@@ -54,34 +54,6 @@ export function validate<S extends z.ZodType>(op: string, schema: S, body: unkno
 }
 
 /**
- * The common, valid case of predictRequestSchema (`{ phi }`) checked by hand: `phi` is an array
- * of finite numbers or an array of such arrays. Whatever it accepts, the schema accepts with the
- * same `phi` (test/value-api/fast-paths.test.ts proves it on valid and malformed bodies); on
- * anything else it returns undefined and the caller runs `checkPhiBody`, which words the error.
- * zod stays the one definition of the body (and of the OpenAPI document); this only saves its
- * cost on the hot path.
- */
-export function plainPhi(body: unknown): number[] | number[][] | undefined {
-  if (typeof body !== 'object' || body === null) return undefined;
-  const phi = (body as { phi?: unknown }).phi;
-  if (!Array.isArray(phi) || phi.length === 0) return undefined;
-  if (typeof phi[0] === 'number') return finiteNumbers(phi) ? (phi as number[]) : undefined;
-  for (let r = 0; r < phi.length; r++) {
-    const row: unknown = phi[r];
-    if (!Array.isArray(row) || !finiteNumbers(row)) return undefined;
-  }
-  return phi as number[][];
-}
-
-function finiteNumbers(a: unknown[]): boolean {
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i];
-    if (typeof x !== 'number' || !Number.isFinite(x)) return false;
-  }
-  return true;
-}
-
-/**
  * The `{ phi }` body of predict and gradient, validated in time and memory bounded by the body's
  * length: when `phi` is an array, a plain loop checks it and throws at the first bad element
  * (400 INVALID_BODY naming it, or NOT_FINITE for a number JSON.parse overflowed to Infinity,
@@ -91,13 +63,13 @@ function finiteNumbers(a: unknown[]): boolean {
  * of blocked event loop and gigabytes; bench/RESULTS.md, "Hostile request bodies").
  */
 export function checkPhiBody(op: string, body: unknown): number[] | number[][] {
-  const plain = plainPhi(body);
-  if (plain !== undefined) return plain;
   const phi = typeof body === 'object' && body !== null ? (body as { phi?: unknown }).phi : undefined;
   if (!Array.isArray(phi)) return validate(op, predictRequestSchema, body).phi;
   // Empty: the schema says minItems 1; the use-case words it (EMPTY_BATCH), as for binary bodies.
   if (phi.length === 0) return [];
-  throwIssue(op, phiIssue(phi, 'phi'));
+  const issue = phiIssue(phi, 'phi');
+  if (issue !== undefined) throwIssue(op, issue);
+  return phi as number[] | number[][];
 }
 
 /**
@@ -139,15 +111,13 @@ interface PhiIssue {
 }
 
 /** phi as one row (its first element a number) or as rows (its first element an array). */
-function phiIssue(phi: unknown[], path: string): PhiIssue {
+function phiIssue(phi: unknown[], path: string): PhiIssue | undefined {
   const first: unknown = phi[0];
   if (phi.length > 0 && typeof first !== 'number' && !Array.isArray(first)) {
     const message = `expected a number or an array of numbers, got ${kind(first)}`;
     return { code: ApiErrorCode.invalidBody, path: `${path}.0`, message };
   }
-  const issue = Array.isArray(first) ? rowsIssue(phi, path) : rowIssue(phi, path);
-  // Only called on a phi that plainPhi declined, so it has a problem.
-  return issue ?? { code: ApiErrorCode.invalidBody, path, message: 'expected numbers or arrays of numbers' };
+  return Array.isArray(first) ? rowsIssue(phi, path) : rowIssue(phi, path);
 }
 
 function rowsIssue(rows: unknown[], path: string): PhiIssue | undefined {
