@@ -15,7 +15,7 @@ import { ApiError, ApiErrorCode, errorResponse, statusOf, unwrap } from './error
 import { type FitRoutesOptions, mountFitRoutes } from './fit-routes.js';
 import { addJobRoutes } from './job-routes.js';
 import { buildOpenApiDocument } from './openapi.js';
-import { type AddRoute, type AuthMode, allowedMethods, declareRoutes, type ValueApiEnv } from './routes.js';
+import { type AddRoute, type AuthMode, allowedMethods, declareRoutes, routed, type ValueApiEnv } from './routes.js';
 import { checkGuideBody, checkPhiBody, mediaType, requireJson } from './validate.js';
 
 export interface ValueApiOptions {
@@ -65,6 +65,8 @@ export function createValueApi(options: ValueApiOptions): OpenAPIHono<ValueApiEn
   // Host check, auth and body limit for every /v1 route. A route needs one scope (auth.ts):
   // `read` for the value functions, `write` for jobs.
   app.use('/v1/*', async (c, next) => {
+    // No route for this path and method: notFound answers 404 or 405, to any caller.
+    if (!routed(c)) return next();
     if (hostAllowed !== undefined && !hostAllowed(c.req.header('host'))) {
       throw new ApiError(
         ApiErrorCode.hostNotAllowed,

@@ -1,15 +1,16 @@
 import type { MiddlewareHandler } from 'hono';
 import { ApiError, ApiErrorCode } from './errors.js';
+import { routed } from './routes.js';
 
 /**
- * The body-limit middleware of the /v1 routes: a POST's body is read here, at most `limit`
+ * The body-limit middleware of the /v1 routes: a routed POST's body is read here, at most `limit`
  * bytes (413 PAYLOAD_TOO_LARGE past it, declared or streamed), and handed to the route as
  * `c.var.body`. A client that goes away mid-body is 400 REQUEST_ABORTED (answered to nobody,
  * not logged as a fault).
  */
 export function bodyLimit(limit: number): MiddlewareHandler<{ Variables: { body: Uint8Array } }> {
   return async (c, next) => {
-    if (c.req.method === 'POST') c.set('body', await readBody(c.req.raw, limit));
+    if (c.req.method === 'POST' && routed(c)) c.set('body', await readBody(c.req.raw, limit));
     await next();
   };
 }

@@ -1,5 +1,6 @@
 import { createRoute, type RouteConfig } from '@hono/zod-openapi';
-import type { Handler } from 'hono';
+import type { Context, Handler } from 'hono';
+import { matchedRoutes } from 'hono/route';
 import { z } from 'zod';
 import {
   errorResponseSchema,
@@ -41,80 +42,40 @@ export type AuthMode = 'api-key' | 'iam' | 'none';
  * goes through the app's defaultHook.
  */
 export function declareRoutes(auth: AuthMode = 'api-key'): ValueApiRoutes {
-  // Auth off: no security requirement and no 401/403; otherwise each /v1 route needs the scheme.
-  const guarded = (statuses: number[]) => {
-    const all = auth === 'none' ? [...statuses, 500] : [...[...statuses, 401, 403].sort(), 500];
-    const responses = Object.fromEntries(
-      all.map((s) => [s, { description: errorText[s] as string, content: json(errorResponseSchema) }]),
-    );
-    return auth === 'none' ? { responses } : { security: [{ [auth === 'iam' ? 'sigv4' : 'bearer']: [] }], responses };
-  };
-  const route = <R extends Omit<RouteConfig, 'responses'>>(
-    config: R,
-    statuses: number[],
-    ok: RouteConfig['responses'],
-  ) => {
-    const { responses, ...security } = guarded(statuses);
-    return createRoute({ ...config, ...security, responses: { ...ok, ...responses } });
-  };
-  const okJson = (schema: z.ZodType) => ({ 200: { description: 'OK', content: json(schema) } });
-  const stored = { description: 'Stored', content: json(inputUploadResponseSchema) };
-  const storedBefore = { description: 'Stored before', content: json(inputUploadResponseSchema) };
-  const summary = (description: string) => ({ description, content: json(fitJobSummarySchema) });
-  const phiRoute = (op: 'predict' | 'gradient', text: string, response: z.ZodType) =>
-    route(
-      {
-        method: 'post',
-        path: `/v1/value-functions/{id}/${op}`,
-        summary: text,
-        request: {
-          params: idParams,
-          query: versionQuery,
-          body: { required: true, content: { ...json(predictRequestSchema), ...float32Rows } },
-        },
-      },
-      [400, 404, 413, 415],
-      {
-        200: {
-          description: 'OK',
-          headers: {
-            [VERSION_HEADER]: { description: 'Checkpoint version that answered.', schema: { type: 'integer' } },
-          },
-          content: { ...json(response), ...float32Answer },
-        },
-      },
-    );
-  const fitPost = (
+  const security = auth === 'none' ? {} : { security: [{ [auth === 'iam' ? 'sigv4' : 'bearer']: [] }] };
+  /** A route; the error statuses it answers, with 401 and 403 when auth is on, and 500. */
+  const route = (
+    method: 'get' | 'post',
     path: string,
-    text: string,
+    summary: string,
     statuses: number[],
-    body: Content | undefined,
     ok: RouteConfig['responses'],
-  ) =>
+    request?: RouteConfig['request'],
+  ) => {
+    const all = auth === 'none' ? [...statuses, 500] : [...[...statuses, 401, 403].sort(), 500];
+    const error = (s: number) => [s, { description: errorText[s] as string, content: json(errorResponseSchema) }];
+    const responses = { ...ok, ...Object.fromEntries(all.map(error)) };
+    return createRoute({ method, path, summary, ...security, ...(request ? { request } : {}), responses });
+  };
+  const ok = (schema: z.ZodType, description = 'OK') => ({ description, content: json(schema) });
+  const body = (content: Content) => ({ body: { required: true, content } });
+  const fit = { params: fitJobParams };
+  const stored = { 200: ok(inputUploadResponseSchema, 'Stored before'), 201: ok(inputUploadResponseSchema, 'Stored') };
+  const phiRoute = (op: 'predict' | 'gradient', summary: string, response: z.ZodType) =>
     route(
-      {
-        method: 'post',
-        path: `/v1/fit-jobs${path}`,
-        summary: text,
-        ...(path === ''
-          ? {}
-          : {
-              request: {
-                params: path.includes('{key}') ? predictionParams : fitJobParams,
-                ...(body ? { body: { required: true, content: body } } : {}),
-              },
-            }),
-        ...(path === '' && body ? { request: { body: { required: true, content: body } } } : {}),
-      },
-      statuses,
-      ok,
+      'post',
+      `/v1/value-functions/{id}/${op}`,
+      summary,
+      [400, 404, 413, 415],
+      { 200: { ...ok(response), headers: versionHeader, content: { ...json(response), ...float32Answer } } },
+      { params: idParams, query: versionQuery, ...body({ ...json(predictRequestSchema), ...float32Rows }) },
     );
   return {
     health: createRoute({
       method: 'get',
       path: '/healthz',
       summary: 'Liveness',
-      responses: okJson(healthResponseSchema),
+      responses: { 200: ok(healthResponseSchema) },
     }),
     openApi: createRoute({
       method: 'get',
@@ -122,112 +83,84 @@ export function declareRoutes(auth: AuthMode = 'api-key'): ValueApiRoutes {
       hide: true,
       responses: { 200: { description: 'This document' } },
     }),
-    list: route(
-      { method: 'get', path: '/v1/value-functions', summary: 'List value functions' },
-      [],
-      okJson(valueFunctionListResponseSchema),
-    ),
+    list: route('get', '/v1/value-functions', 'List value functions', [], { 200: ok(valueFunctionListResponseSchema) }),
     describe: route(
-      {
-        method: 'get',
-        path: '/v1/value-functions/{id}',
-        summary: 'Describe one value function',
-        request: { params: idParams },
-      },
+      'get',
+      '/v1/value-functions/{id}',
+      'Describe one value function',
       [404],
-      okJson(valueFunctionSummarySchema),
+      { 200: ok(valueFunctionSummarySchema) },
+      { params: idParams },
     ),
     predict: phiRoute('predict', 'Metric estimates at one phi or a batch', predictResponseSchema),
     gradient: phiRoute('gradient', 'Estimates and d(normalised)/d(phi)', gradientResponseSchema),
     guide: route(
-      {
-        method: 'post',
-        path: '/v1/value-functions/{id}/guide',
-        summary: 'Guided-ES descent direction (MetricOpt Eq. 3-4)',
-        request: { params: idParams, query: versionQuery, body: { required: true, content: json(guideRequestSchema) } },
-      },
+      'post',
+      '/v1/value-functions/{id}/guide',
+      'Guided-ES descent direction (MetricOpt Eq. 3-4)',
       [400, 404, 413, 415],
-      okJson(guideResponseSchema),
+      { 200: ok(guideResponseSchema) },
+      { params: idParams, query: versionQuery, ...body(json(guideRequestSchema)) },
     ),
-    job: route(
-      {
-        method: 'get',
-        path: '/v1/jobs/{id}',
-        summary: "A training job's status",
-        request: { params: trainingJobParams },
-      },
-      [400, 404],
-      okJson(jobStatusSchema),
-    ),
-    createFitJob: fitPost(
-      '',
+    job: route('get', '/v1/jobs/{id}', "A training job's status", [400, 404], { 200: ok(jobStatusSchema) }, fit),
+    createFitJob: route(
+      'post',
+      '/v1/fit-jobs',
       'Create a fit job (bring your own model)',
       [400, 409, 413, 415],
-      json(createFitJobRequestSchema),
-      {
-        200: summary('The same job existed already'),
-        201: summary('Created'),
-      },
+      { 200: ok(fitJobSummarySchema, 'The same job existed already'), 201: ok(fitJobSummarySchema, 'Created') },
+      body(json(createFitJobRequestSchema)),
     ),
     fitJob: route(
-      {
-        method: 'get',
-        path: '/v1/fit-jobs/{id}',
-        summary: 'A fit job: state, uploads and status document',
-        request: { params: fitJobParams },
-      },
+      'get',
+      '/v1/fit-jobs/{id}',
+      'A fit job: state, uploads and status document',
       [404],
-      okJson(fitJobSummarySchema),
+      { 200: ok(fitJobSummarySchema) },
+      fit,
     ),
-    observations: fitPost(
-      '/{id}/observations',
+    observations: route(
+      'post',
+      '/v1/fit-jobs/{id}/observations',
       'Upload a batch of observations (idempotent per trajectory and step)',
       [400, 404, 409, 413, 415],
-      {
-        'application/x-ndjson': {
-          schema: { type: 'string' },
-          description: 'JSON lines {trajectory, step, phi, metric?} (docs/bring-your-own-model.md).',
-        },
-        'application/octet-stream': {
-          schema: { type: 'string', format: 'binary' },
-          description:
-            'uint32 LE length L, L bytes of JSON lines without phi, then n x d float32 LE phi values, row-major.',
-        },
-      },
-      okJson(observationUploadResponseSchema),
+      { 200: ok(observationUploadResponseSchema) },
+      { ...fit, ...body(observationBodies) },
     ),
-    labels: fitPost(
-      '/{id}/labels',
+    labels: route(
+      'post',
+      '/v1/fit-jobs/{id}/labels',
       'Upload the labels that predictions are scored on (once; the same labels again: 200)',
       [400, 404, 409, 413, 415],
-      json(fitLabelsSchema),
-      { 200: storedBefore, 201: stored },
+      stored,
+      { ...fit, ...body(json(fitLabelsSchema)) },
     ),
-    predictions: fitPost(
-      '/{id}/predictions/{key}',
+    predictions: route(
+      'post',
+      '/v1/fit-jobs/{id}/predictions/{key}',
       'Upload float32 predictions that observation lines name ({"predictions": {"evaluator", "key"}})',
       [400, 404, 409, 413, 415],
-      {
-        'application/octet-stream': {
-          schema: { type: 'string', format: 'binary' },
-          description: 'n (two classes) or n x classes float32 LE values, finite, on the uploaded labels.',
-        },
-      },
-      { 200: storedBefore, 201: stored },
+      stored,
+      { params: predictionParams, ...body(predictionBody) },
     ),
-    start: fitPost(
-      '/{id}/start',
+    start: route(
+      'post',
+      '/v1/fit-jobs/{id}/start',
       'Start the fit (queued, or run by this server); a stalled job (its runner died) is re-queued',
       [400, 404, 409, 415, 503],
-      emptyJson,
-      { 200: summary('Started before (or cancelled)'), 202: summary('Started, or a stalled job re-queued') },
+      {
+        200: ok(fitJobSummarySchema, 'Started before (or cancelled)'),
+        202: ok(fitJobSummarySchema, 'Started, or a stalled job re-queued'),
+      },
+      { ...fit, ...body(emptyJson) },
     ),
-    cancel: fitPost(
-      '/{id}/cancel',
+    cancel: route(
+      'post',
+      '/v1/fit-jobs/{id}/cancel',
       'Cancel the fit: it stops, or never runs; a done or failed job is unchanged',
       [404, 415],
-      emptyJson,
-      { 200: summary('The job after the cancel') },
+      { 200: ok(fitJobSummarySchema, 'The job after the cancel') },
+      { ...fit, ...body(emptyJson) },
     ),
   };
 }
@@ -250,6 +183,11 @@ export type ValueApiRoutes = Record<
   | 'cancel',
   RouteConfig
 >;
+
+/** True when a route (not only middleware) matches the request's path and method. */
+export function routed(c: Context): boolean {
+  return matchedRoutes(c).some((r) => r.method !== 'ALL');
+}
 
 /**
  * The methods a path has among the routes (GET also answers HEAD), for the 405 answer to
@@ -283,6 +221,25 @@ const float32Answer: Content = {
     description: 'predict: n float32 values; gradient: n values then n x d gradient entries (little-endian).',
   },
 };
+const versionHeader = {
+  [VERSION_HEADER]: { description: 'Checkpoint version that answered.', schema: { type: 'integer' as const } },
+};
+const observationBodies: Content = {
+  'application/x-ndjson': {
+    schema: { type: 'string' },
+    description: 'JSON lines {trajectory, step, phi, metric?} (docs/bring-your-own-model.md).',
+  },
+  'application/octet-stream': {
+    schema: { type: 'string', format: 'binary' },
+    description: 'uint32 LE length L, L bytes of JSON lines without phi, then n x d float32 LE phi values, row-major.',
+  },
+};
+const predictionBody: Content = {
+  'application/octet-stream': {
+    schema: { type: 'string', format: 'binary' },
+    description: 'n (two classes) or n x classes float32 LE values, finite, on the uploaded labels.',
+  },
+};
 const emptyJson: Content = { 'application/json': { schema: { type: 'object' }, description: 'An empty object, {}.' } };
 
 /** `?version=`: plain decimal digits of a positive integer (`0x1`, `1e0`, `+1` are refused). */
@@ -303,7 +260,6 @@ const idParams = z.object({ id: z.string() });
 /** A job id that cannot exist: 404 JOB_NOT_FOUND on the fit-job routes, 400 INVALID_QUERY on /v1/jobs (app.ts, defaultHook). */
 const fitJobParams = z.object({ id: jobIdSchema });
 const predictionParams = z.object({ id: jobIdSchema, key: z.string() });
-const trainingJobParams = fitJobParams;
 
 const errorText: Record<number, string> = {
   400: 'Malformed body, wrong dimension, non-finite number, empty batch or malformed query',

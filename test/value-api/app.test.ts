@@ -497,6 +497,15 @@ describe('auth', () => {
     expect((await api.request('/openapi.json')).status).toBe(200);
   });
 
+  it('answers an unknown path 404 and an undeclared method 405 with or without a key', async () => {
+    const api = keyed();
+    await expectError(api.request('/v1/nope', { method: 'POST', body: '{}' }), 404, 'NOT_FOUND');
+    await expectError(api.request('/v1/value-functions/a9a-f1/predict'), 405, 'METHOD_NOT_ALLOWED');
+    const key = { authorization: `Bearer ${SECRET_KEY}` };
+    await expectError(api.request('/v1/nope', { headers: key }), 404, 'NOT_FOUND');
+    await expectError(api.request('/v1/fit-jobs', { headers: key }), 405, 'METHOD_NOT_ALLOWED');
+  });
+
   it('in IAM mode accepts only requests that carry the function URL IAM context', async () => {
     const api = buildValueApi({
       store: fixture.store,
