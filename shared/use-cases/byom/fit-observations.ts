@@ -5,10 +5,11 @@ import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
 import { type FitJobSpec, type JobSpec, type JobStatus, jobSpecSchema } from '../../schemas/job.js';
 import { err, ok, type Result } from '../../util/result.js';
 import { type FitOracleFactory, scorePredictions } from './fit-inputs.js';
-import { createFitJob, fitCancelKey, observationsPrefix } from './fit-job-spec.js';
+import { createFitJob, observationsPrefix } from './fit-job-spec.js';
 import { checkPublishable, type OwnershipError } from './fit-ownership.js';
-import { jobKeys, jobStatus, readJobStatus, writeJobStatus } from '../jobs/job-documents.js';
-import { JobError } from '../jobs/job-errors.js';
+import { jobKeys } from '../../storage/layout.js';
+import { jobStatus, readJobStatus, writeJobStatus } from '../../storage/job-documents.js';
+import { JobError } from '../../storage/job-errors.js';
 import { resolveRunConfig } from '../jobs/job-spec.js';
 import { type FitTrajectory, fitTrajectories, type MetaTrainConfig } from '../training/meta-train.js';
 import {
@@ -18,7 +19,7 @@ import {
   trajectoriesOf,
 } from './observation-batches.js';
 import { saveOnce, type TrainJobOutcome } from '../jobs/train-value-function.js';
-import { healthyOf, listCheckpointVersions, loadCheckpoint } from '../serving/value-function-store.js';
+import { healthyOf, listCheckpointVersions, loadCheckpoint } from '../../storage/value-function-store.js';
 
 /**
  * Bring your own model (issue 12): a value function fitted to the trajectories a remote training
@@ -118,10 +119,10 @@ export async function runFitJob(
     return written;
   };
   // Cancelled (POST /v1/fit-jobs/{id}/cancel writes the marker): checked now and with each heartbeat.
-  let cancelled = (await store.get(fitCancelKey(spec.id))) !== undefined;
+  let cancelled = (await store.get(jobKeys(spec.id).cancel)) !== undefined;
   const heartbeat = setInterval(() => {
     void (async () => {
-      if ((await store.get(fitCancelKey(spec.id))) !== undefined) cancelled = true;
+      if ((await store.get(jobKeys(spec.id).cancel)) !== undefined) cancelled = true;
       if (status.state === 'running') await write({});
     })().catch(() => undefined);
   }, leaseMs / 3);

@@ -21,16 +21,16 @@ import {
 } from '../../schemas/job.js';
 import type { RngState } from '../../util/random.js';
 import { ok, type Result } from '../../util/result.js';
+import { jobKeys } from '../../storage/layout.js';
 import {
-  jobKeys,
   jobStatus,
   readJobDocument,
   readJobStatus,
   requireJobDocument,
   storeJobSpec,
   writeJobStatus,
-} from './job-documents.js';
-import { JobError } from './job-errors.js';
+} from '../../storage/job-documents.js';
+import { JobError } from '../../storage/job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
 import { fitValueFunction, type MetaTrainResult, type ValueFunctionHealth } from '../training/meta-train.js';
 import { MetricObserver, type Observation } from '../training/observe-metric.js';
@@ -46,7 +46,7 @@ import {
 } from '../training/run-cache.js';
 import type { RunConfig } from '../training/recipes.js';
 import { probeEvaluator, replicateRows, splitFor } from '../training/run-rows.js';
-import { listCheckpointVersions, loadCheckpoint, saveCheckpoint } from '../serving/value-function-store.js';
+import { listCheckpointVersions, loadCheckpoint, saveCheckpoint } from '../../storage/value-function-store.js';
 
 /**
  * Training a value function (METHOD.md stages 0-4): pre-train the backbone, collect loss-only

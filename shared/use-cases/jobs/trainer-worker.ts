@@ -21,7 +21,7 @@ import { ok, type Result } from '../../util/result.js';
 import type { FitOracleFactory } from '../byom/fit-inputs.js';
 import { loadFitJobSpec } from '../byom/fit-job-spec.js';
 import { runFitJob } from '../byom/fit-observations.js';
-import { JobError, type JobErrorCode } from './job-errors.js';
+import { JobError, type JobErrorCode } from '../../storage/job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
 import { fitValueFunction, type ValueFunctionHealth } from '../training/meta-train.js';
 import { MetricObserver } from '../training/observe-metric.js';
@@ -33,7 +33,8 @@ import {
   saveOnce,
   trainValueFunction,
 } from './train-value-function.js';
-import { JOBS_PREFIX, jobKeys, jobStatus, readJobStatus, storeJobSpec, writeJobStatus } from './job-documents.js';
+import { jobKeys } from '../../storage/layout.js';
+import { jobStatus, readJobStatus, storeJobSpec, writeJobStatus } from '../../storage/job-documents.js';
 
 /**
  * A trainer worker on the jobs queue (METHOD.md stage 1 fanned out): `metricopt train --worker`
@@ -82,15 +83,6 @@ export interface WorkerSummary {
   jobs: number;
   stopped: boolean;
 }
-
-const fanOutKeys = (id: string) => ({
-  tasksPrefix: `${JOBS_PREFIX}${id}/tasks/`,
-  record: (c: number) => `${JOBS_PREFIX}${id}/tasks/${String(c).padStart(6, '0')}.json`,
-  bytes: (c: number) => `${JOBS_PREFIX}${id}/tasks/${String(c).padStart(6, '0')}.f32`,
-  fanned: `${JOBS_PREFIX}${id}/fanned-out.json`,
-  fitRequested: `${JOBS_PREFIX}${id}/fit-requested.json`,
-  model: `${JOBS_PREFIX}${id}/model.json`,
-});
 
 /** Stores the job spec (or checks it against the stored one) and queues its `job` message. */
 export async function submitJob(
@@ -149,7 +141,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     const inputs = await deps.load(spec);
     const prepared = await prepareTraining(cfg.value, { ...inputs, progress: deps.progress });
     const fingerprint = modelFingerprint(prepared.model, prepared.valRows);
-    const keys = fanOutKeys(spec.id);
+    const keys = jobKeys(spec.id);
     if (!(await store.putIfAbsent(keys.model, JSON.stringify({ fingerprint, backend: deps.backend })))) {
       const first = JSON.parse((await getText(store, keys.model)) as string) as {
         fingerprint: string;
@@ -189,7 +181,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
   };
 
   const records = async (id: string): Promise<ChunkResult[]> => {
-    const keys = (await store.list(fanOutKeys(id).tasksPrefix)).filter((k) => k.endsWith('.json'));
+    const keys = (await store.list(jobKeys(id).tasksPrefix)).filter((k) => k.endsWith('.json'));
     const out: ChunkResult[] = [];
     for (const k of keys) out.push(chunkResultSchema.parse(JSON.parse((await getText(store, k)) as string)));
     return out;
@@ -226,8 +218,8 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
   };
 
   const handleChunk = async (spec: JobSpec, chunk: number) => {
-    const keys = fanOutKeys(spec.id);
-    if ((await store.get(keys.record(chunk))) !== undefined) return; // committed by a delivery before
+    const keys = jobKeys(spec.id);
+    if ((await store.get(keys.taskRecord(chunk))) !== undefined) return; // committed by a delivery before
     const ctx = await context(spec);
     const { gen } = ctx;
     if (chunk >= gen.chunks) throw new JobError('JOB_STATE_INVALID', `job ${spec.id}: no chunk ${chunk}`);
@@ -272,8 +264,8 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       worker: deps.workerId,
       seconds: (performance.now() - t0) / 1000,
     };
-    await store.put(keys.bytes(chunk), gen.chunkBytes(chunk));
-    if (!(await store.putIfAbsent(keys.record(chunk), JSON.stringify(chunkResultSchema.parse(record))))) return;
+    await store.put(keys.taskBytes(chunk), gen.chunkBytes(chunk));
+    if (!(await store.putIfAbsent(keys.taskRecord(chunk), JSON.stringify(chunkResultSchema.parse(record))))) return;
     summary.chunks++;
     log('chunk-done', {
       jobId: spec.id,
@@ -303,7 +295,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     const observations = Array.from({ length: traj.n }, () => [] as { step: number; value: number }[]);
     const failures: ChunkResult['failures'] = [];
     for (const r of done) {
-      const bytes = await store.get(fanOutKeys(spec.id).bytes(r.chunk));
+      const bytes = await store.get(jobKeys(spec.id).taskBytes(r.chunk));
       if (!bytes || !gen.setChunkBytes(r.chunk, bytes)) {
         throw new JobError('JOB_STATE_INVALID', `job ${spec.id}: trajectories of chunk ${r.chunk} are missing or torn`);
       }
@@ -358,7 +350,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       log(result.value.kind, { jobId: spec.id });
       return;
     }
-    const keys = fanOutKeys(spec.id);
+    const keys = jobKeys(spec.id);
     if ((await store.get(keys.fanned)) !== undefined) return;
     const cfg = resolveRunConfig(spec);
     if (!cfg.ok) throw cfg.error;

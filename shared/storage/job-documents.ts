@@ -1,28 +1,15 @@
 import type { z } from 'zod';
-import { getText, type ObjectStore } from '../../ports/object-store.port.js';
-import { type JobStatus, jobStatusSchema } from '../../schemas/job.js';
-import { err, ok, type Result } from '../../util/result.js';
+import { getText, type ObjectStore } from '../ports/object-store.port.js';
+import { type JobStatus, jobStatusSchema } from '../schemas/job.js';
+import { err, ok, type Result } from '../util/result.js';
 import { JobError } from './job-errors.js';
+import { JOBS_PREFIX, jobKeys } from './layout.js';
 
 /**
- * The documents every job keeps in the object store, training job or fit job, without the
- * training code (the value API and the CLI read these and must not load tfjs):
- *
- *   jobs/<id>/job.json           the spec
- *   jobs/<id>/status.json        the status document (jobStatusSchema), rewritten as it runs
- *   jobs/<id>/result.json        the fitted content, stashed before it is saved as a version
- *   jobs/<id>/state/<seq>.json   a training job's journal (conditional creates)
- *   jobs/<id>/trajectories/...   a training job's trajectory chunks
+ * The job repository: the documents every job keeps in the object store (layout.ts names their
+ * keys), training job or fit job, each read and written through its zod schema, without the
+ * training code (the value API and the CLI read these and must not load tfjs).
  */
-export const JOBS_PREFIX = 'jobs/';
-export const jobKeys = (id: string) => ({
-  spec: `${JOBS_PREFIX}${id}/job.json`,
-  status: `${JOBS_PREFIX}${id}/status.json`,
-  result: `${JOBS_PREFIX}${id}/result.json`,
-  statePrefix: `${JOBS_PREFIX}${id}/state/`,
-  state: (seq: number) => `${JOBS_PREFIX}${id}/state/${String(seq).padStart(8, '0')}.json`,
-  chunk: (c: number) => `${JOBS_PREFIX}${id}/trajectories/${String(c).padStart(6, '0')}.f32`,
-});
 
 /**
  * A job's JSON document parsed with its schema: undefined when absent, JOB_STATE_INVALID (naming
