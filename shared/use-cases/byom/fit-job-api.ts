@@ -17,6 +17,7 @@ import {
   type StoredObservation,
   trajectoriesOf,
 } from './observation-batches.js';
+import { type FitStarted, fitCancelSchema, fitStartedSchema } from '../../schemas/job-markers.js';
 
 /**
  * The life of a fit job as the API drives it: created (spec stored), observations uploaded in
@@ -101,7 +102,7 @@ export async function fitJobSummary(
   if (!spec.ok) return spec;
   const set = await loadObservationSet(store, observationsPrefix(spec.value), cacheOf(store));
   const started = await getText(store, jobKeys(id).started);
-  const via = started === undefined ? null : (JSON.parse(started) as { via: 'queue' | 'in-process' }).via;
+  const via = started === undefined ? null : fitStartedSchema.parse(JSON.parse(started)).via;
   const status = await readJobStatus(store, id);
   const doc = status.ok ? status.value : null;
   const labels = await readFitLabels(store, id);
@@ -213,7 +214,7 @@ export async function startFitJob(
     if (!refs.ok) return refs;
     const publishable = await checkPublishable(store, spec.value.output.valueFunctionId, spec.value.metric, set.d);
     if (!publishable.ok) return publishable;
-    const marker = JSON.stringify({ via: launcher.via, at: now().toISOString() });
+    const marker = JSON.stringify({ via: launcher.via, at: now().toISOString() } satisfies FitStarted);
     if (await store.putIfAbsent(jobKeys(id).started, marker)) await launcher.launch(spec.value);
   }
   const summary = await fitJobSummary(store, id);
@@ -234,7 +235,7 @@ async function queuedAndOrphaned(
   if (launcher.via !== 'in-process' || launcher.knows?.(id) === true) return false;
   if ((await readJobStatus(store, id)).ok) return false;
   const marker = await getText(store, jobKeys(id).started);
-  const at = marker === undefined ? Number.NaN : Date.parse((JSON.parse(marker) as { at?: string }).at ?? '');
+  const at = marker === undefined ? Number.NaN : Date.parse(fitStartedSchema.parse(JSON.parse(marker)).at ?? '');
   return marker !== undefined && !(at > now().getTime());
 }
 
@@ -251,7 +252,10 @@ export async function cancelFitJob(
   const before = await fitJobSummary(store, id, now);
   if (!before.ok) return before;
   if (before.value.state === 'done' || before.value.state === 'failed') return before;
-  await store.putIfAbsent(jobKeys(id).cancel, `${JSON.stringify({ at: now().toISOString() })}\n`);
+  await store.putIfAbsent(
+    jobKeys(id).cancel,
+    `${JSON.stringify(fitCancelSchema.parse({ at: now().toISOString() }))}\n`,
+  );
   await launcher.cancel?.(id);
   return fitJobSummary(store, id, now);
 }
