@@ -5,7 +5,7 @@ import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import { BINARY_CONTENT_TYPE, VERSION_HEADER } from '../../shared/schemas/api.js';
 import type { ApiScope } from '../../shared/schemas/value-api-config.js';
 import type { GuidanceService } from '../../shared/use-cases/serving/serve-guidance.js';
-import { JobError } from '../../shared/use-cases/jobs/job-errors.js';
+import { JobError } from '../../shared/storage/job-errors.js';
 import { DomainError } from '../../shared/util/result.js';
 import { LIBRARY_VERSION } from '../../shared/version.js';
 import { guideAnswer, jsonResponse, phiAnswer, phiAnswerBytes } from './answers.js';

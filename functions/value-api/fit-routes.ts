@@ -15,9 +15,9 @@ import {
   uploadPredictions,
 } from '../../shared/use-cases/byom/fit-job-api.js';
 import { createFitJob, parseFitJobSpec } from '../../shared/use-cases/byom/fit-job-spec.js';
+import { jobKeys } from '../../shared/storage/layout.js';
 import { claimFitJob, claimValueFunction, requireFitJobOwner } from '../../shared/use-cases/byom/fit-ownership.js';
 import { parseObservationBinary, parseObservationText } from '../../shared/use-cases/byom/observation-batches.js';
-import { jobKeys } from '../../shared/use-cases/jobs/job-documents.js';
 import { jsonResponse } from './answers.js';
 import { parseJson } from './body.js';
 import { ApiError, ApiErrorCode, unwrap } from './errors.js';

@@ -1,5 +1,5 @@
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
-import { readJobStatus } from '../../shared/use-cases/jobs/job-documents.js';
+import { readJobStatus } from '../../shared/storage/job-documents.js';
 import { jsonResponse } from './answers.js';
 import { unwrap } from './errors.js';
 import type { AddRoute, ValueApiRoutes } from './routes.js';

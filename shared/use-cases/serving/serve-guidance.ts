@@ -6,7 +6,7 @@ import type { GuideRequest, ValueFunctionSummary } from '../../schemas/api.js';
 import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
 import { Rng } from '../../util/random.js';
 import { DomainError, err, ok, type Result } from '../../util/result.js';
-import { healthyOf, listCheckpointVersions, loadCheckpoint } from './value-function-store.js';
+import { healthyOf, listCheckpointVersions, loadCheckpoint } from '../../storage/value-function-store.js';
 
 /**
  * Serving guidance from value-function checkpoints: predict, gradient and the Guided-ES
