@@ -339,7 +339,7 @@ type Loaded<T> = { ok: true; value: T } | Extract<LoadedInput, { ok: false }>;
 const splitCache = new Map<string, Int32Array | Float64Array>();
 
 async function loadBytes(store: ObjectStore, ref: PayloadRef): Promise<Uint8Array | undefined> {
-  if ('inline' in ref) return new Uint8Array(Buffer.from(ref.inline, 'base64'));
+  if ('inline' in ref) return Uint8Array.from(atob(ref.inline), (c) => c.charCodeAt(0));
   return store.get(ref.key);
 }
 
