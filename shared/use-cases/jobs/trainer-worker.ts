@@ -28,7 +28,8 @@ import { resolveRunConfig } from './job-spec.js';
 import { fitValueFunction, type ValueFunctionHealth } from '../training/meta-train.js';
 import { MetricObserver } from '../training/observe-metric.js';
 import type { RunConfig } from '../training/recipes.js';
-import { loadJobSpec, modelFingerprint, prepareTraining, trainValueFunction } from './train-value-function.js';
+import { modelFingerprint, prepareTraining } from '../training/training-pipeline.js';
+import { loadJobSpec, trainValueFunction } from './train-value-function.js';
 import { jobKeys } from '../../storage/layout.js';
 import {
   heldOutOf,
