@@ -7,7 +7,7 @@ import { err, ok, type Result } from '../../util/result.js';
 import { type FitOracleFactory, scorePredictions } from './fit-inputs.js';
 import { createFitJob, fitCancelKey, observationsPrefix } from './fit-job-spec.js';
 import { checkPublishable, type OwnershipError } from './fit-ownership.js';
-import { jobKeys, jobStatus, readJobStatus, writeJobStatus } from '../jobs/job-documents.js';
+import { DEFAULT_JOB_LEASE_MS, jobKeys, jobStatus, readJobStatus, writeJobStatus } from '../jobs/job-documents.js';
 import { JobError } from '../jobs/job-errors.js';
 import { resolveRunConfig } from '../jobs/job-spec.js';
 import { type FitTrajectory, fitTrajectories, type MetaTrainConfig } from '../training/meta-train.js';
@@ -141,7 +141,7 @@ export async function runFitJob(
 }
 
 /** How long a fit's lease lasts without a heartbeat (it is renewed every third of it). */
-export const DEFAULT_FIT_LEASE_MS = 60_000;
+export const DEFAULT_FIT_LEASE_MS = DEFAULT_JOB_LEASE_MS;
 
 /** The reporter a fit is given: the runner's own, and the status document's `progress` about once a second. */
 function statusProgress(

@@ -25,6 +25,7 @@ import {
   jobKeys,
   jobStatus,
   readJobDocument,
+  DEFAULT_JOB_LEASE_MS,
   readJobStatus,
   requireJobDocument,
   storeJobSpec,
@@ -425,6 +426,8 @@ export interface TrainValueFunctionDeps extends PipelineDeps {
   signal?: AbortSignal | undefined;
   /** Clock for the status document (tests). */
   now?: () => Date;
+  /** The runner's lease in the status document (default DEFAULT_JOB_LEASE_MS), renewed every third of it. */
+  leaseMs?: number;
 }
 
 export type TrainJobOutcome =
@@ -460,6 +463,7 @@ export async function trainValueFunction(
 ): Promise<Result<TrainJobOutcome, JobError>> {
   const resolved = resolveRunConfig(spec);
   if (!resolved.ok) return resolved;
+  const cfg = resolved.value;
   const { store } = deps;
   const keys = jobKeys(spec.id);
   const now = deps.now ?? (() => new Date());
@@ -512,123 +516,155 @@ export async function trainValueFunction(
   let stageStart = { stage: '' as string, at: performance.now(), done: 0 };
   let last: JobStatus | undefined = previous.ok ? previous.value : undefined;
 
-  const writeStatus = async (s: JobStatus) => {
-    last = s;
-    await writeJobStatus(store, s);
+  // A running job's document carries its lease, renewed by a heartbeat while this runner lives
+  // (past it, `jobs status` shows the job stalled); a finished one has none. Writes go out in
+  // order, so a heartbeat never lands after a later state.
+  const leaseMs = deps.leaseMs ?? DEFAULT_JOB_LEASE_MS;
+  let chain: Promise<void> = Promise.resolve();
+  const writeStatus = (s: JobStatus): Promise<void> => {
+    const { leaseExpiresAt: _, ...rest } = s;
+    const leased = new Date(now().getTime() + leaseMs).toISOString();
+    const doc: JobStatus = rest.state === 'running' ? { ...rest, leaseExpiresAt: leased } : rest;
+    last = doc;
+    const written = chain.then(() => writeJobStatus(store, doc));
+    chain = written.catch(() => undefined);
+    return written;
   };
-  const statusOf = (p: JournalProgress, state: JobStatus['state']): JobStatus => {
-    if (stageStart.stage !== p.stage) stageStart = { stage: p.stage, at: performance.now(), done: p.stageDone };
-    const doneHere = p.stageDone - stageStart.done;
-    const elapsed = (performance.now() - stageStart.at) / 1000;
-    const eta = doneHere > 0 ? (elapsed / doneHere) * (p.stageTotal - p.stageDone) : null;
-    const returned = p.observations.observations.reduce((a, o) => a + o.length, 0);
-    return jobStatus(
-      { jobId: spec.id, backend: deps.backend, startedAt, updatedAt: now().toISOString() },
-      {
-        state,
-        stage: p.stage,
-        tasks: { done: p.trajectories.tasksDone, total: p.trajectories.tasks },
-        evaluations: {
-          total: p.observations.total,
-          sent: p.observations.done,
-          returned,
-          failed: p.observations.failures.length,
-        },
-        heldOut: heldOutOf(p.health),
-        etaSeconds: state === 'done' ? 0 : eta,
-        valueFunction: p.valueFunction ? { id: p.valueFunction.id, version: p.valueFunction.version } : null,
-      },
-    );
-  };
-  let lastProgress: JournalProgress | undefined;
-
-  const journal: PipelineJournal = {
-    chunkTasks: spec.checkpoint.chunkTasks,
-    queryBatch: spec.checkpoint.queryBatch,
-    resume,
-    stopRequested: () => deps.signal?.aborted === true,
-    saveChunk: (c, bytes) => store.put(keys.chunk(c), bytes),
-    loadChunk: (c) => store.get(keys.chunk(c)),
-    async stashResult(checkpoint) {
-      if (await store.putIfAbsent(keys.result, JSON.stringify(checkpoint))) return checkpoint;
-      // An interrupted run fitted (and maybe saved) it already: keep its content and createdAt.
-      return JSON.parse((await getText(store, keys.result)) as string);
-    },
-    async save(p) {
-      lastProgress = p;
-      const state: JobState = {
-        format: 'metricopt.job-state',
-        schemaVersion: 1,
-        jobId: spec.id,
-        seq: seq + 1,
-        updatedAt: now().toISOString(),
-        stage: p.stage,
-        modelFingerprint: p.modelFingerprint,
-        trajectories: p.trajectories,
-        observations: {
-          done: p.observations.done,
-          total: p.observations.total,
-          perTask: p.observations.observations.map((list) => list.map((o) => [o.step, o.value] as [number, number])),
-          failures: p.observations.failures,
-        },
-        valueFunction: p.valueFunction,
-        heldOut: heldOutOf(p.health),
-      };
-      if (!(await store.putIfAbsent(keys.state(state.seq), JSON.stringify(jobStateSchema.parse(state))))) {
-        throw new JobError(
-          'JOB_STATE_CONFLICT',
-          `job '${spec.id}': another trainer wrote state ${state.seq} first; this one stops`,
-        );
-      }
-      seq = state.seq;
-      // Keep the current state and the one before it.
-      const old = (await store.list(keys.statePrefix)).filter((k) => k < keys.state(seq - 1));
-      for (const k of old) await store.delete(k);
-      await writeStatus(statusOf(p, p.stage === 'done' ? 'done' : deps.signal?.aborted ? 'interrupted' : 'running'));
-    },
-  };
-
-  let outcome: PipelineOutcome;
+  const heartbeat = setInterval(() => {
+    if (last?.state === 'running') writeStatus({ ...last, updatedAt: now().toISOString() }).catch(() => undefined);
+  }, leaseMs / 3);
+  heartbeat.unref?.();
   try {
-    outcome = await runTrainingPipeline(
-      {
-        cfg: resolved.value,
-        checkpointId: spec.output.valueFunctionId,
-        queryJobId: spec.id,
-        perChunkSeeds: spec.fanOut,
-      },
-      deps,
-      journal,
+    // Running from the start (a new job has a status before pre-training ends).
+    await writeStatus(
+      last === undefined
+        ? jobStatus(
+            { jobId: spec.id, backend: deps.backend, startedAt, updatedAt: now().toISOString() },
+            { tasks: { done: 0, total: cfg.metaTrain.trajectories.tasks } },
+          )
+        : { ...last, state: 'running', backend: deps.backend, etaSeconds: null, updatedAt: now().toISOString() },
     );
-  } catch (e) {
-    const error = e as { code?: unknown; message?: unknown };
-    const code = typeof error.code === 'string' ? error.code : 'INTERNAL';
-    if (code !== 'JOB_STATE_CONFLICT') {
-      const base =
-        last ??
-        jobStatus(
-          { jobId: spec.id, backend: deps.backend, startedAt },
-          { tasks: { done: 0, total: resolved.value.metaTrain.trajectories.tasks } },
-        );
-      await writeStatus({
-        ...base,
-        state: 'failed',
-        etaSeconds: null,
-        lastError: { code, message: String(error.message ?? e).slice(0, 500) },
-        updatedAt: now().toISOString(),
+    return await runJob();
+  } finally {
+    clearInterval(heartbeat);
+    await chain;
+  }
+
+  async function runJob(): Promise<Result<TrainJobOutcome, JobError>> {
+    const statusOf = (p: JournalProgress, state: JobStatus['state']): JobStatus => {
+      if (stageStart.stage !== p.stage) stageStart = { stage: p.stage, at: performance.now(), done: p.stageDone };
+      const doneHere = p.stageDone - stageStart.done;
+      const elapsed = (performance.now() - stageStart.at) / 1000;
+      const eta = doneHere > 0 ? (elapsed / doneHere) * (p.stageTotal - p.stageDone) : null;
+      const returned = p.observations.observations.reduce((a, o) => a + o.length, 0);
+      return jobStatus(
+        { jobId: spec.id, backend: deps.backend, startedAt, updatedAt: now().toISOString() },
+        {
+          state,
+          stage: p.stage,
+          tasks: { done: p.trajectories.tasksDone, total: p.trajectories.tasks },
+          evaluations: {
+            total: p.observations.total,
+            sent: p.observations.done,
+            returned,
+            failed: p.observations.failures.length,
+          },
+          heldOut: heldOutOf(p.health),
+          etaSeconds: state === 'done' ? 0 : eta,
+          valueFunction: p.valueFunction ? { id: p.valueFunction.id, version: p.valueFunction.version } : null,
+        },
+      );
+    };
+    let lastProgress: JournalProgress | undefined;
+
+    const journal: PipelineJournal = {
+      chunkTasks: spec.checkpoint.chunkTasks,
+      queryBatch: spec.checkpoint.queryBatch,
+      resume,
+      stopRequested: () => deps.signal?.aborted === true,
+      saveChunk: (c, bytes) => store.put(keys.chunk(c), bytes),
+      loadChunk: (c) => store.get(keys.chunk(c)),
+      async stashResult(checkpoint) {
+        if (await store.putIfAbsent(keys.result, JSON.stringify(checkpoint))) return checkpoint;
+        // An interrupted run fitted (and maybe saved) it already: keep its content and createdAt.
+        return JSON.parse((await getText(store, keys.result)) as string);
+      },
+      async save(p) {
+        lastProgress = p;
+        const state: JobState = {
+          format: 'metricopt.job-state',
+          schemaVersion: 1,
+          jobId: spec.id,
+          seq: seq + 1,
+          updatedAt: now().toISOString(),
+          stage: p.stage,
+          modelFingerprint: p.modelFingerprint,
+          trajectories: p.trajectories,
+          observations: {
+            done: p.observations.done,
+            total: p.observations.total,
+            perTask: p.observations.observations.map((list) => list.map((o) => [o.step, o.value] as [number, number])),
+            failures: p.observations.failures,
+          },
+          valueFunction: p.valueFunction,
+          heldOut: heldOutOf(p.health),
+        };
+        if (!(await store.putIfAbsent(keys.state(state.seq), JSON.stringify(jobStateSchema.parse(state))))) {
+          throw new JobError(
+            'JOB_STATE_CONFLICT',
+            `job '${spec.id}': another trainer wrote state ${state.seq} first; this one stops`,
+          );
+        }
+        seq = state.seq;
+        // Keep the current state and the one before it.
+        const old = (await store.list(keys.statePrefix)).filter((k) => k < keys.state(seq - 1));
+        for (const k of old) await store.delete(k);
+        await writeStatus(statusOf(p, p.stage === 'done' ? 'done' : deps.signal?.aborted ? 'interrupted' : 'running'));
+      },
+    };
+
+    let outcome: PipelineOutcome;
+    try {
+      outcome = await runTrainingPipeline(
+        {
+          cfg: cfg,
+          checkpointId: spec.output.valueFunctionId,
+          queryJobId: spec.id,
+          perChunkSeeds: spec.fanOut,
+        },
+        deps,
+        journal,
+      );
+    } catch (e) {
+      const error = e as { code?: unknown; message?: unknown };
+      const code = typeof error.code === 'string' ? error.code : 'INTERNAL';
+      if (code !== 'JOB_STATE_CONFLICT') {
+        const base =
+          last ??
+          jobStatus(
+            { jobId: spec.id, backend: deps.backend, startedAt },
+            { tasks: { done: 0, total: cfg.metaTrain.trajectories.tasks } },
+          );
+        await writeStatus({
+          ...base,
+          state: 'failed',
+          etaSeconds: null,
+          lastError: { code, message: String(error.message ?? e).slice(0, 500) },
+          updatedAt: now().toISOString(),
+        });
+      }
+      throw e;
+    }
+    if (outcome.kind === 'stopped') {
+      if (lastProgress) await writeStatus({ ...statusOf(lastProgress, 'interrupted'), etaSeconds: null });
+      return ok({
+        kind: 'interrupted',
+        stage: outcome.stage,
+        tasksDone: outcome.tasksDone,
+        evaluationsDone: outcome.evaluationsDone,
       });
     }
-    throw e;
+    outcome.model.dispose();
+    return ok({ kind: 'done', checkpoint: outcome.checkpoint, health: outcome.health, resumed: resume !== undefined });
   }
-  if (outcome.kind === 'stopped') {
-    if (lastProgress) await writeStatus({ ...statusOf(lastProgress, 'interrupted'), etaSeconds: null });
-    return ok({
-      kind: 'interrupted',
-      stage: outcome.stage,
-      tasksDone: outcome.tasksDone,
-      evaluationsDone: outcome.evaluationsDone,
-    });
-  }
-  outcome.model.dispose();
-  return ok({ kind: 'done', checkpoint: outcome.checkpoint, health: outcome.health, resumed: resume !== undefined });
 }
