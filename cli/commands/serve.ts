@@ -14,7 +14,7 @@ import {
   hashApiKey,
 } from '../../shared/schemas/value-api-config.js';
 import { restartOrphanedFitJobs } from '../../shared/use-cases/byom/fit-job-api.js';
-import { listCheckpointVersions } from '../../shared/use-cases/serving/value-function-store.js';
+import { listCheckpointVersions } from '../../shared/storage/value-function-store.js';
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
 

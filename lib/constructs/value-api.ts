@@ -23,7 +23,7 @@ export type ValueApiAuth = { mode: 'iam' } | { mode: 'api-key'; keyHashes: reado
 /**
  * The keys the value API creates (each once, by a conditional create): a value function's owner
  * (`POST /v1/fit-jobs` claims a new id), a fit job's spec and owner, its observation batches and
- * prediction inputs, and its start and cancel markers (shared/use-cases/byom/, jobs/job-documents.ts;
+ * prediction inputs, and its start and cancel markers (keys from shared/storage/layout.ts;
  * test/lib/stack.test.ts holds these patterns to those key functions).
  */
 export const VALUE_API_WRITES = [

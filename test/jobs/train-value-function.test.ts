@@ -4,7 +4,7 @@ import { loadDataset } from '../../shared/adapters/dataset.fs.js';
 import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import type { SparseDataset } from '../../shared/data/dataset.js';
-import type { Evaluator } from '../../shared/metrics/evaluator.js';
+import type { Evaluator } from '../../shared/ports/evaluator.port.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { ProgressReporter } from '../../shared/ports/progress.port.js';
@@ -15,8 +15,9 @@ import {
   type TrainJobOutcome,
   trainValueFunction,
 } from '../../shared/use-cases/jobs/train-value-function.js';
-import { jobKeys, readJobStatus } from '../../shared/use-cases/jobs/job-documents.js';
-import { loadCheckpoint } from '../../shared/use-cases/serving/value-function-store.js';
+import { jobKeys } from '../../shared/storage/layout.js';
+import { readJobStatus } from '../../shared/storage/job-documents.js';
+import { loadCheckpoint } from '../../shared/storage/value-function-store.js';
 import { Rng } from '../../shared/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { smallA9a, tinyJob } from './fixtures.js';

@@ -12,13 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetricOptStack } from '../../lib/metricopt-stack.js';
 import { gpusPerInstance, parseSettings, SettingsError, settingsFromContext } from '../../lib/settings.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { resultKey } from '../../shared/schemas/evaluation.js';
-import { fitInputKeys } from '../../shared/use-cases/byom/fit-inputs.js';
-import { startedKey } from '../../shared/use-cases/byom/fit-job-api.js';
-import { fitCancelKey } from '../../shared/use-cases/byom/fit-job-spec.js';
-import { ownerKeys } from '../../shared/use-cases/byom/fit-ownership.js';
-import { observationPrefixOf } from '../../shared/use-cases/byom/observation-batches.js';
-import { jobKeys } from '../../shared/use-cases/jobs/job-documents.js';
+import { jobKeys, observationBatchKey, resultKey, valueFunctionOwnerKey } from '../../shared/storage/layout.js';
 import { messageFor } from '../evaluation/fixtures.js';
 import {
   ENV_VARIANT,
@@ -773,14 +767,14 @@ describe('MetricOptStack', () => {
         );
       const job = 'fit-1';
       for (const key of [
-        ownerKeys.valueFunction('house-vf'),
-        ownerKeys.job(job),
+        valueFunctionOwnerKey('house-vf'),
+        jobKeys(job).owner,
         jobKeys(job).spec,
-        `${observationPrefixOf(job)}00000001.jsonl`,
-        fitInputKeys(job).labels,
-        fitInputKeys(job).predictions('epoch-3'),
-        startedKey(job),
-        fitCancelKey(job),
+        observationBatchKey(jobKeys(job).observationsPrefix, 1),
+        jobKeys(job).labels,
+        jobKeys(job).predictions('epoch-3'),
+        jobKeys(job).started,
+        jobKeys(job).cancel,
       ]) {
         expect(writable(key), key).toBe(true);
       }

@@ -2,11 +2,12 @@ import { getText, type ObjectStore } from '../../ports/object-store.port.js';
 import type { FitJobSpec, JobStatus } from '../../schemas/job.js';
 import type { FitLabels } from '../../schemas/observations.js';
 import { DomainError, err, ok, type Result } from '../../util/result.js';
-import { checkPredictionRefs, fitInputKeys, putFitLabels, putFitPredictions, readFitLabels } from './fit-inputs.js';
-import { fitCancelKey, loadFitJobSpec, observationsPrefix } from './fit-job-spec.js';
+import { checkPredictionRefs, putFitLabels, putFitPredictions, readFitLabels } from './fit-inputs.js';
+import { loadFitJobSpec, observationsPrefix } from './fit-job-spec.js';
 import { checkPublishable, type OwnershipError } from './fit-ownership.js';
-import { JOBS_PREFIX, jobStatus, readJobStatus, shownJobState, writeJobStatus } from '../jobs/job-documents.js';
-import type { JobError } from '../jobs/job-errors.js';
+import { JOBS_PREFIX, jobKeys } from '../../storage/layout.js';
+import { jobStatus, readJobStatus, shownJobState, writeJobStatus } from '../../storage/job-documents.js';
+import type { JobError } from '../../storage/job-errors.js';
 import {
   addObservationBatch,
   type BatchOutcome,
@@ -16,6 +17,8 @@ import {
   type StoredObservation,
   trajectoriesOf,
 } from './observation-batches.js';
+import { type FitStarted, fitCancelSchema, fitStartedSchema } from '../../schemas/job-markers.js';
+import type { FitLauncher } from '../../ports/fit.port.js';
 
 /**
  * The life of a fit job as the API drives it: created (spec stored), observations uploaded in
@@ -32,8 +35,6 @@ function cacheOf(store: ObjectStore): ObservationSetCache {
   }
   return cache;
 }
-
-export const startedKey = (id: string) => `${JOBS_PREFIX}${id}/started.json`;
 
 export type FitJobState = 'created' | 'queued' | 'stalled' | JobStatus['state'];
 
@@ -53,18 +54,6 @@ export interface FitJobSummary {
   startedVia: 'queue' | 'in-process' | null;
   /** The job's status document once it runs (jobStatusSchema). */
   status: JobStatus | null;
-}
-
-/** Starts a job's fit: sends its message or runs it; returns how. */
-export interface FitLauncher {
-  via: 'queue' | 'in-process';
-  /** Why this deployment cannot start fits (e.g. Lambda without a jobs queue); set, start is refused. */
-  unavailable?: string;
-  launch(spec: FitJobSpec): Promise<void>;
-  /** Stops the job if this launcher is running it (a queue worker stops at its next heartbeat). */
-  cancel?(id: string): Promise<void>;
-  /** Whether this launcher was given the job (runs it or has it queued), for a launcher in this process. */
-  knows?(id: string): boolean;
 }
 
 export class FitJobStartedError extends DomainError {
@@ -98,16 +87,16 @@ export async function fitJobSummary(
   const spec = await loadFitJobSpec(store, id);
   if (!spec.ok) return spec;
   const set = await loadObservationSet(store, observationsPrefix(spec.value), cacheOf(store));
-  const started = await getText(store, startedKey(id));
-  const via = started === undefined ? null : (JSON.parse(started) as { via: 'queue' | 'in-process' }).via;
+  const started = await getText(store, jobKeys(id).started);
+  const via = started === undefined ? null : fitStartedSchema.parse(JSON.parse(started)).via;
   const status = await readJobStatus(store, id);
   const doc = status.ok ? status.value : null;
   const labels = await readFitLabels(store, id);
-  const predictions = (await store.list(fitInputKeys(id).predictionsPrefix)).length;
+  const predictions = (await store.list(jobKeys(id).predictionsPrefix)).length;
   return ok({
     jobId: id,
     valueFunctionId: spec.value.output.valueFunctionId,
-    state: shownState(doc, via !== null, (await store.get(fitCancelKey(id))) !== undefined, now()),
+    state: shownState(doc, via !== null, (await store.get(jobKeys(id).cancel)) !== undefined, now()),
     uploads: {
       observations: set.byKey.size,
       trajectories: new Set([...set.byKey.values()].map((o) => o.trajectory)).size,
@@ -128,7 +117,7 @@ async function openForUploads(
 ): Promise<Result<FitJobSpec, JobError | FitJobStartedError>> {
   const spec = await loadFitJobSpec(store, id);
   if (!spec.ok) return spec;
-  if ((await store.get(startedKey(id))) !== undefined) return err(new FitJobStartedError(id));
+  if ((await store.get(jobKeys(id).started)) !== undefined) return err(new FitJobStartedError(id));
   return spec;
 }
 
@@ -186,11 +175,11 @@ export async function startFitJob(
 > {
   const spec = await loadFitJobSpec(store, id);
   if (!spec.ok) return spec;
-  if ((await store.get(fitCancelKey(id))) !== undefined) {
+  if ((await store.get(jobKeys(id).cancel)) !== undefined) {
     const summary = await fitJobSummary(store, id, now);
     return summary.ok ? ok({ summary: summary.value, started: false }) : summary;
   }
-  const fresh = (await store.get(startedKey(id))) === undefined;
+  const fresh = (await store.get(jobKeys(id).started)) === undefined;
   if (fresh && launcher.unavailable !== undefined) return err(new FitJobStartedError(id, launcher.unavailable));
   if (!fresh && launcher.unavailable === undefined) {
     // Started before: launched again only when its runner is gone (a stalled lease, or queued
@@ -211,8 +200,8 @@ export async function startFitJob(
     if (!refs.ok) return refs;
     const publishable = await checkPublishable(store, spec.value.output.valueFunctionId, spec.value.metric, set.d);
     if (!publishable.ok) return publishable;
-    const marker = JSON.stringify({ via: launcher.via, at: now().toISOString() });
-    if (await store.putIfAbsent(startedKey(id), marker)) await launcher.launch(spec.value);
+    const marker = JSON.stringify({ via: launcher.via, at: now().toISOString() } satisfies FitStarted);
+    if (await store.putIfAbsent(jobKeys(id).started, marker)) await launcher.launch(spec.value);
   }
   const summary = await fitJobSummary(store, id);
   if (!summary.ok) return summary;
@@ -254,8 +243,8 @@ async function queuedAndOrphaned(
 ): Promise<boolean> {
   if (launcher.via !== 'in-process' || launcher.knows?.(id) === true) return false;
   if ((await readJobStatus(store, id)).ok) return false;
-  const marker = await getText(store, startedKey(id));
-  const at = marker === undefined ? Number.NaN : Date.parse((JSON.parse(marker) as { at?: string }).at ?? '');
+  const marker = await getText(store, jobKeys(id).started);
+  const at = marker === undefined ? Number.NaN : Date.parse(fitStartedSchema.parse(JSON.parse(marker)).at ?? '');
   return marker !== undefined && !(at > now().getTime());
 }
 
@@ -272,7 +261,10 @@ export async function cancelFitJob(
   const before = await fitJobSummary(store, id, now);
   if (!before.ok) return before;
   if (before.value.state === 'done' || before.value.state === 'failed') return before;
-  await store.putIfAbsent(fitCancelKey(id), `${JSON.stringify({ at: now().toISOString() })}\n`);
+  await store.putIfAbsent(
+    jobKeys(id).cancel,
+    `${JSON.stringify(fitCancelSchema.parse({ at: now().toISOString() }))}\n`,
+  );
   await launcher.cancel?.(id);
   return fitJobSummary(store, id, now);
 }

@@ -3,12 +3,12 @@ import type { SparseDataset } from '../../data/dataset.js';
 import { BalancedSampler } from '../../data/sampler.js';
 import { splitRows } from '../../data/split.js';
 import { phiAt, TrajectoryGenerator } from '../../method/trajectory.js';
-import type { Evaluator } from '../../metrics/evaluator.js';
+import type { Evaluator } from '../../ports/evaluator.port.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
 import { buildAdaptedModel } from '../../models/model-spec.js';
 import type { ComputePool } from '../../ports/compute-pool.port.js';
 import type { MetricOracle } from '../../ports/metric-oracle.port.js';
-import { getText, type ObjectStore } from '../../ports/object-store.port.js';
+import type { ObjectStore } from '../../ports/object-store.port.js';
 import type { ProgressReporter } from '../../ports/progress.port.js';
 import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
 import {
@@ -19,22 +19,24 @@ import {
   jobSpecSchema,
   jobStateSchema,
 } from '../../schemas/job.js';
-import type { RngState } from '../../util/random.js';
-import { ok, type Result } from '../../util/result.js';
+import { ok, type Result, unwrap } from '../../util/result.js';
+import { jobKeys } from '../../storage/layout.js';
 import {
-  jobKeys,
-  jobStatus,
-  readJobDocument,
   DEFAULT_JOB_LEASE_MS,
+  heldOutOf,
+  jobStatus,
+  lastErrorOf,
+  readJobDocument,
   readJobStatus,
   requireJobDocument,
   storeJobSpec,
+  trainingStatus,
   writeJobStatus,
-} from './job-documents.js';
-import { JobError } from './job-errors.js';
+} from '../../storage/job-documents.js';
+import { JobError } from '../../storage/job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
 import { fitValueFunction, type MetaTrainResult, type ValueFunctionHealth } from '../training/meta-train.js';
-import { MetricObserver, type Observation } from '../training/observe-metric.js';
+import { MetricObserver } from '../training/observe-metric.js';
 import { pretrainModelSpec } from '../training/pretrain.js';
 import {
   loadPretrained,
@@ -47,7 +49,8 @@ import {
 } from '../training/run-cache.js';
 import type { RunConfig } from '../training/recipes.js';
 import { probeEvaluator, replicateRows, splitFor } from '../training/run-rows.js';
-import { listCheckpointVersions, loadCheckpoint, saveCheckpoint } from '../serving/value-function-store.js';
+import { saveOnce, stashJobResult } from '../../storage/job-result.js';
+import type { JournalProgress, PipelineJournal } from '../../ports/pipeline-journal.port.js';
 
 /**
  * Training a value function (METHOD.md stages 0-4): pre-train the backbone, collect loss-only
@@ -79,36 +82,6 @@ export interface PipelineRun {
   queryJobId: string;
   /** Each trajectory chunk seeded on its own (a fan-out job's seeding; shared/schemas/job.ts). */
   perChunkSeeds?: boolean;
-}
-
-/** Where a resumable run keeps its state; absent, the pipeline runs start to end in memory. */
-export interface PipelineJournal {
-  chunkTasks: number;
-  queryBatch: number;
-  resume: JobState | undefined;
-  stopRequested(): boolean;
-  saveChunk(chunk: number, bytes: Uint8Array): Promise<void>;
-  loadChunk(chunk: number): Promise<Uint8Array | undefined>;
-  save(progress: JournalProgress): Promise<void>;
-  /** The fitted checkpoint is stashed before it is saved, so a resume never saves a second version. */
-  stashResult(checkpoint: Omit<ValueFunctionCheckpoint, 'version'>): Promise<Omit<ValueFunctionCheckpoint, 'version'>>;
-}
-
-export interface JournalProgress {
-  stage: JobStage;
-  modelFingerprint: string;
-  trajectories: { tasks: number; chunkTasks: number; chunksDone: number; tasksDone: number; rng: RngState | null };
-  observations: {
-    done: number;
-    total: number;
-    observations: Observation[][];
-    failures: JobState['observations']['failures'];
-  };
-  health: ValueFunctionHealth | null;
-  valueFunction: { id: string; version: number; createdAt: string } | null;
-  /** The stage's own progress, for the ETA. */
-  stageDone: number;
-  stageTotal: number;
 }
 
 export type PipelineOutcome =
@@ -397,25 +370,6 @@ export async function runTrainingPipeline(
   }
 }
 
-/**
- * Saves the checkpoint as the next version, unless (a resumed job) a version with the same
- * content was already saved by the run that was interrupted before it could record it.
- */
-export async function saveOnce(
-  store: ObjectStore,
-  content: Omit<ValueFunctionCheckpoint, 'version'>,
-  lookFirst: boolean,
-): Promise<ValueFunctionCheckpoint> {
-  if (lookFirst) {
-    const versions = (await listCheckpointVersions(store)).get(content.id) ?? [];
-    for (const v of [...versions].reverse()) {
-      const existing = await loadCheckpoint(store, content.id, v);
-      if (existing.ok && existing.value.createdAt === content.createdAt) return existing.value;
-    }
-  }
-  return saveCheckpoint(store, content);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Jobs in the object store.
 
@@ -434,11 +388,6 @@ export type TrainJobOutcome =
   | { kind: 'done'; checkpoint: ValueFunctionCheckpoint; health: ValueFunctionHealth; resumed: boolean }
   | { kind: 'already-done'; valueFunction: { id: string; version: number } }
   | { kind: 'interrupted'; stage: JobStage; tasksDone: number; evaluationsDone: number };
-
-const heldOutOf = (h: ValueFunctionHealth | null): JobState['heldOut'] =>
-  h
-    ? { mae: h.heldOutMae, constantMae: h.constantMae, spearman: h.spearman, observations: h.heldOutObservations }
-    : null;
 
 /** The job spec stored under an id (for `--job-id` without a job file). */
 export const loadJobSpec = (store: ObjectStore, id: string): Promise<Result<JobSpec, JobError>> =>
@@ -463,7 +412,6 @@ export async function trainValueFunction(
 ): Promise<Result<TrainJobOutcome, JobError>> {
   const resolved = resolveRunConfig(spec);
   if (!resolved.ok) return resolved;
-  const cfg = resolved.value;
   const { store } = deps;
   const keys = jobKeys(spec.id);
   const now = deps.now ?? (() => new Date());
@@ -480,7 +428,7 @@ export async function trainValueFunction(
       const o = resume.observations;
       await writeJobStatus(
         store,
-        jobStatus(
+        trainingStatus(
           {
             jobId: spec.id,
             backend: status.ok ? status.value.backend : deps.backend,
@@ -491,15 +439,9 @@ export async function trainValueFunction(
             state: 'done',
             stage: 'done',
             tasks: { done: resume.trajectories.tasksDone, total: resume.trajectories.tasks },
-            evaluations: {
-              total: o.total,
-              sent: o.done,
-              returned: o.perTask.reduce((a, l) => a + l.length, 0),
-              failed: o.failures.length,
-            },
+            evaluations: { total: o.total, sent: o.done, perTask: o.perTask, failed: o.failures.length },
             heldOut: resume.heldOut,
-            etaSeconds: 0,
-            valueFunction: { id: resume.valueFunction.id, version: resume.valueFunction.version },
+            valueFunction: resume.valueFunction,
           },
         ),
       );
@@ -530,141 +472,133 @@ export async function trainValueFunction(
     chain = written.catch(() => undefined);
     return written;
   };
+  const statusOf = (p: JournalProgress, state: JobStatus['state']): JobStatus => {
+    if (stageStart.stage !== p.stage) stageStart = { stage: p.stage, at: performance.now(), done: p.stageDone };
+    return trainingStatus(
+      { jobId: spec.id, backend: deps.backend, startedAt, updatedAt: now().toISOString() },
+      {
+        state,
+        stage: p.stage,
+        tasks: { done: p.trajectories.tasksDone, total: p.trajectories.tasks },
+        evaluations: {
+          total: p.observations.total,
+          sent: p.observations.done,
+          perTask: p.observations.observations,
+          failed: p.observations.failures.length,
+        },
+        pace: {
+          done: p.stageDone - stageStart.done,
+          seconds: (performance.now() - stageStart.at) / 1000,
+          remaining: p.stageTotal - p.stageDone,
+        },
+        heldOut: heldOutOf(p.health),
+        valueFunction: p.valueFunction,
+      },
+    );
+  };
+  let lastProgress: JournalProgress | undefined;
+
+  const journal: PipelineJournal = {
+    chunkTasks: spec.checkpoint.chunkTasks,
+    queryBatch: spec.checkpoint.queryBatch,
+    resume,
+    stopRequested: () => deps.signal?.aborted === true,
+    saveChunk: (c, bytes) => store.put(keys.chunk(c), bytes),
+    loadChunk: (c) => store.get(keys.chunk(c)),
+    async stashResult(checkpoint) {
+      // An interrupted run fitted (and maybe saved) it already: its content and createdAt are kept.
+      return unwrap(await stashJobResult(store, spec.id, 'training', checkpoint));
+    },
+    async save(p) {
+      lastProgress = p;
+      const state: JobState = {
+        format: 'metricopt.job-state',
+        schemaVersion: 1,
+        jobId: spec.id,
+        seq: seq + 1,
+        updatedAt: now().toISOString(),
+        stage: p.stage,
+        modelFingerprint: p.modelFingerprint,
+        trajectories: p.trajectories,
+        observations: {
+          done: p.observations.done,
+          total: p.observations.total,
+          perTask: p.observations.observations.map((list) => list.map((o) => [o.step, o.value] as [number, number])),
+          failures: p.observations.failures,
+        },
+        valueFunction: p.valueFunction,
+        heldOut: heldOutOf(p.health),
+      };
+      if (!(await store.putIfAbsent(keys.state(state.seq), JSON.stringify(jobStateSchema.parse(state))))) {
+        throw new JobError(
+          'JOB_STATE_CONFLICT',
+          `job '${spec.id}': another trainer wrote state ${state.seq} first; this one stops`,
+        );
+      }
+      seq = state.seq;
+      // Keep the current state and the one before it.
+      const old = (await store.list(keys.statePrefix)).filter((k) => k < keys.state(seq - 1));
+      for (const k of old) await store.delete(k);
+      await writeStatus(statusOf(p, p.stage === 'done' ? 'done' : deps.signal?.aborted ? 'interrupted' : 'running'));
+    },
+  };
+
+  // Running from the start: a new job has a status (and a lease) before pre-training ends.
+  await writeStatus(
+    last === undefined
+      ? jobStatus(
+          { jobId: spec.id, backend: deps.backend, startedAt, updatedAt: now().toISOString() },
+          { tasks: { done: 0, total: resolved.value.metaTrain.trajectories.tasks } },
+        )
+      : { ...last, state: 'running', backend: deps.backend, etaSeconds: null, updatedAt: now().toISOString() },
+  );
   const heartbeat = setInterval(() => {
     if (last?.state === 'running') writeStatus({ ...last, updatedAt: now().toISOString() }).catch(() => undefined);
   }, leaseMs / 3);
   heartbeat.unref?.();
+
+  let outcome: PipelineOutcome;
   try {
-    // Running from the start (a new job has a status before pre-training ends).
-    await writeStatus(
-      last === undefined
-        ? jobStatus(
-            { jobId: spec.id, backend: deps.backend, startedAt, updatedAt: now().toISOString() },
-            { tasks: { done: 0, total: cfg.metaTrain.trajectories.tasks } },
-          )
-        : { ...last, state: 'running', backend: deps.backend, etaSeconds: null, updatedAt: now().toISOString() },
+    outcome = await runTrainingPipeline(
+      {
+        cfg: resolved.value,
+        checkpointId: spec.output.valueFunctionId,
+        queryJobId: spec.id,
+        perChunkSeeds: spec.fanOut,
+      },
+      deps,
+      journal,
     );
-    return await runJob();
-  } finally {
-    clearInterval(heartbeat);
-    await chain;
-  }
-
-  async function runJob(): Promise<Result<TrainJobOutcome, JobError>> {
-    const statusOf = (p: JournalProgress, state: JobStatus['state']): JobStatus => {
-      if (stageStart.stage !== p.stage) stageStart = { stage: p.stage, at: performance.now(), done: p.stageDone };
-      const doneHere = p.stageDone - stageStart.done;
-      const elapsed = (performance.now() - stageStart.at) / 1000;
-      const eta = doneHere > 0 ? (elapsed / doneHere) * (p.stageTotal - p.stageDone) : null;
-      const returned = p.observations.observations.reduce((a, o) => a + o.length, 0);
-      return jobStatus(
-        { jobId: spec.id, backend: deps.backend, startedAt, updatedAt: now().toISOString() },
-        {
-          state,
-          stage: p.stage,
-          tasks: { done: p.trajectories.tasksDone, total: p.trajectories.tasks },
-          evaluations: {
-            total: p.observations.total,
-            sent: p.observations.done,
-            returned,
-            failed: p.observations.failures.length,
-          },
-          heldOut: heldOutOf(p.health),
-          etaSeconds: state === 'done' ? 0 : eta,
-          valueFunction: p.valueFunction ? { id: p.valueFunction.id, version: p.valueFunction.version } : null,
-        },
-      );
-    };
-    let lastProgress: JournalProgress | undefined;
-
-    const journal: PipelineJournal = {
-      chunkTasks: spec.checkpoint.chunkTasks,
-      queryBatch: spec.checkpoint.queryBatch,
-      resume,
-      stopRequested: () => deps.signal?.aborted === true,
-      saveChunk: (c, bytes) => store.put(keys.chunk(c), bytes),
-      loadChunk: (c) => store.get(keys.chunk(c)),
-      async stashResult(checkpoint) {
-        if (await store.putIfAbsent(keys.result, JSON.stringify(checkpoint))) return checkpoint;
-        // An interrupted run fitted (and maybe saved) it already: keep its content and createdAt.
-        return JSON.parse((await getText(store, keys.result)) as string);
-      },
-      async save(p) {
-        lastProgress = p;
-        const state: JobState = {
-          format: 'metricopt.job-state',
-          schemaVersion: 1,
-          jobId: spec.id,
-          seq: seq + 1,
-          updatedAt: now().toISOString(),
-          stage: p.stage,
-          modelFingerprint: p.modelFingerprint,
-          trajectories: p.trajectories,
-          observations: {
-            done: p.observations.done,
-            total: p.observations.total,
-            perTask: p.observations.observations.map((list) => list.map((o) => [o.step, o.value] as [number, number])),
-            failures: p.observations.failures,
-          },
-          valueFunction: p.valueFunction,
-          heldOut: heldOutOf(p.health),
-        };
-        if (!(await store.putIfAbsent(keys.state(state.seq), JSON.stringify(jobStateSchema.parse(state))))) {
-          throw new JobError(
-            'JOB_STATE_CONFLICT',
-            `job '${spec.id}': another trainer wrote state ${state.seq} first; this one stops`,
-          );
-        }
-        seq = state.seq;
-        // Keep the current state and the one before it.
-        const old = (await store.list(keys.statePrefix)).filter((k) => k < keys.state(seq - 1));
-        for (const k of old) await store.delete(k);
-        await writeStatus(statusOf(p, p.stage === 'done' ? 'done' : deps.signal?.aborted ? 'interrupted' : 'running'));
-      },
-    };
-
-    let outcome: PipelineOutcome;
-    try {
-      outcome = await runTrainingPipeline(
-        {
-          cfg: cfg,
-          checkpointId: spec.output.valueFunctionId,
-          queryJobId: spec.id,
-          perChunkSeeds: spec.fanOut,
-        },
-        deps,
-        journal,
-      );
-    } catch (e) {
-      const error = e as { code?: unknown; message?: unknown };
-      const code = typeof error.code === 'string' ? error.code : 'INTERNAL';
-      if (code !== 'JOB_STATE_CONFLICT') {
-        const base =
-          last ??
-          jobStatus(
-            { jobId: spec.id, backend: deps.backend, startedAt },
-            { tasks: { done: 0, total: cfg.metaTrain.trajectories.tasks } },
-          );
-        await writeStatus({
-          ...base,
-          state: 'failed',
-          etaSeconds: null,
-          lastError: { code, message: String(error.message ?? e).slice(0, 500) },
-          updatedAt: now().toISOString(),
-        });
-      }
-      throw e;
-    }
-    if (outcome.kind === 'stopped') {
-      if (lastProgress) await writeStatus({ ...statusOf(lastProgress, 'interrupted'), etaSeconds: null });
-      return ok({
-        kind: 'interrupted',
-        stage: outcome.stage,
-        tasksDone: outcome.tasksDone,
-        evaluationsDone: outcome.evaluationsDone,
+  } catch (e) {
+    const lastError = lastErrorOf(e);
+    if (lastError.code !== 'JOB_STATE_CONFLICT') {
+      const base =
+        last ??
+        jobStatus(
+          { jobId: spec.id, backend: deps.backend, startedAt },
+          { tasks: { done: 0, total: resolved.value.metaTrain.trajectories.tasks } },
+        );
+      await writeStatus({
+        ...base,
+        state: 'failed',
+        etaSeconds: null,
+        lastError,
+        updatedAt: now().toISOString(),
       });
     }
-    outcome.model.dispose();
-    return ok({ kind: 'done', checkpoint: outcome.checkpoint, health: outcome.health, resumed: resume !== undefined });
+    throw e;
+  } finally {
+    clearInterval(heartbeat);
   }
+  if (outcome.kind === 'stopped') {
+    if (lastProgress) await writeStatus({ ...statusOf(lastProgress, 'interrupted'), etaSeconds: null });
+    return ok({
+      kind: 'interrupted',
+      stage: outcome.stage,
+      tasksDone: outcome.tasksDone,
+      evaluationsDone: outcome.evaluationsDone,
+    });
+  }
+  outcome.model.dispose();
+  return ok({ kind: 'done', checkpoint: outcome.checkpoint, health: outcome.health, resumed: resume !== undefined });
 }
