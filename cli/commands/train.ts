@@ -169,6 +169,7 @@ async function runOptionsOf(spec: JobSpec, o: RunOptions): Promise<RunOptions> {
       : { context: await localDatasetSource(spec.dataset.context, storeOptionsFromEnv()) }),
     ...('builtin' in spec.metric ? { metric: spec.metric.builtin } : { evaluator: spec.metric.module }),
     backend: o.backend,
+    evaluatorTimeoutMs: o.evaluatorTimeoutMs,
   };
 }
 
