@@ -6,12 +6,12 @@ import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { inProcessFitLauncher } from '../../functions/value-api/fit-in-process.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { openValueStore } from '../../functions/value-api/store.js';
+import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import {
   API_KEY_ENTRY_PATTERN,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_ROWS,
   DEFAULT_REFRESH_MS,
-  hashApiKey,
 } from '../../shared/schemas/value-api-config.js';
 import { restartOrphanedFitJobs } from '../../shared/use-cases/byom/fit-job-api.js';
 import { listCheckpointVersions } from '../../shared/storage/value-function-store.js';
