@@ -3,7 +3,6 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { locationKind, openQueue } from '../../shared/adapters/from-url.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { inProcessFitLauncher } from '../../functions/value-api/fit-in-process.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { openValueStore } from '../../functions/value-api/store.js';
 import { hashApiKey } from '../../shared/util/api-key-hash.js';
@@ -13,7 +12,6 @@ import {
   DEFAULT_MAX_ROWS,
   DEFAULT_REFRESH_MS,
 } from '../../shared/schemas/value-api-config.js';
-import { restartOrphanedFitJobs } from '../../shared/use-cases/byom/fit-job-api.js';
 import { listCheckpointVersions } from '../../shared/storage/value-function-store.js';
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
@@ -129,18 +127,6 @@ export async function serve(
     refreshMs: positiveInt('--refresh-ms', opts.refreshMs),
   };
   const ids = await listCheckpointVersions(store);
-  const fits = {
-    budgetMs: positiveInt('--fit-budget-s', opts.fitBudgetS ?? '1800') * 1000,
-    storeOptions: storeOptionsFromEnv(),
-  };
-  const log = (entry: Record<string, unknown>) => process.stderr.write(`${JSON.stringify(entry)}\n`);
-  // Fit jobs (POST /v1/fit-jobs/{id}/start) go to the jobs queue when one is set (SQS redelivers
-  // a dead runner's job); otherwise they run in this process, which first takes back the jobs a
-  // previous server left stalled or queued.
-  const jobsQueue = process.env.METRICOPT_JOBS_QUEUE
-    ? await openQueue(process.env.METRICOPT_JOBS_QUEUE, { deadLetterQueueUrl: process.env.METRICOPT_JOBS_DLQ })
-    : undefined;
-  const fitLauncher = jobsQueue === undefined ? inProcessFitLauncher(store, log, fits) : undefined;
   let server: RunningServer;
   try {
     server = await startValueApiServer({
@@ -150,11 +136,21 @@ export async function serve(
       auth: normalised.length ? { mode: 'api-key', hashes: normalised } : { mode: 'none' },
       fastLane: opts.fastLane !== false,
       accessLog: opts.accessLog !== false,
-      fits,
-      log,
+      fits: {
+        budgetMs: positiveInt('--fit-budget-s', opts.fitBudgetS ?? '1800') * 1000,
+        storeOptions: storeOptionsFromEnv(),
+        // Fit jobs a stopped server left stalled or queued run again, without a start call.
+        restartOrphaned: true,
+      },
       ...limits,
-      ...(jobsQueue === undefined ? {} : { jobsQueue }),
-      ...(fitLauncher === undefined ? {} : { fitLauncher }),
+      // Fit jobs (POST /v1/fit-jobs/{id}/start) go to this queue; unset, they run in this process.
+      ...(process.env.METRICOPT_JOBS_QUEUE
+        ? {
+            jobsQueue: await openQueue(process.env.METRICOPT_JOBS_QUEUE, {
+              deadLetterQueueUrl: process.env.METRICOPT_JOBS_DLQ,
+            }),
+          }
+        : {}),
     });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE') {
@@ -166,15 +162,6 @@ export async function serve(
   write(
     `metricopt serve: listening on ${server.url} (store ${store.location}, ${ids.size} value function(s), auth ${auth}${server.fastLane ? '' : ', fast lane off'})\n`,
   );
-  if (fitLauncher !== undefined) {
-    // In the background: the server answers meanwhile (the listing walks jobs/ once).
-    void restartOrphanedFitJobs(store, fitLauncher).then(
-      (restarted) => {
-        if (restarted.length > 0) log({ level: 'info', msg: 'serve: fit jobs restarted', jobIds: restarted });
-      },
-      (e) => log({ level: 'error', msg: 'serve: restarting stalled fit jobs failed', error: String(e) }),
-    );
-  }
   await until(server);
   await server.close();
 }

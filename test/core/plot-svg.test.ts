@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { niceTicks, plotForestSvg, plotTrajectoriesSvg } from '../../shared/report/plot-svg.js';
+import { type Curves, niceTicks, plotForestSvg, plotTrajectoriesSvg } from '../../shared/report/plot-svg.js';
 import type { DemoReport } from '../../shared/schemas/report.js';
-import type { Curves } from '../../shared/use-cases/training/meta-test.js';
 
 /**
  * Issue 23, item 8: the demo's plots do not mislead. trajectories.svg shows where the strongest
