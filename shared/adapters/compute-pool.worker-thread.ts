@@ -5,8 +5,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { SparseDataset } from '../data/dataset.js';
 import type { TrajectoryChunkJob, TrajectoryChunkResult } from '../method/trajectory.js';
+import type { MemberJob } from '../method/value-function-training.js';
 import type { AdaptedModelSpec } from '../models/model-spec.js';
 import type { ComputePool } from '../ports/compute-pool.port.js';
+import type { DenseLayer } from '../schemas/checkpoint.js';
 
 /** The default thread count: the cores this process may use. */
 export const defaultThreads = (): number => availableParallelism();
@@ -15,6 +17,7 @@ export const defaultThreads = (): number => availableParallelism();
 export type PoolRequest =
   | { id: number; kind: 'load'; spec: AdaptedModelSpec }
   | { id: number; kind: 'chunk'; job: TrajectoryChunkJob }
+  | { id: number; kind: 'member'; job: MemberJob }
   /**
    * `rows` travels once per worker: later requests name the set by `rowsId`, so the worker
    * passes the same array each time and the model's per-row-set cache (validation rows) holds.
@@ -23,7 +26,7 @@ export type PoolRequest =
 
 /** A worker's answer to request `id`. */
 export type PoolReply =
-  | { id: number; ok: true; chunk?: TrajectoryChunkResult; scores?: Float32Array }
+  | { id: number; ok: true; chunk?: TrajectoryChunkResult; scores?: Float32Array; layers?: DenseLayer[] }
   | { id: number; ok: false; message: string };
 
 type Job = {
@@ -114,6 +117,12 @@ export class WorkerThreadComputePool implements ComputePool {
     const reply = await this.submit({ id: this.nextId++, kind: 'predict', phis: phis.slice(), n, rowsId, rows }, []);
     if (!reply.scores) throw new Error('compute pool: a prediction came back without its scores');
     return reply.scores;
+  }
+
+  async trainMember(job: MemberJob): Promise<DenseLayer[]> {
+    const reply = await this.submit({ id: this.nextId++, kind: 'member', job }, []);
+    if (!reply.layers) throw new Error('compute pool: a value-function member came back without its layers');
+    return reply.layers;
   }
 
   async close(): Promise<void> {
