@@ -41,6 +41,8 @@ interface Slot {
   busy: Job | undefined;
   /** Row sets this worker holds. */
   rowSets: Set<number>;
+  /** Ended by `release` (its exit is not a failure). */
+  released: boolean;
 }
 
 /**
@@ -49,7 +51,8 @@ interface Slot {
  * the worker's message, and a worker that dies fails its job and every later one.
  */
 export class WorkerThreadComputePool implements ComputePool {
-  private readonly slots: Slot[];
+  /** The running workers: none before the first job and after `release` (started on demand). */
+  private slots: Slot[] = [];
   private readonly queue: Job[] = [];
   /** Jobs that must run on one particular worker (load). */
   private readonly queueFor = new Map<Job, Slot>();
@@ -57,46 +60,71 @@ export class WorkerThreadComputePool implements ComputePool {
   private readonly rowSetIds = new WeakMap<Int32Array, number>();
   private nextRowsId = 0;
   private failure: Error | undefined;
+  /** The model of the current run, given again to workers started after a `release`. */
+  private spec: AdaptedModelSpec | undefined;
 
   constructor(
     readonly workers: number,
-    dataset: SparseDataset,
-    backend: string,
+    private readonly dataset: SparseDataset,
+    private readonly backend: string,
   ) {
     if (!Number.isInteger(workers) || workers < 1)
       throw new Error(`compute pool: workers must be >= 1, got ${workers}`);
+    workerUrl();
+  }
+
+  async load(spec: AdaptedModelSpec): Promise<void> {
+    this.spec = spec;
+    if (this.slots.length === 0) await this.start();
+    else await Promise.all(this.slots.map((slot) => this.loadOn(slot, spec)));
+  }
+
+  /**
+   * Ends the workers while nothing is queued or running (between stages: a demo's meta-test
+   * and the next replicate's pre-training use none), so their heaps and tfjs memory are freed;
+   * the next job starts them again, with the data set and the current model. A no-op while busy.
+   */
+  async release(): Promise<void> {
+    if (this.queue.length > 0 || this.slots.some((s) => s.busy)) return;
+    const slots = this.slots;
+    this.slots = [];
+    for (const slot of slots) slot.released = true;
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  /** Starts the workers, each loading the current model (if any) before its first job. */
+  private start(): Promise<void> {
     const url = workerUrl();
-    this.slots = Array.from({ length: workers }, () => {
-      const worker = new Worker(url, { workerData: { dataset, backend } });
-      const slot: Slot = { worker, busy: undefined, rowSets: new Set() };
+    this.slots = Array.from({ length: this.workers }, () => {
+      const worker = new Worker(url, { workerData: { dataset: this.dataset, backend: this.backend } });
+      const slot: Slot = { worker, busy: undefined, rowSets: new Set(), released: false };
       worker.on('message', (reply: PoolReply) => this.settle(slot, reply));
       worker.on('error', (e) => this.fail(e));
       worker.on('exit', (code) => {
-        if (code !== 0) this.fail(new Error(`compute pool worker exited with code ${code}`));
+        if (code !== 0 && !slot.released) this.fail(new Error(`compute pool worker exited with code ${code}`));
       });
       worker.unref();
       return slot;
     });
+    const spec = this.spec;
+    return spec
+      ? Promise.all(this.slots.map((slot) => this.loadOn(slot, spec))).then(() => undefined)
+      : Promise.resolve();
   }
 
-  async load(spec: AdaptedModelSpec): Promise<void> {
-    // Every worker, not the first idle one: sent straight to each, in order after its current job.
-    await Promise.all(
-      this.slots.map(
-        (slot) =>
-          new Promise<void>((resolve, reject) => {
-            const job: Job = {
-              request: { id: this.nextId++, kind: 'load', spec },
-              transfer: [],
-              resolve: (r) => (r.ok ? resolve() : reject(new Error(r.message))),
-              reject,
-            };
-            this.queue.unshift(job);
-            this.queueFor.set(job, slot);
-            this.pump();
-          }),
-      ),
-    );
+  /** The model of `spec` on one worker, ahead of its queued jobs. */
+  private loadOn(slot: Slot, spec: AdaptedModelSpec): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const job: Job = {
+        request: { id: this.nextId++, kind: 'load', spec },
+        transfer: [],
+        resolve: (r) => (r.ok ? resolve() : reject(new Error(r.message))),
+        reject,
+      };
+      this.queue.unshift(job);
+      this.queueFor.set(job, slot);
+      this.pump();
+    });
   }
 
   async trajectoryChunk(job: TrajectoryChunkJob): Promise<TrajectoryChunkResult> {
@@ -131,6 +159,8 @@ export class WorkerThreadComputePool implements ComputePool {
   }
 
   private submit(request: PoolRequest, transfer: ArrayBuffer[]): Promise<PoolReply & { ok: true }> {
+    // A failed load fails the pool, and so this job.
+    if (this.slots.length === 0 && !this.failure) this.start().catch((e) => this.fail(e));
     return new Promise((resolve, reject) => {
       this.queue.push({
         request,

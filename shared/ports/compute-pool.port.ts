@@ -20,5 +20,10 @@ export interface ComputePool {
   predict(phis: Float32Array, n: number, rows: Int32Array): Promise<Float32Array>;
   /** trainMember(job) in a worker: one ensemble member's checkpoint layers (needs no model). */
   trainMember(job: MemberJob): Promise<DenseLayer[]>;
+  /**
+   * Frees the workers' memory between stages while no job runs (they start again, with the data
+   * set and the current model, for the next job); a no-op while busy.
+   */
+  release(): Promise<void>;
   close(): Promise<void>;
 }

@@ -178,6 +178,9 @@ describe('WorkerThreadComputePool', () => {
     expect(bytes(await p.predict(phi2, 1, rows)).equals(bytes(model.predict(phi2, 1, rows)))).toBe(true);
     const other = rows.map((r) => r + 1);
     expect(bytes(await p.predict(phi, 1, other)).equals(bytes(model.predict(phi, 1, other)))).toBe(true);
+    // After release the next job starts a new worker, which loads the model and the row set again.
+    await p.release();
+    expect(bytes(await p.predict(phi2, 1, rows)).equals(bytes(model.predict(phi2, 1, rows)))).toBe(true);
     model.dispose();
   });
 });
