@@ -1,12 +1,13 @@
 import { FitStopped } from '../../method/value-function-training.js';
 import type { SparseDataset } from '../../data/dataset.js';
 import { phiAt, TrajectoryGenerator } from '../../method/trajectory.js';
-import type { Evaluator } from '../../metrics/evaluator.js';
+import type { Evaluator } from '../../ports/evaluator.port.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
 import type { MetricOracle } from '../../ports/metric-oracle.port.js';
 import { getText, type ObjectStore } from '../../ports/object-store.port.js';
 import type { ProgressReporter } from '../../ports/progress.port.js';
-import { holdLease, type Queue, type QueueMessage } from '../../ports/queue.port.js';
+import type { Queue, QueueMessage } from '../../ports/queue.port.js';
+import { consumeQueue, type Settle, StopConsuming } from '../queue-consumer.js';
 import type { TaskProtection } from '../../ports/task-protection.port.js';
 import {
   type ChunkResult,
@@ -19,7 +20,7 @@ import {
 } from '../../schemas/job.js';
 import { type FanOutModel, fannedOutSchema, fanOutModelSchema } from '../../schemas/job-markers.js';
 import { ok, type Result, unwrap } from '../../util/result.js';
-import type { FitOracleFactory } from '../byom/fit-inputs.js';
+import type { FitOracleFactory } from '../../ports/fit.port.js';
 import { loadFitJobSpec } from '../byom/fit-job-spec.js';
 import { runFitJob } from '../byom/fit-observations.js';
 import { JobError, type JobErrorCode } from '../../storage/job-errors.js';
@@ -111,11 +112,6 @@ interface JobContext {
   dataset: string;
 }
 
-class Stopped extends Error {}
-
-/** How a handler settles the message it holds. */
-type Settle = Pick<Queue, 'ack' | 'release' | 'deadLetter'>;
-
 /**
  * Job errors that another delivery cannot fix: the message is dead-lettered. JOB_STATE_CONFLICT
  * is not one: another live trainer holds the job, and this delivery comes back later.
@@ -136,7 +132,6 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
   const summary: WorkerSummary = { handled: 0, chunks: 0, fits: 0, jobs: 0, stopped: false };
   const leaseMs = deps.visibilityTimeoutMs ?? 15 * 60_000;
   const contexts = new Map<string, JobContext>();
-  let idleSince = performance.now();
 
   const context = async (spec: JobSpec): Promise<JobContext> => {
     const have = contexts.get(spec.id);
@@ -241,7 +236,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     );
     const completed = await gen.runChunkAsync(stopped, (done) => deps.progress.tick(done - start * gen.trajectories.T));
     deps.progress.end(completed ? undefined : 'stopped');
-    if (!completed) throw new Stopped();
+    if (!completed) throw new StopConsuming();
     const traj = gen.trajectories;
     const requests = [];
     for (let task = start; task < end; task++) {
@@ -255,7 +250,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       batch: spec.checkpoint.queryBatch,
     });
     while (!observer.finished) {
-      if (stopped()) throw new Stopped();
+      if (stopped()) throw new StopConsuming();
       await observer.nextBatch();
     }
     const outcome = observer.outcome();
@@ -321,7 +316,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       { model: ctx.model, oracle: ctx.oracle, progress: deps.progress, dataset: ctx.dataset },
       { stopRequested: stopped },
     ).catch((e) => {
-      throw e instanceof FitStopped ? new Stopped() : e;
+      throw e instanceof FitStopped ? new StopConsuming() : e;
     });
     const content = unwrap(await stashJobResult(store, spec.id, 'training', trained.checkpoint));
     const checkpoint = await saveOnce(store, content, true);
@@ -346,7 +341,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
         signal: deps.signal,
       });
       if (!result.ok) throw result.error;
-      if (result.value.kind === 'interrupted') throw new Stopped();
+      if (result.value.kind === 'interrupted') throw new StopConsuming();
       log(result.value.kind, { jobId: spec.id });
       return;
     }
@@ -387,7 +382,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     }
     if (result.value.kind === 'interrupted') {
       await q.release(message.receipt, 0);
-      throw new Stopped();
+      throw new StopConsuming();
     }
     log('fit-job', { jobId, outcome: result.value.kind });
     summary.jobs++;
@@ -418,7 +413,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       else await handleFit(spec.value);
       await q.ack(message.receipt);
     } catch (e) {
-      if (e instanceof Stopped) {
+      if (e instanceof StopConsuming) {
         await q.release(message.receipt, 0);
         throw e;
       }
@@ -436,16 +431,8 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     }
   };
 
-  /**
-   * Runs `work` holding the message's lease and, when given, the task's scale-in protection;
-   * `work` settles the message through the queue it is handed, which stops the lease first.
-   */
-  const holding = async (message: QueueMessage, work: (q: Settle) => Promise<void>): Promise<void> => {
-    const where = { id: message.id, receiveCount: message.receiveCount };
-    const lease = holdLease(queue, message.receipt, leaseMs / 1000, {
-      onLost: () => log('lease-lost', where),
-      onError: (e) => log('lease-error', { ...where, message: String((e as Error).message ?? e) }),
-    });
+  /** Runs `work` holding, when given, the task's scale-in protection (consumeQueue holds the lease). */
+  const protecting = async (work: () => Promise<void>): Promise<void> => {
     const protection = deps.protection;
     const protect = () =>
       protection
@@ -454,25 +441,10 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     await protect();
     const renew = protection ? setInterval(() => void protect(), leaseMs / 3) : undefined;
     renew?.unref?.();
-    const q: Settle = {
-      ack: async (receipt) => {
-        await lease.stop();
-        await queue.ack(receipt);
-      },
-      release: async (receipt, delayMs) => {
-        await lease.stop();
-        await queue.release(receipt, delayMs);
-      },
-      deadLetter: async (m, reason) => {
-        await lease.stop();
-        await queue.deadLetter(m, reason);
-      },
-    };
     try {
-      await work(q);
+      await work();
     } finally {
       clearInterval(renew);
-      await lease.stop();
       await protection
         ?.clear()
         .catch((e: unknown) => log('protection-error', { message: String((e as Error).message ?? e) }));
@@ -480,21 +452,19 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
   };
 
   try {
-    while (!stopped()) {
-      const [message] = await queue.receive({ max: 1, waitMs: 1000, visibilityTimeoutMs: leaseMs });
-      if (!message) {
-        if (deps.idleExitMs !== undefined && performance.now() - idleSince > deps.idleExitMs) break;
-        continue;
-      }
-      summary.handled++;
-      try {
-        await holding(message, (q) => handle(message, q));
-      } catch (e) {
-        if (e instanceof Stopped) break;
-        throw e;
-      }
-      idleSince = performance.now();
-    }
+    const consumed = await consumeQueue(
+      {
+        queue,
+        leaseMs,
+        signal: deps.signal,
+        idleExitMs: deps.idleExitMs,
+        onLeaseLost: (m) => log('lease-lost', { id: m.id, receiveCount: m.receiveCount }),
+        onLeaseError: (m, e) =>
+          log('lease-error', { id: m.id, receiveCount: m.receiveCount, message: String((e as Error).message ?? e) }),
+      },
+      (message, q) => protecting(() => handle(message, q)),
+    );
+    summary.handled = consumed.handled;
   } finally {
     for (const c of contexts.values()) c.model.dispose();
   }
