@@ -21,7 +21,7 @@ import { type BlackBoxMinimiser, metaTestSeed, type SeedResult } from './meta-te
 import { type RunConfig, replicateSeed, reseed } from './recipes.js';
 import type { RunCache } from './run-cache.js';
 import { replicateRows } from './run-rows.js';
-import { runTrainingPipeline } from '../jobs/train-value-function.js';
+import { runTrainingPipeline } from './training-pipeline.js';
 
 export { probeEvaluator, replicateRows } from './run-rows.js';
 
