@@ -183,7 +183,7 @@ export function addRunOptions(cmd: Command): Command {
     .option('--es-lambda <l>', 'also score lambda*f + loss in the antithetic differences (0 = f only)', num(0))
     .option(
       '--threads <n>',
-      `worker threads for trajectories and metric-query predictions (default: the core count, ${defaultThreads()} here; 1 = all in the main thread); results are the same bits for any count`,
+      `worker threads for trajectories, metric-query predictions and value-function ensemble members (default: the core count, ${defaultThreads()} here; 1 = all in the main thread); results are the same bits for any count`,
       int(1),
     )
     .addOption(backendOption());
