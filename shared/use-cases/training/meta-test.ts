@@ -2,6 +2,7 @@ import type { Sampler } from '../../data/sampler.js';
 import { priorCorrectScores, searchThreshold, thresholdScores } from '../../method/decision-shift.js';
 import { type GuidedEsOptions, guidedEsDirection } from '../../method/guided-es.js';
 import { BatchedOptimizer, type OptimizerKind, projectToBall } from '../../method/optimizers.js';
+import { surrogateSearch } from '../../method/surrogate-search.js';
 import type { ValueFn } from '../../method/value-function-f32.js';
 import { evaluateWithRetries } from '../../metrics/retry-policy.js';
 import { denormalise, type Evaluator } from '../../metrics/evaluator.js';
@@ -76,6 +77,19 @@ export interface MetaTestConfig {
    * real queries as meta-training spent, per seed, so off unless asked (`npm start` stays short).
    */
   blackBoxPeers?: boolean;
+  /**
+   * Real queries metricopt spends after its path, on the selection rows, in a value-function
+   * guided search (shared/method/surrogate-search.ts: the value function as the prior mean of a
+   * GP fitted to the real observations, a trust region around the best one). Its initial design
+   * is the endpoint candidates; the endpoint is the best real observation. The black-box peers'
+   * total budget grows by the same count. 0 or absent: off.
+   */
+  onlineQueries?: number;
+  /**
+   * The prior mean of that search: the value function (metricopt), or 'none' (a flat prior: the
+   * same search with the GP alone, the ablation that says what the value function adds).
+   */
+  onlinePrior?: 'value-function' | 'none';
 }
 
 export interface MethodRun {
@@ -86,7 +100,7 @@ export interface MethodRun {
   /** Real metric queries spent. */
   queries: number;
   /** metricopt only: where the chosen endpoint came from. */
-  endpoint?: 'path' | 'start' | 'decision_shift' | 'best_observed';
+  endpoint?: 'path' | 'start' | 'decision_shift' | 'best_observed' | 'online';
 }
 
 export interface Curves {
@@ -381,6 +395,23 @@ export async function metaTestSeed(
     mTime += performance.now() - t0;
     mPath.push(phi.slice());
   }
+  /** The value-function-guided search with real queries (cfg.onlineQueries), from `initial`. */
+  const runOnlineSearch = async (initial: Float32Array[]) => {
+    let spent = 0;
+    const found = await surrogateSearch(
+      async (xs) => {
+        const vals = await queryVal(xs, 7_000_000 + seed * 10_000 + spent);
+        spent += xs.length;
+        return vals;
+      },
+      cfg.onlinePrior === 'none' ? () => 0 : (p) => vf.value(p),
+      initial,
+      { budget: initial.length + (cfg.onlineQueries ?? 0), sigma0: CMA_SIGMA0, seed: seed * 31 + 7 },
+    );
+    mQueries += spent;
+    if (!found) throw new UseCaseError('META_TEST_NO_OBSERVATION', 'meta-test: every validation query failed');
+    return found;
+  };
   let chosen = mPath[T] as Float32Array;
   let chosenVal: number | null = null;
   let mQueries = startQueries;
@@ -402,7 +433,12 @@ export async function metaTestSeed(
     }
     // Every candidate is scored by a fresh query, on the selection rows: the best observation's
     // own value was the minimum of many noisy ones and would win by that alone.
-    if (cfg.endpointRule === 'confirm') {
+    if ((cfg.onlineQueries ?? 0) > 0) {
+      const found = await runOnlineSearch(candidates);
+      chosen = found.best;
+      chosenVal = denormalise(found.value, direction);
+      endpoint = found.fromInitial >= 0 ? (kinds[found.fromInitial] ?? 'path') : 'online';
+    } else if (cfg.endpointRule === 'confirm') {
       // The default is the start point; a challenger must win on the even rows and confirm on the odd ones.
       const home = decisionStart ? candidates.length - (deps.bestObserved ? 2 : 1) : q;
       const even = await queryVal(candidates, 2_000_000 + seed, 'val-even');
@@ -428,6 +464,12 @@ export async function metaTestSeed(
       chosenVal = denormalise(vals[bi] as number, direction);
       endpoint = kinds[bi] ?? 'path';
     }
+  }
+  if (q + anchors === 0 && (cfg.onlineQueries ?? 0) > 0) {
+    const found = await runOnlineSearch([chosen]);
+    chosen = found.best;
+    chosenVal = denormalise(found.value, direction);
+    endpoint = found.fromInitial >= 0 ? 'path' : 'online';
   }
   runs.metricopt = { test: await score(chosen, 'test'), val: chosenVal, queries: mQueries, endpoint };
 
