@@ -37,6 +37,8 @@ export interface SurrogateSearchResult {
   spent: number;
   /** Index into the initial design when the best is one of its points, else -1. */
   fromInitial: number;
+  /** Every successful real observation, in query order (the initial design's first). */
+  observed: { x: Float32Array; value: number; fromInitial: number }[];
 }
 
 /** Minimise a batched black box, starting with `initial` (queried first), guided by `prior`. */
@@ -127,6 +129,11 @@ export async function surrogateSearch(
     value: ys[bestI] as number,
     spent,
     fromInitial: bestI < nInitial ? (initialIndex.get(best) ?? -1) : -1,
+    observed: xs.map((x, i) => ({
+      x,
+      value: ys[i] as number,
+      fromInitial: i < nInitial ? (initialIndex.get(x) ?? -1) : -1,
+    })),
   };
 }
 

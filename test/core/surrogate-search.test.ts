@@ -34,6 +34,10 @@ describe('surrogateSearch (value-function-guided search with real queries)', () 
     expect(found?.spent).toBe(120);
     expect(found?.value).toBe(Math.min(...seen));
     expect(sphere(found?.best as Float32Array)).toBeCloseTo(found?.value as number, 5);
+    // Every observation comes back, the initial point first and marked as such.
+    expect(found?.observed.map((o) => o.value)).toEqual(seen);
+    expect(found?.observed[0]?.fromInitial).toBe(0);
+    expect(found?.observed.slice(1).every((o) => o.fromInitial === -1)).toBe(true);
   });
 
   it('goes further with a prior that knows the landscape than with a flat one', async () => {

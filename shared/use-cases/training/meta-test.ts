@@ -90,6 +90,13 @@ export interface MetaTestConfig {
    * same search with the GP alone, the ablation that says what the value function adds).
    */
   onlinePrior?: 'value-function' | 'none';
+  /**
+   * Of those queries, how many re-score the best distinct points of the search on the
+   * observation rows (the half meta-training observed; binary runs with observation rows
+   * only); the endpoint is then the best mean of the two halves: the best of ~1,000 looks at
+   * the selection rows alone wins by its own noise (default 0 = the best selection value).
+   */
+  onlineRecheck?: number;
 }
 
 export interface MethodRun {
@@ -398,6 +405,8 @@ export async function metaTestSeed(
   /** The value-function-guided search with real queries (cfg.onlineQueries), from `initial`. */
   const runOnlineSearch = async (initial: Float32Array[]) => {
     let spent = 0;
+    const recheck =
+      deps.observeRows && deps.observeLabels ? Math.min(cfg.onlineRecheck ?? 0, cfg.onlineQueries ?? 0) : 0;
     const found = await surrogateSearch(
       async (xs) => {
         const vals = await queryVal(xs, 7_000_000 + seed * 10_000 + spent);
@@ -406,11 +415,42 @@ export async function metaTestSeed(
       },
       cfg.onlinePrior === 'none' ? () => 0 : (p) => vf.value(p),
       initial,
-      { budget: initial.length + (cfg.onlineQueries ?? 0), sigma0: CMA_SIGMA0, seed: seed * 31 + 7 },
+      {
+        budget: initial.length + (cfg.onlineQueries ?? 0) - recheck,
+        sigma0: CMA_SIGMA0,
+        candidatesPerSlot: 256,
+        seed: seed * 31 + 7,
+      },
     );
     mQueries += spent;
     if (!found) throw new UseCaseError('META_TEST_NO_OBSERVATION', 'meta-test: every validation query failed');
-    return found;
+    const m = recheck;
+    if (m <= 0 || !deps.observeRows || !deps.observeLabels) return found;
+    // The m best distinct points on the selection rows, scored again on the observation rows.
+    const top = [...found.observed].sort((a, b) => a.value - b.value).slice(0, m);
+    await deps.oracle.registerSplit('observe', on(deps.observeRows, deps.observeLabels));
+    const all = new Float32Array(top.length * d);
+    top.forEach((o, i) => all.set(o.x, i * d));
+    const scores = model.predict(all, top.length, deps.observeRows);
+    const per = scores.length / top.length;
+    const again = await queryScores(
+      top.map((_, i) => scores.slice(i * per, (i + 1) * per)),
+      7_900_000 + seed * 1_000,
+      'observe',
+    );
+    mQueries += top.length;
+    let pick = 0;
+    let pickMean = Number.POSITIVE_INFINITY;
+    top.forEach((o, i) => {
+      const v = again[i];
+      const both = v === null || v === undefined ? Number.POSITIVE_INFINITY : (o.value + v) / 2;
+      if (both < pickMean) {
+        pickMean = both;
+        pick = i;
+      }
+    });
+    const chosenTop = top[pick] as (typeof top)[number];
+    return { ...found, best: chosenTop.x, value: chosenTop.value, fromInitial: chosenTop.fromInitial };
   };
   let chosen = mPath[T] as Float32Array;
   let chosenVal: number | null = null;
