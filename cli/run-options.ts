@@ -152,6 +152,22 @@ export function addRunOptions(cmd: Command): Command {
       'label-noise cell: positive TRAINING rows of group 1 relabelled negative at this rate (needs --group-feature)',
       num(0),
     )
+    .option(
+      '--online-queries <n>',
+      "metricopt: real queries after the path in a value-function-guided search (VF prior + GP on the real observations, trust region; the black-box peers' budget grows by as many; default 0 = off)",
+      int(0),
+    )
+    .addOption(
+      new Option(
+        '--online-prior <prior>',
+        'prior mean of that search: the value function, or none (the GP alone: an ablation)',
+      ).choices(['value-function', 'none']),
+    )
+    .option(
+      '--online-recheck <m>',
+      'of the online queries, how many re-score the best points on the observation rows; the endpoint is the best mean of both halves (default 0)',
+      int(0),
+    )
     .option('--vf-lr <lr>', 'step size on the ES direction / value-function gradient', num(0, true))
     .addOption(
       new Option('--vf-optimizer <name>', 'optimiser applied to the ES direction / value gradient').choices([
@@ -270,6 +286,9 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
   }
   set<string>(o.endpointRule, (v) => (test.endpointRule = v as 'best' | 'confirm'));
   set<boolean>(o.blackBoxPeers, (v) => (test.blackBoxPeers = v));
+  set<number>(o.onlineQueries, (v) => (test.onlineQueries = v));
+  set<'value-function' | 'none'>(o.onlinePrior, (v) => (test.onlinePrior = v));
+  set<number>(o.onlineRecheck, (v) => (test.onlineRecheck = v));
   set<number>(o.labelNoise, (v) => {
     if (v > 1) throw new CliError('USAGE', `--label-noise ${v} is a probability (0..1)`);
     if (o.groupFeature === undefined) throw new CliError('USAGE', '--label-noise needs --group-feature');
