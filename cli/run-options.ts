@@ -14,6 +14,7 @@ import { filmLayerOutOfRange } from '../shared/models/mlp.js';
 import { loadEvaluatorModule } from '../shared/adapters/evaluator-module.in-process.js';
 import { type RunConfig, recipe } from '../shared/use-cases/training/recipes.js';
 import { CliError } from './errors.js';
+import { dataDirFromEnv } from './locations.js';
 import { backendOption, bool, int, num, vfEngineOption } from './option-parsers.js';
 
 /** Rank of `--adapter low-rank` unless --adapter-rank says otherwise. */
@@ -317,7 +318,7 @@ export async function prepareRun(
     if (!found.ok) throw found.error;
     evaluator = found.value;
   }
-  const loadOptions: { features?: number; positiveLabel?: number } = {};
+  const loadOptions: { features?: number; positiveLabel?: number; dataDir: string } = { dataDir: dataDirFromEnv() };
   if (o.features !== undefined) loadOptions.features = o.features as number;
   if (o.positiveLabel !== undefined) loadOptions.positiveLabel = o.positiveLabel as number;
   const ds = await loadDataset(o.dataset as string, loadOptions);
