@@ -11,6 +11,8 @@ import { builtinEvaluator } from '../shared/metrics/registry.js';
 import { withDerivedContext } from '../shared/metrics/context-columns.js';
 import { requiredContext } from '../shared/metrics/context-metrics.js';
 import { filmLayerOutOfRange } from '../shared/models/mlp.js';
+import { pooledConvNetConfig } from '../shared/models/convnet.js';
+import { imagePackages } from '../shared/adapters/image-cache.fs.js';
 import { loadEvaluatorModule } from '../shared/adapters/evaluator-module.in-process.js';
 import { type RunConfig, recipe } from '../shared/use-cases/training/recipes.js';
 import { CliError } from './errors.js';
@@ -45,7 +47,7 @@ export function addRunOptions(cmd: Command): Command {
   return cmd
     .option(
       '--dataset <a9a|PATH>',
-      'bundled a9a or digits (8x8 images, 10 classes), or a LIBSVM file (plain or .gz)',
+      'bundled a9a or digits (8x8 images, 10 classes), fashion-mnist (after `metricopt data fetch fashion-mnist`; 70,000 images pooled to 14x14, split 45:5:10 stratified), or a LIBSVM file (plain or .gz)',
       'a9a',
     )
     .option('--features <n>', 'feature count of the LIBSVM file (default: inferred)', int(1))
@@ -56,7 +58,7 @@ export function addRunOptions(cmd: Command): Command {
     )
     .option(
       '--metric <name>',
-      'built-in metric: mcr, f1, jaccard, aucpr, balanced-error, top-K-accuracy; with per-row context: instance-cost, group-balanced-error (needs --group-feature), top5-value',
+      'built-in metric: mcr, f1, jaccard, aucpr, balanced-error, top-K-accuracy, aucpr-class-K (one-vs-rest AP of class K); with per-row context: instance-cost, group-balanced-error (needs --group-feature), top5-value',
       'mcr',
     )
     .option(
@@ -120,6 +122,12 @@ export function addRunOptions(cmd: Command): Command {
       bool,
     )
     .option('--film-layer <i>', 'hidden layer FiLM modulates (d = 2 x its width)', int(0))
+    .option(
+      '--rare-class <k>',
+      'rare-class cell: keep only --rare-keep of class k in the TRAINING rows (validation and test stay natural); pair with --metric aucpr-class-k',
+      int(0),
+    )
+    .option('--rare-keep <share>', 'share of the rare class kept in training (default 0.1)', num(0, true))
     .addOption(new Option('--meta-test-method <m>', 'how metricopt moves phi').choices(['guided-es', 'vf-descent']))
     .addOption(
       new Option(
@@ -239,7 +247,18 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
   set<number>(o.oeWeight, (v) => (mt.train = { ...mt.train, oeWeight: v }));
   set<'f32' | 'tfjs'>(o.vfEngine, (v) => (mt.train = { ...mt.train, engine: v }));
   set<number>(o.pretrainEpochs, (v) => (cfg.pretrain = { ...cfg.pretrain, epochs: v }));
-  cfg.architecture = (o.architecture as 'mlp' | 'convnet' | undefined) ?? (o.dataset === 'digits' ? 'convnet' : 'mlp');
+  const image = o.dataset === 'digits' || imagePackages[o.dataset as string] !== undefined;
+  cfg.architecture = (o.architecture as 'mlp' | 'convnet' | undefined) ?? (image ? 'convnet' : 'mlp');
+  if (imagePackages[o.dataset as string]) {
+    // Fetched image sets (Fashion-MNIST): the paper's 45k/5k/10k shape, stratified; the pooled
+    // ConvNet with FiLM on 64 channels (d = 128).
+    cfg.split = { kind: 'stratified', fractions: [45, 5, 10] };
+    if (cfg.architecture === 'convnet') cfg.convnet = pooledConvNetConfig;
+  }
+  set<number>(o.rareClass, (v) => (cfg.rareClass = { label: v, keep: (o.rareKeep as number | undefined) ?? 0.1 }));
+  if (o.rareKeep !== undefined && (o.rareClass === undefined || (o.rareKeep as number) > 1)) {
+    throw new CliError('USAGE', '--rare-keep is a share (0..1] and needs --rare-class');
+  }
   if (o.adapter === 'film') {
     cfg.model = {
       ...cfg.model,
@@ -334,6 +353,9 @@ export async function prepareRun(
   // derived by their documented rules (shared/metrics/context-columns.ts).
   const columns = [...requiredContext(evaluator), ...(o.groupFeature !== undefined ? ['group'] : [])];
   if (columns.length > 0) dataset = withDerivedContext(dataset, columns, o.groupFeature as number | undefined);
+  if (o.rareClass !== undefined && (o.rareClass as number) >= dataset.classes) {
+    throw new CliError('USAGE', `--rare-class ${o.rareClass}: '${dataset.name}' has classes 0..${dataset.classes - 1}`);
+  }
   let backend: string;
   try {
     backend = (await selectBackend(preference)).name;

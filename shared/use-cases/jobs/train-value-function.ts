@@ -1,7 +1,6 @@
 import { FitStopped } from '../../method/value-function-training.js';
 import type { SparseDataset } from '../../data/dataset.js';
 import { BalancedSampler } from '../../data/sampler.js';
-import { splitRows } from '../../data/split.js';
 import { phiAt, TrajectoryGenerator } from '../../method/trajectory.js';
 import type { Evaluator } from '../../metrics/evaluator.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
@@ -45,7 +44,7 @@ import {
   trajectoriesKey,
 } from '../training/run-cache.js';
 import type { RunConfig } from '../training/recipes.js';
-import { probeEvaluator, replicateRows, splitFor } from '../training/run-rows.js';
+import { datasetSplit, probeEvaluator, replicateRows, splitFor } from '../training/run-rows.js';
 import { listCheckpointVersions, loadCheckpoint, saveCheckpoint } from '../serving/value-function-store.js';
 
 /**
@@ -142,7 +141,7 @@ export async function prepareTraining(
   deps: Pick<PipelineDeps, 'dataset' | 'evaluator' | 'progress' | 'cache'>,
 ) {
   const ds = deps.dataset;
-  const rows = replicateRows(splitRows(ds.rows, cfg.seed), cfg);
+  const rows = replicateRows(datasetSplit(ds, cfg), cfg);
   const valRows = rows.observe;
   const valLabels = Int32Array.from(valRows, (r) => ds.labels[r] as number);
   const sampler = new BalancedSampler(rows.train, ds.labels, ds.classes);

@@ -1,6 +1,5 @@
 import type { SparseDataset } from '../../data/dataset.js';
 import { BalancedSampler, classPrior, NaturalSampler } from '../../data/sampler.js';
-import { splitRows } from '../../data/split.js';
 import { groupLabelNoise, scoredRows } from '../../metrics/context-columns.js';
 import { gapClosed, headroom } from '../../report/headroom.js';
 import { normalise } from '../../metrics/evaluator.js';
@@ -19,7 +18,7 @@ import { baselineNames, type DemoReport, type MethodName, methodNames } from '..
 import { type BlackBoxMinimiser, type Curves, metaTestSeed, type SeedResult } from './meta-test.js';
 import { type RunConfig, replicateSeed, reseed } from './recipes.js';
 import type { RunCache } from './run-cache.js';
-import { replicateRows } from './run-rows.js';
+import { datasetSplit, replicateRows } from './run-rows.js';
 import { runTrainingPipeline } from '../jobs/train-value-function.js';
 
 export { probeEvaluator, replicateRows } from './run-rows.js';
@@ -210,7 +209,7 @@ async function runReplicate(
   progress: ProgressReporter,
 ): Promise<ReplicateOutcome> {
   const clean = deps.dataset;
-  const rows = replicateRows(splitRows(clean.rows, cfg.seed), cfg);
+  const rows = replicateRows(datasetSplit(clean, cfg), cfg);
   const ds = withLabelNoise(clean, rows.train, cfg);
   const { train, select: selectRows, report: testRows } = rows;
   const labelsOf = (r: Int32Array) => Int32Array.from(r, (x) => ds.labels[x] as number);
