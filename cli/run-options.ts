@@ -11,10 +11,8 @@ import { builtinEvaluator } from '../shared/metrics/registry.js';
 import { withDerivedContext } from '../shared/metrics/context-columns.js';
 import { requiredContext } from '../shared/metrics/context-metrics.js';
 import { filmLayerOutOfRange } from '../shared/models/mlp.js';
-import { pooledConvNetConfig } from '../shared/models/convnet.js';
-import { imagePackages } from '../shared/adapters/image-cache.fs.js';
 import { loadEvaluatorModule } from '../shared/adapters/evaluator-module.in-process.js';
-import { type RunConfig, recipe } from '../shared/use-cases/training/recipes.js';
+import { imageRunDefaults, type RunConfig, recipe } from '../shared/use-cases/training/recipes.js';
 import { CliError } from './errors.js';
 import { dataDirFromEnv } from './locations.js';
 import { backendOption, bool, int, num, vfEngineOption } from './option-parsers.js';
@@ -247,13 +245,13 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
   set<number>(o.oeWeight, (v) => (mt.train = { ...mt.train, oeWeight: v }));
   set<'f32' | 'tfjs'>(o.vfEngine, (v) => (mt.train = { ...mt.train, engine: v }));
   set<number>(o.pretrainEpochs, (v) => (cfg.pretrain = { ...cfg.pretrain, epochs: v }));
-  const image = o.dataset === 'digits' || imagePackages[o.dataset as string] !== undefined;
-  cfg.architecture = (o.architecture as 'mlp' | 'convnet' | undefined) ?? (image ? 'convnet' : 'mlp');
-  if (imagePackages[o.dataset as string]) {
-    // Fetched image sets (Fashion-MNIST): the paper's 45k/5k/10k shape, stratified; the pooled
-    // ConvNet with FiLM on 64 channels (d = 128).
-    cfg.split = { kind: 'stratified', fractions: [45, 5, 10] };
-    if (cfg.architecture === 'convnet') cfg.convnet = pooledConvNetConfig;
+  // Fetched image sets (Fashion-MNIST): a stratified 45:5:10 split, the pooled ConvNet (d = 128).
+  const image = imageRunDefaults(o.dataset as string);
+  cfg.architecture =
+    (o.architecture as 'mlp' | 'convnet' | undefined) ?? (o.dataset === 'digits' || image ? 'convnet' : 'mlp');
+  if (image) {
+    cfg.split = image.split;
+    if (cfg.architecture === 'convnet') cfg.convnet = image.convnet;
   }
   set<number>(o.rareClass, (v) => (cfg.rareClass = { label: v, keep: (o.rareKeep as number | undefined) ?? 0.1 }));
   if (o.rareKeep !== undefined && (o.rareClass === undefined || (o.rareKeep as number) > 1)) {

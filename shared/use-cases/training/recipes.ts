@@ -4,7 +4,7 @@ import {
   tunedTrainDefaults,
   type ValueFunctionTrainConfig,
 } from '../../method/value-function-training.js';
-import type { ConvNetConfig } from '../../models/convnet.js';
+import { type ConvNetConfig, pooledConvNetConfig } from '../../models/convnet.js';
 import type { MlpConfig, PretrainConfig } from '../../models/mlp.js';
 import { defaultMlpConfig, defaultPretrainConfig } from '../../models/mlp.js';
 import type { MetaTestConfig } from './meta-test.js';
@@ -146,6 +146,19 @@ export function tunedRecipe(seed = 1): RunConfig {
       anchorEndpoints: true,
     },
   };
+}
+
+/**
+ * The image data sets fetched into the data cache (`metricopt data fetch`): the paper's
+ * 45k/5k/10k shape as a stratified split, and the pooled ConvNet (FiLM d = 128) when the run's
+ * backbone is the ConvNet (their default). Undefined for every other data set.
+ */
+export function imageRunDefaults(
+  source: string,
+): { split: NonNullable<RunConfig['split']>; convnet: ConvNetConfig } | undefined {
+  return source === 'fashion-mnist'
+    ? { split: { kind: 'stratified', fractions: [45, 5, 10] }, convnet: pooledConvNetConfig }
+    : undefined;
 }
 
 export function recipe(name: Recipe, seed = 1): RunConfig {
