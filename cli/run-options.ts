@@ -335,6 +335,14 @@ export async function prepareRun(
     if (!found.ok) throw found.error;
     evaluator = found.value;
   }
+  if (evaluator.outputs?.includes('embedding')) {
+    // The evaluator contract carries embeddings (recall-at-K, user modules that ask for them);
+    // meta-training and meta-test still score probabilities only (issue 24, item 4: partial).
+    throw new CliError(
+      'METRIC_NEEDS_EMBEDDINGS',
+      `${evaluator.name} reads embeddings; demo and train runs score class probabilities only so far`,
+    );
+  }
   const loadOptions: { features?: number; positiveLabel?: number; dataDir: string } = { dataDir: dataDirFromEnv() };
   if (o.features !== undefined) loadOptions.features = o.features as number;
   if (o.positiveLabel !== undefined) loadOptions.positiveLabel = o.positiveLabel as number;

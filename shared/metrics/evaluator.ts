@@ -24,7 +24,17 @@ export interface EvaluationInput {
    * to the same rows as `scores`/`labels`: `context[name][i]` belongs to row `rows[i]`.
    */
   readonly context?: Readonly<Record<string, Float64Array>>;
+  /**
+   * The output kind `embedding`, beside the probabilities in `scores`: one L2-normalised
+   * `dim`-vector per scored row, row-major (`values[i * dim .. (i + 1) * dim)` belongs to
+   * `labels[i]`), for retrieval metrics (`recall-at-K`). Given to evaluators whose `outputs`
+   * include 'embedding'.
+   */
+  readonly embeddings?: { readonly dim: number; readonly values: Float32Array };
 }
+
+/** What a model hands an evaluator: class probabilities (always) and, on request, embeddings. */
+export type OutputKind = 'probabilities' | 'embedding';
 
 export type Direction = 'minimize' | 'maximize';
 
@@ -33,6 +43,8 @@ export interface Evaluator {
   readonly direction: Direction;
   /** Version string reported with each result (user modules may set it). */
   readonly version?: string;
+  /** The output kinds it reads (absent: probabilities only); 'embedding' asks for `input.embeddings`. */
+  readonly outputs?: readonly OutputKind[];
   /**
    * Returns the metric in its natural direction, within [0, 1]. `options.signal` is aborted when
    * the caller's deadline passes (evaluateChecked); an evaluator that can stop early (a worker
@@ -102,6 +114,27 @@ export function checkEvaluationInput(name: string, input: EvaluationInput): Metr
         `${name}: context column '${column}' has ${values.length} values for ${n} labels`,
         { reason: 'context', column, expected: n, actual: values.length },
       );
+    }
+  }
+  if (input.embeddings !== undefined) {
+    const { dim, values } = input.embeddings;
+    if (!Number.isInteger(dim) || dim < 1 || values.length !== n * dim) {
+      return new MetricError(
+        'METRIC_INPUT_INVALID',
+        `${name}: ${values.length} embedding values for ${n} labels of dimension ${dim}`,
+        { reason: 'embedding', expected: n * dim, actual: values.length },
+      );
+    }
+    for (let i = 0; i < n; i++) {
+      let norm = 0;
+      for (let j = i * dim; j < (i + 1) * dim; j++) norm += (values[j] as number) * (values[j] as number);
+      if (!(Math.abs(Math.sqrt(norm) - 1) <= 1e-3)) {
+        return new MetricError(
+          'METRIC_INPUT_INVALID',
+          `${name}: embedding ${i} has norm ${Math.sqrt(norm)}, not 1 (embeddings are L2-normalised)`,
+          { reason: 'embedding', index: i },
+        );
+      }
     }
   }
   for (let i = 0; i < scores.length; i++) {

@@ -2,6 +2,7 @@ import { err, ok, type Result } from '../util/result.js';
 import { builtinEvaluators, classAucpr, topKAccuracy } from './builtins.js';
 import { MetricError } from './errors.js';
 import type { Evaluator } from './evaluator.js';
+import { recallAtK } from './retrieval.js';
 
 const aliases: Record<string, string> = {
   'misclassification-rate': 'mcr',
@@ -30,6 +31,8 @@ export function builtinEvaluator(name: string): Result<Evaluator, MetricError> {
   if (topk && Number(topk[1]) >= 1) return ok(topKAccuracy(Number(topk[1])));
   const perClass = /^aucpr-class-(\d+)$/.exec(key);
   if (perClass) return ok(classAucpr(Number(perClass[1])));
+  const recall = /^recall-at-(\d+)$/.exec(key);
+  if (recall && Number(recall[1]) >= 1) return ok(recallAtK(Number(recall[1])));
   return err(
     new MetricError('UNKNOWN_METRIC', `unknown metric '${name}' (built-ins: ${builtinNames().join(', ')})`, {
       name,

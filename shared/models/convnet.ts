@@ -298,6 +298,20 @@ export class FrozenConvNetModel implements AdaptedModel {
     return tf.neg(tf.mean(tf.reshape(picked, [n, batch]), 1)) as tf.Tensor1D;
   }
 
+  /**
+   * The embedding head: the global average of the FiLM'd, LeakyReLU'd maps (channels[1] = 64
+   * entries), L2-normalised; n x rows.length x 64, row-major. FiLM moves it as it moves the logits.
+   */
+  embed(phis: Float32Array, n: number, rows: Int32Array): Float32Array {
+    const c2 = this.frozen.config.channels[1];
+    return tf.tidy(() => {
+      const h = this.features(tf.tensor2d(phis, [n, this.d]), this.first(rows), n, rows.length, true);
+      const pooled = tf.mean(tf.reshape(h, [n * rows.length, this.per / c2, c2]), 1);
+      const norm = tf.maximum(tf.sqrt(tf.sum(tf.square(pooled), 1, true)), 1e-12);
+      return tf.div(pooled, norm).dataSync() as Float32Array;
+    });
+  }
+
   lossAndGrad(
     phis: Float32Array,
     n: number,
