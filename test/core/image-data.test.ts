@@ -198,6 +198,27 @@ describe('fetchImageDataset (synthetic package)', () => {
     expect(!missing.ok && missing.error.code).toBe('IMAGE_CACHE_MISSING');
     expect(!missing.ok && missing.error.message).toContain('npx metricopt data fetch fashion-mnist');
   });
+  it('stops `demo --dataset fashion-mnist` without a cache with IMAGE_CACHE_MISSING naming the fetch command', async () => {
+    const empty = await mkdtemp(join(tmpdir(), 'data-cache-'));
+    const before = process.env.METRICOPT_DATA_DIR;
+    process.env.METRICOPT_DATA_DIR = empty;
+    try {
+      const r = await runCli(['demo', '--dataset', 'fashion-mnist', '--out', join(empty, 'out')]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('[IMAGE_CACHE_MISSING]');
+      expect(r.stderr).toContain("run 'npx metricopt data fetch fashion-mnist' first");
+      expect(existsSync(join(empty, 'out', 'report.json'))).toBe(false);
+    } finally {
+      if (before === undefined) delete process.env.METRICOPT_DATA_DIR;
+      else process.env.METRICOPT_DATA_DIR = before;
+    }
+  });
+  it('refuses a retrieval metric in demo (METRIC_NEEDS_EMBEDDINGS) and a rare class the data lacks (USAGE)', async () => {
+    const needs = await runCli(['demo', '--dataset', 'digits', '--metric', 'recall-at-1']);
+    expect([needs.code, needs.stderr]).toEqual([1, expect.stringContaining('[METRIC_NEEDS_EMBEDDINGS]')]);
+    const rare = await runCli(['demo', '--dataset', 'digits', '--rare-class', '10']);
+    expect([rare.code, rare.stderr]).toEqual([1, expect.stringContaining('--rare-class 10')]);
+  });
   it('says USAGE for --no-verify without --from', async () => {
     const r = await runCli(['data', 'fetch', 'fashion-mnist', '--no-verify']);
     expect([r.code, r.stderr]).toEqual([1, expect.stringContaining('[USAGE]')]);
