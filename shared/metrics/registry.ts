@@ -1,7 +1,7 @@
 import { err, ok, type Result } from '../util/result.js';
 import { builtinEvaluators, classAucpr, topKAccuracy } from './builtins.js';
 import { MetricError } from './errors.js';
-import type { Evaluator } from './evaluator.js';
+import type { Evaluator } from '../ports/evaluator.port.js';
 import { recallAtK } from './retrieval.js';
 
 const aliases: Record<string, string> = {

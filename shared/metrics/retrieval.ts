@@ -1,5 +1,5 @@
 import { MetricError } from './errors.js';
-import type { EvaluationInput, Evaluator } from './evaluator.js';
+import type { EvaluationInput, Evaluator } from '../ports/evaluator.port.js';
 
 /**
  * Recall@k over embeddings (`recall-at-K`, the paper's retrieval metric, §4.4): each scored

@@ -6,7 +6,8 @@ import { loadEvaluatorModule } from '../../shared/adapters/evaluator-module.in-p
 import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-module.worker-thread.js';
 import { fromDense } from '../../shared/data/dataset.js';
 import { evaluateChecked } from '../../shared/metrics/checked-evaluator.js';
-import { checkEvaluationInput, type EvaluationInput } from '../../shared/metrics/evaluator.js';
+import { checkEvaluationInput } from '../../shared/metrics/evaluator.js';
+import type { EvaluationInput } from '../../shared/ports/evaluator.port.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import { recallAtK } from '../../shared/metrics/retrieval.js';
 import { type FrozenConvNet, FrozenConvNetModel, filmSide, pooledConvNetConfig } from '../../shared/models/convnet.js';

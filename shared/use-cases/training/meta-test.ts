@@ -4,13 +4,15 @@ import { type GuidedEsOptions, guidedEsDirection } from '../../method/guided-es.
 import { BatchedOptimizer, type OptimizerKind, projectToBall } from '../../method/optimizers.js';
 import type { ValueFn } from '../../method/value-function-f32.js';
 import { evaluateWithRetries } from '../../metrics/retry-policy.js';
-import { denormalise, type Evaluator } from '../../metrics/evaluator.js';
+import type { Evaluator } from '../../ports/evaluator.port.js';
+import { denormalise } from '../../metrics/evaluator.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
 import type { MetricOracle } from '../../ports/metric-oracle.port.js';
 import type { MethodName } from '../../schemas/report.js';
 import { Rng } from '../../util/random.js';
 import { evaluationInput, type ContextColumns, type ScoredRows, sliceContext } from '../../metrics/context-columns.js';
 import { UseCaseError } from './errors.js';
+import type { Curves } from '../../report/plot-svg.js';
 
 /**
  * Meta-test (Stage 5) and the baselines it is judged against, for one seed:
@@ -87,17 +89,6 @@ export interface MethodRun {
   queries: number;
   /** metricopt only: where the chosen endpoint came from. */
   endpoint?: 'path' | 'start' | 'decision_shift' | 'best_observed';
-}
-
-export interface Curves {
-  /** Validation metric (natural direction) at each step. */
-  ceFinetuneMetric: number[];
-  metricoptMetric: number[];
-  /** Mean cross-entropy on the validation split at each step. */
-  ceFinetuneLoss: number[];
-  metricoptLoss: number[];
-  /** Value-function prediction (natural direction) along the metricopt path. */
-  metricoptPredicted: number[];
 }
 
 /** The methods meta-test runs: the report's method names (`shared/schemas/report.ts`). */
