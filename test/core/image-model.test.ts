@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fromDense } from '../../shared/data/dataset.js';
-import { classAucpr, aucpr } from '../../shared/metrics/builtins.js';
+import { aucpr, classAucpr, mcr } from '../../shared/metrics/builtins.js';
+import { headroom } from '../../shared/report/headroom.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import { type FrozenConvNet, FrozenConvNetModel, filmSide, pooledConvNetConfig } from '../../shared/models/convnet.js';
 import { Rng } from '../../shared/util/random.js';
@@ -172,5 +173,31 @@ describe('aucpr-class-K', () => {
     expect(() => classAucpr(3).evaluate({ scores, labels, classes: 3 })).toThrow(
       expect.objectContaining({ code: 'METRIC_INPUT_INVALID' }),
     );
+  });
+});
+
+describe('headroom on a multi-class task', () => {
+  it('finds the per-class offsets that undo a prior shift (mcr), never worse than the scores themselves', async () => {
+    const rng = new Rng(12);
+    const n = 300;
+    const classes = 3;
+    const labels = Int32Array.from({ length: n }, () => rng.int(classes));
+    // Confident on the true class, but class 0 squeezed by a factor 0.05: many 0s called 1 or 2.
+    const scores = new Float32Array(n * classes);
+    for (let i = 0; i < n; i++) {
+      let sum = 0;
+      for (let c = 0; c < classes; c++) {
+        const p = (c === labels[i] ? 3 : 1 + rng.next()) * (c === 0 ? 0.05 : 1);
+        scores[i * classes + c] = p;
+        sum += p;
+      }
+      for (let c = 0; c < classes; c++) scores[i * classes + c] = (scores[i * classes + c] as number) / sum;
+    }
+    const plain = mcr.evaluate({ scores, labels, classes }) as number;
+    const h = await headroom(mcr, scores, { labels, classes });
+    expect(plain).toBeGreaterThan(0.2);
+    expect(h.globalThreshold).not.toBeNull();
+    expect(h.globalThreshold as number).toBeLessThan(plain - 0.15);
+    expect([h.contextRule, h.rule]).toEqual([null, null]);
   });
 });
