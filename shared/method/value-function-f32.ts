@@ -1,5 +1,4 @@
 import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
-import { slabFloat32 } from '../util/slab.js';
 import { denseBackward, denseForward } from './dense-kernels.js';
 import { WASM_BASE64 } from './value-function-kernels.wasm.js';
 
@@ -104,7 +103,7 @@ export class CompiledValueFunction implements ValueFn {
   }
 
   /** Normalised values for n rows of phi (row-major n x d). */
-  predict(phis: Float32Array, n: number, out = slabFloat32(n)): Float32Array {
+  predict(phis: Float32Array, n: number, out = new Float32Array(n)): Float32Array {
     for (let r = 0; r < n; r++) out[r] = this.forwardOne(phis, r * this.d);
     return out;
   }
@@ -113,8 +112,8 @@ export class CompiledValueFunction implements ValueFn {
   predictWithGradients(
     phis: Float32Array,
     n: number,
-    values = slabFloat32(n),
-    gradients = slabFloat32(n * this.d),
+    values = new Float32Array(n),
+    gradients = new Float32Array(n * this.d),
   ): { values: Float32Array; gradients: Float32Array } {
     for (let r = 0; r < n; r++) {
       values[r] = this.forwardOne(phis, r * this.d);

@@ -12,11 +12,10 @@ import {
   addObservationBatch,
   type BatchOutcome,
   loadObservationSet,
-  type ObservationError,
   ObservationSetCache,
-  type StoredObservation,
   trajectoriesOf,
-} from './observation-batches.js';
+} from './observation-store.js';
+import type { ObservationError, StoredObservation } from './observation-batches.js';
 import { type FitStarted, fitCancelSchema, fitStartedSchema } from '../../schemas/job-markers.js';
 import type { FitLauncher } from '../../ports/fit.port.js';
 
@@ -89,17 +88,24 @@ export async function fitJobSummary(
 ): Promise<Result<FitJobSummary, JobError>> {
   const spec = await loadFitJobSpec(store, id);
   if (!spec.ok) return spec;
-  const set = await loadObservationSet(store, observationsPrefix(spec.value), cacheOf(store));
-  const started = await getText(store, jobKeys(id).started);
+  // Independent reads, at once: on a busy server each read waits its turn for a thread and the
+  // CPU, and one after another they made the tail of this GET (bench/RESULTS.md, issue 23).
+  const keys = jobKeys(id);
+  const [set, started, status, labels, predictionKeys, cancelled] = await Promise.all([
+    loadObservationSet(store, observationsPrefix(spec.value), cacheOf(store)),
+    getText(store, keys.started),
+    readJobStatus(store, id),
+    readFitLabels(store, id),
+    store.list(keys.predictionsPrefix),
+    store.get(keys.cancel),
+  ]);
   const via = started === undefined ? null : fitStartedSchema.parse(JSON.parse(started)).via;
-  const status = await readJobStatus(store, id);
   const doc = status.ok ? status.value : null;
-  const labels = await readFitLabels(store, id);
-  const predictions = (await store.list(jobKeys(id).predictionsPrefix)).length;
+  const predictions = predictionKeys.length;
   return ok({
     jobId: id,
     valueFunctionId: spec.value.output.valueFunctionId,
-    state: shownState(doc, via !== null, (await store.get(jobKeys(id).cancel)) !== undefined, now()),
+    state: shownState(doc, via !== null, cancelled !== undefined, now()),
     uploads: {
       observations: set.byKey.size,
       trajectories: new Set([...set.byKey.values()].map((o) => o.trajectory)).size,
