@@ -11,7 +11,7 @@ import { builtinEvaluator } from '../shared/metrics/registry.js';
 import { withDerivedContext } from '../shared/metrics/context-columns.js';
 import { requiredContext } from '../shared/metrics/context-metrics.js';
 import { filmLayerOutOfRange } from '../shared/models/mlp.js';
-import { loadEvaluatorModule } from '../shared/adapters/evaluator-module.in-process.js';
+import { loadEvaluatorModuleInWorker } from '../shared/adapters/evaluator-module.worker-thread.js';
 import { imageRunDefaults, type RunConfig, recipe } from '../shared/use-cases/training/recipes.js';
 import { CliError } from './errors.js';
 import { dataDirFromEnv } from './locations.js';
@@ -61,7 +61,12 @@ export function addRunOptions(cmd: Command): Command {
     )
     .option(
       '--evaluator <module>',
-      'user evaluator module (default export { name, direction, evaluate }); overrides --metric',
+      'user evaluator module (default export { name, direction, evaluate }); overrides --metric; runs in worker threads',
+    )
+    .option(
+      '--evaluator-timeout-ms <ms>',
+      'limit on one call of the --evaluator module: past it its worker thread is stopped and the call fails with EVALUATOR_TIMEOUT',
+      '60000',
     )
     .option(
       '--context <file>',
@@ -185,7 +190,7 @@ export function addRunOptions(cmd: Command): Command {
     .option('--es-lambda <l>', 'also score lambda*f + loss in the antithetic differences (0 = f only)', num(0))
     .option(
       '--threads <n>',
-      `worker threads for trajectories and metric-query predictions (default: the core count, ${defaultThreads()} here; 1 = all in the main thread); results are the same bits for any count`,
+      `worker threads for trajectories, metric-query predictions and value-function ensemble members (default: the core count, ${defaultThreads()} here; 1 = all in the main thread); results are the same bits for any count`,
       int(1),
     )
     .addOption(backendOption());
@@ -313,6 +318,15 @@ const envSchema = z.object({
   METRICOPT_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu']).default('auto'),
 });
 
+/** --evaluator-timeout-ms as a positive integer (USAGE otherwise). */
+function evaluatorTimeoutOf(raw: unknown): number {
+  const n = Number(raw ?? '60000');
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new CliError('USAGE', `--evaluator-timeout-ms must be a positive integer, got '${String(raw)}'`);
+  }
+  return n;
+}
+
 /**
  * Start-up wiring shared by the run commands: backend, data set (with the `--context` file's
  * columns as its `context`, when there is one) and evaluator.
@@ -327,7 +341,11 @@ export async function prepareRun(
   const preference = (o.backend as BackendPreference | undefined) ?? env.data.METRICOPT_BACKEND;
   let evaluator: Evaluator;
   if (o.evaluator) {
-    const loaded = await loadEvaluatorModule(o.evaluator as string);
+    // In worker threads with a deadline: a module that never answers fails with
+    // EVALUATOR_TIMEOUT (the run's first call, the probe, stops it) instead of hanging the CLI.
+    const loaded = await loadEvaluatorModuleInWorker(o.evaluator as string, {
+      deadlineMs: evaluatorTimeoutOf(o.evaluatorTimeoutMs),
+    });
     if (!loaded.ok) throw loaded.error;
     evaluator = loaded.value;
   } else {

@@ -138,6 +138,8 @@ export async function serve(
       fits: {
         budgetMs: positiveInt('--fit-budget-s', opts.fitBudgetS ?? '1800') * 1000,
         storeOptions: storeOptionsFromEnv(),
+        // Fit jobs a stopped server left stalled or queued run again, without a start call.
+        restartOrphaned: true,
       },
       ...limits,
       // Fit jobs (POST /v1/fit-jobs/{id}/start) go to this queue; unset, they run in this process.

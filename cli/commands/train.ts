@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { type Command, InvalidArgumentError } from 'commander';
-import { openObjectStore, openQueue } from '../../shared/adapters/from-url.js';
+import { openQueue, openStoreLocation } from '../../shared/adapters/from-url.js';
 import { localDatasetSource } from '../../shared/adapters/job-inputs.js';
 import { InProcessMetricOracle, inProcessOracles } from '../../shared/adapters/metric-oracle.in-process.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
@@ -26,7 +26,7 @@ export function registerTrain(program: Command): void {
   addRunOptions(cmd)
     .option(
       '--store <dir|s3://bucket/prefix>',
-      'object store for the job state and the checkpoint',
+      'object store for the job state and the checkpoint: a store folder, a `metricopt demo --out` folder (its store/), or S3, as serve, fit and jobs status read it',
       './metricopt-store',
     )
     .option('--id <id>', 'checkpoint id (default: <dataset>-<metric>-<recipe>)')
@@ -60,7 +60,7 @@ export function registerTrain(program: Command): void {
 }
 
 async function runTrain(o: RunOptions, signal: AbortSignal): Promise<void> {
-  const store = await openObjectStore(o.store as string, storeOptionsFromEnv());
+  const store = await openStoreLocation(o.store as string, storeOptionsFromEnv());
   const { spec, inputs } = await jobFromOptions(o, store);
   const pool = openComputePool(o, inputs.dataset, inputs.backend);
   const result = await trainValueFunction(spec, {
@@ -169,6 +169,7 @@ async function runOptionsOf(spec: JobSpec, o: RunOptions): Promise<RunOptions> {
       : { context: await localDatasetSource(spec.dataset.context, storeOptionsFromEnv()) }),
     ...('builtin' in spec.metric ? { metric: spec.metric.builtin } : { evaluator: spec.metric.module }),
     backend: o.backend,
+    evaluatorTimeoutMs: o.evaluatorTimeoutMs,
   };
 }
 
@@ -185,7 +186,7 @@ async function jobsQueue(o: RunOptions) {
 /** `--worker`: one trainer worker on the jobs queue, until SIGTERM (or --idle-exit). */
 async function runWorker(o: RunOptions, signal: AbortSignal): Promise<void> {
   if (o.queue === undefined) throw new CliError('USAGE', '--worker needs --queue (the jobs queue)');
-  const store = await openObjectStore(o.store as string, storeOptionsFromEnv());
+  const store = await openStoreLocation(o.store as string, storeOptionsFromEnv());
   const queue = await jobsQueue(o);
   let backend = '';
   const summary = await runTrainerWorker({
@@ -211,7 +212,7 @@ async function runWorker(o: RunOptions, signal: AbortSignal): Promise<void> {
 
 /** `--queue`: submit the job, start --workers local workers, follow the job's status until it is done. */
 async function runQueued(o: RunOptions, signal: AbortSignal): Promise<void> {
-  const store = await openObjectStore(o.store as string, storeOptionsFromEnv());
+  const store = await openStoreLocation(o.store as string, storeOptionsFromEnv());
   const { spec } = await jobFromOptions(o, store);
   const submitted = await submitJob(spec, { store, queue: await jobsQueue(o) });
   if (!submitted.ok) throw submitted.error;

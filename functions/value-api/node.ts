@@ -4,6 +4,7 @@ import { getRequestListener } from '@hono/node-server';
 import type { ObjectStoreOptions } from '../../shared/adapters/from-url.js';
 import { localHostCheck } from './auth.js';
 import { errorBody } from './errors.js';
+import { restartOrphanedFitJobs } from '../../shared/use-cases/byom/fit-job-api.js';
 import { inProcessFitLauncher } from './fit-in-process.js';
 import { buildValueApi, type ValueApiSettings } from './service.js';
 
@@ -20,7 +21,15 @@ export interface NodeServerOptions extends ValueApiSettings {
   /** One log line per answered request: method, path (no query), status, milliseconds (default off; serve turns it on). */
   accessLog?: boolean;
   /** Fits run by this server (no jobs queue): their wall-clock budget, and how their worker reopens the store. */
-  fits?: { budgetMs?: number; storeOptions?: ObjectStoreOptions };
+  fits?: {
+    budgetMs?: number;
+    storeOptions?: ObjectStoreOptions;
+    /**
+     * At start, run again (in the background) every fit job a stopped server left stalled or
+     * queued (restartOrphanedFitJobs); `metricopt serve` sets it. Only for fits run by this server.
+     */
+    restartOrphaned?: boolean;
+  };
 }
 
 /**
@@ -63,6 +72,12 @@ export function startValueApiServer(options: NodeServerOptions): Promise<Running
       ...(options.fits?.storeOptions === undefined ? {} : { storeOptions: options.fits.storeOptions }),
     });
   const { app } = buildValueApi({ ...options, fitLauncher, ...(hostAllowed ? { hostAllowed } : {}) });
+  if (options.fits?.restartOrphaned && options.fitLauncher === undefined && options.jobsQueue === undefined) {
+    void restartOrphanedFitJobs(options.store, fitLauncher).then(
+      (ids) => ids.length > 0 && log({ level: 'info', msg: 'value-api: fit jobs restarted', jobIds: ids }),
+      (e) => log({ level: 'error', msg: 'value-api: restarting stalled fit jobs failed', error: String(e) }),
+    );
+  }
   const handle = getRequestListener(app.fetch, { hostname });
   const requestTimeout = options.requestTimeoutMs ?? 30_000;
   const listener: RequestListener = options.accessLog
