@@ -1,4 +1,5 @@
 import { Command, CommanderError } from 'commander';
+import { registerData } from './commands/data.js';
 import { registerDemo } from './commands/demo.js';
 import { registerEvaluate } from './commands/evaluate.js';
 import { registerFit } from './commands/fit.js';
@@ -16,6 +17,7 @@ const registrations: Array<(program: Command) => void> = [
   registerEvaluate,
   registerJobs,
   registerFit,
+  registerData,
 ];
 
 export function buildProgram(): Command {

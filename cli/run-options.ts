@@ -12,8 +12,9 @@ import { withDerivedContext } from '../shared/metrics/context-columns.js';
 import { requiredContext } from '../shared/metrics/context-metrics.js';
 import { filmLayerOutOfRange } from '../shared/models/mlp.js';
 import { loadEvaluatorModuleInWorker } from '../shared/adapters/evaluator-module.worker-thread.js';
-import { type RunConfig, recipe } from '../shared/use-cases/training/recipes.js';
+import { imageRunDefaults, type RunConfig, recipe } from '../shared/use-cases/training/recipes.js';
 import { CliError } from './errors.js';
+import { dataDirFromEnv } from './locations.js';
 import { backendOption, bool, int, num, vfEngineOption } from './option-parsers.js';
 
 /** Rank of `--adapter low-rank` unless --adapter-rank says otherwise. */
@@ -44,7 +45,7 @@ export function addRunOptions(cmd: Command): Command {
   return cmd
     .option(
       '--dataset <a9a|PATH>',
-      'bundled a9a or digits (8x8 images, 10 classes), or a LIBSVM file (plain or .gz)',
+      'bundled a9a or digits (8x8 images, 10 classes), fashion-mnist (after `metricopt data fetch fashion-mnist`; 70,000 images pooled to 14x14, split 45:5:10 stratified), or a LIBSVM file (plain or .gz)',
       'a9a',
     )
     .option('--features <n>', 'feature count of the LIBSVM file (default: inferred)', int(1))
@@ -55,7 +56,7 @@ export function addRunOptions(cmd: Command): Command {
     )
     .option(
       '--metric <name>',
-      'built-in metric: mcr, f1, jaccard, aucpr, balanced-error, top-K-accuracy; with per-row context: instance-cost, group-balanced-error (needs --group-feature), top5-value',
+      'built-in metric: mcr, f1, jaccard, aucpr, balanced-error, top-K-accuracy, aucpr-class-K (one-vs-rest AP of class K); with per-row context: instance-cost, group-balanced-error (needs --group-feature), top5-value',
       'mcr',
     )
     .option(
@@ -124,6 +125,12 @@ export function addRunOptions(cmd: Command): Command {
       bool,
     )
     .option('--film-layer <i>', 'hidden layer FiLM modulates (d = 2 x its width)', int(0))
+    .option(
+      '--rare-class <k>',
+      'rare-class cell: keep only --rare-keep of class k in the TRAINING rows (validation and test stay natural); pair with --metric aucpr-class-k',
+      int(0),
+    )
+    .option('--rare-keep <share>', 'share of the rare class kept in training (default 0.1)', num(0, true))
     .addOption(new Option('--meta-test-method <m>', 'how metricopt moves phi').choices(['guided-es', 'vf-descent']))
     .addOption(
       new Option(
@@ -259,7 +266,18 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
   set<number>(o.oeWeight, (v) => (mt.train = { ...mt.train, oeWeight: v }));
   set<'f32' | 'tfjs'>(o.vfEngine, (v) => (mt.train = { ...mt.train, engine: v }));
   set<number>(o.pretrainEpochs, (v) => (cfg.pretrain = { ...cfg.pretrain, epochs: v }));
-  cfg.architecture = (o.architecture as 'mlp' | 'convnet' | undefined) ?? (o.dataset === 'digits' ? 'convnet' : 'mlp');
+  // Fetched image sets (Fashion-MNIST): a stratified 45:5:10 split, the pooled ConvNet (d = 128).
+  const image = imageRunDefaults(o.dataset as string);
+  cfg.architecture =
+    (o.architecture as 'mlp' | 'convnet' | undefined) ?? (o.dataset === 'digits' || image ? 'convnet' : 'mlp');
+  if (image) {
+    cfg.split = image.split;
+    if (cfg.architecture === 'convnet') cfg.convnet = image.convnet;
+  }
+  set<number>(o.rareClass, (v) => (cfg.rareClass = { label: v, keep: (o.rareKeep as number | undefined) ?? 0.1 }));
+  if (o.rareKeep !== undefined && (o.rareClass === undefined || (o.rareKeep as number) > 1)) {
+    throw new CliError('USAGE', '--rare-keep is a share (0..1] and needs --rare-class');
+  }
   if (o.adapter === 'film') {
     cfg.model = {
       ...cfg.model,
@@ -354,7 +372,15 @@ export async function prepareRun(
     if (!found.ok) throw found.error;
     evaluator = found.value;
   }
-  const loadOptions: { features?: number; positiveLabel?: number } = {};
+  if (evaluator.outputs?.includes('embedding')) {
+    // The evaluator contract carries embeddings (recall-at-K, user modules that ask for them);
+    // meta-training and meta-test still score probabilities only (issue 24, item 4: partial).
+    throw new CliError(
+      'METRIC_NEEDS_EMBEDDINGS',
+      `${evaluator.name} reads embeddings; demo and train runs score class probabilities only so far`,
+    );
+  }
+  const loadOptions: { features?: number; positiveLabel?: number; dataDir: string } = { dataDir: dataDirFromEnv() };
   if (o.features !== undefined) loadOptions.features = o.features as number;
   if (o.positiveLabel !== undefined) loadOptions.positiveLabel = o.positiveLabel as number;
   const ds = await loadDataset(o.dataset as string, loadOptions);
@@ -370,6 +396,9 @@ export async function prepareRun(
   // derived by their documented rules (shared/metrics/context-columns.ts).
   const columns = [...requiredContext(evaluator), ...(o.groupFeature !== undefined ? ['group'] : [])];
   if (columns.length > 0) dataset = withDerivedContext(dataset, columns, o.groupFeature as number | undefined);
+  if (o.rareClass !== undefined && (o.rareClass as number) >= dataset.classes) {
+    throw new CliError('USAGE', `--rare-class ${o.rareClass}: '${dataset.name}' has classes 0..${dataset.classes - 1}`);
+  }
   let backend: string;
   try {
     backend = (await selectBackend(preference)).name;

@@ -120,7 +120,7 @@ async function jobFromOptions(o: RunOptions, store: ObjectStore): Promise<{ spec
   const cfg = buildRunConfig(o);
   const source = o.dataset as string;
   const absolute = (path: string) => (/^[a-z0-9]+:\/\//.test(path) ? path : resolve(path));
-  const dataset = ['a9a', 'digits'].includes(source) ? source : absolute(source);
+  const dataset = ['a9a', 'digits', 'fashion-mnist'].includes(source) ? source : absolute(source);
   const inputs = await prepareRun(o);
   const { dataset: ds, evaluator } = inputs;
   const valueFunctionId =

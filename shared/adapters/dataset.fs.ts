@@ -7,6 +7,7 @@ import { fromDense, type SparseDataset } from '../data/dataset.js';
 import { DataError } from '../data/errors.js';
 import { parseLibsvm } from '../data/libsvm.js';
 import { concatDatasets } from '../data/split.js';
+import { imagePackages, loadImageDataset } from './image-cache.fs.js';
 import { err, ok, type Result } from '../util/result.js';
 
 /** The folder with the data shipped in the package (A9A), found from this file upwards. */
@@ -47,6 +48,13 @@ async function readText(path: string): Promise<Result<string, DataError>> {
 export interface LoadOptions {
   features?: number;
   positiveLabel?: number;
+  /** The data cache folder holding fetched image sets (fashion-mnist); default defaultDataDir(). */
+  dataDir?: string;
+}
+
+/** The default data cache: `.cache/data` in the package's root (the CLI's METRICOPT_DATA_DIR overrides it). */
+export function defaultDataDir(): string {
+  return join(dirname(bundledDataDir()), '.cache', 'data');
 }
 
 /** The 8x8 digits CSV (64 pixels 0..16, then the class 0..9): 1,797 images, 10 classes. */
@@ -67,9 +75,12 @@ export function parseDigitsCsv(text: string): Result<SparseDataset, DataError> {
 
 /**
  * `a9a` (bundled: the train and test files together, 48,842 rows), `digits` (the 8x8 digits
- * beside the checkout, ../shared/data, or METRICOPT_DIGITS), or a LIBSVM path (plain or .gz).
+ * beside the checkout, ../shared/data, or METRICOPT_DIGITS), `fashion-mnist` (from the data
+ * cache that `metricopt data fetch fashion-mnist` fills: 70,000 images pooled to 14 x 14), or a
+ * LIBSVM path (plain or .gz).
  */
 export async function loadDataset(spec: string, options: LoadOptions = {}): Promise<Result<SparseDataset, DataError>> {
+  if (imagePackages[spec]) return loadImageDataset(spec, options.dataDir ?? defaultDataDir());
   if (spec === 'digits') {
     const candidates = [
       join(bundledDataDir(), 'digits8x8.csv.gz'),

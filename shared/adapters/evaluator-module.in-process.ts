@@ -8,6 +8,7 @@ const evaluatorShape = z.object({
   name: z.string().min(1),
   direction: z.enum(['minimize', 'maximize']),
   version: z.string().optional(),
+  outputs: z.array(z.enum(['probabilities', 'embedding'])).optional(),
   evaluate: z.custom<Evaluator['evaluate']>((v) => typeof v === 'function', 'evaluate must be a function'),
 });
 

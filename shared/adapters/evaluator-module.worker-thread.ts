@@ -28,13 +28,14 @@ export async function loadEvaluatorModuleInWorker(
 ): Promise<Result<Evaluator, MetricError>> {
   const checked = await loadEvaluatorModule(path);
   if (!checked.ok) return checked;
-  const { name, direction, version } = checked.value;
+  const { name, direction, version, outputs } = checked.value;
   const pool = new WorkerPool(moduleUrl(path), name, options.maxIdle ?? 4);
   const deadlineMs = options.deadlineMs ?? 0;
   const evaluator: Evaluator = {
     name,
     direction,
     ...(version === undefined ? {} : { version }),
+    ...(outputs === undefined ? {} : { outputs }),
     evaluate: async (input, callOptions = {}) => {
       if (callOptions.signal !== undefined || deadlineMs <= 0) return pool.run(input, callOptions);
       const deadline = new AbortController();
@@ -66,13 +67,14 @@ parentPort.on('message', async ({ id, input }) => {
 
 /** What the worker's evaluator sees: the input's own fields, rows and context only when given. */
 function workerInput(input: EvaluationInput): EvaluationInput {
-  const { scores, labels, classes, rows, context } = input;
+  const { scores, labels, classes, rows, context, embeddings } = input;
   return {
     scores,
     labels,
     classes,
     ...(rows === undefined ? {} : { rows }),
     ...(context === undefined ? {} : { context: { ...context } }),
+    ...(embeddings === undefined ? {} : { embeddings: { dim: embeddings.dim, values: embeddings.values } }),
   };
 }
 

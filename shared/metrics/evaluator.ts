@@ -60,6 +60,27 @@ export function checkEvaluationInput(name: string, input: EvaluationInput): Metr
       );
     }
   }
+  if (input.embeddings !== undefined) {
+    const { dim, values } = input.embeddings;
+    if (!Number.isInteger(dim) || dim < 1 || values.length !== n * dim) {
+      return new MetricError(
+        'METRIC_INPUT_INVALID',
+        `${name}: ${values.length} embedding values for ${n} labels of dimension ${dim}`,
+        { reason: 'embedding', expected: n * dim, actual: values.length },
+      );
+    }
+    for (let i = 0; i < n; i++) {
+      let norm = 0;
+      for (let j = i * dim; j < (i + 1) * dim; j++) norm += (values[j] as number) * (values[j] as number);
+      if (!(Math.abs(Math.sqrt(norm) - 1) <= 1e-3)) {
+        return new MetricError(
+          'METRIC_INPUT_INVALID',
+          `${name}: embedding ${i} has norm ${Math.sqrt(norm)}, not 1 (embeddings are L2-normalised)`,
+          { reason: 'embedding', index: i },
+        );
+      }
+    }
+  }
   for (let i = 0; i < scores.length; i++) {
     const s = scores[i] as number;
     if (!Number.isFinite(s)) {

@@ -1,7 +1,8 @@
 import { err, ok, type Result } from '../util/result.js';
-import { builtinEvaluators, topKAccuracy } from './builtins.js';
+import { builtinEvaluators, classAucpr, topKAccuracy } from './builtins.js';
 import { MetricError } from './errors.js';
 import type { Evaluator } from '../ports/evaluator.port.js';
+import { recallAtK } from './retrieval.js';
 
 const aliases: Record<string, string> = {
   'misclassification-rate': 'mcr',
@@ -16,7 +17,7 @@ const aliases: Record<string, string> = {
   accuracy: 'top-1-accuracy',
 };
 
-/** Names of the built-in evaluators (top-k accepts any k as `top-K-accuracy`). */
+/** Names of the built-in evaluators (top-k accepts any k as `top-K-accuracy`, and `aucpr-class-K` any class K). */
 export function builtinNames(): string[] {
   return builtinEvaluators.map((e) => e.name);
 }
@@ -28,6 +29,10 @@ export function builtinEvaluator(name: string): Result<Evaluator, MetricError> {
   if (found) return ok(found);
   const topk = /^top-?(\d+)(-accuracy)?$/.exec(key);
   if (topk && Number(topk[1]) >= 1) return ok(topKAccuracy(Number(topk[1])));
+  const perClass = /^aucpr-class-(\d+)$/.exec(key);
+  if (perClass) return ok(classAucpr(Number(perClass[1])));
+  const recall = /^recall-at-(\d+)$/.exec(key);
+  if (recall && Number(recall[1]) >= 1) return ok(recallAtK(Number(recall[1])));
   return err(
     new MetricError('UNKNOWN_METRIC', `unknown metric '${name}' (built-ins: ${builtinNames().join(', ')})`, {
       name,

@@ -13,14 +13,73 @@ import type { PretrainConfig } from './mlp.js';
  * convolutions with BatchNorm and LeakyReLU, then a linear classifier. The adapter is FiLM on
  * the second convolution's feature maps: a per-channel scale (1 + gamma) and shift beta,
  * d = 2 x channels.
+ *
+ * With `pool` (the larger images, Fashion-MNIST at 14 x 14): each convolution's maps are
+ * average-pooled 2 x 2 (zero-padded at the bottom and right to an even side), the second
+ * before its BatchNorm/bias (pooling is linear and per channel, so the folded network is the
+ * same function); FiLM, LeakyReLU and the linear classifier then act on the pooled maps
+ * (4 x 4 x 64 for 14 x 14 images: the frozen cache holds 1,024 floats per image).
  */
 export interface ConvNetConfig {
   side: number;
   channels: [number, number];
   leakyAlpha: number;
+  /** Pooled blocks (see above); absent: the digits network. */
+  pool?: boolean;
+  /** Factor applied to the pixel values (absent: 1/16, the digits' 0..16 scale). */
+  inputScale?: number;
 }
 
 export const defaultConvNetConfig: ConvNetConfig = { side: 8, channels: [8, 16], leakyAlpha: 0.1 };
+
+/** The ConvNet for Fashion-MNIST pooled to 14 x 14 (pixels 0..1): FiLM on 64 channels, d = 128. */
+export const pooledConvNetConfig: ConvNetConfig = {
+  side: 14,
+  channels: [16, 64],
+  leakyAlpha: 0.1,
+  pool: true,
+  inputScale: 1,
+};
+
+/** Side of the second block's (FiLM'd) maps. */
+export function filmSide(cfg: ConvNetConfig): number {
+  return cfg.pool ? Math.ceil(Math.ceil(cfg.side / 2) / 2) : cfg.side;
+}
+
+/** Entries of the classifier's input: the flattened FiLM'd maps. */
+function classifierInputs(cfg: ConvNetConfig): number {
+  const g = filmSide(cfg);
+  return g * g * cfg.channels[1];
+}
+
+/**
+ * 2 x 2 average pooling of [n, h, w, c] maps to [n, ceil(h/2), ceil(w/2), c], an odd side
+ * zero-padded at the bottom/right first; slices, adds and reshapes only (all with wasm gradients).
+ */
+export function avgPool2(x: tf.Tensor4D): tf.Tensor4D {
+  const [n, h0, w0, c] = x.shape;
+  const h = h0 + (h0 % 2);
+  const w = w0 + (w0 % 2);
+  const p =
+    h === h0 && w === w0
+      ? x
+      : tf.pad(x, [
+          [0, 0],
+          [0, h - h0],
+          [0, w - w0],
+          [0, 0],
+        ]);
+  const pairs = tf.reshape(p, [(n * h) / 2, 2, w / 2, 2 * c]);
+  const rowsSum = tf.reshape(
+    tf.add(
+      tf.slice(pairs, [0, 0, 0, 0], [(n * h) / 2, 1, w / 2, 2 * c]),
+      tf.slice(pairs, [0, 1, 0, 0], [(n * h) / 2, 1, w / 2, 2 * c]),
+    ),
+    [(n * h * w) / 4, 2 * c],
+  );
+  const sum = tf.add(tf.slice(rowsSum, [0, 0], [(n * h * w) / 4, c]), tf.slice(rowsSum, [0, c], [(n * h * w) / 4, c]));
+  return tf.reshape(tf.mul(sum, 0.25), [n, h / 2, w / 2, c]);
+}
 
 export interface FrozenConvNet {
   config: ConvNetConfig;
@@ -83,7 +142,8 @@ function pretrainOnCurrentBackend(
   const v = (x: tf.Tensor) => tf.tidy(() => tf.variable(x));
   const k1 = v(tf.tensor2d(init(9 * c1, 9), [9, c1]));
   const k2 = v(tf.tensor2d(init(9 * c1 * c2, 9 * c1), [9 * c1, c2]));
-  const wd = v(tf.tensor2d(init(s * s * c2 * ds.classes, s * s * c2), [s * s * c2, ds.classes]));
+  const inputs = classifierInputs(cfg);
+  const wd = v(tf.tensor2d(init(inputs * ds.classes, inputs), [inputs, ds.classes]));
   const bd = v(tf.zeros([ds.classes]));
   const g1 = v(tf.ones([c1]));
   const be1 = v(tf.zeros([c1]));
@@ -93,7 +153,7 @@ function pretrainOnCurrentBackend(
     { mean: new Float32Array(c1), variance: new Float32Array(c1).fill(1) },
     { mean: new Float32Array(c2), variance: new Float32Array(c2).fill(1) },
   ];
-  const x = tf.tidy(() => tf.div(images(ds, s), 16));
+  const x = tf.tidy(() => tf.mul(images(ds, s), cfg.inputScale ?? 1 / 16));
   const optimizer = tf.train.adam(train.learningRate);
   const sampler = new BalancedSampler(trainRows, ds.labels, ds.classes);
   const perEpoch = Math.max(1, Math.ceil(trainRows.length / train.batchSize));
@@ -122,10 +182,9 @@ function pretrainOnCurrentBackend(
             bn(conv3x3(xb as tf.Tensor4D, k1 as unknown as tf.Tensor2D), g1, be1),
             cfg.leakyAlpha,
           );
-          const h2 = tf.leakyRelu(
-            bn(conv3x3(h1 as tf.Tensor4D, k2 as unknown as tf.Tensor2D), g2, be2),
-            cfg.leakyAlpha,
-          );
+          const k2t = k2 as unknown as tf.Tensor2D;
+          const z2 = cfg.pool ? avgPool2(conv3x3(avgPool2(h1 as tf.Tensor4D), k2t)) : conv3x3(h1 as tf.Tensor4D, k2t);
+          const h2 = tf.leakyRelu(bn(z2, g2, be2), cfg.leakyAlpha);
           const logits = tf.add(tf.matMul(tf.reshape(h2, [idx.length, -1]), wd as unknown as tf.Tensor2D), bd);
           return tf.losses.softmaxCrossEntropy(y, logits) as tf.Scalar;
         });
@@ -193,13 +252,14 @@ export class FrozenConvNetModel implements AdaptedModel {
     readonly frozen: FrozenConvNet,
     ds: SparseDataset,
   ) {
-    const { side, channels } = frozen.config;
+    const { channels } = frozen.config;
+    const g = filmSide(frozen.config);
     this.d = 2 * channels[1];
     this.classes = frozen.classes;
     this.labels = ds.labels;
-    this.per = side * side * channels[1];
+    this.per = g * g * channels[1];
     this.z2 = frozenConvPreactivations(frozen, ds);
-    this.wd = tf.tensor2d(frozen.dense.w, [side * side * channels[1], frozen.classes]);
+    this.wd = tf.tensor2d(frozen.dense.w, [classifierInputs(frozen.config), frozen.classes]);
     this.bd = tf.tensor1d(frozen.dense.b);
   }
 
@@ -209,15 +269,21 @@ export class FrozenConvNetModel implements AdaptedModel {
     return tf.tensor2d(out, [rows.length, this.per]);
   }
 
-  /** Logits [n * batch, classes]; `shared` means every task sees the same `batch` rows. */
-  private logits(phi: tf.Tensor2D, first: tf.Tensor2D, n: number, batch: number, shared: boolean): tf.Tensor2D {
-    const { side, channels, leakyAlpha } = this.frozen.config;
+  /** The classifier's input [n * batch, inputs]: the FiLM'd maps; `shared` means every task sees the same `batch` rows. */
+  private features(phi: tf.Tensor2D, first: tf.Tensor2D, n: number, batch: number, shared: boolean): tf.Tensor2D {
+    const { channels, leakyAlpha } = this.frozen.config;
     const c2 = channels[1];
-    const z5 = tf.reshape(first, [shared ? 1 : n, batch, side * side, c2]);
+    const spatial = this.per / c2;
+    const z5 = tf.reshape(first, [shared ? 1 : n, batch, spatial, c2]);
     const gamma = tf.reshape(tf.slice(phi, [0, 0], [n, c2]), [n, 1, 1, c2]);
     const beta = tf.reshape(tf.slice(phi, [0, c2], [n, c2]), [n, 1, 1, c2]);
     const h = tf.leakyRelu(tf.add(tf.mul(z5, tf.add(gamma, 1)), beta), leakyAlpha);
-    return tf.add(tf.matMul(tf.reshape(h, [n * batch, side * side * c2]), this.wd), this.bd) as tf.Tensor2D;
+    return tf.reshape(h, [n * batch, spatial * c2]);
+  }
+
+  /** Logits [n * batch, classes]. */
+  private logits(phi: tf.Tensor2D, first: tf.Tensor2D, n: number, batch: number, shared: boolean): tf.Tensor2D {
+    return tf.add(tf.matMul(this.features(phi, first, n, batch, shared), this.wd), this.bd) as tf.Tensor2D;
   }
 
   private taskLoss(logits: tf.Tensor2D, rows: Int32Array, n: number, batch: number): tf.Tensor1D {
@@ -230,6 +296,20 @@ export class FrozenConvNetModel implements AdaptedModel {
     );
     const picked = tf.sum(tf.mul(tf.logSoftmax(logits), y), 1);
     return tf.neg(tf.mean(tf.reshape(picked, [n, batch]), 1)) as tf.Tensor1D;
+  }
+
+  /**
+   * The embedding head: the global average of the FiLM'd, LeakyReLU'd maps (channels[1] = 64
+   * entries), L2-normalised; n x rows.length x 64, row-major. FiLM moves it as it moves the logits.
+   */
+  embed(phis: Float32Array, n: number, rows: Int32Array): Float32Array {
+    const c2 = this.frozen.config.channels[1];
+    return tf.tidy(() => {
+      const h = this.features(tf.tensor2d(phis, [n, this.d]), this.first(rows), n, rows.length, true);
+      const pooled = tf.mean(tf.reshape(h, [n * rows.length, this.per / c2, c2]), 1);
+      const norm = tf.maximum(tf.sqrt(tf.sum(tf.square(pooled), 1, true)), 1e-12);
+      return tf.div(pooled, norm).dataSync() as Float32Array;
+    });
   }
 
   lossAndGrad(
@@ -274,13 +354,15 @@ export class FrozenConvNetModel implements AdaptedModel {
 
 /**
  * The frozen part of the ConvNet for every image: conv2(leakyRelu(conv1(x / 16))) + b2, the
- * second convolution's pre-activations ([rows][side * side * c2]), a block of images at a time
+ * second convolution's pre-activations ([rows][side * side * c2]; with `pool`, pooled as the
+ * config says: [rows][filmSide^2 * c2]), a block of images at a time
  * to keep the im2col buffers small (each image's result does not depend on its neighbours).
  */
 export function frozenConvPreactivations(frozen: FrozenConvNet, ds: SparseDataset): Float32Array {
   const { side, channels, leakyAlpha } = frozen.config;
   if (ds.features !== side * side) throw convNetNeedsImages(ds);
-  const per = side * side * channels[1];
+  const g = filmSide(frozen.config);
+  const per = g * g * channels[1];
   const out = new Float32Array(ds.rows * per);
   const block = 256;
   const k1 = tf.tensor2d(frozen.conv1.w, [9, channels[0]]);
@@ -291,9 +373,13 @@ export function frozenConvPreactivations(frozen: FrozenConvNet, ds: SparseDatase
     for (let r0 = 0; r0 < ds.rows; r0 += block) {
       const ids = Int32Array.from({ length: Math.min(block, ds.rows - r0) }, (_, i) => r0 + i);
       const z = tf.tidy(() => {
-        const x = tf.div(tf.tensor4d(toDense(ds, ids), [ids.length, side, side, 1]), 16) as tf.Tensor4D;
+        const x = tf.mul(
+          tf.tensor4d(toDense(ds, ids), [ids.length, side, side, 1]),
+          frozen.config.inputScale ?? 1 / 16,
+        ) as tf.Tensor4D;
         const h1 = tf.leakyRelu(tf.add(conv3x3(x, k1), b1), leakyAlpha) as tf.Tensor4D;
-        return tf.add(conv3x3(h1, k2), b2).dataSync() as Float32Array;
+        const z = frozen.config.pool ? avgPool2(conv3x3(avgPool2(h1), k2)) : conv3x3(h1, k2);
+        return tf.add(z, b2).dataSync() as Float32Array;
       });
       out.set(z, r0 * per);
     }

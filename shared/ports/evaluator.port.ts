@@ -25,7 +25,17 @@ export interface EvaluationInput {
    * to the same rows as `scores`/`labels`: `context[name][i]` belongs to row `rows[i]`.
    */
   readonly context?: Readonly<Record<string, Float64Array>>;
+  /**
+   * The output kind `embedding`, beside the probabilities in `scores`: one L2-normalised
+   * `dim`-vector per scored row, row-major (`values[i * dim .. (i + 1) * dim)` belongs to
+   * `labels[i]`), for retrieval metrics (`recall-at-K`). Given to evaluators whose `outputs`
+   * include 'embedding'.
+   */
+  readonly embeddings?: { readonly dim: number; readonly values: Float32Array };
 }
+
+/** What a model hands an evaluator: class probabilities (always) and, on request, embeddings. */
+export type OutputKind = 'probabilities' | 'embedding';
 
 export type Direction = 'minimize' | 'maximize';
 
@@ -34,6 +44,8 @@ export interface Evaluator {
   readonly direction: Direction;
   /** Version string reported with each result (user modules may set it). */
   readonly version?: string;
+  /** The output kinds it reads (absent: probabilities only); 'embedding' asks for `input.embeddings`. */
+  readonly outputs?: readonly OutputKind[];
   /**
    * Returns the metric in its natural direction, within [0, 1]. `options.signal` is aborted when
    * the caller's deadline passes (evaluateChecked); an evaluator that can stop early (a worker

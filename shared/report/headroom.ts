@@ -16,6 +16,9 @@ import { evaluateWithRetries } from '../metrics/retry-policy.js';
  *   top5-value: rank by sigmoid(logit(p_i) + c) * v_i (expected captured value; c searched);
  *   any binary metric on data with a `group` column (group-balanced-error, the label-noise
  *     cell's mcr): one threshold per group, by coordinate descent over the groups.
+ * Multi-class tasks: globalThreshold is the best per-class offset of the log-probabilities
+ * (a prior shift, the multi-class counterpart of a threshold: offsets in -3..3 by 0.25, by
+ * coordinate descent, two passes, from zero); contextRule stays null.
  * Values are in the metric's natural direction; null where no rule is known.
  */
 export interface Headroom {
@@ -39,8 +42,8 @@ const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
 
 export async function headroom(evaluator: Evaluator, scores: Float32Array, on: ScoredRows): Promise<Headroom> {
   const none: Headroom = { globalThreshold: null, contextRule: null, rule: null };
-  if (on.classes !== 2) return none;
   try {
+    if (on.classes !== 2) return { ...none, globalThreshold: await classOffsets(evaluator, scores, on) };
     return await oracles(evaluator, scores, on);
   } catch (e) {
     // An evaluator that still fails after its retries leaves the headroom unknown, never a crash.
@@ -80,6 +83,50 @@ async function oracles(evaluator: Evaluator, scores: Float32Array, on: ScoredRow
   // Each rule family contains the single threshold (weight 0, equal group thresholds).
   if (contextRule !== null && global !== null) contextRule = Math.min(contextRule, global);
   return { globalThreshold: back(global), contextRule: back(contextRule), rule };
+}
+
+/** The multi-class oracle: the best per-class offsets of log p (see `headroom`), natural direction. */
+async function classOffsets(evaluator: Evaluator, scores: Float32Array, on: ScoredRows): Promise<number> {
+  const k = on.classes;
+  const n = scores.length / k;
+  const logp = Float64Array.from(scores, (p) => Math.log(Math.max(p, 1e-12)));
+  const offsets = new Float64Array(k);
+  const shifted = (): Float32Array => {
+    const out = new Float32Array(scores.length);
+    for (let i = 0; i < n; i++) {
+      let m = Number.NEGATIVE_INFINITY;
+      for (let c = 0; c < k; c++) m = Math.max(m, (logp[i * k + c] as number) + (offsets[c] as number));
+      let sum = 0;
+      for (let c = 0; c < k; c++) {
+        const e = Math.exp((logp[i * k + c] as number) + (offsets[c] as number) - m);
+        out[i * k + c] = e;
+        sum += e;
+      }
+      for (let c = 0; c < k; c++) out[i * k + c] = (out[i * k + c] as number) / sum;
+    }
+    return out;
+  };
+  const value = async (s: Float32Array): Promise<number> => {
+    const r = await evaluateWithRetries(evaluator, evaluationInput(s, on));
+    if (!r.ok) throw r.error;
+    return r.value.normalised;
+  };
+  let best = await value(shifted());
+  for (let pass = 0; pass < 2; pass++) {
+    for (let c = 0; c < k; c++) {
+      let bestOffset = offsets[c] as number;
+      for (let step = -12; step <= 12; step++) {
+        offsets[c] = step * 0.25;
+        const v = await value(shifted());
+        if (v < best) {
+          best = v;
+          bestOffset = offsets[c] as number;
+        }
+      }
+      offsets[c] = bestOffset;
+    }
+  }
+  return normalise(best, evaluator.direction);
 }
 
 /** 0.5 and the score quantiles, ascending, each strictly inside (0, 1). */

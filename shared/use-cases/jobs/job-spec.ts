@@ -2,7 +2,7 @@ import type { z } from 'zod';
 import { type JobSpec, jobSpecSchema, type TrainingOverrides } from '../../schemas/job.js';
 import { err, ok, type Result } from '../../util/result.js';
 import { JobError } from '../../storage/job-errors.js';
-import { type RunConfig, recipe } from '../training/recipes.js';
+import { imageRunDefaults, type RunConfig, recipe } from '../training/recipes.js';
 import { issueLine } from '../../schemas/zod-issue.js';
 
 const describe = (error: z.ZodError): string => issueLine(error, '(root)');
@@ -31,7 +31,12 @@ export function parseJobSpecText(text: string, source = 'job'): Result<JobSpec, 
 export function resolveRunConfig(spec: JobSpec): Result<RunConfig, JobError> {
   const cfg = recipe(spec.recipe, spec.seed);
   const o = spec.overrides;
-  cfg.architecture = o.architecture ?? (spec.dataset.source === 'digits' ? 'convnet' : cfg.architecture);
+  const image = imageRunDefaults(spec.dataset.source);
+  cfg.architecture = o.architecture ?? (spec.dataset.source === 'digits' || image ? 'convnet' : cfg.architecture);
+  if (image) {
+    cfg.split = image.split;
+    if (cfg.architecture === 'convnet') cfg.convnet = image.convnet;
+  }
   if (o.selectionSplit) cfg.selectionSplit = o.selectionSplit;
   if (o.reportSplit) cfg.reportSplit = o.reportSplit;
   if (o.model) {

@@ -23,7 +23,7 @@ export async function pretrainAdaptedModel(
 export async function pretrainModelSpec(
   ds: SparseDataset,
   trainRows: Int32Array,
-  cfg: Pick<RunConfig, 'architecture' | 'model' | 'pretrain'>,
+  cfg: Pick<RunConfig, 'architecture' | 'model' | 'pretrain' | 'convnet'>,
   progress: ProgressReporter,
 ): Promise<AdaptedModelSpec> {
   if (cfg.architecture === 'convnet') {
@@ -32,7 +32,7 @@ export async function pretrainModelSpec(
     const frozen = await pretrainConvNet(
       ds,
       trainRows,
-      { ...defaultConvNetConfig, side: side.value },
+      cfg.convnet ?? { ...defaultConvNetConfig, side: side.value },
       cfg.pretrain,
       progress,
     );

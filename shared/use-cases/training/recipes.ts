@@ -4,6 +4,7 @@ import {
   tunedTrainDefaults,
   type ValueFunctionTrainConfig,
 } from '../../method/value-function-training.js';
+import { type ConvNetConfig, pooledConvNetConfig } from '../../models/convnet.js';
 import type { MlpConfig, PretrainConfig } from '../../models/mlp.js';
 import { defaultMlpConfig, defaultPretrainConfig } from '../../models/mlp.js';
 import type { MetaTestConfig } from './meta-test.js';
@@ -32,6 +33,18 @@ export interface RunConfig {
   selectionSplit: 'separate' | 'shared';
   /** Backbone: the paper's MLP, or the small ConvNet (FiLM adapter) for square images. */
   architecture: 'mlp' | 'convnet';
+  /** The ConvNet's shape (absent: the digits network at the images' side). */
+  convnet?: ConvNetConfig;
+  /**
+   * How rows are split: absent, a seeded random 70/10/20; `stratified`, each class cut by
+   * `fractions` (train, validation, test), as the image runs do (45:5:10, the paper's shape).
+   */
+  split?: { kind: 'stratified'; fractions: [number, number, number] };
+  /**
+   * The rare-class cell: only a seeded `keep` share of this class's TRAINING rows is kept
+   * (pre-training and fine-tuning see it rare); validation and test keep the natural rate.
+   */
+  rareClass?: { label: number; keep: number };
   model: MlpConfig;
   pretrain: PretrainConfig;
   metaTrain: Omit<MetaTrainConfig, 'checkpointId' | 'jobId'>;
@@ -133,6 +146,19 @@ export function tunedRecipe(seed = 1): RunConfig {
       anchorEndpoints: true,
     },
   };
+}
+
+/**
+ * The image data sets fetched into the data cache (`metricopt data fetch`): the paper's
+ * 45k/5k/10k shape as a stratified split, and the pooled ConvNet (FiLM d = 128) when the run's
+ * backbone is the ConvNet (their default). Undefined for every other data set.
+ */
+export function imageRunDefaults(
+  source: string,
+): { split: NonNullable<RunConfig['split']>; convnet: ConvNetConfig } | undefined {
+  return source === 'fashion-mnist'
+    ? { split: { kind: 'stratified', fractions: [45, 5, 10] }, convnet: pooledConvNetConfig }
+    : undefined;
 }
 
 export function recipe(name: Recipe, seed = 1): RunConfig {

@@ -24,7 +24,7 @@ export interface RunCache {
 export function pretrainKey(
   ds: SparseDataset,
   trainRows: Int32Array,
-  cfg: Pick<RunConfig, 'architecture' | 'model' | 'pretrain'>,
+  cfg: Pick<RunConfig, 'architecture' | 'model' | 'pretrain' | 'convnet'>,
   backend: string,
 ): string {
   const h = createHash('sha256');
@@ -32,7 +32,7 @@ export function pretrainKey(
   for (const a of [ds.indptr, ds.indices, ds.values, ds.labels, trainRows]) {
     h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   }
-  h.update(JSON.stringify([cfg.architecture, cfg.model, cfg.pretrain]));
+  h.update(JSON.stringify([cfg.architecture, cfg.model, cfg.pretrain, ...(cfg.convnet ? [cfg.convnet] : [])]));
   return h.digest('hex');
 }
 
@@ -70,7 +70,13 @@ const specSchema = z.discriminatedUnion('architecture', [
   z.object({
     architecture: z.literal('convnet'),
     frozen: z.object({
-      config: z.object({ side: z.number(), channels: z.tuple([z.number(), z.number()]), leakyAlpha: z.number() }),
+      config: z.object({
+        side: z.number(),
+        channels: z.tuple([z.number(), z.number()]),
+        leakyAlpha: z.number(),
+        pool: z.boolean().optional(),
+        inputScale: z.number().optional(),
+      }),
       classes: z.number(),
       conv1: weights,
       conv2: weights,

@@ -1,6 +1,5 @@
 import type { SparseDataset } from '../../data/dataset.js';
 import { BalancedSampler, classPrior, NaturalSampler } from '../../data/sampler.js';
-import { splitRows } from '../../data/split.js';
 import { groupLabelNoise, scoredRows } from '../../metrics/context-columns.js';
 import { gapClosed, headroom } from '../../report/headroom.js';
 import { normalise } from '../../metrics/evaluator.js';
@@ -20,7 +19,7 @@ import type { Curves } from '../../report/plot-svg.js';
 import { type BlackBoxMinimiser, metaTestSeed, type SeedResult } from './meta-test.js';
 import { type RunConfig, replicateSeed, reseed } from './recipes.js';
 import type { RunCache } from './run-cache.js';
-import { replicateRows } from './run-rows.js';
+import { datasetSplit, replicateRows } from './run-rows.js';
 import { runTrainingPipeline } from './training-pipeline.js';
 
 export { probeEvaluator, replicateRows } from './run-rows.js';
@@ -211,7 +210,7 @@ async function runReplicate(
   progress: ProgressReporter,
 ): Promise<ReplicateOutcome> {
   const clean = deps.dataset;
-  const rows = replicateRows(splitRows(clean.rows, cfg.seed), cfg);
+  const rows = replicateRows(datasetSplit(clean, cfg), cfg);
   const ds = withLabelNoise(clean, rows.train, cfg);
   const { train, select: selectRows, report: testRows } = rows;
   const labelsOf = (r: Int32Array) => Int32Array.from(r, (x) => ds.labels[x] as number);

@@ -1,10 +1,21 @@
 import type { SparseDataset } from '../../data/dataset.js';
-import type { Split } from '../../data/split.js';
+import { splitRows, type Split } from '../../data/split.js';
+import { stratifiedSplit, withRareClass } from '../../data/image-set.js';
 import { evaluationInput, type ScoredRows, scoredRows } from '../../metrics/context-columns.js';
 import { evaluateWithRetries } from '../../metrics/retry-policy.js';
 import type { Evaluator } from '../../ports/evaluator.port.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
 import type { RunConfig } from './recipes.js';
+
+/** The replicate's split of the data set: `cfg.split` (random 70/10/20 when absent), then `cfg.rareClass` applied to its training rows. */
+export function datasetSplit(ds: SparseDataset, cfg: Pick<RunConfig, 'seed' | 'split' | 'rareClass'>): Split {
+  const split = cfg.split
+    ? stratifiedSplit(ds.labels, ds.classes, cfg.seed, cfg.split.fractions)
+    : splitRows(ds.rows, cfg.seed);
+  return cfg.rareClass
+    ? { ...split, train: withRareClass(split.train, ds.labels, cfg.rareClass, cfg.seed + 3) }
+    : split;
+}
 
 /**
  * The rows of one replicate. With `selectionSplit: 'separate'` the validation split is halved:

@@ -1,7 +1,6 @@
 import { FitStopped } from '../../method/value-function-training.js';
 import type { SparseDataset } from '../../data/dataset.js';
 import { BalancedSampler } from '../../data/sampler.js';
-import { splitRows } from '../../data/split.js';
 import { phiAt, TrajectoryGenerator } from '../../method/trajectory.js';
 import type { Evaluator } from '../../ports/evaluator.port.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
@@ -26,7 +25,7 @@ import {
   trajectoriesKey,
 } from './run-cache.js';
 import type { RunConfig } from './recipes.js';
-import { probeEvaluator, replicateRows, splitFor } from './run-rows.js';
+import { datasetSplit, probeEvaluator, replicateRows, splitFor } from './run-rows.js';
 import { saveOnce } from '../../storage/job-result.js';
 import type { JournalProgress, PipelineJournal } from '../../ports/pipeline-journal.port.js';
 
@@ -94,7 +93,7 @@ export async function prepareTraining(
   deps: Pick<PipelineDeps, 'dataset' | 'evaluator' | 'progress' | 'cache'>,
 ) {
   const ds = deps.dataset;
-  const rows = replicateRows(splitRows(ds.rows, cfg.seed), cfg);
+  const rows = replicateRows(datasetSplit(ds, cfg), cfg);
   const valRows = rows.observe;
   const valLabels = Int32Array.from(valRows, (r) => ds.labels[r] as number);
   const sampler = new BalancedSampler(rows.train, ds.labels, ds.classes);
