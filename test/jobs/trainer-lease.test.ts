@@ -145,7 +145,9 @@ describe('trainer worker leases', () => {
 describe('trainer task scale-in protection (ECS agent endpoint)', () => {
   let server: Server;
   let agentUri: string;
-  const calls: { time: number; body: { ProtectionEnabled: boolean; ExpiresInMinutes?: number } }[] = [];
+  const calls: { seq: number; body: { ProtectionEnabled: boolean; ExpiresInMinutes?: number } }[] = [];
+  /** Orders the agent's calls and the worker's acks without a clock. */
+  let seq = 0;
   let refuse = false;
 
   beforeAll(async () => {
@@ -160,7 +162,7 @@ describe('trainer task scale-in protection (ECS agent endpoint)', () => {
           return;
         }
         const parsed = JSON.parse(body);
-        calls.push({ time: Date.now(), body: parsed });
+        calls.push({ seq: ++seq, body: parsed });
         res.writeHead(refuse ? 400 : 200, { 'content-type': 'application/json' });
         res.end(
           JSON.stringify(
@@ -187,7 +189,7 @@ describe('trainer task scale-in protection (ECS agent endpoint)', () => {
     const watched = Object.assign(Object.create(queue) as Queue, {
       ack: async (r: string) => {
         await queue.ack(r);
-        settled.push(Date.now());
+        settled.push(++seq);
       },
     });
     await runTrainerWorker({
@@ -211,8 +213,8 @@ describe('trainer task scale-in protection (ECS agent endpoint)', () => {
     expect(sets.length).toBeGreaterThan(5);
     expect(sets.every((c) => c.body.ExpiresInMinutes === 1)).toBe(true);
     for (const [i, at] of settled.entries()) {
-      const clear = clears[i] as { time: number };
-      expect(clear.time).toBeGreaterThanOrEqual(at);
+      const clear = clears[i] as { seq: number };
+      expect(clear.seq).toBeGreaterThan(at);
     }
     expect((await readJobStatus(store, 'protect-job')).ok).toBe(true);
   });
