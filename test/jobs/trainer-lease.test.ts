@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
 import { loadJobInputs } from '../../shared/adapters/job-inputs.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
@@ -15,6 +15,9 @@ import { JobError } from '../../shared/use-cases/jobs/job-errors.js';
 import { runTrainerWorker, submitJob, type TrainerWorkerDeps } from '../../shared/use-cases/jobs/trainer-worker.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { smallA9a, tinyJob } from './fixtures.js';
+
+// Heavy in-process work (trainer workers over several lease periods): longer than the unit tier's 20-s default under load.
+vi.setConfig({ testTimeout: 60_000 });
 
 /**
  * Trainer workers hold the message they work on: its lease is extended on a timer (a short

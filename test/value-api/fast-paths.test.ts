@@ -1,7 +1,7 @@
 import { getRequestListener } from '@hono/node-server';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { hashApiKey } from '../../functions/value-api/auth.js';
 import { createFastLane } from '../../functions/value-api/node-fast-lane.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
@@ -12,6 +12,9 @@ import { checkPhiBody, plainPhi } from '../../functions/value-api/validate.js';
 import { predictRequestSchema } from '../../shared/schemas/api.js';
 import { Rng } from '../../shared/util/random.js';
 import { SECRET_KEY, tempStore } from './fixtures.js';
+
+// Heavy in-process work (the fast lane against the Hono stack on many bodies): longer than the unit tier's 20-s default under load.
+vi.setConfig({ testTimeout: 60_000 });
 
 const D = 16;
 

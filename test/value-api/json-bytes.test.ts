@@ -1,7 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { writeFloat32 } from '../../functions/value-api/float32-text.js';
 import { JsonBytes } from '../../functions/value-api/json-bytes.js';
 import { Rng } from '../../shared/util/random.js';
+
+// Heavy in-process work (exhaustive float32 round trips): longer than the unit tier's 20-s default under load.
+vi.setConfig({ testTimeout: 60_000 });
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
