@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { objectStoreEnv } from '../shared/schemas/env.js';
-import type { ObjectStoreOptions } from '../shared/adapters/from-url.js';
+import { type ObjectStoreOptions, storeOptionsOf } from '../shared/adapters/from-url.js';
 import { CliError } from './errors.js';
 
 const envSchema = z.object(objectStoreEnv);
@@ -9,5 +9,5 @@ const envSchema = z.object(objectStoreEnv);
 export function storeOptionsFromEnv(env: Record<string, string | undefined> = process.env): ObjectStoreOptions {
   const parsed = envSchema.safeParse(env);
   if (!parsed.success) throw new CliError('CONFIG', parsed.error.issues[0]?.message ?? 'invalid S3 settings');
-  return { s3Endpoint: parsed.data.METRICOPT_S3_ENDPOINT, s3ForcePathStyle: parsed.data.METRICOPT_S3_FORCE_PATH_STYLE };
+  return storeOptionsOf(parsed.data);
 }

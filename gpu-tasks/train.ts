@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { selectBackend } from '../shared/adapters/compute-backend.js';
-import { openObjectStore, openQueue } from '../shared/adapters/from-url.js';
+import { shutdownSignal } from '../shared/adapters/shutdown-signal.js';
+import { openObjectStore, openQueue, storeOptionsOf } from '../shared/adapters/from-url.js';
 import { loadJobInputs } from '../shared/adapters/job-inputs.js';
 import { InProcessMetricOracle, inProcessOracles } from '../shared/adapters/metric-oracle.in-process.js';
 import { QueuedMetricOracle } from '../shared/adapters/metric-oracle.queued.js';
@@ -98,7 +99,9 @@ async function readJob(env: TrainTaskEnv, store: ObjectStore): Promise<JobSpec> 
   let text: string | undefined;
   if (where.startsWith('s3://')) {
     const m = /^(s3:\/\/[^/]+)\/(.+)$/.exec(where);
-    const bytes = m ? await (await openObjectStore(m[1] as string, storeOptions(env))).get(m[2] as string) : undefined;
+    const bytes = m
+      ? await (await openObjectStore(m[1] as string, storeOptionsOf(env))).get(m[2] as string)
+      : undefined;
     text = bytes && new TextDecoder().decode(bytes);
   } else {
     text = await readFile(where.startsWith('file://') ? fileURLToPath(where) : where, 'utf8').catch(() => undefined);
@@ -111,22 +114,11 @@ async function readJob(env: TrainTaskEnv, store: ObjectStore): Promise<JobSpec> 
     : parsed.value;
 }
 
-const storeOptions = (env: TrainTaskEnv) => ({
-  s3Endpoint: env.METRICOPT_S3_ENDPOINT,
-  s3ForcePathStyle: env.METRICOPT_S3_FORCE_PATH_STYLE,
-});
-
 export async function runTrainTask(processEnv: Record<string, string | undefined>): Promise<number> {
-  const stop = new AbortController();
-  const onSignal = (signal: string) => {
-    log('warn', 'stopping', { signal });
-    stop.abort();
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  const stop = shutdownSignal((signal) => log('warn', 'stopping', { signal }));
   try {
     const env = parseTrainTaskEnv(processEnv);
-    const store = await openObjectStore(env.METRICOPT_STORE, storeOptions(env));
+    const store = await openObjectStore(env.METRICOPT_STORE, storeOptionsOf(env));
     // Metric queries go to the evaluation queue when one is configured, else run in this process.
     const queued = async (metric: { name: string; direction: 'minimize' | 'maximize' }) => {
       const queue = await openQueue(env.METRICOPT_EVALUATION_QUEUE as string, {
@@ -144,7 +136,7 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
         store,
         queue,
         async load(spec) {
-          const inputs = await loadJobInputs(spec, storeOptions(env));
+          const inputs = await loadJobInputs(spec, storeOptionsOf(env));
           return { ...inputs, oracle: await oracleFor(inputs.evaluator) };
         },
         // A fit job's predictions: scored by the evaluation queue's workers (the registered
@@ -167,7 +159,7 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
     const spec = await readJob(env, store);
     log('info', 'job', { jobId: spec.id, store: store.location, output: spec.output.valueFunctionId });
     const backend = await chooseBackend(env.METRICOPT_BACKEND);
-    const inputs = await loadJobInputs(spec, storeOptions(env));
+    const inputs = await loadJobInputs(spec, storeOptionsOf(env));
     const result = await trainValueFunction(spec, {
       store,
       ...inputs,
@@ -195,8 +187,7 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
     });
     return 1;
   } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
+    stop.dispose();
   }
 }
 

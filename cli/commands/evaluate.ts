@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { locationKind, openObjectStore, openQueue } from '../../shared/adapters/from-url.js';
+import { shutdownSignal } from '../../shared/adapters/shutdown-signal.js';
 import { LocalQueue } from '../../shared/adapters/queue.local.js';
 import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-module.worker-thread.js';
 import { webhookEvaluatorOf } from '../../shared/adapters/evaluator.webhook.js';
@@ -97,9 +98,7 @@ export function registerEvaluate(program: Command): void {
       const workers = positiveInt('--workers', opts.workers);
       if (workers > 1) {
         const pool = spawnEvaluateWorkers({ count: workers, args: workerArgs(opts), inheritOutput: true });
-        const stop = () => void pool.stop();
-        process.once('SIGTERM', stop);
-        process.once('SIGINT', stop);
+        shutdownSignal(() => void pool.stop());
         await Promise.all(pool.children.map((c) => new Promise((done) => c.once('exit', done))));
         return;
       }
@@ -124,9 +123,7 @@ export function registerEvaluate(program: Command): void {
             ? positiveInt('--visibility-timeout-ms', opts.visibilityTimeoutMs)
             : evaluatorTimeoutMs + 5000;
       const workerId = `${hostname()}:${process.pid}`;
-      const stop = new AbortController();
-      process.once('SIGTERM', () => stop.abort());
-      process.once('SIGINT', () => stop.abort());
+      const stop = shutdownSignal();
       const say = (line: string) => opts.quiet || process.stderr.write(`metricopt evaluate: ${line}\n`);
       say(`worker ${workerId} on ${queue.location} (store ${opts.store})`);
       const { processed } = await runEvaluationWorker(

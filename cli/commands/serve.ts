@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { locationKind, openQueue } from '../../shared/adapters/from-url.js';
+import { shutdownSignal } from '../../shared/adapters/shutdown-signal.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { openValueStore } from '../../functions/value-api/store.js';
@@ -76,11 +77,8 @@ export function registerServe(program: Command): void {
 }
 
 function untilSignal(): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  const { signal } = shutdownSignal();
+  return new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }
 
 /** The serve command: starts the server, reports where, and stops when `until` resolves. */

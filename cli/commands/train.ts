@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { type Command, InvalidArgumentError } from 'commander';
 import { openObjectStore, openQueue } from '../../shared/adapters/from-url.js';
+import { shutdownSignal } from '../../shared/adapters/shutdown-signal.js';
 import { localDatasetSource } from '../../shared/adapters/job-inputs.js';
 import { InProcessMetricOracle, inProcessOracles } from '../../shared/adapters/metric-oracle.in-process.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
@@ -41,20 +42,15 @@ export function registerTrain(program: Command): void {
     .option('--idle-exit <seconds>', 'a --worker exits after this long without a message', positiveInt)
     .action(async (o: RunOptions) => {
       // SIGTERM (ECS before a spot reclaim, docker stop): a final checkpoint, then exit 0.
-      const stop = new AbortController();
-      const onSignal = () => {
-        process.stderr.write('metricopt train: stopping; writing a final checkpoint\n');
-        stop.abort();
-      };
-      process.once('SIGTERM', onSignal);
-      process.once('SIGINT', onSignal);
+      const stop = shutdownSignal(() =>
+        process.stderr.write('metricopt train: stopping; writing a final checkpoint\n'),
+      );
       try {
         if (o.worker) await runWorker(o, stop.signal);
         else if (o.queue !== undefined) await runQueued(o, stop.signal);
         else await runTrain(o, stop.signal);
       } finally {
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
+        stop.dispose();
       }
     });
 }

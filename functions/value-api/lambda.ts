@@ -1,5 +1,5 @@
 import { handle } from 'hono/aws-lambda';
-import { openQueue } from '../../shared/adapters/from-url.js';
+import { openQueue, storeOptionsOf } from '../../shared/adapters/from-url.js';
 import { parseValueApiEnv } from './config.js';
 import { buildValueApi } from './service.js';
 import { openValueStore } from './store.js';
@@ -12,10 +12,7 @@ import { openValueStore } from './store.js';
 const env = parseValueApiEnv(process.env);
 
 const { app } = buildValueApi({
-  store: await openValueStore(env.METRICOPT_STORE, {
-    s3Endpoint: env.METRICOPT_S3_ENDPOINT,
-    s3ForcePathStyle: env.METRICOPT_S3_FORCE_PATH_STYLE,
-  }),
+  store: await openValueStore(env.METRICOPT_STORE, storeOptionsOf(env)),
   auth:
     env.METRICOPT_AUTH === 'api-key'
       ? { mode: 'api-key', hashes: env.METRICOPT_API_KEY_HASHES }
