@@ -14,6 +14,7 @@ import { filmLayerOutOfRange } from '../shared/models/mlp.js';
 import { loadEvaluatorModule } from '../shared/adapters/evaluator-module.in-process.js';
 import { type RunConfig, runConfigSchema } from '../shared/schemas/run-config.js';
 import { recipe } from '../shared/use-cases/training/recipes.js';
+import { cliEnv } from './env.js';
 import { CliError } from './errors.js';
 import { backendOption, bool, int, num, vfEngineOption } from './option-parsers.js';
 
@@ -331,10 +332,6 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
   return cfg;
 }
 
-const envSchema = z.object({
-  METRICOPT_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu']).default('auto'),
-});
-
 /**
  * Start-up wiring shared by the run commands: backend, data set (with the `--context` file's
  * columns as its `context`, when there is one) and evaluator.
@@ -342,11 +339,7 @@ const envSchema = z.object({
 export async function prepareRun(
   o: RunOptions,
 ): Promise<{ backend: string; dataset: SparseDataset; evaluator: Evaluator }> {
-  const env = envSchema.safeParse(process.env);
-  if (!env.success) {
-    throw new CliError('CONFIG', `METRICOPT_BACKEND must be one of auto, tensorflow, wasm, cpu, webgpu`);
-  }
-  const preference = (o.backend as BackendPreference | undefined) ?? env.data.METRICOPT_BACKEND;
+  const preference = (o.backend as BackendPreference | undefined) ?? cliEnv().METRICOPT_BACKEND;
   let evaluator: Evaluator;
   if (o.evaluator) {
     const loaded = await loadEvaluatorModule(o.evaluator as string);

@@ -11,6 +11,7 @@ import { runEvaluationWorker } from '../../shared/use-cases/evaluation/evaluate-
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { spawnEvaluateWorkers } from '../local-queue-oracle.js';
+import { cliEnv } from '../env.js';
 
 interface EvaluateOptions {
   queue?: string;
@@ -72,8 +73,8 @@ export function registerEvaluate(program: Command): void {
       try {
         specs.push(
           ...parseWebhooks(
-            opts.webhooks ?? process.env.METRICOPT_WEBHOOKS ?? '[]',
-            process.env.METRICOPT_WEBHOOK_SECRET,
+            opts.webhooks ?? cliEnv().METRICOPT_WEBHOOKS ?? '[]',
+            cliEnv().METRICOPT_WEBHOOK_SECRET,
           ),
         );
       } catch (e) {

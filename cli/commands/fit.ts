@@ -36,6 +36,7 @@ import { backendOption, bool, int, num, vfEngineOption } from '../option-parsers
 import { openStoreLocation as openValueStore } from '../../shared/adapters/from-url.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { stderrProgress } from '../progress.js';
+import { cliEnv } from '../env.js';
 
 /** Largest observation file `metricopt fit` reads by default (--max-bytes). */
 export const DEFAULT_FIT_MAX_BYTES = 64 * 1024 * 1024;
@@ -158,7 +159,7 @@ export async function runFit(o: FitOptions, signal: AbortSignal, write: (text: s
       `${file}: ${a.accepted} observations added${a.duplicates ? `, ${a.duplicates} already stored` : ''} (${a.total} in ${a.trajectories} trajectories, d = ${a.d})\n`,
     );
   }
-  const backend = await selectBackend(o.backend ?? (process.env.METRICOPT_BACKEND as BackendPreference) ?? 'auto');
+  const backend = await selectBackend(o.backend ?? cliEnv().METRICOPT_BACKEND);
   const result = await runFitJob(spec, {
     store,
     progress: stderrProgress(),

@@ -16,6 +16,7 @@ import {
 import { listCheckpointVersions } from '../../shared/use-cases/serving/value-function-store.js';
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
+import { cliEnv } from '../env.js';
 
 export interface ServeOptions {
   port: string;
@@ -96,9 +97,10 @@ export async function serve(
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new CliError('USAGE', `--port must be an integer in 0..65535, got '${opts.port}'`);
   }
+  const env = cliEnv();
   const hashes = opts.apiKeyHash.length
     ? opts.apiKeyHash
-    : (process.env.METRICOPT_API_KEY_HASHES ?? '').split(',').filter((h) => h.trim() !== '');
+    : env.METRICOPT_API_KEY_HASHES.split(',').filter((h) => h.trim() !== '');
   const normalised = hashes.map((h) => h.trim().toLowerCase());
   const bad = normalised.find((h) => !API_KEY_ENTRY_PATTERN.test(h));
   if (bad !== undefined) {
@@ -140,10 +142,10 @@ export async function serve(
       },
       ...limits,
       // Fit jobs (POST /v1/fit-jobs/{id}/start) go to this queue; unset, they run in this process.
-      ...(process.env.METRICOPT_JOBS_QUEUE
+      ...(env.METRICOPT_JOBS_QUEUE
         ? {
-            jobsQueue: await openQueue(process.env.METRICOPT_JOBS_QUEUE, {
-              deadLetterQueueUrl: process.env.METRICOPT_JOBS_DLQ,
+            jobsQueue: await openQueue(env.METRICOPT_JOBS_QUEUE, {
+              deadLetterQueueUrl: env.METRICOPT_JOBS_DLQ,
             }),
           }
         : {}),
