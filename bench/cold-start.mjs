@@ -105,7 +105,7 @@ try {
   mkdirSync(store);
   const { FsObjectStore } = await import(pathToFileURL(join(root, 'dist/shared/adapters/object-store.fs.js')).href);
   const { saveCheckpoint } = await import(
-    pathToFileURL(join(root, 'dist/shared/use-cases/serving/value-function-store.js')).href
+    pathToFileURL(join(root, 'dist/shared/storage/value-function-store.js')).href
   );
   const { Rng } = await import(pathToFileURL(join(root, 'dist/shared/util/random.js')).href);
   const rng = new Rng(5);

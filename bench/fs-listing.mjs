@@ -14,7 +14,7 @@ const { values } = parseArgs({
   options: { 'job-files': { type: 'string', default: '50000' }, repeat: { type: 'string', default: '5' } },
 });
 const { FsObjectStore } = await import('../dist/shared/adapters/object-store.fs.js');
-const { listCheckpointVersions } = await import('../dist/shared/use-cases/serving/value-function-store.js');
+const { listCheckpointVersions } = await import('../dist/shared/storage/value-function-store.js');
 
 const dir = await mkdtemp(join(tmpdir(), 'mo-bench-listing-'));
 const files = Number(values['job-files']);

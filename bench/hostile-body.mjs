@@ -47,7 +47,7 @@ if (values.child === undefined) {
 
 async function child(mb, route, repeat, element) {
   const { FsObjectStore } = await import('../dist/shared/adapters/object-store.fs.js');
-  const { saveCheckpoint } = await import('../dist/shared/use-cases/serving/value-function-store.js');
+  const { saveCheckpoint } = await import('../dist/shared/storage/value-function-store.js');
   const { startValueApiServer } = await import('../dist/functions/value-api/node.js');
   const dir = await mkdtemp(join(tmpdir(), 'metricopt-hostile-'));
   const store = new FsObjectStore(dir);

@@ -13,7 +13,7 @@ import { Hono } from 'hono';
 import { readBody } from '../functions/value-api/body.js';
 import { startValueApiServer } from '../functions/value-api/node.js';
 import { FsObjectStore } from '../shared/adapters/object-store.fs.js';
-import { saveCheckpoint } from '../shared/use-cases/serving/value-function-store.js';
+import { saveCheckpoint } from '../shared/storage/value-function-store.js';
 import { makeCheckpoint } from '../test/helpers/make-checkpoint.js';
 
 const port = Number(process.argv[2] ?? 0);

@@ -10,7 +10,7 @@ export { valueFunctionCheckpointSchema, type ValueFunctionCheckpoint } from './s
 export { demoReportSchema, type DemoReport } from './schemas/report.js';
 export type { ObjectStore } from './ports/object-store.port.js';
 export type { MetricOracle, MetricQuery } from './ports/metric-oracle.port.js';
-export { loadCheckpoint, saveCheckpoint, listCheckpointVersions } from './use-cases/serving/value-function-store.js';
+export { loadCheckpoint, saveCheckpoint, listCheckpointVersions } from './storage/value-function-store.js';
 export { runDemo } from './use-cases/training/run-demo.js';
 export { metaTrain } from './use-cases/training/meta-train.js';
 export { paperRecipe, tunedRecipe, type RunConfig } from './use-cases/training/recipes.js';

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { JobStatus } from '../../shared/schemas/job.js';
-import { readJobStatus } from '../../shared/use-cases/jobs/job-documents.js';
+import { readJobStatus } from '../../shared/storage/job-documents.js';
 import { CliError } from '../errors.js';
 import { openStoreLocation as openValueStore } from '../../shared/adapters/from-url.js';
 import { storeOptionsFromEnv } from '../locations.js';

@@ -13,7 +13,7 @@ import {
   DEFAULT_REFRESH_MS,
   hashApiKey,
 } from '../../shared/schemas/value-api-config.js';
-import { listCheckpointVersions } from '../../shared/use-cases/serving/value-function-store.js';
+import { listCheckpointVersions } from '../../shared/storage/value-function-store.js';
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { cliEnv } from '../env.js';

@@ -12,7 +12,7 @@ import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { JobSpec } from '../../shared/schemas/job.js';
 import { overridesOf, parseJobSpec, parseJobSpecText } from '../../shared/use-cases/jobs/job-spec.js';
 import { loadJobSpec, trainValueFunction } from '../../shared/use-cases/jobs/train-value-function.js';
-import { readJobStatus } from '../../shared/use-cases/jobs/job-documents.js';
+import { readJobStatus } from '../../shared/storage/job-documents.js';
 import { runTrainerWorker, submitJob } from '../../shared/use-cases/jobs/trainer-worker.js';
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';

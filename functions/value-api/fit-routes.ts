@@ -16,10 +16,10 @@ import {
   uploadPredictions,
 } from '../../shared/use-cases/byom/fit-job-api.js';
 import { createFitJob, parseFitJobSpec } from '../../shared/use-cases/byom/fit-job-spec.js';
-import { jobKeys } from '../../shared/use-cases/jobs/job-documents.js';
+import { jobKeys } from '../../shared/storage/layout.js';
 import { parseObservationBinary, parseObservationText } from '../../shared/use-cases/byom/observation-batches.js';
 import { claimFitJob, claimValueFunction, requireFitJobOwner } from '../../shared/use-cases/byom/fit-ownership.js';
-import { JobError } from '../../shared/use-cases/jobs/job-errors.js';
+import { JobError } from '../../shared/storage/job-errors.js';
 import type { Result } from '../../shared/util/result.js';
 import type { Principal } from './auth.js';
 import { parseJson, readBody } from './body.js';

@@ -1,7 +1,7 @@
 import type { Context, Hono } from 'hono';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import { jobIdSchema } from '../../shared/schemas/job.js';
-import { readJobStatus } from '../../shared/use-cases/jobs/job-documents.js';
+import { readJobStatus } from '../../shared/storage/job-documents.js';
 import { ApiError, ApiErrorCode } from './errors.js';
 
 /**

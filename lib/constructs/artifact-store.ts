@@ -9,14 +9,14 @@ import {
   ObjectOwnership,
 } from 'aws-cdk-lib/aws-s3';
 import { Construct } from 'constructs';
+import { STORE_PREFIXES } from '../../shared/storage/layout.js';
 
-/** The key prefixes of the store (shared/use-cases/jobs/train-value-function.ts, shared/schemas/evaluation.ts). */
-export const STORE_PREFIXES = {
-  /** Value-function checkpoints, `value-functions/<id>/vNNNNNN.json`: the product, kept. */
-  checkpoints: 'value-functions/',
-  /** Job specs, state, trajectories, status, uploads and the evaluation queue's predictions, labels, results and claims. */
-  jobs: 'jobs/',
-} as const;
+/**
+ * The key prefixes of the store (`value-functions/`: checkpoints, the product, kept; `jobs/`: job
+ * specs, state, trajectories, status, uploads and the evaluation queue's documents, expiring),
+ * from the one module that owns the storage layout.
+ */
+export { STORE_PREFIXES };
 
 export interface ArtifactStoreProps {
   /** Days after which everything under `jobs/` (scratch data, evaluation inputs and results) expires. */

@@ -7,6 +7,7 @@ import { NodejsFunction } from 'aws-cdk-lib/aws-lambda-nodejs';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
 import { Construct } from 'constructs';
 import type { WebhookEntry } from '../../shared/schemas/evaluation.js';
+import { STORE_PREFIXES } from '../../shared/storage/layout.js';
 import { projectRoot } from '../project-root.js';
 import type { ArtifactStore } from './artifact-store.js';
 import { ESM_BUNDLING } from './esm-bundling.js';
@@ -100,7 +101,7 @@ export class EvaluatorFunction extends Construct {
       },
     });
     // Reads the query's predictions and labels; writes its result and a short-lived claim.
-    const jobs = 'jobs/*';
+    const jobs = `${STORE_PREFIXES.jobs}*`;
     props.store.grantObjects(this.fn, ['s3:GetObject'], [`${jobs}/predictions/*`, `${jobs}/splits/*`]);
     props.store.grantObjects(
       this.fn,

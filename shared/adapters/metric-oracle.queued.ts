@@ -4,20 +4,16 @@ import type { MetricError } from '../metrics/errors.js';
 import type { MetricOracle, MetricQuery, SplitLabels } from '../ports/metric-oracle.port.js';
 import type { ObjectStore } from '../ports/object-store.port.js';
 import type { Queue } from '../ports/queue.port.js';
+import { contextKey, labelsKey, predictionsKey, resultKey, rowsKey } from '../storage/layout.js';
 import {
   EVALUATION_MESSAGE_VERSION,
   type ContextRef,
-  contextKey,
   contextRefSchema,
   describeIssue,
   EvaluationError,
   type EvaluationMessage,
   evaluationResultSchema,
-  labelsKey,
   type PayloadRef,
-  predictionsKey,
-  resultKey,
-  rowsKey,
 } from '../schemas/evaluation.js';
 import { err, ok, type Result } from '../util/result.js';
 

@@ -201,36 +201,6 @@ export function webhookSpecs(entries: readonly WebhookEntry[], secret: string | 
   });
 }
 
-export function resultKey(jobId: string, idempotencyKey: string): string {
-  return `jobs/${jobId}/results/${idempotencyKey}.json`;
-}
-
-export function claimKey(jobId: string, idempotencyKey: string): string {
-  return `jobs/${jobId}/claims/${idempotencyKey}.json`;
-}
-
-/**
- * Content-addressed within the job (`version` is a hash of the labels), so a key's bytes never
- * change and workers may cache them; re-registering a split with other labels makes a new key.
- */
-export function labelsKey(jobId: string, split: string, version: string): string {
-  return `jobs/${jobId}/splits/${split}.${version}.labels`;
-}
-
-/** Rows and context of a split, content-addressed like its labels (`version`: a hash of the bytes). */
-export function rowsKey(jobId: string, split: string, version: string): string {
-  return `jobs/${jobId}/splits/${split}.${version}.rows`;
-}
-
-export function contextKey(jobId: string, split: string, version: string): string {
-  return `jobs/${jobId}/splits/${split}.${version}.context`;
-}
-
-/** Keyed like the result: two queries at the same task and step with different scores never collide. */
-export function predictionsKey(jobId: string, idempotencyKey: string): string {
-  return `jobs/${jobId}/predictions/${idempotencyKey}.f32`;
-}
-
 /** One line naming the first problem, e.g. "evaluation message: taskId: expected int, received string". */
 export function describeIssue(what: string, error: z.ZodError): string {
   const issue = error.issues[0];

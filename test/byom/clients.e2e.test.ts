@@ -9,7 +9,7 @@ import { hashApiKey } from '../../functions/value-api/auth.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
-import { loadCheckpoint } from '../../shared/use-cases/serving/value-function-store.js';
+import { loadCheckpoint } from '../../shared/storage/value-function-store.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { cosine, makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js';
 

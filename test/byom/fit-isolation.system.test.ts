@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inProcessFitLauncher } from '../../functions/value-api/fit-in-process.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { listCheckpointVersions } from '../../shared/use-cases/serving/value-function-store.js';
+import { listCheckpointVersions } from '../../shared/storage/value-function-store.js';
 import { ensureBuiltCli } from '../jobs/built-cli.js';
 import { makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js';
 

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { listCheckpointVersions } from '../../shared/use-cases/serving/value-function-store.js';
+import { listCheckpointVersions } from '../../shared/storage/value-function-store.js';
 
 /**
  * Issue 23, item 6: on the file store, a value-function lookup walked the whole tree (every job

@@ -9,7 +9,7 @@ import { inProcessFitLauncher } from '../../functions/value-api/fit-in-process.j
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { checkpointKey } from '../../shared/use-cases/serving/value-function-store.js';
+import { checkpointKey } from '../../shared/storage/layout.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { makeCheckpoint } from '../helpers/make-checkpoint.js';
 import { makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js';

@@ -16,11 +16,11 @@ import { runEvaluationWorker } from '../../shared/use-cases/evaluation/evaluate-
 import { type FitOracleFactory, putFitLabels, putFitPredictions } from '../../shared/use-cases/byom/fit-inputs.js';
 import { fitJobSummary } from '../../shared/use-cases/byom/fit-job-api.js';
 import { createFitJob, observationsPrefix } from '../../shared/use-cases/byom/fit-job-spec.js';
-import { readJobStatus } from '../../shared/use-cases/jobs/job-documents.js';
+import { readJobStatus } from '../../shared/storage/job-documents.js';
 import { runFitJob } from '../../shared/use-cases/byom/fit-observations.js';
 import { addObservationBatch, parseObservationText } from '../../shared/use-cases/byom/observation-batches.js';
 import { runTrainerWorker } from '../../shared/use-cases/jobs/trainer-worker.js';
-import { loadCheckpoint } from '../../shared/use-cases/serving/value-function-store.js';
+import { loadCheckpoint } from '../../shared/storage/value-function-store.js';
 import { registryOf } from '../evaluation/fixtures.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { runCli } from '../helpers/cli.js';

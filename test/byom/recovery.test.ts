@@ -6,7 +6,8 @@ import { inProcessFitLauncher } from '../../functions/value-api/fit-in-process.j
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import type { FitLauncher } from '../../shared/use-cases/byom/fit-job-api.js';
-import { jobKeys, jobStatus, writeJobStatus } from '../../shared/use-cases/jobs/job-documents.js';
+import { jobKeys } from '../../shared/storage/layout.js';
+import { jobStatus, writeJobStatus } from '../../shared/storage/job-documents.js';
 import { ValueApiClient, ValueApiError } from '../../clients/typescript/index.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js';

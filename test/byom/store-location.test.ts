@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type ServeOptions, serve } from '../../cli/commands/serve.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { jobStatus, writeJobStatus } from '../../shared/use-cases/jobs/job-documents.js';
-import { saveCheckpoint } from '../../shared/use-cases/serving/value-function-store.js';
+import { jobStatus, writeJobStatus } from '../../shared/storage/job-documents.js';
+import { saveCheckpoint } from '../../shared/storage/value-function-store.js';
 import { runCli } from '../helpers/cli.js';
 import { makeCheckpoint } from '../helpers/make-checkpoint.js';
 

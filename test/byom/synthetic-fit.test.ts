@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { spearman } from '../../shared/method/stats.js';
-import { readJobStatus } from '../../shared/use-cases/jobs/job-documents.js';
+import { readJobStatus } from '../../shared/storage/job-documents.js';
 import { runCli } from '../helpers/cli.js';
 import { cosine, makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js';
 

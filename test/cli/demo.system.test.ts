@@ -7,7 +7,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../cli/main.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { demoReportSchema } from '../../shared/schemas/report.js';
-import { loadCheckpoint } from '../../shared/use-cases/serving/value-function-store.js';
+import { loadCheckpoint } from '../../shared/storage/value-function-store.js';
 
 let dir: string;
 let small: string;

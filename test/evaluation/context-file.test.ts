@@ -11,7 +11,8 @@ import { parseRowContext, type RowContext } from '../../shared/data/row-context.
 import { evaluateChecked } from '../../shared/metrics/checked-evaluator.js';
 import { checkEvaluationInput, type EvaluationInput, type Evaluator } from '../../shared/metrics/evaluator.js';
 import { fitJobSpecSchema } from '../../shared/schemas/job.js';
-import { parseFitLabels, putFitLabels, fitInputKeys } from '../../shared/use-cases/byom/fit-inputs.js';
+import { parseFitLabels, putFitLabels } from '../../shared/use-cases/byom/fit-inputs.js';
+import { jobKeys } from '../../shared/storage/layout.js';
 import { createFitJob } from '../../shared/use-cases/byom/fit-job-spec.js';
 import { parseJobSpec } from '../../shared/use-cases/jobs/job-spec.js';
 import { prepareRun } from '../../cli/run-options.js';
@@ -187,7 +188,7 @@ describe('fit labels upload with rows and context', () => {
     if (parsed.ok) return;
     expect(parsed.error.code).toBe('PREDICTIONS_INVALID');
     expect(JSON.stringify(parsed.error.details)).toMatch(message);
-    expect(await store.get(fitInputKeys(spec.id).labels)).toBeUndefined();
+    expect(await store.get(jobKeys(spec.id).labels)).toBeUndefined();
   });
 
   it('stores rows and context with the labels, and the same upload again is not a conflict', async () => {
@@ -221,7 +222,7 @@ describe('POST /v1/fit-jobs/{id}/labels with rows and context', () => {
     const context = Object.fromEntries(Array.from({ length: 40 }, (_, j) => [`c${j}`, [j, j - 40, j / 3]]));
 
     const bad = await post('/v1/fit-jobs/api-ctx/labels', { classes: 2, labels: [0, 1, 1], context: { a: [1] } });
-    const storedAfterBad = await store.get(fitInputKeys('api-ctx').labels);
+    const storedAfterBad = await store.get(jobKeys('api-ctx').labels);
     const good = await post('/v1/fit-jobs/api-ctx/labels', { classes: 2, labels: [0, 1, 1], rows: [8, 2, 5], context });
 
     expect([bad.status, ((await bad.json()) as { error: { code: string } }).error.code]).toEqual([
@@ -230,7 +231,7 @@ describe('POST /v1/fit-jobs/{id}/labels with rows and context', () => {
     ]);
     expect(storedAfterBad).toBeUndefined();
     expect(good.status).toBe(201);
-    const stored = JSON.parse(new TextDecoder().decode(await store.get(fitInputKeys('api-ctx').labels)));
+    const stored = JSON.parse(new TextDecoder().decode(await store.get(jobKeys('api-ctx').labels)));
     expect(stored).toEqual({ classes: 2, labels: [0, 1, 1], rows: [8, 2, 5], context });
   });
 });

@@ -5,7 +5,7 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../../cli/main.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { LocalQueue } from '../../shared/adapters/queue.local.js';
-import { resultKey } from '../../shared/schemas/evaluation.js';
+import { resultKey } from '../../shared/storage/layout.js';
 import { messageFor, randomLabels, tempDir } from './fixtures.js';
 
 function capture() {

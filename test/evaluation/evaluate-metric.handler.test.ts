@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, expect, it, vi } from 'vitest';
 import { parseEvaluateMetricEnv } from '../../functions/evaluate-metric/config.js';
 import { createEvaluateMetricHandler } from '../../functions/evaluate-metric/handler.js';
-import { resultKey } from '../../shared/schemas/evaluation.js';
+import { resultKey } from '../../shared/storage/layout.js';
 import { countingEvaluator, errorRate, messageFor, randomLabels, tempDir, workbench } from './fixtures.js';
 
 const context = { functionName: 'evaluate-metric', awsRequestId: 'req-1' } as unknown as Context;

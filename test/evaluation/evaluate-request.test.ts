@@ -3,7 +3,8 @@ import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-pr
 import { QueuedMetricOracle } from '../../shared/adapters/metric-oracle.queued.js';
 import { mcr } from '../../shared/metrics/builtins.js';
 import type { Queue } from '../../shared/ports/queue.port.js';
-import { type EvaluationResult, evaluationResultSchema, resultKey } from '../../shared/schemas/evaluation.js';
+import { resultKey } from '../../shared/storage/layout.js';
+import { type EvaluationResult, evaluationResultSchema } from '../../shared/schemas/evaluation.js';
 import {
   type EvaluateRequestDeps,
   evaluateRequest,

@@ -7,12 +7,8 @@ import type { Evaluator } from '../../shared/metrics/evaluator.js';
 import { createEvaluatorRegistry, type EvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
 import type { MetricQuery } from '../../shared/ports/metric-oracle.port.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
-import {
-  EVALUATION_MESSAGE_VERSION,
-  type EvaluationMessage,
-  labelsKey,
-  predictionsKey,
-} from '../../shared/schemas/evaluation.js';
+import { labelsKey, predictionsKey } from '../../shared/storage/layout.js';
+import { EVALUATION_MESSAGE_VERSION, type EvaluationMessage } from '../../shared/schemas/evaluation.js';
 import type { EvaluateRequestDeps } from '../../shared/use-cases/evaluation/evaluate-request.js';
 import { ok } from '../../shared/util/result.js';
 import { Rng } from '../../shared/util/random.js';

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { openObjectStore, openQueue } from '../../shared/adapters/from-url.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { Queue } from '../../shared/ports/queue.port.js';
-import { resultKey } from '../../shared/schemas/evaluation.js';
+import { resultKey } from '../../shared/storage/layout.js';
 import { messageFor, randomLabels } from '../evaluation/fixtures.js';
 import {
   createBucket,

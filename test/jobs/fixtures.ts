@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import type { JobSpecInput } from '../../shared/schemas/job.js';
-import { loadCheckpoint } from '../../shared/use-cases/serving/value-function-store.js';
+import { loadCheckpoint } from '../../shared/storage/value-function-store.js';
 
 /** The first `rows` rows of A9A's training file as a LIBSVM file in a new temp folder. */
 export async function smallA9a(rows = 400): Promise<{ dir: string; file: string }> {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../functions/value-api/auth.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { type JobStatus, jobStatusSchema } from '../../shared/schemas/job.js';
-import { jobKeys } from '../../shared/use-cases/jobs/job-documents.js';
+import { jobKeys } from '../../shared/storage/layout.js';
 import { SECRET_KEY, tempStore } from '../value-api/fixtures.js';
 
 const status: JobStatus = {

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { loadCheckpoint } from '../../shared/use-cases/serving/value-function-store.js';
+import { loadCheckpoint } from '../../shared/storage/value-function-store.js';
 import { runCli as run } from '../helpers/cli.js';
 import { smallA9a, tinyJob } from './fixtures.js';
 

@@ -8,9 +8,9 @@ import { runTrainTask } from '../../gpu-tasks/train.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { LocalQueue } from '../../shared/adapters/queue.local.js';
 import { parseJobSpec } from '../../shared/use-cases/jobs/job-spec.js';
-import { readJobStatus } from '../../shared/use-cases/jobs/job-documents.js';
+import { readJobStatus } from '../../shared/storage/job-documents.js';
 import { submitJob } from '../../shared/use-cases/jobs/trainer-worker.js';
-import { loadCheckpoint } from '../../shared/use-cases/serving/value-function-store.js';
+import { loadCheckpoint } from '../../shared/storage/value-function-store.js';
 import { smallA9a, tinyJob } from './fixtures.js';
 
 const root = join(import.meta.dirname, '../..');

@@ -4,8 +4,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { readJobStatus } from '../../shared/use-cases/jobs/job-documents.js';
-import { listCheckpointVersions } from '../../shared/use-cases/serving/value-function-store.js';
+import { readJobStatus } from '../../shared/storage/job-documents.js';
+import { listCheckpointVersions } from '../../shared/storage/value-function-store.js';
 import { cliPath, ensureBuiltCli } from './built-cli.js';
 import { checkpointContent, smallA9a, tinyJob } from './fixtures.js';
 

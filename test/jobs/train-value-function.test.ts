@@ -15,8 +15,9 @@ import {
   type TrainJobOutcome,
   trainValueFunction,
 } from '../../shared/use-cases/jobs/train-value-function.js';
-import { jobKeys, readJobStatus } from '../../shared/use-cases/jobs/job-documents.js';
-import { loadCheckpoint } from '../../shared/use-cases/serving/value-function-store.js';
+import { jobKeys } from '../../shared/storage/layout.js';
+import { readJobStatus } from '../../shared/storage/job-documents.js';
+import { loadCheckpoint } from '../../shared/storage/value-function-store.js';
 import { Rng } from '../../shared/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { smallA9a, tinyJob } from './fixtures.js';

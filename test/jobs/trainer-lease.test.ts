@@ -10,8 +10,8 @@ import { EcsAgentTaskProtection } from '../../shared/adapters/task-protection.ec
 import { silentProgress } from '../../shared/ports/progress.port.js';
 import type { Queue, QueueMessage } from '../../shared/ports/queue.port.js';
 import { jobSpecSchema } from '../../shared/schemas/job.js';
-import { readJobStatus } from '../../shared/use-cases/jobs/job-documents.js';
-import { JobError } from '../../shared/use-cases/jobs/job-errors.js';
+import { readJobStatus } from '../../shared/storage/job-documents.js';
+import { JobError } from '../../shared/storage/job-errors.js';
 import { runTrainerWorker, submitJob, type TrainerWorkerDeps } from '../../shared/use-cases/jobs/trainer-worker.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { smallA9a, tinyJob } from './fixtures.js';

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetricOptStack } from '../../lib/metricopt-stack.js';
 import { gpusPerInstance, parseSettings, SettingsError, settingsFromContext } from '../../lib/settings.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { resultKey } from '../../shared/schemas/evaluation.js';
+import { resultKey } from '../../shared/storage/layout.js';
 import { messageFor } from '../evaluation/fixtures.js';
 import {
   ENV_VARIANT,

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import type { ValueFunctionCheckpoint } from '../../shared/schemas/checkpoint.js';
-import { saveCheckpoint } from '../../shared/use-cases/serving/value-function-store.js';
+import { saveCheckpoint } from '../../shared/storage/value-function-store.js';
 import { type MakeCheckpointOptions, makeCheckpoint } from '../helpers/make-checkpoint.js';
 
 /** A temporary folder store holding the given checkpoints (saved in order, so versions count up). */

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { type ServeOptions, serve } from '../../cli/commands/serve.js';
 import { hashApiKey } from '../../functions/value-api/auth.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { saveCheckpoint } from '../../shared/use-cases/serving/value-function-store.js';
+import { saveCheckpoint } from '../../shared/storage/value-function-store.js';
 import { makeCheckpoint } from '../helpers/make-checkpoint.js';
 import { SECRET_KEY } from './fixtures.js';
 

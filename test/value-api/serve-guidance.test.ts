@@ -5,7 +5,8 @@ import {
   type InvalidCheckpoint,
   ValueFunctionCatalog,
 } from '../../shared/use-cases/serving/serve-guidance.js';
-import { checkpointKey, saveCheckpoint } from '../../shared/use-cases/serving/value-function-store.js';
+import { checkpointKey } from '../../shared/storage/layout.js';
+import { saveCheckpoint } from '../../shared/storage/value-function-store.js';
 import { makeCheckpoint } from '../helpers/make-checkpoint.js';
 import { tempStore } from './fixtures.js';
 

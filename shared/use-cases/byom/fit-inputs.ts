@@ -12,7 +12,7 @@ import {
   predictionsKeySchema,
 } from '../../schemas/observations.js';
 import { err, ok, type Result } from '../../util/result.js';
-import { JOBS_PREFIX } from '../jobs/job-documents.js';
+import { jobKeys } from '../../storage/layout.js';
 import { failWith, ObservationError, type ObservationSet, type StoredObservation } from './observation-batches.js';
 
 /**
@@ -23,16 +23,8 @@ import { failWith, ObservationError, type ObservationSet, type StoredObservation
  * oracle the runner is given: the evaluation queue where one is configured (the user's
  * proprietary scorer runs on the evaluator workers, never in the training loop), the evaluator
  * in process otherwise. Uploads are idempotent: the same content again is fine, other content
- * under a stored name is PREDICTIONS_CONFLICT.
+ * under a stored name is PREDICTIONS_CONFLICT. Keys: storage/layout.ts (`jobKeys`).
  */
-export const fitInputKeys = (id: string) => {
-  const predictionsPrefix = `${JOBS_PREFIX}${id}/inputs/predictions/`;
-  return {
-    labels: `${JOBS_PREFIX}${id}/inputs/labels.json`,
-    predictionsPrefix,
-    predictions: (key: string) => `${predictionsPrefix}${key}.f32`,
-  };
-};
 
 /** The oracle that scores a job's predictions for one evaluator name (built by the entry point). */
 export type FitOracleFactory = (metric: { name: string; direction: 'minimize' | 'maximize' }) => Promise<MetricOracle>;
@@ -85,7 +77,7 @@ export function splitOf(labels: FitLabels): SplitLabels {
 }
 
 export async function readFitLabels(store: ObjectStore, id: string): Promise<FitLabels | undefined> {
-  const text = await getText(store, fitInputKeys(id).labels);
+  const text = await getText(store, jobKeys(id).labels);
   return text === undefined ? undefined : fitLabelsSchema.parse(JSON.parse(text));
 }
 
@@ -96,8 +88,8 @@ export async function putFitLabels(
   labels: FitLabels,
 ): Promise<Result<{ n: number; classes: number; created: boolean }, ObservationError>> {
   const text = `${JSON.stringify(labels)}\n`;
-  const created = await store.putIfAbsent(fitInputKeys(id).labels, text);
-  if (!created && (await getText(store, fitInputKeys(id).labels)) !== text) {
+  const created = await store.putIfAbsent(jobKeys(id).labels, text);
+  if (!created && (await getText(store, jobKeys(id).labels)) !== text) {
     return err(
       new ObservationError('PREDICTIONS_CONFLICT', `fit job '${id}': other labels were uploaded to it already`),
     );
@@ -142,7 +134,7 @@ export async function putFitPredictions(
   }
   const checked = checkPredictionBytes(bytes, source, await readFitLabels(store, id));
   if (!checked.ok) return checked;
-  const objectKey = fitInputKeys(id).predictions(key);
+  const objectKey = jobKeys(id).predictions(key);
   const created = await store.putIfAbsent(objectKey, bytes);
   if (!created && !sameBytes((await store.get(objectKey)) as Uint8Array, bytes)) {
     return err(
@@ -179,7 +171,7 @@ export async function checkPredictionRefs(
   for (const o of lines) {
     const key = o.predictions?.key as string;
     if (!checked.has(key)) {
-      const bytes = await store.get(fitInputKeys(id).predictions(key));
+      const bytes = await store.get(jobKeys(id).predictions(key));
       const problem =
         bytes === undefined
           ? 'were not uploaded'
@@ -246,9 +238,7 @@ export async function scorePredictions(
           const batch = mine.slice(start, start + SCORING_BATCH);
           const queries: MetricQuery[] = [];
           for (const o of batch) {
-            const bytes = (await store.get(
-              fitInputKeys(spec.id).predictions(o.predictions?.key as string),
-            )) as Uint8Array;
+            const bytes = (await store.get(jobKeys(spec.id).predictions(o.predictions?.key as string))) as Uint8Array;
             queries.push({
               jobId: spec.id,
               taskId: trajectoryIds.get(o.trajectory) as number,

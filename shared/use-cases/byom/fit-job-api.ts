@@ -2,11 +2,12 @@ import { getText, type ObjectStore } from '../../ports/object-store.port.js';
 import type { FitJobSpec, JobStatus } from '../../schemas/job.js';
 import type { FitLabels } from '../../schemas/observations.js';
 import { DomainError, err, ok, type Result } from '../../util/result.js';
-import { checkPredictionRefs, fitInputKeys, putFitLabels, putFitPredictions, readFitLabels } from './fit-inputs.js';
-import { fitCancelKey, loadFitJobSpec, observationsPrefix } from './fit-job-spec.js';
+import { checkPredictionRefs, putFitLabels, putFitPredictions, readFitLabels } from './fit-inputs.js';
+import { loadFitJobSpec, observationsPrefix } from './fit-job-spec.js';
 import { checkPublishable, type OwnershipError } from './fit-ownership.js';
-import { JOBS_PREFIX, jobStatus, readJobStatus, writeJobStatus } from '../jobs/job-documents.js';
-import type { JobError } from '../jobs/job-errors.js';
+import { jobKeys } from '../../storage/layout.js';
+import { jobStatus, readJobStatus, writeJobStatus } from '../../storage/job-documents.js';
+import type { JobError } from '../../storage/job-errors.js';
 import {
   addObservationBatch,
   type BatchOutcome,
@@ -16,6 +17,7 @@ import {
   type StoredObservation,
   trajectoriesOf,
 } from './observation-batches.js';
+import { type FitStarted, fitCancelSchema, fitStartedSchema } from '../../schemas/job-markers.js';
 
 /**
  * The life of a fit job as the API drives it: created (spec stored), observations uploaded in
@@ -32,8 +34,6 @@ function cacheOf(store: ObjectStore): ObservationSetCache {
   }
   return cache;
 }
-
-export const startedKey = (id: string) => `${JOBS_PREFIX}${id}/started.json`;
 
 export type FitJobState = 'created' | 'queued' | 'stalled' | JobStatus['state'];
 
@@ -101,16 +101,16 @@ export async function fitJobSummary(
   const spec = await loadFitJobSpec(store, id);
   if (!spec.ok) return spec;
   const set = await loadObservationSet(store, observationsPrefix(spec.value), cacheOf(store));
-  const started = await getText(store, startedKey(id));
-  const via = started === undefined ? null : (JSON.parse(started) as { via: 'queue' | 'in-process' }).via;
+  const started = await getText(store, jobKeys(id).started);
+  const via = started === undefined ? null : fitStartedSchema.parse(JSON.parse(started)).via;
   const status = await readJobStatus(store, id);
   const doc = status.ok ? status.value : null;
   const labels = await readFitLabels(store, id);
-  const predictions = (await store.list(fitInputKeys(id).predictionsPrefix)).length;
+  const predictions = (await store.list(jobKeys(id).predictionsPrefix)).length;
   return ok({
     jobId: id,
     valueFunctionId: spec.value.output.valueFunctionId,
-    state: shownState(doc, via !== null, (await store.get(fitCancelKey(id))) !== undefined, now()),
+    state: shownState(doc, via !== null, (await store.get(jobKeys(id).cancel)) !== undefined, now()),
     uploads: {
       observations: set.byKey.size,
       trajectories: new Set([...set.byKey.values()].map((o) => o.trajectory)).size,
@@ -131,7 +131,7 @@ async function openForUploads(
 ): Promise<Result<FitJobSpec, JobError | FitJobStartedError>> {
   const spec = await loadFitJobSpec(store, id);
   if (!spec.ok) return spec;
-  if ((await store.get(startedKey(id))) !== undefined) return err(new FitJobStartedError(id));
+  if ((await store.get(jobKeys(id).started)) !== undefined) return err(new FitJobStartedError(id));
   return spec;
 }
 
@@ -189,11 +189,11 @@ export async function startFitJob(
 > {
   const spec = await loadFitJobSpec(store, id);
   if (!spec.ok) return spec;
-  if ((await store.get(fitCancelKey(id))) !== undefined) {
+  if ((await store.get(jobKeys(id).cancel)) !== undefined) {
     const summary = await fitJobSummary(store, id, now);
     return summary.ok ? ok({ summary: summary.value, started: false }) : summary;
   }
-  const fresh = (await store.get(startedKey(id))) === undefined;
+  const fresh = (await store.get(jobKeys(id).started)) === undefined;
   if (fresh && launcher.unavailable !== undefined) return err(new FitJobStartedError(id, launcher.unavailable));
   if (!fresh && launcher.unavailable === undefined) {
     // Started before: launched again only when its runner is gone (a stalled lease, or queued
@@ -214,8 +214,8 @@ export async function startFitJob(
     if (!refs.ok) return refs;
     const publishable = await checkPublishable(store, spec.value.output.valueFunctionId, spec.value.metric, set.d);
     if (!publishable.ok) return publishable;
-    const marker = JSON.stringify({ via: launcher.via, at: now().toISOString() });
-    if (await store.putIfAbsent(startedKey(id), marker)) await launcher.launch(spec.value);
+    const marker = JSON.stringify({ via: launcher.via, at: now().toISOString() } satisfies FitStarted);
+    if (await store.putIfAbsent(jobKeys(id).started, marker)) await launcher.launch(spec.value);
   }
   const summary = await fitJobSummary(store, id);
   if (!summary.ok) return summary;
@@ -234,8 +234,8 @@ async function queuedAndOrphaned(
 ): Promise<boolean> {
   if (launcher.via !== 'in-process' || launcher.knows?.(id) === true) return false;
   if ((await readJobStatus(store, id)).ok) return false;
-  const marker = await getText(store, startedKey(id));
-  const at = marker === undefined ? Number.NaN : Date.parse((JSON.parse(marker) as { at?: string }).at ?? '');
+  const marker = await getText(store, jobKeys(id).started);
+  const at = marker === undefined ? Number.NaN : Date.parse(fitStartedSchema.parse(JSON.parse(marker)).at ?? '');
   return marker !== undefined && !(at > now().getTime());
 }
 
@@ -252,7 +252,10 @@ export async function cancelFitJob(
   const before = await fitJobSummary(store, id, now);
   if (!before.ok) return before;
   if (before.value.state === 'done' || before.value.state === 'failed') return before;
-  await store.putIfAbsent(fitCancelKey(id), `${JSON.stringify({ at: now().toISOString() })}\n`);
+  await store.putIfAbsent(
+    jobKeys(id).cancel,
+    `${JSON.stringify(fitCancelSchema.parse({ at: now().toISOString() }))}\n`,
+  );
   await launcher.cancel?.(id);
   return fitJobSummary(store, id, now);
 }

@@ -1,9 +1,9 @@
 import type { ObjectStore } from '../../ports/object-store.port.js';
 import { type FitJobSpec, fitJobSpecSchema } from '../../schemas/job.js';
 import { err, ok, type Result } from '../../util/result.js';
-import { JOBS_PREFIX, jobKeys, requireJobDocument, storeJobSpec } from '../jobs/job-documents.js';
-import { JobError } from '../jobs/job-errors.js';
-import { observationPrefixOf } from './observation-batches.js';
+import { jobKeys } from '../../storage/layout.js';
+import { requireJobDocument, storeJobSpec } from '../../storage/job-documents.js';
+import { JobError } from '../../storage/job-errors.js';
 
 /**
  * Fit job specs in the object store, without the training code (the value API reads and writes
@@ -36,7 +36,4 @@ export const createFitJob = (store: ObjectStore, spec: FitJobSpec): Promise<Resu
 
 /** Where a fit job's observation batches live. */
 export const observationsPrefix = (spec: FitJobSpec): string =>
-  spec.observations.prefix ?? observationPrefixOf(spec.id);
-
-/** Where a fit job's cancellation is recorded (by the cancel route); a runner stops on it. */
-export const fitCancelKey = (id: string): string => `${JOBS_PREFIX}${id}/cancel.json`;
+  spec.observations.prefix ?? jobKeys(spec.id).observationsPrefix;

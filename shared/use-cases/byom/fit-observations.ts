@@ -1,14 +1,17 @@
 import { FitStopped } from '../../method/value-function-training.js';
-import { getText, type ObjectStore } from '../../ports/object-store.port.js';
+import type { ObjectStore } from '../../ports/object-store.port.js';
 import type { ProgressReporter } from '../../ports/progress.port.js';
-import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
+import type { CheckpointContent } from '../../schemas/checkpoint.js';
+import type { FitJobResult } from '../../schemas/job-result.js';
 import { type FitJobSpec, type JobSpec, type JobStatus, jobSpecSchema } from '../../schemas/job.js';
 import { err, ok, type Result } from '../../util/result.js';
 import { type FitOracleFactory, scorePredictions } from './fit-inputs.js';
-import { createFitJob, fitCancelKey, observationsPrefix } from './fit-job-spec.js';
+import { createFitJob, observationsPrefix } from './fit-job-spec.js';
 import { checkPublishable, type OwnershipError } from './fit-ownership.js';
-import { jobKeys, jobStatus, readJobStatus, writeJobStatus } from '../jobs/job-documents.js';
-import { JobError } from '../jobs/job-errors.js';
+import { jobKeys } from '../../storage/layout.js';
+import { heldOutOf, jobStatus, lastErrorOf, readJobStatus, writeJobStatus } from '../../storage/job-documents.js';
+import { findSaved, readJobResult, saveOnce, stashJobResult } from '../../storage/job-result.js';
+import { JobError } from '../../storage/job-errors.js';
 import { resolveRunConfig } from '../jobs/job-spec.js';
 import { type FitTrajectory, fitTrajectories, type MetaTrainConfig } from '../training/meta-train.js';
 import {
@@ -17,8 +20,7 @@ import {
   type RecordedTrajectory,
   trajectoriesOf,
 } from './observation-batches.js';
-import { saveOnce, type TrainJobOutcome } from '../jobs/train-value-function.js';
-import { healthyOf, listCheckpointVersions, loadCheckpoint } from '../serving/value-function-store.js';
+import type { TrainJobOutcome } from '../jobs/train-value-function.js';
 
 /**
  * Bring your own model (issue 12): a value function fitted to the trajectories a remote training
@@ -118,10 +120,10 @@ export async function runFitJob(
     return written;
   };
   // Cancelled (POST /v1/fit-jobs/{id}/cancel writes the marker): checked now and with each heartbeat.
-  let cancelled = (await store.get(fitCancelKey(spec.id))) !== undefined;
+  let cancelled = (await store.get(jobKeys(spec.id).cancel)) !== undefined;
   const heartbeat = setInterval(() => {
     void (async () => {
-      if ((await store.get(fitCancelKey(spec.id))) !== undefined) cancelled = true;
+      if ((await store.get(jobKeys(spec.id).cancel)) !== undefined) cancelled = true;
       if (status.state === 'running') await write({});
     })().catch(() => undefined);
   }, leaseMs / 3);
@@ -184,7 +186,6 @@ async function fitOnce(
   run: FitRun,
 ): Promise<Result<TrainJobOutcome, JobError | ObservationError | OwnershipError>> {
   const { store } = deps;
-  const keys = jobKeys(spec.id);
   const { previous, write } = run;
   const cfg = { value: config };
   const stopCancelled = async () => {
@@ -194,11 +195,16 @@ async function fitOnce(
   if (run.cancelled()) return stopCancelled();
 
   // Done before (the stashed content was saved as a version): repair the status, change nothing else.
-  const stashedText = await getText(store, keys.result);
-  const stashed = stashedText === undefined ? undefined : (JSON.parse(stashedText) as StashedFit);
+  const stash = await readJobResult(store, spec.id, 'fit');
+  if (!stash.ok) {
+    await write({ state: 'failed', lastError: { code: stash.error.code, message: stash.error.message } });
+    return stash;
+  }
+  const stashed = stash.value;
   if (stashed !== undefined) {
-    const saved = await findSaved(store, stashed.checkpoint);
-    if (saved !== undefined) {
+    const found = await findSaved(store, stashed.checkpoint);
+    if (found !== undefined) {
+      const saved = { id: found.id, version: found.version };
       if (!previous.ok || previous.value.state !== 'done') {
         await write({ ...stashed.status, state: 'done', stage: 'done', etaSeconds: 0, valueFunction: saved });
       }
@@ -259,8 +265,8 @@ async function fitOnce(
     return ok({ kind: 'interrupted', stage: 'fit', tasksDone: trajectories.length, evaluationsDone: observed });
   }
 
-  let content: Omit<ValueFunctionCheckpoint, 'version'>;
-  let health: StashedFit['health'];
+  let content: CheckpointContent;
+  let health: FitJobResult['health'];
   try {
     const fitted =
       stashed?.checkpoint !== undefined
@@ -284,20 +290,16 @@ async function fitOnce(
             },
           });
     health = fitted.health;
-    const heldOut = {
-      mae: health.heldOutMae,
-      constantMae: health.constantMae,
-      spearman: health.spearman,
-      observations: health.heldOutObservations,
-      healthy: healthyOf(health.spearman),
+    const mine: FitJobResult = {
+      checkpoint: fitted.checkpoint,
+      health,
+      status: { ...run.status(), heldOut: heldOutOf(health, true) },
     };
-    const mine: StashedFit = { checkpoint: fitted.checkpoint, health, status: { ...run.status(), heldOut } };
-    // An interrupted run may have stashed (and saved) its fit already: keep its content and createdAt.
-    const stash = (await store.putIfAbsent(keys.result, JSON.stringify(mine)))
-      ? mine
-      : (JSON.parse((await getText(store, keys.result)) as string) as StashedFit);
-    content = stash.checkpoint;
-    health = stash.health;
+    // An interrupted run may have stashed (and saved) its fit already: its content and createdAt are kept.
+    const kept = await stashJobResult(store, spec.id, 'fit', mine);
+    if (!kept.ok) return fail(kept.error);
+    content = kept.value.checkpoint;
+    health = kept.value.health;
   } catch (e) {
     if (e instanceof FitStopped) {
       if (run.cancelled()) return stopCancelled();
@@ -305,9 +307,7 @@ async function fitOnce(
       await write({ state: 'interrupted' });
       return ok({ kind: 'interrupted', stage: 'fit', tasksDone: trajectories.length, evaluationsDone: observed });
     }
-    const error = e as { code?: unknown; message?: unknown };
-    const code = typeof error.code === 'string' ? error.code : 'INTERNAL';
-    await write({ state: 'failed', lastError: { code, message: String(error.message ?? e).slice(0, 500) } });
+    await write({ state: 'failed', lastError: lastErrorOf(e) });
     throw e;
   }
   if (run.cancelled()) return stopCancelled();
@@ -319,32 +319,8 @@ async function fitOnce(
     state: 'done',
     stage: 'done',
     etaSeconds: 0,
-    heldOut: {
-      mae: health.heldOutMae,
-      constantMae: health.constantMae,
-      spearman: health.spearman,
-      observations: health.heldOutObservations,
-      healthy: healthyOf(health.spearman),
-    },
+    heldOut: heldOutOf(health, true),
     valueFunction: { id: checkpoint.id, version: checkpoint.version },
   });
   return ok({ kind: 'done', checkpoint, health, resumed: previous.ok });
-}
-
-interface StashedFit {
-  checkpoint: Omit<ValueFunctionCheckpoint, 'version'>;
-  health: Extract<TrainJobOutcome, { kind: 'done' }>['health'];
-  status: JobStatus;
-}
-
-async function findSaved(
-  store: ObjectStore,
-  content: Omit<ValueFunctionCheckpoint, 'version'>,
-): Promise<{ id: string; version: number } | undefined> {
-  const versions = (await listCheckpointVersions(store)).get(content.id) ?? [];
-  for (const v of [...versions].reverse()) {
-    const existing = await loadCheckpoint(store, content.id, v);
-    if (existing.ok && existing.value.createdAt === content.createdAt) return { id: content.id, version: v };
-  }
-  return undefined;
 }

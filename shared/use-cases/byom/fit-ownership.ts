@@ -2,9 +2,9 @@ import { z } from 'zod';
 import { getText, type ObjectStore } from '../../ports/object-store.port.js';
 import type { FitJobSpec } from '../../schemas/job.js';
 import { DomainError, err, ok, type Result } from '../../util/result.js';
-import { JOBS_PREFIX } from '../jobs/job-documents.js';
-import { JobError } from '../jobs/job-errors.js';
-import { CHECKPOINT_PREFIX, listCheckpointVersions, loadCheckpoint } from '../serving/value-function-store.js';
+import { jobKeys, valueFunctionOwnerKey } from '../../storage/layout.js';
+import { JobError } from '../../storage/job-errors.js';
+import { listCheckpointVersions, loadCheckpoint } from '../../storage/value-function-store.js';
 
 /**
  * Who may publish what (issue 23): a value function id belongs to the principal that first
@@ -37,11 +37,6 @@ const ownerSchema = z
   })
   .strict();
 
-export const ownerKeys = {
-  valueFunction: (id: string) => `${CHECKPOINT_PREFIX}${id}/owner.json`,
-  job: (id: string) => `${JOBS_PREFIX}${id}/owner.json`,
-};
-
 async function readOwner(store: ObjectStore, key: string): Promise<string | undefined> {
   const text = await getText(store, key);
   return text === undefined ? undefined : ownerSchema.parse(JSON.parse(text)).principal;
@@ -69,11 +64,11 @@ export async function claimValueFunction(
     err(
       new OwnershipError('VALUE_FUNCTION_OWNED', `value function '${id}' belongs to someone else; choose another id`),
     );
-  let owner = await readOwner(store, ownerKeys.valueFunction(id));
+  let owner = await readOwner(store, valueFunctionOwnerKey(id));
   if (owner === undefined) {
     // Published outside the API: the operator's, never claimable by a caller.
     if ((await listCheckpointVersions(store)).has(id)) return owned();
-    owner = await claim(store, ownerKeys.valueFunction(id), principal, now());
+    owner = await claim(store, valueFunctionOwnerKey(id), principal, now());
   }
   if (owner !== principal) return owned();
   return checkPublishable(store, id, spec.metric);
@@ -113,7 +108,7 @@ export async function claimFitJob(
   principal: string,
   now: () => Date = () => new Date(),
 ): Promise<Result<void, JobError>> {
-  const owner = await claim(store, ownerKeys.job(id), principal, now());
+  const owner = await claim(store, jobKeys(id).owner, principal, now());
   return owner === principal ? ok(undefined) : err(jobNotFound(id));
 }
 
@@ -127,7 +122,7 @@ export async function requireFitJobOwner(
   id: string,
   principal: string,
 ): Promise<Result<void, JobError>> {
-  const owner = await readOwner(store, ownerKeys.job(id));
+  const owner = await readOwner(store, jobKeys(id).owner);
   return owner === undefined || owner === principal ? ok(undefined) : err(jobNotFound(id));
 }
 

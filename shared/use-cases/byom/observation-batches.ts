@@ -7,6 +7,7 @@ import {
   type PredictionsRef,
 } from '../../schemas/observations.js';
 import { DomainError, err, ok, type Result } from '../../util/result.js';
+import { observationBatchKey } from '../../storage/layout.js';
 
 /**
  * Observation files and batches (shared/schemas/observations.ts): parsing with every bad line
@@ -243,9 +244,6 @@ export function parseObservationBinary(
 // ---------------------------------------------------------------------------------------------
 // The batches of a fit job in the object store.
 
-export const observationPrefixOf = (jobId: string) => `jobs/${jobId}/observations/`;
-const batchKey = (prefix: string, seq: number) => `${prefix}${String(seq).padStart(8, '0')}.jsonl`;
-
 const lineOf = (o: StoredObservation) =>
   JSON.stringify({
     trajectory: o.trajectory,
@@ -400,7 +398,10 @@ export async function addObservationBatch(
     if (!checked.ok) return checked;
     const { fresh, duplicates } = checked.value;
     const seq = set.next;
-    if (fresh.length === 0 || (await store.putIfAbsent(batchKey(prefix, seq), `${fresh.map(lineOf).join('\n')}\n`))) {
+    if (
+      fresh.length === 0 ||
+      (await store.putIfAbsent(observationBatchKey(prefix, seq), `${fresh.map(lineOf).join('\n')}\n`))
+    ) {
       for (const o of fresh) set.byKey.set(keyOf(o), o);
       const d = set.d ?? (batch[0] as StoredObservation).phi.length;
       return ok({
@@ -413,7 +414,7 @@ export async function addObservationBatch(
     }
     // Another uploader committed batch `seq` first. On S3 a conditional write still in flight
     // answers 409 and its object may not be readable yet: wait for it and read it.
-    const text = await getText(store, batchKey(prefix, seq));
+    const text = await getText(store, observationBatchKey(prefix, seq));
     if (text !== undefined) mergeStoredBatch(set, text, seq);
     else await new Promise((r) => setTimeout(r, Math.min(200, 5 * 2 ** Math.min(attempt, 6))));
   }

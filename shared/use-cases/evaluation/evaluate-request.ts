@@ -4,15 +4,14 @@ import type { EvaluatorRegistry } from '../../metrics/evaluator-registry.js';
 import type { EvaluationInput } from '../../metrics/evaluator.js';
 import type { ObjectStore } from '../../ports/object-store.port.js';
 import { holdLease, type Queue, type QueueMessage } from '../../ports/queue.port.js';
+import { claimKey, resultKey } from '../../storage/layout.js';
 import {
-  claimKey,
   describeIssue,
   type EvaluationErrorCode,
   type EvaluationMessage,
   type EvaluationResult,
   evaluationMessageSchema,
   type PayloadRef,
-  resultKey,
 } from '../../schemas/evaluation.js';
 
 /**

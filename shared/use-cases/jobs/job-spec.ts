@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import { type JobSpec, jobSpecSchema, type TrainingOverrides } from '../../schemas/job.js';
 import { err, ok, type Result } from '../../util/result.js';
-import { JobError } from './job-errors.js';
+import { JobError } from '../../storage/job-errors.js';
 import { type RunConfig, recipe } from '../training/recipes.js';
 
 function describe(error: z.ZodError): string {

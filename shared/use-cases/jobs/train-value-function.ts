@@ -8,7 +8,7 @@ import type { AdaptedModel } from '../../models/adapted-model.js';
 import { buildAdaptedModel } from '../../models/model-spec.js';
 import type { ComputePool } from '../../ports/compute-pool.port.js';
 import type { MetricOracle } from '../../ports/metric-oracle.port.js';
-import { getText, type ObjectStore } from '../../ports/object-store.port.js';
+import type { ObjectStore } from '../../ports/object-store.port.js';
 import type { ProgressReporter } from '../../ports/progress.port.js';
 import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
 import {
@@ -20,17 +20,20 @@ import {
   jobStateSchema,
 } from '../../schemas/job.js';
 import type { RngState } from '../../util/random.js';
-import { ok, type Result } from '../../util/result.js';
+import { ok, type Result, unwrap } from '../../util/result.js';
+import { jobKeys } from '../../storage/layout.js';
 import {
-  jobKeys,
+  heldOutOf,
   jobStatus,
+  lastErrorOf,
   readJobDocument,
   readJobStatus,
   requireJobDocument,
   storeJobSpec,
+  trainingStatus,
   writeJobStatus,
-} from './job-documents.js';
-import { JobError } from './job-errors.js';
+} from '../../storage/job-documents.js';
+import { JobError } from '../../storage/job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
 import { fitValueFunction, type MetaTrainResult, type ValueFunctionHealth } from '../training/meta-train.js';
 import { MetricObserver, type Observation } from '../training/observe-metric.js';
@@ -46,7 +49,7 @@ import {
 } from '../training/run-cache.js';
 import type { RunConfig } from '../training/recipes.js';
 import { probeEvaluator, replicateRows, splitFor } from '../training/run-rows.js';
-import { listCheckpointVersions, loadCheckpoint, saveCheckpoint } from '../serving/value-function-store.js';
+import { saveOnce, stashJobResult } from '../../storage/job-result.js';
 
 /**
  * Training a value function (METHOD.md stages 0-4): pre-train the backbone, collect loss-only
@@ -396,25 +399,6 @@ export async function runTrainingPipeline(
   }
 }
 
-/**
- * Saves the checkpoint as the next version, unless (a resumed job) a version with the same
- * content was already saved by the run that was interrupted before it could record it.
- */
-export async function saveOnce(
-  store: ObjectStore,
-  content: Omit<ValueFunctionCheckpoint, 'version'>,
-  lookFirst: boolean,
-): Promise<ValueFunctionCheckpoint> {
-  if (lookFirst) {
-    const versions = (await listCheckpointVersions(store)).get(content.id) ?? [];
-    for (const v of [...versions].reverse()) {
-      const existing = await loadCheckpoint(store, content.id, v);
-      if (existing.ok && existing.value.createdAt === content.createdAt) return existing.value;
-    }
-  }
-  return saveCheckpoint(store, content);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Jobs in the object store.
 
@@ -431,11 +415,6 @@ export type TrainJobOutcome =
   | { kind: 'done'; checkpoint: ValueFunctionCheckpoint; health: ValueFunctionHealth; resumed: boolean }
   | { kind: 'already-done'; valueFunction: { id: string; version: number } }
   | { kind: 'interrupted'; stage: JobStage; tasksDone: number; evaluationsDone: number };
-
-const heldOutOf = (h: ValueFunctionHealth | null): JobState['heldOut'] =>
-  h
-    ? { mae: h.heldOutMae, constantMae: h.constantMae, spearman: h.spearman, observations: h.heldOutObservations }
-    : null;
 
 /** The job spec stored under an id (for `--job-id` without a job file). */
 export const loadJobSpec = (store: ObjectStore, id: string): Promise<Result<JobSpec, JobError>> =>
@@ -476,7 +455,7 @@ export async function trainValueFunction(
       const o = resume.observations;
       await writeJobStatus(
         store,
-        jobStatus(
+        trainingStatus(
           {
             jobId: spec.id,
             backend: status.ok ? status.value.backend : deps.backend,
@@ -487,15 +466,9 @@ export async function trainValueFunction(
             state: 'done',
             stage: 'done',
             tasks: { done: resume.trajectories.tasksDone, total: resume.trajectories.tasks },
-            evaluations: {
-              total: o.total,
-              sent: o.done,
-              returned: o.perTask.reduce((a, l) => a + l.length, 0),
-              failed: o.failures.length,
-            },
+            evaluations: { total: o.total, sent: o.done, perTask: o.perTask, failed: o.failures.length },
             heldOut: resume.heldOut,
-            etaSeconds: 0,
-            valueFunction: { id: resume.valueFunction.id, version: resume.valueFunction.version },
+            valueFunction: resume.valueFunction,
           },
         ),
       );
@@ -518,11 +491,7 @@ export async function trainValueFunction(
   };
   const statusOf = (p: JournalProgress, state: JobStatus['state']): JobStatus => {
     if (stageStart.stage !== p.stage) stageStart = { stage: p.stage, at: performance.now(), done: p.stageDone };
-    const doneHere = p.stageDone - stageStart.done;
-    const elapsed = (performance.now() - stageStart.at) / 1000;
-    const eta = doneHere > 0 ? (elapsed / doneHere) * (p.stageTotal - p.stageDone) : null;
-    const returned = p.observations.observations.reduce((a, o) => a + o.length, 0);
-    return jobStatus(
+    return trainingStatus(
       { jobId: spec.id, backend: deps.backend, startedAt, updatedAt: now().toISOString() },
       {
         state,
@@ -531,12 +500,16 @@ export async function trainValueFunction(
         evaluations: {
           total: p.observations.total,
           sent: p.observations.done,
-          returned,
+          perTask: p.observations.observations,
           failed: p.observations.failures.length,
         },
+        pace: {
+          done: p.stageDone - stageStart.done,
+          seconds: (performance.now() - stageStart.at) / 1000,
+          remaining: p.stageTotal - p.stageDone,
+        },
         heldOut: heldOutOf(p.health),
-        etaSeconds: state === 'done' ? 0 : eta,
-        valueFunction: p.valueFunction ? { id: p.valueFunction.id, version: p.valueFunction.version } : null,
+        valueFunction: p.valueFunction,
       },
     );
   };
@@ -550,9 +523,8 @@ export async function trainValueFunction(
     saveChunk: (c, bytes) => store.put(keys.chunk(c), bytes),
     loadChunk: (c) => store.get(keys.chunk(c)),
     async stashResult(checkpoint) {
-      if (await store.putIfAbsent(keys.result, JSON.stringify(checkpoint))) return checkpoint;
-      // An interrupted run fitted (and maybe saved) it already: keep its content and createdAt.
-      return JSON.parse((await getText(store, keys.result)) as string);
+      // An interrupted run fitted (and maybe saved) it already: its content and createdAt are kept.
+      return unwrap(await stashJobResult(store, spec.id, 'training', checkpoint));
     },
     async save(p) {
       lastProgress = p;
@@ -601,9 +573,8 @@ export async function trainValueFunction(
       journal,
     );
   } catch (e) {
-    const error = e as { code?: unknown; message?: unknown };
-    const code = typeof error.code === 'string' ? error.code : 'INTERNAL';
-    if (code !== 'JOB_STATE_CONFLICT') {
+    const lastError = lastErrorOf(e);
+    if (lastError.code !== 'JOB_STATE_CONFLICT') {
       const base =
         last ??
         jobStatus(
@@ -614,7 +585,7 @@ export async function trainValueFunction(
         ...base,
         state: 'failed',
         etaSeconds: null,
-        lastError: { code, message: String(error.message ?? e).slice(0, 500) },
+        lastError,
         updatedAt: now().toISOString(),
       });
     }

@@ -17,23 +17,29 @@ import {
   jobMessageSchema,
   jobSpecSchema,
 } from '../../schemas/job.js';
-import { ok, type Result } from '../../util/result.js';
+import { type FanOutModel, fannedOutSchema, fanOutModelSchema } from '../../schemas/job-markers.js';
+import { ok, type Result, unwrap } from '../../util/result.js';
 import type { FitOracleFactory } from '../byom/fit-inputs.js';
 import { loadFitJobSpec } from '../byom/fit-job-spec.js';
 import { runFitJob } from '../byom/fit-observations.js';
-import { JobError, type JobErrorCode } from './job-errors.js';
+import { JobError, type JobErrorCode } from '../../storage/job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
 import { fitValueFunction, type ValueFunctionHealth } from '../training/meta-train.js';
 import { MetricObserver } from '../training/observe-metric.js';
 import type { RunConfig } from '../training/recipes.js';
+import { loadJobSpec, modelFingerprint, prepareTraining, trainValueFunction } from './train-value-function.js';
+import { jobKeys } from '../../storage/layout.js';
 import {
-  loadJobSpec,
-  modelFingerprint,
-  prepareTraining,
-  saveOnce,
-  trainValueFunction,
-} from './train-value-function.js';
-import { JOBS_PREFIX, jobKeys, jobStatus, readJobStatus, storeJobSpec, writeJobStatus } from './job-documents.js';
+  heldOutOf,
+  jobStatus,
+  lastErrorOf,
+  readJobStatus,
+  storeJobSpec,
+  type TrainingProgress,
+  trainingStatus,
+  writeJobStatus,
+} from '../../storage/job-documents.js';
+import { saveOnce, stashJobResult } from '../../storage/job-result.js';
 
 /**
  * A trainer worker on the jobs queue (METHOD.md stage 1 fanned out): `metricopt train --worker`
@@ -82,15 +88,6 @@ export interface WorkerSummary {
   jobs: number;
   stopped: boolean;
 }
-
-const fanOutKeys = (id: string) => ({
-  tasksPrefix: `${JOBS_PREFIX}${id}/tasks/`,
-  record: (c: number) => `${JOBS_PREFIX}${id}/tasks/${String(c).padStart(6, '0')}.json`,
-  bytes: (c: number) => `${JOBS_PREFIX}${id}/tasks/${String(c).padStart(6, '0')}.f32`,
-  fanned: `${JOBS_PREFIX}${id}/fanned-out.json`,
-  fitRequested: `${JOBS_PREFIX}${id}/fit-requested.json`,
-  model: `${JOBS_PREFIX}${id}/model.json`,
-});
 
 /** Stores the job spec (or checks it against the stored one) and queues its `job` message. */
 export async function submitJob(
@@ -149,12 +146,10 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     const inputs = await deps.load(spec);
     const prepared = await prepareTraining(cfg.value, { ...inputs, progress: deps.progress });
     const fingerprint = modelFingerprint(prepared.model, prepared.valRows);
-    const keys = fanOutKeys(spec.id);
-    if (!(await store.putIfAbsent(keys.model, JSON.stringify({ fingerprint, backend: deps.backend })))) {
-      const first = JSON.parse((await getText(store, keys.model)) as string) as {
-        fingerprint: string;
-        backend: string;
-      };
+    const keys = jobKeys(spec.id);
+    const mine: FanOutModel = { fingerprint, backend: deps.backend };
+    if (!(await store.putIfAbsent(keys.model, JSON.stringify(mine)))) {
+      const first = fanOutModelSchema.parse(JSON.parse((await getText(store, keys.model)) as string));
       if (first.fingerprint !== fingerprint) {
         prepared.model.dispose();
         throw new JobError(
@@ -189,7 +184,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
   };
 
   const records = async (id: string): Promise<ChunkResult[]> => {
-    const keys = (await store.list(fanOutKeys(id).tasksPrefix)).filter((k) => k.endsWith('.json'));
+    const keys = (await store.list(jobKeys(id).tasksPrefix)).filter((k) => k.endsWith('.json'));
     const out: ChunkResult[] = [];
     for (const k of keys) out.push(chunkResultSchema.parse(JSON.parse((await getText(store, k)) as string)));
     return out;
@@ -199,14 +194,13 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     ctx: JobContext,
     done: ChunkResult[],
     state: JobStatus['state'],
-    extra: Partial<JobStatus> = {},
+    extra: Partial<TrainingProgress> = {},
   ) => {
     const traj = ctx.gen.trajectories;
     const previous = await readJobStatus(store, ctx.spec.id);
     const startedAt = previous.ok ? previous.value.startedAt : now().toISOString();
     const tasksDone = done.reduce((a, r) => a + r.tasks.end - r.tasks.start, 0);
-    const elapsed = (now().getTime() - Date.parse(startedAt)) / 1000;
-    const status = jobStatus(
+    const status = trainingStatus(
       { jobId: ctx.spec.id, backend: deps.backend, startedAt, updatedAt: now().toISOString() },
       {
         state,
@@ -215,10 +209,17 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
         evaluations: {
           total: traj.querySteps.reduce((a, s) => a + s.length, 0),
           sent: done.reduce((a, r) => a + r.sent, 0),
-          returned: done.reduce((a, r) => a + r.perTask.reduce((b, o) => b + o.length, 0), 0),
+          perTask: done.flatMap((r) => r.perTask),
           failed: done.reduce((a, r) => a + r.failures.length, 0),
         },
-        etaSeconds: tasksDone > 0 && tasksDone < traj.n ? (elapsed / tasksDone) * (traj.n - tasksDone) : null,
+        pace:
+          tasksDone < traj.n
+            ? {
+                done: tasksDone,
+                seconds: (now().getTime() - Date.parse(startedAt)) / 1000,
+                remaining: traj.n - tasksDone,
+              }
+            : undefined,
         ...extra,
       },
     );
@@ -226,8 +227,8 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
   };
 
   const handleChunk = async (spec: JobSpec, chunk: number) => {
-    const keys = fanOutKeys(spec.id);
-    if ((await store.get(keys.record(chunk))) !== undefined) return; // committed by a delivery before
+    const keys = jobKeys(spec.id);
+    if ((await store.get(keys.taskRecord(chunk))) !== undefined) return; // committed by a delivery before
     const ctx = await context(spec);
     const { gen } = ctx;
     if (chunk >= gen.chunks) throw new JobError('JOB_STATE_INVALID', `job ${spec.id}: no chunk ${chunk}`);
@@ -272,8 +273,8 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       worker: deps.workerId,
       seconds: (performance.now() - t0) / 1000,
     };
-    await store.put(keys.bytes(chunk), gen.chunkBytes(chunk));
-    if (!(await store.putIfAbsent(keys.record(chunk), JSON.stringify(chunkResultSchema.parse(record))))) return;
+    await store.put(keys.taskBytes(chunk), gen.chunkBytes(chunk));
+    if (!(await store.putIfAbsent(keys.taskRecord(chunk), JSON.stringify(chunkResultSchema.parse(record))))) return;
     summary.chunks++;
     log('chunk-done', {
       jobId: spec.id,
@@ -303,7 +304,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     const observations = Array.from({ length: traj.n }, () => [] as { step: number; value: number }[]);
     const failures: ChunkResult['failures'] = [];
     for (const r of done) {
-      const bytes = await store.get(fanOutKeys(spec.id).bytes(r.chunk));
+      const bytes = await store.get(jobKeys(spec.id).taskBytes(r.chunk));
       if (!bytes || !gen.setChunkBytes(r.chunk, bytes)) {
         throw new JobError('JOB_STATE_INVALID', `job ${spec.id}: trajectories of chunk ${r.chunk} are missing or torn`);
       }
@@ -322,22 +323,13 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     ).catch((e) => {
       throw e instanceof FitStopped ? new Stopped() : e;
     });
-    const resultKey = jobKeys(spec.id).result;
-    const content = (await store.putIfAbsent(resultKey, JSON.stringify(trained.checkpoint)))
-      ? trained.checkpoint
-      : JSON.parse((await getText(store, resultKey)) as string);
+    const content = unwrap(await stashJobResult(store, spec.id, 'training', trained.checkpoint));
     const checkpoint = await saveOnce(store, content, true);
     summary.fits++;
     const h: ValueFunctionHealth = trained.health;
     await writeStatus(ctx, done, 'done', {
       stage: 'done',
-      etaSeconds: 0,
-      heldOut: {
-        mae: h.heldOutMae,
-        constantMae: h.constantMae,
-        spearman: h.spearman,
-        observations: h.heldOutObservations,
-      },
+      heldOut: heldOutOf(h),
       valueFunction: { id: checkpoint.id, version: checkpoint.version },
     });
     log('done', { jobId: spec.id, valueFunction: { id: checkpoint.id, version: checkpoint.version }, health: h });
@@ -358,7 +350,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       log(result.value.kind, { jobId: spec.id });
       return;
     }
-    const keys = fanOutKeys(spec.id);
+    const keys = jobKeys(spec.id);
     if ((await store.get(keys.fanned)) !== undefined) return;
     const cfg = resolveRunConfig(spec);
     if (!cfg.ok) throw cfg.error;
@@ -367,7 +359,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       JSON.stringify({ kind: 'chunk', jobId: spec.id, chunk } satisfies JobMessage),
     );
     for (let i = 0; i < bodies.length; i += 10) await queue.send(bodies.slice(i, i + 10));
-    await store.putIfAbsent(keys.fanned, JSON.stringify({ chunks, at: now().toISOString() }));
+    await store.putIfAbsent(keys.fanned, JSON.stringify(fannedOutSchema.parse({ chunks, at: now().toISOString() })));
     const status = jobStatus(
       { jobId: spec.id, backend: deps.backend, startedAt: now().toISOString() },
       { stage: 'trajectories', tasks: { done: 0, total: cfg.value.metaTrain.trajectories.tasks } },
@@ -430,11 +422,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
         await q.release(message.receipt, 0);
         throw e;
       }
-      const code = (e as { code?: unknown }).code;
-      const error = {
-        code: typeof code === 'string' ? code : 'INTERNAL',
-        message: String((e as Error).message ?? e).slice(0, 500),
-      };
+      const error = lastErrorOf(e);
       log('failed', { jobId: parsed.jobId, kind: parsed.kind, ...error });
       const status = await readJobStatus(store, parsed.jobId);
       if (status.ok) {

@@ -7,7 +7,7 @@ import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
 import { Rng } from '../../util/random.js';
 import { slabFloat32 } from '../../util/slab.js';
 import { DomainError, err, ok, type Result } from '../../util/result.js';
-import { healthyOf, listCheckpointVersions, loadCheckpoint } from './value-function-store.js';
+import { healthyOf, listCheckpointVersions, loadCheckpoint } from '../../storage/value-function-store.js';
 
 /**
  * Serving guidance from value-function checkpoints: predict, gradient and the Guided-ES

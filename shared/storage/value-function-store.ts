@@ -1,13 +1,13 @@
-import { DomainError, err, ok, type Result } from '../../util/result.js';
-import { getText, type ObjectStore } from '../../ports/object-store.port.js';
-import { type ValueFunctionCheckpoint, valueFunctionCheckpointSchema } from '../../schemas/checkpoint.js';
+import { DomainError, err, ok, type Result } from '../util/result.js';
+import { getText, type ObjectStore } from '../ports/object-store.port.js';
+import { type ValueFunctionCheckpoint, valueFunctionCheckpointSchema } from '../schemas/checkpoint.js';
+import { CHECKPOINT_PREFIX, checkpointKey, parseCheckpointKey } from './layout.js';
 
 /**
- * Value-function checkpoints in an object store: `value-functions/<id>/v<000001>.json`.
- * Versions only grow; the latest is the highest, so a newly written version is served without
- * a restart by whoever lists again.
+ * The checkpoint repository: value-function checkpoints in an object store,
+ * `value-functions/<id>/v<000001>.json` (layout.ts). Versions only grow; the latest is the
+ * highest, so a newly written version is served without a restart by whoever lists again.
  */
-export const CHECKPOINT_PREFIX = 'value-functions/';
 
 /** A value function is healthy when its held-out Spearman is at least this (the CLI's and the API's flag). */
 export const HEALTHY_SPEARMAN = 0.7;
@@ -16,20 +16,11 @@ export const HEALTHY_SPEARMAN = 0.7;
 export const healthyOf = (spearman: number | null | undefined): boolean | null =>
   spearman === null || spearman === undefined ? null : spearman >= HEALTHY_SPEARMAN;
 
-export function checkpointKey(id: string, version: number): string {
-  return `${CHECKPOINT_PREFIX}${id}/v${String(version).padStart(6, '0')}.json`;
-}
-
-function parseKey(key: string): { id: string; version: number } | undefined {
-  const m = /^value-functions\/([^/]+)\/v(\d+)\.json$/.exec(key);
-  return m ? { id: m[1] as string, version: Number(m[2]) } : undefined;
-}
-
 /** All checkpoint ids with their versions, ascending. */
 export async function listCheckpointVersions(store: ObjectStore): Promise<Map<string, number[]>> {
   const out = new Map<string, number[]>();
   for (const key of await store.list(CHECKPOINT_PREFIX)) {
-    const parsed = parseKey(key);
+    const parsed = parseCheckpointKey(key);
     if (!parsed) continue;
     const versions = out.get(parsed.id) ?? [];
     versions.push(parsed.version);

@@ -1,4 +1,4 @@
-import { DomainError } from '../../util/result.js';
+import { DomainError } from '../util/result.js';
 
 export type JobErrorCode =
   /** The job file is not JSON. */

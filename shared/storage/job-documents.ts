@@ -1,28 +1,17 @@
 import type { z } from 'zod';
-import { getText, type ObjectStore } from '../../ports/object-store.port.js';
-import { type JobStatus, jobStatusSchema } from '../../schemas/job.js';
-import { err, ok, type Result } from '../../util/result.js';
+import { getText, type ObjectStore } from '../ports/object-store.port.js';
+import { type JobStage, type JobState, type JobStatus, jobStatusSchema } from '../schemas/job.js';
+import type { ValueFunctionHealth } from '../schemas/job-result.js';
+import { err, ok, type Result } from '../util/result.js';
 import { JobError } from './job-errors.js';
+import { JOBS_PREFIX, jobKeys } from './layout.js';
+import { healthyOf } from './value-function-store.js';
 
 /**
- * The documents every job keeps in the object store, training job or fit job, without the
- * training code (the value API and the CLI read these and must not load tfjs):
- *
- *   jobs/<id>/job.json           the spec
- *   jobs/<id>/status.json        the status document (jobStatusSchema), rewritten as it runs
- *   jobs/<id>/result.json        the fitted content, stashed before it is saved as a version
- *   jobs/<id>/state/<seq>.json   a training job's journal (conditional creates)
- *   jobs/<id>/trajectories/...   a training job's trajectory chunks
+ * The job repository: the documents every job keeps in the object store (layout.ts names their
+ * keys), training job or fit job, each read and written through its zod schema, without the
+ * training code (the value API and the CLI read these and must not load tfjs).
  */
-export const JOBS_PREFIX = 'jobs/';
-export const jobKeys = (id: string) => ({
-  spec: `${JOBS_PREFIX}${id}/job.json`,
-  status: `${JOBS_PREFIX}${id}/status.json`,
-  result: `${JOBS_PREFIX}${id}/result.json`,
-  statePrefix: `${JOBS_PREFIX}${id}/state/`,
-  state: (seq: number) => `${JOBS_PREFIX}${id}/state/${String(seq).padStart(8, '0')}.json`,
-  chunk: (c: number) => `${JOBS_PREFIX}${id}/trajectories/${String(c).padStart(6, '0')}.f32`,
-});
 
 /**
  * A job's JSON document parsed with its schema: undefined when absent, JOB_STATE_INVALID (naming
@@ -77,14 +66,19 @@ export async function requireJobDocument<S extends z.ZodType>(
 export const readJobStatus = (store: ObjectStore, id: string): Promise<Result<JobStatus, JobError>> =>
   requireJobDocument(store, id, jobKeys(id).status, jobStatusSchema);
 
+/** Who runs the job, since when, and the time of this document (default: startedAt). */
+export interface StatusBase {
+  jobId: string;
+  backend: string;
+  startedAt: string;
+  updatedAt?: string;
+}
+
 /**
  * A status document: a running job with nothing done yet, then `fields`. Every writer builds
  * its documents from this one base.
  */
-export function jobStatus(
-  base: { jobId: string; backend: string; startedAt: string; updatedAt?: string },
-  fields: Partial<JobStatus> = {},
-): JobStatus {
+export function jobStatus(base: StatusBase, fields: Partial<JobStatus> = {}): JobStatus {
   return {
     format: 'metricopt.job-status',
     schemaVersion: 1,
@@ -101,6 +95,67 @@ export function jobStatus(
     startedAt: base.startedAt,
     updatedAt: base.updatedAt ?? base.startedAt,
     ...fields,
+  };
+}
+
+/** The held-out figures of a fitted value function as the job's documents hold them. */
+export function heldOutOf(health: ValueFunctionHealth | null): JobState['heldOut'];
+/** ... with the health flag (a fit job's status document). */
+export function heldOutOf(health: ValueFunctionHealth | null, withHealthy: true): JobStatus['heldOut'];
+export function heldOutOf(health: ValueFunctionHealth | null, withHealthy = false): JobStatus['heldOut'] {
+  if (!health) return null;
+  const heldOut = {
+    mae: health.heldOutMae,
+    constantMae: health.constantMae,
+    spearman: health.spearman,
+    observations: health.heldOutObservations,
+  };
+  return withHealthy ? { ...heldOut, healthy: healthyOf(health.spearman) } : heldOut;
+}
+
+/** What a training job has done, as its status document counts it. */
+export interface TrainingProgress {
+  state: JobStatus['state'];
+  stage: JobStage;
+  tasks: { done: number; total: number };
+  /** Metric queries: of `total`, `sent`, the observations that came back per task, and `failed`. */
+  evaluations: { total: number; sent: number; perTask: readonly (readonly unknown[])[]; failed: number };
+  /** The pace for the ETA: `done` units in `seconds`, `remaining` to go; absent, no ETA (null). */
+  pace?: { done: number; seconds: number; remaining: number } | undefined;
+  heldOut?: JobStatus['heldOut'];
+  valueFunction?: { id: string; version: number } | null;
+}
+
+/**
+ * A training job's status document at a point of its progress (a job run in one process, the
+ * trainer workers of a fanned-out job, a status repaired from the journal): a done job's ETA is
+ * 0, a running one's the remaining units at the pace so far (null before there is a pace).
+ */
+export function trainingStatus(base: StatusBase, p: TrainingProgress): JobStatus {
+  const pace = p.pace;
+  const eta = pace && pace.done > 0 ? (pace.seconds / pace.done) * pace.remaining : null;
+  return jobStatus(base, {
+    state: p.state,
+    stage: p.stage,
+    tasks: p.tasks,
+    evaluations: {
+      total: p.evaluations.total,
+      sent: p.evaluations.sent,
+      returned: p.evaluations.perTask.reduce((a, list) => a + list.length, 0),
+      failed: p.evaluations.failed,
+    },
+    heldOut: p.heldOut ?? null,
+    etaSeconds: p.state === 'done' ? 0 : eta,
+    valueFunction: p.valueFunction ? { id: p.valueFunction.id, version: p.valueFunction.version } : null,
+  });
+}
+
+/** A status document's `lastError` for a thrown error (its code when it has one). */
+export function lastErrorOf(e: unknown): NonNullable<JobStatus['lastError']> {
+  const error = e as { code?: unknown; message?: unknown } | null;
+  return {
+    code: typeof error?.code === 'string' ? error.code : 'INTERNAL',
+    message: String(error?.message ?? e).slice(0, 500),
   };
 }
 
