@@ -150,7 +150,7 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
         visibilityTimeoutMs: env.METRICOPT_JOBS_VISIBILITY_S * 1000,
         // On ECS: scale-in and deployments leave a trainer alone while it holds a message.
         protection: env.ECS_AGENT_URI === undefined ? undefined : new EcsAgentTaskProtection(env.ECS_AGENT_URI),
-        log: (event, fields) => (event === 'failed' ? logger.error(event, fields) : logger.info(event, fields)),
+        logger,
       });
       logger.info('worker-exit', { ...summary });
       return 0;

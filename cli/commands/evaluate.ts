@@ -12,6 +12,8 @@ import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { spawnEvaluateWorkers } from '../local-queue-oracle.js';
 import { cliEnv } from '../env.js';
+import { jsonLinesLogger } from '../../shared/adapters/logger.json-lines.js';
+import { silentLogger } from '../../shared/ports/logger.port.js';
 
 interface EvaluateOptions {
   queue?: string;
@@ -72,10 +74,7 @@ export function registerEvaluate(program: Command): void {
       const specs: EvaluatorSpec[] = opts.evaluatorModule.map((path) => ({ kind: 'module', path }));
       try {
         specs.push(
-          ...parseWebhooks(
-            opts.webhooks ?? cliEnv().METRICOPT_WEBHOOKS ?? '[]',
-            cliEnv().METRICOPT_WEBHOOK_SECRET,
-          ),
+          ...parseWebhooks(opts.webhooks ?? cliEnv().METRICOPT_WEBHOOKS ?? '[]', cliEnv().METRICOPT_WEBHOOK_SECRET),
         );
       } catch (e) {
         throw new CliError('USAGE', `--webhooks: ${(e as Error).message}`);
@@ -135,7 +134,10 @@ export function registerEvaluate(program: Command): void {
           maxReceiveCount: effectiveMax,
           evaluatorTimeoutMs,
           retryDelayMs: positiveInt('--retry-delay-ms', opts.retryDelayMs, 0),
-          log: (event, fields) => say(`${event} ${JSON.stringify(fields)}`),
+          // The worker's events as JSON lines on stderr (none with --quiet).
+          logger: opts.quiet
+            ? silentLogger
+            : jsonLinesLogger((line) => process.stderr.write(line), { base: { workerId } }),
         },
         {
           queue,

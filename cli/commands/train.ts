@@ -203,7 +203,7 @@ async function runWorker(o: RunOptions, signal: AbortSignal): Promise<void> {
     workerId: `${process.pid}`,
     signal,
     idleExitMs: o.idleExit === undefined ? undefined : (o.idleExit as number) * 1000,
-    log: (event, fields) => (event === 'failed' ? logger.error(event, fields) : logger.info(event, fields)),
+    logger,
   });
   logger.info('worker-exit', { ...summary });
 }

@@ -37,7 +37,7 @@ async function wire(): Promise<EvaluateMetricDeps> {
       workerId: `lambda:${hostname()}`,
       maxReceiveCount: env.METRICOPT_MAX_RECEIVE_COUNT,
       evaluatorTimeoutMs: env.METRICOPT_EVALUATOR_TIMEOUT_MS,
-      log: (event, fields) => logger.warn(event, fields),
+      logger,
     },
     deadLetter: (body, reason) => dlq.sendToDeadLetterQueue(body, reason),
     logger,

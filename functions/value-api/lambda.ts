@@ -1,3 +1,4 @@
+import { Logger } from '@aws-lambda-powertools/logger';
 import { handle } from 'hono/aws-lambda';
 import { openQueue, storeOptionsOf } from '../../shared/adapters/from-url.js';
 import { parseValueApiEnv } from './config.js';
@@ -10,6 +11,7 @@ import { openValueStore } from './store.js';
  * as the container.
  */
 const env = parseValueApiEnv(process.env);
+const logger = new Logger({ serviceName: 'metricopt-value-api' });
 
 const { app } = buildValueApi({
   store: await openValueStore(env.METRICOPT_STORE, storeOptionsOf(env)),
@@ -20,6 +22,9 @@ const { app } = buildValueApi({
   maxBodyBytes: env.METRICOPT_MAX_BODY_BYTES,
   maxRows: env.METRICOPT_MAX_ROWS,
   refreshMs: env.METRICOPT_REFRESH_MS,
+  // The API's entries ({level, msg, ...fields}) through Powertools, as the evaluator Lambda logs.
+  log: ({ level, msg, ...fields }) =>
+    logger[level === 'error' || level === 'warn' ? level : 'info'](String(msg), fields),
   ...(env.METRICOPT_JOBS_QUEUE
     ? { jobsQueue: await openQueue(env.METRICOPT_JOBS_QUEUE, { deadLetterQueueUrl: env.METRICOPT_JOBS_DLQ }) }
     : {}),

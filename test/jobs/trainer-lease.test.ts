@@ -15,6 +15,7 @@ import { JobError } from '../../shared/storage/job-errors.js';
 import { runTrainerWorker, submitJob, type TrainerWorkerDeps } from '../../shared/use-cases/jobs/trainer-worker.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { smallA9a, tinyJob } from './fixtures.js';
+import { jsonLinesLogger } from '../../shared/adapters/logger.json-lines.js';
 
 // Heavy in-process work (trainer workers over several lease periods): longer than the unit tier's 20-s default under load.
 vi.setConfig({ testTimeout: 60_000 });
@@ -81,7 +82,7 @@ describe('trainer worker leases', () => {
           workerId: `w${i}`,
           idleExitMs: 4000,
           visibilityTimeoutMs,
-          log: (event) => logged.push(event),
+          logger: jsonLinesLogger((line) => logged.push(JSON.parse(line).event)),
         }),
       ),
     );

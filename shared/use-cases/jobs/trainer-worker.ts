@@ -40,6 +40,7 @@ import {
   writeJobStatus,
 } from '../../storage/job-documents.js';
 import { saveOnce, stashJobResult } from '../../storage/job-result.js';
+import { type Logger, silentLogger } from '../../ports/logger.port.js';
 
 /**
  * A trainer worker on the jobs queue (METHOD.md stage 1 fanned out): `metricopt train --worker`
@@ -77,7 +78,7 @@ export interface TrainerWorkerDeps {
   visibilityTimeoutMs?: number | undefined;
   /** Scale-in protection while a message is held (ECS deployed); absent, none. */
   protection?: TaskProtection | undefined;
-  log?: (event: string, fields: Record<string, unknown>) => void;
+  logger?: Logger;
   now?: () => Date;
 }
 
@@ -130,7 +131,7 @@ const POISON: ReadonlySet<JobErrorCode> = new Set<JobErrorCode>([
 
 export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerSummary> {
   const { store, queue } = deps;
-  const log = deps.log ?? (() => undefined);
+  const log = deps.logger ?? silentLogger;
   const now = deps.now ?? (() => new Date());
   const stopped = () => deps.signal?.aborted === true;
   const summary: WorkerSummary = { handled: 0, chunks: 0, fits: 0, jobs: 0, stopped: false };
@@ -276,7 +277,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     await store.put(keys.taskBytes(chunk), gen.chunkBytes(chunk));
     if (!(await store.putIfAbsent(keys.taskRecord(chunk), JSON.stringify(chunkResultSchema.parse(record))))) return;
     summary.chunks++;
-    log('chunk-done', {
+    log.info('chunk-done', {
       jobId: spec.id,
       chunk,
       tasks: end - start,
@@ -332,7 +333,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       heldOut: heldOutOf(h),
       valueFunction: { id: checkpoint.id, version: checkpoint.version },
     });
-    log('done', { jobId: spec.id, valueFunction: { id: checkpoint.id, version: checkpoint.version }, health: h });
+    log.info('done', { jobId: spec.id, valueFunction: { id: checkpoint.id, version: checkpoint.version }, health: h });
   };
 
   const handleJob = async (spec: JobSpec) => {
@@ -347,7 +348,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       });
       if (!result.ok) throw result.error;
       if (result.value.kind === 'interrupted') throw new Stopped();
-      log(result.value.kind, { jobId: spec.id });
+      log.info(result.value.kind, { jobId: spec.id });
       return;
     }
     const keys = jobKeys(spec.id);
@@ -365,7 +366,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       { stage: 'trajectories', tasks: { done: 0, total: cfg.value.metaTrain.trajectories.tasks } },
     );
     await writeJobStatus(store, status, { ifAbsent: true });
-    log('fanned-out', { jobId: spec.id, chunks });
+    log.info('fanned-out', { jobId: spec.id, chunks });
   };
 
   /** Runs the job if it is a fit job (answers false when it is not one). Idempotent: once done it changes nothing. */
@@ -381,7 +382,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     });
     if (!result.ok) {
       // Bad observations or spec: runFitJob wrote the failed status; a retry cannot help.
-      log('failed', { jobId, kind: 'fit-job', code: result.error.code, message: result.error.message });
+      log.error('failed', { jobId, kind: 'fit-job', code: result.error.code, message: result.error.message });
       await q.deadLetter(message, `${result.error.code}: ${result.error.message}`);
       return true;
     }
@@ -389,7 +390,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       await q.release(message.receipt, 0);
       throw new Stopped();
     }
-    log('fit-job', { jobId, outcome: result.value.kind });
+    log.info('fit-job', { jobId, outcome: result.value.kind });
     summary.jobs++;
     await q.ack(message.receipt);
     return true;
@@ -423,7 +424,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
         throw e;
       }
       const error = lastErrorOf(e);
-      log('failed', { jobId: parsed.jobId, kind: parsed.kind, ...error });
+      log.error('failed', { jobId: parsed.jobId, kind: parsed.kind, ...error });
       const status = await readJobStatus(store, parsed.jobId);
       if (status.ok) {
         await writeJobStatus(store, { ...status.value, lastError: error, updatedAt: now().toISOString() });
@@ -443,14 +444,14 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
   const holding = async (message: QueueMessage, work: (q: Settle) => Promise<void>): Promise<void> => {
     const where = { id: message.id, receiveCount: message.receiveCount };
     const lease = holdLease(queue, message.receipt, leaseMs / 1000, {
-      onLost: () => log('lease-lost', where),
-      onError: (e) => log('lease-error', { ...where, message: String((e as Error).message ?? e) }),
+      onLost: () => log.warn('lease-lost', where),
+      onError: (e) => log.warn('lease-error', { ...where, message: String((e as Error).message ?? e) }),
     });
     const protection = deps.protection;
     const protect = () =>
       protection
         ?.protect((2 * leaseMs) / 60_000)
-        .catch((e: unknown) => log('protection-error', { message: String((e as Error).message ?? e) }));
+        .catch((e: unknown) => log.warn('protection-error', { message: String((e as Error).message ?? e) }));
     await protect();
     const renew = protection ? setInterval(() => void protect(), leaseMs / 3) : undefined;
     renew?.unref?.();
@@ -475,7 +476,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       await lease.stop();
       await protection
         ?.clear()
-        .catch((e: unknown) => log('protection-error', { message: String((e as Error).message ?? e) }));
+        .catch((e: unknown) => log.warn('protection-error', { message: String((e as Error).message ?? e) }));
     }
   };
 
