@@ -7,7 +7,7 @@ import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { openValueStore } from '../../functions/value-api/store.js';
 import {
-  API_KEY_ENTRY_PATTERN,
+  parseApiKeyEntries,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_ROWS,
   DEFAULT_REFRESH_MS,
@@ -98,11 +98,9 @@ export async function serve(
     throw new CliError('USAGE', `--port must be an integer in 0..65535, got '${opts.port}'`);
   }
   const env = cliEnv();
-  const hashes = opts.apiKeyHash.length
-    ? opts.apiKeyHash
-    : env.METRICOPT_API_KEY_HASHES.split(',').filter((h) => h.trim() !== '');
-  const normalised = hashes.map((h) => h.trim().toLowerCase());
-  const bad = normalised.find((h) => !API_KEY_ENTRY_PATTERN.test(h));
+  const { entries: normalised, invalid: bad } = parseApiKeyEntries(
+    opts.apiKeyHash.length ? opts.apiKeyHash : env.METRICOPT_API_KEY_HASHES,
+  );
   if (bad !== undefined) {
     throw new CliError(
       'USAGE',
