@@ -6,7 +6,7 @@ import { type BackendPreference, selectBackend } from '../shared/adapters/comput
 import { defaultThreads, WorkerThreadComputePool } from '../shared/adapters/compute-pool.worker-thread.js';
 import type { ComputePool } from '../shared/ports/compute-pool.port.js';
 import type { SparseDataset } from '../shared/data/dataset.js';
-import type { Evaluator } from '../shared/metrics/evaluator.js';
+import type { Evaluator } from '../shared/ports/evaluator.port.js';
 import { builtinEvaluator } from '../shared/metrics/registry.js';
 import { withDerivedContext } from '../shared/metrics/context-columns.js';
 import { requiredContext } from '../shared/metrics/context-metrics.js';

@@ -8,7 +8,7 @@ import { loadJobInputs } from '../shared/adapters/job-inputs.js';
 import { InProcessMetricOracle, inProcessOracles } from '../shared/adapters/metric-oracle.in-process.js';
 import { QueuedMetricOracle } from '../shared/adapters/metric-oracle.queued.js';
 import { EcsAgentTaskProtection } from '../shared/adapters/task-protection.ecs-agent.js';
-import type { Evaluator } from '../shared/metrics/evaluator.js';
+import type { Evaluator } from '../shared/ports/evaluator.port.js';
 import { builtinEvaluator } from '../shared/metrics/registry.js';
 import type { MetricOracle } from '../shared/ports/metric-oracle.port.js';
 import type { ObjectStore } from '../shared/ports/object-store.port.js';

@@ -1,5 +1,5 @@
 // Public API of the `metricopt` package (the CLI is `npx metricopt`; the HTTP client is `metricopt/client`).
-export type { EvaluationInput, Evaluator, Direction } from './metrics/evaluator.js';
+export type { EvaluationInput, Evaluator, Direction } from './ports/evaluator.port.js';
 export { normalise, denormalise } from './metrics/evaluator.js';
 export { builtinEvaluator, builtinNames } from './metrics/registry.js';
 export { evaluateChecked } from './metrics/checked-evaluator.js';

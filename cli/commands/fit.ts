@@ -14,9 +14,9 @@ import {
   observationsPrefix,
   parseFitJobSpec,
 } from '../../shared/use-cases/byom/fit-job-spec.js';
+import type { FitOracleFactory } from '../../shared/ports/fit.port.js';
 import {
   checkPredictionRefs,
-  type FitOracleFactory,
   parseFitLabels,
   putFitLabels,
   putFitPredictions,

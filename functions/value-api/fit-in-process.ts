@@ -8,7 +8,8 @@ import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import { silentProgress } from '../../shared/ports/progress.port.js';
 import type { FitJobSpec } from '../../shared/schemas/job.js';
-import { endFitJob, type FitLauncher } from '../../shared/use-cases/byom/fit-job-api.js';
+import type { FitLauncher } from '../../shared/ports/fit.port.js';
+import { endFitJob } from '../../shared/use-cases/byom/fit-job-api.js';
 import { runFitJob } from '../../shared/use-cases/byom/fit-observations.js';
 import type { FitWorkerData, FitWorkerResult } from './fit-worker.js';
 

@@ -6,9 +6,9 @@ import { jobIdSchema } from '../../shared/schemas/job.js';
 import { createFitJobRequestSchema, JSON_LINES_TYPES } from '../../shared/schemas/fit-api.js';
 import { MAX_CONTEXT_COLUMNS } from '../../shared/schemas/evaluation.js';
 import { parseFitLabels } from '../../shared/use-cases/byom/fit-inputs.js';
+import type { FitLauncher } from '../../shared/ports/fit.port.js';
 import {
   cancelFitJob,
-  type FitLauncher,
   fitJobSummary,
   startFitJob,
   uploadLabels,

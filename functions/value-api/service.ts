@@ -1,6 +1,6 @@
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { Queue } from '../../shared/ports/queue.port.js';
-import type { FitLauncher } from '../../shared/use-cases/byom/fit-job-api.js';
+import type { FitLauncher } from '../../shared/ports/fit.port.js';
 import { GuidanceService, ValueFunctionCatalog } from '../../shared/use-cases/serving/serve-guidance.js';
 import { type Authenticate, apiKeyAuth, iamAuth, noAuth } from './auth.js';
 import { createValueApi } from './app.js';

@@ -1,7 +1,7 @@
 import { pathToFileURL } from 'node:url';
 import { z } from 'zod';
 import { MetricError } from '../metrics/errors.js';
-import type { Evaluator } from '../metrics/evaluator.js';
+import type { Evaluator } from '../ports/evaluator.port.js';
 import { err, ok, type Result } from '../util/result.js';
 
 const evaluatorShape = z.object({

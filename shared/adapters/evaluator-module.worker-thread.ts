@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { MetricError } from '../metrics/errors.js';
-import type { EvaluateOptions, EvaluationInput, Evaluator } from '../metrics/evaluator.js';
+import type { EvaluateOptions, EvaluationInput, Evaluator } from '../ports/evaluator.port.js';
 import { loadEvaluatorModule, moduleUrl } from './evaluator-module.in-process.js';
 import type { Result } from '../util/result.js';
 

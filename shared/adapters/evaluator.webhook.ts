@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { MetricError } from '../metrics/errors.js';
-import type { Direction, Evaluator } from '../metrics/evaluator.js';
+import type { Direction, Evaluator } from '../ports/evaluator.port.js';
 import type { WebhookEvaluatorSpec } from '../schemas/evaluation.js';
 
 export const SIGNATURE_HEADER = 'x-metricopt-signature';

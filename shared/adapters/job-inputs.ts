@@ -4,7 +4,7 @@ import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { SparseDataset } from '../data/dataset.js';
 import { loadRowContext } from './context-file.fs.js';
-import type { Evaluator } from '../metrics/evaluator.js';
+import type { Evaluator } from '../ports/evaluator.port.js';
 import { builtinEvaluator } from '../metrics/registry.js';
 import { loadEvaluatorModule } from './evaluator-module.in-process.js';
 import type { JobSpec } from '../schemas/job.js';

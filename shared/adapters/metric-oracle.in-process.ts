@@ -1,7 +1,7 @@
 import type { MetricValue } from '../metrics/checked-evaluator.js';
 import { MetricError } from '../metrics/errors.js';
 import { evaluationInput } from '../metrics/context-columns.js';
-import type { Evaluator } from '../metrics/evaluator.js';
+import type { Evaluator } from '../ports/evaluator.port.js';
 import { evaluateWithRetries } from '../metrics/retry-policy.js';
 import type { MetricOracle, MetricQuery, SplitLabels } from '../ports/metric-oracle.port.js';
 import { err, type Result } from '../util/result.js';

@@ -1,6 +1,6 @@
 import { contextEvaluators } from './context-metrics.js';
 import { MetricError } from './errors.js';
-import type { EvaluationInput, Evaluator } from './evaluator.js';
+import type { EvaluationInput, Evaluator } from '../ports/evaluator.port.js';
 
 /**
  * Built-in metrics. Binary ones threshold the positive-class probability at 0.5: a score of

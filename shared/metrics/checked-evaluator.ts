@@ -1,6 +1,7 @@
 import { err, ok, type Result } from '../util/result.js';
 import { MetricError } from './errors.js';
-import { checkEvaluationInput, type EvaluationInput, type Evaluator, normalise } from './evaluator.js';
+import type { EvaluationInput, Evaluator } from '../ports/evaluator.port.js';
+import { checkEvaluationInput, normalise } from './evaluator.js';
 
 export interface MetricValue {
   /** Natural direction, as the evaluator returned it. */

@@ -1,7 +1,7 @@
 import type { SparseDataset } from '../data/dataset.js';
 import { Rng } from '../util/random.js';
 import { MetricError } from './errors.js';
-import type { EvaluationInput } from './evaluator.js';
+import type { EvaluationInput } from '../ports/evaluator.port.js';
 
 /** Per-row context columns over a whole data set: `columns[name][r]` belongs to dataset row r. */
 export type ContextColumns = Readonly<Record<string, Float64Array>>;

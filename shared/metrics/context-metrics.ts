@@ -1,6 +1,6 @@
 import { contextColumn } from './context-columns.js';
 import { MetricError } from './errors.js';
-import type { EvaluationInput, Evaluator } from './evaluator.js';
+import type { EvaluationInput, Evaluator } from '../ports/evaluator.port.js';
 
 /**
  * Built-in metrics that depend on who is scored (issue 19): each reads a per-row context column

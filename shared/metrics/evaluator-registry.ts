@@ -2,23 +2,8 @@ import type { EvaluatorSpec, WebhookEvaluatorSpec } from '../schemas/evaluation.
 import { err, ok, type Result } from '../util/result.js';
 import { builtinEvaluators } from './builtins.js';
 import { MetricError } from './errors.js';
-import type { Direction, Evaluator } from './evaluator.js';
+import type { Evaluator, EvaluatorListing, EvaluatorRegistry } from '../ports/evaluator.port.js';
 import { builtinEvaluator } from './registry.js';
-
-export interface EvaluatorListing {
-  name: string;
-  kind: 'builtin' | 'module' | 'webhook';
-  direction: Direction;
-  version?: string;
-  /** Module path or webhook URL. */
-  source?: string;
-}
-
-/** What a worker can evaluate: the built-ins, configured modules and configured webhooks. */
-export interface EvaluatorRegistry {
-  list(): EvaluatorListing[];
-  resolve(name: string): Result<Evaluator, MetricError>;
-}
 
 /**
  * Where configured evaluators come from: adapters that load code or talk to the network

@@ -1,7 +1,7 @@
 import { err, ok, type Result } from '../util/result.js';
 import { builtinEvaluators, topKAccuracy } from './builtins.js';
 import { MetricError } from './errors.js';
-import type { Evaluator } from './evaluator.js';
+import type { Evaluator } from '../ports/evaluator.port.js';
 
 const aliases: Record<string, string> = {
   'misclassification-rate': 'mcr',

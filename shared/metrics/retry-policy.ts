@@ -1,7 +1,7 @@
 import type { Result } from '../util/result.js';
 import { evaluateChecked, type MetricValue } from './checked-evaluator.js';
 import type { MetricError } from './errors.js';
-import type { EvaluationInput, Evaluator } from './evaluator.js';
+import type { EvaluationInput, Evaluator } from '../ports/evaluator.port.js';
 
 /**
  * One retry policy for every evaluator call, queued or in-process: a failure another call may

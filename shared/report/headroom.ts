@@ -1,6 +1,7 @@
 import { type ScoredRows, evaluationInput } from '../metrics/context-columns.js';
 import { MetricError } from '../metrics/errors.js';
-import { type Evaluator, normalise } from '../metrics/evaluator.js';
+import type { Evaluator } from '../ports/evaluator.port.js';
+import { normalise } from '../metrics/evaluator.js';
 import { evaluateWithRetries } from '../metrics/retry-policy.js';
 
 /**

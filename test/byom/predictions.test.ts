@@ -7,13 +7,14 @@ import { inProcessOracles } from '../../shared/adapters/metric-oracle.in-process
 import { QueuedMetricOracle } from '../../shared/adapters/metric-oracle.queued.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { LocalQueue } from '../../shared/adapters/queue.local.js';
-import type { Evaluator } from '../../shared/metrics/evaluator.js';
+import type { Evaluator } from '../../shared/ports/evaluator.port.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import { silentProgress } from '../../shared/ports/progress.port.js';
 import type { ValueFunctionCheckpoint } from '../../shared/schemas/checkpoint.js';
 import { type FitJobSpec, fitJobSpecSchema } from '../../shared/schemas/job.js';
 import { runEvaluationWorker } from '../../shared/use-cases/evaluation/evaluate-request.js';
-import { type FitOracleFactory, putFitLabels, putFitPredictions } from '../../shared/use-cases/byom/fit-inputs.js';
+import type { FitOracleFactory } from '../../shared/ports/fit.port.js';
+import { putFitLabels, putFitPredictions } from '../../shared/use-cases/byom/fit-inputs.js';
 import { fitJobSummary } from '../../shared/use-cases/byom/fit-job-api.js';
 import { createFitJob, observationsPrefix } from '../../shared/use-cases/byom/fit-job-spec.js';
 import { readJobStatus } from '../../shared/storage/job-documents.js';

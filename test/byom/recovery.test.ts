@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { inProcessFitLauncher } from '../../functions/value-api/fit-in-process.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import type { FitLauncher } from '../../shared/use-cases/byom/fit-job-api.js';
+import type { FitLauncher } from '../../shared/ports/fit.port.js';
 import { jobKeys } from '../../shared/storage/layout.js';
 import { jobStatus, writeJobStatus } from '../../shared/storage/job-documents.js';
 import { ValueApiClient, ValueApiError } from '../../clients/typescript/index.js';

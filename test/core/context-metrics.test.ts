@@ -10,7 +10,7 @@ import {
   withDerivedContext,
 } from '../../shared/metrics/context-columns.js';
 import { groupBalancedError, instanceCost, topValue } from '../../shared/metrics/context-metrics.js';
-import type { EvaluationInput, Evaluator } from '../../shared/metrics/evaluator.js';
+import type { EvaluationInput, Evaluator } from '../../shared/ports/evaluator.port.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import { evaluateWithRetries } from '../../shared/metrics/retry-policy.js';
 import { decisionShiftPhi } from '../../shared/use-cases/training/meta-test.js';

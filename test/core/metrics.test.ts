@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { aucpr, balancedError, f1, jaccard, mcr, topKAccuracy } from '../../shared/metrics/builtins.js';
 import { evaluateChecked } from '../../shared/metrics/checked-evaluator.js';
-import type { Evaluator } from '../../shared/metrics/evaluator.js';
+import type { Evaluator } from '../../shared/ports/evaluator.port.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
 
 const bin = (scores: number[], labels: number[]) => ({

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { QueuedMetricOracle } from '../../shared/adapters/metric-oracle.queued.js';
 import { LocalQueue } from '../../shared/adapters/queue.local.js';
-import type { EvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
+import type { EvaluatorRegistry } from '../../shared/ports/evaluator.port.js';
 import type { Queue, QueueMessage } from '../../shared/ports/queue.port.js';
 import { runEvaluationWorker } from '../../shared/use-cases/evaluation/evaluate-request.js';
 import { countingEvaluator, randomLabels, randomQueries, workbench } from './fixtures.js';

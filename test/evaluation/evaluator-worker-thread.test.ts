@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-module.worker-thread.js';
 import { evaluateChecked } from '../../shared/metrics/checked-evaluator.js';
-import type { Evaluator } from '../../shared/metrics/evaluator.js';
+import type { Evaluator } from '../../shared/ports/evaluator.port.js';
 import { tempDir } from './fixtures.js';
 
 async function moduleFile(name: string, source: string): Promise<string> {

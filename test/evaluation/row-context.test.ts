@@ -12,8 +12,9 @@ import { QueuedMetricOracle } from '../../shared/adapters/metric-oracle.queued.j
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { LocalQueue } from '../../shared/adapters/queue.local.js';
 import { evaluateChecked } from '../../shared/metrics/checked-evaluator.js';
-import { createEvaluatorRegistry, type EvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
-import type { EvaluationInput, Evaluator } from '../../shared/metrics/evaluator.js';
+import type { EvaluatorRegistry } from '../../shared/ports/evaluator.port.js';
+import { createEvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
+import type { EvaluationInput, Evaluator } from '../../shared/ports/evaluator.port.js';
 import { silentProgress } from '../../shared/ports/progress.port.js';
 import type { MetricQuery, SplitLabels } from '../../shared/ports/metric-oracle.port.js';
 import { evaluationMessageSchema } from '../../shared/schemas/evaluation.js';

@@ -4,7 +4,7 @@ import { loadDataset } from '../../shared/adapters/dataset.fs.js';
 import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import type { SparseDataset } from '../../shared/data/dataset.js';
-import type { Evaluator } from '../../shared/metrics/evaluator.js';
+import type { Evaluator } from '../../shared/ports/evaluator.port.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { ProgressReporter } from '../../shared/ports/progress.port.js';

@@ -14,6 +14,7 @@ import {
 import { err, ok, type Result } from '../../util/result.js';
 import { jobKeys } from '../../storage/layout.js';
 import { failWith, ObservationError, type ObservationSet, type StoredObservation } from './observation-batches.js';
+import type { FitOracleFactory } from '../../ports/fit.port.js';
 
 /**
  * The metric by evaluator instead of by value (bring your own model): a fit job's labels
@@ -25,9 +26,6 @@ import { failWith, ObservationError, type ObservationSet, type StoredObservation
  * in process otherwise. Uploads are idempotent: the same content again is fine, other content
  * under a stored name is PREDICTIONS_CONFLICT. Keys: storage/layout.ts (`jobKeys`).
  */
-
-/** The oracle that scores a job's predictions for one evaluator name (built by the entry point). */
-export type FitOracleFactory = (metric: { name: string; direction: 'minimize' | 'maximize' }) => Promise<MetricOracle>;
 
 /** Float32 values per prediction set on these labels: n for two classes, n x classes otherwise. */
 const predictionValues = (labels: FitLabels) => labels.labels.length * (labels.classes === 2 ? 1 : labels.classes);

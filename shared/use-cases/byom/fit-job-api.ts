@@ -18,6 +18,7 @@ import {
   trajectoriesOf,
 } from './observation-batches.js';
 import { type FitStarted, fitCancelSchema, fitStartedSchema } from '../../schemas/job-markers.js';
+import type { FitLauncher } from '../../ports/fit.port.js';
 
 /**
  * The life of a fit job as the API drives it: created (spec stored), observations uploaded in
@@ -53,18 +54,6 @@ export interface FitJobSummary {
   startedVia: 'queue' | 'in-process' | null;
   /** The job's status document once it runs (jobStatusSchema). */
   status: JobStatus | null;
-}
-
-/** Starts a job's fit: sends its message or runs it; returns how. */
-export interface FitLauncher {
-  via: 'queue' | 'in-process';
-  /** Why this deployment cannot start fits (e.g. Lambda without a jobs queue); set, start is refused. */
-  unavailable?: string;
-  launch(spec: FitJobSpec): Promise<void>;
-  /** Stops the job if this launcher is running it (a queue worker stops at its next heartbeat). */
-  cancel?(id: string): Promise<void>;
-  /** Whether this launcher was given the job (runs it or has it queued), for a launcher in this process. */
-  knows?(id: string): boolean;
 }
 
 export class FitJobStartedError extends DomainError {

@@ -1,7 +1,7 @@
 import { isTransientFailure } from '../../metrics/retry-policy.js';
 import { evaluateChecked } from '../../metrics/checked-evaluator.js';
-import type { EvaluatorRegistry } from '../../metrics/evaluator-registry.js';
-import type { EvaluationInput } from '../../metrics/evaluator.js';
+import type { EvaluatorRegistry } from '../../ports/evaluator.port.js';
+import type { EvaluationInput } from '../../ports/evaluator.port.js';
 import type { ObjectStore } from '../../ports/object-store.port.js';
 import { holdLease, type Queue, type QueueMessage } from '../../ports/queue.port.js';
 import { claimKey, resultKey } from '../../storage/layout.js';

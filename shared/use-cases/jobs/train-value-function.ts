@@ -3,7 +3,7 @@ import type { SparseDataset } from '../../data/dataset.js';
 import { BalancedSampler } from '../../data/sampler.js';
 import { splitRows } from '../../data/split.js';
 import { phiAt, TrajectoryGenerator } from '../../method/trajectory.js';
-import type { Evaluator } from '../../metrics/evaluator.js';
+import type { Evaluator } from '../../ports/evaluator.port.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
 import { buildAdaptedModel } from '../../models/model-spec.js';
 import type { ComputePool } from '../../ports/compute-pool.port.js';
@@ -19,7 +19,6 @@ import {
   jobSpecSchema,
   jobStateSchema,
 } from '../../schemas/job.js';
-import type { RngState } from '../../util/random.js';
 import { ok, type Result, unwrap } from '../../util/result.js';
 import { jobKeys } from '../../storage/layout.js';
 import {
@@ -36,7 +35,7 @@ import {
 import { JobError } from '../../storage/job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
 import { fitValueFunction, type MetaTrainResult, type ValueFunctionHealth } from '../training/meta-train.js';
-import { MetricObserver, type Observation } from '../training/observe-metric.js';
+import { MetricObserver } from '../training/observe-metric.js';
 import { pretrainModelSpec } from '../training/pretrain.js';
 import {
   loadPretrained,
@@ -50,6 +49,7 @@ import {
 import type { RunConfig } from '../training/recipes.js';
 import { probeEvaluator, replicateRows, splitFor } from '../training/run-rows.js';
 import { saveOnce, stashJobResult } from '../../storage/job-result.js';
+import type { JournalProgress, PipelineJournal } from '../../ports/pipeline-journal.port.js';
 
 /**
  * Training a value function (METHOD.md stages 0-4): pre-train the backbone, collect loss-only
@@ -81,36 +81,6 @@ export interface PipelineRun {
   queryJobId: string;
   /** Each trajectory chunk seeded on its own (a fan-out job's seeding; shared/schemas/job.ts). */
   perChunkSeeds?: boolean;
-}
-
-/** Where a resumable run keeps its state; absent, the pipeline runs start to end in memory. */
-export interface PipelineJournal {
-  chunkTasks: number;
-  queryBatch: number;
-  resume: JobState | undefined;
-  stopRequested(): boolean;
-  saveChunk(chunk: number, bytes: Uint8Array): Promise<void>;
-  loadChunk(chunk: number): Promise<Uint8Array | undefined>;
-  save(progress: JournalProgress): Promise<void>;
-  /** The fitted checkpoint is stashed before it is saved, so a resume never saves a second version. */
-  stashResult(checkpoint: Omit<ValueFunctionCheckpoint, 'version'>): Promise<Omit<ValueFunctionCheckpoint, 'version'>>;
-}
-
-export interface JournalProgress {
-  stage: JobStage;
-  modelFingerprint: string;
-  trajectories: { tasks: number; chunkTasks: number; chunksDone: number; tasksDone: number; rng: RngState | null };
-  observations: {
-    done: number;
-    total: number;
-    observations: Observation[][];
-    failures: JobState['observations']['failures'];
-  };
-  health: ValueFunctionHealth | null;
-  valueFunction: { id: string; version: number; createdAt: string } | null;
-  /** The stage's own progress, for the ETA. */
-  stageDone: number;
-  stageTotal: number;
 }
 
 export type PipelineOutcome =

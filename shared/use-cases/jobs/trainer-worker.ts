@@ -1,7 +1,7 @@
 import { FitStopped } from '../../method/value-function-training.js';
 import type { SparseDataset } from '../../data/dataset.js';
 import { phiAt, TrajectoryGenerator } from '../../method/trajectory.js';
-import type { Evaluator } from '../../metrics/evaluator.js';
+import type { Evaluator } from '../../ports/evaluator.port.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
 import type { MetricOracle } from '../../ports/metric-oracle.port.js';
 import { getText, type ObjectStore } from '../../ports/object-store.port.js';
@@ -19,7 +19,7 @@ import {
 } from '../../schemas/job.js';
 import { type FanOutModel, fannedOutSchema, fanOutModelSchema } from '../../schemas/job-markers.js';
 import { ok, type Result, unwrap } from '../../util/result.js';
-import type { FitOracleFactory } from '../byom/fit-inputs.js';
+import type { FitOracleFactory } from '../../ports/fit.port.js';
 import { loadFitJobSpec } from '../byom/fit-job-spec.js';
 import { runFitJob } from '../byom/fit-observations.js';
 import { JobError, type JobErrorCode } from '../../storage/job-errors.js';

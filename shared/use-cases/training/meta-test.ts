@@ -4,7 +4,8 @@ import { type GuidedEsOptions, guidedEsDirection } from '../../method/guided-es.
 import { BatchedOptimizer, type OptimizerKind, projectToBall } from '../../method/optimizers.js';
 import type { ValueFn } from '../../method/value-function-f32.js';
 import { evaluateWithRetries } from '../../metrics/retry-policy.js';
-import { denormalise, type Evaluator } from '../../metrics/evaluator.js';
+import type { Evaluator } from '../../ports/evaluator.port.js';
+import { denormalise } from '../../metrics/evaluator.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
 import type { MetricOracle } from '../../ports/metric-oracle.port.js';
 import type { MethodName } from '../../schemas/report.js';

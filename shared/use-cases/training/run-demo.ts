@@ -10,7 +10,7 @@ import { meanCi95, mean, pairedComparison, std } from '../../method/stats.js';
 import { phiAt } from '../../method/trajectory.js';
 import { CompiledValueFunction } from '../../method/value-function-f32.js';
 import { EVALUATOR_ATTEMPTS } from '../../metrics/retry-policy.js';
-import type { Evaluator } from '../../metrics/evaluator.js';
+import type { Evaluator } from '../../ports/evaluator.port.js';
 import type { ComputePool } from '../../ports/compute-pool.port.js';
 import type { MetricOracle } from '../../ports/metric-oracle.port.js';
 import type { ObjectStore } from '../../ports/object-store.port.js';

@@ -2,7 +2,7 @@ import type { SparseDataset } from '../../data/dataset.js';
 import type { Split } from '../../data/split.js';
 import { evaluationInput, type ScoredRows, scoredRows } from '../../metrics/context-columns.js';
 import { evaluateWithRetries } from '../../metrics/retry-policy.js';
-import type { Evaluator } from '../../metrics/evaluator.js';
+import type { Evaluator } from '../../ports/evaluator.port.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
 import type { RunConfig } from './recipes.js';
 
