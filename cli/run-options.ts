@@ -262,7 +262,7 @@ export function addRunOptions(cmd: Command): Command {
     c.model.adapter.kind === 'input-bias' ? (c.model.adapter.outputBias ?? false) : false;
   defaults.push(`--output-bias paper ${outputBias(p)}, tuned ${outputBias(t)}`);
   const lines: string[] = [];
-  for (let i = 0; i < defaults.length; i += 4) lines.push(`  ${defaults.slice(i, i + 4).join('; ')}`);
+  for (let i = 0; i < defaults.length; i += 3) lines.push(`  ${defaults.slice(i, i + 3).join('; ')}`);
   cmd.addHelpText(
     'after',
     [
