@@ -51,6 +51,28 @@ module.exports = {
       to: { path: '^(cli|functions|gpu-tasks|lib)/' },
     },
     {
+      name: 'schemas-import-only-zod',
+      comment: 'shared/schemas/ holds the wire formats: zod and other schemas only, no behaviour (issue 21)',
+      severity: 'error',
+      from: { path: '^shared/schemas/' },
+      to: { pathNot: ['^shared/schemas/', '^node_modules/zod/'] },
+    },
+    {
+      name: 'inner-layers-import-no-use-cases',
+      comment:
+        'data flows entry point -> use-case -> method -> ports: the maths (method/, models/, data/), the metrics, the report, the storage layout and its repositories, the ports and the schemas never import a use-case',
+      severity: 'error',
+      from: { path: '^shared/(method|models|data|metrics|report|storage|ports|schemas|util)/' },
+      to: { path: '^shared/use-cases/' },
+    },
+    {
+      name: 'storage-imports-no-maths',
+      comment: 'the storage layout and its repositories stay free of tfjs and the method (the value API reads them)',
+      severity: 'error',
+      from: { path: '^shared/storage/' },
+      to: { path: ['^shared/(method|models|data|metrics|report)/', '^node_modules/@tensorflow/'] },
+    },
+    {
       name: 'cli-imports-no-functions',
       comment: 'the CLI builds on the core and the adapters, not on the Lambda/HTTP entry points',
       severity: 'error',

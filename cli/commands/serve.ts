@@ -6,12 +6,12 @@ import { shutdownSignal } from '../../shared/adapters/shutdown-signal.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { openValueStore } from '../../functions/value-api/store.js';
+import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import {
   parseApiKeyEntries,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_ROWS,
   DEFAULT_REFRESH_MS,
-  hashApiKey,
 } from '../../shared/schemas/value-api-config.js';
 import { listCheckpointVersions } from '../../shared/storage/value-function-store.js';
 import { CliError } from '../errors.js';

@@ -1,8 +1,10 @@
 import type { Context } from 'hono';
-import { API_SCOPES, type ApiScope, hashApiKey, parseApiKeyEntry } from '../../shared/schemas/value-api-config.js';
+import { hashApiKey } from '../../shared/util/api-key-hash.js';
+import { API_SCOPES, type ApiScope, parseApiKeyEntry } from '../../shared/schemas/value-api-config.js';
 import { header } from './header.js';
 
-export { API_KEY_HASH_PATTERN, hashApiKey } from '../../shared/schemas/value-api-config.js';
+export { API_KEY_HASH_PATTERN } from '../../shared/schemas/value-api-config.js';
+export { hashApiKey } from '../../shared/util/api-key-hash.js';
 
 /**
  * Who is calling: a stable id (recorded as the owner of what it creates) and what it may do.

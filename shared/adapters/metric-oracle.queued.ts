@@ -5,12 +5,12 @@ import type { MetricOracle, MetricQuery, SplitLabels } from '../ports/metric-ora
 import type { ObjectStore } from '../ports/object-store.port.js';
 import type { Queue } from '../ports/queue.port.js';
 import { contextKey, labelsKey, predictionsKey, resultKey, rowsKey } from '../storage/layout.js';
+import { EvaluationError } from '../metrics/errors.js';
 import {
   EVALUATION_MESSAGE_VERSION,
   type ContextRef,
   contextRefSchema,
   describeIssue,
-  EvaluationError,
   type EvaluationMessage,
   evaluationResultSchema,
   type PayloadRef,

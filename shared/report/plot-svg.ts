@@ -1,5 +1,16 @@
 import { type DemoReport, methodNames } from '../schemas/report.js';
-import type { Curves } from '../use-cases/training/meta-test.js';
+
+/** One seed's curves along the two fine-tuning paths (meta-test records them). */
+export interface Curves {
+  /** Validation metric (natural direction) at each step. */
+  ceFinetuneMetric: number[];
+  metricoptMetric: number[];
+  /** Mean cross-entropy on the validation split at each step. */
+  ceFinetuneLoss: number[];
+  metricoptLoss: number[];
+  /** Value-function prediction (natural direction) along the metricopt path. */
+  metricoptPredicted: number[];
+}
 
 /**
  * A dependency-free SVG plot of the meta-test trajectories: validation metric (left) and

@@ -1,5 +1,4 @@
 import { z } from 'zod';
-import { MetricError } from '../metrics/errors.js';
 
 /**
  * Wire formats of the evaluation queue: the message a trainer sends for one black-box metric
@@ -206,18 +205,4 @@ export function describeIssue(what: string, error: z.ZodError): string {
   const issue = error.issues[0];
   const where = issue?.path.length ? issue.path.join('.') : '(root)';
   return `${what}: ${where}: ${issue?.message ?? 'invalid'}`;
-}
-
-/**
- * A failed queued evaluation as the trainer sees it: a MetricError (so the oracle port's type
- * holds) whose `code` is one of the evaluation codes, including those the queue adds.
- */
-export class EvaluationError extends MetricError {
-  override readonly code: EvaluationErrorCode;
-
-  constructor(code: EvaluationErrorCode, message: string, details?: unknown) {
-    super('EVALUATOR_FAILED', message, details);
-    this.code = code;
-    this.name = 'EvaluationError';
-  }
 }

@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-
 /**
  * Settings of the value API that its entry points share (the Lambda's environment in
  * functions/value-api/config.ts, `metricopt serve`'s flags): defaults and the stored form of an
@@ -47,9 +45,4 @@ export function parseApiKeyEntries(given: string | readonly string[]): { entries
 export function parseApiKeyEntry(entry: string): { hash: string; scopes: ReadonlySet<ApiScope> } {
   const [hash, scopes] = entry.toLowerCase().split(':') as [string, string | undefined];
   return { hash, scopes: new Set(scopes === undefined ? API_SCOPES : (scopes.split('+') as ApiScope[])) };
-}
-
-/** The stored form of an API key: lower-case hex SHA-256 of the key. `metricopt serve --hash-key KEY` prints it. */
-export function hashApiKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
 }

@@ -15,7 +15,7 @@ import { buildAdaptedModel } from '../../shared/models/model-spec.js';
 import { silentProgress } from '../../shared/ports/progress.port.js';
 import type { MetaTrainResult } from '../../shared/use-cases/training/meta-train.js';
 import { recipe } from '../../shared/use-cases/training/recipes.js';
-import { runTrainingPipeline } from '../../shared/use-cases/jobs/train-value-function.js';
+import { runTrainingPipeline } from '../../shared/use-cases/training/training-pipeline.js';
 import { pretrainModelSpec } from '../../shared/use-cases/training/pretrain.js';
 import { Rng } from '../../shared/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';

@@ -17,7 +17,7 @@ import { LOW_RANK_SCALE, lowRankFeatures } from '../../shared/models/low-rank-lo
 import { defaultMlpConfig, type FrozenMlp, pretrainMlp } from '../../shared/models/mlp.js';
 import { silentProgress } from '../../shared/ports/progress.port.js';
 import { recipe } from '../../shared/use-cases/training/recipes.js';
-import { runTrainingPipeline } from '../../shared/use-cases/jobs/train-value-function.js';
+import { runTrainingPipeline } from '../../shared/use-cases/training/training-pipeline.js';
 import { Rng } from '../../shared/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';
 

@@ -11,7 +11,7 @@ import type { ProgressReporter } from '../../shared/ports/progress.port.js';
 import type { MetaTrainResult } from '../../shared/use-cases/training/meta-train.js';
 import { recipe } from '../../shared/use-cases/training/recipes.js';
 import type { RunCache } from '../../shared/use-cases/training/run-cache.js';
-import { runTrainingPipeline } from '../../shared/use-cases/jobs/train-value-function.js';
+import { runTrainingPipeline } from '../../shared/use-cases/training/training-pipeline.js';
 import { Rng } from '../../shared/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';
 

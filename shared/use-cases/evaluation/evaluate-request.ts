@@ -3,7 +3,8 @@ import { evaluateChecked } from '../../metrics/checked-evaluator.js';
 import type { EvaluatorRegistry } from '../../ports/evaluator.port.js';
 import type { EvaluationInput } from '../../ports/evaluator.port.js';
 import type { ObjectStore } from '../../ports/object-store.port.js';
-import { holdLease, type Queue, type QueueMessage } from '../../ports/queue.port.js';
+import type { Queue, QueueMessage } from '../../ports/queue.port.js';
+import { consumeQueue, type Settle } from '../queue-consumer.js';
 import { claimKey, resultKey } from '../../storage/layout.js';
 import {
   describeIssue,
@@ -164,7 +165,7 @@ export async function faultOutcome(
 }
 
 /** Applies an outcome to a queue delivery (the local worker pool; Lambda maps outcomes itself). */
-export async function settle(queue: Queue, message: QueueMessage, outcome: RequestOutcome): Promise<void> {
+export async function settle(queue: Settle, message: QueueMessage, outcome: RequestOutcome): Promise<void> {
   if (outcome.action === 'ack') await queue.ack(message.receipt);
   else if (outcome.action === 'retry') await queue.release(message.receipt, outcome.delayMs);
   else await queue.deadLetter(message, `${outcome.code}: ${outcome.reason}`);
@@ -195,41 +196,32 @@ export async function runEvaluationWorker(
   options: WorkerLoopOptions,
 ): Promise<{ processed: number }> {
   const { queue } = options;
-  let processed = 0;
-  let idleSince = Date.now();
-  while (!options.signal?.aborted) {
-    const lease = options.leaseSeconds;
-    const messages = await queue.receive({
-      max: options.batchSize ?? 1,
-      waitMs: options.waitMs ?? 1000,
-      ...(lease === undefined ? {} : { visibilityTimeoutMs: lease * 1000 }),
-    });
-    if (messages.length === 0) {
-      if (options.idleExitMs && Date.now() - idleSince >= options.idleExitMs) break;
-      continue;
-    }
-    await Promise.all(
-      messages.map(async (message) => {
-        let outcome: RequestOutcome;
-        const delivery = { body: message.body, receiveCount: message.receiveCount };
-        const held = lease === undefined ? undefined : holdLease(queue, message.receipt, lease);
-        try {
-          outcome = await evaluateRequest(deps, delivery);
-        } catch (e) {
-          // Infrastructure fault (store unreachable, disk full): the message comes back later.
-          const reason = e instanceof Error ? e.message : String(e);
-          deps.logger?.warn('worker-fault', { id: message.id, reason });
-          outcome = await faultOutcome(deps, delivery, reason);
-        }
-        await held?.stop();
-        await settle(queue, message, outcome);
-        options.onOutcome?.(message, outcome);
-        processed++;
-      }),
-    );
-    idleSince = Date.now();
-  }
-  return { processed };
+  const { handled } = await consumeQueue(
+    {
+      queue,
+      batchSize: options.batchSize,
+      waitMs: options.waitMs,
+      leaseMs: options.leaseSeconds === undefined ? undefined : options.leaseSeconds * 1000,
+      signal: options.signal,
+      // 0: never.
+      idleExitMs: options.idleExitMs || undefined,
+    },
+    async (message, q) => {
+      let outcome: RequestOutcome;
+      const delivery = { body: message.body, receiveCount: message.receiveCount };
+      try {
+        outcome = await evaluateRequest(deps, delivery);
+      } catch (e) {
+        // Infrastructure fault (store unreachable, disk full): the message comes back later.
+        const reason = e instanceof Error ? e.message : String(e);
+        deps.logger?.warn('worker-fault', { id: message.id, reason });
+        outcome = await faultOutcome(deps, delivery, reason);
+      }
+      await settle(q, message, outcome);
+      options.onOutcome?.(message, outcome);
+    },
+  );
+  return { processed: handled };
 }
 
 type ParsedMessage =
@@ -348,7 +340,7 @@ type Loaded<T> = { ok: true; value: T } | Extract<LoadedInput, { ok: false }>;
 const splitCache = new Map<string, Int32Array | Float64Array>();
 
 async function loadBytes(store: ObjectStore, ref: PayloadRef): Promise<Uint8Array | undefined> {
-  if ('inline' in ref) return new Uint8Array(Buffer.from(ref.inline, 'base64'));
+  if ('inline' in ref) return Uint8Array.from(atob(ref.inline), (c) => c.charCodeAt(0));
   return store.get(ref.key);
 }
 

@@ -12,6 +12,7 @@ import type { MethodName } from '../../schemas/report.js';
 import { Rng } from '../../util/random.js';
 import { evaluationInput, type ContextColumns, type ScoredRows, sliceContext } from '../../metrics/context-columns.js';
 import { UseCaseError } from './errors.js';
+import type { Curves } from '../../report/plot-svg.js';
 
 /**
  * Meta-test (Stage 5) and the baselines it is judged against, for one seed:
@@ -88,17 +89,6 @@ export interface MethodRun {
   queries: number;
   /** metricopt only: where the chosen endpoint came from. */
   endpoint?: 'path' | 'start' | 'decision_shift' | 'best_observed';
-}
-
-export interface Curves {
-  /** Validation metric (natural direction) at each step. */
-  ceFinetuneMetric: number[];
-  metricoptMetric: number[];
-  /** Mean cross-entropy on the validation split at each step. */
-  ceFinetuneLoss: number[];
-  metricoptLoss: number[];
-  /** Value-function prediction (natural direction) along the metricopt path. */
-  metricoptPredicted: number[];
 }
 
 /** The methods meta-test runs: the report's method names (`shared/schemas/report.ts`). */

@@ -16,11 +16,12 @@ import type { MetricOracle } from '../../ports/metric-oracle.port.js';
 import type { ObjectStore } from '../../ports/object-store.port.js';
 import type { ProgressReporter } from '../../ports/progress.port.js';
 import { baselineNames, type DemoReport, type MethodName, methodNames } from '../../schemas/report.js';
-import { type BlackBoxMinimiser, type Curves, metaTestSeed, type SeedResult } from './meta-test.js';
+import type { Curves } from '../../report/plot-svg.js';
+import { type BlackBoxMinimiser, metaTestSeed, type SeedResult } from './meta-test.js';
 import { type RunConfig, replicateSeed, reseed } from './recipes.js';
 import type { RunCache } from './run-cache.js';
 import { replicateRows } from './run-rows.js';
-import { runTrainingPipeline } from '../jobs/train-value-function.js';
+import { runTrainingPipeline } from './training-pipeline.js';
 
 export { probeEvaluator, replicateRows } from './run-rows.js';
 
