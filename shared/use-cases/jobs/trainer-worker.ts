@@ -212,7 +212,11 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
         idleExitMs: deps.idleExitMs,
         onLeaseLost: (m) => log.warn('lease-lost', { id: m.id, receiveCount: m.receiveCount }),
         onLeaseError: (m, e) =>
-          log.warn('lease-error', { id: m.id, receiveCount: m.receiveCount, message: String((e as Error).message ?? e) }),
+          log.warn('lease-error', {
+            id: m.id,
+            receiveCount: m.receiveCount,
+            message: String((e as Error).message ?? e),
+          }),
       },
       (message, q) => protecting(() => handle(message, q)),
     );
