@@ -11,9 +11,10 @@ import { defineConfig } from 'vitest/config';
  *   test/integration/global-setup.ts starts and stops. Integration files run one at a time:
  *   one of them pauses the emulator, which would stall a neighbour.
  * System and e2e rebuild dist/ once, before their files, when a source is newer
- * (test/helpers/build-once.ts). The tiers run in that order (`sequence.groupOrder`). `npm test` runs them all;
- * `npx vitest run --project unit` one. test/helpers/durations-reporter.ts records how long each
- * file took (.cache/test-durations.md; the table in bench/RESULTS.md).
+ * (test/helpers/build-once.ts). The tiers run in that order (`sequence.groupOrder`);
+ * `npm test` runs them all, `npx vitest run --project unit` one.
+ * test/helpers/durations-reporter.ts records how long each file took
+ * (.cache/test-durations.md; the table in bench/RESULTS.md).
  */
 const sources = ['test', 'shared', 'functions', 'cli', 'lib'];
 const files = (suffix: string) => sources.map((d) => `${d}/**/*${suffix}`);
