@@ -25,11 +25,10 @@ import { runFitJob } from '../../shared/use-cases/byom/fit-observations.js';
 import {
   addObservationBatch,
   loadObservationSet,
-  ObservationError,
-  parseObservationText,
   trajectoriesOf,
   withBatch,
-} from '../../shared/use-cases/byom/observation-batches.js';
+} from '../../shared/use-cases/byom/observation-store.js';
+import { ObservationError, parseObservationText } from '../../shared/use-cases/byom/observation-batches.js';
 import { ok } from '../../shared/util/result.js';
 import { CliError } from '../errors.js';
 import { backendOption, bool, int, num, vfEngineOption } from '../option-parsers.js';

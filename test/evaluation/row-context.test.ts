@@ -26,11 +26,8 @@ import {
 } from '../../shared/use-cases/evaluation/evaluate-request.js';
 import { putFitLabels, putFitPredictions, scorePredictions } from '../../shared/use-cases/byom/fit-inputs.js';
 import { createFitJob, observationsPrefix } from '../../shared/use-cases/byom/fit-job-spec.js';
-import {
-  addObservationBatch,
-  loadObservationSet,
-  parseObservationText,
-} from '../../shared/use-cases/byom/observation-batches.js';
+import { addObservationBatch, loadObservationSet } from '../../shared/use-cases/byom/observation-store.js';
+import { parseObservationText } from '../../shared/use-cases/byom/observation-batches.js';
 import { Rng } from '../../shared/util/random.js';
 import { tempDir } from './fixtures.js';
 

@@ -13,7 +13,8 @@ import {
 } from '../../schemas/observations.js';
 import { err, ok, type Result } from '../../util/result.js';
 import { jobKeys } from '../../storage/layout.js';
-import { failWith, ObservationError, type ObservationSet, type StoredObservation } from './observation-batches.js';
+import type { ObservationSet } from './observation-store.js';
+import { failWith, ObservationError, type StoredObservation } from './observation-batches.js';
 import type { FitOracleFactory } from '../../ports/fit.port.js';
 
 /**

@@ -12,11 +12,10 @@ import {
   addObservationBatch,
   type BatchOutcome,
   loadObservationSet,
-  type ObservationError,
   ObservationSetCache,
-  type StoredObservation,
   trajectoriesOf,
-} from './observation-batches.js';
+} from './observation-store.js';
+import type { ObservationError, StoredObservation } from './observation-batches.js';
 import { type FitStarted, fitCancelSchema, fitStartedSchema } from '../../schemas/job-markers.js';
 import type { FitLauncher } from '../../ports/fit.port.js';
 

@@ -15,12 +15,8 @@ import { findSaved, readJobResult, saveOnce, stashJobResult } from '../../storag
 import { JobError } from '../../storage/job-errors.js';
 import { resolveRunConfig } from '../jobs/job-spec.js';
 import { type FitTrajectory, fitTrajectories, type MetaTrainConfig } from '../training/meta-train.js';
-import {
-  loadObservationSet,
-  ObservationError,
-  type RecordedTrajectory,
-  trajectoriesOf,
-} from './observation-batches.js';
+import { loadObservationSet, type RecordedTrajectory, trajectoriesOf } from './observation-store.js';
+import { ObservationError } from './observation-batches.js';
 import type { TrainJobOutcome } from '../jobs/train-value-function.js';
 
 /**
