@@ -7,7 +7,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { readPhiInput, writePhiAnswer } from '../functions/value-api/phi-routes.js';
+import { phiAnswer } from '../functions/value-api/answers.js';
+import { parseJson } from '../functions/value-api/body.js';
+import { checkPhiBody } from '../functions/value-api/validate.js';
 import { CompiledValueFunction } from '../shared/method/value-function-f32.js';
 import type { ValueFunctionCheckpoint } from '../shared/schemas/checkpoint.js';
 import type { GradientResult, ServedValueFunction } from '../shared/use-cases/serving/serve-guidance.js';
@@ -134,9 +136,8 @@ for (const d of [16, 128]) {
   });
 }
 // JSON text at d = 128, batch 1, over 256 different phi (and so 256 different answers): reading a
-// body (readPhiInput: JSON.parse and the typed check, vs JSON.parse and float32 rows) and
-// writing a gradient answer (the byte writer vs building the text with JS number-to-string and
-// encoding it, as the route did before).
+// body (parseJson and checkPhiBody, vs JSON.parse and float32 rows) and writing a gradient
+// answer (phiAnswer, 9 digits by toPrecision, vs the shortest number-to-string text), both encoded.
 const jsonText = (() => {
   const d = 128;
   const checkpoint = makeCheckpoint({ d, seed: d });
@@ -154,7 +155,11 @@ const jsonText = (() => {
     k = (k + 1) & 255;
     return k;
   };
-  const read = time(() => readPhiInput('gradient', false, bodies[next()] as Uint8Array, 1024), samples, samples / 4);
+  const read = time(
+    () => checkPhiBody('gradient', parseJson(bodies[next()] as Uint8Array, { op: 'gradient', maxContainers: 1088 })),
+    samples,
+    samples / 4,
+  );
   const readViaJsonParse = time(
     () => {
       const body = JSON.parse(new TextDecoder().decode(bodies[next()])) as { phi: number[] };
@@ -163,7 +168,7 @@ const jsonText = (() => {
     samples,
     samples / 4,
   );
-  const write = time(() => writePhiAnswer(results[next()] as GradientResult, false), samples, samples / 4);
+  const write = time(() => Buffer.from(phiAnswer(results[next()] as GradientResult)), samples, samples / 4);
   const writeViaStrings = time(
     () => {
       const r = results[next()] as GradientResult;
@@ -174,7 +179,7 @@ const jsonText = (() => {
     samples,
     samples / 4,
   );
-  const answerBytes = writePhiAnswer(results[0] as GradientResult, false).body.byteLength;
+  const answerBytes = Buffer.byteLength(phiAnswer(results[0] as GradientResult));
   return { d, bodyBytes: bodies[0]?.byteLength, answerBytes, read, readViaJsonParse, write, writeViaStrings };
 })();
 

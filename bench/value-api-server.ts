@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serve } from '@hono/node-server';
 import { Hono } from 'hono';
-import { readBody } from '../functions/value-api/body.js';
 import { startValueApiServer } from '../functions/value-api/node.js';
 import { FsObjectStore } from '../shared/adapters/object-store.fs.js';
 import { saveCheckpoint } from '../shared/storage/value-function-store.js';
@@ -31,16 +30,13 @@ const settings = {
   refreshMs: 1000,
 };
 const server = await startValueApiServer(settings);
-// The same app without the Node fast lane (every request through @hono/node-server and Hono),
-// to show what the lane is worth side by side.
-const honoOnly = await startValueApiServer({ ...settings, port: 0, fastLane: false });
 // The floor for a POST with a body: the same framework, body reading and 516-byte float32 answer
 // as the binary gradient route, with no parsing, no lookup and no compute. It shows how much of
 // the gap to GET /healthz is HTTP itself (request body, bigger answer) rather than our work.
 const floor = new Hono();
 const answer = new Uint8Array(4 * 129);
 floor.post('/floor', async (c) => {
-  await readBody(c, 1 << 20);
+  await c.req.arrayBuffer();
   return new Response(answer, {
     headers: { 'content-type': 'application/octet-stream', 'x-value-function-version': '1' },
   });
@@ -64,7 +60,7 @@ const nodeFloor = createServer((req, res) => {
 const nodeFloorUrl = await new Promise<string>((resolve) => {
   nodeFloor.listen(0, '127.0.0.1', () => resolve(`http://127.0.0.1:${(nodeFloor.address() as AddressInfo).port}`));
 });
-process.stdout.write(`READY ${server.url} ${floorUrl} ${honoOnly.url} ${nodeFloorUrl}\n`);
+process.stdout.write(`READY ${server.url} ${floorUrl} ${nodeFloorUrl}\n`);
 process.on('SIGTERM', () => {
-  Promise.all([server.close(), honoOnly.close()]).then(() => process.exit(0));
+  server.close().then(() => process.exit(0));
 });

@@ -4,14 +4,11 @@
  *  (1) in-process gradient at batch 1, d = 16 and 128: hand-written kernel vs tfjs (wasm);
  *  (2) HTTP on loopback at a fixed concurrency: `gradient` d = 128 batch 1 in JSON and in the
  *      binary form, next to `GET /healthz` on the same server (the framework's own ceiling), a
- *      bare POST route on Hono (post-floor) and on Node's http module alone (node-floor), and
- *      the same gradient requests with the Node fast lane off (a second server in the same
- *      process, every request through Hono).
+ *      bare POST route on Hono (post-floor) and on Node's http module alone (node-floor).
  * The server runs in its own process; autocannon runs in this one (2 cores: one each).
  *
  *   node bench/value-api.mjs                      # 5 s per HTTP run, 5 interleaved rounds
  *   BENCH_DURATION=5 BENCH_ROUNDS=1 node bench/value-api.mjs
- *   BENCH_HONO_ONLY=0 node bench/value-api.mjs    # without the fast-lane-off comparison rows
  *
  * Prints a Markdown table for bench/RESULTS.md and writes dist/bench-value-api/results.json.
  */
@@ -52,12 +49,12 @@ const inProcess = JSON.parse(
 const server = spawn(process.execPath, [join(out, 'bench/value-api-server.js'), '0'], {
   stdio: ['ignore', 'pipe', 'inherit'],
 });
-const [url, floorUrl, honoOnlyUrl, nodeFloorUrl] = await new Promise((resolve, reject) => {
+const [url, floorUrl, nodeFloorUrl] = await new Promise((resolve, reject) => {
   let buffer = '';
   server.stdout.on('data', (chunk) => {
     buffer += chunk;
-    const m = /READY (\S+) (\S+) (\S+) (\S+)/.exec(buffer);
-    if (m) resolve([m[1], m[2], m[3], m[4]]);
+    const m = /READY (\S+) (\S+) (\S+)/.exec(buffer);
+    if (m) resolve([m[1], m[2], m[3]]);
   });
   server.once('exit', (code) => reject(new Error(`bench server exited with ${code}`)));
 });
@@ -99,14 +96,6 @@ const scenarios = {
     bodies: binaryBodies,
   },
 };
-// The same two requests on the same app with the Node fast lane off (Hono only), unless
-// BENCH_HONO_ONLY=0.
-if (process.env.BENCH_HONO_ONLY !== '0') {
-  for (const form of ['json', 'binary']) {
-    scenarios[`gradient-${form} (no fast lane)`] = { ...scenarios[`gradient-${form}`], base: () => honoOnlyUrl };
-  }
-}
-
 /** Server CPU time (user + system) in ms, from /proc (Linux; undefined elsewhere). */
 function serverCpuMs() {
   try {
@@ -224,8 +213,8 @@ lines.push(
   '',
   '| step | this code | JS built-ins | built-ins / this code |',
   '|---|---|---|---|',
-  `| read a body (\`readPhiInput\`: \`JSON.parse\` + the typed check, vs \`JSON.parse\` + float32 rows) | ${s2(j.read)} | ${s2(j.readViaJsonParse)} | ${(j.readViaJsonParse.medianUs / j.read.medianUs).toFixed(1)}x |`,
-  `| write a gradient answer (\`writePhiAnswer\` vs number-to-string text + UTF-8) | ${s2(j.write)} | ${s2(j.writeViaStrings)} | ${(j.writeViaStrings.medianUs / j.write.medianUs).toFixed(1)}x |`,
+  `| read a body (\`parseJson\` + \`checkPhiBody\`, vs \`JSON.parse\` + float32 rows) | ${s2(j.read)} | ${s2(j.readViaJsonParse)} | ${(j.readViaJsonParse.medianUs / j.read.medianUs).toFixed(1)}x |`,
+  `| write a gradient answer (\`phiAnswer\`: 9 digits by \`toPrecision\`, + UTF-8, vs shortest number-to-string text + UTF-8) | ${s2(j.write)} | ${s2(j.writeViaStrings)} | ${(j.writeViaStrings.medianUs / j.write.medianUs).toFixed(1)}x |`,
 );
 lines.push(
   '',

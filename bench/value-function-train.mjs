@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Value-function training per step, the f32 engine (plain typed-array kernels, the default) next
-// to the tfjs reference, side by side in one process, at the recipes' default sizes:
+// Value-function training per step, the f32 engine (the WebAssembly SIMD kernels of
+// value-function-kernels.wat, the default) next to the tfjs reference, side by side in one
+// process, at the recipes' default sizes:
 //   tuned (npm start): offline Adam, 64 tasks x 26 rows (T = 50, stride 2), d = 17, no BatchNorm,
 //     no embedding term, 17-64-32-32-16-1;
 //   paper: online Reptile, SGD on one task of 51 rows a step, BatchNorm, embedding term (hard mining).

@@ -11,7 +11,7 @@ import { builtinEvaluator } from '../shared/metrics/registry.js';
 import { withDerivedContext } from '../shared/metrics/context-columns.js';
 import { requiredContext } from '../shared/metrics/context-metrics.js';
 import { filmLayerOutOfRange } from '../shared/models/mlp.js';
-import { loadEvaluatorModule } from '../shared/adapters/evaluator-module.in-process.js';
+import { loadEvaluatorModuleInWorker } from '../shared/adapters/evaluator-module.worker-thread.js';
 import { type RunConfig, runConfigSchema } from '../shared/schemas/run-config.js';
 import { recipe } from '../shared/use-cases/training/recipes.js';
 import { cliEnv } from './env.js';
@@ -85,8 +85,12 @@ function runFlags(): Array<SettingFlag | Option> {
     ).default('mcr'),
     new Option(
       '--evaluator <module>',
-      'user evaluator module (default export { name, direction, evaluate }); overrides --metric',
+      'user evaluator module (default export { name, direction, evaluate }); overrides --metric; runs in worker threads',
     ),
+    new Option(
+      '--evaluator-timeout-ms <ms>',
+      'limit on one call of the --evaluator module: past it its worker thread is stopped and the call fails with EVALUATOR_TIMEOUT',
+    ).default('60000'),
     new Option(
       '--context <file>',
       'per-row context for the evaluator: CSV with a header (a "row" column, then named numeric columns) or JSON lines {"row": i, "name": v}, one per row of the data set (README: evaluator contract)',
@@ -227,7 +231,7 @@ function runFlags(): Array<SettingFlag | Option> {
     ),
     new Option(
       '--threads <n>',
-      `worker threads for trajectories and metric-query predictions (default: the core count, ${defaultThreads()} here; 1 = all in the main thread); results are the same bits for any count`,
+      `worker threads for trajectories, metric-query predictions and value-function ensemble members (default: the core count, ${defaultThreads()} here; 1 = all in the main thread); results are the same bits for any count`,
     ).argParser(int(1)),
     backendOption(),
   ];
@@ -332,6 +336,15 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
   return cfg;
 }
 
+/** --evaluator-timeout-ms as a positive integer (USAGE otherwise). */
+function evaluatorTimeoutOf(raw: unknown): number {
+  const n = Number(raw ?? '60000');
+  if (!Number.isInteger(n) || n <= 0) {
+    throw new CliError('USAGE', `--evaluator-timeout-ms must be a positive integer, got '${String(raw)}'`);
+  }
+  return n;
+}
+
 /**
  * Start-up wiring shared by the run commands: backend, data set (with the `--context` file's
  * columns as its `context`, when there is one) and evaluator.
@@ -342,7 +355,11 @@ export async function prepareRun(
   const preference = (o.backend as BackendPreference | undefined) ?? cliEnv().METRICOPT_BACKEND;
   let evaluator: Evaluator;
   if (o.evaluator) {
-    const loaded = await loadEvaluatorModule(o.evaluator as string);
+    // In worker threads with a deadline: a module that never answers fails with
+    // EVALUATOR_TIMEOUT (the run's first call, the probe, stops it) instead of hanging the CLI.
+    const loaded = await loadEvaluatorModuleInWorker(o.evaluator as string, {
+      deadlineMs: evaluatorTimeoutOf(o.evaluatorTimeoutMs),
+    });
     if (!loaded.ok) throw loaded.error;
     evaluator = loaded.value;
   } else {

@@ -27,13 +27,13 @@ const SUPPRESSIONS: Suppression[] = [
     id: 'CKV_AWS_117',
     type: 'AWS::Lambda::Function',
     comment:
-      'The functions reach only S3, SQS and Secrets Manager over TLS with IAM; no resource of this stack is private to a VPC, and a VPC would need a NAT gateway or interface endpoints.',
+      "The functions reach only AWS APIs (S3, SQS and Secrets Manager; EC2 and Auto Scaling for CDK's custom resource handlers) over TLS with IAM; no resource of this stack is private to a VPC, and a VPC would need a NAT gateway or interface endpoints.",
   },
   {
     id: 'CKV_AWS_116',
     type: 'AWS::Lambda::Function',
     comment:
-      'A Lambda DLQ applies to asynchronous invocations only: the evaluator is fed by an SQS event source (the queue redrives to its own DLQ) and the value API is invoked synchronously through its URL.',
+      'A Lambda DLQ applies to asynchronous invocations only: the evaluator is fed by an SQS event source (the queue redrives to its own DLQ), the value API is invoked synchronously through its URL, and custom resource handlers answer CloudFormation directly.',
   },
   {
     id: 'CKV_AWS_173',
@@ -47,6 +47,15 @@ const SUPPRESSIONS: Suppression[] = [
     where: (path) => path.includes('/ValueApi/'),
     comment:
       'The value API is not capped on purpose (interactive callers); its throttles raise an alarm. The evaluator function has reserved concurrency.',
+  },
+  {
+    id: 'CKV_AWS_115',
+    type: 'AWS::Lambda::Function',
+    where: (path) =>
+      path.includes('/Custom::VpcRestrictDefaultSGCustomResourceProvider/') ||
+      path.includes('/AWS679f53fac002430cb0da5b7982bd2287/'),
+    comment:
+      "CDK's own custom resource handlers (the default security group's rules removed on create, the GPU instance group force-deleted on destroy): CloudFormation invokes each once per stack operation.",
   },
   {
     id: 'CKV_AWS_258',

@@ -83,6 +83,7 @@ export function registerDemo(program: Command): void {
           curves,
           report.metric,
           `${report.dataset}: meta-test trajectories, ${report.metric}, recipe ${report.recipe}`,
+          report,
         );
         await writeFile(join(out, 'trajectories.svg'), svg);
         await writeFile(join(out, 'comparisons.svg'), plotForestSvg(report));

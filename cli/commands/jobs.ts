@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import type { JobStatus } from '../../shared/schemas/job.js';
-import { readJobStatus } from '../../shared/storage/job-documents.js';
+import { readJobStatus, shownJobState } from '../../shared/storage/job-documents.js';
 import { CliError } from '../errors.js';
 import { openStoreLocation as openValueStore } from '../../shared/adapters/from-url.js';
 import { storeOptionsFromEnv } from '../locations.js';
@@ -16,7 +16,9 @@ export function registerJobs(program: Command): void {
   const jobs = program.command('jobs').description('Training jobs in an object store (metricopt train --job ...)');
   jobs
     .command('status <id>')
-    .description("Print a job's status document (state, stage, tasks, metric evaluations, held-out figures, ETA)")
+    .description(
+      "Print a job's status document (state, stage, tasks, metric evaluations, held-out figures, ETA); a running job whose runner stopped renewing its lease shows as stalled",
+    )
     .requiredOption('--store <dir|s3://bucket/prefix>', 'the object store the job runs against')
     .option('--json', 'print the status document as JSON')
     .option('--watch', 'redraw every --interval ms with a progress bar until the job is done, failed or interrupted')
@@ -30,15 +32,17 @@ export function registerJobs(program: Command): void {
       for (;;) {
         const status = await readJobStatus(store, id);
         if (!status.ok) throw status.error;
+        // A running job whose lease expired is shown as stalled (its runner is gone).
         const s = status.value;
-        if (o.json) process.stdout.write(`${JSON.stringify(s)}\n`);
+        const shown = shownJobState(s);
+        if (o.json) process.stdout.write(`${JSON.stringify({ ...s, state: shown })}\n`);
         else {
-          const text = formatJobStatus(s, o.watch === true);
+          const text = formatJobStatus(s, o.watch === true, shown);
           if (o.watch && tty && lines > 0) process.stdout.write(`\x1b[${lines}A\x1b[0J`);
           process.stdout.write(text);
           lines = text.split('\n').length - 1;
         }
-        if (!o.watch || s.state !== 'running') return;
+        if (!o.watch || shown !== 'running') return;
         await new Promise((r) => setTimeout(r, interval));
       }
     });
@@ -53,10 +57,10 @@ export function progressBar(done: number, total: number, width = 28): string {
   return `${'█'.repeat(filled)}${'░'.repeat(width - filled)} ${(frac * 100).toFixed(0).padStart(3)}%`;
 }
 
-export function formatJobStatus(s: JobStatus, bar = false): string {
+export function formatJobStatus(s: JobStatus, bar = false, shown: JobStatus['state'] | 'stalled' = s.state): string {
   const e = s.evaluations;
   const lines = [
-    `job ${s.jobId}: ${s.state} (stage ${s.stage}, backend ${s.backend})`,
+    `job ${s.jobId}: ${shown} (stage ${s.stage}, backend ${s.backend})`,
     `  tasks        ${s.tasks.done}/${s.tasks.total}${bar ? `  ${progressBar(s.tasks.done, s.tasks.total)}` : ''}`,
     `  evaluations  ${e.sent}/${e.total} sent, ${e.returned} returned, ${e.failed} failed${bar ? `  ${progressBar(e.sent, e.total)}` : ''}`,
   ];
@@ -69,6 +73,11 @@ export function formatJobStatus(s: JobStatus, bar = false): string {
     lines.push(`  eta          ${s.etaSeconds.toFixed(0)} s (this stage)`);
   if (s.valueFunction) lines.push(`  checkpoint   ${s.valueFunction.id} v${s.valueFunction.version}`);
   if (s.lastError) lines.push(`  last error   [${s.lastError.code}] ${s.lastError.message}`);
+  if (shown === 'stalled') {
+    lines.push(
+      `  stalled      its runner stopped renewing its lease at ${s.leaseExpiresAt}; run the job again to resume it (metricopt train --job-id ${s.jobId} --store ..., or metricopt fit --job ${s.jobId})`,
+    );
+  }
   lines.push(`  started ${s.startedAt}, updated ${s.updatedAt}`);
   return `${lines.join('\n')}\n`;
 }

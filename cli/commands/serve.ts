@@ -27,7 +27,7 @@ export interface ServeOptions {
   maxRows: string;
   maxBodyBytes: string;
   refreshMs: string;
-  /** false with --no-fast-lane: every request goes through the Hono app (the answers are the same). */
+  /** --no-fast-lane: accepted and ignored (the Node fast lane was removed; every request goes through Hono). */
   fastLane?: boolean;
   /** --create-store: serve a store folder that does not exist yet (it is created by the first write). */
   createStore?: boolean;
@@ -70,7 +70,7 @@ export function registerServe(program: Command): void {
     )
     .option(
       '--no-fast-lane',
-      'serve every request through the Hono app, without the Node fast lane of predict/gradient',
+      'no effect, kept for old scripts (the Node fast lane was removed: every request goes through Hono)',
     )
     .action(async (opts: ServeOptions) => {
       await serve(opts, (out) => process.stdout.write(out), untilSignal);
@@ -132,11 +132,12 @@ export async function serve(
       port,
       hostname: opts.host,
       auth: normalised.length ? { mode: 'api-key', hashes: normalised } : { mode: 'none' },
-      fastLane: opts.fastLane !== false,
       accessLog: opts.accessLog !== false,
       fits: {
         budgetMs: positiveInt('--fit-budget-s', opts.fitBudgetS ?? '1800') * 1000,
         storeOptions: storeOptionsFromEnv(),
+        // Fit jobs a stopped server left stalled or queued run again, without a start call.
+        restartOrphaned: true,
       },
       ...limits,
       // Fit jobs (POST /v1/fit-jobs/{id}/start) go to this queue; unset, they run in this process.
@@ -156,7 +157,7 @@ export async function serve(
   }
   const auth = normalised.length ? `API keys (${normalised.length})` : 'off';
   write(
-    `metricopt serve: listening on ${server.url} (store ${store.location}, ${ids.size} value function(s), auth ${auth}${server.fastLane ? '' : ', fast lane off'})\n`,
+    `metricopt serve: listening on ${server.url} (store ${store.location}, ${ids.size} value function(s), auth ${auth})\n`,
   );
   await until(server);
   await server.close();

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { type Command, InvalidArgumentError } from 'commander';
-import { openObjectStore, openQueue } from '../../shared/adapters/from-url.js';
+import { openQueue, openStoreLocation } from '../../shared/adapters/from-url.js';
 import { jsonLinesLogger } from '../../shared/adapters/logger.json-lines.js';
 import { shutdownSignal } from '../../shared/adapters/shutdown-signal.js';
 import { localDatasetSource } from '../../shared/adapters/job-inputs.js';
@@ -29,7 +29,7 @@ export function registerTrain(program: Command): void {
   addRunOptions(cmd)
     .option(
       '--store <dir|s3://bucket/prefix>',
-      'object store for the job state and the checkpoint',
+      'object store for the job state and the checkpoint: a store folder, a `metricopt demo --out` folder (its store/), or S3, as serve, fit and jobs status read it',
       './metricopt-store',
     )
     .option('--id <id>', 'checkpoint id (default: <dataset>-<metric>-<recipe>)')
@@ -58,7 +58,7 @@ export function registerTrain(program: Command): void {
 }
 
 async function runTrain(o: RunOptions, signal: AbortSignal): Promise<void> {
-  const store = await openObjectStore(o.store as string, storeOptionsFromEnv());
+  const store = await openStoreLocation(o.store as string, storeOptionsFromEnv());
   const { spec, inputs } = await jobFromOptions(o, store);
   const pool = openComputePool(o, inputs.dataset, inputs.backend);
   const result = await trainValueFunction(spec, {
@@ -167,6 +167,7 @@ async function runOptionsOf(spec: JobSpec, o: RunOptions): Promise<RunOptions> {
       : { context: await localDatasetSource(spec.dataset.context, storeOptionsFromEnv()) }),
     ...('builtin' in spec.metric ? { metric: spec.metric.builtin } : { evaluator: spec.metric.module }),
     backend: o.backend,
+    evaluatorTimeoutMs: o.evaluatorTimeoutMs,
   };
 }
 
@@ -183,7 +184,7 @@ async function jobsQueue(o: RunOptions) {
 /** `--worker`: one trainer worker on the jobs queue, until SIGTERM (or --idle-exit). */
 async function runWorker(o: RunOptions, signal: AbortSignal): Promise<void> {
   if (o.queue === undefined) throw new CliError('USAGE', '--worker needs --queue (the jobs queue)');
-  const store = await openObjectStore(o.store as string, storeOptionsFromEnv());
+  const store = await openStoreLocation(o.store as string, storeOptionsFromEnv());
   const queue = await jobsQueue(o);
   let backend = '';
   const logger = jsonLinesLogger((line) => process.stdout.write(line), { base: { worker: process.pid } });
@@ -210,7 +211,7 @@ async function runWorker(o: RunOptions, signal: AbortSignal): Promise<void> {
 
 /** `--queue`: submit the job, start --workers local workers, follow the job's status until it is done. */
 async function runQueued(o: RunOptions, signal: AbortSignal): Promise<void> {
-  const store = await openObjectStore(o.store as string, storeOptionsFromEnv());
+  const store = await openStoreLocation(o.store as string, storeOptionsFromEnv());
   const { spec } = await jobFromOptions(o, store);
   const submitted = await submitJob(spec, { store, queue: await jobsQueue(o) });
   if (!submitted.ok) throw submitted.error;

@@ -1,28 +1,22 @@
 import { randomUUID } from 'node:crypto';
-import { type Context, Hono } from 'hono';
-import { versionQuerySchema } from '../../shared/schemas/api.js';
+import { type Hook, OpenAPIHono, type RouteConfig } from '@hono/zod-openapi';
+import type { Handler } from 'hono';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
-import type { GuidanceService } from '../../shared/use-cases/serving/serve-guidance.js';
-import { DomainError, type Result } from '../../shared/util/result.js';
-import { LIBRARY_VERSION } from '../../shared/version.js';
-import type { Authenticate, Principal } from './auth.js';
+import { BINARY_CONTENT_TYPE, VERSION_HEADER } from '../../shared/schemas/api.js';
 import type { ApiScope } from '../../shared/schemas/value-api-config.js';
-import { parseJson, readBody } from './body.js';
-import { ApiError, ApiErrorCode, errorResponse, statusOf } from './errors.js';
-import { FIT_ROUTES, type FitRoutesOptions, mountFitRoutes } from './fit-routes.js';
-import { header } from './header.js';
+import type { GuidanceService } from '../../shared/use-cases/serving/serve-guidance.js';
+import { JobError } from '../../shared/storage/job-errors.js';
+import { DomainError } from '../../shared/util/result.js';
+import { LIBRARY_VERSION } from '../../shared/version.js';
+import { guideAnswer, jsonResponse, phiAnswer, phiAnswerBytes } from './answers.js';
+import type { Authenticate } from './auth.js';
+import { bodyLimit, parseFloat32, parseJson } from './body.js';
+import { ApiError, ApiErrorCode, errorResponse, statusOf, unwrap } from './errors.js';
+import { type FitRoutesOptions, mountFitRoutes } from './fit-routes.js';
 import { addJobRoutes } from './job-routes.js';
-import { type AuthMode, buildOpenApiDocument } from './openapi.js';
-import {
-  guideAnswer,
-  isBinaryType,
-  type PhiOp,
-  phiAnswerHeaders,
-  readPhiInput,
-  SPARE_CONTAINERS,
-  writePhiAnswer,
-} from './phi-routes.js';
-import { checkGuideBody, requireJson } from './validate.js';
+import { buildOpenApiDocument } from './openapi.js';
+import { type AddRoute, type AuthMode, allowedMethods, declareRoutes, routed, type ValueApiEnv } from './routes.js';
+import { checkGuideBody, checkPhiBody, mediaType, requireJson } from './validate.js';
 
 export interface ValueApiOptions {
   service: GuidanceService;
@@ -45,56 +39,35 @@ export interface ValueApiOptions {
   jobStore?: ObjectStore;
 }
 
-/** The routes and their methods, for 405 answers (with Allow) to the other methods. */
-const ROUTES: readonly [RegExp, string][] = [
-  [/^\/healthz$/, 'GET'],
-  [/^\/openapi\.json$/, 'GET'],
-  [/^\/v1\/value-functions$/, 'GET'],
-  [/^\/v1\/value-functions\/[^/]+$/, 'GET'],
-  [/^\/v1\/value-functions\/[^/]+\/(predict|gradient|guide)$/, 'POST'],
-  ...FIT_ROUTES,
-  [/^\/v1\/jobs\/[^/]+$/, 'GET'],
-];
-
 /**
- * Fresh headers per response: @hono/node-server adds Content-Length to the object it is given,
- * so a shared constant would carry one response's length into the next.
+ * Extra arrays and objects a JSON body may hold beyond one per row (the body, phi, and a few in
+ * keys the schema ignores); `guide` needs 3 + 16 (MAX_GUIDE_GRADIENTS) at most.
  */
-const jsonHeaders = (): Record<string, string> => ({ 'content-type': 'application/json' });
+const SPARE_CONTAINERS = 64;
 
 /**
  * The value-function API: one Hono app served on Node (node.ts) and on Lambda (lambda.ts).
- * Handlers stay thin: read and validate the body, call one GuidanceService use-case, write the
- * answer. The hot routes (predict, gradient) build their JSON by hand from typed arrays and
- * skip per-request allocation of validators or documents; on Node most of their requests are
- * answered by the fast lane (node-fast-lane.ts), which hands every other one, and every
- * failure, to this app.
+ * Routes are declared once (routes.ts); the Host check, auth and body limit are middleware of
+ * /v1; the handlers stay thin: check the content type, parse the body, call one GuidanceService
+ * use-case, write the answer. Every failure becomes a coded JSON error in `onError`.
  */
-export function createValueApi(options: ValueApiOptions): Hono {
+export function createValueApi(options: ValueApiOptions): OpenAPIHono<ValueApiEnv> {
   const { service, authenticate, maxBodyBytes, hostAllowed } = options;
   const log = options.log ?? ((entry) => process.stderr.write(`${JSON.stringify(entry)}\n`));
-  const app = new Hono();
-  let openApi: string | undefined;
-  const health = JSON.stringify({ status: 'ok', version: LIBRARY_VERSION });
+  const routes = declareRoutes(options.authMode);
+  const app = new OpenAPIHono<ValueApiEnv>({ defaultHook });
+  const declared: RouteConfig[] = [];
+  const add: AddRoute = (route, handler) => {
+    declared.push(route);
+    app.openapi(route, handler as never);
+  };
 
-  app.get('/healthz', () => {
-    const invalidCheckpoints = service.catalog.invalidCheckpoints();
-    const body =
-      invalidCheckpoints.length === 0
-        ? health
-        : JSON.stringify({ status: 'ok', version: LIBRARY_VERSION, details: { invalidCheckpoints } });
-    return new Response(body, { headers: jsonHeaders() });
-  });
-  app.get('/openapi.json', () => {
-    openApi ??= JSON.stringify(buildOpenApiDocument(options.authMode));
-    return new Response(openApi, { headers: jsonHeaders() });
-  });
-
-  // Checked at the top of each /v1 handler rather than in a middleware: one function call
-  // instead of an extra async step per request on the hot routes.
-  // Each route needs one scope (auth.ts): `read` for the value functions, `write` for jobs.
-  const authorize = (c: Context, scope: ApiScope): Principal => {
-    if (hostAllowed !== undefined && !hostAllowed(header(c, 'host'))) {
+  // Host check, auth and body limit for every /v1 route. A route needs one scope (auth.ts):
+  // `read` for the value functions, `write` for jobs.
+  app.use('/v1/*', async (c, next) => {
+    // No route for this path and method: notFound answers 404 or 405, to any caller.
+    if (!routed(c)) return next();
+    if (hostAllowed !== undefined && !hostAllowed(c.req.header('host'))) {
       throw new ApiError(
         ApiErrorCode.hostNotAllowed,
         'with auth off only localhost and IP-address Host headers are accepted (configure an API key to serve a name)',
@@ -104,66 +77,70 @@ export function createValueApi(options: ValueApiOptions): Hono {
     if (principal === undefined) {
       throw new ApiError(ApiErrorCode.unauthorized, 'a valid API key is required (Authorization: Bearer <key>)');
     }
+    const scope: ApiScope = c.req.path.startsWith('/v1/value-functions') ? 'read' : 'write';
     if (!principal.scopes.has(scope)) {
       throw new ApiError(ApiErrorCode.insufficientScope, `this key lacks the '${scope}' scope this route needs`);
     }
-    return principal;
-  };
-
-  app.get('/v1/value-functions', async (c) => {
-    authorize(c, 'read');
-    return new Response(JSON.stringify({ valueFunctions: await service.list() }), { headers: jsonHeaders() });
+    c.set('principal', principal);
+    await next();
   });
+  app.use('/v1/*', bodyLimit(maxBodyBytes));
 
-  app.get('/v1/value-functions/:id', async (c) => {
-    authorize(c, 'read');
-    const summary = unwrap(await service.describe(c.req.param('id')));
-    return new Response(JSON.stringify(summary), { headers: jsonHeaders() });
+  const health = JSON.stringify({ status: 'ok', version: LIBRARY_VERSION });
+  add(routes.health, () => {
+    const invalidCheckpoints = service.catalog.invalidCheckpoints();
+    if (invalidCheckpoints.length === 0) return jsonResponse(health);
+    return jsonResponse({ status: 'ok', version: LIBRARY_VERSION, details: { invalidCheckpoints } });
   });
+  let openApi: string | undefined;
+  add(routes.openApi, () => jsonResponse((openApi ??= JSON.stringify(buildOpenApiDocument(app, options.authMode)))));
 
-  // The hot routes; their parsing and answers live in phi-routes.ts, shared with the Node fast
-  // lane (node-fast-lane.ts), which serves the plain valid requests and hands the rest here.
-  const phiRoute = (op: PhiOp) => async (c: Context) => {
-    authorize(c, 'read');
-    const type = header(c, 'content-type');
-    const binary = isBinaryType(type);
-    if (!binary) requireJson(type, op, true);
-    const input = readPhiInput(op, binary, await readBody(c, maxBodyBytes), service.limits.maxRows);
+  add(routes.list, async () => jsonResponse({ valueFunctions: await service.list() }));
+  add(routes.describe, async (c) => jsonResponse(unwrap(await service.describe(c.req.param('id') as string))));
+
+  const phiRoute =
+    (op: 'predict' | 'gradient'): Handler<ValueApiEnv> =>
+    async (c) => {
+      const type = c.req.header('content-type');
+      const binary = type !== undefined && mediaType(type) === BINARY_CONTENT_TYPE;
+      if (!binary) requireJson(type, op, true);
+      const body = c.var.body;
+      const input = binary
+        ? { kind: 'float32' as const, data: parseFloat32(body, op) }
+        : {
+            kind: 'json' as const,
+            phi: checkPhiBody(op, parseJson(body, { op, maxContainers: service.limits.maxRows + SPARE_CONTAINERS })),
+          };
+      const id = c.req.param('id') as string;
+      const version = versionOf(c.req.query('version'));
+      const result = unwrap(
+        op === 'predict' ? await service.predict(id, version, input) : await service.gradient(id, version, input),
+      );
+      if (!binary) return jsonResponse(phiAnswer(result));
+      return new Response(phiAnswerBytes(result), {
+        headers: { 'content-type': BINARY_CONTENT_TYPE, [VERSION_HEADER]: String(result.served.version) },
+      });
+    };
+  add(routes.predict, phiRoute('predict'));
+  add(routes.gradient, phiRoute('gradient'));
+
+  add(routes.guide, async (c) => {
+    requireJson(c.req.header('content-type'), 'guide');
+    const request = checkGuideBody(parseJson(c.var.body, { op: 'guide', maxContainers: SPARE_CONTAINERS }));
     const id = c.req.param('id') as string;
-    const result = unwrap(
-      op === 'predict'
-        ? await service.predict(id, versionOf(c), input)
-        : await service.gradient(id, versionOf(c), input),
-    );
-    const answer = writePhiAnswer(result, binary);
-    return new Response(answer.body, { headers: phiAnswerHeaders(answer) });
-  };
-  app.post('/v1/value-functions/:id/predict', phiRoute('predict'));
-  app.post('/v1/value-functions/:id/gradient', phiRoute('gradient'));
-
-  app.post('/v1/value-functions/:id/guide', async (c) => {
-    authorize(c, 'read');
-    requireJson(header(c, 'content-type'), 'guide');
-    const bytes = await readBody(c, maxBodyBytes);
-    const request = checkGuideBody(parseJson(bytes, { op: 'guide', maxContainers: SPARE_CONTAINERS }));
-    const r = unwrap(await service.guide(c.req.param('id'), versionOf(c), request));
-    return new Response(guideAnswer(r), { headers: jsonHeaders() });
+    return jsonResponse(guideAnswer(unwrap(await service.guide(id, versionOf(c.req.query('version')), request))));
   });
 
-  if (options.fit) mountFitRoutes(app, { ...options.fit, authorize, maxBodyBytes });
-  if (options.jobStore) addJobRoutes(app, { store: options.jobStore, authorize });
+  if (options.fit) mountFitRoutes(add, routes, options.fit);
+  if (options.jobStore) addJobRoutes(add, routes, options.jobStore);
 
   app.notFound((c) => {
     const path = c.req.path;
-    const route = ROUTES.find(([pattern]) => pattern.test(path));
-    if (route !== undefined) {
-      const allow = route[1] === 'GET' ? ['GET', 'HEAD'] : [route[1]];
-      return errorResponse(
-        405,
-        ApiErrorCode.methodNotAllowed,
-        `${c.req.method} is not allowed on ${path.slice(0, 200)}; use ${route[1]}`,
-        { allow },
-      );
+    const allow = allowedMethods(declared, path);
+    if (allow !== undefined) {
+      const use = allow.filter((m) => m !== 'HEAD').join(' or ');
+      const message = `${c.req.method} is not allowed on ${path.slice(0, 200)}; use ${use}`;
+      return errorResponse(405, ApiErrorCode.methodNotAllowed, message, { allow });
     }
     return errorResponse(404, ApiErrorCode.notFound, `no route ${c.req.method} ${path.slice(0, 200)}`);
   });
@@ -173,7 +150,7 @@ export function createValueApi(options: ValueApiOptions): Hono {
       const status = statusOf(e);
       if (status !== undefined) return errorResponse(status, e.code, e.message, e.details);
     }
-    const given = header(c, 'x-request-id');
+    const given = c.req.header('x-request-id');
     const requestId = given !== undefined && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
     log({
       level: 'error',
@@ -191,21 +168,23 @@ export function createValueApi(options: ValueApiOptions): Hono {
   return app;
 }
 
-function unwrap<T>(result: Result<T>): T {
-  if (!result.ok) throw result.error;
-  return result.value;
-}
-
-function versionOf(c: Context): number | undefined {
-  if (!c.req.url.includes('?')) return undefined;
-  const raw = c.req.query('version');
-  if (raw === undefined) return undefined;
-  const parsed = versionQuerySchema.safeParse(raw);
-  if (!parsed.success) {
-    throw new ApiError(
-      ApiErrorCode.invalidQuery,
-      `version must be a positive integer in plain decimal digits, got '${raw.slice(0, 40)}'`,
-    );
+/**
+ * Path and query parameters that fail their route's zod schema: a fit job id that cannot exist
+ * is 404 JOB_NOT_FOUND (as for a job that does not); a bad training-job id or `?version=` is
+ * 400 INVALID_QUERY with the schema's message.
+ */
+const defaultHook: Hook<unknown, ValueApiEnv, string, unknown> = (result, c) => {
+  if (result.success) return;
+  const id = (c.req.param('id') ?? '').slice(0, 80);
+  if (result.target === 'param' && c.req.path.startsWith('/v1/fit-jobs/')) {
+    throw new JobError('JOB_NOT_FOUND', `no fit job '${id}'`);
   }
-  return parsed.data;
+  if (result.target === 'param')
+    throw new ApiError(ApiErrorCode.invalidQuery, `'${id}' is not a job id (letters, digits, . _ -)`);
+  throw new ApiError(ApiErrorCode.invalidQuery, result.error.issues[0]?.message ?? 'invalid query');
+};
+
+/** `?version=`, checked by the route's schema already. */
+function versionOf(raw: string | undefined): number | undefined {
+  return raw === undefined ? undefined : Number(raw);
 }

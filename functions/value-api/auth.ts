@@ -1,7 +1,6 @@
 import type { Context } from 'hono';
 import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import { API_SCOPES, type ApiScope, parseApiKeyEntry } from '../../shared/schemas/value-api-config.js';
-import { header } from './header.js';
 
 export { API_KEY_HASH_PATTERN } from '../../shared/schemas/value-api-config.js';
 export { hashApiKey } from '../../shared/util/api-key-hash.js';
@@ -19,9 +18,6 @@ export interface Principal {
 /** The caller of a request, or undefined when it may not use the /v1 routes at all. */
 export type Authenticate = (c: Context) => Principal | undefined;
 
-/** Decides from the Authorization header alone whether a request may use a route of one scope. */
-export type AuthorizationCheck = (authorization: string | undefined) => boolean;
-
 const BOTH: ReadonlySet<ApiScope> = new Set(API_SCOPES);
 
 /**
@@ -32,7 +28,7 @@ const BOTH: ReadonlySet<ApiScope> = new Set(API_SCOPES);
  */
 export function apiKeyAuth(entries: readonly string[]): Authenticate {
   const principalOf = apiKeyPrincipals(entries);
-  return (c) => principalOf(header(c, 'authorization'));
+  return (c) => principalOf(c.req.header('authorization'));
 }
 
 /**
@@ -58,15 +54,6 @@ function apiKeyPrincipals(entries: readonly string[]): (value: string | undefine
     accepted.set(value, principal);
     return principal;
   };
-}
-
-/**
- * The header test of `apiKeyAuth` for one scope, for callers that have no Hono context (the
- * Node fast lane): true only for a key that has the scope (the app answers the others, 401 or 403).
- */
-export function apiKeyCheck(entries: readonly string[], scope: ApiScope): AuthorizationCheck {
-  const principalOf = apiKeyPrincipals(entries);
-  return (value) => principalOf(value)?.scopes.has(scope) === true;
 }
 
 /**

@@ -1,37 +1,18 @@
-import type { IncomingMessage } from 'node:http';
-import type { Context } from 'hono';
-import { slabFloat32 } from '../../shared/util/slab.js';
+import type { MiddlewareHandler } from 'hono';
 import { ApiError, ApiErrorCode } from './errors.js';
-import { header } from './header.js';
+import { routed } from './routes.js';
 
 /**
- * Reads a request body with a size limit (413 past it). On Node the bytes are read straight
- * from the IncomingMessage that @hono/node-server passes as `c.env.incoming`, skipping the web
- * stream that `c.req.arrayBuffer()` would build (most of a small request's cost); elsewhere
- * (Lambda) the standard Request is used.
+ * The body-limit middleware of the /v1 routes: a routed POST's body is read here, at most `limit`
+ * bytes (413 PAYLOAD_TOO_LARGE past it, declared or streamed), and handed to the route as
+ * `c.var.body`. A client that goes away mid-body is 400 REQUEST_ABORTED (answered to nobody,
+ * not logged as a fault).
  */
-export async function readBody(c: Context, limit: number): Promise<Uint8Array> {
-  const declared = Number(header(c, 'content-length'));
-  const incoming = (c.env as { incoming?: IncomingMessage & PreRead } | undefined)?.incoming;
-  const stream = incoming !== undefined && typeof incoming.on === 'function' && incoming[preReadBody] === undefined;
-  if (declared > limit) {
-    if (stream && declared <= DRAIN_BEFORE_413) await discardRest(incoming, 0);
-    throw tooLarge(limit);
-  }
-  const body =
-    incoming?.[preReadBody] ??
-    (stream ? await readIncoming(incoming, limit) : new Uint8Array(await c.req.arrayBuffer()));
-  if (body.byteLength > limit) throw tooLarge(limit);
-  return body;
-}
-
-/**
- * Where the Node fast lane (node-fast-lane.ts) leaves a body it has already read when it hands
- * the request on to the Hono app: the stream is spent, so readBody answers with these bytes.
- */
-export const preReadBody = Symbol('metricopt.preReadBody');
-export interface PreRead {
-  [preReadBody]?: Uint8Array;
+export function bodyLimit(limit: number): MiddlewareHandler<{ Variables: { body: Uint8Array } }> {
+  return async (c, next) => {
+    if (c.req.method === 'POST' && routed(c)) c.set('body', await readBody(c.req.raw, limit));
+    await next();
+  };
 }
 
 /**
@@ -43,86 +24,52 @@ export interface PreRead {
  */
 export const DRAIN_BEFORE_413 = 64 * 1024 * 1024;
 
-/** Reads and drops the rest of a body (`seen` bytes already read) until its end or DRAIN_BEFORE_413. */
-function discardRest(incoming: IncomingMessage, seen: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    let size = seen;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > DRAIN_BEFORE_413) done();
-    };
-    const onError = (e: Error & { code?: string }) => {
-      cleanup();
-      reject(aborted(e));
-    };
-    const cleanup = () => {
-      incoming.off('data', onData);
-      incoming.off('end', done);
-      incoming.off('error', onError);
-    };
-    const done = () => {
-      cleanup();
-      // Past the cap, let the rest drain or the server close the connection.
-      incoming.resume();
-      resolve();
-    };
-    if (incoming.readableEnded) {
-      resolve();
-      return;
+async function readBody(request: Request, limit: number): Promise<Uint8Array> {
+  const declared = Number(request.headers.get('content-length'));
+  const reader = request.body?.getReader();
+  if (reader === undefined) return new Uint8Array(0);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    if (declared > limit) {
+      if (declared <= DRAIN_BEFORE_413) await drain(reader, 0);
+      throw tooLarge(limit);
     }
-    incoming.on('data', onData);
-    incoming.on('end', done);
-    incoming.on('error', onError);
-  });
+    for (let read = await reader.read(); !read.done; read = await reader.read()) {
+      size += read.value.byteLength;
+      if (size > limit) {
+        await drain(reader, size);
+        throw tooLarge(limit);
+      }
+      chunks.push(read.value);
+    }
+  } catch (e) {
+    // Reading fails only when the client goes away mid-body: an expected event, not a fault here.
+    if (e instanceof ApiError) throw e;
+    throw new ApiError(ApiErrorCode.requestAborted, 'the client closed the connection before the body arrived');
+  }
+  if (chunks.length === 1) return chunks[0] as Uint8Array;
+  const body = new Uint8Array(size);
+  let at = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, at);
+    at += chunk.byteLength;
+  }
+  return body;
 }
 
-/** Node's IncomingMessage fails with 'aborted' (ECONNRESET) when the client goes away mid-body. */
-function aborted(e: Error & { code?: string }): Error {
-  return e.code === 'ECONNRESET' || e.message === 'aborted'
-    ? new ApiError(ApiErrorCode.requestAborted, 'the client closed the connection before the body arrived')
-    : e;
+/** Reads and drops the rest of a body (`seen` bytes read already) up to DRAIN_BEFORE_413. */
+async function drain(reader: ReadableStreamDefaultReader<Uint8Array>, seen: number): Promise<void> {
+  while (seen <= DRAIN_BEFORE_413) {
+    const read = await reader.read();
+    if (read.done) return;
+    seen += read.value.byteLength;
+  }
+  await reader.cancel();
 }
 
 function tooLarge(limit: number): ApiError {
   return new ApiError(ApiErrorCode.payloadTooLarge, `request body is larger than ${limit} bytes`);
-}
-
-function readIncoming(incoming: IncomingMessage, limit: number): Promise<Uint8Array> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        // Read the rest before answering 413 (see DRAIN_BEFORE_413).
-        discardRest(incoming, size).then(() => reject(tooLarge(limit)), reject);
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
-    };
-    const onError = (e: Error & { code?: string }) => {
-      cleanup();
-      // A client gone mid-body is an expected event, not a fault of this server.
-      reject(aborted(e));
-    };
-    const cleanup = () => {
-      incoming.off('data', onData);
-      incoming.off('end', onEnd);
-      incoming.off('error', onError);
-    };
-    if (incoming.readableEnded) {
-      resolve(new Uint8Array(0));
-      return;
-    }
-    incoming.on('data', onData);
-    incoming.on('end', onEnd);
-    incoming.on('error', onError);
-  });
 }
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -202,20 +149,11 @@ export function parseFloat32(bytes: Uint8Array, op: string): Float32Array {
       `${op}: body has ${bytes.byteLength} bytes, not a whole number of float32 values (4 bytes each)`,
     );
   }
-  const out = slabFloat32(bytes.byteLength / 4);
+  const out = new Float32Array(bytes.byteLength / 4);
   if (LITTLE_ENDIAN) new Uint8Array(out.buffer, out.byteOffset, out.byteLength).set(bytes);
   else {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     for (let i = 0; i < out.length; i++) out[i] = view.getFloat32(i * 4, true);
   }
-  return out;
-}
-
-/** Float32 values as little-endian bytes. */
-export function float32Bytes(values: Float32Array): Uint8Array {
-  if (LITTLE_ENDIAN) return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-  const out = new Uint8Array(values.length * 4);
-  const view = new DataView(out.buffer);
-  for (let i = 0; i < values.length; i++) view.setFloat32(i * 4, values[i] as number, true);
   return out;
 }

@@ -1,6 +1,6 @@
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ServeErrorCode } from '../../shared/use-cases/serving/serve-guidance.js';
-import { DomainError } from '../../shared/util/result.js';
+import { DomainError, type Result } from '../../shared/util/result.js';
 import { fitStatusByCode } from './fit-errors.js';
 
 /** Error codes raised by the HTTP edge itself (the use-case codes are in ServeErrorCode). */
@@ -69,4 +69,10 @@ export function errorResponse(status: number, code: string, message: string, det
   const allow = (details as { allow?: unknown } | undefined)?.allow;
   if (status === 405 && Array.isArray(allow)) headers.allow = allow.join(', ');
   return new Response(errorBody(code, message, details), { status, headers });
+}
+
+/** A use-case's value, or its error thrown for `app.onError` to answer. */
+export function unwrap<T>(result: Result<T, Error>): T {
+  if (!result.ok) throw result.error;
+  return result.value;
 }

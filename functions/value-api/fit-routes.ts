@@ -1,10 +1,9 @@
-import type { Context, Hono } from 'hono';
+import type { Context } from 'hono';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { Queue } from '../../shared/ports/queue.port.js';
 import { BINARY_CONTENT_TYPE } from '../../shared/schemas/api.js';
-import { jobIdSchema } from '../../shared/schemas/job.js';
-import { createFitJobRequestSchema, JSON_LINES_TYPES } from '../../shared/schemas/fit-api.js';
 import { MAX_CONTEXT_COLUMNS } from '../../shared/schemas/evaluation.js';
+import { createFitJobRequestSchema, JSON_LINES_TYPES } from '../../shared/schemas/fit-api.js';
 import { parseFitLabels } from '../../shared/use-cases/byom/fit-inputs.js';
 import type { FitLauncher } from '../../shared/ports/fit.port.js';
 import {
@@ -17,14 +16,12 @@ import {
 } from '../../shared/use-cases/byom/fit-job-api.js';
 import { createFitJob, parseFitJobSpec } from '../../shared/use-cases/byom/fit-job-spec.js';
 import { jobKeys } from '../../shared/storage/layout.js';
-import { parseObservationBinary, parseObservationText } from '../../shared/use-cases/byom/observation-batches.js';
 import { claimFitJob, claimValueFunction, requireFitJobOwner } from '../../shared/use-cases/byom/fit-ownership.js';
-import { JobError } from '../../shared/storage/job-errors.js';
-import type { Result } from '../../shared/util/result.js';
-import type { Principal } from './auth.js';
-import { parseJson, readBody } from './body.js';
-import { ApiError, ApiErrorCode } from './errors.js';
-import { header } from './header.js';
+import { parseObservationBinary, parseObservationText } from '../../shared/use-cases/byom/observation-batches.js';
+import { jsonResponse } from './answers.js';
+import { parseJson } from './body.js';
+import { ApiError, ApiErrorCode, unwrap } from './errors.js';
+import type { AddRoute, ValueApiEnv, ValueApiRoutes } from './routes.js';
 import { mediaType, requireJson, validate } from './validate.js';
 
 /**
@@ -45,59 +42,36 @@ export interface FitRoutesOptions {
   launcher: FitLauncher;
 }
 
-export const FIT_ROUTES: readonly [RegExp, string][] = [
-  [/^\/v1\/fit-jobs$/, 'POST'],
-  [/^\/v1\/fit-jobs\/[^/]+$/, 'GET'],
-  [/^\/v1\/fit-jobs\/[^/]+\/(observations|labels|start|cancel)$/, 'POST'],
-  [/^\/v1\/fit-jobs\/[^/]+\/predictions\/[^/]+$/, 'POST'],
-];
-
-const json = (body: unknown, status = 200) =>
-  new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
-
-function unwrap<T>(r: Result<T, Error>): T {
-  if (!r.ok) throw r.error;
-  return r.value;
-}
-
-export function mountFitRoutes(
-  app: Hono,
-  options: FitRoutesOptions & { authorize: (c: Context, scope: 'write') => Principal; maxBodyBytes: number },
-): void {
-  const { store, launcher, authorize, maxBodyBytes } = options;
-  /** The job id of the path, once the caller is known to own the job (JOB_NOT_FOUND otherwise). */
-  const ownedJob = async (c: Context): Promise<string> => {
-    const principal = authorize(c, 'write');
+export function mountFitRoutes(add: AddRoute, routes: ValueApiRoutes, { store, launcher }: FitRoutesOptions): void {
+  /** The job id of the path (valid: the route's schema), once the caller is known to own the job. */
+  const ownedJob = async (c: Context<ValueApiEnv>): Promise<string> => {
     const id = c.req.param('id') as string;
-    if (!jobIdSchema.safeParse(id).success) throw new JobError('JOB_NOT_FOUND', `no fit job '${id.slice(0, 80)}'`);
-    unwrap(await requireFitJobOwner(store, id, principal.id));
+    unwrap(await requireFitJobOwner(store, id, c.var.principal.id));
     return id;
   };
 
-  app.post('/v1/fit-jobs', async (c) => {
-    const principal = authorize(c, 'write');
-    requireJson(header(c, 'content-type'), 'create fit job');
+  add(routes.createFitJob, async (c) => {
+    requireJson(c.req.header('content-type'), 'create fit job');
     const body = validate(
       'create fit job',
       createFitJobRequestSchema,
-      parseJson(await readBody(c, maxBodyBytes), { op: 'create fit job', maxContainers: 64 }),
+      parseJson(c.var.body, { op: 'create fit job', maxContainers: 64 }),
     );
     const spec = unwrap(parseFitJobSpec({ ...body, format: 'metricopt.fit-job', schemaVersion: 1 }, 'create fit job'));
     // The value function id first (nothing is stored for a caller who may not publish to it).
-    unwrap(await claimValueFunction(store, spec, principal.id));
+    const owner = c.var.principal.id;
+    unwrap(await claimValueFunction(store, spec, owner));
     const existed = (await store.get(jobKeys(spec.id).spec)) !== undefined;
     unwrap(await createFitJob(store, spec));
-    unwrap(await claimFitJob(store, spec.id, principal.id));
-    return json(unwrap(await fitJobSummary(store, spec.id)), existed ? 200 : 201);
+    unwrap(await claimFitJob(store, spec.id, owner));
+    return jsonResponse(unwrap(await fitJobSummary(store, spec.id)), existed ? 200 : 201);
   });
 
-  app.get('/v1/fit-jobs/:id', async (c) => {
-    return json(unwrap(await fitJobSummary(store, await ownedJob(c))));
-  });
+  add(routes.fitJob, async (c) => jsonResponse(unwrap(await fitJobSummary(store, await ownedJob(c)))));
 
-  app.post('/v1/fit-jobs/:id/observations', async (c) => {
+  add(routes.observations, async (c) => {
     const id = await ownedJob(c);
-    const type = header(c, 'content-type');
+    const type = c.req.header('content-type');
     const media = type === undefined ? undefined : mediaType(type);
     const binary = media === BINARY_CONTENT_TYPE;
     if (!binary && !(JSON_LINES_TYPES as readonly (string | undefined)[]).includes(media)) {
@@ -106,50 +80,48 @@ export function mountFitRoutes(
         `observations: ${type === undefined ? 'the request has no Content-Type' : `content type '${type.slice(0, 80)}' is not supported`}; send application/x-ndjson (JSON lines) or ${BINARY_CONTENT_TYPE}`,
       );
     }
-    const bytes = await readBody(c, maxBodyBytes);
+    const bytes = c.var.body;
     const source = 'observations';
     const batch = unwrap(
       binary ? parseObservationBinary(bytes, source) : parseObservationText(new TextDecoder().decode(bytes), source),
     );
-    return json(unwrap(await uploadObservations(store, id, batch, source)));
+    return jsonResponse(unwrap(await uploadObservations(store, id, batch, source)));
   });
 
-  app.post('/v1/fit-jobs/:id/labels', async (c) => {
+  add(routes.labels, async (c) => {
     const id = await ownedJob(c);
-    requireJson(header(c, 'content-type'), 'labels');
+    requireJson(c.req.header('content-type'), 'labels');
     // The body, labels, rows, the context object and one array per context column.
-    const body = parseJson(await readBody(c, maxBodyBytes), { op: 'labels', maxContainers: 4 + MAX_CONTEXT_COLUMNS });
-    const labels = unwrap(parseFitLabels(body));
-    const r = unwrap(await uploadLabels(store, id, labels));
-    return json(r, r.created ? 201 : 200);
+    const body = parseJson(c.var.body, { op: 'labels', maxContainers: 4 + MAX_CONTEXT_COLUMNS });
+    const r = unwrap(await uploadLabels(store, id, unwrap(parseFitLabels(body))));
+    return jsonResponse(r, r.created ? 201 : 200);
   });
 
-  app.post('/v1/fit-jobs/:id/predictions/:key', async (c) => {
+  add(routes.predictions, async (c) => {
     const id = await ownedJob(c);
-    const type = header(c, 'content-type');
+    const type = c.req.header('content-type');
     if (type === undefined || mediaType(type) !== BINARY_CONTENT_TYPE) {
       throw new ApiError(
         ApiErrorCode.unsupportedMediaType,
         `predictions: send the float32 little-endian values as ${BINARY_CONTENT_TYPE}`,
       );
     }
-    const bytes = await readBody(c, maxBodyBytes);
-    const r = unwrap(await uploadPredictions(store, id, c.req.param('key') as string, bytes));
-    return json(r, r.created ? 201 : 200);
+    const r = unwrap(await uploadPredictions(store, id, c.req.param('key') as string, c.var.body));
+    return jsonResponse(r, r.created ? 201 : 200);
   });
 
-  app.post('/v1/fit-jobs/:id/start', async (c) => {
+  add(routes.start, async (c) => {
     const id = await ownedJob(c);
     // application/json (a body of {} or none): a page of another origin cannot send it without a preflight.
-    requireJson(header(c, 'content-type'), 'start');
+    requireJson(c.req.header('content-type'), 'start');
     const { summary, started } = unwrap(await startFitJob(store, id, launcher));
-    return json(summary, started ? 202 : 200);
+    return jsonResponse(summary, started ? 202 : 200);
   });
 
-  app.post('/v1/fit-jobs/:id/cancel', async (c) => {
+  add(routes.cancel, async (c) => {
     const id = await ownedJob(c);
-    requireJson(header(c, 'content-type'), 'cancel');
-    return json(unwrap(await cancelFitJob(store, id, launcher)));
+    requireJson(c.req.header('content-type'), 'cancel');
+    return jsonResponse(unwrap(await cancelFitJob(store, id, launcher)));
   });
 }
 

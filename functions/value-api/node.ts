@@ -2,20 +2,15 @@ import { createServer, type RequestListener } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { getRequestListener } from '@hono/node-server';
 import type { ObjectStoreOptions } from '../../shared/adapters/from-url.js';
-import { apiKeyCheck, localHostCheck } from './auth.js';
-import { createFastLane } from './node-fast-lane.js';
+import { localHostCheck } from './auth.js';
 import { errorBody } from './errors.js';
+import { restartOrphanedFitJobs } from '../../shared/use-cases/byom/fit-job-api.js';
 import { inProcessFitLauncher } from './fit-in-process.js';
 import { buildValueApi, type ValueApiSettings } from './service.js';
 
 export interface NodeServerOptions extends ValueApiSettings {
   port: number;
   hostname?: string;
-  /**
-   * Answer plain valid predict/gradient requests in the Node fast lane (node-fast-lane.ts;
-   * default true). Off, every request goes through Hono; the answers are the same.
-   */
-  fastLane?: boolean;
   /**
    * Longest time a request may take to arrive, headers and body (default 30 s; Node's own is
    * 300 s): a slow upload holds up to --max-body-bytes for this long. Past it: 408.
@@ -26,7 +21,15 @@ export interface NodeServerOptions extends ValueApiSettings {
   /** One log line per answered request: method, path (no query), status, milliseconds (default off; serve turns it on). */
   accessLog?: boolean;
   /** Fits run by this server (no jobs queue): their wall-clock budget, and how their worker reopens the store. */
-  fits?: { budgetMs?: number; storeOptions?: ObjectStoreOptions };
+  fits?: {
+    budgetMs?: number;
+    storeOptions?: ObjectStoreOptions;
+    /**
+     * At start, run again (in the background) every fit job a stopped server left stalled or
+     * queued (restartOrphanedFitJobs); `metricopt serve` sets it. Only for fits run by this server.
+     */
+    restartOrphaned?: boolean;
+  };
 }
 
 /**
@@ -48,21 +51,13 @@ export interface RunningServer {
   /** Base URL, e.g. http://127.0.0.1:8787 */
   url: string;
   port: number;
-  /** Whether the Node fast lane answers plain predict/gradient requests (false: Hono answers all). */
-  fastLane: boolean;
   close(): Promise<void>;
 }
 
 /**
- * Serves the value API on Node: the Hono app through @hono/node-server's listener, with the
- * fast lane in front of it for the hot routes; port 0 picks a free port.
- *
- * `autoCleanupIncoming: false`: @hono/node-server would otherwise drain, and after 500 ms close
- * the connection of, any request whose body it did not see end, which includes every request
- * the fast lane hands over with its body already read. It is not needed: this app reads its
- * bodies straight from the IncomingMessage (body.ts) and resumes the stream when it answers 413
- * early, and Node's own server discards a body nobody read (401, 404, 415) before the next
- * request on the connection (bounded by its requestTimeout).
+ * Serves the value API on Node: the Hono app through @hono/node-server's request listener, in a
+ * Node server with a request timeout, a connection cap and JSON answers to malformed requests;
+ * port 0 picks a free port.
  */
 export function startValueApiServer(options: NodeServerOptions): Promise<RunningServer> {
   const hostname = options.hostname ?? '127.0.0.1';
@@ -76,20 +71,15 @@ export function startValueApiServer(options: NodeServerOptions): Promise<Running
       ...(options.fits?.budgetMs === undefined ? {} : { budgetMs: options.fits.budgetMs }),
       ...(options.fits?.storeOptions === undefined ? {} : { storeOptions: options.fits.storeOptions }),
     });
-  const { app, service } = buildValueApi({ ...options, fitLauncher, ...(hostAllowed ? { hostAllowed } : {}) });
-  const hono = getRequestListener(app.fetch, { hostname, autoCleanupIncoming: false });
-  const lane =
-    options.fastLane === false || options.auth.mode === 'iam'
-      ? undefined
-      : createFastLane({
-          service,
-          maxBodyBytes: options.maxBodyBytes,
-          authorization: options.auth.mode === 'api-key' ? apiKeyCheck(options.auth.hashes, 'read') : () => true,
-          ...(hostAllowed ? { hostAllowed } : {}),
-          fallback: hono,
-        });
+  const { app } = buildValueApi({ ...options, fitLauncher, ...(hostAllowed ? { hostAllowed } : {}) });
+  if (options.fits?.restartOrphaned && options.fitLauncher === undefined && options.jobsQueue === undefined) {
+    void restartOrphanedFitJobs(options.store, fitLauncher).then(
+      (ids) => ids.length > 0 && log({ level: 'info', msg: 'value-api: fit jobs restarted', jobIds: ids }),
+      (e) => log({ level: 'error', msg: 'value-api: restarting stalled fit jobs failed', error: String(e) }),
+    );
+  }
+  const handle = getRequestListener(app.fetch, { hostname });
   const requestTimeout = options.requestTimeoutMs ?? 30_000;
-  const handle: RequestListener = lane === undefined ? hono : (req, res) => lane(req, res) || hono(req, res);
   const listener: RequestListener = options.accessLog
     ? (req, res) => {
         const started = performance.now();
@@ -127,7 +117,6 @@ export function startValueApiServer(options: NodeServerOptions): Promise<Running
       resolve({
         url: `http://${host}:${info.port}`,
         port: info.port,
-        fastLane: lane !== undefined,
         close: () =>
           new Promise<void>((done, fail) => {
             server.close((e) => (e ? fail(e) : done()));

@@ -1,3 +1,4 @@
+import type { OpenAPIHono } from '@hono/zod-openapi';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
 import type { Queue } from '../../shared/ports/queue.port.js';
 import type { FitLauncher } from '../../shared/ports/fit.port.js';
@@ -5,7 +6,7 @@ import { GuidanceService, ValueFunctionCatalog } from '../../shared/use-cases/se
 import { type Authenticate, apiKeyAuth, iamAuth, noAuth } from './auth.js';
 import { createValueApi } from './app.js';
 import { queueFitLauncher, unavailableFitLauncher } from './fit-routes.js';
-import type { Hono } from 'hono';
+import type { ValueApiEnv } from './routes.js';
 
 export interface ValueApiSettings {
   store: ObjectStore;
@@ -24,7 +25,7 @@ export interface ValueApiSettings {
 
 /** Wires a store, the use-cases and the auth mode into the app (once per process). */
 export function buildValueApi(settings: ValueApiSettings): {
-  app: Hono;
+  app: OpenAPIHono<ValueApiEnv>;
   service: GuidanceService;
   fitLauncher: FitLauncher;
 } {

@@ -54,34 +54,6 @@ export function validate<S extends z.ZodType>(op: string, schema: S, body: unkno
 }
 
 /**
- * The common, valid case of predictRequestSchema (`{ phi }`) checked by hand: `phi` is an array
- * of finite numbers or an array of such arrays. Whatever it accepts, the schema accepts with the
- * same `phi` (test/value-api/fast-paths.test.ts proves it on valid and malformed bodies); on
- * anything else it returns undefined and the caller runs `checkPhiBody`, which words the error.
- * zod stays the one definition of the body (and of the OpenAPI document); this only saves its
- * cost on the hot path.
- */
-export function plainPhi(body: unknown): number[] | number[][] | undefined {
-  if (typeof body !== 'object' || body === null) return undefined;
-  const phi = (body as { phi?: unknown }).phi;
-  if (!Array.isArray(phi) || phi.length === 0) return undefined;
-  if (typeof phi[0] === 'number') return finiteNumbers(phi) ? (phi as number[]) : undefined;
-  for (let r = 0; r < phi.length; r++) {
-    const row: unknown = phi[r];
-    if (!Array.isArray(row) || !finiteNumbers(row)) return undefined;
-  }
-  return phi as number[][];
-}
-
-function finiteNumbers(a: unknown[]): boolean {
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i];
-    if (typeof x !== 'number' || !Number.isFinite(x)) return false;
-  }
-  return true;
-}
-
-/**
  * The `{ phi }` body of predict and gradient, validated in time and memory bounded by the body's
  * length: when `phi` is an array, a plain loop checks it and throws at the first bad element
  * (400 INVALID_BODY naming it, or NOT_FINITE for a number JSON.parse overflowed to Infinity,
@@ -91,13 +63,15 @@ function finiteNumbers(a: unknown[]): boolean {
  * of blocked event loop and gigabytes; bench/RESULTS.md, "Hostile request bodies").
  */
 export function checkPhiBody(op: string, body: unknown): number[] | number[][] {
-  const plain = plainPhi(body);
-  if (plain !== undefined) return plain;
   const phi = typeof body === 'object' && body !== null ? (body as { phi?: unknown }).phi : undefined;
   if (!Array.isArray(phi)) return validate(op, predictRequestSchema, body).phi;
-  // Empty: the schema says minItems 1; the use-case words it (EMPTY_BATCH), as for binary bodies.
-  if (phi.length === 0) return [];
-  throwIssue(op, phiIssue(phi, 'phi'));
+  // One row (its first element a number) or rows (its first element an array); empty: the
+  // schema says minItems 1, and the use-case words it (EMPTY_BATCH), as for binary bodies.
+  if (Array.isArray(phi[0])) phi.forEach((row, r) => checkRow(op, row, `phi.${r}`));
+  else if (phi.length > 0 && typeof phi[0] !== 'number') {
+    bad(op, 'phi.0', `expected a number or an array of numbers, got ${kind(phi[0])}`);
+  } else checkRow(op, phi, 'phi');
+  return phi as number[] | number[][];
 }
 
 /**
@@ -108,93 +82,41 @@ export function checkPhiBody(op: string, body: unknown): number[] | number[][] {
 export function checkGuideBody(body: unknown): GuideRequest {
   if (typeof body === 'object' && body !== null && !Array.isArray(body)) {
     const { phi, lossGradients } = body as { phi?: unknown; lossGradients?: unknown };
-    if (Array.isArray(phi)) {
-      const issue = rowIssue(phi, 'phi');
-      if (issue !== undefined) throwIssue('guide', issue);
-    }
+    if (Array.isArray(phi)) checkRow('guide', phi, 'phi');
     if (Array.isArray(lossGradients)) {
       if (lossGradients.length > MAX_GUIDE_GRADIENTS) {
-        throwIssue('guide', {
-          code: ApiErrorCode.invalidBody,
-          path: 'lossGradients',
-          message: `at most ${MAX_GUIDE_GRADIENTS} loss gradients are accepted, got ${lossGradients.length}`,
-        });
+        const message = `at most ${MAX_GUIDE_GRADIENTS} loss gradients are accepted, got ${lossGradients.length}`;
+        bad('guide', 'lossGradients', message);
       }
-      for (let r = 0; r < lossGradients.length; r++) {
-        const row: unknown = lossGradients[r];
-        const issue = Array.isArray(row) ? rowIssue(row, `lossGradients.${r}`) : notArray(row, `lossGradients.${r}`);
-        if (issue !== undefined) throwIssue('guide', issue);
-      }
+      lossGradients.forEach((row, r) => checkRow('guide', row, `lossGradients.${r}`));
     }
   }
   return validate('guide', guideRequestSchema, body);
 }
 
-/** The first problem of a phi input, or undefined when it has none. */
-interface PhiIssue {
-  code: typeof ApiErrorCode.invalidBody | typeof ServeErrorCode.notFinite;
-  /** zod-style path, e.g. `phi.3.1`. */
-  path: string;
-  message: string;
-}
-
-/** phi as one row (its first element a number) or as rows (its first element an array). */
-function phiIssue(phi: unknown[], path: string): PhiIssue {
-  const first: unknown = phi[0];
-  if (phi.length > 0 && typeof first !== 'number' && !Array.isArray(first)) {
-    const message = `expected a number or an array of numbers, got ${kind(first)}`;
-    return { code: ApiErrorCode.invalidBody, path: `${path}.0`, message };
-  }
-  const issue = Array.isArray(first) ? rowsIssue(phi, path) : rowIssue(phi, path);
-  // Only called on a phi that plainPhi declined, so it has a problem.
-  return issue ?? { code: ApiErrorCode.invalidBody, path, message: 'expected numbers or arrays of numbers' };
-}
-
-function rowsIssue(rows: unknown[], path: string): PhiIssue | undefined {
-  for (let r = 0; r < rows.length; r++) {
-    const row: unknown = rows[r];
-    const issue = Array.isArray(row) ? rowIssue(row, `${path}.${r}`) : notArray(row, `${path}.${r}`);
-    if (issue !== undefined) return issue;
-  }
-  return undefined;
-}
-
-/** The first element of `a` that is not a finite number; stops there. */
-function rowIssue(a: unknown[], path: string): PhiIssue | undefined {
-  for (let i = 0; i < a.length; i++) {
-    const x = a[i];
-    if (typeof x !== 'number') {
-      return { code: ApiErrorCode.invalidBody, path: `${path}.${i}`, message: `expected a number, got ${kind(x)}` };
-    }
+/** Throws at the first element of `row` that is not a finite number (or when it is not an array). */
+function checkRow(op: string, row: unknown, path: string): void {
+  if (!Array.isArray(row)) bad(op, path, `expected an array of numbers, got ${kind(row)}`);
+  for (let i = 0; i < row.length; i++) {
+    const x: unknown = row[i];
+    if (typeof x !== 'number') bad(op, `${path}.${i}`, `expected a number, got ${kind(x)}`);
     if (!Number.isFinite(x)) {
-      return {
-        code: ServeErrorCode.notFinite,
-        path: `${path}.${i}`,
-        message: `is ${x} (a number beyond the float range, such as 1e309)`,
-      };
+      // phi.3.1 -> phi[3][1]
+      const label = `${path}.${i}`.replace(/\.(\d+)/g, '[$1]');
+      throw new ApiError(
+        ServeErrorCode.notFinite,
+        `${op}: ${label} is ${x} (a number beyond the float range, such as 1e309)`,
+      );
     }
   }
-  return undefined;
 }
 
-function notArray(x: unknown, path: string): PhiIssue {
-  return { code: ApiErrorCode.invalidBody, path, message: `expected an array of numbers, got ${kind(x)}` };
+function bad(op: string, path: string, message: string): never {
+  throw new ApiError(ApiErrorCode.invalidBody, `${op}: invalid body at '${path}': ${message}`, {
+    issues: [{ path, message }],
+  });
 }
 
 function kind(x: unknown): string {
   return x === null ? 'null' : Array.isArray(x) ? 'an array' : typeof x === 'object' ? 'an object' : typeof x;
-}
-
-function throwIssue(op: string, issue: PhiIssue): never {
-  if (issue.code === ServeErrorCode.notFinite) {
-    const at = issue.path.split('.');
-    const label = `${at[0]}${at
-      .slice(1)
-      .map((i) => `[${i}]`)
-      .join('')}`;
-    throw new ApiError(issue.code, `${op}: ${label} ${issue.message}`);
-  }
-  throw new ApiError(issue.code, `${op}: invalid body at '${issue.path}': ${issue.message}`, {
-    issues: [{ path: issue.path, message: issue.message }],
-  });
 }

@@ -39,6 +39,7 @@ import {
 import { PolicyStatement, Role, ServicePrincipal } from 'aws-cdk-lib/aws-iam';
 import { gpusPerInstance } from '../settings.js';
 import { LogGroup, type RetentionDays } from 'aws-cdk-lib/aws-logs';
+import { AwsCustomResource, AwsCustomResourcePolicy, PhysicalResourceId } from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { projectRoot } from '../project-root.js';
 import { trainerEnvironment } from '../trainer-environment.js';
@@ -236,6 +237,38 @@ export class TrainingCluster extends Construct {
       circuitBreaker: { rollback: true },
       capacityProviderStrategies: [{ capacityProvider: capacityProvider.capacityProviderName, weight: 1 }],
     });
+    // `cdk destroy` with instances still running: managed termination protection keeps every
+    // instance protected from scale-in once the capacity provider is gone, and CloudFormation then
+    // waits on the group for ever. Deleted after the service (its tasks stopped and checkpointed)
+    // and before the group, this force-deletes the group with its instances. Nothing on create.
+    const forceDelete = new AwsCustomResource(this, 'ForceDeleteInstancesOnDestroy', {
+      onDelete: {
+        service: 'AutoScaling',
+        action: 'deleteAutoScalingGroup',
+        parameters: { AutoScalingGroupName: autoScalingGroup.autoScalingGroupName, ForceDelete: true },
+        physicalResourceId: PhysicalResourceId.of(autoScalingGroup.autoScalingGroupName),
+        // Already gone (deleted by hand): nothing to do.
+        ignoreErrorCodesMatching: 'ValidationError',
+      },
+      policy: AwsCustomResourcePolicy.fromStatements([
+        new PolicyStatement({
+          actions: ['autoscaling:DeleteAutoScalingGroup'],
+          resources: [
+            Stack.of(this).formatArn({
+              service: 'autoscaling',
+              resource: 'autoScalingGroup',
+              resourceName: `*:autoScalingGroupName/${autoScalingGroup.autoScalingGroupName}`,
+              arnFormat: ArnFormat.COLON_RESOURCE_NAME,
+            }),
+          ],
+        }),
+      ]),
+      installLatestAwsSdk: false,
+      logGroup: new LogGroup(this, 'ForceDeleteLogs', { retention: props.logRetention }),
+    });
+    this.service.node.addDependency(forceDelete);
+    acknowledgeForceDeleteFindings(forceDelete, autoScalingGroup);
+
     // Backlog = waiting + in flight, so a trainer holding a message is not scaled away under it.
     const backlog = new MathExpression({
       label: 'Jobs queue backlog',
@@ -346,6 +379,33 @@ export function trainerImageExcludes(root: string): string[] {
   ];
 }
 
+/** The `arn:...` prefix of this stack's ARNs as cdk-nag prints them (literals where the stack's environment is known). */
+function nagArnPrefix(stack: Stack, service: string): string {
+  const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
+  const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
+  // A literal partition once the stack's region is known (@aws-cdk/core:enablePartitionLiterals).
+  const partition = Token.isUnresolved(stack.partition) ? '<AWS::Partition>' : stack.partition;
+  return `arn:${partition}:${service}:${region}:${account}`;
+}
+
+/** cdk-nag findings of the force-delete custom resource (its function is a CDK-provided singleton). */
+function acknowledgeForceDeleteFindings(forceDelete: AwsCustomResource, autoScalingGroup: AutoScalingGroup): void {
+  const stack = Stack.of(forceDelete);
+  const asgId = stack.getLogicalId(autoScalingGroup.node.defaultChild as CfnResource);
+  const singleton = stack.node.tryFindChild('AWS679f53fac002430cb0da5b7982bd2287');
+  if (singleton !== undefined) {
+    Validations.of(singleton).acknowledge({
+      id: 'AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole]',
+      reason:
+        "AwsCustomResource's singleton function: CDK gives its role the basic execution policy (writes to its own log group); its only other grant is autoscaling:DeleteAutoScalingGroup on the trainers' group.",
+    });
+  }
+  Validations.of(forceDelete).acknowledge({
+    id: `AwsSolutions-IAM5[Resource::${nagArnPrefix(stack, 'autoscaling')}:autoScalingGroup:*:autoScalingGroupName/<${asgId}>]`,
+    reason: 'An Auto Scaling group ARN holds a UUID assigned at creation; the name pins the one group.',
+  });
+}
+
 /** cdk-nag findings in the training fleet that AWS's own requirements cause, each with its reason. */
 function acknowledgeTrainingFindings(
   instanceRole: Role,
@@ -369,11 +429,9 @@ function acknowledgeTrainingFindings(
       'ecr:GetAuthorizationToken, needed to pull the trainer image, supports only Resource "*"; the image pull itself is scoped to the CDK assets repository.',
   });
   const stack = Stack.of(taskDefinition);
-  const region = Token.isUnresolved(stack.region) ? '<AWS::Region>' : stack.region;
-  const account = Token.isUnresolved(stack.account) ? '<AWS::AccountId>' : stack.account;
   const clusterId = stack.getLogicalId(cluster.node.defaultChild as CfnResource);
   Validations.of(taskDefinition.taskRole).acknowledge({
-    id: `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecs:${region}:${account}:task/<${clusterId}>/*]`,
+    id: `AwsSolutions-IAM5[Resource::${nagArnPrefix(stack, 'ecs')}:task/<${clusterId}>/*]`,
     reason:
       "ecs:UpdateTaskProtection on this cluster's tasks: a trainer protects its own task, whose id is not known before it starts.",
   });

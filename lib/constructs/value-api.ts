@@ -12,12 +12,29 @@ import type { WorkQueue } from './work-queue.js';
 
 /**
  * Who may call the value API:
- * - `iam`: the function URL checks SigV4 signatures (AWS_IAM); grant callers `lambda:InvokeFunctionUrl`
- *   with `grantInvoke`. The app itself then checks nothing (METRICOPT_AUTH=iam).
+ * - `iam`: the function URL checks SigV4 signatures (AWS_IAM); grant callers both `lambda:InvokeFunctionUrl`
+ *   and `lambda:InvokeFunction` on the `live` alias (`alias.grantInvokeUrl` and `alias.grantInvoke`):
+ *   AWS checks both for a function URL with IAM auth. The app itself then checks nothing (METRICOPT_AUTH=iam).
  * - `api-key`: the function URL is public and the app checks `Authorization: Bearer` keys against
  *   these SHA-256 hex hashes (`npx metricopt serve --hash-key KEY` prints one).
  */
 export type ValueApiAuth = { mode: 'iam' } | { mode: 'api-key'; keyHashes: readonly string[] };
+
+/**
+ * The keys the value API creates (each once, by a conditional create): a value function's owner
+ * (`POST /v1/fit-jobs` claims a new id), a fit job's spec and owner, its observation batches and
+ * prediction inputs, and its start and cancel markers (keys from shared/storage/layout.ts;
+ * test/lib/stack.test.ts holds these patterns to those key functions).
+ */
+export const VALUE_API_WRITES = [
+  `${STORE_PREFIXES.checkpoints}*/owner.json`,
+  `${STORE_PREFIXES.jobs}*/job.json`,
+  `${STORE_PREFIXES.jobs}*/owner.json`,
+  `${STORE_PREFIXES.jobs}*/observations/*`,
+  `${STORE_PREFIXES.jobs}*/inputs/*`,
+  `${STORE_PREFIXES.jobs}*/started.json`,
+  `${STORE_PREFIXES.jobs}*/cancel.json`,
+] as const;
 
 export interface ValueApiProps {
   store: ArtifactStore;
@@ -79,9 +96,10 @@ export class ValueApi extends Construct {
       },
       bundling: ESM_BUNDLING,
     });
-    // Checkpoints: read only. Jobs: create specs and uploads, read their status (never delete).
-    props.store.grantObjects(this.fn, ['s3:GetObject'], [`${STORE_PREFIXES.checkpoints}*`]);
-    props.store.grantObjects(this.fn, ['s3:GetObject', 's3:PutObject'], [`${STORE_PREFIXES.jobs}*`]);
+    // Checkpoints and jobs: read. Writes only the documents a fit job's routes create (never a
+    // status, result, state or checkpoint, never a delete).
+    props.store.grantObjects(this.fn, ['s3:GetObject'], [`${STORE_PREFIXES.checkpoints}*`, `${STORE_PREFIXES.jobs}*`]);
+    props.store.grantObjects(this.fn, ['s3:PutObject'], VALUE_API_WRITES);
     props.jobs.grantSend(this.fn);
     props.jobs.deadLetterQueue.grant(this.fn, 'sqs:GetQueueAttributes');
 

@@ -5,8 +5,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import type { SparseDataset } from '../data/dataset.js';
 import type { TrajectoryChunkJob, TrajectoryChunkResult } from '../method/trajectory.js';
+import type { MemberJob } from '../method/value-function-training.js';
 import type { AdaptedModelSpec } from '../models/model-spec.js';
 import type { ComputePool } from '../ports/compute-pool.port.js';
+import type { DenseLayer } from '../schemas/checkpoint.js';
 
 /** The default thread count: the cores this process may use. */
 export const defaultThreads = (): number => availableParallelism();
@@ -15,6 +17,7 @@ export const defaultThreads = (): number => availableParallelism();
 export type PoolRequest =
   | { id: number; kind: 'load'; spec: AdaptedModelSpec }
   | { id: number; kind: 'chunk'; job: TrajectoryChunkJob }
+  | { id: number; kind: 'member'; job: MemberJob }
   /**
    * `rows` travels once per worker: later requests name the set by `rowsId`, so the worker
    * passes the same array each time and the model's per-row-set cache (validation rows) holds.
@@ -23,7 +26,7 @@ export type PoolRequest =
 
 /** A worker's answer to request `id`. */
 export type PoolReply =
-  | { id: number; ok: true; chunk?: TrajectoryChunkResult; scores?: Float32Array }
+  | { id: number; ok: true; chunk?: TrajectoryChunkResult; scores?: Float32Array; layers?: DenseLayer[] }
   | { id: number; ok: false; message: string };
 
 type Job = {
@@ -38,6 +41,8 @@ interface Slot {
   busy: Job | undefined;
   /** Row sets this worker holds. */
   rowSets: Set<number>;
+  /** Ended by `release` (its exit is not a failure). */
+  released: boolean;
 }
 
 /**
@@ -46,7 +51,8 @@ interface Slot {
  * the worker's message, and a worker that dies fails its job and every later one.
  */
 export class WorkerThreadComputePool implements ComputePool {
-  private readonly slots: Slot[];
+  /** The running workers: none before the first job and after `release` (started on demand). */
+  private slots: Slot[] = [];
   private readonly queue: Job[] = [];
   /** Jobs that must run on one particular worker (load). */
   private readonly queueFor = new Map<Job, Slot>();
@@ -54,46 +60,76 @@ export class WorkerThreadComputePool implements ComputePool {
   private readonly rowSetIds = new WeakMap<Int32Array, number>();
   private nextRowsId = 0;
   private failure: Error | undefined;
+  /** The model of the current run, given again to workers started after a `release`. */
+  private spec: AdaptedModelSpec | undefined;
 
   constructor(
     readonly workers: number,
-    dataset: SparseDataset,
-    backend: string,
+    private readonly dataset: SparseDataset,
+    private readonly backend: string,
   ) {
     if (!Number.isInteger(workers) || workers < 1)
       throw new Error(`compute pool: workers must be >= 1, got ${workers}`);
+    workerUrl();
+  }
+
+  async load(spec: AdaptedModelSpec): Promise<void> {
+    this.spec = spec;
+    if (this.slots.length === 0) await this.start();
+    else await Promise.all(this.slots.map((slot) => this.loadOn(slot, spec)));
+  }
+
+  /**
+   * Ends the workers while nothing is queued or running (between stages: a demo's meta-test
+   * and the next replicate's pre-training use none), so their heaps and tfjs memory are freed;
+   * the next job starts them again, with the data set and the current model. A no-op while busy.
+   */
+  async release(): Promise<void> {
+    if (this.queue.length > 0 || this.slots.some((s) => s.busy)) return;
+    const slots = this.slots;
+    this.slots = [];
+    for (const slot of slots) slot.released = true;
+    await Promise.all(slots.map((s) => s.worker.terminate()));
+  }
+
+  /** Starts the workers, each loading the current model (if any) before its first job. */
+  private start(): Promise<void> {
     const url = workerUrl();
-    this.slots = Array.from({ length: workers }, () => {
-      const worker = new Worker(url, { workerData: { dataset, backend } });
-      const slot: Slot = { worker, busy: undefined, rowSets: new Set() };
+    this.slots = Array.from({ length: this.workers }, () => {
+      // A young generation of 12 MB (V8's default is 48 MB): the same work, ~30 MB less resident
+      // per worker (measured: npm start's peak RSS, bench/RESULTS.md).
+      const worker = new Worker(url, {
+        workerData: { dataset: this.dataset, backend: this.backend },
+        resourceLimits: { maxYoungGenerationSizeMb: 12 },
+      });
+      const slot: Slot = { worker, busy: undefined, rowSets: new Set(), released: false };
       worker.on('message', (reply: PoolReply) => this.settle(slot, reply));
       worker.on('error', (e) => this.fail(e));
       worker.on('exit', (code) => {
-        if (code !== 0) this.fail(new Error(`compute pool worker exited with code ${code}`));
+        if (code !== 0 && !slot.released) this.fail(new Error(`compute pool worker exited with code ${code}`));
       });
       worker.unref();
       return slot;
     });
+    const spec = this.spec;
+    return spec
+      ? Promise.all(this.slots.map((slot) => this.loadOn(slot, spec))).then(() => undefined)
+      : Promise.resolve();
   }
 
-  async load(spec: AdaptedModelSpec): Promise<void> {
-    // Every worker, not the first idle one: sent straight to each, in order after its current job.
-    await Promise.all(
-      this.slots.map(
-        (slot) =>
-          new Promise<void>((resolve, reject) => {
-            const job: Job = {
-              request: { id: this.nextId++, kind: 'load', spec },
-              transfer: [],
-              resolve: (r) => (r.ok ? resolve() : reject(new Error(r.message))),
-              reject,
-            };
-            this.queue.unshift(job);
-            this.queueFor.set(job, slot);
-            this.pump();
-          }),
-      ),
-    );
+  /** The model of `spec` on one worker, ahead of its queued jobs. */
+  private loadOn(slot: Slot, spec: AdaptedModelSpec): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const job: Job = {
+        request: { id: this.nextId++, kind: 'load', spec },
+        transfer: [],
+        resolve: (r) => (r.ok ? resolve() : reject(new Error(r.message))),
+        reject,
+      };
+      this.queue.unshift(job);
+      this.queueFor.set(job, slot);
+      this.pump();
+    });
   }
 
   async trajectoryChunk(job: TrajectoryChunkJob): Promise<TrajectoryChunkResult> {
@@ -116,12 +152,20 @@ export class WorkerThreadComputePool implements ComputePool {
     return reply.scores;
   }
 
+  async trainMember(job: MemberJob): Promise<DenseLayer[]> {
+    const reply = await this.submit({ id: this.nextId++, kind: 'member', job }, []);
+    if (!reply.layers) throw new Error('compute pool: a value-function member came back without its layers');
+    return reply.layers;
+  }
+
   async close(): Promise<void> {
     this.fail(new Error('compute pool closed'));
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
   private submit(request: PoolRequest, transfer: ArrayBuffer[]): Promise<PoolReply & { ok: true }> {
+    // A failed load fails the pool, and so this job.
+    if (this.slots.length === 0 && !this.failure) this.start().catch((e) => this.fail(e));
     return new Promise((resolve, reject) => {
       this.queue.push({
         request,

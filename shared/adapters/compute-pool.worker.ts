@@ -4,10 +4,12 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SparseDataset } from '../data/dataset.js';
 import { runTrajectoryChunkJob } from '../method/trajectory.js';
+import { trainMember } from '../method/value-function-training.js';
 import type { AdaptedModel } from '../models/adapted-model.js';
 import { buildAdaptedModel } from '../models/model-spec.js';
 import { type BackendPreference, selectBackend } from './compute-backend.js';
 import type { PoolReply, PoolRequest } from './compute-pool.worker-thread.js';
+import { silentProgress } from '../ports/progress.port.js';
 
 const { dataset, backend } = workerData as { dataset: SparseDataset; backend: BackendPreference };
 const ready = selectBackend(backend);
@@ -15,7 +17,8 @@ let model: AdaptedModel | undefined;
 /** Row sets by id (predict requests send a set's rows once). */
 const rowSets = new Map<number, Int32Array>();
 
-function handle(req: PoolRequest): PoolReply {
+async function handle(req: PoolRequest): Promise<PoolReply> {
+  if (req.kind === 'member') return { id: req.id, ok: true, layers: await trainMember(req.job, silentProgress, '') };
   if (req.kind === 'load') {
     model?.dispose();
     model = buildAdaptedModel(req.spec, dataset);
@@ -33,7 +36,7 @@ parentPort?.on('message', async (req: PoolRequest) => {
   let reply: PoolReply;
   try {
     await ready;
-    reply = handle(req);
+    reply = await handle(req);
   } catch (e) {
     reply = { id: req.id, ok: false, message: e instanceof Error ? (e.stack ?? e.message) : String(e) };
   }

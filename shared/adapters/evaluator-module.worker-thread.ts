@@ -17,17 +17,34 @@ import type { Result } from '../util/result.js';
  */
 export async function loadEvaluatorModuleInWorker(
   path: string,
-  options: { maxIdle?: number } = {},
+  options: {
+    maxIdle?: number;
+    /**
+     * A deadline for calls made without a signal of their own (callers that pass no timeout):
+     * past it the worker is terminated and the call fails with EVALUATOR_TIMEOUT.
+     */
+    deadlineMs?: number;
+  } = {},
 ): Promise<Result<Evaluator, MetricError>> {
   const checked = await loadEvaluatorModule(path);
   if (!checked.ok) return checked;
   const { name, direction, version } = checked.value;
   const pool = new WorkerPool(moduleUrl(path), name, options.maxIdle ?? 4);
+  const deadlineMs = options.deadlineMs ?? 0;
   const evaluator: Evaluator = {
     name,
     direction,
     ...(version === undefined ? {} : { version }),
-    evaluate: (input, callOptions) => pool.run(input, callOptions),
+    evaluate: async (input, callOptions = {}) => {
+      if (callOptions.signal !== undefined || deadlineMs <= 0) return pool.run(input, callOptions);
+      const deadline = new AbortController();
+      const timer = setTimeout(() => deadline.abort(), deadlineMs);
+      try {
+        return await pool.run(input, { ...callOptions, signal: deadline.signal });
+      } finally {
+        clearTimeout(timer);
+      }
+    },
   };
   return { ok: true, value: evaluator };
 }
@@ -133,7 +150,7 @@ class WorkerPool {
   private timeout(): MetricError {
     return new MetricError(
       'EVALUATOR_TIMEOUT',
-      `evaluator '${this.name}' did not answer in time; its worker thread was terminated`,
+      `evaluator '${this.name}' did not answer in time; its worker thread was terminated (a slow evaluator: raise --evaluator-timeout-ms)`,
     );
   }
 }

@@ -1,7 +1,7 @@
 /**
- * Dense-layer kernels on plain typed arrays, shared by the value function's serving path
- * (`CompiledValueFunction`'s JS loops, one row at a time) and its training
- * (`ValueFunctionNetF32`, a batch of rows per step).
+ * Dense-layer kernels on plain typed arrays: the value function's serving path where the
+ * runtime has no WebAssembly SIMD (`CompiledValueFunction`'s JS loops, one row at a time).
+ * Training runs on the SIMD kernels of value-function-kernels.wat (`ValueFunctionNetF32`).
  *
  * Layout: rows are row-major ([rows][width]); weights are transposed, [out][in] (row j: unit
  * j's fan-in), so every inner loop runs over contiguous memory.
@@ -138,14 +138,11 @@ export function denseForward(
 
 /**
  * Back through a dense layer to its input: dx[r][i] = sum_j up[r][j] * wT[j][i], where up is
- * the gradient with respect to the layer's pre-activations; with `active` (the layer's own ReLU
- * outputs, when up is the gradient with respect to them), up counts only where active > 0. With
- * `below` (the layer below's ReLU outputs), dx is also taken back through that ReLU: zero where
- * below[r][i] <= 0.
+ * the gradient with respect to the layer's pre-activations. With `below` (the layer below's
+ * ReLU outputs), dx is also taken back through that ReLU: zero where below[r][i] <= 0.
  */
 export function denseBackward(
   up: Float64Array,
-  active: Float64Array | undefined,
   wT: Float64Array,
   nin: number,
   nout: number,
@@ -165,46 +162,11 @@ export function denseBackward(
       const u = up[uo + j] as number;
       at[n] = j * nin;
       val[n] = u;
-      n += active === undefined ? bit(u !== 0) : bit((active[uo + j] as number) > 0);
+      n += bit(u !== 0);
     }
     dx.fill(0, xo, xo + nin);
     addWeightedRows(dx, xo, wT, at, val, n, nin);
     if (below !== undefined) for (let i = 0; i < nin; i++) if ((below[xo + i] as number) <= 0) dx[xo + i] = 0;
-  }
-}
-
-/**
- * Parameter gradients of a dense layer, accumulated over rows: gWT[j][i] += sum_r up[r][j] x[r][i]
- * and gB[j] += sum_r up[r][j], up counting only where active > 0 when `active` is given (as in
- * denseBackward).
- */
-export function denseParamGradients(
-  x: Float64Array,
-  up: Float64Array,
-  active: Float64Array | undefined,
-  nin: number,
-  nout: number,
-  rows: number,
-  gWT: Float64Array,
-  gB: Float64Array,
-): void {
-  ensureList(rows);
-  const at = listIndex;
-  const val = listValue;
-  for (let j = 0; j < nout; j++) {
-    // The rows where unit j has a gradient: offsets of their inputs, and gradients.
-    let n = 0;
-    let sum = 0;
-    for (let r = 0; r < rows; r++) {
-      const u = up[r * nout + j] as number;
-      at[n] = r * nin;
-      val[n] = u;
-      n += active === undefined ? bit(u !== 0) : bit((active[r * nout + j] as number) > 0);
-    }
-    for (let k = 0; k < n; k++) sum += val[k] as number;
-    gB[j] = (gB[j] as number) + sum;
-    const g = j * nin;
-    addWeightedRows(gWT, g, x, at, val, n, nin);
   }
 }
 

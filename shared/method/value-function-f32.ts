@@ -1,5 +1,4 @@
 import type { ValueFunctionCheckpoint } from '../schemas/checkpoint.js';
-import { slabFloat32 } from '../util/slab.js';
 import { denseBackward, denseForward } from './dense-kernels.js';
 import { WASM_BASE64 } from './value-function-kernels.wasm.js';
 
@@ -31,8 +30,7 @@ export interface CompileOptions {
  * a d-64-32-32-16-1 forward is ~4.6k multiply-adds: microseconds here, where tfjs spends most of
  * a millisecond dispatching ops. Used for serving and for meta-test steps.
  *
- * The JS path is the dense-layer kernels of dense-kernels.ts, which value-function training
- * (ValueFunctionNetF32) runs too: the forward pass one dot product per unit over transposed
+ * The JS path is the dense-layer kernels of dense-kernels.ts: the forward pass one dot product per unit over transposed
  * weights, the backward pass adding the fan-in row of each unit with a non-zero gradient (ReLU
  * zeroes about half), so a gradient costs well under two forward passes. The SIMD path accumulates in float32
  * like tfjs; the JS path in float64 (V8 keeps doubles in registers without float32 conversions
@@ -104,7 +102,7 @@ export class CompiledValueFunction implements ValueFn {
   }
 
   /** Normalised values for n rows of phi (row-major n x d). */
-  predict(phis: Float32Array, n: number, out = slabFloat32(n)): Float32Array {
+  predict(phis: Float32Array, n: number, out = new Float32Array(n)): Float32Array {
     for (let r = 0; r < n; r++) out[r] = this.forwardOne(phis, r * this.d);
     return out;
   }
@@ -113,8 +111,8 @@ export class CompiledValueFunction implements ValueFn {
   predictWithGradients(
     phis: Float32Array,
     n: number,
-    values = slabFloat32(n),
-    gradients = slabFloat32(n * this.d),
+    values = new Float32Array(n),
+    gradients = new Float32Array(n * this.d),
   ): { values: Float32Array; gradients: Float32Array } {
     for (let r = 0; r < n; r++) {
       values[r] = this.forwardOne(phis, r * this.d);
@@ -169,7 +167,7 @@ export class CompiledValueFunction implements ValueFn {
       for (let li = layers.length - 1; li >= 0; li--) {
         const { in: nin, out: nout, wT } = layers[li] as Layer;
         // d value / d (input of layer li), back through the ReLU of the layer below (if any).
-        denseBackward(upstream, undefined, wT, nin, nout, 1, li > 0 ? (acts[li - 1] as Float64Array) : undefined, next);
+        denseBackward(upstream, wT, nin, nout, 1, li > 0 ? (acts[li - 1] as Float64Array) : undefined, next);
         const t = upstream;
         upstream = next;
         next = t;
@@ -204,22 +202,22 @@ interface SimdExports {
 }
 
 /** The parts of the WebAssembly API used here (the project's TypeScript lib has no DOM types). */
-interface WasmApi {
+export interface WasmApi {
   Module: new (bytes: Uint8Array) => WasmModule;
   Instance: new (module: WasmModule, imports: Record<string, Record<string, unknown>>) => { exports: unknown };
-  Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer };
+  Memory: new (descriptor: { initial: number }) => { buffer: ArrayBuffer; grow(pages: number): number };
 }
-type WasmModule = { readonly __wasmModule?: never };
+export type WasmModule = { readonly __wasmModule?: never };
 
 /** The runtime's WebAssembly API, or undefined where there is none. */
-function wasmApi(): WasmApi | undefined {
+export function wasmApi(): WasmApi | undefined {
   return (globalThis as { WebAssembly?: WasmApi }).WebAssembly;
 }
 
 let simdModule: WasmModule | null | undefined;
 
 /** The compiled kernel module, or null where WebAssembly or its SIMD instructions are unavailable. */
-function simdKernels(): WasmModule | null {
+export function simdKernels(): WasmModule | null {
   if (simdModule !== undefined) return simdModule;
   try {
     const wasm = wasmApi();

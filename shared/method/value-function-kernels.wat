@@ -1,5 +1,7 @@
-;; The WebAssembly SIMD (f32x4) kernels of CompiledValueFunction (value-function-f32.ts): the
-;; dense layers of the value function's MLP, forward and backward, and the input normalisation.
+;; The WebAssembly SIMD (f32x4) kernels of the value function: CompiledValueFunction's
+;; (value-function-f32.ts; serving, one row at a time: the dense layers of the MLP, forward and
+;; backward, and the input normalisation) and ValueFunctionNetF32's (value-function-net-f32.ts;
+;; training, a batch of rows at a time: mm, mmTN, colSum, reluMask at the end of the module).
 ;;
 ;; Compiled at build time by wabt (scripts/build-kernels.mjs) into
 ;; value-function-kernels.wasm.ts, which the TypeScript imports. After editing this file run
@@ -203,4 +205,226 @@
               (v128.load (i32.add (local.get $mul) (i32.shl (local.get $i) (i32.const 4)))))))
         (br_if $pair (i32.lt_u
           (local.tee $i (i32.add (local.get $i) (i32.const 1)))
-          (local.get $pairs)))))))
+          (local.get $pairs))))))
+  ;; ---------------------------------------------------------------------------------------
+  ;; Training kernels (ValueFunctionNetF32, value-function-net-f32.ts): a batch of rows a call.
+  ;; Matrices are row-major with a row stride in bytes (a multiple of 32: rows padded with
+  ;; zeros to 8 floats); sums are float32, over k in order, lane by lane (no horizontal adds),
+  ;; so a result does not depend on which thread computes it.
+
+  ;; mm: c[r][j] = act(bias[j] + sum_{k < kn} a[r][k] * b[k][j]) for r < rows, j < nBytes / 4
+  ;; (nBytes a multiple of 32); act = ReLU (pmax with 0) when relu != 0. The forward pass
+  ;; (b = weights [in][out]) and the gradient back to a layer's input (b = weights [out][in],
+  ;; bias zeros). Tiles of 4 rows x 8 columns: per k, two weight vectors and four splatted
+  ;; inputs feed 8 accumulators. Left-over rows one at a time.
+  (func $mm (export "mm")
+    (param $a i32) (param $as i32) (param $b i32) (param $bs i32) (param $bias i32)
+    (param $c i32) (param $cs i32) (param $rows i32) (param $kn i32) (param $nBytes i32) (param $relu i32)
+    (local $r i32) (local $j i32) (local $kb i32) (local $kEnd i32) (local $pb i32)
+    (local $a0 i32) (local $a1 i32) (local $a2 i32) (local $a3 i32) (local $c0 i32)
+    (local $s00 v128) (local $s01 v128) (local $s10 v128) (local $s11 v128)
+    (local $s20 v128) (local $s21 v128) (local $s30 v128) (local $s31 v128)
+    (local $w0 v128) (local $w1 v128) (local $x v128) (local $zero v128)
+    (local.set $kEnd (i32.shl (local.get $kn) (i32.const 2)))
+    (local.set $r (i32.const 0))
+    ;; four rows a tile
+    (block $tilesDone
+      (loop $tiles
+        (br_if $tilesDone (i32.gt_u (i32.add (local.get $r) (i32.const 4)) (local.get $rows)))
+        (local.set $a0 (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $as))))
+        (local.set $a1 (i32.add (local.get $a0) (local.get $as)))
+        (local.set $a2 (i32.add (local.get $a1) (local.get $as)))
+        (local.set $a3 (i32.add (local.get $a2) (local.get $as)))
+        (local.set $c0 (i32.add (local.get $c) (i32.mul (local.get $r) (local.get $cs))))
+        (local.set $j (i32.const 0))
+        (loop $cols
+          (local.set $s00 (v128.load offset=0 (i32.add (local.get $bias) (local.get $j))))
+          (local.set $s01 (v128.load offset=16 (i32.add (local.get $bias) (local.get $j))))
+          (local.set $s10 (local.get $s00)) (local.set $s11 (local.get $s01))
+          (local.set $s20 (local.get $s00)) (local.set $s21 (local.get $s01))
+          (local.set $s30 (local.get $s00)) (local.set $s31 (local.get $s01))
+          (local.set $pb (i32.add (local.get $b) (local.get $j)))
+          (local.set $kb (i32.const 0))
+          (block $kDone
+            (br_if $kDone (i32.eqz (local.get $kEnd)))
+            (loop $ks
+              (local.set $w0 (v128.load offset=0 (local.get $pb)))
+              (local.set $w1 (v128.load offset=16 (local.get $pb)))
+              (local.set $x (v128.load32_splat (i32.add (local.get $a0) (local.get $kb))))
+              (local.set $s00 (f32x4.add (local.get $s00) (f32x4.mul (local.get $x) (local.get $w0))))
+              (local.set $s01 (f32x4.add (local.get $s01) (f32x4.mul (local.get $x) (local.get $w1))))
+              (local.set $x (v128.load32_splat (i32.add (local.get $a1) (local.get $kb))))
+              (local.set $s10 (f32x4.add (local.get $s10) (f32x4.mul (local.get $x) (local.get $w0))))
+              (local.set $s11 (f32x4.add (local.get $s11) (f32x4.mul (local.get $x) (local.get $w1))))
+              (local.set $x (v128.load32_splat (i32.add (local.get $a2) (local.get $kb))))
+              (local.set $s20 (f32x4.add (local.get $s20) (f32x4.mul (local.get $x) (local.get $w0))))
+              (local.set $s21 (f32x4.add (local.get $s21) (f32x4.mul (local.get $x) (local.get $w1))))
+              (local.set $x (v128.load32_splat (i32.add (local.get $a3) (local.get $kb))))
+              (local.set $s30 (f32x4.add (local.get $s30) (f32x4.mul (local.get $x) (local.get $w0))))
+              (local.set $s31 (f32x4.add (local.get $s31) (f32x4.mul (local.get $x) (local.get $w1))))
+              (local.set $pb (i32.add (local.get $pb) (local.get $bs)))
+              (br_if $ks (i32.lt_u
+                (local.tee $kb (i32.add (local.get $kb) (i32.const 4)))
+                (local.get $kEnd)))))
+          (if (local.get $relu)
+            (then
+              (local.set $s00 (f32x4.pmax (local.get $zero) (local.get $s00)))
+              (local.set $s01 (f32x4.pmax (local.get $zero) (local.get $s01)))
+              (local.set $s10 (f32x4.pmax (local.get $zero) (local.get $s10)))
+              (local.set $s11 (f32x4.pmax (local.get $zero) (local.get $s11)))
+              (local.set $s20 (f32x4.pmax (local.get $zero) (local.get $s20)))
+              (local.set $s21 (f32x4.pmax (local.get $zero) (local.get $s21)))
+              (local.set $s30 (f32x4.pmax (local.get $zero) (local.get $s30)))
+              (local.set $s31 (f32x4.pmax (local.get $zero) (local.get $s31)))))
+          (local.set $pb (i32.add (local.get $c0) (local.get $j)))
+          (v128.store offset=0 (local.get $pb) (local.get $s00))
+          (v128.store offset=16 (local.get $pb) (local.get $s01))
+          (local.set $pb (i32.add (local.get $pb) (local.get $cs)))
+          (v128.store offset=0 (local.get $pb) (local.get $s10))
+          (v128.store offset=16 (local.get $pb) (local.get $s11))
+          (local.set $pb (i32.add (local.get $pb) (local.get $cs)))
+          (v128.store offset=0 (local.get $pb) (local.get $s20))
+          (v128.store offset=16 (local.get $pb) (local.get $s21))
+          (local.set $pb (i32.add (local.get $pb) (local.get $cs)))
+          (v128.store offset=0 (local.get $pb) (local.get $s30))
+          (v128.store offset=16 (local.get $pb) (local.get $s31))
+          (br_if $cols (i32.lt_u
+            (local.tee $j (i32.add (local.get $j) (i32.const 32)))
+            (local.get $nBytes))))
+        (local.set $r (i32.add (local.get $r) (i32.const 4)))
+        (br $tiles)))
+    ;; the rest one row at a time
+    (block $restDone
+      (loop $rest
+        (br_if $restDone (i32.ge_u (local.get $r) (local.get $rows)))
+        (local.set $a0 (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $as))))
+        (local.set $c0 (i32.add (local.get $c) (i32.mul (local.get $r) (local.get $cs))))
+        (local.set $j (i32.const 0))
+        (loop $cols1
+          (local.set $s00 (v128.load offset=0 (i32.add (local.get $bias) (local.get $j))))
+          (local.set $s01 (v128.load offset=16 (i32.add (local.get $bias) (local.get $j))))
+          (local.set $pb (i32.add (local.get $b) (local.get $j)))
+          (local.set $kb (i32.const 0))
+          (block $kDone1
+            (br_if $kDone1 (i32.eqz (local.get $kEnd)))
+            (loop $ks1
+              (local.set $x (v128.load32_splat (i32.add (local.get $a0) (local.get $kb))))
+              (local.set $s00 (f32x4.add (local.get $s00) (f32x4.mul (local.get $x) (v128.load offset=0 (local.get $pb)))))
+              (local.set $s01 (f32x4.add (local.get $s01) (f32x4.mul (local.get $x) (v128.load offset=16 (local.get $pb)))))
+              (local.set $pb (i32.add (local.get $pb) (local.get $bs)))
+              (br_if $ks1 (i32.lt_u
+                (local.tee $kb (i32.add (local.get $kb) (i32.const 4)))
+                (local.get $kEnd)))))
+          (if (local.get $relu)
+            (then
+              (local.set $s00 (f32x4.pmax (local.get $zero) (local.get $s00)))
+              (local.set $s01 (f32x4.pmax (local.get $zero) (local.get $s01)))))
+          (v128.store offset=0 (i32.add (local.get $c0) (local.get $j)) (local.get $s00))
+          (v128.store offset=16 (i32.add (local.get $c0) (local.get $j)) (local.get $s01))
+          (br_if $cols1 (i32.lt_u
+            (local.tee $j (i32.add (local.get $j) (i32.const 32)))
+            (local.get $nBytes))))
+        (local.set $r (i32.add (local.get $r) (i32.const 1)))
+        (br $rest))))
+
+  ;; mmTN: c[i][j] = sum_{r < rows} a[r][i] * b[r][j] for i < kn (a multiple of 4), j < nBytes / 4
+  ;; (nBytes a multiple of 32), overwriting c: a layer's weight gradient (a: its inputs, b: the
+  ;; gradient at its outputs). Tiles of 4 x 8: per row, two vectors of b and four splatted
+  ;; inputs feed 8 accumulators, summed over the rows in order.
+  (func $mmTN (export "mmTN")
+    (param $a i32) (param $as i32) (param $b i32) (param $bs i32)
+    (param $c i32) (param $cs i32) (param $rows i32) (param $kn i32) (param $nBytes i32)
+    (local $i i32) (local $j i32) (local $r i32) (local $pa i32) (local $pb i32) (local $pc i32)
+    (local $s00 v128) (local $s01 v128) (local $s10 v128) (local $s11 v128)
+    (local $s20 v128) (local $s21 v128) (local $s30 v128) (local $s31 v128)
+    (local $w0 v128) (local $w1 v128) (local $x v128)
+    (local.set $i (i32.const 0))
+    (block $iDone
+      (loop $is
+        (br_if $iDone (i32.ge_u (local.get $i) (local.get $kn)))
+        (local.set $j (i32.const 0))
+        (loop $cols
+          (local.set $s00 (v128.const i32x4 0 0 0 0)) (local.set $s01 (v128.const i32x4 0 0 0 0))
+          (local.set $s10 (v128.const i32x4 0 0 0 0)) (local.set $s11 (v128.const i32x4 0 0 0 0))
+          (local.set $s20 (v128.const i32x4 0 0 0 0)) (local.set $s21 (v128.const i32x4 0 0 0 0))
+          (local.set $s30 (v128.const i32x4 0 0 0 0)) (local.set $s31 (v128.const i32x4 0 0 0 0))
+          (local.set $pa (i32.add (local.get $a) (i32.shl (local.get $i) (i32.const 2))))
+          (local.set $pb (i32.add (local.get $b) (local.get $j)))
+          (local.set $r (local.get $rows))
+          (block $rDone
+            (br_if $rDone (i32.eqz (local.get $r)))
+            (loop $rs
+              (local.set $w0 (v128.load offset=0 (local.get $pb)))
+              (local.set $w1 (v128.load offset=16 (local.get $pb)))
+              (local.set $x (v128.load32_splat offset=0 (local.get $pa)))
+              (local.set $s00 (f32x4.add (local.get $s00) (f32x4.mul (local.get $x) (local.get $w0))))
+              (local.set $s01 (f32x4.add (local.get $s01) (f32x4.mul (local.get $x) (local.get $w1))))
+              (local.set $x (v128.load32_splat offset=4 (local.get $pa)))
+              (local.set $s10 (f32x4.add (local.get $s10) (f32x4.mul (local.get $x) (local.get $w0))))
+              (local.set $s11 (f32x4.add (local.get $s11) (f32x4.mul (local.get $x) (local.get $w1))))
+              (local.set $x (v128.load32_splat offset=8 (local.get $pa)))
+              (local.set $s20 (f32x4.add (local.get $s20) (f32x4.mul (local.get $x) (local.get $w0))))
+              (local.set $s21 (f32x4.add (local.get $s21) (f32x4.mul (local.get $x) (local.get $w1))))
+              (local.set $x (v128.load32_splat offset=12 (local.get $pa)))
+              (local.set $s30 (f32x4.add (local.get $s30) (f32x4.mul (local.get $x) (local.get $w0))))
+              (local.set $s31 (f32x4.add (local.get $s31) (f32x4.mul (local.get $x) (local.get $w1))))
+              (local.set $pa (i32.add (local.get $pa) (local.get $as)))
+              (local.set $pb (i32.add (local.get $pb) (local.get $bs)))
+              (br_if $rs (local.tee $r (i32.sub (local.get $r) (i32.const 1))))))
+          (local.set $pc (i32.add (i32.add (local.get $c) (i32.mul (local.get $i) (local.get $cs))) (local.get $j)))
+          (v128.store offset=0 (local.get $pc) (local.get $s00))
+          (v128.store offset=16 (local.get $pc) (local.get $s01))
+          (local.set $pc (i32.add (local.get $pc) (local.get $cs)))
+          (v128.store offset=0 (local.get $pc) (local.get $s10))
+          (v128.store offset=16 (local.get $pc) (local.get $s11))
+          (local.set $pc (i32.add (local.get $pc) (local.get $cs)))
+          (v128.store offset=0 (local.get $pc) (local.get $s20))
+          (v128.store offset=16 (local.get $pc) (local.get $s21))
+          (local.set $pc (i32.add (local.get $pc) (local.get $cs)))
+          (v128.store offset=0 (local.get $pc) (local.get $s30))
+          (v128.store offset=16 (local.get $pc) (local.get $s31))
+          (br_if $cols (i32.lt_u
+            (local.tee $j (i32.add (local.get $j) (i32.const 32)))
+            (local.get $nBytes))))
+        (local.set $i (i32.add (local.get $i) (i32.const 4)))
+        (br $is))))
+
+  ;; colSum: c[j] = sum_{r < rows} b[r][j] for j < nBytes / 4 (a multiple of 4), in row order:
+  ;; a layer's bias gradient.
+  (func $colSum (export "colSum")
+    (param $b i32) (param $bs i32) (param $c i32) (param $rows i32) (param $nBytes i32)
+    (local $j i32) (local $r i32) (local $pb i32) (local $s v128)
+    (local.set $j (i32.const 0))
+    (block $done
+      (br_if $done (i32.eqz (local.get $nBytes)))
+      (loop $cols
+        (local.set $s (v128.const i32x4 0 0 0 0))
+        (local.set $pb (i32.add (local.get $b) (local.get $j)))
+        (local.set $r (local.get $rows))
+        (block $rDone
+          (br_if $rDone (i32.eqz (local.get $r)))
+          (loop $rs
+            (local.set $s (f32x4.add (local.get $s) (v128.load (local.get $pb))))
+            (local.set $pb (i32.add (local.get $pb) (local.get $bs)))
+            (br_if $rs (local.tee $r (i32.sub (local.get $r) (i32.const 1))))))
+        (v128.store (i32.add (local.get $c) (local.get $j)) (local.get $s))
+        (br_if $cols (i32.lt_u
+          (local.tee $j (i32.add (local.get $j) (i32.const 16)))
+          (local.get $nBytes))))))
+
+  ;; reluMask: g[k] = act[k] > 0 ? g[k] : 0 for k < nBytes / 4 (a multiple of 4): a gradient
+  ;; taken back through a ReLU whose outputs are act.
+  (func $reluMask (export "reluMask")
+    (param $g i32) (param $act i32) (param $nBytes i32)
+    (local $k i32)
+    (block $done
+      (br_if $done (i32.eqz (local.get $nBytes)))
+      (loop $ks
+        (v128.store (i32.add (local.get $g) (local.get $k))
+          (v128.and
+            (v128.load (i32.add (local.get $g) (local.get $k)))
+            (f32x4.gt (v128.load (i32.add (local.get $act) (local.get $k))) (v128.const i32x4 0 0 0 0))))
+        (br_if $ks (i32.lt_u
+          (local.tee $k (i32.add (local.get $k) (i32.const 16)))
+          (local.get $nBytes))))))
+)

@@ -1,6 +1,6 @@
 import type { DenseLayer } from '../schemas/checkpoint.js';
 import { Rng } from '../util/random.js';
-import { denseBackward, denseForward, denseParamGradients } from './dense-kernels.js';
+import { simdKernels, type WasmModule, wasmApi } from './value-function-f32.js';
 import { type FisherMasks, selectHardPairs, valueFunctionLossAndGradient } from './value-function-loss.js';
 
 /**
@@ -62,6 +62,9 @@ export interface PackedBatch {
 interface Layer {
   nin: number;
   nout: number;
+  /** Row widths in the kernel memory: nin and nout padded with zeros to a multiple of 8 floats. */
+  pin: number;
+  pout: number;
   /** Views into the net's flat parameter and gradient vectors: weights [out][in], bias. */
   wT: Float32Array;
   b: Float32Array;
@@ -74,27 +77,79 @@ interface Layer {
   gBeta: Float32Array | undefined;
   runningMean: Float32Array | undefined;
   runningVar: Float32Array | undefined;
-  /** Float64 copies of wT and b for the kernels (the float32 values exactly). */
-  wT64: Float64Array;
-  b64: Float64Array;
-  /** Float64 gradient accumulators. */
-  gWT64: Float64Array;
-  gB64: Float64Array;
-  /** Per row: pre-activations (BatchNorm: normalised, zhat), activations, gradient buffer. */
-  pre: Float64Array;
-  act: Float64Array;
-  grad: Float64Array;
   /** BatchNorm: the batch's mean, variance and 1 / sqrt(variance + eps) per unit. */
   batchMean: Float64Array;
   batchVar: Float64Array;
   invStd: Float64Array;
+  /**
+   * Byte offsets in the kernel memory. Fixed: weights [pin][pout] (forward) and [pout][pin]
+   * (back to the input), bias, the weight and bias gradients. Per row (placed by ensureRows):
+   * pre-activations (BatchNorm: normalised, zhat), activations, and the gradient with respect
+   * to this layer's input (rows x pin; layers above the first).
+   */
+  w: number;
+  wBack: number;
+  bias: number;
+  gW: number;
+  gBias: number;
+  pre: number;
+  act: number;
+  grad: number;
+}
+
+/** The exports of value-function-kernels.wat used in training (see the comments there). */
+interface TrainKernels {
+  mm(
+    a: number,
+    aStride: number,
+    b: number,
+    bStride: number,
+    bias: number,
+    c: number,
+    cStride: number,
+    rows: number,
+    k: number,
+    nBytes: number,
+    relu: number,
+  ): void;
+  mmTN(
+    a: number,
+    aStride: number,
+    b: number,
+    bStride: number,
+    c: number,
+    cStride: number,
+    rows: number,
+    k: number,
+    nBytes: number,
+  ): void;
+  colSum(b: number, bStride: number, c: number, rows: number, nBytes: number): void;
+  reluMask(g: number, act: number, nBytes: number): void;
+}
+
+/** Rows of the kernel memory are padded with zeros to a multiple of 8 floats (the kernels' tiles). */
+const pad8 = (n: number): number => (n + 7) & ~7;
+const PAGE = 65536;
+
+let trainModule: WasmModule | undefined;
+function trainKernelModule(): WasmModule {
+  if (trainModule) return trainModule;
+  const module = simdKernels();
+  if (!module)
+    throw new Error(
+      'value-function training (engine f32) needs WebAssembly SIMD, which this runtime lacks: use --vf-engine tfjs',
+    );
+  trainModule = module;
+  return module;
 }
 
 /**
- * The value function's training net on plain typed arrays: forward, backward and the loss
- * (valueFunctionLossAndGradient) over a batch, with the dense-layer kernels serving uses
- * (dense-kernels.ts). The reference implementation is the tfjs `ValueFunctionNet`: the same
- * initial weights from the same seed, the same BatchNorm (batch statistics while training,
+ * The value function's training net: forward, backward and the loss
+ * (valueFunctionLossAndGradient) over a batch, the dense layers on the WebAssembly SIMD (f32x4)
+ * kernels of value-function-kernels.wat, the module serving evaluates the value function with
+ * (`mm`, `mmTN`, `colSum`, `reluMask`: float32 products and sums, as tfjs's), BatchNorm and the
+ * loss in plain TypeScript. The reference implementation is the tfjs `ValueFunctionNet`: the
+ * same initial weights from the same seed, the same BatchNorm (batch statistics while training,
  * running averages folded into the checkpoint), the same checkpoint layers.
  *
  * All trainable values live in one flat float32 vector `params` (gradients in `grads`, the same
@@ -105,18 +160,26 @@ export class ValueFunctionNetF32 {
   readonly params: Float32Array;
   readonly grads: Float32Array;
   private readonly layers: Layer[];
-  private readonly widths: number[];
+  private readonly k: TrainKernels;
+  private readonly memory: { buffer: ArrayBuffer; grow(pages: number): number };
+  private f32: Float32Array;
+  /** Where the per-row buffers start (after the fixed ones), and rows they hold now. */
+  private readonly rowStart: number;
   private rows = 0;
-  private x = new Float64Array(0);
-  private dOut = new Float64Array(0);
+  /** Byte offsets: zeros (a bias of 0), the input rows, the gradient at the output (rows x 8). */
+  private readonly zeros: number;
+  private x = 0;
+  private dOut = 0;
+  private out = new Float64Array(0);
+  private dOut64 = new Float64Array(0);
   private dEmbedding = new Float64Array(0);
 
   constructor(
     readonly arch: ValueFunctionArch,
     seed: number,
   ) {
+    const module = trainKernelModule();
     const widths = [arch.d, ...arch.hidden, 1];
-    this.widths = widths;
     const last = widths.length - 2;
     const bn = (i: number) => arch.batchNorm && i < last;
     let size = 0;
@@ -132,12 +195,20 @@ export class ValueFunctionNetF32 {
       at += n;
       return views;
     };
+    let bytes = 0;
+    const alloc = (floats: number) => {
+      const offset = bytes;
+      bytes += pad8(floats) * 4;
+      return offset;
+    };
     // He initialisation, drawn in the tfjs net's order ([in][out] per layer) from the same seed.
     const rng = new Rng(seed);
     this.layers = [];
     for (let i = 0; i <= last; i++) {
       const nin = widths[i] as number;
       const nout = widths[i + 1] as number;
+      const pin = pad8(nin);
+      const pout = pad8(nout);
       const [wT, gWT] = take(nin * nout);
       const [b, gB] = take(nout);
       const [gamma, gGamma] = bn(i) ? take(nout) : [undefined, undefined];
@@ -148,6 +219,8 @@ export class ValueFunctionNetF32 {
       this.layers.push({
         nin,
         nout,
+        pin,
+        pout,
         wT,
         b,
         gWT,
@@ -158,26 +231,44 @@ export class ValueFunctionNetF32 {
         gBeta,
         runningMean: bn(i) ? new Float32Array(nout) : undefined,
         runningVar: bn(i) ? new Float32Array(nout).fill(1) : undefined,
-        wT64: new Float64Array(nin * nout),
-        b64: new Float64Array(nout),
-        gWT64: new Float64Array(nin * nout),
-        gB64: new Float64Array(nout),
-        pre: new Float64Array(0),
-        act: new Float64Array(0),
-        grad: new Float64Array(0),
         batchMean: new Float64Array(nout),
         batchVar: new Float64Array(nout),
         invStd: new Float64Array(nout),
+        w: alloc(pin * pout),
+        wBack: alloc(pout * pin),
+        bias: alloc(pout),
+        gW: alloc(pin * pout),
+        gBias: alloc(pout),
+        pre: 0,
+        act: 0,
+        grad: 0,
       });
     }
+    this.zeros = alloc(Math.max(...widths.map(pad8)));
+    this.rowStart = bytes;
+    const wasm = wasmApi();
+    if (wasm === undefined) throw new Error('WebAssembly is not available');
+    this.memory = new wasm.Memory({ initial: Math.ceil(bytes / PAGE) + 1 });
+    this.k = new wasm.Instance(module, { env: { memory: this.memory } }).exports as TrainKernels;
+    this.f32 = new Float32Array(this.memory.buffer);
     this.paramsChanged();
   }
 
-  /** Refreshes the kernels' float64 copies after `params` changed. */
+  /** Copies `params` into the kernels' weight matrices after it changed. */
   paramsChanged(): void {
+    const f = this.f32;
     for (const l of this.layers) {
-      l.wT64.set(l.wT);
-      l.b64.set(l.b);
+      const { nin, nout, pin, pout, wT } = l;
+      const w = l.w / 4;
+      const wBack = l.wBack / 4;
+      for (let j = 0; j < nout; j++) {
+        for (let i = 0; i < nin; i++) {
+          const v = wT[j * nin + i] as number;
+          f[w + i * pout + j] = v;
+          f[wBack + j * pin + i] = v;
+        }
+      }
+      f.set(l.b, l.bias / 4);
     }
   }
 
@@ -215,34 +306,40 @@ export class ValueFunctionNetF32 {
   lossAndGradient(batch: PackedBatch, gamma: number, oeWeight: number): number {
     const rows = batch.B * batch.T1;
     this.ensureRows(rows);
-    const x = this.x;
-    for (let i = 0; i < rows * this.arch.d; i++) x[i] = batch.x[i] as number;
+    const { d } = this.arch;
+    const f = this.f32;
+    const x0 = this.x / 4;
+    const xs = pad8(d);
+    for (let r = 0; r < rows; r++) for (let j = 0; j < d; j++) f[x0 + r * xs + j] = batch.x[r * d + j] as number;
     this.forward(rows);
+    const lastLayer = this.layers[this.layers.length - 1] as Layer;
+    const out = this.out;
+    for (let r = 0; r < rows; r++) out[r] = f[lastLayer.act / 4 + r * lastLayer.pout] as number;
+    // The embedding: the last hidden layer's activations (the input rows in a net without one).
     const embedLayer = this.layers[this.layers.length - 2];
-    const e = embedLayer ? embedLayer.nout : this.arch.d;
-    const embedding = embedLayer ? embedLayer.act : x;
+    const e = embedLayer ? embedLayer.nout : d;
+    const embedding = new Float64Array(oeWeight === 0 ? 0 : rows * e);
+    if (oeWeight !== 0) {
+      const from = embedLayer ? embedLayer.act / 4 : x0;
+      const stride = embedLayer ? embedLayer.pout : xs;
+      for (let r = 0; r < rows; r++)
+        for (let j = 0; j < e; j++) embedding[r * e + j] = f[from + r * stride + j] as number;
+    }
     // Hard mining on the current embeddings (the selection carries no gradient).
     const pairs =
       oeWeight === 0
         ? { posIndex: new Int32Array(0), negIndex: new Int32Array(0), valid: new Float32Array(0) }
-        : selectHardPairs(Float32Array.from(embedding.subarray(0, rows * e)), e, batch.masks, batch.T1);
+        : selectHardPairs(Float32Array.from(embedding), e, batch.masks, batch.T1);
     const { loss } = valueFunctionLossAndGradient(
-      {
-        b: batch.B,
-        t1: batch.T1,
-        out: (this.layers[this.layers.length - 1] as Layer).act,
-        embedding,
-        e,
-        mean: batch.mean,
-        std: batch.std,
-        ...pairs,
-      },
+      { b: batch.B, t1: batch.T1, out, embedding, e, mean: batch.mean, std: batch.std, ...pairs },
       gamma,
       oeWeight,
-      this.dOut,
+      this.dOut64,
       this.dEmbedding,
     );
-    this.backward(rows, oeWeight !== 0);
+    const dOut = this.dOut / 4;
+    for (let r = 0; r < rows; r++) f[dOut + r * 8] = this.dOut64[r] as number;
+    this.backward(rows, oeWeight !== 0 ? e : 0);
     return loss;
   }
 
@@ -275,114 +372,146 @@ export class ValueFunctionNetF32 {
     );
   }
 
+  /** Places the per-row buffers for `rows` rows (growing the memory), all zeros, padding included. */
   private ensureRows(rows: number): void {
     if (rows <= this.rows) return;
-    this.rows = rows;
-    this.x = new Float64Array(rows * this.arch.d);
-    this.dOut = new Float64Array(rows);
-    this.dEmbedding = new Float64Array(rows * (this.widths[this.widths.length - 2] as number));
-    for (const l of this.layers) {
-      l.pre = new Float64Array(rows * l.nout);
-      l.act = new Float64Array(rows * l.nout);
-      l.grad = new Float64Array(rows * Math.max(l.nin, l.nout));
+    let bytes = this.rowStart;
+    const alloc = (floats: number) => {
+      const offset = bytes;
+      bytes += pad8(floats) * 4;
+      return offset;
+    };
+    this.x = alloc(rows * pad8(this.arch.d));
+    this.dOut = alloc(rows * 8);
+    for (const [i, l] of this.layers.entries()) {
+      l.pre = l.gamma ? alloc(rows * l.pout) : 0;
+      l.act = alloc(rows * l.pout);
+      l.grad = i > 0 ? alloc(rows * l.pin) : 0;
     }
+    const have = this.memory.buffer.byteLength;
+    if (bytes > have) this.memory.grow(Math.ceil((bytes - have) / PAGE));
+    this.f32 = new Float32Array(this.memory.buffer);
+    this.f32.fill(0, this.rowStart / 4, bytes / 4);
+    this.rows = rows;
+    const e = (this.layers[this.layers.length - 2]?.nout ?? this.arch.d) as number;
+    this.out = new Float64Array(rows);
+    this.dOut64 = new Float64Array(rows);
+    this.dEmbedding = new Float64Array(rows * e);
   }
 
-  /** Training-mode forward over the first `rows` rows of this.x. */
+  /** Training-mode forward over the first `rows` rows of x. */
   private forward(rows: number): void {
-    let input: Float64Array = this.x;
+    let input = this.x;
+    let inStride = pad8(this.arch.d) * 4;
     const last = this.layers.length - 1;
     for (const [li, l] of this.layers.entries()) {
-      const { nout } = l;
-      if (li === last) {
-        denseForward(input, l.wT64, l.b64, l.nin, nout, rows, false, l.act);
-        break;
-      }
-      if (!l.gamma || !l.beta) {
-        denseForward(input, l.wT64, l.b64, l.nin, nout, rows, true, l.act);
-        input = l.act;
-        continue;
-      }
-      // BatchNorm with the batch's (biased) statistics: pre holds zhat = (z - mean) / sqrt(var + eps).
-      const z = l.pre;
-      denseForward(input, l.wT64, l.b64, l.nin, nout, rows, false, z);
-      l.batchMean.fill(0);
-      l.batchVar.fill(0);
-      for (let r = 0; r < rows; r++)
-        for (let j = 0; j < nout; j++) l.batchMean[j] = (l.batchMean[j] as number) + (z[r * nout + j] as number);
-      for (let j = 0; j < nout; j++) l.batchMean[j] = (l.batchMean[j] as number) / rows;
-      for (let r = 0; r < rows; r++)
-        for (let j = 0; j < nout; j++)
-          l.batchVar[j] = (l.batchVar[j] as number) + ((z[r * nout + j] as number) - (l.batchMean[j] as number)) ** 2;
-      for (let j = 0; j < nout; j++) {
-        l.batchVar[j] = (l.batchVar[j] as number) / rows;
-        l.invStd[j] = 1 / Math.sqrt((l.batchVar[j] as number) + BN_EPS);
-      }
-      for (let r = 0; r < rows; r++) {
-        for (let j = 0; j < nout; j++) {
-          const k = r * nout + j;
-          const zhat = ((z[k] as number) - (l.batchMean[j] as number)) * (l.invStd[j] as number);
-          z[k] = zhat;
-          const y = zhat * (l.gamma[j] as number) + (l.beta[j] as number);
-          l.act[k] = Math.max(y, 0);
-        }
-      }
+      const stride = l.pout * 4;
+      const bnLayer = l.gamma !== undefined;
+      this.k.mm(
+        input,
+        inStride,
+        l.w,
+        stride,
+        l.bias,
+        bnLayer ? l.pre : l.act,
+        stride,
+        rows,
+        l.nin,
+        stride,
+        bnLayer || li === last ? 0 : 1,
+      );
+      if (bnLayer) this.batchNormForward(l, rows);
       input = l.act;
+      inStride = stride;
     }
   }
 
-  /** Gradients of the last loss into `grads`, from dOut (and dEmbedding when withEmbedding). */
-  private backward(rows: number, withEmbedding: boolean): void {
-    const last = this.layers.length - 1;
-    // up: the gradient with respect to the current layer's pre-activations (the linear output
-    // first), or, with `active`, with respect to its ReLU outputs, counting only where active > 0
-    // (the kernels apply the ReLU as they list the non-zeros: no separate masking pass).
-    let up: Float64Array = this.dOut;
-    let active: Float64Array | undefined;
-    for (let li = last; li >= 0; li--) {
-      const l = this.layers[li] as Layer;
-      const input = li === 0 ? this.x : (this.layers[li - 1] as Layer).act;
-      l.gWT64.fill(0);
-      l.gB64.fill(0);
-      denseParamGradients(input, up, active, l.nin, l.nout, rows, l.gWT64, l.gB64);
-      if (li > 0) {
-        const below = this.layers[li - 1] as Layer;
-        const g = below.grad;
-        // d loss / d (activations of the layer below), plus the embedding term's gradient there.
-        denseBackward(up, active, l.wT64, l.nin, l.nout, rows, undefined, g);
-        if (withEmbedding && li === last)
-          for (let k = 0; k < rows * l.nin; k++) g[k] = (g[k] as number) + (this.dEmbedding[k] as number);
-        if (below.gamma) {
-          this.throughBatchNorm(below, rows, g);
-          active = undefined;
-        } else {
-          active = below.act;
-        }
-        up = g;
+  /** BatchNorm with the batch's (biased) statistics: pre becomes zhat = (z - mean) / sqrt(var + eps), act = ReLU(gamma zhat + beta). */
+  private batchNormForward(l: Layer, rows: number): void {
+    const { nout, pout, gamma, beta } = l;
+    if (!gamma || !beta) return;
+    const f = this.f32;
+    const z = l.pre / 4;
+    const act = l.act / 4;
+    l.batchMean.fill(0);
+    l.batchVar.fill(0);
+    for (let r = 0; r < rows; r++)
+      for (let j = 0; j < nout; j++) l.batchMean[j] = (l.batchMean[j] as number) + (f[z + r * pout + j] as number);
+    for (let j = 0; j < nout; j++) l.batchMean[j] = (l.batchMean[j] as number) / rows;
+    for (let r = 0; r < rows; r++)
+      for (let j = 0; j < nout; j++)
+        l.batchVar[j] = (l.batchVar[j] as number) + ((f[z + r * pout + j] as number) - (l.batchMean[j] as number)) ** 2;
+    for (let j = 0; j < nout; j++) {
+      l.batchVar[j] = (l.batchVar[j] as number) / rows;
+      l.invStd[j] = 1 / Math.sqrt((l.batchVar[j] as number) + BN_EPS);
+    }
+    for (let r = 0; r < rows; r++) {
+      for (let j = 0; j < nout; j++) {
+        const k = r * pout + j;
+        const zhat = ((f[z + k] as number) - (l.batchMean[j] as number)) * (l.invStd[j] as number);
+        f[z + k] = zhat;
+        f[act + k] = Math.max(zhat * (gamma[j] as number) + (beta[j] as number), 0);
       }
     }
+  }
+
+  /** Gradients of the last loss into `grads`, from dOut (and dEmbedding, of width e, when e > 0). */
+  private backward(rows: number, e: number): void {
+    const last = this.layers.length - 1;
+    const f = this.f32;
+    // up: the gradient with respect to the current layer's pre-activations (its linear output).
+    let up = this.dOut;
+    let upStride = 8 * 4;
+    for (let li = last; li >= 0; li--) {
+      const l = this.layers[li] as Layer;
+      const below = this.layers[li - 1];
+      const input = below ? below.act : this.x;
+      const inStride = l.pin * 4;
+      const stride = l.pout * 4;
+      this.k.mmTN(input, inStride, up, upStride, l.gW, stride, rows, (l.nin + 3) & ~3, stride);
+      this.k.colSum(up, upStride, l.gBias, rows, stride);
+      if (!below) break;
+      // d loss / d (activations of the layer below), plus the embedding term's gradient there.
+      this.k.mm(up, upStride, l.wBack, inStride, this.zeros, l.grad, inStride, rows, l.nout, inStride, 0);
+      if (e > 0 && li === last) {
+        const g = l.grad / 4;
+        for (let r = 0; r < rows; r++)
+          for (let j = 0; j < e; j++)
+            f[g + r * l.pin + j] = (f[g + r * l.pin + j] as number) + (this.dEmbedding[r * e + j] as number);
+      }
+      if (below.gamma) this.throughBatchNorm(below, rows, l.grad);
+      else this.k.reluMask(l.grad, below.act, rows * inStride);
+      up = l.grad;
+      upStride = inStride;
+    }
     for (const l of this.layers) {
-      l.gWT.set(l.gWT64);
-      l.gB.set(l.gB64);
+      const { nin, nout, pout } = l;
+      const gW = l.gW / 4;
+      for (let j = 0; j < nout; j++) for (let i = 0; i < nin; i++) l.gWT[j * nin + i] = f[gW + i * pout + j] as number;
+      l.gB.set(f.subarray(l.gBias / 4, l.gBias / 4 + nout));
     }
   }
 
   /**
-   * Takes g (d loss / d activations of hidden layer l) back through its ReLU and its BatchNorm
-   * (batch statistics), in place:
+   * Takes g (d loss / d activations of hidden layer l, at byte offset `grad`, rows of l.pout)
+   * back through its ReLU and its BatchNorm (batch statistics), in place:
    * dz = gamma / sigma * (dy - mean(dy) - zhat * mean(dy * zhat)), dgamma = sum dy zhat, dbeta = sum dy.
    */
-  private throughBatchNorm(l: Layer, rows: number, g: Float64Array): void {
-    const n = l.nout;
-    for (let k = 0; k < rows * n; k++) if ((l.act[k] as number) <= 0) g[k] = 0;
+  private throughBatchNorm(l: Layer, rows: number, grad: number): void {
+    const { nout: n, pout } = l;
     if (!l.gamma || !l.gGamma || !l.gBeta) return;
+    const f = this.f32;
+    const g = grad / 4;
+    const act = l.act / 4;
+    const pre = l.pre / 4;
     const sumDy = new Float64Array(n);
     const sumDyZ = new Float64Array(n);
     for (let r = 0; r < rows; r++) {
       for (let j = 0; j < n; j++) {
-        const k = r * n + j;
-        sumDy[j] = (sumDy[j] as number) + (g[k] as number);
-        sumDyZ[j] = (sumDyZ[j] as number) + (g[k] as number) * (l.pre[k] as number);
+        const k = r * pout + j;
+        if ((f[act + k] as number) <= 0) f[g + k] = 0;
+        sumDy[j] = (sumDy[j] as number) + (f[g + k] as number);
+        sumDyZ[j] = (sumDyZ[j] as number) + (f[g + k] as number) * (f[pre + k] as number);
       }
     }
     for (let j = 0; j < n; j++) {
@@ -391,10 +520,13 @@ export class ValueFunctionNetF32 {
     }
     for (let r = 0; r < rows; r++) {
       for (let j = 0; j < n; j++) {
-        const k = r * n + j;
-        const s = ((l.gamma[j] as number) * (l.invStd[j] as number)) as number;
-        g[k] =
-          s * ((g[k] as number) - (sumDy[j] as number) / rows - ((l.pre[k] as number) * (sumDyZ[j] as number)) / rows);
+        const k = r * pout + j;
+        const s = (l.gamma[j] as number) * (l.invStd[j] as number);
+        f[g + k] =
+          s *
+          ((f[g + k] as number) -
+            (sumDy[j] as number) / rows -
+            ((f[pre + k] as number) * (sumDyZ[j] as number)) / rows);
       }
     }
   }

@@ -315,3 +315,31 @@ export async function trainOffline(
   progress.end();
   return net;
 }
+
+/**
+ * One ensemble member's training as a job (what a compute-pool worker runs): the recipe's loop
+ * on the given tasks and configuration (its seed picks the member). The same job gives the same
+ * layers bit for bit on any thread.
+ */
+export interface MemberJob {
+  training: 'online' | 'offline';
+  tasks: LabelledTask[];
+  d: number;
+  cfg: ValueFunctionTrainConfig;
+}
+
+/** Trains one member (`label` names its progress) and returns its checkpoint layers. */
+export async function trainMember(
+  job: MemberJob,
+  progress: ProgressReporter,
+  label: string,
+  control?: FitControl,
+): Promise<DenseLayer[]> {
+  const net =
+    job.training === 'online'
+      ? await trainReptileOnline(job.tasks, job.d, job.cfg, progress, control)
+      : await trainOffline(job.tasks, job.d, job.cfg, progress, label, control);
+  const layers = net.toLayers();
+  net.dispose();
+  return layers;
+}

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import type { SparseDataset } from '../data/dataset.js';
+import { type SparseDataset, toDense } from '../data/dataset.js';
 import { BalancedSampler } from '../data/sampler.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import { Rng } from '../util/random.js';
@@ -79,7 +79,6 @@ function glorot(rng: Rng, fanIn: number, fanOut: number): Float32Array {
 export async function pretrainMlp(
   ds: SparseDataset,
   trainRows: Int32Array,
-  denseX: tf.Tensor2D,
   config: MlpConfig,
   train: PretrainConfig,
   progress: ProgressReporter,
@@ -121,7 +120,9 @@ export async function pretrainMlp(
       const moments: { mean: Float32Array; variance: Float32Array }[] = [];
       const labelData = Int32Array.from(idx, (r) => ds.labels[r] as number);
       const lossValue = tf.tidy(() => {
-        const x = tf.gather(denseX, tf.tensor1d(idx, 'int32'));
+        // The batch's rows made dense here (not a dense copy of the whole data set, gathered:
+        // that held rows x features floats twice, in JS and in the tfjs heap, which never shrinks).
+        const x = tf.tensor2d(toDense(ds, idx), [idx.length, ds.features]);
         const y = tf.tensor1d(labelData, 'int32');
         const stats: tf.Tensor[] = [];
         const cost = optimizer.minimize(() => {

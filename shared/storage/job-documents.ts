@@ -66,6 +66,19 @@ export async function requireJobDocument<S extends z.ZodType>(
 export const readJobStatus = (store: ObjectStore, id: string): Promise<Result<JobStatus, JobError>> =>
   requireJobDocument(store, id, jobKeys(id).status, jobStatusSchema);
 
+/** How long a runner's lease in its status document lasts without a heartbeat (renewed every third of it). */
+export const DEFAULT_JOB_LEASE_MS = 60_000;
+
+/**
+ * The state to show for a status document: a `running` job whose lease expired is `stalled`
+ * (its runner was killed: nobody renews the document); a document without a lease (older
+ * writers, fan-out jobs on the queue, which SQS redelivers) is shown as written.
+ */
+export function shownJobState(status: JobStatus, now: Date = new Date()): JobStatus['state'] | 'stalled' {
+  const lease = status.leaseExpiresAt === undefined ? Number.NaN : Date.parse(status.leaseExpiresAt);
+  return status.state === 'running' && lease < now.getTime() ? 'stalled' : status.state;
+}
+
 /** Who runs the job, since when, and the time of this document (default: startedAt). */
 export interface StatusBase {
   jobId: string;

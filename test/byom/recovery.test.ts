@@ -1,13 +1,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { serve } from '../../cli/commands/serve.js';
 import { inProcessFitLauncher } from '../../functions/value-api/fit-in-process.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import type { FitLauncher } from '../../shared/ports/fit.port.js';
 import { jobKeys } from '../../shared/storage/layout.js';
-import { jobStatus, writeJobStatus } from '../../shared/storage/job-documents.js';
+import { jobStatus, readJobStatus, writeJobStatus } from '../../shared/storage/job-documents.js';
 import { ValueApiClient, ValueApiError } from '../../clients/typescript/index.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js';
@@ -102,6 +103,49 @@ describe('fit jobs whose runner died', () => {
     expect(doc).toMatchObject({ state: 'done' });
     expect(doc.leaseExpiresAt).toBeUndefined();
   });
+});
+
+describe('metricopt serve at start-up', () => {
+  it('runs again, without a start call, the fit jobs a killed server left stalled or queued', async () => {
+    await startedOnADeadServer('stalled-at-boot');
+    const at = Date.now() - 120_000;
+    await writeJobStatus(store, {
+      ...jobStatus(
+        { jobId: 'stalled-at-boot', backend: 'wasm', startedAt: new Date(at).toISOString() },
+        { stage: 'fit' },
+      ),
+      leaseExpiresAt: new Date(at + 60_000).toISOString(),
+    });
+    await startedOnADeadServer('queued-at-boot');
+    const stateOf = async (id: string) => {
+      const s = await readJobStatus(store, id);
+      return s.ok ? s.value.state : 'none';
+    };
+    const seen: string[] = [];
+    vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    await serve(
+      {
+        port: '0',
+        host: '127.0.0.1',
+        store: dir,
+        apiKeyHash: [],
+        maxRows: '64',
+        maxBodyBytes: '1000000',
+        refreshMs: '1000',
+      },
+      () => undefined,
+      async () => {
+        // The server is up; nobody calls start. Both jobs run to the end (or this gives up after a minute).
+        for (let i = 0; i < 600; i++) {
+          seen.splice(0, 2, await stateOf('stalled-at-boot'), await stateOf('queued-at-boot'));
+          if (seen.every((s) => s === 'done')) return;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      },
+    );
+    vi.restoreAllMocks();
+    expect(seen).toEqual(['done', 'done']);
+  }, 90_000);
 });
 
 describe('ValueApiClient.waitFitJob', () => {

@@ -62,7 +62,7 @@ describe('the PyTorch bring-your-own-model example', () => {
       ctx.skip();
       return;
     }
-    const { stdout } = await run(
+    const { stdout, stderr } = await run(
       python,
       [
         join(root, 'clients/python/examples/byom_guided_finetune.py'),
@@ -86,6 +86,11 @@ describe('the PyTorch bring-your-own-model example', () => {
       expect(v).toBeGreaterThanOrEqual(0);
       expect(v).toBeLessThanOrEqual(1);
     }
+    // Progress while it works (it was silent for minutes per seed): each stage on stderr.
+    expect(stderr).toMatch(/seed 1: pre-training 80\/80 steps/);
+    expect(stderr).toMatch(/seed 1: recorded 8\/16 trajectories/);
+    expect(stderr).toContain('seed 1: fitting the value function through the service');
+    expect(stderr).toMatch(/fit job byom-example-s1-\d+: done/);
     // One seed gives no interval: the example says so instead of a verdict.
     expect(out.guidedMinusLossOnly.verdict).toBe('no-interval');
   }, 300_000);

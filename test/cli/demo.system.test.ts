@@ -137,7 +137,8 @@ describe('metricopt demo', () => {
     const one = await runWith('1');
     const two = await runWith('2');
     const t = two.report.replicates[0]?.timings;
-    expect(t && t.trajectoriesS + t.queriesS + t.fitS).toBeLessThanOrEqual(t?.metaTrainS ?? 0);
+    // The stages' differences of timestamps add up to the whole's within rounding (seen: 1 ulp over).
+    expect(t && t.trajectoriesS + t.queriesS + t.fitS).toBeLessThanOrEqual((t?.metaTrainS ?? 0) + 1e-9);
     expect(t && Math.min(t.pretrainS, t.trajectoriesS, t.queriesS, t.fitS, t.metaTestS)).toBeGreaterThan(0);
     const results = (x: typeof one) => ({
       ...x.report,

@@ -132,6 +132,36 @@ describe('WorkerThreadComputePool', () => {
     expect(content(two.checkpoint)).toBe(content(one.checkpoint));
   });
 
+  it('trains ensemble members over 2 and 3 threads to the checkpoint of one thread, bit for bit', async () => {
+    const cfg = smallConfig('input-bias');
+    cfg.metaTrain = { ...cfg.metaTrain, ensemble: 3 };
+    const checkpointOf = async (threads: number) => {
+      const id = `ensemble-${threads}`;
+      const outcome = await runTrainingPipeline(
+        { cfg, checkpointId: id, queryJobId: 'job' },
+        {
+          dataset: ds,
+          evaluator: f1(),
+          oracle: new InProcessMetricOracle(f1()),
+          store: new FsObjectStore(join(dir, id)),
+          progress: silentProgress,
+          pool: threads > 1 ? pool(threads - 1) : undefined,
+        },
+      );
+      if (outcome.kind !== 'done') throw new Error('not done');
+      outcome.model.dispose();
+      return JSON.stringify({ ...outcome.checkpoint, id: '', createdAt: '' });
+    };
+    const one = await checkpointOf(1);
+    const members = JSON.parse(one).members;
+    expect(members).toHaveLength(3);
+    // Different seeds, different members: the comparison below sees each member's place.
+    expect(members[1]).not.toEqual(members[0]);
+    expect(members[2]).not.toEqual(members[1]);
+    expect(await checkpointOf(2)).toBe(one);
+    expect(await checkpointOf(3)).toBe(one);
+  });
+
   it('rejects a job with the worker message when no model was loaded, then predicts like the main thread', async () => {
     const p = pool(1);
     await expect(p.predict(new Float32Array(6), 1, Int32Array.from([1, 2]))).rejects.toThrow(/no model loaded/);
@@ -151,6 +181,9 @@ describe('WorkerThreadComputePool', () => {
     expect(bytes(await p.predict(phi2, 1, rows)).equals(bytes(model.predict(phi2, 1, rows)))).toBe(true);
     const other = rows.map((r) => r + 1);
     expect(bytes(await p.predict(phi, 1, other)).equals(bytes(model.predict(phi, 1, other)))).toBe(true);
+    // After release the next job starts a new worker, which loads the model and the row set again.
+    await p.release();
+    expect(bytes(await p.predict(phi2, 1, rows)).equals(bytes(model.predict(phi2, 1, rows)))).toBe(true);
     model.dispose();
   });
 });

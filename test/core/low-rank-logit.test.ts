@@ -1,12 +1,11 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { type SparseDataset, toDense } from '../../shared/data/dataset.js';
+import type { SparseDataset } from '../../shared/data/dataset.js';
 import { parseLibsvm } from '../../shared/data/libsvm.js';
 import { splitRows } from '../../shared/data/split.js';
 import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
@@ -42,18 +41,15 @@ beforeAll(async () => {
   await useTestBackend();
   ds = synthetic(500, 20, 3);
   const split = splitRows(ds.rows, 1);
-  const x = tf.tensor2d(toDense(ds), [ds.rows, ds.features]);
   const base = { ...defaultMlpConfig, hidden: [12, 8, 4] };
   const train = { epochs: 2, batchSize: 64, learningRate: 1e-2, seed: 1 };
   lowRank = await pretrainMlp(
     ds,
     split.train,
-    x,
     { ...base, adapter: { kind: 'input-bias', d: 5, outputBias: true, logitRank: RANK } },
     train,
     silentProgress,
   );
-  x.dispose();
 });
 
 describe('the low-rank logit adapter', () => {

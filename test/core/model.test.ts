@@ -41,12 +41,10 @@ beforeAll(async () => {
   await useTestBackend();
   ds = synthetic(600, 20, 1);
   const split = splitRows(ds.rows, 1);
-  const x = tf.tensor2d(toDense(ds), [ds.rows, ds.features]);
   const cfg = { ...defaultMlpConfig, hidden: [12, 8, 4], adapter: { kind: 'input-bias' as const, d: 5 } };
   frozen = await pretrainMlp(
     ds,
     split.train,
-    x,
     cfg,
     { epochs: 2, batchSize: 64, learningRate: 1e-2, seed: 1 },
     silentProgress,
@@ -54,12 +52,10 @@ beforeAll(async () => {
   filmFrozen = await pretrainMlp(
     ds,
     split.train,
-    x,
     { ...cfg, adapter: { kind: 'film', layer: 1 } },
     { epochs: 1, batchSize: 64, learningRate: 1e-2, seed: 2 },
     silentProgress,
   );
-  x.dispose();
 });
 
 describe('FrozenMlpModel', () => {

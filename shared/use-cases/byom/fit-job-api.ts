@@ -5,8 +5,8 @@ import { DomainError, err, ok, type Result } from '../../util/result.js';
 import { checkPredictionRefs, putFitLabels, putFitPredictions, readFitLabels } from './fit-inputs.js';
 import { loadFitJobSpec, observationsPrefix } from './fit-job-spec.js';
 import { checkPublishable, type OwnershipError } from './fit-ownership.js';
-import { jobKeys } from '../../storage/layout.js';
-import { jobStatus, readJobStatus, writeJobStatus } from '../../storage/job-documents.js';
+import { JOBS_PREFIX, jobKeys } from '../../storage/layout.js';
+import { jobStatus, readJobStatus, shownJobState, writeJobStatus } from '../../storage/job-documents.js';
 import type { JobError } from '../../storage/job-errors.js';
 import {
   addObservationBatch,
@@ -75,10 +75,7 @@ export class FitJobStartedError extends DomainError {
 function shownState(doc: JobStatus | null, started: boolean, cancelled: boolean, now: Date): FitJobState {
   if (cancelled && doc?.state !== 'done') return 'cancelled';
   if (doc === null) return started ? 'queued' : 'created';
-  if (doc.state === 'running' && doc.leaseExpiresAt !== undefined && Date.parse(doc.leaseExpiresAt) < now.getTime()) {
-    return 'stalled';
-  }
-  return doc.state;
+  return shownJobState(doc, now);
 }
 
 export async function fitJobSummary(
@@ -88,17 +85,24 @@ export async function fitJobSummary(
 ): Promise<Result<FitJobSummary, JobError>> {
   const spec = await loadFitJobSpec(store, id);
   if (!spec.ok) return spec;
-  const set = await loadObservationSet(store, observationsPrefix(spec.value), cacheOf(store));
-  const started = await getText(store, jobKeys(id).started);
+  // Independent reads, at once: on a busy server each read waits its turn for a thread and the
+  // CPU, and one after another they made the tail of this GET (bench/RESULTS.md, issue 23).
+  const keys = jobKeys(id);
+  const [set, started, status, labels, predictionKeys, cancelled] = await Promise.all([
+    loadObservationSet(store, observationsPrefix(spec.value), cacheOf(store)),
+    getText(store, keys.started),
+    readJobStatus(store, id),
+    readFitLabels(store, id),
+    store.list(keys.predictionsPrefix),
+    store.get(keys.cancel),
+  ]);
   const via = started === undefined ? null : fitStartedSchema.parse(JSON.parse(started)).via;
-  const status = await readJobStatus(store, id);
   const doc = status.ok ? status.value : null;
-  const labels = await readFitLabels(store, id);
-  const predictions = (await store.list(jobKeys(id).predictionsPrefix)).length;
+  const predictions = predictionKeys.length;
   return ok({
     jobId: id,
     valueFunctionId: spec.value.output.valueFunctionId,
-    state: shownState(doc, via !== null, (await store.get(jobKeys(id).cancel)) !== undefined, now()),
+    state: shownState(doc, via !== null, cancelled !== undefined, now()),
     uploads: {
       observations: set.byKey.size,
       trajectories: new Set([...set.byKey.values()].map((o) => o.trajectory)).size,
@@ -208,6 +212,29 @@ export async function startFitJob(
   const summary = await fitJobSummary(store, id);
   if (!summary.ok) return summary;
   return ok({ summary: summary.value, started: fresh });
+}
+
+/**
+ * At a server's start: every started fit job whose runner is gone (a `stalled` lease, or queued
+ * in a server process that stopped before running it) is launched again on `launcher`, as
+ * `start` would; jobs running elsewhere, finished or cancelled are left alone. Answers the ids
+ * launched. Lists the jobs once (their start markers).
+ */
+export async function restartOrphanedFitJobs(
+  store: ObjectStore,
+  launcher: FitLauncher,
+  now: () => Date = () => new Date(),
+): Promise<string[]> {
+  const suffix = '/started.json';
+  const ids = (await store.list(JOBS_PREFIX))
+    .filter((k) => k.endsWith(suffix) && !k.slice(JOBS_PREFIX.length, -suffix.length).includes('/'))
+    .map((k) => k.slice(JOBS_PREFIX.length, -suffix.length));
+  const launched: string[] = [];
+  for (const id of ids) {
+    const r = await startFitJob(store, id, launcher, now);
+    if (r.ok && r.value.started) launched.push(id);
+  }
+  return launched;
 }
 
 /**

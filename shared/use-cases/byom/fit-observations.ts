@@ -10,7 +10,14 @@ import { scorePredictions } from './fit-inputs.js';
 import { createFitJob, observationsPrefix } from './fit-job-spec.js';
 import { checkPublishable, type OwnershipError } from './fit-ownership.js';
 import { jobKeys } from '../../storage/layout.js';
-import { heldOutOf, jobStatus, lastErrorOf, readJobStatus, writeJobStatus } from '../../storage/job-documents.js';
+import {
+  DEFAULT_JOB_LEASE_MS,
+  heldOutOf,
+  jobStatus,
+  lastErrorOf,
+  readJobStatus,
+  writeJobStatus,
+} from '../../storage/job-documents.js';
 import { findSaved, readJobResult, saveOnce, stashJobResult } from '../../storage/job-result.js';
 import { JobError } from '../../storage/job-errors.js';
 import { resolveRunConfig } from '../jobs/job-spec.js';
@@ -140,7 +147,7 @@ export async function runFitJob(
 }
 
 /** How long a fit's lease lasts without a heartbeat (it is renewed every third of it). */
-export const DEFAULT_FIT_LEASE_MS = 60_000;
+export const DEFAULT_FIT_LEASE_MS = DEFAULT_JOB_LEASE_MS;
 
 /** The reporter a fit is given: the runner's own, and the status document's `progress` about once a second. */
 function statusProgress(

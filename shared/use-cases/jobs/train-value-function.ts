@@ -11,6 +11,7 @@ import {
 import { ok, type Result, unwrap } from '../../util/result.js';
 import { jobKeys } from '../../storage/layout.js';
 import {
+  DEFAULT_JOB_LEASE_MS,
   heldOutOf,
   jobStatus,
   lastErrorOf,
@@ -40,6 +41,8 @@ export interface TrainValueFunctionDeps extends PipelineDeps {
   signal?: AbortSignal | undefined;
   /** Clock for the status document (tests). */
   now?: () => Date;
+  /** The runner's lease in the status document (default DEFAULT_JOB_LEASE_MS), renewed every third of it. */
+  leaseMs?: number;
 }
 
 export type TrainJobOutcome =
@@ -116,9 +119,19 @@ export async function trainValueFunction(
   let stageStart = { stage: '' as string, at: performance.now(), done: 0 };
   let last: JobStatus | undefined = previous.ok ? previous.value : undefined;
 
-  const writeStatus = async (s: JobStatus) => {
-    last = s;
-    await writeJobStatus(store, s);
+  // A running job's document carries its lease, renewed by a heartbeat while this runner lives
+  // (past it, `jobs status` shows the job stalled); a finished one has none. Writes go out in
+  // order, so a heartbeat never lands after a later state.
+  const leaseMs = deps.leaseMs ?? DEFAULT_JOB_LEASE_MS;
+  let chain: Promise<void> = Promise.resolve();
+  const writeStatus = (s: JobStatus): Promise<void> => {
+    const { leaseExpiresAt: _, ...rest } = s;
+    const leased = new Date(now().getTime() + leaseMs).toISOString();
+    const doc: JobStatus = rest.state === 'running' ? { ...rest, leaseExpiresAt: leased } : rest;
+    last = doc;
+    const written = chain.then(() => writeJobStatus(store, doc));
+    chain = written.catch(() => undefined);
+    return written;
   };
   const statusOf = (p: JournalProgress, state: JobStatus['state']): JobStatus => {
     if (stageStart.stage !== p.stage) stageStart = { stage: p.stage, at: performance.now(), done: p.stageDone };
@@ -191,6 +204,20 @@ export async function trainValueFunction(
     },
   };
 
+  // Running from the start: a new job has a status (and a lease) before pre-training ends.
+  await writeStatus(
+    last === undefined
+      ? jobStatus(
+          { jobId: spec.id, backend: deps.backend, startedAt, updatedAt: now().toISOString() },
+          { tasks: { done: 0, total: resolved.value.metaTrain.trajectories.tasks } },
+        )
+      : { ...last, state: 'running', backend: deps.backend, etaSeconds: null, updatedAt: now().toISOString() },
+  );
+  const heartbeat = setInterval(() => {
+    if (last?.state === 'running') writeStatus({ ...last, updatedAt: now().toISOString() }).catch(() => undefined);
+  }, leaseMs / 3);
+  heartbeat.unref?.();
+
   let outcome: PipelineOutcome;
   try {
     outcome = await runTrainingPipeline(
@@ -221,6 +248,8 @@ export async function trainValueFunction(
       });
     }
     throw e;
+  } finally {
+    clearInterval(heartbeat);
   }
   if (outcome.kind === 'stopped') {
     if (lastProgress) await writeStatus({ ...statusOf(lastProgress, 'interrupted'), etaSeconds: null });

@@ -3,7 +3,6 @@ import { defaultGuidedEs, guidedEsDirection } from '../../method/guided-es.js';
 import type { GuideRequest, ValueFunctionSummary } from '../../schemas/api.js';
 import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
 import { Rng } from '../../util/random.js';
-import { slabFloat32 } from '../../util/slab.js';
 import { DomainError, err, ok, type Result } from '../../util/result.js';
 import { healthyOf } from '../../storage/value-function-store.js';
 import { ServeErrorCode } from './serve-errors.js';
@@ -216,7 +215,7 @@ function toRows(
   indexed: number,
 ): Result<Float32Array> {
   const d = served.compiled.d;
-  const out = slabFloat32(rows.length * d);
+  const out = new Float32Array(rows.length * d);
   for (let r = 0; r < rows.length; r++) {
     const row = rows[r] as readonly number[];
     const label = indexed ? `${name}[${r}]` : name;
@@ -243,7 +242,7 @@ function toRows(
 
 function toNatural(served: ServedValueFunction, normalised: Float32Array): Float32Array {
   const direction = served.checkpoint.metric.direction;
-  const out = slabFloat32(normalised.length);
+  const out = new Float32Array(normalised.length);
   for (let i = 0; i < normalised.length; i++) out[i] = denormalise(normalised[i] as number, direction);
   return out;
 }

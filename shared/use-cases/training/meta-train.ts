@@ -6,15 +6,16 @@ import {
   type FitControl,
   type LabelledTask,
   labelTask,
-  trainOffline,
-  trainReptileOnline,
+  type MemberJob,
+  trainMember,
   type ValueFunctionTrainConfig,
 } from '../../method/value-function-training.js';
 import { mean, spearman, std } from '../../method/stats.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
+import type { ComputePool } from '../../ports/compute-pool.port.js';
 import type { MetricOracle } from '../../ports/metric-oracle.port.js';
 import type { ProgressReporter } from '../../ports/progress.port.js';
-import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
+import type { DenseLayer, ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
 import { Rng } from '../../util/random.js';
 import { LIBRARY_VERSION } from '../../version.js';
 import { type Observation, observeMetric, type QueryOutcome } from './observe-metric.js';
@@ -111,7 +112,7 @@ export async function collectObservations(
 export async function fitValueFunction(
   cfg: MetaTrainConfig,
   collected: CollectedTasks,
-  deps: Pick<MetaTrainDeps, 'model' | 'oracle' | 'progress' | 'dataset'>,
+  deps: Pick<MetaTrainDeps, 'model' | 'oracle' | 'progress' | 'dataset'> & { pool?: ComputePool | undefined },
   control?: FitControl,
 ): Promise<MetaTrainResult> {
   const { trajectories: traj, outcome } = collected;
@@ -124,6 +125,7 @@ export async function fitValueFunction(
   }));
   const { checkpoint, health } = await fitTrajectories(cfg, tasks, {
     control,
+    pool: deps.pool,
     d: traj.d,
     adapterKind: deps.model.adapterKind,
     metric: deps.oracle.metric,
@@ -166,6 +168,8 @@ export interface FitInfo {
   queries: Pick<QueryOutcome, 'sent' | 'failed' | 'failures'>;
   /** Stops the fit between training steps (FitStopped); a training job passes its SIGTERM here. */
   control?: FitControl | undefined;
+  /** Worker threads that train ensemble members beside the main thread. */
+  pool?: ComputePool | undefined;
 }
 
 /**
@@ -262,25 +266,33 @@ export async function fitTrajectories(
   };
   const labelled = trainTasks.map(toTask);
 
-  const members = [];
+  // Ensemble members: with a compute pool, member e trains on thread e mod (workers + 1), the
+  // main thread being thread 0 (it reports progress); each member's bits do not depend on where.
   const count = Math.max(1, cfg.ensemble);
+  const jobOf = (e: number): MemberJob => ({
+    training: cfg.training,
+    tasks: labelled,
+    d,
+    cfg: { ...cfg.train, seed: cfg.train.seed + 1000 * e },
+  });
+  const threads = 1 + (info.pool?.workers ?? 0);
+  const away = new Map<number, Promise<DenseLayer[]>>();
+  for (let e = 0; e < count; e++) if (info.pool && e % threads !== 0) away.set(e, info.pool.trainMember(jobOf(e)));
+  // A stopped fit (FitStopped below) leaves these unread.
+  for (const p of away.values()) p.catch(() => undefined);
+  const memberLayers: DenseLayer[][] = [];
   for (let e = 0; e < count; e++) {
-    const trainCfg = { ...cfg.train, seed: cfg.train.seed + 1000 * e };
+    if (away.has(e)) continue;
     const suffix = count > 1 ? ` [${e + 1}/${count}]` : '';
-    const net =
-      cfg.training === 'online'
-        ? await trainReptileOnline(labelled, d, trainCfg, progressWithLabel(progress, suffix), info.control)
-        : await trainOffline(
-            labelled,
-            d,
-            trainCfg,
-            progress,
-            `meta-train value function (offline)${suffix}`,
-            info.control,
-          );
-    members.push({ layers: net.toLayers() });
-    net.dispose();
+    memberLayers[e] = await trainMember(
+      jobOf(e),
+      cfg.training === 'online' ? progressWithLabel(progress, suffix) : progress,
+      `meta-train value function (offline)${suffix}`,
+      info.control,
+    );
   }
+  for (const [e, p] of away) memberLayers[e] = await p;
+  const members = memberLayers.map((layers) => ({ layers }));
 
   const checkpoint: Omit<ValueFunctionCheckpoint, 'version'> = {
     format: 'metricopt.value-function',

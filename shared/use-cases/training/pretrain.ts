@@ -1,5 +1,4 @@
-import * as tf from '@tensorflow/tfjs';
-import { type SparseDataset, toDense } from '../../data/dataset.js';
+import type { SparseDataset } from '../../data/dataset.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
 import { defaultConvNetConfig, imageSide, pretrainConvNet } from '../../models/convnet.js';
 import { pretrainMlp } from '../../models/mlp.js';
@@ -39,10 +38,5 @@ export async function pretrainModelSpec(
     );
     return { architecture: 'convnet', frozen };
   }
-  const denseX = tf.tensor2d(toDense(ds), [ds.rows, ds.features]);
-  try {
-    return { architecture: 'mlp', frozen: await pretrainMlp(ds, trainRows, denseX, cfg.model, cfg.pretrain, progress) };
-  } finally {
-    denseX.dispose();
-  }
+  return { architecture: 'mlp', frozen: await pretrainMlp(ds, trainRows, cfg.model, cfg.pretrain, progress) };
 }

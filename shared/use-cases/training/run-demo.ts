@@ -33,7 +33,7 @@ export interface DemoDeps {
   store: ObjectStore;
   progress: ProgressReporter;
   backend: string;
-  /** Worker threads for trajectories and metric-query predictions (shared/ports/compute-pool.port.ts). */
+  /** Worker threads for trajectories, metric-query predictions and ensemble members (shared/ports/compute-pool.port.ts). */
   pool?: ComputePool | undefined;
   /** Pre-trained backbones and trajectories reused across runs with the same inputs. */
   cache?: RunCache | undefined;
@@ -233,6 +233,8 @@ async function runReplicate(
     },
   );
   if (outcome.kind !== 'done' || !outcome.trained) throw new Error('runReplicate: an in-memory run cannot stop');
+  // Meta-test runs in the main thread: the workers' memory is freed until the next replicate.
+  await deps.pool?.release();
   const { model, checkpoint: saved, trained } = outcome;
   const t2 = performance.now();
   try {

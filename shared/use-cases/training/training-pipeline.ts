@@ -312,7 +312,7 @@ export async function runTrainingPipeline(
       trained = await fitValueFunction(
         { ...cfg.metaTrain, checkpointId: run.checkpointId, jobId: run.queryJobId },
         { trajectories: traj, outcome: observer.outcome() },
-        { model, oracle: deps.oracle, progress, dataset: ds.name },
+        { model, oracle: deps.oracle, progress, dataset: ds.name, pool: deps.pool },
         journal ? { stopRequested: stop } : undefined,
       );
     } catch (e) {

@@ -1,6 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { writeFloat32 } from '../../functions/value-api/float32-text.js';
-import { JsonBytes } from '../../functions/value-api/json-bytes.js';
+import { float32Text } from '../../functions/value-api/answers.js';
 import { Rng } from '../../shared/util/random.js';
 
 // Heavy in-process work (exhaustive float32 round trips): longer than the unit tier's 20-s default under load.
@@ -8,10 +7,7 @@ vi.setConfig({ testTimeout: 60_000 });
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
-const buf = new Uint8Array(64);
-const view = new DataView(buf.buffer);
-const ascii = (end: number) => String.fromCharCode(...buf.subarray(0, end));
-const write = (v: number) => ascii(writeFloat32(buf, view, 0, v));
+const write = float32Text;
 
 /** The float32 with these bits. */
 function fromBits(bits: number): number {
@@ -19,7 +15,7 @@ function fromBits(bits: number): number {
   return f32[0] as number;
 }
 
-describe('writeFloat32', () => {
+describe('float32Text', () => {
   it('reads back as the same float32, for random bit patterns across every exponent', () => {
     const rng = new Rng(7);
     let checked = 0;
@@ -71,41 +67,5 @@ describe('writeFloat32', () => {
     expect(write(-0)).toBe('0');
     expect(() => write(Number.NaN)).toThrow(RangeError);
     expect(() => write(Number.POSITIVE_INFINITY)).toThrow(RangeError);
-  });
-
-  it('writes doubles outside the float32 range as JS does', () => {
-    expect(write(1e-300)).toBe('1e-300');
-    expect(write(-1.2345678901234567e300)).toBe('-1.2345678901234567e+300');
-  });
-});
-
-describe('JsonBytes', () => {
-  it('builds a text that JSON.parse reads as the arrays it was given, growing past its first buffer', () => {
-    const rng = new Rng(3);
-    const a = Float32Array.from(rng.normals(10_000), (x) => x * 10 ** Math.floor(rng.next() * 20 - 10));
-    const d = Float64Array.from([0.1, 1 / 3, -2.5e-300]);
-    const out = new JsonBytes()
-      .ascii('{"a":')
-      .float32s(a)
-      .ascii(',"d":')
-      .doubles(d)
-      .ascii(',"s":')
-      .float32s(a, 3, 5)
-      .ascii('}');
-    const text = new TextDecoder().decode(out.take());
-    expect(text).toBe(out.text());
-    const parsed = JSON.parse(text) as { a: number[]; d: number[]; s: number[] };
-    expect(Float32Array.from(parsed.a)).toEqual(a);
-    expect(parsed.d).toEqual([0.1, 1 / 3, -2.5e-300]);
-    expect(parsed.s).toEqual([...a.subarray(3, 5)].map((x) => Number(write(x))));
-    expect(new JsonBytes().float32s(new Float32Array(0)).text()).toBe('[]');
-  });
-
-  it('starts again after reset, and take() copies (later writes do not change an earlier answer)', () => {
-    const w = new JsonBytes();
-    const first = w.reset().ascii('[1]').take();
-    w.reset().ascii('[22]');
-    expect(new TextDecoder().decode(first)).toBe('[1]');
-    expect(w.text()).toBe('[22]');
   });
 });
