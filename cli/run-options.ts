@@ -194,6 +194,21 @@ function runFlags(): Array<SettingFlag | Option> {
       '--label-noise <rate>',
       'label-noise cell: positive TRAINING rows of group 1 relabelled negative at this rate (needs --group-feature)',
     ).argParser(num(0)),
+    setting(
+      '--online-queries <n>',
+      "metricopt: real queries after the path in a value-function-guided search (VF prior + GP on the real observations, trust region; the black-box peers' budget grows by as many; default 0 = off)",
+      'metaTest.onlineQueries',
+    ),
+    setting(
+      '--online-prior <prior>',
+      'prior mean of that search: the value function, or none (the GP alone: an ablation)',
+      'metaTest.onlinePrior',
+    ),
+    setting(
+      '--online-recheck <m>',
+      'of the online queries, how many re-score the best points on the observation rows; the endpoint is the best mean of both halves (default 0)',
+      'metaTest.onlineRecheck',
+    ),
     setting('--vf-lr <lr>', 'step size on the ES direction / value-function gradient', 'metaTest.vfLearningRate'),
     setting('--vf-optimizer <name>', 'optimiser applied to the ES direction / value gradient', 'metaTest.vfOptimizer'),
     setting(

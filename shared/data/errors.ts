@@ -1,4 +1,4 @@
-import { DomainError } from '../util/result.js';
+import { domainErrorClass } from '../util/result.js';
 
 export type DataErrorCode =
   | 'DATASET_NOT_FOUND'
@@ -21,9 +21,5 @@ export type DataErrorCode =
   /** A row of the data set that the context file does not cover. */
   | 'CONTEXT_MISSING_ROW';
 
-export class DataError extends DomainError {
-  constructor(code: DataErrorCode, message: string, details?: unknown) {
-    super(code, message, details);
-    this.name = 'DataError';
-  }
-}
+export const DataError = domainErrorClass<DataErrorCode>('DataError');
+export type DataError = InstanceType<typeof DataError>;

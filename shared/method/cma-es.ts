@@ -1,5 +1,5 @@
 import { Rng } from '../util/random.js';
-import { DomainError, err, ok, type Result } from '../util/result.js';
+import { domainErrorClass, err, ok, type Result } from '../util/result.js';
 
 /**
  * CMA-ES, the black-box peer (issue 19, item 5): Hansen's (mu/mu_w, lambda)-CMA-ES as in
@@ -11,12 +11,8 @@ import { DomainError, err, ok, type Result } from '../util/result.js';
  */
 export type CmaEsErrorCode = 'CMA_ES_INPUT_INVALID';
 
-export class CmaEsError extends DomainError {
-  constructor(code: CmaEsErrorCode, message: string, details?: unknown) {
-    super(code, message, details);
-    this.name = 'CmaEsError';
-  }
-}
+export const CmaEsError = domainErrorClass<CmaEsErrorCode>('CmaEsError');
+export type CmaEsError = InstanceType<typeof CmaEsError>;
 
 /** The strategy parameters (tutorial Table 1, eqs. 48-55); all derive from d and lambda. */
 export interface CmaEsParameters {

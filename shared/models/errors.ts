@@ -1,4 +1,4 @@
-import { DomainError } from '../util/result.js';
+import { domainErrorClass } from '../util/result.js';
 
 /** A model the run asked for that cannot be built on this data: a user mistake, not a bug. */
 export type ModelErrorCode =
@@ -9,9 +9,5 @@ export type ModelErrorCode =
   /** `--adapter low-rank` adds one input-to-logit term: binary tasks only. */
   | 'LOW_RANK_BINARY_ONLY';
 
-export class ModelError extends DomainError {
-  constructor(code: ModelErrorCode, message: string, details?: unknown) {
-    super(code, message, details);
-    this.name = 'ModelError';
-  }
-}
+export const ModelError = domainErrorClass<ModelErrorCode>('ModelError');
+export type ModelError = InstanceType<typeof ModelError>;

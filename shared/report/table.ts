@@ -28,7 +28,7 @@ export function formatResultsTable(r: DemoReport): string {
   }
   const e = r.metricoptEndpoints;
   lines.push(
-    `metricopt endpoints chosen: ${e.path} on its path, ${e.start} at the start, ${e.decision_shift} at the decision-shifted point, ${e.best_observed} at the best meta-training observation`,
+    `metricopt endpoints chosen: ${e.path} on its path, ${e.start} at the start, ${e.decision_shift} at the decision-shifted point, ${e.best_observed} at the best meta-training observation${e.online ? `, ${e.online} found by the value-function-guided search with real queries` : ''}`,
   );
   const h = r.headroom;
   if (h) {

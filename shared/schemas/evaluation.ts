@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { issueLine } from './zod-issue.js';
 
 /**
  * Wire formats of the evaluation queue: the message a trainer sends for one black-box metric
@@ -202,7 +203,5 @@ export function webhookSpecs(entries: readonly WebhookEntry[], secret: string | 
 
 /** One line naming the first problem, e.g. "evaluation message: taskId: expected int, received string". */
 export function describeIssue(what: string, error: z.ZodError): string {
-  const issue = error.issues[0];
-  const where = issue?.path.length ? issue.path.join('.') : '(root)';
-  return `${what}: ${where}: ${issue?.message ?? 'invalid'}`;
+  return `${what}: ${issueLine(error, '(root)')}`;
 }

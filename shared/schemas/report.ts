@@ -101,6 +101,8 @@ export const demoReportSchema = z.object({
     start: z.number().int(),
     decision_shift: z.number().int(),
     best_observed: z.number().int(),
+    /** A point of the value-function-guided search with real queries (--online-queries). */
+    online: z.number().int().optional(),
   }),
   /** metricopt against each baseline that ran. */
   comparisons: z.partialRecord(z.enum(methodNames), comparison),

@@ -120,6 +120,12 @@ export const metaTestConfigSchema = z
     minRandomSearch: int(0),
     endpointRule: z.enum(['best', 'confirm']).exactOptional(),
     blackBoxPeers: z.boolean().exactOptional(),
+    /** Real queries after the path in a value-function-guided search (0 or absent = off). */
+    onlineQueries: int(0).exactOptional(),
+    /** That search's prior mean: the value function, or none (the GP alone). */
+    onlinePrior: z.enum(['value-function', 'none']).exactOptional(),
+    /** Of the online queries, how many re-score the best points on the observation rows. */
+    onlineRecheck: int(0).exactOptional(),
   })
   .strict();
 

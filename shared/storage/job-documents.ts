@@ -6,6 +6,7 @@ import { err, ok, type Result } from '../util/result.js';
 import { JobError } from './job-errors.js';
 import { JOBS_PREFIX, jobKeys } from './layout.js';
 import { healthyOf } from './value-function-store.js';
+import { issueLine } from '../schemas/zod-issue.js';
 
 /**
  * The job repository: the documents every job keeps in the object store (layout.ts names their
@@ -38,11 +39,7 @@ export async function readJobDocument<S extends z.ZodType>(
   if (refused) return err(refused);
   const parsed = schema.safeParse(json);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue?.path.length ? `${issue.path.join('.')}: ` : '';
-    return err(
-      new JobError('JOB_STATE_INVALID', `job '${id}': stored ${name} is invalid: ${where}${issue?.message ?? ''}`),
-    );
+    return err(new JobError('JOB_STATE_INVALID', `job '${id}': stored ${name} is invalid: ${issueLine(parsed.error)}`));
   }
   return ok(parsed.data);
 }

@@ -1,4 +1,4 @@
-import { DomainError } from '../util/result.js';
+import { domainErrorClass } from '../util/result.js';
 
 export type JobErrorCode =
   /** The job file is not JSON. */
@@ -16,9 +16,6 @@ export type JobErrorCode =
   /** The job was cancelled (POST /v1/fit-jobs/{id}/cancel); it does not run. */
   | 'JOB_CANCELLED';
 
-export class JobError extends DomainError {
-  constructor(code: JobErrorCode, message: string, details?: unknown) {
-    super(code, message, details);
-    this.name = 'JobError';
-  }
-}
+/** A retryable job error comes back on a later delivery: another trainer holds the job, or it was cancelled. */
+export const JobError = domainErrorClass<JobErrorCode>('JobError', ['JOB_STATE_CONFLICT', 'JOB_CANCELLED']);
+export type JobError = InstanceType<typeof JobError>;

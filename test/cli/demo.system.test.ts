@@ -195,6 +195,44 @@ describe('metricopt demo', () => {
     expect(ck.ok && ck.value.adapter).toEqual({ kind: 'low-rank', d: 16 + 4 + 1 });
   });
 
+  it('spends --online-queries in the value-function-guided search, and the peers as many more', async () => {
+    const args = (extra: string[]) => [
+      'demo',
+      '--dataset',
+      small,
+      '--features',
+      '123',
+      '--metric',
+      'instance-cost',
+      '--adapter',
+      'low-rank',
+      '--adapter-rank',
+      '4',
+      '--start',
+      'decision-shift',
+      '--black-box-peers',
+      'true',
+      '--json',
+      ...tiny,
+      ...extra,
+    ];
+    const off = await run([...args(['--out', join(dir, 'online-off')])]);
+    const on = await run([
+      ...args(['--out', join(dir, 'online-on'), '--online-queries', '40', '--online-recheck', '4']),
+    ]);
+    expect(off.code).toBe(0);
+    expect(on.code).toBe(0);
+    const a = demoReportSchema.parse(JSON.parse(off.stdout));
+    const b = demoReportSchema.parse(JSON.parse(on.stdout));
+    // Same path and candidates; 40 more real queries per seed (36 searching, 4 re-scoring).
+    expect(b.results.metricopt?.queries).toBe((a.results.metricopt?.queries as number) + 40);
+    const total = 12 * 3 + (b.results.metricopt?.queries as number);
+    expect(b.results.cma_es?.queries).toBe(total);
+    expect(b.results.random_search_total?.queries).toBe(total);
+    const e = b.metricoptEndpoints;
+    expect(e.path + e.start + e.decision_shift + e.best_observed + (e.online ?? 0)).toBe(2);
+  });
+
   it('hands every evaluator call of the in-process path the dataset rows it scores', async () => {
     const mod = join(dir, 'rows.mjs');
     // Fails unless rows arrive, one per label, as distinct dataset indices within the file.

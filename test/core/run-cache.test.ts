@@ -50,9 +50,10 @@ function recording(): ProgressReporter & { stages: string[] } {
   return { stages, start: (s) => stages.push(s), tick() {}, end() {} };
 }
 
-async function run(metric: string, cache: RunCache | undefined, progress = recording()) {
+async function run(metric: string, cache: RunCache | undefined, progress = recording(), logitRank = 0) {
   const cfg = recipe('tuned', 4);
   cfg.model = { ...cfg.model, hidden: [12, 6] };
+  if (logitRank > 0) cfg.model.adapter = { kind: 'input-bias', d: 16, outputBias: true, logitRank };
   cfg.pretrain = { ...cfg.pretrain, epochs: 1 };
   cfg.metaTrain = {
     ...cfg.metaTrain,
@@ -86,6 +87,17 @@ describe('the run cache', () => {
     const second = await run('f1', cache);
     expect(first.stages.some((s) => s.includes('reused'))).toBe(false);
     expect(second.stages.filter((s) => s.includes('reused from the run cache'))).toHaveLength(2);
+    expect(bytes(second.trained.trajectories.phis).equals(bytes(fresh.trained.trajectories.phis))).toBe(true);
+    expect(second.trained.observations).toEqual(fresh.trained.observations);
+  });
+
+  it('reuses a low-rank backbone with its rank (a cached one once came back without it and failed)', async () => {
+    const cache = { store: new FsObjectStore(join(dir, 'low-rank')), backend };
+    const fresh = await run('f1', undefined, recording(), 4);
+    await run('mcr', cache, recording(), 4);
+    const second = await run('f1', cache, recording(), 4);
+    expect(second.stages.filter((s) => s.includes('reused from the run cache'))).toHaveLength(2);
+    expect(second.trained.trajectories.d).toBe(16 + 4 + 1);
     expect(bytes(second.trained.trajectories.phis).equals(bytes(fresh.trained.trajectories.phis))).toBe(true);
     expect(second.trained.observations).toEqual(fresh.trained.observations);
   });

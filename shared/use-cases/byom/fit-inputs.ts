@@ -16,6 +16,7 @@ import { jobKeys } from '../../storage/layout.js';
 import type { ObservationSet } from './observation-store.js';
 import { failWith, ObservationError, type StoredObservation } from './observation-batches.js';
 import type { FitOracleFactory } from '../../ports/fit.port.js';
+import { issueLine } from '../../schemas/zod-issue.js';
 
 /**
  * The metric by evaluator instead of by value (bring your own model): a fit job's labels
@@ -54,9 +55,7 @@ export function parseFitLabels(json: unknown, source = 'labels'): Result<FitLabe
   }
   const parsed = fitLabelsSchema.safeParse(json);
   if (parsed.success) return ok(parsed.data);
-  const issue = parsed.error.issues[0];
-  const path = issue?.path.length ? `${issue.path.join('.')}: ` : '';
-  return invalid(source, `${path}${issue?.message ?? 'invalid'}`);
+  return invalid(source, issueLine(parsed.error));
 }
 
 /**

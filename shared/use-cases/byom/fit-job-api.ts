@@ -55,7 +55,9 @@ export interface FitJobSummary {
   status: JobStatus | null;
 }
 
-export class FitJobStartedError extends DomainError {
+export type FitJobStartErrorCode = 'FIT_JOB_STARTED' | 'FIT_JOBS_UNAVAILABLE';
+
+export class FitJobStartedError extends DomainError<FitJobStartErrorCode> {
   constructor(id: string, unavailable?: string) {
     super(
       unavailable === undefined ? 'FIT_JOB_STARTED' : 'FIT_JOBS_UNAVAILABLE',

@@ -4,6 +4,7 @@ import { err, ok, type Result } from '../../util/result.js';
 import { jobKeys } from '../../storage/layout.js';
 import { requireJobDocument, storeJobSpec } from '../../storage/job-documents.js';
 import { JobError } from '../../storage/job-errors.js';
+import { issueLine } from '../../schemas/zod-issue.js';
 
 /**
  * Fit job specs in the object store, without the training code (the value API reads and writes
@@ -15,9 +16,7 @@ import { JobError } from '../../storage/job-errors.js';
 export function parseFitJobSpec(json: unknown, source = 'fit job'): Result<FitJobSpec, JobError> {
   const parsed = fitJobSpecSchema.safeParse(json);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const path = issue?.path.length ? issue.path.join('.') : '(root)';
-    return err(new JobError('JOB_SPEC_INVALID', `${source}: ${path}: ${issue?.message ?? 'invalid'}`));
+    return err(new JobError('JOB_SPEC_INVALID', `${source}: ${issueLine(parsed.error, '(root)')}`));
   }
   return ok(parsed.data);
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { getText, type ObjectStore } from '../../ports/object-store.port.js';
 import type { FitJobSpec } from '../../schemas/job.js';
-import { DomainError, err, ok, type Result } from '../../util/result.js';
+import { domainErrorClass, err, ok, type Result } from '../../util/result.js';
 import { jobKeys, valueFunctionOwnerKey } from '../../storage/layout.js';
 import { JobError } from '../../storage/job-errors.js';
 import { listCheckpointVersions, loadCheckpoint } from '../../storage/value-function-store.js';
@@ -21,12 +21,8 @@ export type OwnershipErrorCode =
   /** The fit would publish a version with another d, metric or direction than the id's. */
   | 'VALUE_FUNCTION_MISMATCH';
 
-export class OwnershipError extends DomainError {
-  constructor(code: OwnershipErrorCode, message: string) {
-    super(code, message);
-    this.name = 'OwnershipError';
-  }
-}
+export const OwnershipError = domainErrorClass<OwnershipErrorCode>('OwnershipError');
+export type OwnershipError = InstanceType<typeof OwnershipError>;
 
 const ownerSchema = z
   .object({

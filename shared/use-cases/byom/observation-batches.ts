@@ -5,7 +5,8 @@ import {
   observationLineSchema,
   type PredictionsRef,
 } from '../../schemas/observations.js';
-import { DomainError, err, ok, type Result } from '../../util/result.js';
+import { domainErrorClass, err, ok, type Result } from '../../util/result.js';
+import { issueLine } from '../../schemas/zod-issue.js';
 
 /**
  * Observation files and batches (shared/schemas/observations.ts): parsing with every bad line
@@ -30,12 +31,8 @@ export type ObservationErrorCode =
   /** Predictions or labels already uploaded under that name with other content. */
   | 'PREDICTIONS_CONFLICT';
 
-export class ObservationError extends DomainError {
-  constructor(code: ObservationErrorCode, message: string, details?: { issues: ObservationIssue[] }) {
-    super(code, message, details);
-    this.name = 'ObservationError';
-  }
-}
+export const ObservationError = domainErrorClass<ObservationErrorCode>('ObservationError');
+export type ObservationError = InstanceType<typeof ObservationError>;
 
 /** At most this many issues are listed in an error's details (the message shows the first three). */
 export const MAX_LISTED_ISSUES = 100;
@@ -61,12 +58,7 @@ export function failWith(code: ObservationErrorCode, source: string, issues: Obs
   return new ObservationError(code, `${source}: ${shown}${more}`, { issues: issues.slice(0, MAX_LISTED_ISSUES) });
 }
 
-function zodReason(e: { issues: { path: PropertyKey[]; message: string }[] }): string {
-  const issue = e.issues[0];
-  if (!issue) return 'invalid';
-  const path = issue.path.length ? `${issue.path.map(String).join('.')}: ` : '';
-  return `${path}${issue.message}`;
-}
+const zodReason = (e: { issues: { path: PropertyKey[]; message: string }[] }): string => issueLine(e);
 
 /**
  * Checks parsed lines (each with its 1-based line number): the schema, finite numbers, one d,

@@ -125,6 +125,7 @@ function checkAgainst(
   const issues: ObservationIssue[] = [];
   const fresh: StoredObservation[] = [];
   let duplicates = 0;
+  let conflicts = 0;
   batch.forEach((o, i) => {
     const line = lineNumbers?.[i] ?? i + 1;
     if (set.d !== undefined && o.phi.length !== set.d) {
@@ -134,12 +135,16 @@ function checkAgainst(
     const existing = set.byKey.get(keyOf(o));
     if (existing === undefined) fresh.push(o);
     else if (sameObservation(existing, o)) duplicates++;
-    else
+    else {
+      conflicts++;
       issues.push({ line, reason: `trajectory '${o.trajectory}' step ${o.step} is already stored with other values` });
+    }
   });
   if (issues.length > 0) {
-    const conflict = issues.every((i) => i.reason.endsWith('other values'));
-    return err(failWith(conflict ? 'OBSERVATIONS_CONFLICT' : 'OBSERVATIONS_INVALID', source, issues));
+    // Only conflicts with stored observations: the batch is valid, it disagrees with the job.
+    return err(
+      failWith(conflicts === issues.length ? 'OBSERVATIONS_CONFLICT' : 'OBSERVATIONS_INVALID', source, issues),
+    );
   }
   return ok({ fresh, duplicates });
 }

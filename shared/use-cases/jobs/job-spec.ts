@@ -3,13 +3,9 @@ import { type JobSpec, jobSpecSchema, type TrainingOverrides } from '../../schem
 import { err, ok, type Result } from '../../util/result.js';
 import { JobError } from '../../storage/job-errors.js';
 import { type RunConfig, recipe } from '../training/recipes.js';
+import { issueLine } from '../../schemas/zod-issue.js';
 
-function describe(error: z.ZodError): string {
-  const issue = error.issues[0];
-  if (!issue) return 'invalid';
-  const path = issue.path.length ? issue.path.join('.') : '(root)';
-  return `${path}: ${issue.message}`;
-}
+const describe = (error: z.ZodError): string => issueLine(error, '(root)');
 
 /** Parses a job spec (already-parsed JSON); the message names the first offending field. */
 export function parseJobSpec(json: unknown, source = 'job'): Result<JobSpec, JobError> {

@@ -11,7 +11,7 @@ import { ok, type Result } from '../../util/result.js';
 import type { FitOracleFactory } from '../../ports/fit.port.js';
 import { loadFitJobSpec } from '../byom/fit-job-spec.js';
 import { runFitJob } from '../byom/fit-observations.js';
-import { JobError, type JobErrorCode } from '../../storage/job-errors.js';
+import { JobError } from '../../storage/job-errors.js';
 import { loadJobSpec, trainValueFunction } from './train-value-function.js';
 import { lastErrorOf, readJobStatus, storeJobSpec, writeJobStatus } from '../../storage/job-documents.js';
 import { createFanOut } from './fan-out.js';
@@ -75,18 +75,6 @@ export async function submitJob(
   await deps.queue.send([JSON.stringify({ kind: 'job', jobId: spec.id } satisfies JobMessage)]);
   return ok(undefined);
 }
-
-/**
- * Job errors that another delivery cannot fix: the message is dead-lettered. JOB_STATE_CONFLICT
- * is not one: another live trainer holds the job, and this delivery comes back later.
- */
-const POISON: ReadonlySet<JobErrorCode> = new Set<JobErrorCode>([
-  'JOB_SPEC_NOT_JSON',
-  'JOB_SPEC_INVALID',
-  'JOB_SPEC_MISMATCH',
-  'JOB_NOT_FOUND',
-  'JOB_STATE_INVALID',
-]);
 
 export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerSummary> {
   const { store, queue } = deps;
@@ -175,9 +163,10 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       if (status.ok) {
         await writeJobStatus(store, { ...status.value, lastError: error, updatedAt: now().toISOString() });
       }
-      // A poison job error will not go away on a retry; another trainer on the job comes back
-      // after it had time to finish; anything else (the store, the network) may pass soon.
-      if (e instanceof JobError && POISON.has(e.code as JobErrorCode)) {
+      // A job error that is not retryable (a bad spec, unreadable state) will not go away on
+      // another delivery; a retryable one (another live trainer holds the job) comes back after it
+      // had time to finish; anything else (the store, the network) may pass soon.
+      if (e instanceof JobError && !e.retryable) {
         await q.deadLetter(message, `${error.code}: ${error.message}`);
       } else await q.release(message.receipt, e instanceof JobError ? leaseMs : 1000);
     }

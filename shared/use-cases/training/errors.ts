@@ -1,4 +1,4 @@
-import { DomainError } from '../../util/result.js';
+import { domainErrorClass } from '../../util/result.js';
 
 /** Expected failures of the meta-training and meta-test use-cases (reported as `[CODE]`, exit 1). */
 export type UseCaseErrorCode =
@@ -9,9 +9,5 @@ export type UseCaseErrorCode =
   /** The label-noise cell flips the labels of one group: the data set has no `group` column. */
   | 'LABEL_NOISE_NEEDS_GROUP';
 
-export class UseCaseError extends DomainError {
-  constructor(code: UseCaseErrorCode, message: string, details?: unknown) {
-    super(code, message, details);
-    this.name = 'UseCaseError';
-  }
-}
+export const UseCaseError = domainErrorClass<UseCaseErrorCode>('UseCaseError');
+export type UseCaseError = InstanceType<typeof UseCaseError>;

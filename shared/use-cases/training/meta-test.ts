@@ -2,6 +2,7 @@ import type { Sampler } from '../../data/sampler.js';
 import { priorCorrectScores, searchThreshold, thresholdScores } from '../../method/decision-shift.js';
 import { type GuidedEsOptions, guidedEsDirection } from '../../method/guided-es.js';
 import { BatchedOptimizer, type OptimizerKind, projectToBall } from '../../method/optimizers.js';
+import { surrogateSearch } from '../../method/surrogate-search.js';
 import type { ValueFn } from '../../method/value-function-f32.js';
 import { evaluateWithRetries } from '../../metrics/retry-policy.js';
 import type { Evaluator } from '../../ports/evaluator.port.js';
@@ -78,6 +79,26 @@ export interface MetaTestConfig {
    * real queries as meta-training spent, per seed, so off unless asked (`npm start` stays short).
    */
   blackBoxPeers?: boolean;
+  /**
+   * Real queries metricopt spends after its path, on the selection rows, in a value-function
+   * guided search (shared/method/surrogate-search.ts: the value function as the prior mean of a
+   * GP fitted to the real observations, a trust region around the best one). Its initial design
+   * is the endpoint candidates; the endpoint is the best real observation. The black-box peers'
+   * total budget grows by the same count. 0 or absent: off.
+   */
+  onlineQueries?: number;
+  /**
+   * The prior mean of that search: the value function (metricopt), or 'none' (a flat prior: the
+   * same search with the GP alone, the ablation that says what the value function adds).
+   */
+  onlinePrior?: 'value-function' | 'none';
+  /**
+   * Of those queries, how many re-score the best distinct points of the search on the
+   * observation rows (the half meta-training observed; binary runs with observation rows
+   * only); the endpoint is then the best mean of the two halves: the best of ~1,000 looks at
+   * the selection rows alone wins by its own noise (default 0 = the best selection value).
+   */
+  onlineRecheck?: number;
 }
 
 export interface MethodRun {
@@ -88,7 +109,7 @@ export interface MethodRun {
   /** Real metric queries spent. */
   queries: number;
   /** metricopt only: where the chosen endpoint came from. */
-  endpoint?: 'path' | 'start' | 'decision_shift' | 'best_observed';
+  endpoint?: 'path' | 'start' | 'decision_shift' | 'best_observed' | 'online';
 }
 
 /** The methods meta-test runs: the report's method names (`shared/schemas/report.ts`). */
@@ -372,6 +393,56 @@ export async function metaTestSeed(
     mTime += performance.now() - t0;
     mPath.push(phi.slice());
   }
+  /** The value-function-guided search with real queries (cfg.onlineQueries), from `initial`. */
+  const runOnlineSearch = async (initial: Float32Array[]) => {
+    let spent = 0;
+    const recheck =
+      deps.observeRows && deps.observeLabels ? Math.min(cfg.onlineRecheck ?? 0, cfg.onlineQueries ?? 0) : 0;
+    const found = await surrogateSearch(
+      async (xs) => {
+        const vals = await queryVal(xs, 7_000_000 + seed * 10_000 + spent);
+        spent += xs.length;
+        return vals;
+      },
+      cfg.onlinePrior === 'none' ? () => 0 : (p) => vf.value(p),
+      initial,
+      {
+        budget: initial.length + (cfg.onlineQueries ?? 0) - recheck,
+        sigma0: CMA_SIGMA0,
+        candidatesPerSlot: 256,
+        seed: seed * 31 + 7,
+      },
+    );
+    mQueries += spent;
+    if (!found) throw new UseCaseError('META_TEST_NO_OBSERVATION', 'meta-test: every validation query failed');
+    const m = recheck;
+    if (m <= 0 || !deps.observeRows || !deps.observeLabels) return found;
+    // The m best distinct points on the selection rows, scored again on the observation rows.
+    const top = [...found.observed].sort((a, b) => a.value - b.value).slice(0, m);
+    await deps.oracle.registerSplit('observe', on(deps.observeRows, deps.observeLabels));
+    const all = new Float32Array(top.length * d);
+    top.forEach((o, i) => all.set(o.x, i * d));
+    const scores = model.predict(all, top.length, deps.observeRows);
+    const per = scores.length / top.length;
+    const again = await queryScores(
+      top.map((_, i) => scores.slice(i * per, (i + 1) * per)),
+      7_900_000 + seed * 1_000,
+      'observe',
+    );
+    mQueries += top.length;
+    let pick = 0;
+    let pickMean = Number.POSITIVE_INFINITY;
+    top.forEach((o, i) => {
+      const v = again[i];
+      const both = v === null || v === undefined ? Number.POSITIVE_INFINITY : (o.value + v) / 2;
+      if (both < pickMean) {
+        pickMean = both;
+        pick = i;
+      }
+    });
+    const chosenTop = top[pick] as (typeof top)[number];
+    return { ...found, best: chosenTop.x, value: chosenTop.value, fromInitial: chosenTop.fromInitial };
+  };
   let chosen = mPath[T] as Float32Array;
   let chosenVal: number | null = null;
   let mQueries = startQueries;
@@ -393,7 +464,12 @@ export async function metaTestSeed(
     }
     // Every candidate is scored by a fresh query, on the selection rows: the best observation's
     // own value was the minimum of many noisy ones and would win by that alone.
-    if (cfg.endpointRule === 'confirm') {
+    if ((cfg.onlineQueries ?? 0) > 0) {
+      const found = await runOnlineSearch(candidates);
+      chosen = found.best;
+      chosenVal = denormalise(found.value, direction);
+      endpoint = found.fromInitial >= 0 ? (kinds[found.fromInitial] ?? 'path') : 'online';
+    } else if (cfg.endpointRule === 'confirm') {
       // The default is the start point; a challenger must win on the even rows and confirm on the odd ones.
       const home = decisionStart ? candidates.length - (deps.bestObserved ? 2 : 1) : q;
       const even = await queryVal(candidates, 2_000_000 + seed, 'val-even');
@@ -419,6 +495,12 @@ export async function metaTestSeed(
       chosenVal = denormalise(vals[bi] as number, direction);
       endpoint = kinds[bi] ?? 'path';
     }
+  }
+  if (q + anchors === 0 && (cfg.onlineQueries ?? 0) > 0) {
+    const found = await runOnlineSearch([chosen]);
+    chosen = found.best;
+    chosenVal = denormalise(found.value, direction);
+    endpoint = found.fromInitial >= 0 ? 'path' : 'online';
   }
   runs.metricopt = { test: await score(chosen, 'test'), val: chosenVal, queries: mQueries, endpoint };
 

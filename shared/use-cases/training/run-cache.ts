@@ -54,7 +54,15 @@ const specSchema = z.discriminatedUnion('architecture', [
       leakyAlpha: z.number(),
       layers: z.array(z.object({ in: z.number(), out: z.number(), w: f32, b: f32 })),
       adapter: z.discriminatedUnion('kind', [
-        z.object({ kind: z.literal('input-bias'), d: z.number(), a: f32, outputBias: z.number() }),
+        z.object({
+          kind: z.literal('input-bias'),
+          d: z.number(),
+          a: f32,
+          outputBias: z.number(),
+          // The low-rank adapter's rank (issue 19): without it a cached low-rank backbone came
+          // back as an input-bias one whose d counted u, and failed at its first prediction.
+          logitRank: z.number().int().optional(),
+        }),
         z.object({ kind: z.literal('film'), layer: z.number(), d: z.number() }),
       ]),
     }),

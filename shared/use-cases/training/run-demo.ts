@@ -153,7 +153,7 @@ export async function runDemo(cfg: RunConfig, deps: DemoDeps): Promise<DemoOutpu
           )
         : null,
   };
-  const metricoptEndpoints = { path: 0, start: 0, decision_shift: 0, best_observed: 0 };
+  const metricoptEndpoints = { path: 0, start: 0, decision_shift: 0, best_observed: 0, online: 0 };
   for (const o of outcomes) for (const x of o.seeds) metricoptEndpoints[x.runs.metricopt?.endpoint ?? 'path']++;
   const last = outcomes[outcomes.length - 1] as ReplicateOutcome;
   const notes: string[] = [
