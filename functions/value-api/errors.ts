@@ -1,3 +1,4 @@
+import type { FitErrorCode, ServingErrorCode } from '../../shared/error-codes.js';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ServeErrorCode } from '../../shared/use-cases/serving/serve-guidance.js';
 import { DomainError, type Result } from '../../shared/util/result.js';
@@ -21,8 +22,13 @@ export const ApiErrorCode = {
   internal: 'INTERNAL',
 } as const;
 
-/** The only place that chooses HTTP statuses: expected failures by stable code. */
-const statusByCode: Record<string, ContentfulStatusCode> = {
+type ApiCode = Exclude<(typeof ApiErrorCode)[keyof typeof ApiErrorCode], 'INTERNAL'>;
+
+/**
+ * The only place that chooses HTTP statuses. Every code of the API and of the use-cases it
+ * calls must be listed (the compiler asks); null: not an expected failure here (500 INTERNAL).
+ */
+const statusByCode: Record<string, ContentfulStatusCode | null> = {
   [ApiErrorCode.invalidJson]: 400,
   [ApiErrorCode.invalidBody]: 400,
   [ApiErrorCode.invalidQuery]: 400,
@@ -40,11 +46,10 @@ const statusByCode: Record<string, ContentfulStatusCode> = {
   [ServeErrorCode.tooManyRows]: 413,
   [ServeErrorCode.valueFunctionNotFound]: 404,
   [ServeErrorCode.versionNotFound]: 404,
-  JOB_NOT_FOUND: 404,
   // A pinned version that cannot be served; it was logged once when first found (serve-guidance.ts).
   [ServeErrorCode.checkpointInvalid]: 500,
   ...fitStatusByCode,
-};
+} satisfies Record<ApiCode | ServingErrorCode | FitErrorCode, ContentfulStatusCode | null>;
 
 /** An expected failure at the edge (bad request, auth, size); becomes a 4xx JSON error. */
 export class ApiError extends DomainError {
@@ -56,7 +61,7 @@ export class ApiError extends DomainError {
 
 /** Status for an expected failure; undefined means it is not one (a 500). */
 export function statusOf(error: DomainError): ContentfulStatusCode | undefined {
-  return statusByCode[error.code];
+  return statusByCode[error.code] ?? undefined;
 }
 
 export function errorBody(code: string, message: string, details?: unknown): string {
