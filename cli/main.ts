@@ -6,6 +6,7 @@ import { registerFit } from './commands/fit.js';
 import { registerJobs } from './commands/jobs.js';
 import { registerTrain } from './commands/train.js';
 import { registerServe } from './commands/serve.js';
+import { cliEnvSchema, resetCliEnv } from './env.js';
 import { formatError } from './errors.js';
 import { LIBRARY_VERSION } from '../shared/version.js';
 
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
 /** Runs the CLI; returns the process exit code. Errors end as one line on stderr, no stack trace. */
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  resetCliEnv(); // each run reads the environment once
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
@@ -47,7 +49,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     const { line, expected } = formatError(e);
     process.stderr.write(`${line}\n`);
-    if (!expected && process.env.METRICOPT_DEBUG) process.stderr.write(`${(e as Error).stack}\n`);
+    if (!expected && cliEnvSchema.shape.METRICOPT_DEBUG.parse(process.env.METRICOPT_DEBUG)) {
+      process.stderr.write(`${(e as Error).stack}\n`);
+    }
     return 1;
   }
 }

@@ -1,4 +1,5 @@
 import { InvalidArgumentError, Option } from 'commander';
+import { valueFunctionTrainConfigSchema } from '../shared/schemas/run-config.js';
 
 /** Parsers of option values shared by the commands; a bad value is commander's usage error. */
 export const int = (min: number) => (v: string) => {
@@ -39,4 +40,4 @@ export const vfEngineOption = () =>
   new Option(
     '--vf-engine <name>',
     'value-function training kernels: f32 (plain typed arrays, default) or tfjs (the reference implementation)',
-  ).choices(['f32', 'tfjs']);
+  ).choices(valueFunctionTrainConfigSchema.shape.engine.options);

@@ -12,7 +12,9 @@ import { withDerivedContext } from '../shared/metrics/context-columns.js';
 import { requiredContext } from '../shared/metrics/context-metrics.js';
 import { filmLayerOutOfRange } from '../shared/models/mlp.js';
 import { loadEvaluatorModuleInWorker } from '../shared/adapters/evaluator-module.worker-thread.js';
-import { imageRunDefaults, type RunConfig, recipe } from '../shared/use-cases/training/recipes.js';
+import { type RunConfig, runConfigSchema } from '../shared/schemas/run-config.js';
+import { imageRunDefaults, recipe } from '../shared/use-cases/training/recipes.js';
+import { cliEnv } from './env.js';
 import { CliError } from './errors.js';
 import { dataDirFromEnv } from './locations.js';
 import { backendOption, bool, int, num, vfEngineOption } from './option-parsers.js';
@@ -20,196 +22,284 @@ import { backendOption, bool, int, num, vfEngineOption } from './option-parsers.
 /** Rank of `--adapter low-rank` unless --adapter-rank says otherwise. */
 export const DEFAULT_LOGIT_RANK = 32;
 
+type Leaf = string | number | boolean | readonly unknown[];
+/** The dotted path of every setting of T (`metaTrain.trajectories.tasks`). */
+type PathOf<T> = {
+  [K in keyof T & string]-?: NonNullable<T[K]> extends Leaf ? K : `${K}.${PathOf<NonNullable<T[K]>>}`;
+}[keyof T & string];
+export type RunConfigPath = PathOf<RunConfig>;
+
+/** The schema of one setting, unwrapped from `exactOptional`. */
+function schemaAt(path: RunConfigPath): z.ZodType {
+  let s: z.ZodType = runConfigSchema;
+  for (const key of path.split('.')) {
+    while (s instanceof z.ZodExactOptional || s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
+    s = (s as z.ZodObject).shape[key] as z.ZodType;
+  }
+  while (s instanceof z.ZodExactOptional || s instanceof z.ZodOptional) s = s.unwrap() as z.ZodType;
+  return s;
+}
+
+/** The value parser and choices of a setting's flag, from its schema (`positive()` -> a number > 0). */
+function fromSchema(option: Option, schema: z.ZodType): Option {
+  if (schema instanceof z.ZodUnion) return fromSchema(option, schema.options[0] as z.ZodType); // x | Infinity
+  if (schema instanceof z.ZodEnum) return option.choices(schema.options.map(String));
+  if (schema instanceof z.ZodBoolean) return option.argParser(bool);
+  if (schema instanceof z.ZodNumber) {
+    const min = (schema._zod.def.checks ?? [])
+      .map((c) => c._zod.def as { check: string; value?: number; inclusive?: boolean })
+      .find((c) => c.check === 'greater_than');
+    const lowest = min?.value ?? Number.NEGATIVE_INFINITY;
+    return option.argParser(schema.isInt ? int(lowest) : num(lowest, min?.inclusive === false));
+  }
+  throw new Error(`run options: no flag parser for the schema of ${option.flags}`);
+}
+
+/** A flag that sets the RunConfig's `paths` (all of them, to the same value); parser and choices from the first one's schema. */
+interface SettingFlag {
+  option: Option;
+  paths: readonly RunConfigPath[];
+}
+
+const setting = (flags: string, help: string, ...paths: [RunConfigPath, ...RunConfigPath[]]): SettingFlag => ({
+  option: fromSchema(new Option(flags, help), schemaAt(paths[0])),
+  paths,
+});
+
+/**
+ * The run commands' flags in help order: the settings (each with its RunConfig paths) and the
+ * options around them (data, metric, adapter shape, threads, backend).
+ */
+function runFlags(): Array<SettingFlag | Option> {
+  return [
+    new Option(
+      '--dataset <a9a|PATH>',
+      'bundled a9a or digits (8x8 images, 10 classes), fashion-mnist (after `metricopt data fetch fashion-mnist`; 70,000 images pooled to 14x14, split 45:5:10 stratified), or a LIBSVM file (plain or .gz)',
+    ).default('a9a'),
+    new Option('--features <n>', 'feature count of the LIBSVM file (default: inferred)').argParser(int(1)),
+    new Option('--positive-label <v>', 'raw label of the positive class (default: the larger label)').argParser(
+      num(Number.NEGATIVE_INFINITY),
+    ),
+    new Option(
+      '--metric <name>',
+      'built-in metric: mcr, f1, jaccard, aucpr, balanced-error, top-K-accuracy, aucpr-class-K (one-vs-rest AP of class K); with per-row context: instance-cost, group-balanced-error (needs --group-feature), top5-value',
+    ).default('mcr'),
+    new Option(
+      '--evaluator <module>',
+      'user evaluator module (default export { name, direction, evaluate }); overrides --metric; runs in worker threads',
+    ),
+    new Option(
+      '--evaluator-timeout-ms <ms>',
+      'limit on one call of the --evaluator module: past it its worker thread is stopped and the call fails with EVALUATOR_TIMEOUT',
+    ).default('60000'),
+    new Option(
+      '--context <file>',
+      'per-row context for the evaluator: CSV with a header (a "row" column, then named numeric columns) or JSON lines {"row": i, "name": v}, one per row of the data set (README: evaluator contract)',
+    ),
+    fromSchema(new Option('--recipe <name>', 'paper (literal) or tuned (default)'), schemaAt('recipe')).default(
+      'tuned',
+    ),
+    fromSchema(new Option('--seed <n>', 'base seed (split, pre-training, trajectories)'), schemaAt('seed')).default(1),
+    setting('--tasks <n>', 'meta-training tasks (trajectories)', 'metaTrain.trajectories.tasks'),
+    setting(
+      '--steps <T>',
+      'fine-tuning steps per trajectory and at meta-test',
+      'metaTrain.trajectories.steps',
+      'metaTest.steps',
+    ),
+    setting(
+      '--queries-per-task <K>',
+      'metric observations per trajectory (>= 2, includes t=0 and t=T)',
+      'metaTrain.trajectories.queries',
+    ),
+    setting(
+      '--batch-size <n>',
+      'mini-batch size of adapter fine-tuning',
+      'metaTrain.trajectories.batchSize',
+      'metaTest.batchSize',
+    ),
+    setting(
+      '--phi0-std <s>',
+      'std of random phi_0 (trajectories, random search, paper meta-test start)',
+      'metaTrain.trajectories.phi0Std',
+      'metaTest.phi0Std',
+    ),
+    setting(
+      '--optimizer <name>',
+      'loss optimiser for trajectories and baselines',
+      'metaTrain.trajectories.optimizer',
+      'metaTest.lossOptimizer',
+    ),
+    setting(
+      '--loss-lr <lr>',
+      'step size of loss-only fine-tuning',
+      'metaTrain.trajectories.learningRate',
+      'metaTest.lossLearningRate',
+    ),
+    setting('--labelling <kind>', 'densify observations with a GP or linearly', 'metaTrain.labelling'),
+    setting('--training <kind>', 'value-function training: online Reptile or offline', 'metaTrain.training'),
+    setting('--standardise <bool>', 'standardise phi and targets (true/false)', 'metaTrain.standardise'),
+    setting('--batch-norm <bool>', 'BatchNorm in the value function (true/false)', 'metaTrain.train.batchNorm'),
+    setting('--ensemble <n>', 'value-function ensemble members', 'metaTrain.ensemble'),
+    setting('--epochs <n>', 'offline value-function training epochs', 'metaTrain.train.epochs'),
+    setting(
+      '--vf-train-lr <lr>',
+      'value-function training step size (Adam offline / inner SGD alpha online)',
+      'metaTrain.train.learningRate',
+      'metaTrain.train.innerLearningRate',
+    ),
+    setting('--gamma <g>', 'weight of the regression term in Eq. 2', 'metaTrain.train.gamma'),
+    setting('--oe-weight <w>', 'weight of the ordinal-embedding term in Eq. 2', 'metaTrain.train.oeWeight'),
+    { option: vfEngineOption(), paths: ['metaTrain.train.engine'] },
+    setting('--pretrain-epochs <n>', 'cross-entropy pre-training epochs', 'pretrain.epochs'),
+    fromSchema(
+      new Option('--architecture <name>', 'backbone (default: convnet for digits, mlp otherwise)'),
+      schemaAt('architecture'),
+    ),
+    new Option(
+      '--adapter <kind>',
+      'adapter: input dynamic biases (the paper), FiLM, or low-rank (input biases + a low-rank input-to-logit term + output bias; binary)',
+    ).choices(['input-bias', 'film', 'low-rank']),
+    new Option('--adapter-d <d>', 'dimension of the input-bias adapter').argParser(int(1)),
+    new Option(
+      '--adapter-rank <r>',
+      `rank of the low-rank input-to-logit term (default ${DEFAULT_LOGIT_RANK})`,
+    ).argParser(int(1)),
+    new Option(
+      '--output-bias <bool>',
+      'input-bias adapter: also one dynamic bias per output logit, the last entries of phi (true/false)',
+    ).argParser(bool),
+    new Option('--film-layer <i>', 'hidden layer FiLM modulates (d = 2 x its width)').argParser(int(0)),
+    new Option(
+      '--rare-class <k>',
+      'rare-class cell: keep only --rare-keep of class k in the TRAINING rows (validation and test stay natural); pair with --metric aucpr-class-k',
+    ).argParser(int(0)),
+    new Option('--rare-keep <share>', 'share of the rare class kept in training (default 0.1)').argParser(num(0, true)),
+    setting('--meta-test-method <m>', 'how metricopt moves phi', 'metaTest.method'),
+    setting(
+      '--start <where>',
+      "meta-test start: pre-trained point, random phi_0, or the threshold baseline's decision shift in phi's output bias",
+      'metaTest.start',
+    ),
+    setting(
+      '--endpoint-rule <rule>',
+      'metricopt endpoint: best on the selection rows, or best on their even half confirmed against the start on the odd half',
+      'metaTest.endpointRule',
+    ),
+    setting(
+      '--black-box-peers <bool>',
+      "also run random_search_total and cma_es with metricopt's total budget of real queries (meta-training included; true/false, default false)",
+      'metaTest.blackBoxPeers',
+    ),
+    new Option(
+      '--group-feature <j>',
+      'feature column (0-based) whose non-zero rows form group 1 (the context column `group`; a9a: 71, female)',
+    ).argParser(int(0)),
+    // Checked in buildRunConfig: a probability, and only with --group-feature.
+    new Option(
+      '--label-noise <rate>',
+      'label-noise cell: positive TRAINING rows of group 1 relabelled negative at this rate (needs --group-feature)',
+    ).argParser(num(0)),
+    setting(
+      '--online-queries <n>',
+      "metricopt: real queries after the path in a value-function-guided search (VF prior + GP on the real observations, trust region; the black-box peers' budget grows by as many; default 0 = off)",
+      'metaTest.onlineQueries',
+    ),
+    setting(
+      '--online-prior <prior>',
+      'prior mean of that search: the value function, or none (the GP alone: an ablation)',
+      'metaTest.onlinePrior',
+    ),
+    setting(
+      '--online-recheck <m>',
+      'of the online queries, how many re-score the best points on the observation rows; the endpoint is the best mean of both halves (default 0)',
+      'metaTest.onlineRecheck',
+    ),
+    setting('--vf-lr <lr>', 'step size on the ES direction / value-function gradient', 'metaTest.vfLearningRate'),
+    setting('--vf-optimizer <name>', 'optimiser applied to the ES direction / value gradient', 'metaTest.vfOptimizer'),
+    setting(
+      '--trust-radius <r>',
+      'meta-test trust region radius around the start (Infinity = none)',
+      'metaTest.trustRadius',
+    ),
+    setting(
+      '--endpoint-queries <n>',
+      'real validation queries to pick the metricopt endpoint (0 = last step)',
+      'metaTest.endpointQueries',
+    ),
+    setting(
+      '--loss-weight <w>',
+      'weight of the loss gradient next to the value-function gradient (Eq. 1; vf-descent)',
+      'metaTest.lossWeight',
+    ),
+    setting(
+      '--loss-sampler <kind>',
+      "batches of metricopt's loss term: class-balanced or natural frequency",
+      'metaTest.lossSampler',
+    ),
+    setting(
+      '--anchor-endpoints <bool>',
+      'also offer the start point and the best meta-training observation as metricopt endpoints (true/false)',
+      'metaTest.anchorEndpoints',
+    ),
+    setting('--es-p <P>', 'Guided ES antithetic pairs', 'metaTest.es.P'),
+    setting('--es-sigma2 <s2>', 'Guided ES perturbation variance s^2', 'metaTest.es.sigma2'),
+    setting('--es-k <k>', 'loss gradients spanning the Guided ES subspace', 'metaTest.es.k'),
+    setting(
+      '--es-lambda <l>',
+      'also score lambda*f + loss in the antithetic differences (0 = f only)',
+      'metaTest.es.lambda',
+    ),
+    new Option(
+      '--threads <n>',
+      `worker threads for trajectories, metric-query predictions and value-function ensemble members (default: the core count, ${defaultThreads()} here; 1 = all in the main thread); results are the same bits for any count`,
+    ).argParser(int(1)),
+    backendOption(),
+  ];
+}
+
+const settings = (): SettingFlag[] => runFlags().filter((f): f is SettingFlag => !(f instanceof Option));
+
+function valueAt(cfg: RunConfig, path: RunConfigPath): unknown {
+  return path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], cfg);
+}
+
+function setAt(cfg: RunConfig, path: RunConfigPath, value: unknown): void {
+  const keys = path.split('.');
+  const last = keys.pop() as string;
+  const parent = keys.reduce<Record<string, unknown>>((o, k) => o[k] as Record<string, unknown>, cfg);
+  parent[last] = value;
+}
+
 /** Options shared by `demo` and `train`: data, metric, recipe and every hyperparameter. */
 export function addRunOptions(cmd: Command): Command {
   const p = recipe('paper');
   const t = recipe('tuned');
-  const both = (f: (c: RunConfig) => unknown) => `paper ${String(f(p))}, tuned ${String(f(t))}`;
+  // Each setting's default under either recipe, read off the presets.
+  const defaults = settings()
+    .map(({ option, paths }) => {
+      const [path] = paths as [RunConfigPath];
+      const [a, b] = [valueAt(p, path), valueAt(t, path)];
+      return a === undefined ? undefined : `${option.long} paper ${String(a)}, tuned ${String(b)}`;
+    })
+    .filter((line) => line !== undefined);
+  const outputBias = (c: RunConfig) =>
+    c.model.adapter.kind === 'input-bias' ? (c.model.adapter.outputBias ?? false) : false;
+  defaults.push(`--output-bias paper ${outputBias(p)}, tuned ${outputBias(t)}`);
+  const lines: string[] = [];
+  for (let i = 0; i < defaults.length; i += 3) lines.push(`  ${defaults.slice(i, i + 3).join('; ')}`);
   cmd.addHelpText(
     'after',
     [
       '',
       'Defaults that depend on --recipe:',
-      `  --tasks ${both((c) => c.metaTrain.trajectories.tasks)}; --steps ${both((c) => c.metaTrain.trajectories.steps)}; --queries-per-task ${both((c) => c.metaTrain.trajectories.queries)}`,
-      `  --batch-size ${both((c) => c.metaTrain.trajectories.batchSize)}; --optimizer ${both((c) => c.metaTrain.trajectories.optimizer)}; --loss-lr ${both((c) => c.metaTrain.trajectories.learningRate)}; --phi0-std ${both((c) => c.metaTrain.trajectories.phi0Std)}`,
-      `  --training ${both((c) => c.metaTrain.training)}; --standardise ${both((c) => c.metaTrain.standardise)}; --batch-norm ${both((c) => c.metaTrain.train.batchNorm)}; --ensemble ${both((c) => c.metaTrain.ensemble)}`,
-      `  --epochs ${both((c) => c.metaTrain.train.epochs)}; --vf-train-lr ${both((c) => (c.metaTrain.training === 'online' ? c.metaTrain.train.innerLearningRate : c.metaTrain.train.learningRate))}; --gamma ${both((c) => c.metaTrain.train.gamma)}; --oe-weight ${both((c) => c.metaTrain.train.oeWeight)}`,
-      `  --start ${both((c) => c.metaTest.start)}; --meta-test-method ${both((c) => c.metaTest.method)}; --vf-lr ${both((c) => c.metaTest.vfLearningRate)}; --trust-radius ${both((c) => c.metaTest.trustRadius)}; --endpoint-queries ${both((c) => c.metaTest.endpointQueries)}`,
-      `  --output-bias ${both((c) => (c.model.adapter.kind === 'input-bias' ? (c.model.adapter.outputBias ?? false) : false))}`,
-      `  --loss-weight ${both((c) => c.metaTest.lossWeight)}; --loss-sampler ${both((c) => c.metaTest.lossSampler)}; --anchor-endpoints ${both((c) => c.metaTest.anchorEndpoints)}`,
-      `  --es-p ${both((c) => c.metaTest.es.P)}; --es-sigma2 ${both((c) => c.metaTest.es.sigma2)}; --es-k ${both((c) => c.metaTest.es.k)}; --es-lambda ${both((c) => c.metaTest.es.lambda)}; --pretrain-epochs ${both((c) => c.pretrain.epochs)}`,
+      ...lines,
       '',
       'Environment: METRICOPT_BACKEND=auto|tensorflow|wasm|cpu|webgpu (default auto), METRICOPT_DEBUG=1 for stack traces.',
     ].join('\n'),
   );
-  return cmd
-    .option(
-      '--dataset <a9a|PATH>',
-      'bundled a9a or digits (8x8 images, 10 classes), fashion-mnist (after `metricopt data fetch fashion-mnist`; 70,000 images pooled to 14x14, split 45:5:10 stratified), or a LIBSVM file (plain or .gz)',
-      'a9a',
-    )
-    .option('--features <n>', 'feature count of the LIBSVM file (default: inferred)', int(1))
-    .option(
-      '--positive-label <v>',
-      'raw label of the positive class (default: the larger label)',
-      num(Number.NEGATIVE_INFINITY),
-    )
-    .option(
-      '--metric <name>',
-      'built-in metric: mcr, f1, jaccard, aucpr, balanced-error, top-K-accuracy, aucpr-class-K (one-vs-rest AP of class K); with per-row context: instance-cost, group-balanced-error (needs --group-feature), top5-value',
-      'mcr',
-    )
-    .option(
-      '--evaluator <module>',
-      'user evaluator module (default export { name, direction, evaluate }); overrides --metric; runs in worker threads',
-    )
-    .option(
-      '--evaluator-timeout-ms <ms>',
-      'limit on one call of the --evaluator module: past it its worker thread is stopped and the call fails with EVALUATOR_TIMEOUT',
-      '60000',
-    )
-    .option(
-      '--context <file>',
-      'per-row context for the evaluator: CSV with a header (a "row" column, then named numeric columns) or JSON lines {"row": i, "name": v}, one per row of the data set (README: evaluator contract)',
-    )
-    .addOption(
-      new Option('--recipe <name>', 'paper (literal) or tuned (default)').choices(['paper', 'tuned']).default('tuned'),
-    )
-    .option('--seed <n>', 'base seed (split, pre-training, trajectories)', int(0), 1)
-    .option('--tasks <n>', 'meta-training tasks (trajectories)', int(2))
-    .option('--steps <T>', 'fine-tuning steps per trajectory and at meta-test', int(2))
-    .option('--queries-per-task <K>', 'metric observations per trajectory (>= 2, includes t=0 and t=T)', int(2))
-    .option('--batch-size <n>', 'mini-batch size of adapter fine-tuning', int(1))
-    .option('--phi0-std <s>', 'std of random phi_0 (trajectories, random search, paper meta-test start)', num(0, true))
-    .addOption(
-      new Option('--optimizer <name>', 'loss optimiser for trajectories and baselines').choices(['sgd', 'adam']),
-    )
-    .option('--loss-lr <lr>', 'step size of loss-only fine-tuning', num(0, true))
-    .addOption(new Option('--labelling <kind>', 'densify observations with a GP or linearly').choices(['gp', 'linear']))
-    .addOption(
-      new Option('--training <kind>', 'value-function training: online Reptile or offline').choices([
-        'online',
-        'offline',
-      ]),
-    )
-    .option('--standardise <bool>', 'standardise phi and targets (true/false)', bool)
-    .option('--batch-norm <bool>', 'BatchNorm in the value function (true/false)', bool)
-    .option('--ensemble <n>', 'value-function ensemble members', int(1))
-    .option('--epochs <n>', 'offline value-function training epochs', int(1))
-    .option(
-      '--vf-train-lr <lr>',
-      'value-function training step size (Adam offline / inner SGD alpha online)',
-      num(0, true),
-    )
-    .option('--gamma <g>', 'weight of the regression term in Eq. 2', num(0))
-    .option('--oe-weight <w>', 'weight of the ordinal-embedding term in Eq. 2', num(0))
-    .addOption(vfEngineOption())
-    .option('--pretrain-epochs <n>', 'cross-entropy pre-training epochs', int(1))
-    .addOption(
-      new Option('--architecture <name>', 'backbone (default: convnet for digits, mlp otherwise)').choices([
-        'mlp',
-        'convnet',
-      ]),
-    )
-    .addOption(
-      new Option(
-        '--adapter <kind>',
-        'adapter: input dynamic biases (the paper), FiLM, or low-rank (input biases + a low-rank input-to-logit term + output bias; binary)',
-      ).choices(['input-bias', 'film', 'low-rank']),
-    )
-    .option('--adapter-d <d>', 'dimension of the input-bias adapter', int(1))
-    .option('--adapter-rank <r>', `rank of the low-rank input-to-logit term (default ${DEFAULT_LOGIT_RANK})`, int(1))
-    .option(
-      '--output-bias <bool>',
-      'input-bias adapter: also one dynamic bias per output logit, the last entries of phi (true/false)',
-      bool,
-    )
-    .option('--film-layer <i>', 'hidden layer FiLM modulates (d = 2 x its width)', int(0))
-    .option(
-      '--rare-class <k>',
-      'rare-class cell: keep only --rare-keep of class k in the TRAINING rows (validation and test stay natural); pair with --metric aucpr-class-k',
-      int(0),
-    )
-    .option('--rare-keep <share>', 'share of the rare class kept in training (default 0.1)', num(0, true))
-    .addOption(new Option('--meta-test-method <m>', 'how metricopt moves phi').choices(['guided-es', 'vf-descent']))
-    .addOption(
-      new Option(
-        '--start <where>',
-        "meta-test start: pre-trained point, random phi_0, or the threshold baseline's decision shift in phi's output bias",
-      ).choices(['zero', 'random', 'decision-shift']),
-    )
-    .addOption(
-      new Option(
-        '--endpoint-rule <rule>',
-        'metricopt endpoint: best on the selection rows, or best on their even half confirmed against the start on the odd half',
-      ).choices(['best', 'confirm']),
-    )
-    .option(
-      '--black-box-peers <bool>',
-      "also run random_search_total and cma_es with metricopt's total budget of real queries (meta-training included; true/false, default false)",
-      bool,
-    )
-    .option(
-      '--group-feature <j>',
-      'feature column (0-based) whose non-zero rows form group 1 (the context column `group`; a9a: 71, female)',
-      int(0),
-    )
-    .option(
-      '--label-noise <rate>',
-      'label-noise cell: positive TRAINING rows of group 1 relabelled negative at this rate (needs --group-feature)',
-      num(0),
-    )
-    .option(
-      '--online-queries <n>',
-      "metricopt: real queries after the path in a value-function-guided search (VF prior + GP on the real observations, trust region; the black-box peers' budget grows by as many; default 0 = off)",
-      int(0),
-    )
-    .addOption(
-      new Option(
-        '--online-prior <prior>',
-        'prior mean of that search: the value function, or none (the GP alone: an ablation)',
-      ).choices(['value-function', 'none']),
-    )
-    .option(
-      '--online-recheck <m>',
-      'of the online queries, how many re-score the best points on the observation rows; the endpoint is the best mean of both halves (default 0)',
-      int(0),
-    )
-    .option('--vf-lr <lr>', 'step size on the ES direction / value-function gradient', num(0, true))
-    .addOption(
-      new Option('--vf-optimizer <name>', 'optimiser applied to the ES direction / value gradient').choices([
-        'sgd',
-        'adam',
-      ]),
-    )
-    .option('--trust-radius <r>', 'meta-test trust region radius around the start (Infinity = none)', num(0, true))
-    .option('--endpoint-queries <n>', 'real validation queries to pick the metricopt endpoint (0 = last step)', int(0))
-    .option(
-      '--loss-weight <w>',
-      'weight of the loss gradient next to the value-function gradient (Eq. 1; vf-descent)',
-      num(0),
-    )
-    .addOption(
-      new Option(
-        '--loss-sampler <kind>',
-        "batches of metricopt's loss term: class-balanced or natural frequency",
-      ).choices(['balanced', 'natural']),
-    )
-    .option(
-      '--anchor-endpoints <bool>',
-      'also offer the start point and the best meta-training observation as metricopt endpoints (true/false)',
-      bool,
-    )
-    .option('--es-p <P>', 'Guided ES antithetic pairs', int(1))
-    .option('--es-sigma2 <s2>', 'Guided ES perturbation variance s^2', num(0, true))
-    .option('--es-k <k>', 'loss gradients spanning the Guided ES subspace', int(0))
-    .option('--es-lambda <l>', 'also score lambda*f + loss in the antithetic differences (0 = f only)', num(0))
-    .option(
-      '--threads <n>',
-      `worker threads for trajectories, metric-query predictions and value-function ensemble members (default: the core count, ${defaultThreads()} here; 1 = all in the main thread); results are the same bits for any count`,
-      int(1),
-    )
-    .addOption(backendOption());
+  for (const flag of runFlags()) cmd.addOption(flag instanceof Option ? flag : flag.option);
+  return cmd;
 }
 
 /**
@@ -225,47 +315,16 @@ export type RunOptions = Record<string, unknown>;
 
 /** The recipe preset with every option given on the command line applied. */
 export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
-  const cfg = recipe(o.recipe as 'paper' | 'tuned', o.seed as number);
-  const mt = cfg.metaTrain;
-  const tr = mt.trajectories;
-  const test = cfg.metaTest;
-  const set = <T>(v: unknown, apply: (x: T) => void) => {
-    if (v !== undefined) apply(v as T);
-  };
+  // A copy: the presets share objects with module defaults (defaultMlpConfig).
+  const cfg = structuredClone(recipe(o.recipe as 'paper' | 'tuned', o.seed as number));
   if (seeds !== undefined) cfg.seeds = seeds;
-  set<number>(o.tasks, (v) => (tr.tasks = v));
-  set<number>(o.steps, (v) => {
-    tr.steps = v;
-    test.steps = v;
-  });
-  set<number>(o.queriesPerTask, (v) => (tr.queries = v));
-  set<number>(o.batchSize, (v) => {
-    tr.batchSize = v;
-    test.batchSize = v;
-  });
-  set<number>(o.phi0Std, (v) => {
-    tr.phi0Std = v;
-    test.phi0Std = v;
-  });
-  set<'sgd' | 'adam'>(o.optimizer, (v) => {
-    tr.optimizer = v;
-    test.lossOptimizer = v;
-  });
-  set<number>(o.lossLr, (v) => {
-    tr.learningRate = v;
-    test.lossLearningRate = v;
-  });
-  set<'gp' | 'linear'>(o.labelling, (v) => (mt.labelling = v));
-  set<'online' | 'offline'>(o.training, (v) => (mt.training = v));
-  set<boolean>(o.standardise, (v) => (mt.standardise = v));
-  set<boolean>(o.batchNorm, (v) => (mt.train = { ...mt.train, batchNorm: v }));
-  set<number>(o.ensemble, (v) => (mt.ensemble = v));
-  set<number>(o.epochs, (v) => (mt.train = { ...mt.train, epochs: v }));
-  set<number>(o.vfTrainLr, (v) => (mt.train = { ...mt.train, learningRate: v, innerLearningRate: v }));
-  set<number>(o.gamma, (v) => (mt.train = { ...mt.train, gamma: v }));
-  set<number>(o.oeWeight, (v) => (mt.train = { ...mt.train, oeWeight: v }));
-  set<'f32' | 'tfjs'>(o.vfEngine, (v) => (mt.train = { ...mt.train, engine: v }));
-  set<number>(o.pretrainEpochs, (v) => (cfg.pretrain = { ...cfg.pretrain, epochs: v }));
+  for (const { option, paths } of settings()) {
+    const v = o[option.attributeName()];
+    if (v !== undefined) for (const path of paths) setAt(cfg, path, v);
+  }
+  // demo's own settings (cli/commands/demo.ts).
+  if (o.replicates !== undefined) cfg.replicates = o.replicates as number;
+  if (o.reportSplit !== undefined) cfg.reportSplit = o.reportSplit as RunConfig['reportSplit'];
   // Fetched image sets (Fashion-MNIST): a stratified 45:5:10 split, the pooled ConvNet (d = 128).
   const image = imageRunDefaults(o.dataset as string);
   cfg.architecture =
@@ -274,68 +333,42 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
     cfg.split = image.split;
     if (cfg.architecture === 'convnet') cfg.convnet = image.convnet;
   }
-  set<number>(o.rareClass, (v) => (cfg.rareClass = { label: v, keep: (o.rareKeep as number | undefined) ?? 0.1 }));
+  if (o.rareClass !== undefined) {
+    cfg.rareClass = { label: o.rareClass as number, keep: (o.rareKeep as number | undefined) ?? 0.1 };
+  }
   if (o.rareKeep !== undefined && (o.rareClass === undefined || (o.rareKeep as number) > 1)) {
     throw new CliError('USAGE', '--rare-keep is a share (0..1] and needs --rare-class');
   }
   if (o.adapter === 'film') {
-    cfg.model = {
-      ...cfg.model,
-      adapter: { kind: 'film', layer: (o.filmLayer as number | undefined) ?? cfg.model.hidden.length - 1 },
-    };
+    cfg.model.adapter = { kind: 'film', layer: (o.filmLayer as number | undefined) ?? cfg.model.hidden.length - 1 };
     // A user mistake: say so before the dataset is loaded (the ConvNet's FiLM has no layer choice).
-    const { layer } = cfg.model.adapter as { layer: number };
+    const { layer } = cfg.model.adapter;
     if (cfg.architecture === 'mlp' && layer >= cfg.model.hidden.length) {
       throw filmLayerOutOfRange(layer, cfg.model.hidden.length);
     }
   } else if (cfg.model.adapter.kind === 'input-bias') {
     const a = cfg.model.adapter;
     const lowRank = o.adapter === 'low-rank';
-    cfg.model = {
-      ...cfg.model,
-      adapter: {
-        kind: 'input-bias',
-        d: (o.adapterD as number | undefined) ?? a.d,
-        // The low-rank adapter always carries the output bias (its decision shift).
-        outputBias: lowRank ? true : ((o.outputBias as boolean | undefined) ?? a.outputBias ?? false),
-        ...(lowRank ? { logitRank: (o.adapterRank as number | undefined) ?? DEFAULT_LOGIT_RANK } : {}),
-      },
+    cfg.model.adapter = {
+      kind: 'input-bias',
+      d: (o.adapterD as number | undefined) ?? a.d,
+      // The low-rank adapter always carries the output bias (its decision shift).
+      outputBias: lowRank ? true : ((o.outputBias as boolean | undefined) ?? a.outputBias ?? false),
+      ...(lowRank ? { logitRank: (o.adapterRank as number | undefined) ?? DEFAULT_LOGIT_RANK } : {}),
     };
   }
-  set<string>(o.endpointRule, (v) => (test.endpointRule = v as 'best' | 'confirm'));
-  set<boolean>(o.blackBoxPeers, (v) => (test.blackBoxPeers = v));
-  set<number>(o.onlineQueries, (v) => (test.onlineQueries = v));
-  set<'value-function' | 'none'>(o.onlinePrior, (v) => (test.onlinePrior = v));
-  set<number>(o.onlineRecheck, (v) => (test.onlineRecheck = v));
-  set<number>(o.labelNoise, (v) => {
+  if (o.labelNoise !== undefined) {
+    const v = o.labelNoise as number;
     if (v > 1) throw new CliError('USAGE', `--label-noise ${v} is a probability (0..1)`);
     if (o.groupFeature === undefined) throw new CliError('USAGE', '--label-noise needs --group-feature');
     cfg.labelNoise = v;
-  });
-  set<'guided-es' | 'vf-descent'>(o.metaTestMethod, (v) => (test.method = v));
-  set<'zero' | 'random' | 'decision-shift'>(o.start, (v) => (test.start = v));
-  set<number>(o.vfLr, (v) => (test.vfLearningRate = v));
-  set<'sgd' | 'adam'>(o.vfOptimizer, (v) => (test.vfOptimizer = v));
-  set<number>(o.trustRadius, (v) => (test.trustRadius = v));
-  set<number>(o.endpointQueries, (v) => (test.endpointQueries = v));
-  set<number>(o.lossWeight, (v) => (test.lossWeight = v));
-  set<'balanced' | 'natural'>(o.lossSampler, (v) => (test.lossSampler = v));
-  set<boolean>(o.anchorEndpoints, (v) => (test.anchorEndpoints = v));
-  set<number>(o.replicates, (v) => (cfg.replicates = v));
-  set<'test' | 'train-holdout'>(o.reportSplit, (v) => (cfg.reportSplit = v));
-  set<number>(o.esP, (v) => (test.es = { ...test.es, P: v }));
-  set<number>(o.esSigma2, (v) => (test.es = { ...test.es, sigma2: v }));
-  set<number>(o.esK, (v) => (test.es = { ...test.es, k: v }));
-  set<number>(o.esLambda, (v) => (test.es = { ...test.es, lambda: v }));
+  }
+  const tr = cfg.metaTrain.trajectories;
   if (tr.queries > tr.steps + 1) {
     throw new CliError('USAGE', `--queries-per-task ${tr.queries} exceeds the ${tr.steps + 1} steps of a trajectory`);
   }
   return cfg;
 }
-
-const envSchema = z.object({
-  METRICOPT_BACKEND: z.enum(['auto', 'tensorflow', 'wasm', 'cpu', 'webgpu']).default('auto'),
-});
 
 /** --evaluator-timeout-ms as a positive integer (USAGE otherwise). */
 function evaluatorTimeoutOf(raw: unknown): number {
@@ -353,11 +386,7 @@ function evaluatorTimeoutOf(raw: unknown): number {
 export async function prepareRun(
   o: RunOptions,
 ): Promise<{ backend: string; dataset: SparseDataset; evaluator: Evaluator }> {
-  const env = envSchema.safeParse(process.env);
-  if (!env.success) {
-    throw new CliError('CONFIG', `METRICOPT_BACKEND must be one of auto, tensorflow, wasm, cpu, webgpu`);
-  }
-  const preference = (o.backend as BackendPreference | undefined) ?? env.data.METRICOPT_BACKEND;
+  const preference = (o.backend as BackendPreference | undefined) ?? cliEnv().METRICOPT_BACKEND;
   let evaluator: Evaluator;
   if (o.evaluator) {
     // In worker threads with a deadline: a module that never answers fails with

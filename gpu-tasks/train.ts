@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { selectBackend } from '../shared/adapters/compute-backend.js';
-import { openObjectStore, openQueue } from '../shared/adapters/from-url.js';
+import { jsonLinesLogger } from '../shared/adapters/logger.json-lines.js';
+import { shutdownSignal } from '../shared/adapters/shutdown-signal.js';
+import { openObjectStore, openQueue, storeOptionsOf } from '../shared/adapters/from-url.js';
 import { loadJobInputs } from '../shared/adapters/job-inputs.js';
 import { InProcessMetricOracle, inProcessOracles } from '../shared/adapters/metric-oracle.in-process.js';
 import { QueuedMetricOracle } from '../shared/adapters/metric-oracle.queued.js';
@@ -23,9 +25,7 @@ import { BACKEND_ORDER, parseTrainTaskEnv, type TrainTaskEnv } from './config.js
  * lines on stdout. SIGTERM (ECS before a spot reclaim, `docker stop`) writes a final
  * checkpoint and exits 0; run the task again and the job resumes.
  */
-type Fields = Record<string, unknown>;
-const log = (level: 'info' | 'warn' | 'error', event: string, fields: Fields = {}) =>
-  process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level, event, ...fields })}\n`);
+const logger = jsonLinesLogger((line) => process.stdout.write(line), { clock: () => new Date() });
 
 /** Progress as JSON lines: each stage's start and end, and at most one tick line per 10%. */
 function jsonProgress(): ProgressReporter {
@@ -39,16 +39,16 @@ function jsonProgress(): ProgressReporter {
       total = t;
       lastDecile = -1;
       started = performance.now();
-      log('info', 'stage-start', { stage, total });
+      logger.info('stage-start', { stage, total });
     },
     tick(done, note) {
       const decile = total > 0 ? Math.floor((10 * done) / total) : 0;
       if (decile <= lastDecile || decile >= 10) return;
       lastDecile = decile;
-      log('info', 'stage-progress', { stage, done, total, ...(note ? { note } : {}) });
+      logger.info('stage-progress', { stage, done, total, ...(note ? { note } : {}) });
     },
     end(summary) {
-      log('info', 'stage-end', {
+      logger.info('stage-end', {
         stage,
         seconds: (performance.now() - started) / 1000,
         ...(summary ? { summary } : {}),
@@ -75,7 +75,7 @@ export async function chooseBackend(preference: TrainTaskEnv['METRICOPT_BACKEND'
   for (const name of order) {
     try {
       const b = await selectBackend(name);
-      log('info', 'backend', { backend: b.name, note: b.note, tried });
+      logger.info('backend', { backend: b.name, note: b.note, tried });
       return b.name;
     } catch (e) {
       tried.push(`${name}: ${(e as Error).message}`);
@@ -98,7 +98,9 @@ async function readJob(env: TrainTaskEnv, store: ObjectStore): Promise<JobSpec> 
   let text: string | undefined;
   if (where.startsWith('s3://')) {
     const m = /^(s3:\/\/[^/]+)\/(.+)$/.exec(where);
-    const bytes = m ? await (await openObjectStore(m[1] as string, storeOptions(env))).get(m[2] as string) : undefined;
+    const bytes = m
+      ? await (await openObjectStore(m[1] as string, storeOptionsOf(env))).get(m[2] as string)
+      : undefined;
     text = bytes && new TextDecoder().decode(bytes);
   } else {
     text = await readFile(where.startsWith('file://') ? fileURLToPath(where) : where, 'utf8').catch(() => undefined);
@@ -111,22 +113,11 @@ async function readJob(env: TrainTaskEnv, store: ObjectStore): Promise<JobSpec> 
     : parsed.value;
 }
 
-const storeOptions = (env: TrainTaskEnv) => ({
-  s3Endpoint: env.METRICOPT_S3_ENDPOINT,
-  s3ForcePathStyle: env.METRICOPT_S3_FORCE_PATH_STYLE,
-});
-
 export async function runTrainTask(processEnv: Record<string, string | undefined>): Promise<number> {
-  const stop = new AbortController();
-  const onSignal = (signal: string) => {
-    log('warn', 'stopping', { signal });
-    stop.abort();
-  };
-  process.once('SIGTERM', onSignal);
-  process.once('SIGINT', onSignal);
+  const stop = shutdownSignal((signal) => logger.warn('stopping', { signal }));
   try {
     const env = parseTrainTaskEnv(processEnv);
-    const store = await openObjectStore(env.METRICOPT_STORE, storeOptions(env));
+    const store = await openObjectStore(env.METRICOPT_STORE, storeOptionsOf(env));
     // Metric queries go to the evaluation queue when one is configured, else run in this process.
     const queued = async (metric: { name: string; direction: 'minimize' | 'maximize' }) => {
       const queue = await openQueue(env.METRICOPT_EVALUATION_QUEUE as string, {
@@ -139,12 +130,12 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
     if (env.METRICOPT_JOB === undefined && env.METRICOPT_JOB_ID === undefined && env.METRICOPT_JOBS_QUEUE) {
       const backend = await chooseBackend(env.METRICOPT_BACKEND);
       const queue = await openQueue(env.METRICOPT_JOBS_QUEUE, { deadLetterQueueUrl: env.METRICOPT_JOBS_DLQ });
-      log('info', 'worker', { store: store.location, queue: queue.location });
+      logger.info('worker', { store: store.location, queue: queue.location });
       const summary = await runTrainerWorker({
         store,
         queue,
         async load(spec) {
-          const inputs = await loadJobInputs(spec, storeOptions(env));
+          const inputs = await loadJobInputs(spec, storeOptionsOf(env));
           return { ...inputs, oracle: await oracleFor(inputs.evaluator) };
         },
         // A fit job's predictions: scored by the evaluation queue's workers (the registered
@@ -159,15 +150,15 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
         visibilityTimeoutMs: env.METRICOPT_JOBS_VISIBILITY_S * 1000,
         // On ECS: scale-in and deployments leave a trainer alone while it holds a message.
         protection: env.ECS_AGENT_URI === undefined ? undefined : new EcsAgentTaskProtection(env.ECS_AGENT_URI),
-        log: (event, fields) => log(event === 'failed' ? 'error' : 'info', event, fields),
+        logger,
       });
-      log('info', 'worker-exit', { ...summary });
+      logger.info('worker-exit', { ...summary });
       return 0;
     }
     const spec = await readJob(env, store);
-    log('info', 'job', { jobId: spec.id, store: store.location, output: spec.output.valueFunctionId });
+    logger.info('job', { jobId: spec.id, store: store.location, output: spec.output.valueFunctionId });
     const backend = await chooseBackend(env.METRICOPT_BACKEND);
-    const inputs = await loadJobInputs(spec, storeOptions(env));
+    const inputs = await loadJobInputs(spec, storeOptionsOf(env));
     const result = await trainValueFunction(spec, {
       store,
       ...inputs,
@@ -179,24 +170,23 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
     if (!result.ok) throw result.error;
     const out = result.value;
     if (out.kind === 'done') {
-      log('info', 'done', {
+      logger.info('done', {
         jobId: spec.id,
         valueFunction: { id: out.checkpoint.id, version: out.checkpoint.version },
         health: out.health,
         resumed: out.resumed,
       });
-    } else log('info', out.kind, { jobId: spec.id, ...out });
+    } else logger.info(out.kind, { jobId: spec.id, ...out });
     return 0;
   } catch (e) {
     const error = e as { code?: unknown; message?: unknown };
-    log('error', 'failed', {
+    logger.error('failed', {
       code: typeof error.code === 'string' ? error.code : 'INTERNAL',
       message: String(error.message ?? e),
     });
     return 1;
   } finally {
-    process.off('SIGTERM', onSignal);
-    process.off('SIGINT', onSignal);
+    stop.dispose();
   }
 }
 

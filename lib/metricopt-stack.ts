@@ -101,7 +101,7 @@ export class MetricOptStack extends Stack {
     alerts.lambda('Evaluator', this.evaluator.fn, 'evaluator');
     alerts.lambda('ValueApi', this.valueApi.fn, 'value API');
 
-    // Each check the stack fails on purpose, with its reason, in the template (test/lib/template-lint.test.ts).
+    // Each check the stack fails on purpose, with its reason, in the template (test/lib/template-lint.e2e.test.ts).
     Aspects.of(this).add(new CheckovSuppressions());
 
     new CfnOutput(this, 'ArtifactBucket', { value: this.store.bucket.bucketName });

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import { webhookListSchema } from '../shared/schemas/evaluation.js';
-import { API_KEY_ENTRY_PATTERN } from '../shared/schemas/value-api-config.js';
+import { parseApiKeyEntries } from '../shared/schemas/value-api-config.js';
 
 /**
  * The deployment's settings: `cdk.json` context, overridden with `cdk deploy -c name=value`.
@@ -70,8 +70,8 @@ const settingsObject = z.object({
   /** Default: api-key when valueApiKeyHashes is set, else iam. */
   valueApiAuth: z.enum(['iam', 'api-key'], { error: "valueApiAuth must be 'iam' or 'api-key'" }).optional(),
   valueApiKeyHashes: list('valueApiKeyHashes')
-    .transform((hs) => hs.map((h) => h.toLowerCase()))
-    .refine((hs) => hs.every((h) => API_KEY_ENTRY_PATTERN.test(h)), {
+    .transform((hs) => parseApiKeyEntries(hs).entries)
+    .refine((hs) => parseApiKeyEntries(hs).invalid === undefined, {
       error:
         'valueApiKeyHashes must be SHA-256 hex digests (64 hex characters each; `npx metricopt serve --hash-key KEY`)',
     }),

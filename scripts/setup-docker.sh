@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes a Docker engine and the CPU training image's base available on this machine, for the
-# container tests (test/jobs/train-container.docker.test.ts) and the LocalStack end-to-end test.
+# container tests (test/jobs/train-container.e2e.test.ts) and the LocalStack end-to-end test.
 # Idempotent; every step is skipped when its result is already there:
 #   1. docker.io and debootstrap from Debian's packages (apt-get; needs root, as in CI);
 #   2. dockerd started in the background (log: .cache/docker/dockerd.log) unless an engine answers;

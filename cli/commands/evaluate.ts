@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { locationKind, openObjectStore, openQueue } from '../../shared/adapters/from-url.js';
+import { shutdownSignal } from '../../shared/adapters/shutdown-signal.js';
 import { LocalQueue } from '../../shared/adapters/queue.local.js';
 import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-module.worker-thread.js';
 import { webhookEvaluatorOf } from '../../shared/adapters/evaluator.webhook.js';
@@ -10,6 +11,9 @@ import { runEvaluationWorker } from '../../shared/use-cases/evaluation/evaluate-
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { spawnEvaluateWorkers } from '../local-queue-oracle.js';
+import { cliEnv } from '../env.js';
+import { jsonLinesLogger } from '../../shared/adapters/logger.json-lines.js';
+import { silentLogger } from '../../shared/ports/logger.port.js';
 
 interface EvaluateOptions {
   queue?: string;
@@ -70,10 +74,7 @@ export function registerEvaluate(program: Command): void {
       const specs: EvaluatorSpec[] = opts.evaluatorModule.map((path) => ({ kind: 'module', path }));
       try {
         specs.push(
-          ...parseWebhooks(
-            opts.webhooks ?? process.env.METRICOPT_WEBHOOKS ?? '[]',
-            process.env.METRICOPT_WEBHOOK_SECRET,
-          ),
+          ...parseWebhooks(opts.webhooks ?? cliEnv().METRICOPT_WEBHOOKS ?? '[]', cliEnv().METRICOPT_WEBHOOK_SECRET),
         );
       } catch (e) {
         throw new CliError('USAGE', `--webhooks: ${(e as Error).message}`);
@@ -97,9 +98,7 @@ export function registerEvaluate(program: Command): void {
       const workers = positiveInt('--workers', opts.workers);
       if (workers > 1) {
         const pool = spawnEvaluateWorkers({ count: workers, args: workerArgs(opts), inheritOutput: true });
-        const stop = () => void pool.stop();
-        process.once('SIGTERM', stop);
-        process.once('SIGINT', stop);
+        shutdownSignal(() => void pool.stop());
         await Promise.all(pool.children.map((c) => new Promise((done) => c.once('exit', done))));
         return;
       }
@@ -124,9 +123,7 @@ export function registerEvaluate(program: Command): void {
             ? positiveInt('--visibility-timeout-ms', opts.visibilityTimeoutMs)
             : evaluatorTimeoutMs + 5000;
       const workerId = `${hostname()}:${process.pid}`;
-      const stop = new AbortController();
-      process.once('SIGTERM', () => stop.abort());
-      process.once('SIGINT', () => stop.abort());
+      const stop = shutdownSignal();
       const say = (line: string) => opts.quiet || process.stderr.write(`metricopt evaluate: ${line}\n`);
       say(`worker ${workerId} on ${queue.location} (store ${opts.store})`);
       const { processed } = await runEvaluationWorker(
@@ -137,7 +134,10 @@ export function registerEvaluate(program: Command): void {
           maxReceiveCount: effectiveMax,
           evaluatorTimeoutMs,
           retryDelayMs: positiveInt('--retry-delay-ms', opts.retryDelayMs, 0),
-          log: (event, fields) => say(`${event} ${JSON.stringify(fields)}`),
+          // The worker's events as JSON lines on stderr (none with --quiet).
+          logger: opts.quiet
+            ? silentLogger
+            : jsonLinesLogger((line) => process.stderr.write(line), { base: { workerId } }),
         },
         {
           queue,

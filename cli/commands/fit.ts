@@ -2,6 +2,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { type Command, Option } from 'commander';
 import { type BackendPreference, selectBackend } from '../../shared/adapters/compute-backend.js';
+import { shutdownSignal } from '../../shared/adapters/shutdown-signal.js';
 import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-module.worker-thread.js';
 import { inProcessOracles } from '../../shared/adapters/metric-oracle.in-process.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
@@ -34,6 +35,7 @@ import { backendOption, bool, int, num, vfEngineOption } from '../option-parsers
 import { openStoreLocation as openValueStore } from '../../shared/adapters/from-url.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { stderrProgress } from '../progress.js';
+import { cliEnv } from '../env.js';
 
 /** Largest observation file `metricopt fit` reads by default (--max-bytes). */
 export const DEFAULT_FIT_MAX_BYTES = 64 * 1024 * 1024;
@@ -112,18 +114,11 @@ export function registerFit(program: Command): void {
     .option('--train-stride <n>', 'train on every n-th recorded step', int(1))
     .addOption(backendOption())
     .action(async (o: FitOptions) => {
-      const stop = new AbortController();
-      const onSignal = () => {
-        process.stderr.write('metricopt fit: stopping before the fit\n');
-        stop.abort();
-      };
-      process.once('SIGTERM', onSignal);
-      process.once('SIGINT', onSignal);
+      const stop = shutdownSignal(() => process.stderr.write('metricopt fit: stopping before the fit\n'));
       try {
         await runFit(o, stop.signal, (text) => process.stdout.write(text));
       } finally {
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
+        stop.dispose();
       }
     });
 }
@@ -163,7 +158,7 @@ export async function runFit(o: FitOptions, signal: AbortSignal, write: (text: s
       `${file}: ${a.accepted} observations added${a.duplicates ? `, ${a.duplicates} already stored` : ''} (${a.total} in ${a.trajectories} trajectories, d = ${a.d})\n`,
     );
   }
-  const backend = await selectBackend(o.backend ?? (process.env.METRICOPT_BACKEND as BackendPreference) ?? 'auto');
+  const backend = await selectBackend(o.backend ?? cliEnv().METRICOPT_BACKEND);
   const result = await runFitJob(spec, {
     store,
     progress: stderrProgress(),

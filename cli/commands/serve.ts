@@ -2,12 +2,13 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { locationKind, openQueue } from '../../shared/adapters/from-url.js';
+import { shutdownSignal } from '../../shared/adapters/shutdown-signal.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { openValueStore } from '../../functions/value-api/store.js';
 import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import {
-  API_KEY_ENTRY_PATTERN,
+  parseApiKeyEntries,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_ROWS,
   DEFAULT_REFRESH_MS,
@@ -15,6 +16,7 @@ import {
 import { listCheckpointVersions } from '../../shared/storage/value-function-store.js';
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
+import { cliEnv } from '../env.js';
 
 export interface ServeOptions {
   port: string;
@@ -76,11 +78,8 @@ export function registerServe(program: Command): void {
 }
 
 function untilSignal(): Promise<void> {
-  return new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  });
+  const { signal } = shutdownSignal();
+  return new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }
 
 /** The serve command: starts the server, reports where, and stops when `until` resolves. */
@@ -98,11 +97,10 @@ export async function serve(
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new CliError('USAGE', `--port must be an integer in 0..65535, got '${opts.port}'`);
   }
-  const hashes = opts.apiKeyHash.length
-    ? opts.apiKeyHash
-    : (process.env.METRICOPT_API_KEY_HASHES ?? '').split(',').filter((h) => h.trim() !== '');
-  const normalised = hashes.map((h) => h.trim().toLowerCase());
-  const bad = normalised.find((h) => !API_KEY_ENTRY_PATTERN.test(h));
+  const env = cliEnv();
+  const { entries: normalised, invalid: bad } = parseApiKeyEntries(
+    opts.apiKeyHash.length ? opts.apiKeyHash : env.METRICOPT_API_KEY_HASHES,
+  );
   if (bad !== undefined) {
     throw new CliError(
       'USAGE',
@@ -143,10 +141,10 @@ export async function serve(
       },
       ...limits,
       // Fit jobs (POST /v1/fit-jobs/{id}/start) go to this queue; unset, they run in this process.
-      ...(process.env.METRICOPT_JOBS_QUEUE
+      ...(env.METRICOPT_JOBS_QUEUE
         ? {
-            jobsQueue: await openQueue(process.env.METRICOPT_JOBS_QUEUE, {
-              deadLetterQueueUrl: process.env.METRICOPT_JOBS_DLQ,
+            jobsQueue: await openQueue(env.METRICOPT_JOBS_QUEUE, {
+              deadLetterQueueUrl: env.METRICOPT_JOBS_DLQ,
             }),
           }
         : {}),

@@ -3,6 +3,8 @@ import { resolve } from 'node:path';
 import { spawn } from 'node:child_process';
 import { type Command, InvalidArgumentError } from 'commander';
 import { openQueue, openStoreLocation } from '../../shared/adapters/from-url.js';
+import { jsonLinesLogger } from '../../shared/adapters/logger.json-lines.js';
+import { shutdownSignal } from '../../shared/adapters/shutdown-signal.js';
 import { localDatasetSource } from '../../shared/adapters/job-inputs.js';
 import { InProcessMetricOracle, inProcessOracles } from '../../shared/adapters/metric-oracle.in-process.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
@@ -16,6 +18,7 @@ import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { stderrProgress } from '../progress.js';
 import { addRunOptions, buildRunConfig, openComputePool, prepareRun, type RunOptions } from '../run-options.js';
+import { cliEnv } from '../env.js';
 
 export function registerTrain(program: Command): void {
   const cmd = program
@@ -41,20 +44,15 @@ export function registerTrain(program: Command): void {
     .option('--idle-exit <seconds>', 'a --worker exits after this long without a message', positiveInt)
     .action(async (o: RunOptions) => {
       // SIGTERM (ECS before a spot reclaim, docker stop): a final checkpoint, then exit 0.
-      const stop = new AbortController();
-      const onSignal = () => {
-        process.stderr.write('metricopt train: stopping; writing a final checkpoint\n');
-        stop.abort();
-      };
-      process.once('SIGTERM', onSignal);
-      process.once('SIGINT', onSignal);
+      const stop = shutdownSignal(() =>
+        process.stderr.write('metricopt train: stopping; writing a final checkpoint\n'),
+      );
       try {
         if (o.worker) await runWorker(o, stop.signal);
         else if (o.queue !== undefined) await runQueued(o, stop.signal);
         else await runTrain(o, stop.signal);
       } finally {
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
+        stop.dispose();
       }
     });
 }
@@ -180,7 +178,7 @@ function positiveInt(v: string): number {
 }
 
 async function jobsQueue(o: RunOptions) {
-  return openQueue(o.queue as string, { deadLetterQueueUrl: process.env.METRICOPT_JOBS_DLQ });
+  return openQueue(o.queue as string, { deadLetterQueueUrl: cliEnv().METRICOPT_JOBS_DLQ });
 }
 
 /** `--worker`: one trainer worker on the jobs queue, until SIGTERM (or --idle-exit). */
@@ -189,6 +187,7 @@ async function runWorker(o: RunOptions, signal: AbortSignal): Promise<void> {
   const store = await openStoreLocation(o.store as string, storeOptionsFromEnv());
   const queue = await jobsQueue(o);
   let backend = '';
+  const logger = jsonLinesLogger((line) => process.stdout.write(line), { base: { worker: process.pid } });
   const summary = await runTrainerWorker({
     store,
     queue,
@@ -205,9 +204,9 @@ async function runWorker(o: RunOptions, signal: AbortSignal): Promise<void> {
     workerId: `${process.pid}`,
     signal,
     idleExitMs: o.idleExit === undefined ? undefined : (o.idleExit as number) * 1000,
-    log: (event, fields) => process.stdout.write(`${JSON.stringify({ event, worker: process.pid, ...fields })}\n`),
+    logger,
   });
-  process.stdout.write(`${JSON.stringify({ event: 'worker-exit', worker: process.pid, ...summary })}\n`);
+  logger.info('worker-exit', { ...summary });
 }
 
 /** `--queue`: submit the job, start --workers local workers, follow the job's status until it is done. */

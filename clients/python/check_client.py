@@ -1,4 +1,4 @@
-"""End-to-end check of metricopt_client against a running server (run by test/value-api/python-client.test.ts).
+"""End-to-end check of metricopt_client against a running server (run by test/value-api/python-client.e2e.test.ts).
 
     python3 clients/python/check_client.py URL API_KEY VALUE_FUNCTION_ID D
 

@@ -1,5 +1,5 @@
 """Checks the fit-job half of the Python client against a running server (used by
-test/byom/clients.test.ts): records the observations of a JSON-lines file with a Recorder as a
+test/byom/clients.e2e.test.ts): records the observations of a JSON-lines file with a Recorder as a
 training loop would, fits through the service with progress, then asks for gradients.
 
     python3 check_fit.py URL API_KEY OBSERVATIONS.jsonl JOB_ID VF_ID

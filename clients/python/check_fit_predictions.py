@@ -1,5 +1,5 @@
 """Checks the Recorder's scoring by a registered evaluator against a running server (used by
-test/byom/clients.test.ts): labels once, predictions instead of metric values at the observed
+test/byom/clients.e2e.test.ts): labels once, predictions instead of metric values at the observed
 steps, fit through the service, then the job summary.
 
     python3 check_fit_predictions.py URL API_KEY CASE.json JOB_ID VF_ID

@@ -1,6 +1,6 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { hostname } from 'node:os';
-import { openDeadLetterSender, openObjectStore } from '../../shared/adapters/from-url.js';
+import { openDeadLetterSender, openObjectStore, storeOptionsOf } from '../../shared/adapters/from-url.js';
 import { loadEvaluatorModuleInWorker } from '../../shared/adapters/evaluator-module.worker-thread.js';
 import { webhookEvaluatorOf } from '../../shared/adapters/evaluator.webhook.js';
 import { createEvaluatorRegistry } from '../../shared/metrics/evaluator-registry.js';
@@ -22,10 +22,7 @@ const { env, evaluators } = parseEvaluateMetricEnv(
 const logger = new Logger({ serviceName: 'metricopt-evaluate-metric' });
 
 async function wire(): Promise<EvaluateMetricDeps> {
-  const store = await openObjectStore(env.METRICOPT_STORE, {
-    s3Endpoint: env.METRICOPT_S3_ENDPOINT,
-    s3ForcePathStyle: env.METRICOPT_S3_FORCE_PATH_STYLE,
-  });
+  const store = await openObjectStore(env.METRICOPT_STORE, storeOptionsOf(env));
   // User modules run in worker threads: the evaluator timeout then holds for synchronous code too.
   const registry = await createEvaluatorRegistry(evaluators, {
     loadModule: (path) => loadEvaluatorModuleInWorker(path),
@@ -40,7 +37,7 @@ async function wire(): Promise<EvaluateMetricDeps> {
       workerId: `lambda:${hostname()}`,
       maxReceiveCount: env.METRICOPT_MAX_RECEIVE_COUNT,
       evaluatorTimeoutMs: env.METRICOPT_EVALUATOR_TIMEOUT_MS,
-      log: (event, fields) => logger.warn(event, fields),
+      logger,
     },
     deadLetter: (body, reason) => dlq.sendToDeadLetterQueue(body, reason),
     logger,

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import {
-  API_KEY_ENTRY_PATTERN,
+  parseApiKeyEntries,
   DEFAULT_MAX_BODY_BYTES,
   DEFAULT_MAX_ROWS,
   DEFAULT_REFRESH_MS,
@@ -27,13 +27,8 @@ export const valueApiEnvSchema = z
     METRICOPT_API_KEY_HASHES: z
       .string()
       .default('')
-      .transform((s) =>
-        s
-          .split(',')
-          .map((h) => h.trim().toLowerCase())
-          .filter((h) => h !== ''),
-      )
-      .refine((hs) => hs.every((h) => API_KEY_ENTRY_PATTERN.test(h)), {
+      .transform((s) => parseApiKeyEntries(s).entries)
+      .refine((hs) => parseApiKeyEntries(hs).invalid === undefined, {
         error:
           'METRICOPT_API_KEY_HASHES must be comma-separated SHA-256 hex digests (64 hex characters each), each optionally with :read or :write',
       }),

@@ -1,5 +1,6 @@
+import { Logger } from '@aws-lambda-powertools/logger';
 import { handle } from 'hono/aws-lambda';
-import { openQueue } from '../../shared/adapters/from-url.js';
+import { openQueue, storeOptionsOf } from '../../shared/adapters/from-url.js';
 import { parseValueApiEnv } from './config.js';
 import { buildValueApi } from './service.js';
 import { openValueStore } from './store.js';
@@ -10,12 +11,10 @@ import { openValueStore } from './store.js';
  * as the container.
  */
 const env = parseValueApiEnv(process.env);
+const logger = new Logger({ serviceName: 'metricopt-value-api' });
 
 const { app } = buildValueApi({
-  store: await openValueStore(env.METRICOPT_STORE, {
-    s3Endpoint: env.METRICOPT_S3_ENDPOINT,
-    s3ForcePathStyle: env.METRICOPT_S3_FORCE_PATH_STYLE,
-  }),
+  store: await openValueStore(env.METRICOPT_STORE, storeOptionsOf(env)),
   auth:
     env.METRICOPT_AUTH === 'api-key'
       ? { mode: 'api-key', hashes: env.METRICOPT_API_KEY_HASHES }
@@ -23,6 +22,9 @@ const { app } = buildValueApi({
   maxBodyBytes: env.METRICOPT_MAX_BODY_BYTES,
   maxRows: env.METRICOPT_MAX_ROWS,
   refreshMs: env.METRICOPT_REFRESH_MS,
+  // The API's entries ({level, msg, ...fields}) through Powertools, as the evaluator Lambda logs.
+  log: ({ level, msg, ...fields }) =>
+    logger[level === 'error' || level === 'warn' ? level : 'info'](String(msg), fields),
   ...(env.METRICOPT_JOBS_QUEUE
     ? { jobsQueue: await openQueue(env.METRICOPT_JOBS_QUEUE, { deadLetterQueueUrl: env.METRICOPT_JOBS_DLQ }) }
     : {}),

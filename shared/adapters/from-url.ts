@@ -24,6 +24,17 @@ export interface ObjectStoreOptions extends ConnectionOptions {
   region?: string | undefined;
 }
 
+/**
+ * The object-store settings of an entry point's parsed environment (`objectStoreEnv`,
+ * shared/schemas/env.ts): METRICOPT_S3_ENDPOINT and METRICOPT_S3_FORCE_PATH_STYLE.
+ */
+export function storeOptionsOf(env: {
+  METRICOPT_S3_ENDPOINT?: string | undefined;
+  METRICOPT_S3_FORCE_PATH_STYLE?: boolean | undefined;
+}): ObjectStoreOptions {
+  return { s3Endpoint: env.METRICOPT_S3_ENDPOINT, s3ForcePathStyle: env.METRICOPT_S3_FORCE_PATH_STYLE };
+}
+
 export interface QueueOptions extends LocalQueueOptions, ConnectionOptions {
   /** SQS: the dead-letter queue of the redrive policy (required for an SQS URL). */
   deadLetterQueueUrl?: string | undefined;

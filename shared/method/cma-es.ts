@@ -4,7 +4,7 @@ import { domainErrorClass, err, ok, type Result } from '../util/result.js';
 /**
  * CMA-ES, the black-box peer (issue 19, item 5): Hansen's (mu/mu_w, lambda)-CMA-ES as in
  * "The CMA Evolution Strategy: A Tutorial" (2016), with the defaults of Python `cmaes` 0.13.1
- * (checked in test/core/cma-es-crosscheck.test.ts): weighted recombination, cumulative
+ * (checked in test/core/cma-es-crosscheck.e2e.test.ts): weighted recombination, cumulative
  * step-size adaptation, rank-one and rank-mu covariance updates with the tutorial's negative
  * ("active") weights, C = B D^2 B^T by a Jacobi eigensolver every generation. No bounds.
  * Non-finite objective values rank last (NaN is treated as +Infinity).

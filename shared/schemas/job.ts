@@ -1,98 +1,18 @@
 import { z } from 'zod';
 import { checkpointIdSchema } from './checkpoint.js';
+import { type TrainingOverrides, trainingOverridesSchema } from './run-config.js';
 
 /**
  * A training job: what to train a value function on and with which settings, stored beside its
  * state in the object store (`jobs/<id>/job.json`) so a restarted trainer resumes the same job.
  * Every hyperparameter is here: a recipe (paper, tuned) resolved at the job's seed, then the
- * overrides, a deep partial of the training part of `RunConfig` (shared/use-cases/training/recipes.ts).
+ * overrides, a deep partial of the training part of `RunConfig` (shared/schemas/run-config.ts).
  */
 export const jobIdSchema = checkpointIdSchema;
 
 const int = (min: number) => z.number().int().min(min);
-const positive = z.number().positive();
-const optimizer = z.enum(['sgd', 'adam']);
 
-const adapterSchema = z.discriminatedUnion('kind', [
-  z
-    .object({
-      kind: z.literal('input-bias'),
-      d: int(1),
-      outputBias: z.boolean().optional(),
-      /** The low-rank input-to-logit term's rank (`--adapter low-rank`; binary tasks). */
-      logitRank: int(1).optional(),
-    })
-    .strict(),
-  z.object({ kind: z.literal('film'), layer: int(0) }).strict(),
-]);
-
-/** Overrides of the training part of a RunConfig; each section is merged over the recipe's. */
-export const trainingOverridesSchema = z
-  .object({
-    architecture: z.enum(['mlp', 'convnet']),
-    selectionSplit: z.enum(['separate', 'shared']),
-    reportSplit: z.enum(['test', 'train-holdout']),
-    model: z
-      .object({
-        hidden: z.array(int(1)).min(1),
-        leakyAlpha: z.number().min(0),
-        dropout: z.number().min(0).max(1),
-        batchNorm: z.boolean(),
-        adapter: adapterSchema,
-      })
-      .strict()
-      .partial(),
-    pretrain: z
-      .object({ epochs: int(1), batchSize: int(1), learningRate: positive, seed: int(0) })
-      .strict()
-      .partial(),
-    metaTrain: z
-      .object({
-        labelling: z.enum(['gp', 'linear']),
-        heldOutFraction: z.number().gt(0).lt(1),
-        ensemble: int(1),
-        standardise: z.boolean(),
-        training: z.enum(['online', 'offline']),
-        trainStride: int(1),
-        trajectories: z
-          .object({
-            tasks: int(2),
-            steps: int(2),
-            batchSize: int(1),
-            optimizer,
-            learningRate: positive,
-            phi0Std: positive,
-            queries: int(2),
-            seed: int(0),
-          })
-          .strict()
-          .partial(),
-        train: z
-          .object({
-            engine: z.enum(['f32', 'tfjs']),
-            hidden: z.array(int(1)).min(1),
-            batchNorm: z.boolean(),
-            gamma: z.number().min(0),
-            oeWeight: z.number().min(0),
-            fisherThreshold: z.number().min(0),
-            innerSteps: int(1),
-            innerLearningRate: positive,
-            eta0: positive,
-            epochs: int(1),
-            taskBatch: int(1),
-            learningRate: positive,
-            finalLearningRateFraction: z.number().gt(0).max(1),
-            seed: int(0),
-          })
-          .strict()
-          .partial(),
-      })
-      .strict()
-      .partial(),
-  })
-  .strict()
-  .partial();
-export type TrainingOverrides = z.infer<typeof trainingOverridesSchema>;
+export { type TrainingOverrides, trainingOverridesSchema };
 
 /** Where the training rows come from: a bundled name (a9a, digits), a LIBSVM path, file:// or s3:// URL. */
 export const datasetRefSchema = z

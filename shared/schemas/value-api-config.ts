@@ -27,6 +27,20 @@ export const API_SCOPES: readonly ApiScope[] = ['read', 'write'];
  */
 export const API_KEY_ENTRY_PATTERN = /^[0-9a-f]{64}(:(read|write|read\+write|write\+read))?$/;
 
+/**
+ * The configured key entries, however they are given (a comma-separated string: an environment
+ * variable, a `-c` value; or a list: repeated flags, a JSON array): trimmed, lower-cased, empty
+ * ones dropped, and the first that is not an entry (API_KEY_ENTRY_PATTERN), if any, for the
+ * caller's message. The one parser of the Lambda's environment, `metricopt serve` and the CDK settings.
+ */
+export function parseApiKeyEntries(given: string | readonly string[]): { entries: string[]; invalid?: string } {
+  const entries = (typeof given === 'string' ? given.split(',') : given)
+    .map((e) => e.trim().toLowerCase())
+    .filter((e) => e !== '');
+  const invalid = entries.find((e) => !API_KEY_ENTRY_PATTERN.test(e));
+  return invalid === undefined ? { entries } : { entries, invalid };
+}
+
 /** A configured key entry as its hash and scopes (the entry must match API_KEY_ENTRY_PATTERN). */
 export function parseApiKeyEntry(entry: string): { hash: string; scopes: ReadonlySet<ApiScope> } {
   const [hash, scopes] = entry.toLowerCase().split(':') as [string, string | undefined];

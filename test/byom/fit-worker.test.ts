@@ -9,6 +9,7 @@ import { silentProgress } from '../../shared/ports/progress.port.js';
 import { runTrainerWorker } from '../../shared/use-cases/jobs/trainer-worker.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js';
+import { jsonLinesLogger } from '../../shared/adapters/logger.json-lines.js';
 
 /** The API with a jobs queue sends {"kind":"job","jobId"} on start; a trainer worker runs the fit job. */
 let dir: string;
@@ -59,7 +60,10 @@ describe('a fit job through the jobs queue', () => {
       progress: silentProgress,
       workerId: 'w1',
       idleExitMs: 300,
-      log: (event, fields) => events.push(`${event}:${String(fields.outcome ?? fields.code ?? '')}`),
+      logger: jsonLinesLogger((line) => {
+        const { event, outcome, code } = JSON.parse(line);
+        events.push(`${event}:${String(outcome ?? code ?? '')}`);
+      }),
     });
     expect(summary.jobs).toBe(2);
     expect(events.filter((e) => e.startsWith('fit-job'))).toEqual(['fit-job:done', 'fit-job:already-done']);

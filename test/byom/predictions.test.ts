@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { inProcessOracles } from '../../shared/adapters/metric-oracle.in-process.js';
 import { QueuedMetricOracle } from '../../shared/adapters/metric-oracle.queued.js';
@@ -27,6 +27,9 @@ import { registryOf } from '../evaluation/fixtures.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { runCli } from '../helpers/cli.js';
 import { makeWorld, type RecordedLine, recordTrajectories, toJsonLines } from './synthetic-world.js';
+
+// Heavy in-process work (fits from predictions): longer than the unit tier's 20-s default under load.
+vi.setConfig({ testTimeout: 60_000 });
 
 /**
  * The metric by evaluator instead of by value (issue 12): lines name float32 predictions on

@@ -1,7 +1,10 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { CmaEs, cmaEsParameters, minimize, symmetricEigen } from '../../shared/method/cma-es.js';
 import { Rng } from '../../shared/util/random.js';
 import { ellipsoid, rosenbrock, sphere } from '../helpers/standard-functions.js';
+
+// Heavy in-process work (many CMA-ES runs to convergence): longer than the unit tier's 20-s default under load.
+vi.setConfig({ testTimeout: 60_000 });
 
 const seeds = [1, 2, 3, 4, 5];
 const start = (d: number) => new Float64Array(d).fill(3);

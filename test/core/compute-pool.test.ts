@@ -2,7 +2,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { WorkerThreadComputePool } from '../../shared/adapters/compute-pool.worker-thread.js';
 import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
@@ -19,6 +19,9 @@ import { runTrainingPipeline } from '../../shared/use-cases/training/training-pi
 import { pretrainModelSpec } from '../../shared/use-cases/training/pretrain.js';
 import { Rng } from '../../shared/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';
+
+// Heavy in-process work (pipelines on worker threads): longer than the unit tier's 20-s default under load.
+vi.setConfig({ testTimeout: 60_000 });
 
 function synthetic(rows: number, features: number, seed: number): SparseDataset {
   const rng = new Rng(seed);

@@ -1,5 +1,7 @@
+import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { buildRunConfig } from '../../cli/run-options.js';
+import { addRunOptions, buildRunConfig } from '../../cli/run-options.js';
+import { runConfigSchema, trainingOverridesSchema } from '../../shared/schemas/run-config.js';
 import { paperRecipe, replicateSeed, reseed, tunedRecipe } from '../../shared/use-cases/training/recipes.js';
 
 describe('recipes', () => {
@@ -73,5 +75,55 @@ describe('recipes', () => {
     expect(() => buildRunConfig({ recipe: 'tuned', seed: 1, steps: 3, queriesPerTask: 9, dataset: 'a9a' })).toThrow(
       /exceeds/,
     );
+  });
+});
+
+describe('the RunConfig schema', () => {
+  it('accepts both presets at any seed, and what a command line builds from them', () => {
+    for (const cfg of [
+      paperRecipe(),
+      tunedRecipe(7),
+      buildRunConfig({ recipe: 'paper', seed: 2, adapter: 'low-rank' }),
+    ]) {
+      expect(runConfigSchema.parse(cfg)).toEqual(cfg);
+    }
+  });
+
+  it('rejects a setting out of range or unknown, naming it', () => {
+    const bad = { ...tunedRecipe(), metaTest: { ...tunedRecipe().metaTest, endpointQueries: -1 } };
+    expect(runConfigSchema.safeParse(bad).error?.issues[0]?.path).toEqual(['metaTest', 'endpointQueries']);
+    expect(runConfigSchema.safeParse({ ...tunedRecipe(), extra: 1 }).success).toBe(false);
+  });
+
+  it('gives job overrides the same constraints, every section partial, no meta-test and no recipe name', () => {
+    expect(trainingOverridesSchema.parse({ metaTrain: { train: { epochs: 3 } } })).toEqual({
+      metaTrain: { train: { epochs: 3 } },
+    });
+    for (const bad of [
+      { metaTrain: { trajectories: { tasks: 1 } } },
+      { metaTrain: { recipe: 'paper' } },
+      { metaTest: { steps: 5 } },
+      { model: { adapter: { kind: 'input-bias' } } },
+    ]) {
+      expect(trainingOverridesSchema.safeParse(bad).success, JSON.stringify(bad)).toBe(false);
+    }
+  });
+
+  it('gives the run flags their parsers and choices, and lists each recipe default in the help', async () => {
+    const cmd = addRunOptions(new Command('demo').exitOverride());
+    const option = (long: string) => cmd.options.find((o) => o.long === long);
+    expect(option('--tasks')?.parseArg?.('2', undefined)).toBe(2);
+    expect(() => option('--tasks')?.parseArg?.('1', undefined)).toThrow('expected an integer >= 2');
+    expect(() => option('--vf-lr')?.parseArg?.('0', undefined)).toThrow('expected a number > 0');
+    expect(option('--trust-radius')?.parseArg?.('inf', undefined)).toBe(Number.POSITIVE_INFINITY);
+    expect(option('--loss-sampler')?.argChoices).toEqual(['balanced', 'natural']);
+    expect(option('--vf-engine')?.argChoices).toEqual(['f32', 'tfjs']);
+    let help = '';
+    cmd.configureOutput({ writeOut: (s) => (help += s) });
+    expect(() => cmd.parse(['--help'], { from: 'user' })).toThrow();
+    expect(help).toContain('--tasks paper 1000, tuned 1000');
+    expect(help).toContain('--trust-radius paper Infinity, tuned 2');
+    expect(help).toContain('--vf-train-lr paper 0.005, tuned 0.01');
+    expect(help).toContain('--output-bias paper false, tuned true');
   });
 });

@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it, vi } from 'vitest';
 import { spearman } from '../../shared/method/stats.js';
 import { ValueFunctionNet } from '../../shared/method/value-function.js';
 import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
@@ -20,6 +20,9 @@ import { silentProgress } from '../../shared/ports/progress.port.js';
 import type { DenseLayer, ValueFunctionCheckpoint } from '../../shared/schemas/checkpoint.js';
 import { Rng } from '../../shared/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';
+
+// Heavy in-process work (value-function fits on tfjs and the f32 kernels): longer than the unit tier's 20-s default under load.
+vi.setConfig({ testTimeout: 60_000 });
 
 beforeAll(async () => {
   await useTestBackend();

@@ -42,13 +42,12 @@ describe('loadEvaluatorModuleInWorker', () => {
     const evaluator = await load(path);
     let ticks = 0;
     const timer = setInterval(() => ticks++, 10);
-    const started = performance.now();
     const stuck = await evaluateChecked(evaluator, input, 300);
     clearInterval(timer);
     expect(!stuck.ok && stuck.error.code).toBe('EVALUATOR_TIMEOUT');
     // This thread kept running meanwhile (in-process, the loop would have blocked it for good).
+    // How long the end takes is measured in bench/timing-claims.mjs, not asserted here.
     expect(ticks).toBeGreaterThan(0);
-    expect(performance.now() - started).toBeLessThan(10_000);
     const next = await evaluateChecked(evaluator, { ...input, scores: Float32Array.from([0.1, 0.2, 0.7]) }, 10_000);
     expect(next.ok && next.value.value).toBe(0.25);
   });

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { LocalQueue } from '../../shared/adapters/queue.local.js';
 import { describeQueueContract } from './queue.contract.js';
+import { onFakeClock } from '../helpers/fake-clock.js';
 
 const newDir = () => mkdtemp(join(tmpdir(), 'metricopt-queue-'));
 
@@ -52,13 +53,16 @@ describe('LocalQueue', () => {
 
   it('wakes a long poll when a message arrives instead of waiting out the wait time', async () => {
     const q = new LocalQueue(await newDir());
-    const start = Date.now();
-    const pending = q.receive({ max: 1, waitMs: 5000 });
-    setTimeout(() => void q.send(['late']), 100);
-    const got = await pending;
+    const { value: got, elapsedMs } = await onFakeClock(() => {
+      const pending = q.receive({ max: 1, waitMs: 5000 });
+      setTimeout(() => void q.send(['late']), 100);
+      return pending;
+    });
     q.close();
     expect(got.map((m) => m.body)).toEqual(['late']);
-    expect(Date.now() - start).toBeLessThan(2000);
+    // On the fake clock: the message came at 100 ms, the poll ended well before its 5 s.
+    expect(elapsedMs).toBeGreaterThanOrEqual(100);
+    expect(elapsedMs).toBeLessThan(1000);
   });
 
   it('answers false when extending a delivery that was delivered again, so its old holder knows', async () => {

@@ -106,12 +106,12 @@ describe('createWebhookEvaluator', () => {
       secret: SECRET,
       timeoutMs: 100,
     });
-    const start = Date.now();
 
     const result = await evaluateChecked(evaluator, input);
 
+    // The server never answers: only the 100-ms timeout can end the call (its latency is
+    // measured in bench/timing-claims.mjs, not asserted here).
     expect(result).toMatchObject({ ok: false, error: { code: 'EVALUATOR_TIMEOUT' } });
-    expect(Date.now() - start).toBeLessThan(2000);
   });
 
   it('rejects an answer without a numeric value, and a value outside [0, 1]', async () => {

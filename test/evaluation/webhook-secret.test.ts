@@ -1,10 +1,10 @@
-import { CreateSecretCommand, SecretsManagerClient } from '@aws-sdk/client-secrets-manager';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseEvaluateMetricEnv } from '../../functions/evaluate-metric/config.js';
-import { readSecretString } from '../../shared/adapters/secret.secrets-manager.js';
-import { motoAvailable, startMoto } from '../helpers/moto.js';
 
-/** The webhooks' HMAC key from Secrets Manager (METRICOPT_WEBHOOK_SECRET_ARN), as the deployed evaluator reads it. */
+/**
+ * The webhooks' HMAC key from Secrets Manager (METRICOPT_WEBHOOK_SECRET_ARN), as the deployed
+ * evaluator reads it; the read itself, on moto: webhook-secret.system.test.ts.
+ */
 const base = {
   METRICOPT_STORE: 's3://bucket/prefix',
   METRICOPT_DLQ_URL: 'https://sqs.us-east-1.amazonaws.com/123456789012/dlq',
@@ -28,36 +28,5 @@ describe('webhook secret settings', () => {
     expect(() => parseEvaluateMetricEnv({ ...base, METRICOPT_WEBHOOK_SECRET_ARN: 'not-an-arn' })).toThrow(
       /METRICOPT_WEBHOOK_SECRET_ARN must be a Secrets Manager secret ARN/,
     );
-  });
-});
-
-if (!motoAvailable) console.warn('webhook-secret.test: moto_server is not installed; Secrets Manager read skipped');
-
-describe.skipIf(!motoAvailable)('readSecretString on moto', () => {
-  let stop: (() => void) | undefined;
-  let endpoint = '';
-  beforeAll(async () => {
-    const moto = await startMoto();
-    stop = moto.stop;
-    endpoint = moto.endpoint;
-  });
-  afterAll(() => stop?.());
-
-  it('reads the secret string by ARN, and fails with a message for a missing secret', async () => {
-    const client = new SecretsManagerClient({
-      endpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
-    const created = await client.send(
-      new CreateSecretCommand({ Name: 'metricopt-webhook', SecretString: 'hmac-key-of-sixteen-plus' }),
-    );
-    client.destroy();
-    process.env.AWS_ACCESS_KEY_ID ??= 'test';
-    process.env.AWS_SECRET_ACCESS_KEY ??= 'test';
-    expect(await readSecretString(created.ARN as string, { endpoint, region: 'us-east-1' })).toBe(
-      'hmac-key-of-sixteen-plus',
-    );
-    await expect(readSecretString('no-such-secret', { endpoint, region: 'us-east-1' })).rejects.toThrow();
   });
 });

@@ -24,7 +24,7 @@ const instructions = dockerfile
   .split('\n')
   .filter((l) => l.trim() !== '' && !l.trimStart().startsWith('#'));
 
-describe('gpu-tasks/Dockerfile (structure; train-container.docker.test.ts builds and runs the CPU image)', () => {
+describe('gpu-tasks/Dockerfile (structure; train-container.e2e.test.ts builds and runs the CPU image)', () => {
   it('takes its base as ARG BASE_IMAGE: a CUDA 11 runtime with cuDNN 8 pinned by digest, for both stages', () => {
     const arg = instructions.find((l) => l.startsWith('ARG BASE_IMAGE='));
     expect(arg).toMatch(/^ARG BASE_IMAGE=nvidia\/cuda:11\.[\d.]+-cudnn8-runtime-ubuntu[\d.]+@sha256:[0-9a-f]{64}$/);

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
 import { loadJobInputs } from '../../shared/adapters/job-inputs.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
@@ -15,6 +15,10 @@ import { JobError } from '../../shared/storage/job-errors.js';
 import { runTrainerWorker, submitJob, type TrainerWorkerDeps } from '../../shared/use-cases/jobs/trainer-worker.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { smallA9a, tinyJob } from './fixtures.js';
+import { jsonLinesLogger } from '../../shared/adapters/logger.json-lines.js';
+
+// Heavy in-process work (trainer workers over several lease periods): longer than the unit tier's 20-s default under load.
+vi.setConfig({ testTimeout: 60_000 });
 
 /**
  * Trainer workers hold the message they work on: its lease is extended on a timer (a short
@@ -78,7 +82,7 @@ describe('trainer worker leases', () => {
           workerId: `w${i}`,
           idleExitMs: 4000,
           visibilityTimeoutMs,
-          log: (event) => logged.push(event),
+          logger: jsonLinesLogger((line) => logged.push(JSON.parse(line).event)),
         }),
       ),
     );
@@ -145,7 +149,9 @@ describe('trainer worker leases', () => {
 describe('trainer task scale-in protection (ECS agent endpoint)', () => {
   let server: Server;
   let agentUri: string;
-  const calls: { time: number; body: { ProtectionEnabled: boolean; ExpiresInMinutes?: number } }[] = [];
+  const calls: { seq: number; body: { ProtectionEnabled: boolean; ExpiresInMinutes?: number } }[] = [];
+  /** Orders the agent's calls and the worker's acks without a clock. */
+  let seq = 0;
   let refuse = false;
 
   beforeAll(async () => {
@@ -160,7 +166,7 @@ describe('trainer task scale-in protection (ECS agent endpoint)', () => {
           return;
         }
         const parsed = JSON.parse(body);
-        calls.push({ time: Date.now(), body: parsed });
+        calls.push({ seq: ++seq, body: parsed });
         res.writeHead(refuse ? 400 : 200, { 'content-type': 'application/json' });
         res.end(
           JSON.stringify(
@@ -187,7 +193,7 @@ describe('trainer task scale-in protection (ECS agent endpoint)', () => {
     const watched = Object.assign(Object.create(queue) as Queue, {
       ack: async (r: string) => {
         await queue.ack(r);
-        settled.push(Date.now());
+        settled.push(++seq);
       },
     });
     await runTrainerWorker({
@@ -211,8 +217,8 @@ describe('trainer task scale-in protection (ECS agent endpoint)', () => {
     expect(sets.length).toBeGreaterThan(5);
     expect(sets.every((c) => c.body.ExpiresInMinutes === 1)).toBe(true);
     for (const [i, at] of settled.entries()) {
-      const clear = clears[i] as { time: number };
-      expect(clear.time).toBeGreaterThanOrEqual(at);
+      const clear = clears[i] as { seq: number };
+      expect(clear.seq).toBeGreaterThan(at);
     }
     expect((await readJobStatus(store, 'protect-job')).ok).toBe(true);
   });

@@ -1,6 +1,9 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { float32Text } from '../../functions/value-api/answers.js';
 import { Rng } from '../../shared/util/random.js';
+
+// Heavy in-process work (exhaustive float32 round trips): longer than the unit tier's 20-s default under load.
+vi.setConfig({ testTimeout: 60_000 });
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);

@@ -1,7 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { startValueApiServer, type RunningServer } from '../../functions/value-api/node.js';
 import { Rng } from '../../shared/util/random.js';
 import { tempStore } from './fixtures.js';
+
+// Heavy in-process work (1,400 request bodies): longer than the unit tier's 20-s default under load.
+vi.setConfig({ testTimeout: 60_000 });
 
 const D = 16;
 const MAX_BODY = 256 * 1024;

@@ -25,16 +25,13 @@ afterAll(async () => {
 });
 
 /** Writes raw bytes to the server and reads everything until it closes the connection. */
-function rawExchange(bytes: string, waitMs = 5000): Promise<{ text: string; ms: number }> {
+function rawExchange(bytes: string, waitMs = 5000): Promise<{ text: string }> {
   return new Promise((resolve, reject) => {
-    const started = performance.now();
     const socket = connect(server.port, '127.0.0.1', () => socket.write(bytes));
     const chunks: Buffer[] = [];
     socket.on('data', (c: Buffer) => chunks.push(c));
     socket.on('error', reject);
-    socket.on('close', () =>
-      resolve({ text: Buffer.concat(chunks).toString('utf8'), ms: performance.now() - started }),
-    );
+    socket.on('close', () => resolve({ text: Buffer.concat(chunks).toString('utf8') }));
     setTimeout(() => socket.destroy(), waitMs);
   });
 }
@@ -103,8 +100,8 @@ describe('Node server framing of bad and slow requests', () => {
   it('answers a request whose body trickles in past the request timeout with a JSON 408 and closes', async () => {
     const head =
       'POST /v1/value-functions/vf/predict HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"phi":[';
-    const { text, ms } = await rawExchange(head);
+    // The client gives up after 5 s: a 408 read before that is the server's request timeout.
+    const { text } = await rawExchange(head);
     expect(parse(text)).toEqual({ status: 408, type: 'application/json', code: 'REQUEST_TIMEOUT' });
-    expect(ms).toBeLessThan(4000);
   });
 });

@@ -12,6 +12,7 @@ import {
   type EvaluationResult,
   evaluationMessageSchema,
 } from '../../schemas/evaluation.js';
+import type { Logger } from '../../ports/logger.port.js';
 import { loadInput } from './evaluation-input.js';
 
 /**
@@ -36,7 +37,7 @@ export interface EvaluateRequestDeps {
   /** First retry delay, doubled per delivery (local queue; Lambda retries after the visibility timeout). */
   retryDelayMs?: number;
   now?: () => number;
-  log?: (event: string, fields: Record<string, unknown>) => void;
+  logger?: Logger;
 }
 
 export type RequestOutcome =
@@ -113,7 +114,7 @@ export async function evaluateRequest(deps: EvaluateRequestDeps, delivery: Deliv
 
   const code = value.error.code as EvaluationErrorCode;
   const reason = value.error.message;
-  deps.log?.('evaluator-failed', { key, code, reason, receiveCount: delivery.receiveCount });
+  deps.logger?.warn('evaluator-failed', { key, code, reason, receiveCount: delivery.receiveCount });
   // A value outside [0, 1] / NaN is the evaluator's answer, not a hiccup: recorded as final at
   // once; so is an input no evaluator can score (a NaN prediction, a label out of range), which
   // another delivery would not change.
@@ -156,7 +157,7 @@ export async function faultOutcome(
   const parsed = parseMessage(delivery.body);
   if (parsed.ok) {
     await recordError(deps, parsed.message, delivery.receiveCount, 'DEAD_LETTERED', final).catch((e: unknown) =>
-      deps.log?.('record-failed', { reason: e instanceof Error ? e.message : String(e) }),
+      deps.logger?.error('record-failed', { reason: e instanceof Error ? e.message : String(e) }),
     );
   }
   return { action: 'dead-letter', code: 'DEAD_LETTERED', reason: final };
@@ -212,7 +213,7 @@ export async function runEvaluationWorker(
       } catch (e) {
         // Infrastructure fault (store unreachable, disk full): the message comes back later.
         const reason = e instanceof Error ? e.message : String(e);
-        deps.log?.('worker-fault', { id: message.id, reason });
+        deps.logger?.warn('worker-fault', { id: message.id, reason });
         outcome = await faultOutcome(deps, delivery, reason);
       }
       await settle(q, message, outcome);

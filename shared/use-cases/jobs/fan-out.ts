@@ -33,6 +33,7 @@ import {
   writeJobStatus,
 } from '../../storage/job-documents.js';
 import { saveOnce, stashJobResult } from '../../storage/job-result.js';
+import type { Logger } from '../../ports/logger.port.js';
 
 /**
  * The fan-out protocol of a training job on trainer workers (METHOD.md stage 1 fanned out):
@@ -50,7 +51,7 @@ export interface FanOutDeps {
   backend: string;
   progress: ProgressReporter;
   workerId: string;
-  log: (event: string, fields: Record<string, unknown>) => void;
+  log: Logger;
   now: () => Date;
   stopped: () => boolean;
   /** Counts committed chunks and fits. */
@@ -210,7 +211,7 @@ export function createFanOut(deps: FanOutDeps) {
     await store.put(keys.taskBytes(chunk), gen.chunkBytes(chunk));
     if (!(await store.putIfAbsent(keys.taskRecord(chunk), JSON.stringify(chunkResultSchema.parse(record))))) return;
     summary.chunks++;
-    log('chunk-done', {
+    log.info('chunk-done', {
       jobId: spec.id,
       chunk,
       tasks: end - start,
@@ -266,7 +267,7 @@ export function createFanOut(deps: FanOutDeps) {
       heldOut: heldOutOf(h),
       valueFunction: { id: checkpoint.id, version: checkpoint.version },
     });
-    log('done', { jobId: spec.id, valueFunction: { id: checkpoint.id, version: checkpoint.version }, health: h });
+    log.info('done', { jobId: spec.id, valueFunction: { id: checkpoint.id, version: checkpoint.version }, health: h });
   };
 
   const start = async (spec: JobSpec) => {
@@ -285,7 +286,7 @@ export function createFanOut(deps: FanOutDeps) {
       { stage: 'trajectories', tasks: { done: 0, total: cfg.value.metaTrain.trajectories.tasks } },
     );
     await writeJobStatus(store, status, { ifAbsent: true });
-    log('fanned-out', { jobId: spec.id, chunks });
+    log.info('fanned-out', { jobId: spec.id, chunks });
   };
 
   return {

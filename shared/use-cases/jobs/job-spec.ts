@@ -40,8 +40,7 @@ export function resolveRunConfig(spec: JobSpec): Result<RunConfig, JobError> {
   if (o.selectionSplit) cfg.selectionSplit = o.selectionSplit;
   if (o.reportSplit) cfg.reportSplit = o.reportSplit;
   if (o.model) {
-    const { adapter, ...rest } = o.model;
-    cfg.model = { ...cfg.model, ...defined(rest), ...(adapter ? { adapter: cleanAdapter(adapter) } : {}) };
+    cfg.model = { ...cfg.model, ...defined(o.model) };
   }
   if (o.pretrain) cfg.pretrain = { ...cfg.pretrain, ...defined(o.pretrain) };
   if (o.metaTrain) {
@@ -70,15 +69,6 @@ function defined<T extends object>(o: T): { [K in keyof T]?: Exclude<T[K], undef
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as {
     [K in keyof T]?: Exclude<T[K], undefined>;
   };
-}
-
-function cleanAdapter(
-  a: NonNullable<NonNullable<TrainingOverrides['model']>['adapter']>,
-): RunConfig['model']['adapter'] {
-  if (a.kind === 'film') return { kind: 'film', layer: a.layer };
-  return a.outputBias === undefined
-    ? { kind: 'input-bias', d: a.d }
-    : { kind: 'input-bias', d: a.d, outputBias: a.outputBias };
 }
 
 /** Every training setting of a RunConfig as overrides (a job built from command-line flags). */

@@ -15,6 +15,7 @@ import { JobError } from '../../storage/job-errors.js';
 import { loadJobSpec, trainValueFunction } from './train-value-function.js';
 import { lastErrorOf, readJobStatus, storeJobSpec, writeJobStatus } from '../../storage/job-documents.js';
 import { createFanOut } from './fan-out.js';
+import { type Logger, silentLogger } from '../../ports/logger.port.js';
 
 /**
  * A trainer worker on the jobs queue (METHOD.md stage 1 fanned out): `metricopt train --worker`
@@ -52,7 +53,7 @@ export interface TrainerWorkerDeps {
   visibilityTimeoutMs?: number | undefined;
   /** Scale-in protection while a message is held (ECS deployed); absent, none. */
   protection?: TaskProtection | undefined;
-  log?: (event: string, fields: Record<string, unknown>) => void;
+  logger?: Logger;
   now?: () => Date;
 }
 
@@ -77,7 +78,7 @@ export async function submitJob(
 
 export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerSummary> {
   const { store, queue } = deps;
-  const log = deps.log ?? (() => undefined);
+  const log = deps.logger ?? silentLogger;
   const now = deps.now ?? (() => new Date());
   const stopped = () => deps.signal?.aborted === true;
   const summary: WorkerSummary = { handled: 0, chunks: 0, fits: 0, jobs: 0, stopped: false };
@@ -96,7 +97,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       });
       if (!result.ok) throw result.error;
       if (result.value.kind === 'interrupted') throw new StopConsuming();
-      log(result.value.kind, { jobId: spec.id });
+      log.info(result.value.kind, { jobId: spec.id });
       return;
     }
     await fanOut.start(spec);
@@ -115,7 +116,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     });
     if (!result.ok) {
       // Bad observations or spec: runFitJob wrote the failed status; a retry cannot help.
-      log('failed', { jobId, kind: 'fit-job', code: result.error.code, message: result.error.message });
+      log.error('failed', { jobId, kind: 'fit-job', code: result.error.code, message: result.error.message });
       await q.deadLetter(message, `${result.error.code}: ${result.error.message}`);
       return true;
     }
@@ -123,7 +124,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       await q.release(message.receipt, 0);
       throw new StopConsuming();
     }
-    log('fit-job', { jobId, outcome: result.value.kind });
+    log.info('fit-job', { jobId, outcome: result.value.kind });
     summary.jobs++;
     await q.ack(message.receipt);
     return true;
@@ -157,7 +158,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
         throw e;
       }
       const error = lastErrorOf(e);
-      log('failed', { jobId: parsed.jobId, kind: parsed.kind, ...error });
+      log.error('failed', { jobId: parsed.jobId, kind: parsed.kind, ...error });
       const status = await readJobStatus(store, parsed.jobId);
       if (status.ok) {
         await writeJobStatus(store, { ...status.value, lastError: error, updatedAt: now().toISOString() });
@@ -177,7 +178,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
     const protect = () =>
       protection
         ?.protect((2 * leaseMs) / 60_000)
-        .catch((e: unknown) => log('protection-error', { message: String((e as Error).message ?? e) }));
+        .catch((e: unknown) => log.warn('protection-error', { message: String((e as Error).message ?? e) }));
     await protect();
     const renew = protection ? setInterval(() => void protect(), leaseMs / 3) : undefined;
     renew?.unref?.();
@@ -187,7 +188,7 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
       clearInterval(renew);
       await protection
         ?.clear()
-        .catch((e: unknown) => log('protection-error', { message: String((e as Error).message ?? e) }));
+        .catch((e: unknown) => log.warn('protection-error', { message: String((e as Error).message ?? e) }));
     }
   };
 
@@ -198,9 +199,13 @@ export async function runTrainerWorker(deps: TrainerWorkerDeps): Promise<WorkerS
         leaseMs,
         signal: deps.signal,
         idleExitMs: deps.idleExitMs,
-        onLeaseLost: (m) => log('lease-lost', { id: m.id, receiveCount: m.receiveCount }),
+        onLeaseLost: (m) => log.warn('lease-lost', { id: m.id, receiveCount: m.receiveCount }),
         onLeaseError: (m, e) =>
-          log('lease-error', { id: m.id, receiveCount: m.receiveCount, message: String((e as Error).message ?? e) }),
+          log.warn('lease-error', {
+            id: m.id,
+            receiveCount: m.receiveCount,
+            message: String((e as Error).message ?? e),
+          }),
       },
       (message, q) => protecting(() => handle(message, q)),
     );

@@ -5,57 +5,12 @@ import {
   type ValueFunctionTrainConfig,
 } from '../../method/value-function-training.js';
 import { type ConvNetConfig, pooledConvNetConfig } from '../../models/convnet.js';
-import type { MlpConfig, PretrainConfig } from '../../models/mlp.js';
 import { defaultMlpConfig, defaultPretrainConfig } from '../../models/mlp.js';
-import type { MetaTestConfig } from './meta-test.js';
-import type { MetaTrainConfig, Recipe } from './meta-train.js';
+import type { RunConfig } from '../../schemas/run-config.js';
+import type { Recipe } from './meta-train.js';
 
-/** Every knob of a run; recipes are presets of it and each field is a CLI option. */
-export interface RunConfig {
-  recipe: Recipe;
-  seed: number;
-  /** Meta-test seeds (each a full meta-test of every method) within a replicate. */
-  seeds: number;
-  /**
-   * Replicates: whole pipelines (split, pre-training, trajectories, value function, meta-test)
-   * at base seeds seed, seed + 1000, ...; methods are compared by paired differences across them.
-   */
-  replicates: number;
-  /**
-   * Where reported numbers come from: the test split, or (for choosing defaults) rows held
-   * out of the training split; the test rows are then never read.
-   */
-  reportSplit: 'test' | 'train-holdout';
-  /**
-   * 'separate': meta-training observes the metric on one half of validation and meta-test
-   * chooses (endpoints, baselines' searches) on the other; 'shared': both use all of it.
-   */
-  selectionSplit: 'separate' | 'shared';
-  /** Backbone: the paper's MLP, or the small ConvNet (FiLM adapter) for square images. */
-  architecture: 'mlp' | 'convnet';
-  /** The ConvNet's shape (absent: the digits network at the images' side). */
-  convnet?: ConvNetConfig;
-  /**
-   * How rows are split: absent, a seeded random 70/10/20; `stratified`, each class cut by
-   * `fractions` (train, validation, test), as the image runs do (45:5:10, the paper's shape).
-   */
-  split?: { kind: 'stratified'; fractions: [number, number, number] };
-  /**
-   * The rare-class cell: only a seeded `keep` share of this class's TRAINING rows is kept
-   * (pre-training and fine-tuning see it rare); validation and test keep the natural rate.
-   */
-  rareClass?: { label: number; keep: number };
-  model: MlpConfig;
-  pretrain: PretrainConfig;
-  metaTrain: Omit<MetaTrainConfig, 'checkpointId' | 'jobId'>;
-  metaTest: MetaTestConfig;
-  /**
-   * The label-noise cell (issue 19): each positive TRAINING row of group 1 (the data set's
-   * `group` context column) is relabelled negative with this probability; validation and test
-   * rows keep their labels. Absent or 0: no noise.
-   */
-  labelNoise?: number;
-}
+/** Every knob of a run: the type of `runConfigSchema`; recipes are presets of it. */
+export type { RunConfig };
 
 const T = 50;
 

@@ -73,11 +73,9 @@ describe.skipIf(unavailable !== undefined)('the training container (docker, CPU 
       const deadline = Date.now() + 120_000;
       while (stateSeq(store, JOB) < 6 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       expect(stateSeq(store, JOB)).toBeGreaterThanOrEqual(6);
-      const t0 = performance.now();
-      docker('stop', '-t', '20', name);
-      const stopMs = performance.now() - t0;
+      // Exit code 0, not 137: it stopped within docker's 15-s grace period, before any SIGKILL.
+      docker('stop', '-t', '15', name);
       expect(docker('inspect', '-f', '{{.State.ExitCode}}', name)).toBe('0');
-      expect(stopMs).toBeLessThan(15_000);
       const firstLogs = docker('logs', name);
       expect(firstLogs).toContain('"event":"backend","backend":"wasm"');
       expect(firstLogs).toContain('"event":"stopping","signal":"SIGTERM"');

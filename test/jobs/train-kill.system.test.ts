@@ -31,25 +31,20 @@ interface Exit {
   signal: NodeJS.Signals | null;
   stdout: string;
   stderr: string;
-  /** ms from the kill to the exit (when killed). */
-  afterKillMs: number | null;
 }
 
 /** `metricopt train --job` in a child process; `kill` (optional) is called with the child once it runs. */
-function train(store: string, kill?: (child: ChildProcess, killed: (at: number) => void) => void): Promise<Exit> {
+function train(store: string, kill?: (child: ChildProcess) => void): Promise<Exit> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cliPath, 'train', '--job', jobFile, '--store', store, '--backend', 'wasm'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    let killedAt: number | null = null;
     child.stdout?.on('data', (b) => (stdout += String(b)));
     child.stderr?.on('data', (b) => (stderr += String(b)));
-    child.on('exit', (code, signal) =>
-      resolve({ code, signal, stdout, stderr, afterKillMs: killedAt === null ? null : performance.now() - killedAt }),
-    );
-    kill?.(child, (at) => (killedAt = at));
+    child.on('exit', (code, signal) => resolve({ code, signal, stdout, stderr }));
+    kill?.(child);
   });
 }
 
@@ -71,14 +66,11 @@ describe('metricopt train --job killed and resumed', () => {
       // Kill once the job has written 1-3 more states (so each kill lands in a different place), plus 0-20 ms.
       const target = stateSeq(store, JOB) + 1 + rng.int(3);
       const delay = rng.int(20);
-      last = await train(store, (child, killed) => {
+      last = await train(store, (child) => {
         const poll = setInterval(() => {
           if (stateSeq(store, JOB) < target) return;
           clearInterval(poll);
-          setTimeout(() => {
-            killed(performance.now());
-            child.kill(signal);
-          }, delay);
+          setTimeout(() => child.kill(signal), delay);
         }, 3);
         child.on('exit', () => clearInterval(poll));
       });
@@ -90,9 +82,8 @@ describe('metricopt train --job killed and resumed', () => {
       if (last.signal === 'SIGKILL') kills.SIGKILL++;
       else if (last.stdout.includes('interrupted')) {
         kills.SIGTERM++;
-        // SIGTERM: a final checkpoint and a clean exit, within a few seconds.
+        // SIGTERM: a final checkpoint and a clean exit (how soon: bench/timing-claims.mjs).
         expect(last.code).toBe(0);
-        expect(last.afterKillMs).toBeLessThan(10_000);
         const status = await readJobStatus(new FsObjectStore(store), JOB);
         expect(status.ok && status.value.state).toBe('interrupted');
       } else {

@@ -14,7 +14,9 @@ import { motoAvailable, startMoto } from '../helpers/moto.js';
  * where `moto_server` is not installed.
  */
 if (!motoAvailable) {
-  console.warn('queue.sqs.test: moto_server is not installed (pip install "moto[server]"); SQS contract skipped');
+  console.warn(
+    'queue.sqs.system.test: moto_server is not installed (pip install "moto[server]"); SQS contract skipped',
+  );
 }
 
 let stopMoto: (() => void) | undefined;
