@@ -60,8 +60,8 @@ export function decodeImageSet(bytes: Uint8Array, source: string): Result<ImageS
   const expected = HEADER + rows * (1 + height * width);
   if (bytes.byteLength !== expected) return corrupt(`${bytes.byteLength} bytes, the header says ${expected}`);
   const sum = createHash('sha256').update(bytes.subarray(HEADER)).digest();
-  if (!Buffer.from(bytes.subarray(24, 56)).equals(sum))
-    return corrupt('checksum mismatch (the file was changed or cut)');
+  const stored = bytes.subarray(24, 56);
+  if (stored.some((b, i) => b !== sum[i])) return corrupt('checksum mismatch (the file was changed or cut)');
   const labels = bytes.subarray(HEADER, HEADER + rows);
   if (labels.some((y) => y >= classes)) return corrupt(`a label is outside 0..${classes - 1}`);
   return ok({ rows, height, width, classes, labels, pixels: bytes.subarray(HEADER + rows) });

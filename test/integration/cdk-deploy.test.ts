@@ -327,8 +327,9 @@ describeOnLocalStack('the CDK stack deployed through CloudFormation (LocalStack)
     const logs = new CloudWatchLogsClient(clients());
     try {
       const roles = kept('AWS::IAM::Role');
-      // The evaluator's, the value API's, the flow logs', the GPU instances' and the trainer's two.
-      expect(roles.length).toBe(6);
+      // The evaluator's, the value API's, the flow logs', the GPU instances', the trainer's two and
+      // the AwsCustomResource singleton's (it force-deletes the GPU instance group on destroy).
+      expect(roles.length).toBe(7);
       for (const [id] of roles) {
         const got = (await iam.send(new GetRoleCommand({ RoleName: physicalId(id) }))).Role;
         const trust = JSON.parse(decodeURIComponent(got?.AssumeRolePolicyDocument ?? '{}'));
