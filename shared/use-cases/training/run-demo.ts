@@ -1,3 +1,4 @@
+import { HEALTHY_SPEARMAN, healthyOf } from '../../storage/value-function-store.js';
 import type { SparseDataset } from '../../data/dataset.js';
 import { BalancedSampler, classPrior, NaturalSampler } from '../../data/sampler.js';
 import { groupLabelNoise, scoredRows } from '../../metrics/context-columns.js';
@@ -44,9 +45,6 @@ export interface DemoOutput {
   report: DemoReport;
   curves: Curves[];
 }
-
-/** Spearman below this marks the value function unhealthy (METHOD.md). */
-export const HEALTHY_SPEARMAN = 0.7;
 
 type Replicate = DemoReport['replicates'][number];
 interface ReplicateOutcome {
@@ -303,7 +301,7 @@ async function runReplicate(
           constantMae: h.constantMae,
           spearman: h.spearman,
           heldOutObservations: h.heldOutObservations,
-          healthy: h.spearman === null ? null : h.spearman >= HEALTHY_SPEARMAN,
+          healthy: healthyOf(h.spearman),
         },
         metaTrain: {
           tasks: cfg.metaTrain.trajectories.tasks,
