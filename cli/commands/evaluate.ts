@@ -87,7 +87,9 @@ export function registerEvaluate(program: Command): void {
       if (!registry.ok) throw registry.error;
       if (opts.list) {
         for (const e of registry.value.list()) {
-          const extra = [e.version && `v${e.version}`, e.source].filter(Boolean).join(' ');
+          const extra = [e.version && `v${e.version}`, e.source, e.outputs && `outputs=${e.outputs.join(',')}`]
+            .filter(Boolean)
+            .join(' ');
           process.stdout.write(`${e.name}\t${e.kind}\t${e.direction}${extra ? `\t${extra}` : ''}\n`);
         }
         return;

@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { MetricError } from '../metrics/errors.js';
-import type { Direction, Evaluator } from '../ports/evaluator.port.js';
+import type { Direction, Evaluator, OutputKind } from '../ports/evaluator.port.js';
 import type { WebhookEvaluatorSpec } from '../schemas/evaluation.js';
 
 export const SIGNATURE_HEADER = 'x-metricopt-signature';
@@ -14,6 +14,8 @@ export interface WebhookEvaluatorOptions {
   secret: string;
   timeoutMs: number;
   version?: string;
+  /** The output kinds the receiver reads; 'embedding' makes callers compute embeddings for it. */
+  outputs?: readonly OutputKind[];
   /** Injected for tests; the global fetch otherwise. */
   fetch?: typeof fetch;
   /** Seconds since the epoch, injected for tests. */
@@ -38,8 +40,10 @@ export function verifyWebhookSignature(secret: string, timestamp: string, body: 
 /**
  * A metric that lives in another system. Each evaluation POSTs
  * `{ "metric", "classes", "scores": number[], "labels": number[] }` as JSON, plus
- * `"rows": number[]` and `"context": { name: number[] }` when the evaluation has them (the
- * EvaluationInput fields of the same names, in the same order), signed in the
+ * `"rows": number[]`, `"context": { name: number[] }` and `"embeddings": { "dim", "values":
+ * number[] }` (n x dim, row-major, L2-normalised; sent when the spec's `outputs` include
+ * 'embedding' and the caller computed them) when the evaluation has them (the EvaluationInput
+ * fields of the same names, in the same order), signed in the
  * `x-metricopt-signature` header, and expects `{ "value": number }` (natural direction, in
  * [0, 1]) within the timeout. A non-2xx status, a malformed answer or the timeout throw, so the
  * checked evaluator records them and the queue retries.
@@ -51,6 +55,7 @@ export function createWebhookEvaluator(options: WebhookEvaluatorOptions): Evalua
     name: options.name,
     direction: options.direction,
     ...(options.version === undefined ? {} : { version: options.version }),
+    ...(options.outputs === undefined ? {} : { outputs: options.outputs }),
     async evaluate(input) {
       const body = JSON.stringify({
         metric: options.name,
@@ -61,6 +66,9 @@ export function createWebhookEvaluator(options: WebhookEvaluatorOptions): Evalua
         ...(input.context === undefined
           ? {}
           : { context: Object.fromEntries(Object.entries(input.context).map(([c, v]) => [c, Array.from(v)])) }),
+        ...(input.embeddings === undefined
+          ? {}
+          : { embeddings: { dim: input.embeddings.dim, values: Array.from(input.embeddings.values) } }),
       });
       const timestamp = String(now());
       let response: Response;
@@ -114,6 +122,7 @@ export function webhookEvaluatorOf(spec: WebhookEvaluatorSpec, fetchImpl?: typeo
     secret: spec.secret,
     timeoutMs: spec.timeoutMs,
     ...(spec.version === undefined ? {} : { version: spec.version }),
+    ...(spec.outputs === undefined ? {} : { outputs: spec.outputs }),
     ...(fetchImpl === undefined ? {} : { fetch: fetchImpl }),
   });
 }

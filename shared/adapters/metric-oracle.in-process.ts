@@ -34,7 +34,9 @@ export class InProcessMetricOracle implements MetricOracle {
       }
       this.calls++;
       out.push(
-        await evaluateWithRetries(this.evaluator, evaluationInput(q.scores, split), { timeoutMs: this.timeoutMs }),
+        await evaluateWithRetries(this.evaluator, evaluationInput(q.scores, split, q.embeddings), {
+          timeoutMs: this.timeoutMs,
+        }),
       );
     }
     return out;

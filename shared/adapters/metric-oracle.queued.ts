@@ -4,7 +4,7 @@ import type { MetricError } from '../metrics/errors.js';
 import type { MetricOracle, MetricQuery, SplitLabels } from '../ports/metric-oracle.port.js';
 import type { ObjectStore } from '../ports/object-store.port.js';
 import type { Queue } from '../ports/queue.port.js';
-import { contextKey, labelsKey, predictionsKey, resultKey, rowsKey } from '../storage/layout.js';
+import { contextKey, embeddingsKey, labelsKey, predictionsKey, resultKey, rowsKey } from '../storage/layout.js';
 import { EvaluationError } from '../metrics/errors.js';
 import {
   EVALUATION_MESSAGE_VERSION,
@@ -37,8 +37,8 @@ export interface QueuedMetricOracleOptions {
 }
 
 /**
- * The trainer's side of the evaluation queue: writes each query's predictions to the object
- * store, sends one message per query, and waits for the result records with a deadline. A
+ * The trainer's side of the evaluation queue: writes each query's predictions (and embeddings,
+ * when the query has them) to the object store, sends one message per query, and waits for the result records with a deadline. A
  * failed, dead-lettered or late query comes back as a structured failure, never a hang, so the
  * trajectory carries on with its other observations. A worker records a failure as the query's
  * result before it dead-letters the message (shared/use-cases/evaluation/evaluate-request.ts), so the
@@ -69,8 +69,8 @@ export class QueuedMetricOracle implements MetricOracle {
     const { store } = this.options;
     const out: Array<Result<MetricValue, MetricError> | undefined> = new Array(queries.length);
     const pending = new Map<string, number[]>();
-    /** Predictions written to the store for this call, by result key. */
-    const stored = new Map<string, string>();
+    /** Predictions (and embeddings) written to the store for this call, by result key. */
+    const stored = new Map<string, string[]>();
     const messages: string[] = [];
     for (let i = 0; i < queries.length; i++) {
       const q = queries[i] as MetricQuery;
@@ -94,16 +94,13 @@ export class QueuedMetricOracle implements MetricOracle {
       pending.set(rKey, [i]);
       if ((await store.get(rKey)) !== undefined) continue; // answered before (a resumed job)
       const refs = await this.splitRefs(q.jobId, q.split, inputs);
-      const bytes = new Uint8Array(q.scores.buffer, q.scores.byteOffset, q.scores.byteLength);
-      let predictions: PayloadRef;
-      if (bytes.byteLength <= (this.options.inlineMaxBytes ?? 0)) {
-        predictions = { inline: Buffer.from(bytes).toString('base64') };
-      } else {
-        const pKey = predictionsKey(q.jobId, key);
-        await store.put(pKey, bytes);
-        predictions = { key: pKey };
-        stored.set(rKey, pKey);
-      }
+      const storedKeys: string[] = [];
+      const predictions = await this.payload(q.scores, predictionsKey(q.jobId, key), storedKeys);
+      const embeddings = q.embeddings && {
+        dim: q.embeddings.dim,
+        data: await this.payload(q.embeddings.values, embeddingsKey(q.jobId, key), storedKeys),
+      };
+      if (storedKeys.length > 0) stored.set(rKey, storedKeys);
       const message: EvaluationMessage = {
         version: EVALUATION_MESSAGE_VERSION,
         jobId: q.jobId,
@@ -114,6 +111,7 @@ export class QueuedMetricOracle implements MetricOracle {
         idempotencyKey: key,
         predictions,
         ...refs,
+        ...(embeddings ? { embeddings } : {}),
         classes: split.classes,
         sentAt: new Date().toISOString(),
         ...(this.options.timeoutMs === undefined ? {} : { timeoutMs: this.options.timeoutMs }),
@@ -145,8 +143,10 @@ export class QueuedMetricOracle implements MetricOracle {
         pending.delete(rKey);
         found++;
         // Answered: its predictions are no longer needed (a failed query's stay, for a DLQ replay).
-        const pKey = stored.get(rKey);
-        if (result.ok && pKey !== undefined && !this.options.keepPredictions) await store.delete(pKey);
+        const keys = stored.get(rKey);
+        if (result.ok && keys !== undefined && !this.options.keepPredictions) {
+          for (const k of keys) await store.delete(k);
+        }
       }
       if (pending.size === 0) break;
       const unhealthy = this.options.health?.();
@@ -167,6 +167,16 @@ export class QueuedMetricOracle implements MetricOracle {
     return out as Result<MetricValue, MetricError>[];
   }
 
+  /** A query's float32 payload: inline when small enough, else written under `key` (recorded in `stored`). */
+  private async payload(values: Float32Array, key: string, stored: string[]): Promise<PayloadRef> {
+    const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+    if (bytes.byteLength <= (this.options.inlineMaxBytes ?? 0))
+      return { inline: Buffer.from(bytes).toString('base64') };
+    await this.options.store.put(key, bytes);
+    stored.push(key);
+    return { key };
+  }
+
   private async send(messages: string[]): Promise<void> {
     await this.options.queue.send(messages);
     this.calls += messages.length;
@@ -174,16 +184,19 @@ export class QueuedMetricOracle implements MetricOracle {
 
   /**
    * Content-derived, so a resent query (a retrying trainer) maps to the same result. A split
-   * with rows or context hashes their versions in too: other rows, other result.
+   * with rows or context hashes their versions in too, and a query with embeddings its
+   * embeddings: other inputs, other result.
    */
   private idempotencyKey(q: MetricQuery, classes: number, inputs: SplitInputs): string {
     const hash = createHash('sha256').update(`${this.metric.name}\n${q.split}\n${classes}\n`);
     if (inputs.rows) hash.update(`rows ${inputs.rows.version}\n`);
     if (inputs.context) hash.update(`context ${inputs.context.version}\n`);
-    const digest = hash
-      .update(new Uint8Array(q.scores.buffer, q.scores.byteOffset, q.scores.byteLength))
-      .digest('hex')
-      .slice(0, 16);
+    hash.update(new Uint8Array(q.scores.buffer, q.scores.byteOffset, q.scores.byteLength));
+    if (q.embeddings) {
+      const e = q.embeddings.values;
+      hash.update(`\nembeddings ${q.embeddings.dim}\n`).update(new Uint8Array(e.buffer, e.byteOffset, e.byteLength));
+    }
+    const digest = hash.digest('hex').slice(0, 16);
     return `t${q.taskId}-s${q.step}-${digest}`;
   }
 

@@ -15,7 +15,8 @@ export interface MetricValue {
  * Runs an evaluator and turns every way it can misbehave (throws, rejects, times out, returns
  * NaN / Infinity / a value outside [0, 1]) into a structured MetricError; such a value is never
  * fed to the value function. The input is checked first (checkEvaluationInput): no evaluator,
- * built-in or user, ever sees a NaN score, an out-of-range label or mismatched lengths.
+ * built-in or user, ever sees a NaN score, an out-of-range label or mismatched lengths, and one
+ * whose `outputs` include 'embedding' is never called without embeddings.
  */
 export async function evaluateChecked(
   evaluator: Evaluator,
@@ -24,6 +25,15 @@ export async function evaluateChecked(
 ): Promise<Result<MetricValue, MetricError>> {
   const invalid = checkEvaluationInput(evaluator.name, input);
   if (invalid !== undefined) return err(invalid);
+  if (evaluator.outputs?.includes('embedding') && input.embeddings === undefined) {
+    return err(
+      new MetricError(
+        'METRIC_INPUT_INVALID',
+        `evaluator '${evaluator.name}' reads embeddings (outputs: 'embedding') and the caller gave none`,
+        { reason: 'embedding' },
+      ),
+    );
+  }
   const start = performance.now();
   let raw: unknown;
   const deadline = timeoutMs > 0 ? new AbortController() : undefined;

@@ -14,14 +14,22 @@ export interface ScoredRows {
   context?: Readonly<Record<string, Float64Array>>;
 }
 
-/** The evaluator's input for scores on some rows: their labels, and rows and context when known. */
-export function evaluationInput(scores: Float32Array, on: ScoredRows): EvaluationInput {
+/**
+ * The evaluator's input for scores on some rows: their labels, rows and context when known, and
+ * the model's embeddings of those rows when given.
+ */
+export function evaluationInput(
+  scores: Float32Array,
+  on: ScoredRows,
+  embeddings?: EvaluationInput['embeddings'],
+): EvaluationInput {
   return {
     scores,
     labels: on.labels,
     classes: on.classes,
     ...(on.rows ? { rows: on.rows } : {}),
     ...(on.context ? { context: on.context } : {}),
+    ...(embeddings ? { embeddings } : {}),
   };
 }
 

@@ -44,6 +44,7 @@ export async function createEvaluatorRegistry(
       listing = { name: spec.name, kind: 'webhook', direction: spec.direction, source: spec.url };
     }
     if (evaluator.version !== undefined) listing.version = evaluator.version;
+    if (evaluator.outputs !== undefined) listing.outputs = evaluator.outputs;
     const clash = configured.get(evaluator.name);
     if (clash || builtinNames.has(evaluator.name) || builtinEvaluator(evaluator.name).ok) {
       const other = clash ? `${clash.listing.kind} ${clash.listing.source}` : 'a built-in evaluator';
@@ -59,7 +60,14 @@ export async function createEvaluatorRegistry(
   }
   return ok({
     list: () => [
-      ...builtinEvaluators.map((e): EvaluatorListing => ({ name: e.name, kind: 'builtin', direction: e.direction })),
+      ...builtinEvaluators.map(
+        (e): EvaluatorListing => ({
+          name: e.name,
+          kind: 'builtin',
+          direction: e.direction,
+          ...(e.outputs === undefined ? {} : { outputs: e.outputs }),
+        }),
+      ),
       ...[...configured.values()].map((c) => c.listing),
     ],
     resolve: (name) => {

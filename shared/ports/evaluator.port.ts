@@ -63,6 +63,8 @@ export interface EvaluatorListing {
   kind: 'builtin' | 'module' | 'webhook';
   direction: Direction;
   version?: string;
+  /** The output kinds it reads, when it declares them ('embedding': it needs embeddings). */
+  outputs?: readonly OutputKind[];
   /** Module path or webhook URL. */
   source?: string;
 }

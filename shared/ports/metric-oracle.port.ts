@@ -15,6 +15,11 @@ export interface MetricQuery {
   /** Name of the registered split the scores refer to, e.g. 'val'. */
   split: string;
   scores: Float32Array;
+  /**
+   * The model's L2-normalised embeddings of the same rows (EvaluationInput.embeddings), for a
+   * metric whose `outputs` include 'embedding'; they change with phi, so they travel per query.
+   */
+  embeddings?: { dim: number; values: Float32Array };
 }
 
 export interface SplitLabels {

@@ -10,6 +10,7 @@ import { issueLine } from './zod-issue.js';
  *   jobs/<jobId>/splits/<split>.<hash>.rows     Int32 little-endian dataset row indices, once per split
  *   jobs/<jobId>/splits/<split>.<hash>.context  Float64 little-endian context columns, once per split
  *   jobs/<jobId>/predictions/<idempotencyKey>.f32 Float32 little-endian scores, one per query
+ *   jobs/<jobId>/predictions/<idempotencyKey>.emb.f32 Float32 little-endian embeddings (n x dim), per query
  *   jobs/<jobId>/results/<idempotencyKey>.json  the result record (conditional create)
  *   jobs/<jobId>/claims/<idempotencyKey>.json   a worker's short-lived claim while it evaluates
  */
@@ -75,6 +76,14 @@ export const evaluationMessageSchema = z
     rows: payloadRefSchema.optional(),
     /** Named per-row context columns (n each): EvaluationInput.context. Written once per split. */
     context: contextRefSchema.optional(),
+    /**
+     * Float32 little-endian L2-normalised embeddings (n x dim, row-major): EvaluationInput.embeddings,
+     * for metrics whose outputs include 'embedding'. Per query (they change with phi), like predictions.
+     */
+    embeddings: z
+      .object({ dim: z.int().min(1).max(65_536), data: payloadRefSchema })
+      .strict()
+      .optional(),
     classes: z.int().min(2),
     /** Per-call evaluator timeout the trainer asks for; the worker's own limit applies when absent. */
     timeoutMs: z.int().positive().optional(),
@@ -132,6 +141,12 @@ export const evaluationResultSchema = z
   .strict();
 export type EvaluationResult = z.infer<typeof evaluationResultSchema>;
 
+/** What an evaluator reads besides labels (EvaluatorPort `outputs`): class probabilities, embeddings. */
+export const outputKindsSchema = z
+  .array(z.enum(['probabilities', 'embedding']))
+  .min(1)
+  .max(2);
+
 /** How a worker gets an evaluator; the registry lists these plus the built-ins. */
 export const evaluatorSpecSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('builtin'), name: z.string().min(1) }).strict(),
@@ -148,6 +163,8 @@ export const evaluatorSpecSchema = z.discriminatedUnion('kind', [
       secret: z.string().min(16, 'webhook secret must have at least 16 characters'),
       timeoutMs: z.int().positive().default(10_000),
       version: z.string().optional(),
+      /** The output kinds it reads (absent: probabilities only); 'embedding' adds `embeddings` to each POST. */
+      outputs: outputKindsSchema.optional(),
     })
     .strict(),
 ]);
@@ -162,11 +179,12 @@ const webhookEntrySchema = z
     direction: z.enum(['minimize', 'maximize']),
     timeoutMs: z.int().positive().optional(),
     version: z.string().optional(),
+    outputs: outputKindsSchema.optional(),
   })
   .strict();
 export type WebhookEntry = z.infer<typeof webhookEntrySchema>;
 
-/** METRICOPT_WEBHOOKS: a JSON array of { name, url, direction, timeoutMs?, version? } (default none). */
+/** METRICOPT_WEBHOOKS: a JSON array of { name, url, direction, timeoutMs?, version?, outputs? } (default none). */
 export const webhookListSchema = z
   .string()
   .default('[]')

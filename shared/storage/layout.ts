@@ -84,6 +84,9 @@ export const claimKey = (jobId: string, idempotencyKey: string): string =>
 /** Keyed like the result: two queries at the same task and step with different scores never collide. */
 export const predictionsKey = (jobId: string, idempotencyKey: string): string =>
   `${JOBS_PREFIX}${jobId}/predictions/${idempotencyKey}.f32`;
+/** A query's embeddings (float32, n x dim), beside its predictions: they change with phi like the scores. */
+export const embeddingsKey = (jobId: string, idempotencyKey: string): string =>
+  `${JOBS_PREFIX}${jobId}/predictions/${idempotencyKey}.emb.f32`;
 /**
  * A split's labels, rows and context, content-addressed within the job (`version` is a hash of
  * the bytes), so a key's bytes never change and workers may cache them; re-registering a split

@@ -3,9 +3,10 @@ import type { ObjectStore } from '../../ports/object-store.port.js';
 import type { EvaluationMessage, PayloadRef } from '../../schemas/evaluation.js';
 
 /**
- * The input of a queued metric query, read from the store: predictions (inline or by key) and
- * the split's labels, rows and context, which are content-addressed, so a worker keeps them in a
- * process-wide cache. A missing or malformed payload is a coded value, never a throw.
+ * The input of a queued metric query, read from the store: predictions and embeddings (inline or
+ * by key, per query) and the split's labels, rows and context, which are content-addressed, so
+ * a worker keeps them in a process-wide cache. A missing or malformed payload is a coded value,
+ * never a throw.
  */
 
 export type LoadedInput =
@@ -112,6 +113,22 @@ export async function loadInput(store: ObjectStore, msg: EvaluationMessage): Pro
       };
     }
     input.context = Object.fromEntries(columns.map((c, j) => [c, data.value.subarray(j * n, (j + 1) * n)]));
+  }
+  if (msg.embeddings) {
+    // Per query, never cached. A length other than labels x dim is the checked evaluator's
+    // METRIC_INPUT_INVALID (as in process).
+    const data = await loadBytes(store, msg.embeddings.data);
+    if (!data) {
+      return { ok: false, code: 'INPUT_MISSING', reason: `embeddings '${refName(msg.embeddings.data)}' not found` };
+    }
+    if (data.byteLength % 4 !== 0) {
+      return {
+        ok: false,
+        code: 'METRIC_INPUT_INVALID',
+        reason: `embeddings: ${data.byteLength} bytes is not float32 data`,
+      };
+    }
+    input.embeddings = { dim: msg.embeddings.dim, values: view(data, 4, (b, o, n) => new Float32Array(b, o, n)) };
   }
   return { ok: true, value: input };
 }
