@@ -409,7 +409,10 @@ export async function prepareRun(
       `${evaluator.name} reads embeddings; demo and train runs score class probabilities only so far`,
     );
   }
-  const loadOptions: { features?: number; positiveLabel?: number; dataDir: string } = { dataDir: dataDirFromEnv() };
+  // A job spec's `dataset.dataDir` (cli/commands/train.ts), else METRICOPT_DATA_DIR / .cache/data.
+  const loadOptions: { features?: number; positiveLabel?: number; dataDir: string } = {
+    dataDir: (o.dataDir as string | undefined) ?? dataDirFromEnv(),
+  };
   if (o.features !== undefined) loadOptions.features = o.features as number;
   if (o.positiveLabel !== undefined) loadOptions.positiveLabel = o.positiveLabel as number;
   const ds = await loadDataset(o.dataset as string, loadOptions);

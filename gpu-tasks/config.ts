@@ -15,12 +15,14 @@ import { objectStoreEnv, positiveInt } from '../shared/schemas/env.js';
  *   evaluation queue (the evaluator functions answer them); absent, the job's evaluator runs in-process
  * - METRICOPT_BACKEND: auto (default: tensorflow, then webgpu, wasm, cpu, whichever loads first) or one of them
  * - METRICOPT_S3_ENDPOINT, METRICOPT_S3_FORCE_PATH_STYLE (LocalStack, MinIO)
+ * - METRICOPT_DATA_DIR: the fetched image sets' folder for jobs whose spec names no `dataset.dataDir`
  */
 export const trainTaskEnvSchema = z
   .object({
     METRICOPT_STORE: z.string({ error: 'METRICOPT_STORE is required' }).min(1, 'METRICOPT_STORE is required'),
     METRICOPT_JOB: z.string().min(1).optional(),
     METRICOPT_JOB_ID: z.string().min(1).optional(),
+    METRICOPT_DATA_DIR: z.string().min(1).optional(),
     METRICOPT_JOBS_QUEUE: z.string().min(1).optional(),
     METRICOPT_JOBS_DLQ: z.url({ error: 'METRICOPT_JOBS_DLQ must be a URL' }).optional(),
     METRICOPT_EVALUATION_QUEUE: z.string().min(1).optional(),

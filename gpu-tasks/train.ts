@@ -88,6 +88,14 @@ export async function chooseBackend(preference: TrainTaskEnv['METRICOPT_BACKEND'
   );
 }
 
+/** Where loadJobInputs reads from: the store settings and the data folder of image sets. */
+function jobInputOptions(env: TrainTaskEnv) {
+  return {
+    ...storeOptionsOf(env),
+    ...(env.METRICOPT_DATA_DIR === undefined ? {} : { dataDir: env.METRICOPT_DATA_DIR }),
+  };
+}
+
 async function readJob(env: TrainTaskEnv, store: ObjectStore): Promise<JobSpec> {
   if (env.METRICOPT_JOB === undefined) {
     const stored = await loadJobSpec(store, env.METRICOPT_JOB_ID as string);
@@ -135,7 +143,7 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
         store,
         queue,
         async load(spec) {
-          const inputs = await loadJobInputs(spec, storeOptionsOf(env));
+          const inputs = await loadJobInputs(spec, jobInputOptions(env));
           return { ...inputs, oracle: await oracleFor(inputs.evaluator) };
         },
         // A fit job's predictions: scored by the evaluation queue's workers (the registered
@@ -158,7 +166,7 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
     const spec = await readJob(env, store);
     logger.info('job', { jobId: spec.id, store: store.location, output: spec.output.valueFunctionId });
     const backend = await chooseBackend(env.METRICOPT_BACKEND);
-    const inputs = await loadJobInputs(spec, storeOptionsOf(env));
+    const inputs = await loadJobInputs(spec, jobInputOptions(env));
     const result = await trainValueFunction(spec, {
       store,
       ...inputs,

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { spawn } from 'node:child_process';
 import { type Command, InvalidArgumentError } from 'commander';
 import { openQueue, openStoreLocation } from '../../shared/adapters/from-url.js';
@@ -165,10 +166,18 @@ async function runOptionsOf(spec: JobSpec, o: RunOptions): Promise<RunOptions> {
     ...(spec.dataset.context === undefined
       ? {}
       : { context: await localDatasetSource(spec.dataset.context, storeOptionsFromEnv()) }),
+    ...(spec.dataset.dataDir === undefined ? {} : { dataDir: jobDataDir(spec.dataset.dataDir) }),
+    // Checked against the data set's classes when it is loaded (USAGE, as the flag is).
+    ...(spec.overrides.rareClass === undefined ? {} : { rareClass: spec.overrides.rareClass.label }),
     ...('builtin' in spec.metric ? { metric: spec.metric.builtin } : { evaluator: spec.metric.module }),
     backend: o.backend,
     evaluatorTimeoutMs: o.evaluatorTimeoutMs,
   };
+}
+
+/** A job's data folder: a path as is (resolved here), a file:// URL as its path. */
+function jobDataDir(dir: string): string {
+  return dir.startsWith('file://') ? fileURLToPath(dir) : resolve(dir);
 }
 
 function positiveInt(v: string): number {

@@ -30,20 +30,31 @@ export async function localDatasetSource(source: string, options: ObjectStoreOpt
 
 /**
  * The dataset and the evaluator a job names (the training container's loader); the job's
- * context file, when it names one, becomes the data set's `context`.
+ * context file, when it names one, becomes the data set's `context`. Fetched image sets are read
+ * from the spec's `dataset.dataDir`, else `options.dataDir` (the container's METRICOPT_DATA_DIR),
+ * else the package's `.cache/data`; a rare class the data set does not have is JOB_SPEC_INVALID.
  */
 export async function loadJobInputs(
   spec: JobSpec,
-  options: ObjectStoreOptions = {},
+  options: ObjectStoreOptions & { dataDir?: string } = {},
 ): Promise<{ dataset: SparseDataset; evaluator: Evaluator }> {
   const evaluator =
     'builtin' in spec.metric ? builtinEvaluator(spec.metric.builtin) : await loadEvaluatorModule(spec.metric.module);
   if (!evaluator.ok) throw evaluator.error;
-  const loadOptions: { features?: number; positiveLabel?: number } = {};
+  const loadOptions: { features?: number; positiveLabel?: number; dataDir?: string } = {};
   if (spec.dataset.features !== undefined) loadOptions.features = spec.dataset.features;
   if (spec.dataset.positiveLabel !== undefined) loadOptions.positiveLabel = spec.dataset.positiveLabel;
+  const dataDir = spec.dataset.dataDir ?? options.dataDir;
+  if (dataDir !== undefined) loadOptions.dataDir = dataDir.startsWith('file://') ? fileURLToPath(dataDir) : dataDir;
   const ds = await loadDataset(await localDatasetSource(spec.dataset.source, options), loadOptions);
   if (!ds.ok) throw ds.error;
+  const rare = spec.overrides.rareClass;
+  if (rare !== undefined && rare.label >= ds.value.classes) {
+    throw new DomainError(
+      'JOB_SPEC_INVALID',
+      `overrides.rareClass.label: ${rare.label} is not a class of '${ds.value.name}' (classes 0..${ds.value.classes - 1})`,
+    );
+  }
   if (spec.dataset.context === undefined) return { dataset: ds.value, evaluator: evaluator.value };
   const context = await loadRowContext(await localDatasetSource(spec.dataset.context, options), ds.value.rows);
   if (!context.ok) throw context.error;

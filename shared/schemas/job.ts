@@ -22,6 +22,12 @@ export const datasetRefSchema = z
     positiveLabel: z.number().optional(),
     /** Per-row context for the evaluator (`--context`): a CSV or JSON-lines file, a path, file:// or s3:// URL. */
     context: z.string().min(1).optional(),
+    /**
+     * Where the trainer finds the fetched image sets (`metricopt data fetch fashion-mnist`): a
+     * folder path or file:// URL on the trainer's machine. Absent: its METRICOPT_DATA_DIR, else
+     * `.cache/data` in the package.
+     */
+    dataDir: z.string().min(1).optional(),
   })
   .strict();
 

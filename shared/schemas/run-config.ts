@@ -192,6 +192,8 @@ export const trainingOverridesSchema = z
     architecture: runConfigSchema.shape.architecture,
     selectionSplit: runConfigSchema.shape.selectionSplit,
     reportSplit: runConfigSchema.shape.reportSplit,
+    /** The rare-class cell (`--rare-class K --rare-keep F`): class K kept at share F of its training rows. */
+    rareClass: runConfigSchema.shape.rareClass,
     model: modelConfigSchema.partial(),
     pretrain: pretrainConfigSchema.partial(),
     metaTrain: metaTrainConfigSchema

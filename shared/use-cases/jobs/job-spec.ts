@@ -39,6 +39,7 @@ export function resolveRunConfig(spec: JobSpec): Result<RunConfig, JobError> {
   }
   if (o.selectionSplit) cfg.selectionSplit = o.selectionSplit;
   if (o.reportSplit) cfg.reportSplit = o.reportSplit;
+  if (o.rareClass) cfg.rareClass = { ...o.rareClass };
   if (o.model) {
     cfg.model = { ...cfg.model, ...defined(o.model) };
   }
@@ -84,6 +85,7 @@ export function overridesOf(cfg: RunConfig): TrainingOverrides {
     architecture: cfg.architecture,
     selectionSplit: cfg.selectionSplit,
     reportSplit: cfg.reportSplit,
+    ...(cfg.rareClass ? { rareClass: { ...cfg.rareClass } } : {}),
     model: { ...cfg.model, hidden: [...cfg.model.hidden] },
     pretrain: { ...cfg.pretrain },
     metaTrain: { ...metaTrain, trajectories: { ...metaTrain.trajectories }, train: { ...metaTrain.train } },
