@@ -89,7 +89,11 @@ export async function startLocalQueueOracle(options: LocalQueueOracleOptions): P
   const oracle = new QueuedMetricOracle({
     queue,
     store,
-    metric: { name: resolved.value.name, direction: resolved.value.direction },
+    metric: {
+      name: resolved.value.name,
+      direction: resolved.value.direction,
+      ...(resolved.value.outputs === undefined ? {} : { outputs: resolved.value.outputs }),
+    },
     deadlineMs: options.deadlineMs ?? 600_000,
     health: pool.health,
   });

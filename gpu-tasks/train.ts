@@ -127,11 +127,16 @@ export async function runTrainTask(processEnv: Record<string, string | undefined
     const env = parseTrainTaskEnv(processEnv);
     const store = await openObjectStore(env.METRICOPT_STORE, storeOptionsOf(env));
     // Metric queries go to the evaluation queue when one is configured, else run in this process.
-    const queued = async (metric: { name: string; direction: 'minimize' | 'maximize' }) => {
+    const queued = async (metric: MetricOracle['metric']) => {
       const queue = await openQueue(env.METRICOPT_EVALUATION_QUEUE as string, {
         deadLetterQueueUrl: env.METRICOPT_EVALUATION_DLQ,
       });
-      return new QueuedMetricOracle({ queue, store, metric: { name: metric.name, direction: metric.direction } });
+      const { name, direction, outputs } = metric;
+      return new QueuedMetricOracle({
+        queue,
+        store,
+        metric: { name, direction, ...(outputs === undefined ? {} : { outputs }) },
+      });
     };
     const oracleFor = async (evaluator: Evaluator): Promise<MetricOracle> =>
       env.METRICOPT_EVALUATION_QUEUE === undefined ? new InProcessMetricOracle(evaluator) : queued(evaluator);

@@ -8,7 +8,7 @@ import { err, type Result } from '../util/result.js';
 
 /** Runs the evaluator in this process: the embedded default. */
 export class InProcessMetricOracle implements MetricOracle {
-  readonly metric: { name: string; direction: 'minimize' | 'maximize' };
+  readonly metric: MetricOracle['metric'];
   private readonly splits = new Map<string, SplitLabels>();
   /** Number of evaluator calls made (the "real metric queries" a method spent). */
   calls = 0;
@@ -17,7 +17,11 @@ export class InProcessMetricOracle implements MetricOracle {
     private readonly evaluator: Evaluator,
     private readonly timeoutMs = 0,
   ) {
-    this.metric = { name: evaluator.name, direction: evaluator.direction };
+    this.metric = {
+      name: evaluator.name,
+      direction: evaluator.direction,
+      ...(evaluator.outputs === undefined ? {} : { outputs: evaluator.outputs }),
+    };
   }
 
   async registerSplit(split: string, labels: SplitLabels): Promise<void> {

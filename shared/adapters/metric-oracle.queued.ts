@@ -20,8 +20,8 @@ import { err, ok, type Result } from '../util/result.js';
 export interface QueuedMetricOracleOptions {
   queue: Queue;
   store: ObjectStore;
-  /** The evaluator the workers resolve by name, and its direction. */
-  metric: { name: string; direction: 'minimize' | 'maximize' };
+  /** The evaluator the workers resolve by name, its direction and the output kinds it reads. */
+  metric: MetricOracle['metric'];
   /** How long one `evaluate` call waits for all of its results (default 10 min). */
   deadlineMs?: number;
   /** How often the store is checked for results (default 10 ms, backing off to 200 ms). */
@@ -47,7 +47,7 @@ export interface QueuedMetricOracleOptions {
  * those of the in-process oracle bit for bit (same float32 bytes, same evaluator).
  */
 export class QueuedMetricOracle implements MetricOracle {
-  readonly metric: { name: string; direction: 'minimize' | 'maximize' };
+  readonly metric: MetricOracle['metric'];
   /** Queries answered by a worker (results found already, e.g. on a resumed job, are not counted). */
   calls = 0;
   private readonly splits = new Map<string, SplitLabels>();

@@ -31,6 +31,14 @@ export interface AdaptedModel {
    * (binary) or n x rows.length x classes probabilities.
    */
   predict(phis: Float32Array, n: number, rows: Int32Array): Float32Array;
+  /** The length of an embedding, for models with an embedding head (`embed`). */
+  readonly embedDim?: number;
+  /**
+   * Embeddings of the given rows under each of n phis: n x rows.length x embedDim, each row
+   * L2-normalised (the output kind 'embedding' of the evaluator contract). Absent: the model
+   * has no embedding head, and a metric that reads embeddings cannot be used with it.
+   */
+  embed?(phis: Float32Array, n: number, rows: Int32Array): Float32Array;
   dispose(): void;
 }
 

@@ -241,6 +241,7 @@ export class FrozenConvNetModel implements AdaptedModel {
   readonly d: number;
   readonly classes: number;
   readonly adapterKind = 'film' as const;
+  readonly embedDim: number;
   /** conv2(conv1(x)) + b2, before FiLM, for every image ([rows][side * side * c2]). */
   private readonly z2: Float32Array;
   private readonly wd: tf.Tensor2D;
@@ -255,6 +256,7 @@ export class FrozenConvNetModel implements AdaptedModel {
     const { channels } = frozen.config;
     const g = filmSide(frozen.config);
     this.d = 2 * channels[1];
+    this.embedDim = channels[1];
     this.classes = frozen.classes;
     this.labels = ds.labels;
     this.per = g * g * channels[1];

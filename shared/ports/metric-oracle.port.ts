@@ -1,6 +1,7 @@
 import type { MetricValue } from '../metrics/checked-evaluator.js';
 import type { MetricError } from '../metrics/errors.js';
 import type { Result } from '../util/result.js';
+import type { OutputKind } from './evaluator.port.js';
 
 /**
  * One black-box metric query: the predictions of the model at adapter parameters phi_t of one
@@ -37,8 +38,11 @@ export interface SplitLabels {
  * value, never an exception, so a trajectory carries on with the observations it has.
  */
 export interface MetricOracle {
-  /** Evaluator name and direction, for reports and checkpoints. */
-  readonly metric: { name: string; direction: 'minimize' | 'maximize' };
+  /**
+   * Evaluator name and direction, for reports and checkpoints, and the output kinds it reads
+   * (`outputs` including 'embedding': its queries carry `embeddings`).
+   */
+  readonly metric: { name: string; direction: 'minimize' | 'maximize'; outputs?: readonly OutputKind[] };
   registerSplit(split: string, labels: SplitLabels): Promise<void>;
   evaluate(queries: MetricQuery[]): Promise<Result<MetricValue, MetricError>[]>;
   close?(): Promise<void>;

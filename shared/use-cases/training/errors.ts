@@ -7,7 +7,9 @@ export type UseCaseErrorCode =
   /** Every validation query of a meta-test choice failed: there is nothing to choose from. */
   | 'META_TEST_NO_OBSERVATION'
   /** The label-noise cell flips the labels of one group: the data set has no `group` column. */
-  | 'LABEL_NOISE_NEEDS_GROUP';
+  | 'LABEL_NOISE_NEEDS_GROUP'
+  /** The metric reads embeddings (outputs: 'embedding') and the model has no embedding head. */
+  | 'MODEL_HAS_NO_EMBEDDINGS';
 
 export const UseCaseError = domainErrorClass<UseCaseErrorCode>('UseCaseError');
 export type UseCaseError = InstanceType<typeof UseCaseError>;

@@ -2,6 +2,7 @@ import type { AdaptedModel } from '../../models/adapted-model.js';
 import type { ComputePool } from '../../ports/compute-pool.port.js';
 import type { MetricOracle, MetricQuery } from '../../ports/metric-oracle.port.js';
 import type { ProgressReporter } from '../../ports/progress.port.js';
+import { embeddingsOf, readsEmbeddings } from './model-outputs.js';
 
 export interface Observation {
   step: number;
@@ -119,12 +120,17 @@ export class MetricObserver {
     const scores = pool
       ? await predictOn(pool, model, phis, chunk.length, this.evalRows)
       : model.predict(phis, chunk.length, this.evalRows);
+    // A metric that reads embeddings gets the model's, computed here (the pool predicts only).
+    const embeddings = readsEmbeddings(this.oracle.metric)
+      ? embeddingsOf(model, phis, chunk.length, this.evalRows)
+      : undefined;
     const queries: MetricQuery[] = chunk.map((r, i) => ({
       jobId: this.opts.jobId,
       taskId: r.taskId,
       step: r.step,
       split: this.opts.split,
       scores: scores.slice(i * per, (i + 1) * per),
+      ...(embeddings ? { embeddings: embeddings[i] as NonNullable<MetricQuery['embeddings']> } : {}),
     }));
     const results = await this.oracle.evaluate(queries);
     results.forEach((res, i) => {

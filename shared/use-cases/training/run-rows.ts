@@ -2,6 +2,7 @@ import type { SparseDataset } from '../../data/dataset.js';
 import { splitRows, type Split } from '../../data/split.js';
 import { stratifiedSplit, withRareClass } from '../../data/image-set.js';
 import { evaluationInput, type ScoredRows, scoredRows } from '../../metrics/context-columns.js';
+import { type ModelOutputs, modelOutputs, readsEmbeddings } from './model-outputs.js';
 import { evaluateWithRetries } from '../../metrics/retry-policy.js';
 import type { Evaluator } from '../../ports/evaluator.port.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
@@ -50,7 +51,8 @@ export function splitFor(ds: SparseDataset, rows: Int32Array, classes: number = 
 /**
  * Calls the evaluator once on the pre-trained model's validation predictions, so that a broken
  * evaluator (throws, NaN, out of range) stops the run at once with its own error instead of
- * after minutes of failed queries.
+ * after minutes of failed queries. A metric that reads embeddings gets the model's; a model
+ * without an embedding head stops the run here (MODEL_HAS_NO_EMBEDDINGS).
  */
 export async function probeEvaluator(
   model: AdaptedModel,
@@ -59,8 +61,9 @@ export async function probeEvaluator(
   labels: Int32Array,
   context?: Readonly<Record<string, Float64Array>>,
 ): Promise<void> {
-  const scores = model.predict(new Float32Array(model.d), 1, rows);
+  const [out] = modelOutputs(model, new Float32Array(model.d), 1, rows, readsEmbeddings(evaluator));
+  const { scores, embeddings } = out as ModelOutputs;
   const on = { labels, classes: model.classes, rows, ...(context ? { context } : {}) };
-  const r = await evaluateWithRetries(evaluator, evaluationInput(scores, on));
+  const r = await evaluateWithRetries(evaluator, evaluationInput(scores, on, embeddings));
   if (!r.ok) throw r.error;
 }
