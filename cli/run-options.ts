@@ -401,14 +401,9 @@ export async function prepareRun(
     if (!found.ok) throw found.error;
     evaluator = found.value;
   }
-  if (evaluator.outputs?.includes('embedding')) {
-    // The evaluator contract carries embeddings (recall-at-K, user modules that ask for them);
-    // meta-training and meta-test still score probabilities only (issue 24, item 4: partial).
-    throw new CliError(
-      'METRIC_NEEDS_EMBEDDINGS',
-      `${evaluator.name} reads embeddings; demo and train runs score class probabilities only so far`,
-    );
-  }
+  // A metric that reads embeddings (recall-at-K, a module with outputs: ['embedding']) gets the
+  // model's; a model without an embedding head stops the run at the evaluator probe
+  // (MODEL_HAS_NO_EMBEDDINGS), before any query.
   // A job spec's `dataset.dataDir` (cli/commands/train.ts), else METRICOPT_DATA_DIR / .cache/data.
   const loadOptions: { features?: number; positiveLabel?: number; dataDir: string } = {
     dataDir: (o.dataDir as string | undefined) ?? dataDirFromEnv(),

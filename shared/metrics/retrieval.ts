@@ -24,31 +24,38 @@ export function recallAtK(k: number): Evaluator {
       const { dim, values } = e;
       const n = input.labels.length;
       if (n < 2) return 0;
-      // The k best neighbours of each query, kept sorted (k is small): similarity and index.
-      const bestSim = new Float64Array(k);
-      const bestIdx = new Int32Array(k);
+      // The k best neighbours of every query, kept sorted (k is small): similarity and index.
+      // Each pair's similarity is computed once and offered to both rows; every row sees its
+      // candidates in increasing index order, so an equal similarity never displaces an earlier index.
+      const bestSim = new Float64Array(n * k).fill(Number.NEGATIVE_INFINITY);
+      const bestIdx = new Int32Array(n * k).fill(-1);
+      const offer = (q: number, j: number, s: number) => {
+        const base = q * k;
+        if (s <= (bestSim[base + k - 1] as number)) return;
+        let at = k - 1;
+        while (at > 0 && s > (bestSim[base + at - 1] as number)) {
+          bestSim[base + at] = bestSim[base + at - 1] as number;
+          bestIdx[base + at] = bestIdx[base + at - 1] as number;
+          at--;
+        }
+        bestSim[base + at] = s;
+        bestIdx[base + at] = j;
+      };
+      for (let q = 0; q < n; q++) {
+        const qo = q * dim;
+        for (let j = q + 1; j < n; j++) {
+          const jo = j * dim;
+          let s = 0;
+          for (let t = 0; t < dim; t++) s += (values[qo + t] as number) * (values[jo + t] as number);
+          offer(q, j, s);
+          offer(j, q, s);
+        }
+      }
       let hits = 0;
       for (let q = 0; q < n; q++) {
-        bestSim.fill(Number.NEGATIVE_INFINITY);
-        bestIdx.fill(-1);
-        for (let j = 0; j < n; j++) {
-          if (j === q) continue;
-          let s = 0;
-          for (let t = 0; t < dim; t++) s += (values[q * dim + t] as number) * (values[j * dim + t] as number);
-          // j comes in increasing order, so an equal similarity never displaces an earlier index.
-          if (s <= (bestSim[k - 1] as number)) continue;
-          let at = k - 1;
-          while (at > 0 && s > (bestSim[at - 1] as number)) {
-            bestSim[at] = bestSim[at - 1] as number;
-            bestIdx[at] = bestIdx[at - 1] as number;
-            at--;
-          }
-          bestSim[at] = s;
-          bestIdx[at] = j;
-        }
         const y = input.labels[q];
         for (let a = 0; a < k; a++) {
-          const j = bestIdx[a] as number;
+          const j = bestIdx[q * k + a] as number;
           if (j >= 0 && input.labels[j] === y) {
             hits++;
             break;

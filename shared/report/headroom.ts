@@ -18,7 +18,8 @@ import { evaluateWithRetries } from '../metrics/retry-policy.js';
  *     cell's mcr): one threshold per group, by coordinate descent over the groups.
  * Multi-class tasks: globalThreshold is the best per-class offset of the log-probabilities
  * (a prior shift, the multi-class counterpart of a threshold: offsets in -3..3 by 0.25, by
- * coordinate descent, two passes, from zero); contextRule stays null.
+ * coordinate descent, two passes, from zero); contextRule stays null. A metric that reads
+ * embeddings has no headroom rule (both null).
  * Values are in the metric's natural direction; null where no rule is known.
  */
 export interface Headroom {
@@ -42,6 +43,9 @@ const sigmoid = (z: number): number => 1 / (1 + Math.exp(-z));
 
 export async function headroom(evaluator: Evaluator, scores: Float32Array, on: ScoredRows): Promise<Headroom> {
   const none: Headroom = { globalThreshold: null, contextRule: null, rule: null };
+  // A metric of the embeddings (recall-at-K): shifting the probabilities does not move it, and
+  // the project knows no rule over embeddings.
+  if (evaluator.outputs?.includes('embedding')) return none;
   try {
     if (on.classes !== 2) return { ...none, globalThreshold: await classOffsets(evaluator, scores, on) };
     return await oracles(evaluator, scores, on);

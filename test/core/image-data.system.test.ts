@@ -213,9 +213,21 @@ describe('fetchImageDataset (synthetic package)', () => {
       else process.env.METRICOPT_DATA_DIR = before;
     }
   });
-  it('refuses a retrieval metric in demo (METRIC_NEEDS_EMBEDDINGS) and a rare class the data lacks (USAGE)', async () => {
-    const needs = await runCli(['demo', '--dataset', 'digits', '--metric', 'recall-at-1']);
-    expect([needs.code, needs.stderr]).toEqual([1, expect.stringContaining('[METRIC_NEEDS_EMBEDDINGS]')]);
+  it('refuses a retrieval metric on a model without an embedding head (MODEL_HAS_NO_EMBEDDINGS) and a rare class the data lacks (USAGE)', async () => {
+    const needs = await runCli([
+      'demo',
+      '--dataset',
+      'digits',
+      '--architecture',
+      'mlp',
+      '--pretrain-epochs',
+      '1',
+      '--metric',
+      'recall-at-1',
+      '--out',
+      join(await mkdtemp(join(tmpdir(), 'no-embed-')), 'out'),
+    ]);
+    expect([needs.code, needs.stderr]).toEqual([1, expect.stringContaining('[MODEL_HAS_NO_EMBEDDINGS]')]);
     const rare = await runCli(['demo', '--dataset', 'digits', '--rare-class', '10']);
     expect([rare.code, rare.stderr]).toEqual([1, expect.stringContaining('--rare-class 10')]);
   });

@@ -2,21 +2,28 @@ import { evaluationInput, type ScoredRows, sliceContext } from '../../metrics/co
 import { evaluateWithRetries } from '../../metrics/retry-policy.js';
 import { UseCaseError } from './errors.js';
 import type { MetaTestConfig, MetaTestDeps } from './meta-test-config.js';
+import { type ModelOutputs, modelOutputs, readsEmbeddings } from './model-outputs.js';
 
 /** The selection rows and their even/odd halves (the 'confirm' endpoint rule's two looks). */
 export type SelectionSplit = 'val' | 'val-even' | 'val-odd';
 
-/** How one meta-test seed scores phi: in-process (test, diagnostics) or through the oracle (counted). */
+/**
+ * How one meta-test seed scores phi: in-process (test, diagnostics) or through the oracle
+ * (counted). Every score goes with the model's embeddings of the same rows when the metric
+ * reads them (ModelOutputs); a decision shift of the scores leaves the embeddings as they are.
+ */
 export interface SeedQueries {
   /** The rows and labels as the evaluator sees them (with their context columns). */
   on(rows: Int32Array, labels: Int32Array): ScoredRows;
-  predict(phi: Float32Array, split: 'val' | 'test'): Float32Array;
+  /** The model's outputs at phi on the given rows (a split's, or others such as the observation rows). */
+  outputs(phi: Float32Array, rows: Int32Array): ModelOutputs;
+  predict(phi: Float32Array, split: 'val' | 'test'): ModelOutputs;
   /** The metric in-process, with the evaluator retry policy; null (a missing value) if it still fails. */
-  scoreScores(scores: Float32Array, split: 'val' | 'test'): Promise<number | null>;
+  scoreScores(outputs: ModelOutputs, split: 'val' | 'test'): Promise<number | null>;
   score(phi: Float32Array, split: 'val' | 'test'): Promise<number | null>;
   /** Real validation queries through the oracle; failed ones count as spent and are never chosen. */
   queryScores(
-    scoreSets: Float32Array[],
+    outputSets: ModelOutputs[],
     taskId: number,
     split?: SelectionSplit | 'observe',
   ): Promise<(number | null)[]>;
@@ -57,20 +64,32 @@ export async function seedQueries(
     await deps.oracle.registerSplit('val-odd', (halves[1] as (typeof halves)[number]).on);
   }
 
-  const scoreScores = async (scores: Float32Array, split: 'val' | 'test'): Promise<number | null> => {
-    const res = await evaluateWithRetries(evaluator, evaluationInput(scores, split === 'val' ? valOn : testOn));
+  // The in-process evaluator is the oracle's metric: its outputs say whether to embed.
+  const embeddings = readsEmbeddings(evaluator);
+  const scoreScores = async (outputs: ModelOutputs, split: 'val' | 'test'): Promise<number | null> => {
+    const input = evaluationInput(outputs.scores, split === 'val' ? valOn : testOn, outputs.embeddings);
+    const res = await evaluateWithRetries(evaluator, input);
     return res.ok ? res.value.value : null;
   };
+  const outputs = (phi: Float32Array, rows: Int32Array) =>
+    modelOutputs(model, phi, 1, rows, embeddings)[0] as ModelOutputs;
   const predict = (phi: Float32Array, split: 'val' | 'test') =>
-    model.predict(phi, 1, split === 'val' ? deps.valRows : deps.testRows);
+    outputs(phi, split === 'val' ? deps.valRows : deps.testRows);
   const score = (phi: Float32Array, split: 'val' | 'test') => scoreScores(predict(phi, split), split);
   const queryScores = async (
-    scoreSets: Float32Array[],
+    outputSets: ModelOutputs[],
     taskId: number,
     split: SelectionSplit | 'observe' = 'val',
   ): Promise<(number | null)[]> => {
     const results = await deps.oracle.evaluate(
-      scoreSets.map((scores, i) => ({ jobId, taskId, step: i, split, scores })),
+      outputSets.map((o, i) => ({
+        jobId,
+        taskId,
+        step: i,
+        split,
+        scores: o.scores,
+        ...(o.embeddings ? { embeddings: o.embeddings } : {}),
+      })),
     );
     return results.map((r) => (r.ok ? r.value.normalised : null));
   };
@@ -87,15 +106,7 @@ export async function seedQueries(
       const part = phis.slice(s, s + 64);
       const all = new Float32Array(part.length * d);
       part.forEach((p, i) => all.set(p, i * d));
-      const scores = model.predict(all, part.length, rowsOf);
-      const per = scores.length / part.length;
-      out.push(
-        ...(await queryScores(
-          part.map((_, i) => scores.slice(i * per, (i + 1) * per)),
-          taskId + s,
-          split,
-        )),
-      );
+      out.push(...(await queryScores(modelOutputs(model, all, part.length, rowsOf, embeddings), taskId + s, split)));
     }
     return out;
   };
@@ -107,5 +118,5 @@ export async function seedQueries(
     if (bi < 0) throw new UseCaseError('META_TEST_NO_OBSERVATION', 'meta-test: every validation query failed');
     return bi;
   };
-  return { on, predict, scoreScores, score, queryScores, queryVal, best };
+  return { on, outputs, predict, scoreScores, score, queryScores, queryVal, best };
 }

@@ -87,14 +87,14 @@ export async function metaTestSeed(
   let threshold: number | null = null;
   if (model.classes === 2) {
     tag = 4_000_000 + seed;
-    const found = await searchThreshold(ceVal, nRandom, async (t) => {
-      const [v] = await queryScores([thresholdScores(ceVal, t)], tag++);
+    const found = await searchThreshold(ceVal.scores, nRandom, async (t) => {
+      const [v] = await queryScores([{ ...ceVal, scores: thresholdScores(ceVal.scores, t) }], tag++);
       return v ?? null;
     });
     if (!found.best) throw new UseCaseError('META_TEST_NO_OBSERVATION', 'meta-test: every validation query failed');
     threshold = found.best.threshold;
     runs.threshold = {
-      test: await scoreScores(thresholdScores(ceTest, found.best.threshold), 'test'),
+      test: await scoreScores({ ...ceTest, scores: thresholdScores(ceTest.scores, found.best.threshold) }, 'test'),
       val: denormalise(found.best.value, direction),
       queries: found.queries,
     };
@@ -103,7 +103,10 @@ export async function metaTestSeed(
       'a decision threshold is defined for binary tasks only (prior_correction shifts multi-class decisions)';
   }
   runs.prior_correction = {
-    test: await scoreScores(priorCorrectScores(ceTest, model.classes, deps.trainPrior), 'test'),
+    test: await scoreScores(
+      { ...ceTest, scores: priorCorrectScores(ceTest.scores, model.classes, deps.trainPrior) },
+      'test',
+    ),
     val: null,
     queries: 0,
   };
@@ -116,10 +119,10 @@ export async function metaTestSeed(
     if (deps.observeRows && deps.observeLabels) {
       // Searched on the observation rows, with as many queries as the threshold baseline.
       await deps.oracle.registerSplit('observe', on(deps.observeRows, deps.observeLabels));
-      const ceObs = model.predict(zero, 1, deps.observeRows);
+      const ceObs = queries.outputs(zero, deps.observeRows);
       tag = 4_500_000 + seed;
-      const found = await searchThreshold(ceObs, nRandom, async (t) => {
-        const [v] = await queryScores([thresholdScores(ceObs, t)], tag++, 'observe');
+      const found = await searchThreshold(ceObs.scores, nRandom, async (t) => {
+        const [v] = await queryScores([{ ...ceObs, scores: thresholdScores(ceObs.scores, t) }], tag++, 'observe');
         return v ?? null;
       });
       shiftThreshold = found.best?.threshold ?? threshold;

@@ -2,6 +2,7 @@ import { surrogateSearch } from '../../method/surrogate-search.js';
 import { denormalise } from '../../metrics/evaluator.js';
 import { UseCaseError } from './errors.js';
 import { CMA_SIGMA0, type MetaTestConfig, type MetaTestDeps, type MethodRun } from './meta-test-config.js';
+import { modelOutputs, readsEmbeddings } from './model-outputs.js';
 import type { SeedQueries } from './meta-test-queries.js';
 
 /** What metricopt's endpoint is chosen from. */
@@ -73,10 +74,8 @@ export async function chooseEndpoint(
     await deps.oracle.registerSplit('observe', on(deps.observeRows, deps.observeLabels));
     const all = new Float32Array(top.length * d);
     top.forEach((o, i) => all.set(o.x, i * d));
-    const scores = model.predict(all, top.length, deps.observeRows);
-    const per = scores.length / top.length;
     const again = await queryScores(
-      top.map((_, i) => scores.slice(i * per, (i + 1) * per)),
+      modelOutputs(model, all, top.length, deps.observeRows, readsEmbeddings(deps.evaluator)),
       7_900_000 + seed * 1_000,
       'observe',
     );
