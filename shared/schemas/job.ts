@@ -22,6 +22,11 @@ export const datasetRefSchema = z
     positiveLabel: z.number().optional(),
     /** Per-row context for the evaluator (`--context`): a CSV or JSON-lines file, a path, file:// or s3:// URL. */
     context: z.string().min(1).optional(),
+    /**
+     * Feature column (0-based) whose non-zero rows form group 1: the context column `group`
+     * (`--group-feature`; group-balanced-error and label noise read it).
+     */
+    groupFeature: int(0).optional(),
   })
   .strict();
 

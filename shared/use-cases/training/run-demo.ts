@@ -1,11 +1,10 @@
 import { HEALTHY_SPEARMAN, healthyOf } from '../../storage/value-function-store.js';
 import type { SparseDataset } from '../../data/dataset.js';
 import { BalancedSampler, classPrior, NaturalSampler } from '../../data/sampler.js';
-import { groupLabelNoise, scoredRows } from '../../metrics/context-columns.js';
+import { scoredRows } from '../../metrics/context-columns.js';
 import { gapClosed, headroom } from '../../report/headroom.js';
 import { normalise } from '../../metrics/evaluator.js';
 import { cmaEsMinimiser } from './black-box-peers.js';
-import { UseCaseError } from './errors.js';
 import { meanCi95, mean, pairedComparison, std } from '../../method/stats.js';
 import { phiAt } from '../../method/trajectory.js';
 import { CompiledValueFunction } from '../../method/value-function-f32.js';
@@ -20,7 +19,7 @@ import type { Curves } from '../../report/plot-svg.js';
 import { type BlackBoxMinimiser, metaTestSeed, type SeedResult } from './meta-test.js';
 import { type RunConfig, replicateSeed, reseed } from './recipes.js';
 import type { RunCache } from './run-cache.js';
-import { datasetSplit, replicateRows } from './run-rows.js';
+import { datasetSplit, replicateRows, withLabelNoise } from './run-rows.js';
 import { runTrainingPipeline } from './training-pipeline.js';
 
 export { probeEvaluator, replicateRows } from './run-rows.js';
@@ -209,7 +208,7 @@ async function runReplicate(
 ): Promise<ReplicateOutcome> {
   const clean = deps.dataset;
   const rows = replicateRows(datasetSplit(clean, cfg), cfg);
-  const ds = withLabelNoise(clean, rows.train, cfg);
+  const ds = withLabelNoise(clean, cfg);
   const { train, select: selectRows, report: testRows } = rows;
   const labelsOf = (r: Int32Array) => Int32Array.from(r, (x) => ds.labels[x] as number);
   const sampler = new BalancedSampler(train, ds.labels, ds.classes);
@@ -323,19 +322,6 @@ async function runReplicate(
   } finally {
     model.dispose();
   }
-}
-
-/**
- * The data set a replicate trains on: with `cfg.labelNoise`, positive training rows of group 1
- * relabelled negative at that rate (seeded by the replicate); validation and test rows, and so
- * every metric query, keep their clean labels.
- */
-function withLabelNoise(ds: SparseDataset, train: Int32Array, cfg: RunConfig): SparseDataset {
-  const rate = cfg.labelNoise ?? 0;
-  if (rate <= 0) return ds;
-  const group = ds.context?.group;
-  if (!group) throw new UseCaseError('LABEL_NOISE_NEEDS_GROUP', 'label noise needs a group column (--group-feature)');
-  return { ...ds, labels: groupLabelNoise(ds.labels, group, train, rate, cfg.seed) };
 }
 
 function meanOrNull(xs: (number | null)[]): number | null {
