@@ -110,16 +110,13 @@ describe('metricopt train --queue (trainer workers on the jobs queue)', () => {
     }
   });
 
-  it("trains a job's label noise on the queue as in one process, and on other labels than the clean job", async () => {
+  it("trains a job's label noise on the queue as in one process", async () => {
     const queued = join(dir, 'store-noisy-queue');
     cli('train', '--job', noisyFile, '--store', queued, '--queue', join(dir, 'queue-noisy'), '--workers', '1');
     const sequential = join(dir, 'store-noisy');
     cli('train', '--job', noisyFile, '--store', sequential);
 
+    // That the noise changes the model: test/jobs/train-command.test.ts (demo and train, with and without).
     expect(await checkpointContent(queued)).toEqual(await checkpointContent(sequential));
-    // Same data, seed and recipe as the clean job: only the flipped training labels tell the models apart.
-    const fingerprint = (store: string, job: string) =>
-      JSON.parse(readFileSync(join(store, 'jobs', job, 'model.json'), 'utf8')).fingerprint;
-    expect(fingerprint(queued, 'noisy-job')).not.toBe(fingerprint(join(dir, 'store-1'), JOB));
-  });
+  }, 600_000);
 });
