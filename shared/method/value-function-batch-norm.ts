@@ -35,6 +35,13 @@ export function checkpointLayer(
   return { in: nin, out: nout, weights: Array.from(w), bias: Array.from(b) };
 }
 
+/** A training-net layer's BatchNorm parameters and running statistics (undefined without BatchNorm). */
+export function batchNormState(l: TrainLayer): BatchNormState | undefined {
+  return l.gamma && l.beta && l.runningMean && l.runningVar
+    ? { gamma: l.gamma, beta: l.beta, mean: l.runningMean, variance: l.runningVar }
+    : undefined;
+}
+
 // BatchNorm of the f32 training net (value-function-net-f32.ts) in plain TypeScript, on the
 // layer's rows in the kernel memory f (float32 view): the same formulas as the tfjs net's.
 

@@ -327,10 +327,11 @@
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rest))))
 
-  ;; mmTN: c[i][j] = sum_{r < rows} a[r][i] * b[r][j] for i < kn (a multiple of 4), j < nBytes / 4
-  ;; (nBytes a multiple of 32), overwriting c: a layer's weight gradient (a: its inputs, b: the
-  ;; gradient at its outputs). Tiles of 4 x 8: per row, two vectors of b and four splatted
-  ;; inputs feed 8 accumulators, summed over the rows in order.
+  ;; mmTN: c[i][j] += sum_{r < rows} a[r][i] * b[r][j] for i < kn (a multiple of 4), j < nBytes / 4
+  ;; (nBytes a multiple of 32), c holding zeros first: a layer's weight gradient (a: its inputs,
+  ;; b: the gradient at its outputs): the first layer's, whose inputs are dense, chunk by
+  ;; chunk. Tiles of 4 x 8: per row, two vectors of b and four splatted inputs feed 8
+  ;; accumulators, summed over the rows in order.
   (func $mmTN (export "mmTN")
     (param $a i32) (param $as i32) (param $b i32) (param $bs i32)
     (param $c i32) (param $cs i32) (param $rows i32) (param $kn i32) (param $nBytes i32)
@@ -344,10 +345,14 @@
         (br_if $iDone (i32.ge_u (local.get $i) (local.get $kn)))
         (local.set $j (i32.const 0))
         (loop $cols
-          (local.set $s00 (v128.const i32x4 0 0 0 0)) (local.set $s01 (v128.const i32x4 0 0 0 0))
-          (local.set $s10 (v128.const i32x4 0 0 0 0)) (local.set $s11 (v128.const i32x4 0 0 0 0))
-          (local.set $s20 (v128.const i32x4 0 0 0 0)) (local.set $s21 (v128.const i32x4 0 0 0 0))
-          (local.set $s30 (v128.const i32x4 0 0 0 0)) (local.set $s31 (v128.const i32x4 0 0 0 0))
+          (local.set $pc (i32.add (i32.add (local.get $c) (i32.mul (local.get $i) (local.get $cs))) (local.get $j)))
+          (local.set $s00 (v128.load offset=0 (local.get $pc))) (local.set $s01 (v128.load offset=16 (local.get $pc)))
+          (local.set $pc (i32.add (local.get $pc) (local.get $cs)))
+          (local.set $s10 (v128.load offset=0 (local.get $pc))) (local.set $s11 (v128.load offset=16 (local.get $pc)))
+          (local.set $pc (i32.add (local.get $pc) (local.get $cs)))
+          (local.set $s20 (v128.load offset=0 (local.get $pc))) (local.set $s21 (v128.load offset=16 (local.get $pc)))
+          (local.set $pc (i32.add (local.get $pc) (local.get $cs)))
+          (local.set $s30 (v128.load offset=0 (local.get $pc))) (local.set $s31 (v128.load offset=16 (local.get $pc)))
           (local.set $pa (i32.add (local.get $a) (i32.shl (local.get $i) (i32.const 2))))
           (local.set $pb (i32.add (local.get $b) (local.get $j)))
           (local.set $r (local.get $rows))
@@ -389,8 +394,9 @@
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $is))))
 
-  ;; colSum: c[j] = sum_{r < rows} b[r][j] for j < nBytes / 4 (a multiple of 4), in row order:
-  ;; a layer's bias gradient.
+  ;; colSum: c[j] += sum_{r < rows} b[r][j] for j < nBytes / 4 (a multiple of 4), in row order:
+  ;; a layer's bias gradient (c holds zeros first; adding a batch's chunks of rows in turn
+  ;; gives the whole batch's sum, term for term).
   (func $colSum (export "colSum")
     (param $b i32) (param $bs i32) (param $c i32) (param $rows i32) (param $nBytes i32)
     (local $j i32) (local $r i32) (local $pb i32) (local $s v128)
@@ -398,7 +404,7 @@
     (block $done
       (br_if $done (i32.eqz (local.get $nBytes)))
       (loop $cols
-        (local.set $s (v128.const i32x4 0 0 0 0))
+        (local.set $s (v128.load (i32.add (local.get $c) (local.get $j))))
         (local.set $pb (i32.add (local.get $b) (local.get $j)))
         (local.set $r (local.get $rows))
         (block $rDone

@@ -1,14 +1,22 @@
 import type { DenseLayer } from '../schemas/checkpoint.js';
 import {
   batchNormForward,
+  batchNormState,
   checkpointLayer,
   throughBatchNorm,
   updateRunningStats,
 } from './value-function-batch-norm.js';
-import { type FisherMasks, selectHardPairs, valueFunctionLossAndGradient } from './value-function-loss.js';
+import {
+  type LossChunking,
+  type PackedBatch,
+  selectHardPairs,
+  valueFunctionLossAndGradient,
+} from './value-function-loss.js';
 import {
   listStride,
   nonzeroTable,
+  copyGradients,
+  inTfjsLayout,
   type TrainKernels,
   type TrainLayer,
   trainKernelModule,
@@ -17,20 +25,11 @@ import {
 } from './value-function-net-layout.js';
 import { instantiateKernels, KernelLayout, pad8, WASM_PAGE, type WasmMemory } from './value-function-wasm.js';
 
+export type { PackedBatch } from './value-function-loss.js';
 export type { ValueFunctionArch } from './value-function-net-layout.js';
 
-/** A batch of tasks packed task-major: B tasks of T1 rows each. */
-export interface PackedBatch {
-  B: number;
-  T1: number;
-  /** [B * T1 x d] inputs. */
-  x: Float32Array;
-  /** [B * T1] targets and their stds. */
-  mean: Float32Array;
-  std: Float32Array;
-  masks: readonly FisherMasks[];
-}
-
+/** Rows of a chunk (whole tasks): its per-row buffers, ~2 KB a row, stay within a core's L2 cache. */
+const CHUNK_ROWS = 256;
 /** A list row of the output gradient (one column). */
 const OUT_LIST_STRIDE = listStride(8);
 
@@ -137,25 +136,7 @@ export class ValueFunctionNetF32 {
    * weights [in][out] of every layer, then biases, then BatchNorm gammas, then betas.
    */
   inTfjsLayout(vector: Float32Array): Float32Array[] {
-    const view = (part: Float32Array) => vector.subarray(part.byteOffset / 4, part.byteOffset / 4 + part.length);
-    const weights = this.layers.map((l) => {
-      const wT = view(l.wT);
-      const w = new Float32Array(l.nin * l.nout);
-      for (let r = 0; r < l.nin; r++) for (let j = 0; j < l.nout; j++) w[r * l.nout + j] = wT[j * l.nin + r] as number;
-      return w;
-    });
-    const parts = (pick: (l: TrainLayer) => Float32Array | undefined) =>
-      this.layers.flatMap((l) => {
-        const p = pick(l);
-        return p ? [view(p).slice()] : [];
-      });
-    return [...weights, ...parts((l) => l.b), ...parts((l) => l.gamma), ...parts((l) => l.beta)];
-  }
-
-  /** Running BatchNorm statistics of hidden layer i (undefined without BatchNorm). */
-  runningStats(i: number): { mean: Float32Array; variance: Float32Array } | undefined {
-    const l = this.layers[i] as TrainLayer;
-    return l.runningMean && l.runningVar ? { mean: l.runningMean, variance: l.runningVar } : undefined;
+    return inTfjsLayout(this.layers, vector);
   }
 
   /**
@@ -164,14 +145,44 @@ export class ValueFunctionNetF32 {
    * the batch's statistics; `updateRunningStats` folds them into the running averages.
    */
   lossAndGradient(batch: PackedBatch, gamma: number, oeWeight: number): number {
-    const rows = batch.B * batch.T1;
-    this.ensureRows(rows);
+    const { B, T1 } = batch;
+    // Chunks of whole tasks, about CHUNK_ROWS rows, so that a chunk's rows stay in the core's
+    // cache from the forward pass to the backward; BatchNorm needs the whole batch at once.
+    const perChunk = this.arch.batchNorm ? B : Math.max(1, Math.min(B, Math.floor(CHUNK_ROWS / T1)));
+    this.ensureRows(perChunk * T1);
+    const f = this.f32;
+    for (const l of this.layers) {
+      f.fill(0, l.gW / 4, l.gW / 4 + l.pout * l.pin);
+      f.fill(0, l.gBias / 4, l.gBias / 4 + l.pout);
+    }
+    const chunking = { tasks: B, sums: { regress: 0, oe: 0 } };
+    let loss = 0;
+    for (let t0 = 0; t0 < B; t0 += perChunk) {
+      const tasks = Math.min(perChunk, B - t0);
+      loss = this.chunk(batch, t0, tasks, gamma, oeWeight, chunking);
+    }
+    copyGradients(f, this.layers);
+    return loss;
+  }
+
+  /** Forward, loss and backward of tasks t0 .. t0 + tasks of the batch, adding to the gradients. */
+  private chunk(
+    batch: PackedBatch,
+    t0: number,
+    tasks: number,
+    gamma: number,
+    oeWeight: number,
+    chunking: LossChunking,
+  ): number {
+    const { T1 } = batch;
+    const rows = tasks * T1;
     const { d } = this.arch;
     const f = this.f32;
     const x0 = this.x / 4;
     const xs = pad8(d);
     const bx = batch.x;
-    for (let r = 0; r < rows; r++) for (let j = 0; j < d; j++) f[x0 + r * xs + j] = bx[r * d + j] as number;
+    const from = t0 * T1 * d;
+    for (let r = 0; r < rows; r++) for (let j = 0; j < d; j++) f[x0 + r * xs + j] = bx[from + r * d + j] as number;
     this.forward(rows);
     const lastLayer = this.layers[this.layers.length - 1] as TrainLayer;
     const out = this.out;
@@ -181,22 +192,27 @@ export class ValueFunctionNetF32 {
     const e = embedLayer ? embedLayer.nout : d;
     const embedding = new Float64Array(oeWeight === 0 ? 0 : rows * e);
     if (oeWeight !== 0) {
-      const from = embedLayer ? embedLayer.act / 4 : x0;
+      const at = embedLayer ? embedLayer.act / 4 : x0;
       const stride = embedLayer ? embedLayer.pout : xs;
       for (let r = 0; r < rows; r++)
-        for (let j = 0; j < e; j++) embedding[r * e + j] = f[from + r * stride + j] as number;
+        for (let j = 0; j < e; j++) embedding[r * e + j] = f[at + r * stride + j] as number;
     }
-    // Hard mining on the current embeddings (the selection carries no gradient).
+    // Hard mining on the current embeddings (the selection carries no gradient), task by task.
     const pairs =
       oeWeight === 0
         ? { posIndex: new Int32Array(0), negIndex: new Int32Array(0), valid: new Float32Array(0) }
-        : selectHardPairs(Float32Array.from(embedding), e, batch.masks, batch.T1);
+        : selectHardPairs(Float32Array.from(embedding), e, batch.masks.slice(t0, t0 + tasks), T1);
+    const labels = {
+      mean: batch.mean.subarray(t0 * T1, t0 * T1 + rows),
+      std: batch.std.subarray(t0 * T1, t0 * T1 + rows),
+    };
     const { loss } = valueFunctionLossAndGradient(
-      { b: batch.B, t1: batch.T1, out, embedding, e, mean: batch.mean, std: batch.std, ...pairs },
+      { b: tasks, t1: T1, out, embedding, e, ...labels, ...pairs },
       gamma,
       oeWeight,
       this.dOut64,
       this.dEmbedding,
+      chunking,
     );
     const dOut = this.dOut / 4;
     for (let r = 0; r < rows; r++) f[dOut + r * 8] = this.dOut64[r] as number;
@@ -213,15 +229,7 @@ export class ValueFunctionNetF32 {
   toLayers(): DenseLayer[] {
     const weights = this.inTfjsLayout(this.params);
     return this.layers.map((l, i) =>
-      checkpointLayer(
-        l.nin,
-        l.nout,
-        weights[i] as Float32Array,
-        Float32Array.from(l.b),
-        l.gamma && l.beta && l.runningMean && l.runningVar
-          ? { gamma: l.gamma, beta: l.beta, mean: l.runningMean, variance: l.runningVar }
-          : undefined,
-      ),
+      checkpointLayer(l.nin, l.nout, weights[i] as Float32Array, Float32Array.from(l.b), batchNormState(l)),
     );
   }
 
@@ -285,7 +293,7 @@ export class ValueFunctionNetF32 {
     }
   }
 
-  /** Gradients of the last loss into `grads`, from dOut (and dEmbedding, of width e, when e > 0). */
+  /** Adds the gradients of the chunk's loss from dOut (and dEmbedding, of width e, when e > 0). */
   private backward(rows: number, e: number): void {
     const last = this.layers.length - 1;
     const f = this.f32;
@@ -303,8 +311,8 @@ export class ValueFunctionNetF32 {
       const input = below ? below.act : this.x;
       const inStride = l.pin * 4;
       const stride = l.pout * 4;
-      f.fill(0, l.gW / 4, l.gW / 4 + l.nout * l.pin);
-      this.k.mmTNS(input, inStride, up, upStride, upList, upListStride, l.gW, inStride, rows, inStride);
+      if (below) this.k.mmTNS(input, inStride, up, upStride, upList, upListStride, l.gW, inStride, rows, inStride);
+      else this.k.mmTN(input, inStride, up, upStride, l.gW, stride, rows, (l.nin + 3) & ~3, stride);
       this.k.colSum(up, upStride, l.gBias, rows, stride);
       if (!below) break;
       // d loss / d (activations of the layer below), plus the embedding term's gradient there.
@@ -330,18 +338,13 @@ export class ValueFunctionNetF32 {
       }
       if (below.gamma) {
         throughBatchNorm(f, below, rows, l.grad);
-        this.k.nonzeros(l.grad, inStride, rows, inStride, this.table, below.list, below.listStride);
+        // (the first layer's weight gradient is dense: it needs no list)
+        if (li > 1) this.k.nonzeros(l.grad, inStride, rows, inStride, this.table, below.list, below.listStride);
       } else this.k.reluMask(l.grad, below.act, rows * inStride);
       up = l.grad;
       upStride = inStride;
       upList = below.list;
       upListStride = below.listStride;
-    }
-    for (const l of this.layers) {
-      const { nin, nout, pin } = l;
-      const gW = l.gW / 4;
-      for (let j = 0; j < nout; j++) l.gWT.set(f.subarray(gW + j * pin, gW + j * pin + nin), j * nin);
-      l.gB.set(f.subarray(l.gBias / 4, l.gBias / 4 + nout));
     }
   }
 }

@@ -30,6 +30,18 @@ export interface TrainKernels {
     nBytes: number,
     relu: number,
   ): void;
+  /** Dense weight gradient [in][out] added into c: the first layer's (its inputs are dense). */
+  mmTN(
+    a: number,
+    aStride: number,
+    b: number,
+    bStride: number,
+    c: number,
+    cStride: number,
+    rows: number,
+    kn: number,
+    nBytes: number,
+  ): void;
   /** The product over the k of each row's list (the non-zero columns of a). */
   mmS(
     a: number,
@@ -227,4 +239,39 @@ export function trainLayers(
     });
   }
   return { layers, params, grads };
+}
+
+/**
+ * A vector in the net's `params` layout (the params, or the grads) split as the tfjs net's
+ * variables: weights [in][out] of every layer, then biases, then BatchNorm gammas, then betas.
+ */
+export function inTfjsLayout(layers: TrainLayer[], vector: Float32Array): Float32Array[] {
+  const view = (part: Float32Array) => vector.subarray(part.byteOffset / 4, part.byteOffset / 4 + part.length);
+  const weights = layers.map((l) => {
+    const wT = view(l.wT);
+    const w = new Float32Array(l.nin * l.nout);
+    for (let r = 0; r < l.nin; r++) for (let j = 0; j < l.nout; j++) w[r * l.nout + j] = wT[j * l.nin + r] as number;
+    return w;
+  });
+  const parts = (pick: (l: TrainLayer) => Float32Array | undefined) =>
+    layers.flatMap((l) => {
+      const p = pick(l);
+      return p ? [view(p).slice()] : [];
+    });
+  return [...weights, ...parts((l) => l.b), ...parts((l) => l.gamma), ...parts((l) => l.beta)];
+}
+
+/**
+ * The weight and bias gradients from the kernel memory f into the layers' views of `grads`:
+ * the first layer's weights are [in][out] there (mmTN), the others' [out][in] (mmTNS).
+ */
+export function copyGradients(f: Float32Array, layers: TrainLayer[]): void {
+  for (const [i, l] of layers.entries()) {
+    const { nin, nout, pin, pout } = l;
+    const gW = l.gW / 4;
+    if (i === 0)
+      for (let j = 0; j < nout; j++) for (let r = 0; r < nin; r++) l.gWT[j * nin + r] = f[gW + r * pout + j] as number;
+    else for (let j = 0; j < nout; j++) l.gWT.set(f.subarray(gW + j * pin, gW + j * pin + nin), j * nin);
+    l.gB.set(f.subarray(l.gBias / 4, l.gBias / 4 + nout));
+  }
 }

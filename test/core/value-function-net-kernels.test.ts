@@ -10,23 +10,8 @@ import {
 import { instantiateKernels } from '../../shared/method/value-function-wasm.js';
 import { Rng } from '../../shared/util/random.js';
 
-/** The dense weight-gradient kernel, kept in the module as the sparse one's reference. */
-interface DenseReference {
-  mmTN(
-    a: number,
-    as: number,
-    b: number,
-    bs: number,
-    c: number,
-    cs: number,
-    rows: number,
-    kn: number,
-    nBytes: number,
-  ): void;
-}
-
 function kernels() {
-  const { exports, memory } = instantiateKernels<TrainKernels & DenseReference>(trainKernelModule(), 4 << 20);
+  const { exports, memory } = instantiateKernels<TrainKernels>(trainKernelModule(), 4 << 20);
   const f = new Float32Array(memory.buffer);
   const table = 0;
   new Uint16Array(memory.buffer).set(nonzeroTable(), table / 2);
@@ -104,6 +89,7 @@ describe('the sparse training kernels (value-function-kernels.wat)', () => {
     const rng = new Rng(pin + pout);
     fill(f, A, rows, pin, 0.3, rng); // the layer's inputs
     fill(f, B, rows, pout, 0.6, rng); // the gradient at its outputs
+    f.fill(0, C / 4, C / 4 + pout * pin);
     k.mmTN(A, pin * 4, B, pout * 4, C, pout * 4, rows, pin, pout * 4);
     const ls = listStride(pout);
     k.nonzeros(B, pout * 4, rows, pout * 4, table, LIST, ls);
