@@ -1,7 +1,9 @@
 ;; The WebAssembly SIMD (f32x4) kernels of the value function: CompiledValueFunction's
-;; (value-function-f32.ts; serving, one row at a time: the dense layers of the MLP, forward and
-;; backward, and the input normalisation) and ValueFunctionNetF32's (value-function-net-f32.ts;
-;; training, a batch of rows at a time: mm, mmTN, colSum, reluMask at the end of the module).
+;; (value-function-f32.ts through value-function-simd-path.ts; serving, one row at a time: the
+;; dense layers of the MLP, forward and backward, and the input normalisation) and
+;; ValueFunctionNetF32's (value-function-net-f32.ts; training, a batch of rows at a time: mm,
+;; mmTN, colSum, reluMask, then the sparse nonzeros, mmS, mmTNS and adam at the end of the
+;; module; their tests: test/core/value-function-net-kernels.test.ts).
 ;;
 ;; Compiled at build time by wabt (scripts/build-kernels.mjs) into
 ;; value-function-kernels.wasm.ts, which the TypeScript imports. After editing this file run
