@@ -8,8 +8,7 @@ import type { ComputePool } from '../shared/ports/compute-pool.port.js';
 import type { SparseDataset } from '../shared/data/dataset.js';
 import type { Evaluator } from '../shared/ports/evaluator.port.js';
 import { builtinEvaluator } from '../shared/metrics/registry.js';
-import { withDerivedContext } from '../shared/metrics/context-columns.js';
-import { requiredContext } from '../shared/metrics/context-metrics.js';
+import { withContextFor } from '../shared/metrics/context-metrics.js';
 import { filmLayerOutOfRange } from '../shared/models/mlp.js';
 import { loadEvaluatorModuleInWorker } from '../shared/adapters/evaluator-module.worker-thread.js';
 import { type RunConfig, runConfigSchema } from '../shared/schemas/run-config.js';
@@ -260,6 +259,15 @@ function runFlags(): Array<SettingFlag | Option> {
 
 const settings = (): SettingFlag[] => runFlags().filter((f): f is SettingFlag => !(f instanceof Option));
 
+/** The meta-test settings given on the command line (`train` runs no meta-test: it refuses them). */
+export function metaTestFlagsGiven(o: RunOptions): string[] {
+  return settings()
+    .filter(
+      ({ option, paths }) => (paths[0] as string).startsWith('metaTest.') && o[option.attributeName()] !== undefined,
+    )
+    .map(({ option }) => option.long as string);
+}
+
 function valueAt(cfg: RunConfig, path: RunConfigPath): unknown {
   return path.split('.').reduce<unknown>((o, k) => (o as Record<string, unknown> | undefined)?.[k], cfg);
 }
@@ -421,8 +429,7 @@ export async function prepareRun(
   }
   // Context columns the metric (or the group options) need and the user did not supply,
   // derived by their documented rules (shared/metrics/context-columns.ts).
-  const columns = [...requiredContext(evaluator), ...(o.groupFeature !== undefined ? ['group'] : [])];
-  if (columns.length > 0) dataset = withDerivedContext(dataset, columns, o.groupFeature as number | undefined);
+  dataset = withContextFor(dataset, evaluator, o.groupFeature as number | undefined);
   if (o.rareClass !== undefined && (o.rareClass as number) >= dataset.classes) {
     throw new CliError('USAGE', `--rare-class ${o.rareClass}: '${dataset.name}' has classes 0..${dataset.classes - 1}`);
   }

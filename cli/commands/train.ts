@@ -18,7 +18,14 @@ import { runTrainerWorker, submitJob } from '../../shared/use-cases/jobs/trainer
 import { CliError } from '../errors.js';
 import { storeOptionsFromEnv } from '../locations.js';
 import { stderrProgress } from '../progress.js';
-import { addRunOptions, buildRunConfig, openComputePool, prepareRun, type RunOptions } from '../run-options.js';
+import {
+  addRunOptions,
+  buildRunConfig,
+  metaTestFlagsGiven,
+  openComputePool,
+  prepareRun,
+  type RunOptions,
+} from '../run-options.js';
 import { cliEnv } from '../env.js';
 
 export function registerTrain(program: Command): void {
@@ -116,6 +123,13 @@ async function jobFromOptions(o: RunOptions, store: ObjectStore): Promise<{ spec
     if (stored.error.code !== 'JOB_NOT_FOUND') throw stored.error;
   }
   // A new job from the flags. Paths become absolute, so that a resume from elsewhere finds them.
+  const metaTest = metaTestFlagsGiven(o);
+  if (metaTest.length > 0) {
+    throw new CliError(
+      'USAGE',
+      `${metaTest.join(', ')}: meta-test settings; train ends at the value function's checkpoint and runs no meta-test (use them with metricopt demo)`,
+    );
+  }
   const cfg = buildRunConfig(o);
   const source = o.dataset as string;
   const absolute = (path: string) => (/^[a-z0-9]+:\/\//.test(path) ? path : resolve(path));
@@ -135,6 +149,7 @@ async function jobFromOptions(o: RunOptions, store: ObjectStore): Promise<{ spec
         ...(o.features !== undefined ? { features: o.features } : {}),
         ...(o.positiveLabel !== undefined ? { positiveLabel: o.positiveLabel } : {}),
         ...(o.context !== undefined ? { context: absolute(o.context as string) } : {}),
+        ...(o.groupFeature !== undefined ? { groupFeature: o.groupFeature } : {}),
       },
       metric: o.evaluator ? { module: resolve(o.evaluator as string) } : { builtin: o.metric },
       recipe: cfg.recipe,
@@ -163,6 +178,7 @@ async function runOptionsOf(spec: JobSpec, o: RunOptions): Promise<RunOptions> {
     dataset: source,
     features: spec.dataset.features,
     positiveLabel: spec.dataset.positiveLabel,
+    groupFeature: spec.dataset.groupFeature,
     ...(spec.dataset.context === undefined
       ? {}
       : { context: await localDatasetSource(spec.dataset.context, storeOptionsFromEnv()) }),

@@ -206,12 +206,21 @@ class ValueApiClient:
         flush()
         return {**last, **totals}
 
-    def upload_labels(self, job_id: str, labels: Sequence[int], classes: int) -> Dict[str, Any]:
+    def upload_labels(
+        self,
+        job_id: str,
+        labels: Sequence[int],
+        classes: int,
+        rows: Optional[Sequence[int]] = None,
+        context: Optional[Dict[str, Vector]] = None,
+    ) -> Dict[str, Any]:
         """Uploads the labels that prediction lines are scored on (once per job; the same labels
-        again are fine)."""
-        if hasattr(labels, "tolist"):
-            labels = labels.tolist()
-        body = {"classes": int(classes), "labels": [int(v) for v in labels]}
+        again are fine), optionally with the examples' `rows` (their 0-based indices in your data
+        set, each once) and per-row `context` columns ({name: one finite number per label}): the
+        evaluator gets them as EvaluationInput.rows / .context. A context value that is not a
+        finite number raises NOT_FINITE / INVALID_INPUT before anything is sent; a wrong length
+        or a repeated row is the server's 400 PREDICTIONS_INVALID, and nothing is stored."""
+        body = _labels_body(labels, classes, rows, context)
         return self._json("POST", f"/v1/fit-jobs/{urllib.parse.quote(job_id, safe='')}/labels", body)
 
     def upload_predictions(self, job_id: str, key: str, predictions: Any) -> Dict[str, Any]:
@@ -401,6 +410,31 @@ def _plain(x: Any, where: str) -> Any:
     return f
 
 
+def _index(x: Any, where: str) -> int:
+    """An integer given as an int or a whole float (never truncated); else INVALID_INPUT."""
+    try:
+        f = float(x)
+    except (TypeError, ValueError):
+        raise ValueApiError(0, "INVALID_INPUT", f"{where} is {x!r}, not a row index") from None
+    if not f.is_integer():
+        raise ValueApiError(0, "INVALID_INPUT", f"{where} is {x!r}, not a row index")
+    return int(x) if isinstance(x, int) else int(f)
+
+
+def _labels_body(labels: Any, classes: int, rows: Any, context: Optional[Dict[str, Any]]) -> Dict[str, Any]:
+    """The labels upload's JSON body (numpy arrays welcome); context values checked finite."""
+    if hasattr(labels, "tolist"):
+        labels = labels.tolist()
+    body: Dict[str, Any] = {"classes": int(classes), "labels": [int(v) for v in labels]}
+    if rows is not None:
+        if hasattr(rows, "tolist"):
+            rows = rows.tolist()
+        body["rows"] = [_index(v, f"upload_labels: rows[{i}]") for i, v in enumerate(rows)]
+    if context is not None:
+        body["context"] = {str(name): _plain(values, f"upload_labels: context.{name}") for name, values in context.items()}
+    return body
+
+
 def _shape(rows: Any, op: str) -> Tuple[int, int]:
     """(n, d) of n x d rows, all of one length d >= 1 (else DIMENSION_MISMATCH, status 0)."""
     if hasattr(rows, "tolist"):
@@ -425,7 +459,8 @@ class Recorder:
     Or let a registered evaluator (your proprietary scorer, behind the evaluation queue) score
     predictions instead of observing the value in the loop:
 
-        rec.labels(y_val, classes=2)                             # once
+        rec.labels(y_val, classes=2)                             # once (rows=, context= if
+                                                                 # the metric needs them)
         rec.observe_predictions("run-3", step, scores, "my-f1")  # instead of observe()
 
     A value observed at a step must have its phi logged at that step too (any order).
@@ -435,13 +470,18 @@ class Recorder:
         self._phi: Dict[Tuple[str, int], List[float]] = {}
         self._metric: Dict[Tuple[str, int], float] = {}
         self._predictions: Dict[Tuple[str, int], Tuple[str, List[float]]] = {}
-        self._labels: Optional[Tuple[List[int], int]] = None
+        self._labels: Optional[Dict[str, Any]] = None
 
-    def labels(self, labels: Sequence[int], classes: int) -> None:
-        """The labels that observe_predictions' scores are on (the validation split)."""
-        if hasattr(labels, "tolist"):
-            labels = labels.tolist()
-        self._labels = ([int(v) for v in labels], int(classes))
+    def labels(
+        self,
+        labels: Sequence[int],
+        classes: int,
+        rows: Optional[Sequence[int]] = None,
+        context: Optional[Dict[str, Vector]] = None,
+    ) -> None:
+        """The labels that observe_predictions' scores are on (the validation split), with the
+        examples' rows and context columns if the metric needs them (see upload_labels)."""
+        self._labels = _labels_body(labels, classes, rows, context)
 
     def observe_predictions(self, trajectory: str, step: int, predictions: Any, evaluator: str) -> None:
         """Predictions at this step, to be scored by the registered evaluator `evaluator`."""
@@ -483,7 +523,8 @@ class Recorder:
         if self._predictions:
             if self._labels is None:
                 raise ValueApiError(0, "INVALID_INPUT", "observe_predictions: call labels(y, classes) first")
-            client.upload_labels(job_id, *self._labels)
+            body = self._labels
+            client.upload_labels(job_id, body["labels"], body["classes"], body.get("rows"), body.get("context"))
             for (t, s), (_, values) in sorted(self._predictions.items()):
                 client.upload_predictions(job_id, self._key(t, s), values)
         return client.upload_observations(job_id, lines)

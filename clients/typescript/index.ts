@@ -219,12 +219,21 @@ export class ValueApiClient {
     return { ...last, ...totals };
   }
 
-  /** Uploads the labels that prediction lines are scored on (once per job; the same again is fine). */
-  uploadLabels(jobId: string, labels: ArrayLike<number>, classes: number): Promise<{ created: boolean }> {
-    return this.json('POST', `/v1/fit-jobs/${encodeURIComponent(jobId)}/labels`, {
-      classes,
-      labels: Array.from(labels),
-    });
+  /**
+   * Uploads the labels that prediction lines are scored on (once per job; the same again is
+   * fine), optionally with the examples' `rows` (indices in your data set, each once) and per-row
+   * `context` columns (one finite number per label each): the evaluator gets them as
+   * EvaluationInput.rows / .context. A non-finite context value throws NOT_FINITE before anything
+   * is sent; a wrong length or a repeated row is the server's 400 PREDICTIONS_INVALID, and nothing
+   * is stored.
+   */
+  async uploadLabels(
+    jobId: string,
+    labels: ArrayLike<number>,
+    classes: number,
+    extra: LabelsExtra = {},
+  ): Promise<{ created: boolean }> {
+    return this.json('POST', `/v1/fit-jobs/${encodeURIComponent(jobId)}/labels`, labelsBody(labels, classes, extra));
   }
 
   /**
@@ -378,6 +387,28 @@ export class ValueApiClient {
   }
 }
 
+/** What labels may carry besides the labels (shared/schemas/observations.ts, FitLabels). */
+export interface LabelsExtra {
+  /** The examples' 0-based indices in your data set, one per label, each once (default 0..n-1). */
+  rows?: ArrayLike<number>;
+  /** Named per-row numeric columns, one finite value per label each. */
+  context?: Readonly<Record<string, ArrayLike<number>>>;
+}
+
+/** The labels upload's body; throws NOT_FINITE for a context value JSON cannot carry. */
+function labelsBody(labels: ArrayLike<number>, classes: number, { rows, context }: LabelsExtra) {
+  const columns: Record<string, number[]> = {};
+  for (const [name, values] of Object.entries(context ?? {})) {
+    columns[name] = finitePhi('uploadLabels', `context.${name}`, Array.from(values));
+  }
+  return {
+    classes,
+    labels: Array.from(labels),
+    ...(rows === undefined ? {} : { rows: Array.from(rows) }),
+    ...(context === undefined ? {} : { context: columns }),
+  };
+}
+
 /** One observation line as a training loop records it (shared/schemas/observations.ts). */
 export interface ObservationLineInput {
   trajectory: string;
@@ -392,17 +423,22 @@ export interface ObservationLineInput {
  * Records a training loop's phi and metric observations for a fit job:
  * `rec.log(trajectory, step, phi)` every step, `rec.observe(trajectory, step, value)` where the
  * metric was measured, then `rec.fit(client, jobId, { ... })`. Or, to have a registered
- * evaluator score them instead: `rec.labels(y, classes)` once and
+ * evaluator score them instead: `rec.labels(y, classes)` (or `rec.labels(y, classes, { rows,
+ * context })` for a metric of who is scored) once and
  * `rec.observePredictions(trajectory, step, scores, evaluator)` instead of `observe`.
  */
 export class Recorder {
   private readonly phis = new Map<string, { trajectory: string; step: number; phi: number[] }>();
   private readonly metrics = new Map<string, number>();
   private readonly predictions = new Map<string, { evaluator: string; values: Float32Array }>();
-  private labelSet: { labels: number[]; classes: number } | undefined;
+  private labelSet: ReturnType<typeof labelsBody> | undefined;
 
-  labels(labels: ArrayLike<number>, classes: number): void {
-    this.labelSet = { labels: Array.from(labels), classes };
+  /**
+   * The labels the predictions are scored on, with their rows and context if the metric needs
+   * them (copied now; a non-finite context value throws NOT_FINITE here).
+   */
+  labels(labels: ArrayLike<number>, classes: number, extra: LabelsExtra = {}): void {
+    this.labelSet = labelsBody(labels, classes, extra);
   }
 
   observePredictions(trajectory: string, step: number, predictions: ArrayLike<number>, evaluator: string): void {
@@ -453,7 +489,8 @@ export class Recorder {
       if (this.labelSet === undefined) {
         throw new ValueApiError(0, 'INVALID_INPUT', 'observePredictions: call labels(y, classes) first');
       }
-      await client.uploadLabels(jobId, this.labelSet.labels, this.labelSet.classes);
+      const { labels, classes, ...extra } = this.labelSet;
+      await client.uploadLabels(jobId, labels, classes, extra);
       for (const [key, p] of this.predictions) await client.uploadPredictions(jobId, Recorder.keyOf(key), p.values);
     }
     return client.uploadObservations(jobId, lines);

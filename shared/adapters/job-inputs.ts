@@ -6,6 +6,7 @@ import type { SparseDataset } from '../data/dataset.js';
 import { loadRowContext } from './context-file.fs.js';
 import type { Evaluator } from '../ports/evaluator.port.js';
 import { builtinEvaluator } from '../metrics/registry.js';
+import { withContextFor } from '../metrics/context-metrics.js';
 import { loadEvaluatorModule } from './evaluator-module.in-process.js';
 import type { JobSpec } from '../schemas/job.js';
 import { DomainError } from '../util/result.js';
@@ -30,9 +31,11 @@ export async function localDatasetSource(source: string, options: ObjectStoreOpt
 
 /**
  * The dataset and the evaluator a job names (the training container's loader); the job's
- * context file, when it names one, becomes the data set's `context`. Fetched image sets are read
- * from the spec's `dataset.dataDir`, else `options.dataDir` (the container's METRICOPT_DATA_DIR),
- * else the package's `.cache/data`; a rare class the data set does not have is JOB_SPEC_INVALID.
+ * context file, when it names one, becomes the data set's `context`, and the columns the
+ * metric or `dataset.groupFeature` need beyond it are derived (withContextFor). Fetched image
+ * sets are read from the spec's `dataset.dataDir`, else `options.dataDir` (the container's
+ * METRICOPT_DATA_DIR), else the package's `.cache/data`; a rare class the data set does not
+ * have is JOB_SPEC_INVALID.
  */
 export async function loadJobInputs(
   spec: JobSpec,
@@ -55,8 +58,11 @@ export async function loadJobInputs(
       `overrides.rareClass.label: ${rare.label} is not a class of '${ds.value.name}' (classes 0..${ds.value.classes - 1})`,
     );
   }
-  if (spec.dataset.context === undefined) return { dataset: ds.value, evaluator: evaluator.value };
-  const context = await loadRowContext(await localDatasetSource(spec.dataset.context, options), ds.value.rows);
-  if (!context.ok) throw context.error;
-  return { dataset: { ...ds.value, context: context.value }, evaluator: evaluator.value };
+  let dataset = ds.value;
+  if (spec.dataset.context !== undefined) {
+    const context = await loadRowContext(await localDatasetSource(spec.dataset.context, options), dataset.rows);
+    if (!context.ok) throw context.error;
+    dataset = { ...dataset, context: context.value };
+  }
+  return { dataset: withContextFor(dataset, evaluator.value, spec.dataset.groupFeature), evaluator: evaluator.value };
 }

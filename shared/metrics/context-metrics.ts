@@ -1,4 +1,5 @@
-import { contextColumn } from './context-columns.js';
+import type { SparseDataset } from '../data/dataset.js';
+import { contextColumn, withDerivedContext } from './context-columns.js';
 import { MetricError } from './errors.js';
 import type { EvaluationInput, Evaluator } from '../ports/evaluator.port.js';
 
@@ -141,4 +142,15 @@ export const contextEvaluators: readonly ContextEvaluator[] = [instanceCost, gro
 /** The context columns an evaluator needs ([] for metrics of (score, label) pairs only). */
 export function requiredContext(evaluator: Evaluator): readonly string[] {
   return (evaluator as Partial<ContextEvaluator>).contextColumns ?? [];
+}
+
+/**
+ * The data set with the context columns a run needs and its user did not supply, derived by
+ * their documented rules (context-columns.ts): the evaluator's, and `group` from feature
+ * `groupFeature` when one is given. Every loader of a run's data (the run commands, training
+ * jobs in a trainer worker or the training container) goes through it.
+ */
+export function withContextFor(ds: SparseDataset, evaluator: Evaluator, groupFeature?: number): SparseDataset {
+  const columns = [...requiredContext(evaluator), ...(groupFeature !== undefined ? ['group'] : [])];
+  return columns.length > 0 ? withDerivedContext(ds, columns, groupFeature) : ds;
 }

@@ -23,6 +23,11 @@ export const datasetRefSchema = z
     /** Per-row context for the evaluator (`--context`): a CSV or JSON-lines file, a path, file:// or s3:// URL. */
     context: z.string().min(1).optional(),
     /**
+     * Feature column (0-based) whose non-zero rows form group 1: the context column `group`
+     * (`--group-feature`; group-balanced-error and label noise read it).
+     */
+    groupFeature: int(0).optional(),
+    /**
      * Where the trainer finds the fetched image sets (`metricopt data fetch fashion-mnist`): a
      * folder path or file:// URL on the trainer's machine. Absent: its METRICOPT_DATA_DIR, else
      * `.cache/data` in the package.

@@ -185,7 +185,8 @@ export type RunConfig = z.infer<typeof runConfigSchema>;
 
 /**
  * A job's overrides: the training part of `RunConfig` (no meta-test, no recipe name), every
- * section partial and merged over the recipe's; the adapter is replaced whole.
+ * section partial and merged over the recipe's; the adapter is replaced whole (`--adapter
+ * low-rank` is `{"kind": "input-bias", "d": 16, "outputBias": true, "logitRank": 32}`).
  */
 export const trainingOverridesSchema = z
   .object({
@@ -200,6 +201,8 @@ export const trainingOverridesSchema = z
       .omit({ recipe: true })
       .extend({ trajectories: trajectoryConfigSchema.partial(), train: valueFunctionTrainConfigSchema.partial() })
       .partial(),
+    /** The label-noise cell (`--label-noise`): needs a group column, e.g. the job's dataset.groupFeature. */
+    labelNoise: z.number().min(0).max(1),
   })
   .strict()
   .partial();

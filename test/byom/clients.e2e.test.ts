@@ -9,6 +9,8 @@ import { hashApiKey } from '../../functions/value-api/auth.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
+import { instanceCost } from '../../shared/metrics/context-metrics.js';
+import { readFitLabels } from '../../shared/use-cases/byom/fit-inputs.js';
 import { loadCheckpoint } from '../../shared/storage/value-function-store.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { cosine, makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js';
@@ -126,6 +128,82 @@ describe('clients: record, upload, fit, wait, then guide', () => {
     const a = await loadCheckpoint(store, 'ts-scored');
     const b = await loadCheckpoint(store, 'py-scored');
     expect(a.ok && b.ok && a.value.members).toEqual(b.ok ? b.value.members : undefined);
+  });
+
+  it("both clients: rows and context uploaded with the labels reach the fit job's evaluator", async () => {
+    // instance-cost: every label positive, the first round(m N) scored negative, each missed one
+    // costing its amount: the metric depends on the context column, so the fit of the scored
+    // lines equals the fit of values computed here only if the evaluator saw these amounts.
+    const N = 40;
+    const labels = Array.from({ length: N }, () => 1);
+    const rows = Array.from({ length: N }, (_, i) => 1000 - 7 * i);
+    const amount = Array.from({ length: N }, (_, i) => 0.5 + ((i * 7) % 13) / 4);
+    const scoresOf = (m: number) => {
+      const wrong = Math.min(N, Math.round(m * N));
+      return Array.from({ length: N }, (_, i) => (i < wrong ? 0.25 : 0.75));
+    };
+    const costOf = (m: number) =>
+      instanceCost.evaluate({
+        scores: Float32Array.from(scoresOf(m)),
+        labels: Int32Array.from(labels),
+        classes: 2,
+        rows: Int32Array.from(rows),
+        context: { amount: Float64Array.from(amount) },
+      }) as number;
+    const few = recordTrajectories(world, { trajectories: 10, steps: 8, K: 3, seed: 6 });
+    const observed = few.filter((l) => l.metric !== undefined).length;
+    const job = (id: string) => ({
+      id,
+      metric: { name: 'instance-cost', direction: 'minimize' as const },
+      overrides: { metaTrain: { ensemble: 1 } },
+      output: { valueFunctionId: id },
+    });
+    const client = new ValueApiClient({ baseUrl: server.url, apiKey: KEY, timeoutMs: 60_000 });
+    const scored = new Recorder();
+    const valued = new Recorder();
+    scored.labels(labels, 2, { rows, context: { amount } });
+    for (const l of few) {
+      scored.log(l.trajectory, l.step, l.phi);
+      valued.log(l.trajectory, l.step, l.phi);
+      if (l.metric === undefined) continue;
+      scored.observePredictions(l.trajectory, l.step, scoresOf(l.metric), 'instance-cost');
+      valued.observe(l.trajectory, l.step, costOf(l.metric));
+    }
+    const ts = await scored.fit(client, job('ts-ctx'), { pollMs: 50 });
+    await valued.fit(client, job('ts-ctx-values'), { pollMs: 50 });
+    const done = { state: 'done', status: { evaluations: { returned: observed, failed: 0 } } };
+    expect(ts).toMatchObject({ ...done, uploads: { labels: { n: N, classes: 2 }, predictionLines: observed } });
+    expect(await readFitLabels(store, 'ts-ctx')).toEqual({ classes: 2, labels, rows, context: { amount } });
+
+    const file = join(dir, 'scored-ctx.json');
+    const lines = few.map(({ metric, ...l }) => (metric === undefined ? l : { ...l, scores: scoresOf(metric) }));
+    await writeFile(
+      file,
+      JSON.stringify({ classes: 2, labels, rows, context: { amount }, evaluator: 'instance-cost', lines }),
+    );
+    const { stdout } = await run(
+      'python3',
+      [join(root, 'clients/python/check_fit_predictions.py'), server.url, KEY, file, 'py-ctx', 'py-ctx'],
+      { timeout: 120_000 },
+    );
+    const py = JSON.parse(stdout) as { summary: unknown; refused: unknown[] };
+    expect(py.refused).toEqual([
+      expect.objectContaining({ status: 400, code: 'PREDICTIONS_INVALID' }),
+      expect.objectContaining({ status: 0, code: 'NOT_FINITE' }),
+      { labelsAfter: null },
+    ]);
+    expect(JSON.stringify(py.refused[0])).toMatch(/every context column must have one value per label/);
+    expect(py.summary).toMatchObject({ ...done, uploads: { labels: { n: N, classes: 2 }, predictionLines: observed } });
+    expect(await readFitLabels(store, 'py-ctx')).toEqual({ classes: 2, labels, rows, context: { amount } });
+    // Three fits of the same values: scored by the service with each client's context, and given.
+    const members = async (id: string) => {
+      const c = await loadCheckpoint(store, id);
+      if (!c.ok) throw c.error;
+      return c.value.members;
+    };
+    const expected = await members('ts-ctx-values');
+    expect(await members('ts-ctx')).toEqual(expected);
+    expect(await members('py-ctx')).toEqual(expected);
   });
 
   it('Python (standard library only): Recorder, batched idempotent upload, wait with progress, gradient', async () => {

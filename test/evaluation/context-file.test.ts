@@ -355,4 +355,31 @@ describe('the data set context of a run or a job', () => {
     expect(Array.from(amount)).toEqual(Array.from({ length: 60 }, (_, i) => i));
     expect(r.ok && r.value.value).toBeCloseTo(12 / 13, 12);
   });
+
+  it('derives in the training container the columns a built-in context metric and dataset.groupFeature need, as the CLI does', async () => {
+    const data = join(dir, 'job-derived.libsvm');
+    await writeFile(
+      data,
+      `${Array.from({ length: 60 }, (_, i) => `${i % 2} 1:${i / 60} ${i % 3 === 0 ? '2:1' : ''}`).join('\n')}\n`,
+    );
+    const spec = ok(
+      parseJobSpec({
+        format: 'metricopt.job',
+        schemaVersion: 1,
+        id: 'derived-job',
+        dataset: { source: data, groupFeature: 1 },
+        metric: { builtin: 'instance-cost' },
+        output: { valueFunctionId: 'vf' },
+      }),
+    );
+
+    const { dataset } = await loadJobInputs(spec);
+    const cli = await prepareRun({ dataset: data, metric: 'instance-cost', groupFeature: 1, backend: 'cpu' });
+
+    expect(Object.keys(dataset.context ?? {}).sort()).toEqual(['amount', 'group']);
+    expect(Array.from(dataset.context?.group ?? [])).toEqual(
+      Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? 1 : 0)),
+    );
+    expect(dataset.context).toEqual(cli.dataset.context);
+  });
 });

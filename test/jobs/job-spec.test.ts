@@ -73,6 +73,48 @@ describe('parseJobSpec', () => {
   });
 });
 
+describe('parseJobSpec with the context settings (issue 19)', () => {
+  const lowRank = { kind: 'input-bias', d: 16, outputBias: true, logitRank: 32 } as const;
+
+  it('takes the group feature, label noise and the low-rank adapter, and round-trips them through overridesOf', () => {
+    const r = parseJobSpec({
+      ...minimal,
+      dataset: { source: 'a9a', groupFeature: 71, context: '/data/amounts.csv' },
+      metric: { builtin: 'group-balanced-error' },
+      overrides: { labelNoise: 0.5, model: { adapter: lowRank } },
+    });
+    if (!r.ok) throw r.error;
+    expect(r.value.dataset).toEqual({ source: 'a9a', groupFeature: 71, context: '/data/amounts.csv' });
+    const cfg = resolveRunConfig(r.value);
+    if (!cfg.ok) throw cfg.error;
+    expect(cfg.value).toEqual({
+      ...recipe('tuned', 1),
+      labelNoise: 0.5,
+      model: { ...recipe('tuned', 1).model, adapter: lowRank },
+    });
+    const again = parseJobSpec(JSON.parse(JSON.stringify({ ...minimal, overrides: overridesOf(cfg.value) })));
+    if (!again.ok) throw again.error;
+    const back = resolveRunConfig(again.value);
+    expect(back.ok && back.value).toEqual(cfg.value);
+  });
+
+  it.each([
+    ['a label-noise rate above 1', { overrides: { labelNoise: 1.5 } }, /overrides\.labelNoise/],
+    ['a negative group feature', { dataset: { source: 'a9a', groupFeature: -1 } }, /dataset\.groupFeature/],
+    [
+      'a meta-test section (a training job runs no meta-test)',
+      { overrides: { metaTest: { start: 'decision-shift' } } },
+      /metaTest/,
+    ],
+  ])('refuses %s with JOB_SPEC_INVALID', (_, extra, message) => {
+    const r = parseJobSpec({ ...minimal, ...extra });
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.error.code).toBe('JOB_SPEC_INVALID');
+    expect(r.error.message).toMatch(message);
+  });
+});
+
 describe('parseJobSpec bad input', () => {
   it('reports text that is not JSON as JOB_SPEC_NOT_JSON', () => {
     const r = parseJobSpecText('{"id": ', 'job.json');

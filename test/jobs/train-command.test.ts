@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
@@ -72,6 +72,74 @@ describe('metricopt train', () => {
     const watch = await run(['jobs', 'status', 'cli-job', '--store', store, '--watch']);
     expect(watch.stdout).toContain('████████████████████████████ 100%');
   });
+
+  it('trains with the context settings (group feature, label noise, low-rank adapter) as demo does, and keeps them in the job', async () => {
+    const context = ['--metric', 'group-balanced-error', '--group-feature', '71', '--adapter', 'low-rank'];
+    const noisy = [...context, '--label-noise', '0.5'];
+    const out = join(dir, 'demo-ctx');
+    const demo = await run([
+      'demo',
+      '--dataset',
+      small,
+      '--features',
+      '123',
+      '--out',
+      out,
+      '--seeds',
+      '1',
+      ...tiny,
+      ...noisy,
+    ]);
+    expect(demo.code).toBe(0);
+    const store = join(dir, 'train-ctx');
+    const train = await run([
+      'train',
+      '--dataset',
+      small,
+      '--features',
+      '123',
+      '--store',
+      store,
+      '--job-id',
+      'ctx',
+      ...tiny,
+      ...noisy,
+    ]);
+    expect(train.stderr).not.toContain('error [');
+    expect(train.code).toBe(0);
+    const id = 'a9a-small-group-balanced-error-tuned';
+    const a = await loadCheckpoint(new FsObjectStore(join(out, 'store')), id);
+    const b = await loadCheckpoint(new FsObjectStore(store), id);
+    if (!a.ok || !b.ok) throw new Error('checkpoint missing');
+    expect({ ...b.value, createdAt: '' }).toEqual({ ...a.value, createdAt: '' });
+    expect(b.value.adapter).toEqual({ kind: 'low-rank', d: 49 });
+    const spec = JSON.parse(await readFile(join(store, 'jobs', 'ctx', 'job.json'), 'utf8'));
+    expect(spec.dataset.groupFeature).toBe(71);
+    expect(spec.overrides).toMatchObject({ labelNoise: 0.5, model: { adapter: { logitRank: 32 } } });
+    // The noise is what made the two agree: without it the job trains another model.
+    const clean = join(dir, 'train-ctx-clean');
+    expect(
+      (await run(['train', '--dataset', small, '--features', '123', '--store', clean, ...tiny, ...context])).code,
+    ).toBe(0);
+    const c = await loadCheckpoint(new FsObjectStore(clean), id);
+    expect(c.ok && c.value.members).not.toEqual(b.value.members);
+    // A meta-test flag is refused, not silently dropped.
+    const refused = await run([
+      'train',
+      '--dataset',
+      small,
+      '--store',
+      join(dir, 'no'),
+      '--start',
+      'decision-shift',
+      '--online-queries',
+      '10',
+    ]);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toMatch(
+      /error \[USAGE\]: --start, --online-queries: meta-test settings; train .* runs no meta-test/,
+    );
+  }, 240_000);
 
   it.each([
     ['a job file that is not JSON', '{ nope', 'JOB_SPEC_NOT_JSON'],

@@ -14,6 +14,7 @@ import { checkpointContent, smallA9a, tinyJob } from './fixtures.js';
 /** A fan-out job (6 chunks of 2 tasks) on the durable local queue, by one and by two trainer workers. */
 let dir: string;
 let jobFile: string;
+let noisyFile: string;
 const JOB = 'queue-job';
 
 beforeAll(async () => {
@@ -24,6 +25,19 @@ beforeAll(async () => {
   await writeFile(
     jobFile,
     JSON.stringify({ ...tinyJob(small.file, JOB), fanOut: true, checkpoint: { chunkTasks: 2, queryBatch: 3 } }),
+  );
+  // The label-noise cell as a job: a9a column 71 (female) is group 1.
+  const tiny = tinyJob(small.file, 'noisy-job');
+  noisyFile = join(dir, 'noisy.json');
+  await writeFile(
+    noisyFile,
+    JSON.stringify({
+      ...tiny,
+      dataset: { ...tiny.dataset, groupFeature: 71 },
+      overrides: { ...tiny.overrides, labelNoise: 0.5 },
+      fanOut: true,
+      checkpoint: { chunkTasks: 2, queryBatch: 3 },
+    }),
   );
 });
 
@@ -95,4 +109,14 @@ describe('metricopt train --queue (trainer workers on the jobs queue)', () => {
       expect(Buffer.compare(sequential, fanned)).toBe(0);
     }
   });
+
+  it("trains a job's label noise on the queue as in one process", async () => {
+    const queued = join(dir, 'store-noisy-queue');
+    cli('train', '--job', noisyFile, '--store', queued, '--queue', join(dir, 'queue-noisy'), '--workers', '1');
+    const sequential = join(dir, 'store-noisy');
+    cli('train', '--job', noisyFile, '--store', sequential);
+
+    // That the noise changes the model: test/jobs/train-command.test.ts (demo and train, with and without).
+    expect(await checkpointContent(queued)).toEqual(await checkpointContent(sequential));
+  }, 600_000);
 });

@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ValueApiClient, ValueApiError } from '../../clients/typescript/index.js';
+import { Recorder, ValueApiClient, ValueApiError } from '../../clients/typescript/index.js';
 import { hashApiKey } from '../../functions/value-api/auth.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
 import type { ValueFunctionCheckpoint } from '../../shared/schemas/checkpoint.js';
+import { readFitLabels } from '../../shared/use-cases/byom/fit-inputs.js';
 import { Rng } from '../../shared/util/random.js';
 import { SECRET_KEY, tempStore } from './fixtures.js';
 
@@ -152,6 +153,51 @@ describe('ValueApiClient on bad local input and odd answers (issue 10)', () => {
       message: 'guide: lossGradients[1][3] is NaN; JSON cannot carry it',
     });
     expect(calls.n).toBe(0);
+  });
+
+  it('uploads labels with rows and context as stored, and refuses bad context with nothing stored', async () => {
+    const { c, calls } = counted();
+    const job = { id: 'labels-ctx', metric: { name: 'instance-cost', direction: 'minimize' as const } };
+    await c.createFitJob({ ...job, output: { valueFunctionId: 'labels-ctx' } });
+    const labels = Int32Array.from([1, 0, 1]);
+    const amount = Float64Array.from([2.5, 0.1, 1e-300]);
+    const sent = calls.n;
+    const nan = { context: { amount: [1, Number.NaN, 2] } };
+    await expect(c.uploadLabels(job.id, labels, 2, nan)).rejects.toMatchObject({
+      status: 0,
+      code: 'NOT_FINITE',
+      message: 'uploadLabels: context.amount[1] is NaN; JSON cannot carry it',
+    });
+    expect(() => new Recorder().labels(labels, 2, nan)).toThrow(/context.amount\[1\] is NaN/);
+    expect(calls.n).toBe(sent);
+    for (const [bad, message] of [
+      [{ context: { amount: [1, 2] } }, /every context column must have one value per label/],
+      [{ rows: [4, 4, 1], context: { amount } }, /rows must not repeat a row/],
+      [{ rows: [4, 1] }, /rows must have one entry per label/],
+    ] as const) {
+      const error = await c.uploadLabels(job.id, labels, 2, bad).catch((e: unknown) => e);
+      expect(error).toMatchObject({ status: 400, code: 'PREDICTIONS_INVALID' });
+      expect(JSON.stringify((error as ValueApiError).details)).toMatch(message);
+    }
+    expect((await c.fitJob(job.id)).uploads.labels).toBeNull();
+
+    expect(await c.uploadLabels(job.id, labels, 2, { rows: [9, 4, 1], context: { amount } })).toMatchObject({
+      created: true,
+    });
+    expect(await readFitLabels(fixture.store, job.id)).toEqual({
+      classes: 2,
+      labels: [1, 0, 1],
+      rows: [9, 4, 1],
+      context: { amount: [2.5, 0.1, 1e-300] },
+    });
+    // The same again is fine; the same labels with other rows are a conflict, not a silent overwrite.
+    expect(await c.uploadLabels(job.id, labels, 2, { rows: [9, 4, 1], context: { amount } })).toMatchObject({
+      created: false,
+    });
+    await expect(c.uploadLabels(job.id, labels, 2, { rows: [4, 9, 1], context: { amount } })).rejects.toMatchObject({
+      status: 409,
+      code: 'PREDICTIONS_CONFLICT',
+    });
   });
 
   it('throws DIMENSION_MISMATCH from gradientBinary for a d that is not the value function one', async () => {

@@ -19,6 +19,7 @@ import { type FanOutModel, fannedOutSchema, fanOutModelSchema } from '../../sche
 import { unwrap } from '../../util/result.js';
 import { JobError } from '../../storage/job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
+import { withLabelNoise } from '../training/run-rows.js';
 import { fitValueFunction } from '../training/meta-train.js';
 import type { ValueFunctionHealth } from '../training/meta-train-config.js';
 import { MetricObserver } from '../training/observe-metric.js';
@@ -79,7 +80,8 @@ export function createFanOut(deps: FanOutDeps) {
     if (have) return have;
     const cfg = resolveRunConfig(spec);
     if (!cfg.ok) throw cfg.error;
-    const inputs = await deps.load(spec);
+    const loaded = await deps.load(spec);
+    const inputs = { ...loaded, dataset: withLabelNoise(loaded.dataset, cfg.value) };
     const prepared = await prepareTraining(cfg.value, { ...inputs, progress: deps.progress });
     const fingerprint = modelFingerprint(prepared.model, prepared.valRows);
     const keys = jobKeys(spec.id);

@@ -44,6 +44,7 @@ export function resolveRunConfig(spec: JobSpec): Result<RunConfig, JobError> {
     cfg.model = { ...cfg.model, ...defined(o.model) };
   }
   if (o.pretrain) cfg.pretrain = { ...cfg.pretrain, ...defined(o.pretrain) };
+  if (o.labelNoise !== undefined) cfg.labelNoise = o.labelNoise;
   if (o.metaTrain) {
     const { trajectories, train, ...rest } = o.metaTrain;
     cfg.metaTrain = {
@@ -89,5 +90,6 @@ export function overridesOf(cfg: RunConfig): TrainingOverrides {
     model: { ...cfg.model, hidden: [...cfg.model.hidden] },
     pretrain: { ...cfg.pretrain },
     metaTrain: { ...metaTrain, trajectories: { ...metaTrain.trajectories }, train: { ...metaTrain.train } },
+    ...(cfg.labelNoise === undefined ? {} : { labelNoise: cfg.labelNoise }),
   };
 }

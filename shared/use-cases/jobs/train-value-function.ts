@@ -28,6 +28,7 @@ import type { ValueFunctionHealth } from '../training/meta-train-config.js';
 import { stashJobResult } from '../../storage/job-result.js';
 import type { JournalProgress, PipelineJournal } from '../../ports/pipeline-journal.port.js';
 import { type PipelineDeps, type PipelineOutcome, runTrainingPipeline } from '../training/training-pipeline.js';
+import { withLabelNoise } from '../training/run-rows.js';
 
 /**
  * A training job: the training pipeline (../training/training-pipeline.ts) run with checkpoint
@@ -227,7 +228,7 @@ export async function trainValueFunction(
         queryJobId: spec.id,
         perChunkSeeds: spec.fanOut,
       },
-      deps,
+      { ...deps, dataset: withLabelNoise(deps.dataset, resolved.value) },
       journal,
     );
   } catch (e) {

@@ -3,7 +3,7 @@ import { BalancedSampler, classPrior, NaturalSampler } from '../../data/sampler.
 import { mean, pairedComparison } from '../../method/stats.js';
 import { phiAt } from '../../method/trajectory.js';
 import { CompiledValueFunction } from '../../method/value-function-f32.js';
-import { groupLabelNoise, scoredRows } from '../../metrics/context-columns.js';
+import { scoredRows } from '../../metrics/context-columns.js';
 import type { ComputePool } from '../../ports/compute-pool.port.js';
 import type { Evaluator } from '../../ports/evaluator.port.js';
 import type { MetricOracle } from '../../ports/metric-oracle.port.js';
@@ -15,12 +15,11 @@ import { baselineNames, type DemoReport } from '../../schemas/report.js';
 import { healthyOf } from '../../storage/value-function-store.js';
 import { cmaEsMinimiser } from './black-box-peers.js';
 import { demoReport, type Replicate, type ReplicateOutcome } from './demo-report.js';
-import { UseCaseError } from './errors.js';
 import { metaTestSeed } from './meta-test.js';
 import type { BlackBoxMinimiser, SeedResult } from './meta-test-config.js';
 import { type RunConfig, replicateSeed, reseed } from './recipes.js';
 import type { RunCache } from './run-cache.js';
-import { datasetSplit, replicateRows } from './run-rows.js';
+import { datasetSplit, replicateRows, withLabelNoise } from './run-rows.js';
 import { runTrainingPipeline } from './training-pipeline.js';
 
 export { probeEvaluator, replicateRows } from './run-rows.js';
@@ -71,7 +70,7 @@ async function runReplicate(
 ): Promise<ReplicateOutcome> {
   const clean = deps.dataset;
   const rows = replicateRows(datasetSplit(clean, cfg), cfg);
-  const ds = withLabelNoise(clean, rows.train, cfg);
+  const ds = withLabelNoise(clean, cfg);
   const { train, select: selectRows, report: testRows } = rows;
   const labelsOf = (r: Int32Array) => Int32Array.from(r, (x) => ds.labels[x] as number);
   const sampler = new BalancedSampler(train, ds.labels, ds.classes);
@@ -185,19 +184,6 @@ async function runReplicate(
   } finally {
     model.dispose();
   }
-}
-
-/**
- * The data set a replicate trains on: with `cfg.labelNoise`, positive training rows of group 1
- * relabelled negative at that rate (seeded by the replicate); validation and test rows, and so
- * every metric query, keep their clean labels.
- */
-function withLabelNoise(ds: SparseDataset, train: Int32Array, cfg: RunConfig): SparseDataset {
-  const rate = cfg.labelNoise ?? 0;
-  if (rate <= 0) return ds;
-  const group = ds.context?.group;
-  if (!group) throw new UseCaseError('LABEL_NOISE_NEEDS_GROUP', 'label noise needs a group column (--group-feature)');
-  return { ...ds, labels: groupLabelNoise(ds.labels, group, train, rate, cfg.seed) };
 }
 
 /** The phi with the best (lowest normalised) metric among meta-training's observations. */

@@ -1,12 +1,13 @@
 import type { SparseDataset } from '../../data/dataset.js';
 import { splitRows, type Split } from '../../data/split.js';
 import { stratifiedSplit, withRareClass } from '../../data/image-set.js';
-import { evaluationInput, type ScoredRows, scoredRows } from '../../metrics/context-columns.js';
+import { evaluationInput, groupLabelNoise, type ScoredRows, scoredRows } from '../../metrics/context-columns.js';
 import { type ModelOutputs, modelOutputs, readsEmbeddings } from './model-outputs.js';
 import { evaluateWithRetries } from '../../metrics/retry-policy.js';
 import type { Evaluator } from '../../ports/evaluator.port.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
 import type { RunConfig } from './recipes.js';
+import { UseCaseError } from './errors.js';
 
 /** The replicate's split of the data set: `cfg.split` (random 70/10/20 when absent), then `cfg.rareClass` applied to its training rows. */
 export function datasetSplit(ds: SparseDataset, cfg: Pick<RunConfig, 'seed' | 'split' | 'rareClass'>): Split {
@@ -16,6 +17,27 @@ export function datasetSplit(ds: SparseDataset, cfg: Pick<RunConfig, 'seed' | 's
   return cfg.rareClass
     ? { ...split, train: withRareClass(split.train, ds.labels, cfg.rareClass, cfg.seed + 3) }
     : split;
+}
+
+/**
+ * The data set a run trains on: with `cfg.labelNoise`, positive training rows of group 1 (the
+ * context column `group`: `--group-feature` or the context file) relabelled negative at that
+ * rate, seeded by the run's seed; validation and test rows, and so every metric query, keep
+ * their clean labels. The demo's replicates and training jobs (in one process or fanned out)
+ * all train on this, so a job trains on what the demo trains on for the same settings.
+ */
+export function withLabelNoise(ds: SparseDataset, cfg: RunConfig): SparseDataset {
+  const rate = cfg.labelNoise ?? 0;
+  if (rate <= 0) return ds;
+  const group = ds.context?.group;
+  if (!group) {
+    throw new UseCaseError(
+      'LABEL_NOISE_NEEDS_GROUP',
+      'label noise needs a group column (--group-feature, a job\'s dataset.groupFeature, or a context file with a "group" column)',
+    );
+  }
+  const train = replicateRows(datasetSplit(ds, cfg), cfg).train;
+  return { ...ds, labels: groupLabelNoise(ds.labels, group, train, rate, cfg.seed) };
 }
 
 /**

@@ -259,10 +259,13 @@ export async function runTrainingPipeline(
       await save('trajectories', gen.tasksDone, traj.n);
       progress.start('trajectories (loss-only fine-tuning)', gen.totalSteps);
       if (gen.chunksDone > 0) progress.tick(gen.tasksDone * traj.T);
+      // A pool's workers hold the data set as the command loaded it, with its clean labels: a
+      // run with label noise (withLabelNoise) fine-tunes on its noisy training labels here alone.
+      const pool = (cfg.labelNoise ?? 0) > 0 ? undefined : deps.pool;
       while (!gen.finished) {
         const c = gen.chunksDone;
         let completed = true;
-        if (deps.pool) progress.tick(await gen.runChunkOn(deps.pool));
+        if (pool) progress.tick(await gen.runChunkOn(pool));
         else if (journal) completed = await gen.runChunkAsync(stop, (done) => progress.tick(done));
         else gen.runChunk((done) => progress.tick(done));
         if (journal) {
