@@ -51,13 +51,10 @@ export const MAX_GUIDE_GRADIENTS = 16;
  * guide's phi and each loss gradient: exactly d numbers, d of the value function (its
  * GET /v1/value-functions/{id} answer); the schema can state only d >= 1, the server checks d.
  */
-const guidePhiSchema = z
-  .array(z.number())
-  .min(1)
-  .meta({
-    description:
-      'd numbers, d of the value function (GET /v1/value-functions/{id}: d); others are 400 DIMENSION_MISMATCH.',
-  });
+const guidePhiSchema = z.array(z.number()).min(1).meta({
+  description:
+    'd numbers, d of the value function (GET /v1/value-functions/{id}: d); others are 400 DIMENSION_MISMATCH.',
+});
 
 export const guideRequestSchema = z
   .object({
