@@ -56,7 +56,7 @@ describe('schemathesis against /openapi.json', () => {
   it.each([
     ['off', undefined],
     ['on (API key)', SECRET_KEY],
-  ])('finds no 5xx, no answer outside the schema and no forbidden request accepted (auth %s)', async (_, key) => {
+  ])('finds no 5xx, no answer outside the schema and no forbidden request accepted (auth %s)', { timeout: 900_000 }, async (_, key) => {
     const server: RunningServer = await startValueApiServer({
       store: fixture.store,
       port: 0,
