@@ -7,7 +7,9 @@
 import { selectBackend } from '../dist/shared/adapters/compute-backend.js';
 import { loadDataset } from '../dist/shared/adapters/dataset.fs.js';
 import { stratifiedSplit } from '../dist/shared/data/image-set.js';
-import { FrozenConvNetModel, pooledConvNetConfig, pretrainConvNet } from '../dist/shared/models/convnet.js';
+import { pooledConvNetConfig } from '../dist/shared/models/convnet.js';
+import { FrozenConvNetModel } from '../dist/shared/models/convnet-model.js';
+import { pretrainConvNet } from '../dist/shared/models/convnet-pretrain.js';
 import { defaultPretrainConfig } from '../dist/shared/models/mlp.js';
 import { silentProgress } from '../dist/shared/ports/progress.port.js';
 import { Rng } from '../dist/shared/util/random.js';

@@ -1,6 +1,7 @@
 import type { SparseDataset } from '../data/dataset.js';
 import type { AdaptedModel } from './adapted-model.js';
-import { type FrozenConvNet, FrozenConvNetModel } from './convnet.js';
+import type { FrozenConvNet } from './convnet.js';
+import { FrozenConvNetModel } from './convnet-model.js';
 import { FrozenMlpModel } from './frozen-mlp.js';
 import type { FrozenMlp } from './mlp.js';
 

@@ -13,7 +13,7 @@ import { groupBalancedError, instanceCost, topValue } from '../../shared/metrics
 import type { EvaluationInput, Evaluator } from '../../shared/ports/evaluator.port.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import { evaluateWithRetries } from '../../shared/metrics/retry-policy.js';
-import { decisionShiftPhi } from '../../shared/use-cases/training/meta-test.js';
+import { decisionShiftPhi } from '../../shared/use-cases/training/decision-shift-phi.js';
 import { candidateThresholds, gapClosed, headroom } from '../../shared/report/headroom.js';
 import { Rng } from '../../shared/util/random.js';
 

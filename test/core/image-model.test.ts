@@ -3,7 +3,8 @@ import { fromDense } from '../../shared/data/dataset.js';
 import { aucpr, classAucpr, mcr } from '../../shared/metrics/builtins.js';
 import { headroom } from '../../shared/report/headroom.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
-import { type FrozenConvNet, FrozenConvNetModel, filmSide, pooledConvNetConfig } from '../../shared/models/convnet.js';
+import { type FrozenConvNet, filmSide, pooledConvNetConfig } from '../../shared/models/convnet.js';
+import { FrozenConvNetModel } from '../../shared/models/convnet-model.js';
 import { Rng } from '../../shared/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';
 

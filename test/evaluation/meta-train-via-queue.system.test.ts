@@ -13,7 +13,8 @@ import { FrozenMlpModel } from '../../shared/models/frozen-mlp.js';
 import { pretrainMlp } from '../../shared/models/mlp.js';
 import type { MetricOracle } from '../../shared/ports/metric-oracle.port.js';
 import { silentProgress } from '../../shared/ports/progress.port.js';
-import { type MetaTrainConfig, type MetaTrainResult, metaTrain } from '../../shared/use-cases/training/meta-train.js';
+import { type MetaTrainResult, metaTrain } from '../../shared/use-cases/training/meta-train.js';
+import type { MetaTrainConfig } from '../../shared/use-cases/training/meta-train-config.js';
 import { tunedRecipe } from '../../shared/use-cases/training/recipes.js';
 import { tempDir } from './fixtures.js';
 

@@ -10,7 +10,8 @@ import { checkEvaluationInput } from '../../shared/metrics/evaluator.js';
 import type { EvaluationInput } from '../../shared/ports/evaluator.port.js';
 import { builtinEvaluator } from '../../shared/metrics/registry.js';
 import { recallAtK } from '../../shared/metrics/retrieval.js';
-import { type FrozenConvNet, FrozenConvNetModel, filmSide, pooledConvNetConfig } from '../../shared/models/convnet.js';
+import { type FrozenConvNet, filmSide, pooledConvNetConfig } from '../../shared/models/convnet.js';
+import { FrozenConvNetModel } from '../../shared/models/convnet-model.js';
 import { Rng } from '../../shared/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';
 

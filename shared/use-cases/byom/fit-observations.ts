@@ -21,7 +21,8 @@ import {
 import { findSaved, readJobResult, saveOnce, stashJobResult } from '../../storage/job-result.js';
 import { JobError } from '../../storage/job-errors.js';
 import { resolveRunConfig } from '../jobs/job-spec.js';
-import { type FitTrajectory, fitTrajectories, type MetaTrainConfig } from '../training/meta-train.js';
+import { type FitTrajectory, fitTrajectories } from '../training/fit-trajectories.js';
+import type { MetaTrainConfig } from '../training/meta-train-config.js';
 import { loadObservationSet, type RecordedTrajectory, trajectoriesOf } from './observation-store.js';
 import { ObservationError } from './observation-batches.js';
 import type { TrainJobOutcome } from '../jobs/train-value-function.js';

@@ -19,7 +19,8 @@ import { type FanOutModel, fannedOutSchema, fanOutModelSchema } from '../../sche
 import { unwrap } from '../../util/result.js';
 import { JobError } from '../../storage/job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
-import { fitValueFunction, type ValueFunctionHealth } from '../training/meta-train.js';
+import { fitValueFunction } from '../training/meta-train.js';
+import type { ValueFunctionHealth } from '../training/meta-train-config.js';
 import { MetricObserver } from '../training/observe-metric.js';
 import type { RunConfig } from '../training/recipes.js';
 import { modelFingerprint, prepareTraining } from '../training/training-pipeline.js';

@@ -24,7 +24,7 @@ import {
 } from '../../storage/job-documents.js';
 import { JobError } from '../../storage/job-errors.js';
 import { resolveRunConfig } from './job-spec.js';
-import type { ValueFunctionHealth } from '../training/meta-train.js';
+import type { ValueFunctionHealth } from '../training/meta-train-config.js';
 import { stashJobResult } from '../../storage/job-result.js';
 import type { JournalProgress, PipelineJournal } from '../../ports/pipeline-journal.port.js';
 import { type PipelineDeps, type PipelineOutcome, runTrainingPipeline } from '../training/training-pipeline.js';

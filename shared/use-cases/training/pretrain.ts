@@ -1,6 +1,7 @@
 import type { SparseDataset } from '../../data/dataset.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
-import { defaultConvNetConfig, imageSide, pretrainConvNet } from '../../models/convnet.js';
+import { defaultConvNetConfig, imageSide } from '../../models/convnet.js';
+import { pretrainConvNet } from '../../models/convnet-pretrain.js';
 import { pretrainMlp } from '../../models/mlp.js';
 import { type AdaptedModelSpec, buildAdaptedModel } from '../../models/model-spec.js';
 import type { ProgressReporter } from '../../ports/progress.port.js';

@@ -7,7 +7,7 @@ import {
 import { type ConvNetConfig, pooledConvNetConfig } from '../../models/convnet.js';
 import { defaultMlpConfig, defaultPretrainConfig } from '../../models/mlp.js';
 import type { RunConfig } from '../../schemas/run-config.js';
-import type { Recipe } from './meta-train.js';
+import type { Recipe } from './meta-train-config.js';
 
 /** Every knob of a run: the type of `runConfigSchema`; recipes are presets of it. */
 export type { RunConfig };

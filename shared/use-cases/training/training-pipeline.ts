@@ -12,7 +12,8 @@ import type { ProgressReporter } from '../../ports/progress.port.js';
 import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
 import type { JobStage } from '../../schemas/job.js';
 import { JobError } from '../../storage/job-errors.js';
-import { fitValueFunction, type MetaTrainResult, type ValueFunctionHealth } from './meta-train.js';
+import { fitValueFunction, type MetaTrainResult } from './meta-train.js';
+import type { ValueFunctionHealth } from './meta-train-config.js';
 import { MetricObserver } from './observe-metric.js';
 import { pretrainModelSpec } from './pretrain.js';
 import {
