@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -7,6 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../functions/value-api/auth.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import type { FitLauncher } from '../../shared/ports/fit.port.js';
+import { fitJobSpecSchema } from '../../shared/schemas/job.js';
+import { jobStatus, writeJobStatus } from '../../shared/storage/job-documents.js';
+import { uploadObservations } from '../../shared/use-cases/byom/fit-job-api.js';
+import { createFitJob } from '../../shared/use-cases/byom/fit-job-spec.js';
 import { SECRET_KEY, tempStore } from './fixtures.js';
 
 /**
@@ -45,7 +49,44 @@ beforeAll(async () => {
     { id: 'small', d: 4, seed: 1, metric: { name: 'mcr', direction: 'minimize' } },
     { id: 'a9a-mcr-tuned', d: 16, seed: 2, metric: { name: 'mcr', direction: 'minimize' } },
   ]);
+  // Ids that exist, so that the operations reach past 404 (schemathesis.toml below): a fit job
+  // with observations (start queues it to nothing), and a training job whose runner is gone.
+  const spec = fitJobSpecSchema.parse({
+    format: 'metricopt.fit-job',
+    schemaVersion: 1,
+    id: 'fuzz-fit',
+    metric: { name: 'mcr', direction: 'minimize' },
+    output: { valueFunctionId: 'fuzz-fit-vf' },
+  });
+  const created = await createFitJob(fixture.store, spec);
+  if (!created.ok) throw created.error;
+  const phi = (t: number, s: number) => Float32Array.from({ length: 4 }, (_, j) => t + s / 10 + j);
+  const lines = ['a', 'b', 'c'].flatMap((t, i) =>
+    [0, 1, 2].map((s) => ({ trajectory: t, step: s, phi: phi(i, s), metric: i + s })),
+  );
+  const uploaded = await uploadObservations(fixture.store, 'fuzz-fit', lines, 'fixture');
+  if (!uploaded.ok) throw uploaded.error;
+  const past = new Date(Date.now() - 3_600_000).toISOString();
+  await writeJobStatus(fixture.store, {
+    ...jobStatus({ jobId: 'fuzz-train', backend: 'wasm', startedAt: past }, { stage: 'trajectories' }),
+    leaseExpiresAt: past,
+  });
   reports = await mkdtemp(join(tmpdir(), 'mo-schemathesis-'));
+  await writeFile(
+    join(reports, 'schemathesis.toml'),
+    [
+      '[[operations]]',
+      "include-path-regex = '^/v1/value-functions/[{]id[}]'",
+      'parameters = { "path.id" = "small" }',
+      '[[operations]]',
+      "include-path-regex = '^/v1/fit-jobs/[{]id[}]'",
+      'parameters = { "path.id" = "fuzz-fit" }',
+      '[[operations]]',
+      "include-path-regex = '^/v1/jobs/[{]id[}]'",
+      'parameters = { "path.id" = "fuzz-train" }',
+      '',
+    ].join('\n'),
+  );
 }, 900_000);
 afterAll(async () => {
   await fixture.cleanup();
@@ -56,47 +97,51 @@ describe('schemathesis against /openapi.json', () => {
   it.each([
     ['off', undefined],
     ['on (API key)', SECRET_KEY],
-  ])('finds no 5xx, no answer outside the schema and no forbidden request accepted (auth %s)', { timeout: 900_000 }, async (_, key) => {
-    const server: RunningServer = await startValueApiServer({
-      store: fixture.store,
-      port: 0,
-      auth: key === undefined ? { mode: 'none' } : { mode: 'api-key', hashes: [hashApiKey(key)] },
-      maxBodyBytes: 1 << 20,
-      maxRows: 64,
-      refreshMs: 1000,
-      fitLauncher: queueToNothing,
-      log: () => undefined,
-    });
-    const junit = join(reports, `${key === undefined ? 'off' : 'on'}.xml`);
-    try {
-      const st = join(python, '..', 'st');
-      const result = await run(
-        st,
-        [
-          'run',
-          `${server.url}/openapi.json`,
-          ...['--checks', CHECKS.join(','), '--max-examples', String(EXAMPLES), '--seed', '23'],
-          ...['--phases', 'examples,coverage,fuzzing', '--workers', '2', '--no-color', '--request-timeout', '30'],
-          ...['--generation-database', 'none', '--report', 'junit', '--report-junit-path', junit],
-          ...(key === undefined ? [] : ['-H', `Authorization: Bearer ${key}`]),
-        ],
-        { timeout: 600_000, maxBuffer: 64 << 20, env: { ...process.env, SCHEMATHESIS_HOOKS: '' } },
-      ).then(
-        (r) => ({ code: 0, out: r.stdout + r.stderr }),
-        (e: { code?: number; stdout?: string; stderr?: string }) => ({
-          code: e.code ?? -1,
-          out: `${e.stdout ?? ''}${e.stderr ?? ''}`,
-        }),
-      );
-      // The summary names every failed check; the whole output when the run failed.
-      expect(result.code, result.out.slice(-20_000)).toBe(0);
-      const xml = await readFile(junit, 'utf8');
-      const cases = Number(/<testsuite [^>]*tests="(\d+)"/.exec(xml)?.[1]);
-      // Every operation of the document was exercised (15 routes, /openapi.json hidden).
-      expect(cases).toBeGreaterThanOrEqual(14);
-      expect(result.out).toMatch(/No issues found/i);
-    } finally {
-      await server.close();
-    }
-  });
+  ])(
+    'finds no 5xx, no answer outside the schema and no forbidden request accepted (auth %s)',
+    { timeout: 900_000 },
+    async (_, key) => {
+      const server: RunningServer = await startValueApiServer({
+        store: fixture.store,
+        port: 0,
+        auth: key === undefined ? { mode: 'none' } : { mode: 'api-key', hashes: [hashApiKey(key)] },
+        maxBodyBytes: 1 << 20,
+        maxRows: 64,
+        refreshMs: 1000,
+        fitLauncher: queueToNothing,
+        log: () => undefined,
+      });
+      const junit = join(reports, `${key === undefined ? 'off' : 'on'}.xml`);
+      try {
+        const st = join(python, '..', 'st');
+        const result = await run(
+          st,
+          [
+            ...['--config-file', join(reports, 'schemathesis.toml'), 'run'],
+            `${server.url}/openapi.json`,
+            ...['--checks', CHECKS.join(','), '--max-examples', String(EXAMPLES), '--seed', '23'],
+            ...['--phases', 'examples,coverage,fuzzing', '--workers', '1', '--no-color', '--request-timeout', '30'],
+            ...['--generation-database', 'none', '--report', 'junit', '--report-junit-path', junit],
+            ...(key === undefined ? [] : ['-H', `Authorization: Bearer ${key}`]),
+          ],
+          { cwd: reports, timeout: 600_000, maxBuffer: 64 << 20, env: { ...process.env, SCHEMATHESIS_HOOKS: '' } },
+        ).then(
+          (r) => ({ code: 0, out: r.stdout + r.stderr }),
+          (e: { code?: number; stdout?: string; stderr?: string }) => ({
+            code: e.code ?? -1,
+            out: `${e.stdout ?? ''}${e.stderr ?? ''}`,
+          }),
+        );
+        // The summary names every failed check; the whole output when the run failed.
+        expect(result.code, result.out.slice(-20_000)).toBe(0);
+        const xml = await readFile(junit, 'utf8');
+        const cases = Number(/<testsuite [^>]*tests="(\d+)"/.exec(xml)?.[1]);
+        // Every operation of the document was exercised (15 routes, /openapi.json hidden).
+        expect(cases).toBeGreaterThanOrEqual(14);
+        expect(result.out).toMatch(/No issues found/i);
+      } finally {
+        await server.close();
+      }
+    },
+  );
 });
