@@ -201,6 +201,20 @@ describe('fit-job routes', () => {
     expect(await listing()).toEqual(before);
   });
 
+  it('start and cancel take {} or no body; any other body is 400 INVALID_BODY and changes nothing', async () => {
+    expect((await post('/v1/fit-jobs', createBody('job-body'), 'application/json')).status).toBe(201);
+    const before = await listing();
+    for (const op of ['start', 'cancel']) {
+      for (const bad of ['[]', '"x"', 'null', '3', '{"force":true}', '{"a":{}}']) {
+        await expectError(await post(`/v1/fit-jobs/job-body/${op}`, bad, 'application/json'), 400, 'INVALID_BODY');
+      }
+      await expectError(await post(`/v1/fit-jobs/job-body/${op}`, '{', 'application/json'), 400, 'INVALID_JSON');
+    }
+    expect(await listing()).toEqual(before);
+    // {} passes the body check (start then refuses the empty job for its own reason).
+    await expectError(await post('/v1/fit-jobs/job-body/start', '{}', 'application/json'), 400, 'OBSERVATIONS_EMPTY');
+  });
+
   it('start runs the fit in the background (embedded); the value function is then served', async () => {
     const started = await post('/v1/fit-jobs/job-a/start', '', 'application/json');
     expect(started.status).toBe(202);
