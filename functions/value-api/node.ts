@@ -5,7 +5,7 @@ import type { ObjectStoreOptions } from '../../shared/adapters/from-url.js';
 import { localHostCheck } from './auth.js';
 import { errorBody } from './errors.js';
 import { restartOrphanedFitJobs } from '../../shared/use-cases/byom/fit-job-api.js';
-import { inProcessFitLauncher } from './fit-in-process.js';
+import { inProcessFitLauncher } from '../../shared/adapters/fit-launcher.worker-thread.js';
 import { buildValueApi, type ValueApiSettings } from './service.js';
 
 export interface NodeServerOptions extends ValueApiSettings {

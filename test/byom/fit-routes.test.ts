@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../functions/value-api/auth.js';
-import { inProcessFitLauncher } from '../../functions/value-api/fit-in-process.js';
+import { inProcessFitLauncher } from '../../shared/adapters/fit-launcher.worker-thread.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import type { Queue } from '../../shared/ports/queue.port.js';

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../functions/value-api/auth.js';
 import { parseValueApiEnv } from '../../functions/value-api/config.js';
 import { parseSettings } from '../../lib/settings.js';
-import { inProcessFitLauncher } from '../../functions/value-api/fit-in-process.js';
+import { inProcessFitLauncher } from '../../shared/adapters/fit-launcher.worker-thread.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
