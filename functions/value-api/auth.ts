@@ -2,9 +2,6 @@ import type { Context } from 'hono';
 import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import { API_SCOPES, type ApiScope, parseApiKeyEntry } from '../../shared/schemas/value-api-config.js';
 
-export { API_KEY_HASH_PATTERN } from '../../shared/schemas/value-api-config.js';
-export { hashApiKey } from '../../shared/util/api-key-hash.js';
-
 /**
  * Who is calling: a stable id (recorded as the owner of what it creates) and what it may do.
  * API keys: `key:` and the first 16 hex digits of the key's hash; IAM: the caller's ARN;

@@ -2,7 +2,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey } from '../../functions/value-api/auth.js';
+import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import { inProcessFitLauncher } from '../../shared/adapters/fit-launcher.worker-thread.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
