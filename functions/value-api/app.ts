@@ -19,6 +19,7 @@ import { addJobRoutes } from './job-routes.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { type AddRoute, type AuthMode, allowedMethods, declareRoutes, routed, type ValueApiEnv } from './routes.js';
 import { mediaType, requireJson } from './validate.js';
+import { issueLine } from '../../shared/schemas/zod-issue.js';
 
 export interface ValueApiOptions {
   service: GuidanceService;
@@ -185,7 +186,7 @@ const defaultHook: Hook<unknown, ValueApiEnv, string, unknown> = (result, c) => 
   }
   if (result.target === 'param')
     throw new ApiError(ApiErrorCode.invalidQuery, `'${id}' is not a job id (letters, digits, . _ -)`);
-  throw new ApiError(ApiErrorCode.invalidQuery, result.error.issues[0]?.message ?? 'invalid query');
+  throw new ApiError(ApiErrorCode.invalidQuery, issueLine(result.error));
 };
 
 /** `?version=`, checked by the route's schema already. */
