@@ -6,6 +6,7 @@ import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import type { MetricOracle } from '../../shared/ports/metric-oracle.port.js';
 import { plotForestSvg, plotTrajectoriesSvg } from '../../shared/report/plot-svg.js';
 import { formatResultsTable } from '../../shared/report/table.js';
+import { multiClassMetaTestDefaults } from '../../shared/use-cases/training/recipes.js';
 import { runDemo } from '../../shared/use-cases/training/run-demo.js';
 import { startLocalQueueOracle } from '../local-queue-oracle.js';
 import { stderrProgress } from '../progress.js';
@@ -46,8 +47,13 @@ export function registerDemo(program: Command): void {
       nonNegativeInt,
     )
     .action(async (o: Record<string, unknown>) => {
-      const cfg = buildRunConfig(o, o.seeds as number | undefined);
+      const built = buildRunConfig(o, o.seeds as number | undefined);
       const { backend, dataset, evaluator } = await prepareRun(o);
+      // The decision-shifted start is the binary default; multi-class keeps the pre-trained point.
+      const cfg =
+        dataset.classes > 2 && o.start === undefined && o.endpointRule === undefined
+          ? multiClassMetaTestDefaults(built)
+          : built;
       const out = resolve(o.out as string);
       await mkdir(out, { recursive: true });
       const store = new FsObjectStore(join(out, 'store'));

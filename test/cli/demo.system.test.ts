@@ -75,12 +75,19 @@ describe('metricopt demo', () => {
     expect(res.metricopt?.runs).toHaveLength(1);
     expect(res.metricopt?.runs[0]).toHaveLength(2);
     expect(res.ce_finetune_dense_eval?.queries).toBe(7);
-    // 5 along the path + the pre-trained point + the best observed phi, each queried afresh.
-    expect(res.metricopt?.queries).toBe(7);
-    expect(res.metricopt?.totalQueries).toBe(7 + 12 * 3);
+    // The default start is the decision shift: its threshold search costs what the threshold
+    // baseline spends; then 5 along the path + the pre-trained point + the best observed phi +
+    // the decision-shifted point, each queried afresh on the even selection rows, + 2 on the odd
+    // rows when a challenger beat the start there (queries are the mean over the 2 seeds).
+    const thresholdQueries = res.threshold?.queries as number;
+    expect(thresholdQueries).toBeGreaterThan(0);
+    expect(thresholdQueries).toBeLessThanOrEqual(10);
+    const mq = (res.metricopt?.queries as number) - thresholdQueries;
+    expect([8, 9, 10]).toContain(mq);
+    expect(res.metricopt?.totalQueries).toBe(thresholdQueries + mq + 12 * 3);
     expect(res.best_observed?.totalQueries).toBe(12 * 3);
-    expect(res.random_search?.queries).toBe(7);
-    expect(res.threshold?.queries).toBeLessThanOrEqual(7);
+    // Random search and the threshold search get metricopt's planned candidates: 8 + 2.
+    expect(res.random_search?.queries).toBe(10);
     // The black-box peers at the total budget are opt-in (--black-box-peers true).
     expect(report.skipped.cma_es).toContain('--black-box-peers true');
     const e = report.metricoptEndpoints;
@@ -210,6 +217,9 @@ describe('metricopt demo', () => {
       '4',
       '--start',
       'decision-shift',
+      // The plain rule: the online search replaces the confirmation's two looks.
+      '--endpoint-rule',
+      'best',
       '--black-box-peers',
       'true',
       '--json',

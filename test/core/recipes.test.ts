@@ -2,7 +2,13 @@ import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { addRunOptions, buildRunConfig } from '../../cli/run-options.js';
 import { runConfigSchema, trainingOverridesSchema } from '../../shared/schemas/run-config.js';
-import { paperRecipe, replicateSeed, reseed, tunedRecipe } from '../../shared/use-cases/training/recipes.js';
+import {
+  multiClassMetaTestDefaults,
+  paperRecipe,
+  replicateSeed,
+  reseed,
+  tunedRecipe,
+} from '../../shared/use-cases/training/recipes.js';
 
 describe('recipes', () => {
   it('keep the paper literal: online Reptile, BatchNorm, raw targets, Guided ES from a random phi_0', () => {
@@ -36,7 +42,20 @@ describe('recipes', () => {
       trajectories: { tasks: 1000, queries: 5 },
     });
     expect(t.metaTrain.train.batchNorm).toBe(false);
-    expect(t.metaTest).toMatchObject({ start: 'zero', method: 'vf-descent', trustRadius: 2, endpointQueries: 5 });
+    expect(t.metaTest).toMatchObject({
+      start: 'decision-shift',
+      endpointRule: 'confirm',
+      method: 'vf-descent',
+      trustRadius: 2,
+      endpointQueries: 5,
+    });
+  });
+  it('start multi-class runs at the pre-trained point with the plain endpoint rule, and leave the paper recipe alone', () => {
+    const m = multiClassMetaTestDefaults(tunedRecipe());
+    expect(m.metaTest.start).toBe('zero');
+    expect(m.metaTest.endpointRule).toBeUndefined();
+    expect({ ...m, metaTest: {} }).toEqual({ ...tunedRecipe(), metaTest: {} });
+    expect(multiClassMetaTestDefaults(paperRecipe())).toEqual(paperRecipe());
   });
   it('keep the loss (Eq. 1), output biases and fair endpoint choices in the default (bench/RESULTS.md says why)', () => {
     const t = tunedRecipe();
