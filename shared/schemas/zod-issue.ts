@@ -1,27 +1,41 @@
-type Issues = { issues: readonly { path: readonly PropertyKey[]; message: string }[] };
+type Issue = { path: readonly PropertyKey[]; message: string };
+type Issues = { issues: readonly Issue[] };
 
 /**
- * The one formatter of validation failures: a zod issue in one line, `path.to.field: message`,
- * the path left out when the message already names it (`METRICOPT_STORE is required`), or
- * `root: message` / `message` when the whole value is at fault. `issueLine` words the first
- * issue (the CLI and the API answer with one); `issueLines` every issue, joined with `; `
- * (configuration: each bad setting at once). z.prettifyError lists them over several lines.
+ * The one formatter of validation failures. `issueLine`: the first issue of a zod error in one
+ * line, `path.to.field: message`, or `root: message` / `message` when the whole value is at fault
+ * (the CLI and the API answer with one). `issueLines`: configuration (environment variables,
+ * CDK settings), whose messages name their setting: every issue, joined with `; `, the path
+ * written only when the message does not name it already (`METRICOPT_STORE is required`).
+ * (z.prettifyError lists every issue over several lines.)
  */
 export function issueLine(error: Issues, root?: string): string {
   const issue = error.issues[0];
-  return issue ? oneIssue(issue, root) : 'invalid';
+  if (!issue) return 'invalid';
+  const path = pathOf(issue, root);
+  return path === undefined ? issue.message : `${path}: ${issue.message}`;
 }
 
-/** Every issue of a zod error, each as `issueLine` words it, joined with `; `. */
-export function issueLines(error: Issues, root?: string): string {
-  return error.issues.length ? error.issues.map((i) => oneIssue(i, root)).join('; ') : 'invalid';
+/** Every issue of a configuration's zod error, joined with `; ` (see issueLine). */
+export function issueLines(error: Issues): string {
+  if (!error.issues.length) return 'invalid';
+  return error.issues
+    .map((issue) => {
+      const path = pathOf(issue, undefined);
+      const named = path === undefined || namesWord(issue.message, String(issue.path[0]));
+      return named ? issue.message : `${path}: ${issue.message}`;
+    })
+    .join('; ');
 }
 
-function oneIssue(issue: Issues['issues'][number], root: string | undefined): string {
-  const path = issue.path.length ? issue.path.map(String).join('.') : root;
-  if (path === undefined) return issue.message;
-  // The message already names its field as a word (`METRICOPT_X is required`): not twice.
-  const head = issue.path.length ? String(issue.path[0]) : path;
-  const named = issue.message.startsWith(head) && !/\w/.test(issue.message[head.length] ?? '');
-  return named ? issue.message : `${path}: ${issue.message}`;
+function pathOf(issue: Issue, root: string | undefined): string | undefined {
+  return issue.path.length ? issue.path.map(String).join('.') : root;
+}
+
+/** True when `word` occurs in `text` with no letter, digit or `_` on either side. */
+function namesWord(text: string, word: string): boolean {
+  for (let i = text.indexOf(word); i !== -1; i = text.indexOf(word, i + 1)) {
+    if (!/\w/.test(text[i - 1] ?? '') && !/\w/.test(text[i + word.length] ?? '')) return true;
+  }
+  return false;
 }
