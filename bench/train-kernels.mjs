@@ -4,7 +4,7 @@
 // per call (process.cpuUsage, median of 5 rounds of 200 calls) and GFLOP/s: how close a step's
 // arithmetic runs to the machine's f32x4 limit, and what one step's kernels cost in all.
 //   npm run build && nice -n 10 node bench/train-kernels.mjs
-import { simdKernels } from '../dist/shared/method/value-function-f32.js';
+import { simdKernels } from '../dist/shared/method/value-function-wasm.js';
 
 const module = simdKernels();
 if (!module) throw new Error('no WebAssembly SIMD here');

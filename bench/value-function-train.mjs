@@ -5,11 +5,15 @@
 //   tuned (npm start): offline Adam, 64 tasks x 26 rows (T = 50, stride 2), d = 17, no BatchNorm,
 //     no embedding term, 17-64-32-32-16-1;
 //   paper: online Reptile, SGD on one task of 51 rows a step, BatchNorm, embedding term (hard mining).
-// Rounds alternate the engines so machine noise hits both alike; each round is one epoch of
-// trainOffline / trainReptileOnline (the public entry points, batch packing included). Reports
-// the median and best per-step wall time and the median CPU time per step (process.cpuUsage,
-// less sensitive to a shared machine). Usage:
-//   npm run build && nice -n 10 node bench/value-function-train.mjs [--rounds 7] [--backend wasm]
+// Rounds alternate the engines so machine noise hits both alike; each round is a fresh fit:
+// `--epochs` epochs of trainOffline over 512 tasks (8 steps an epoch) / trainReptileOnline over
+// 40 tasks (the public entry points, net set-up and batch packing included). Reports the median
+// and best per-step wall time and the median CPU time per step (process.cpuUsage, less
+// sensitive to a shared machine). The f32 engine's products skip the zeros of the ReLUs, which
+// are ~50% of a fresh net's activations and 70-80% of the deeper layers' after a few epochs, so
+// its cost per step falls as a fit goes on (tfjs's does not): --epochs 1 is its dearest case, the
+// default fit of `npm start` runs 60 epochs. Usage:
+//   npm run build && nice -n 10 node bench/value-function-train.mjs [--rounds 7] [--epochs 8] [--backend wasm]
 import { parseArgs } from 'node:util';
 import { selectBackend } from '../dist/shared/adapters/compute-backend.js';
 import {
@@ -23,9 +27,14 @@ import { silentProgress } from '../dist/shared/ports/progress.port.js';
 import { Rng } from '../dist/shared/util/random.js';
 
 const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '7' }, backend: { type: 'string', default: 'wasm' } },
+  options: {
+    rounds: { type: 'string', default: '7' },
+    epochs: { type: 'string', default: '8' },
+    backend: { type: 'string', default: 'wasm' },
+  },
 });
 const rounds = Number(values.rounds);
+const epochs = Number(values.epochs);
 const backend = (await selectBackend(values.backend)).name;
 
 /** Random-walk trajectories with smooth labels (as in test/core/value-function-training.test.ts). */
@@ -54,10 +63,10 @@ function tasks(n, t1, d, seed) {
 const d = 17;
 const cases = [
   {
-    name: 'tuned: offline Adam, 64 tasks x 26 rows a step',
+    name: `tuned: offline Adam, 64 tasks x 26 rows a step, ${epochs} epoch(s) of 8 steps`,
     tasks: tasks(64 * 8, 26, d, 1),
-    steps: 8,
-    run: (t, cfg) => trainOffline(t, d, { ...cfg, epochs: 1 }, silentProgress),
+    steps: 8 * epochs,
+    run: (t, cfg) => trainOffline(t, d, { ...cfg, epochs }, silentProgress),
     cfg: tunedTrainDefaults,
   },
   {

@@ -1,7 +1,9 @@
 ;; The WebAssembly SIMD (f32x4) kernels of the value function: CompiledValueFunction's
-;; (value-function-f32.ts; serving, one row at a time: the dense layers of the MLP, forward and
-;; backward, and the input normalisation) and ValueFunctionNetF32's (value-function-net-f32.ts;
-;; training, a batch of rows at a time: mm, mmTN, colSum, reluMask at the end of the module).
+;; (value-function-f32.ts through value-function-simd-path.ts; serving, one row at a time: the
+;; dense layers of the MLP, forward and backward, and the input normalisation) and
+;; ValueFunctionNetF32's (value-function-net-f32.ts; training, a batch of rows at a time: mm,
+;; mmTN, colSum, reluMask, then the sparse nonzeros, mmS, mmTNS and adam at the end of the
+;; module; their tests: test/core/value-function-net-kernels.test.ts).
 ;;
 ;; Compiled at build time by wabt (scripts/build-kernels.mjs) into
 ;; value-function-kernels.wasm.ts, which the TypeScript imports. After editing this file run
@@ -327,10 +329,11 @@
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $rest))))
 
-  ;; mmTN: c[i][j] = sum_{r < rows} a[r][i] * b[r][j] for i < kn (a multiple of 4), j < nBytes / 4
-  ;; (nBytes a multiple of 32), overwriting c: a layer's weight gradient (a: its inputs, b: the
-  ;; gradient at its outputs). Tiles of 4 x 8: per row, two vectors of b and four splatted
-  ;; inputs feed 8 accumulators, summed over the rows in order.
+  ;; mmTN: c[i][j] += sum_{r < rows} a[r][i] * b[r][j] for i < kn (a multiple of 4), j < nBytes / 4
+  ;; (nBytes a multiple of 32), c holding zeros first: a layer's weight gradient (a: its inputs,
+  ;; b: the gradient at its outputs): the first layer's, whose inputs are dense, chunk by
+  ;; chunk. Tiles of 4 x 8: per row, two vectors of b and four splatted inputs feed 8
+  ;; accumulators, summed over the rows in order.
   (func $mmTN (export "mmTN")
     (param $a i32) (param $as i32) (param $b i32) (param $bs i32)
     (param $c i32) (param $cs i32) (param $rows i32) (param $kn i32) (param $nBytes i32)
@@ -344,10 +347,14 @@
         (br_if $iDone (i32.ge_u (local.get $i) (local.get $kn)))
         (local.set $j (i32.const 0))
         (loop $cols
-          (local.set $s00 (v128.const i32x4 0 0 0 0)) (local.set $s01 (v128.const i32x4 0 0 0 0))
-          (local.set $s10 (v128.const i32x4 0 0 0 0)) (local.set $s11 (v128.const i32x4 0 0 0 0))
-          (local.set $s20 (v128.const i32x4 0 0 0 0)) (local.set $s21 (v128.const i32x4 0 0 0 0))
-          (local.set $s30 (v128.const i32x4 0 0 0 0)) (local.set $s31 (v128.const i32x4 0 0 0 0))
+          (local.set $pc (i32.add (i32.add (local.get $c) (i32.mul (local.get $i) (local.get $cs))) (local.get $j)))
+          (local.set $s00 (v128.load offset=0 (local.get $pc))) (local.set $s01 (v128.load offset=16 (local.get $pc)))
+          (local.set $pc (i32.add (local.get $pc) (local.get $cs)))
+          (local.set $s10 (v128.load offset=0 (local.get $pc))) (local.set $s11 (v128.load offset=16 (local.get $pc)))
+          (local.set $pc (i32.add (local.get $pc) (local.get $cs)))
+          (local.set $s20 (v128.load offset=0 (local.get $pc))) (local.set $s21 (v128.load offset=16 (local.get $pc)))
+          (local.set $pc (i32.add (local.get $pc) (local.get $cs)))
+          (local.set $s30 (v128.load offset=0 (local.get $pc))) (local.set $s31 (v128.load offset=16 (local.get $pc)))
           (local.set $pa (i32.add (local.get $a) (i32.shl (local.get $i) (i32.const 2))))
           (local.set $pb (i32.add (local.get $b) (local.get $j)))
           (local.set $r (local.get $rows))
@@ -389,8 +396,9 @@
         (local.set $i (i32.add (local.get $i) (i32.const 4)))
         (br $is))))
 
-  ;; colSum: c[j] = sum_{r < rows} b[r][j] for j < nBytes / 4 (a multiple of 4), in row order:
-  ;; a layer's bias gradient.
+  ;; colSum: c[j] += sum_{r < rows} b[r][j] for j < nBytes / 4 (a multiple of 4), in row order:
+  ;; a layer's bias gradient (c holds zeros first; adding a batch's chunks of rows in turn
+  ;; gives the whole batch's sum, term for term).
   (func $colSum (export "colSum")
     (param $b i32) (param $bs i32) (param $c i32) (param $rows i32) (param $nBytes i32)
     (local $j i32) (local $r i32) (local $pb i32) (local $s v128)
@@ -398,7 +406,7 @@
     (block $done
       (br_if $done (i32.eqz (local.get $nBytes)))
       (loop $cols
-        (local.set $s (v128.const i32x4 0 0 0 0))
+        (local.set $s (v128.load (i32.add (local.get $c) (local.get $j))))
         (local.set $pb (i32.add (local.get $b) (local.get $j)))
         (local.set $r (local.get $rows))
         (block $rDone
@@ -427,4 +435,296 @@
         (br_if $ks (i32.lt_u
           (local.tee $k (i32.add (local.get $k) (i32.const 16)))
           (local.get $nBytes))))))
+
+  ;; ---------------------------------------------------------------------------------------
+  ;; Sparse training kernels. About half of a ReLU layer's outputs are 0 at the start of a fit
+  ;; and 70-80% of the deeper layers' once it has trained; a product over such a dimension
+  ;; skips them through a per-row list of the non-zero columns (made by `nonzeros`). Skipping
+  ;; a zero term does not change a float32 sum (s + 0 * w = s), and the terms left are added
+  ;; in the same order as the dense loop would: the results are the dense kernels' bit for bit.
+  ;;
+  ;; A list row (at list + r * ls): the count (u16), then the column indices in increasing
+  ;; order (u16 each); ls is at least 2 * n + 10 bytes, rounded up to 16 (the store of the
+  ;; last group of four writes 16 bytes).
+
+  ;; nonzeros: the list of columns j < nBytes / 4 (a multiple of 4) with a[r][j] != 0 (NaN
+  ;; included), for each r < rows. Four columns a step without branches: their mask (4 bits)
+  ;; picks a row of `table` (16 rows of 8 u16: the set bits' positions, in order) that is
+  ;; stored, offset by j, at the end of the list, which then grows by the mask's popcount.
+  (func $nonzeros (export "nonzeros")
+    (param $a i32) (param $as i32) (param $rows i32) (param $nBytes i32)
+    (param $table i32) (param $list i32) (param $ls i32)
+    (local $r i32) (local $j i32) (local $pa i32) (local $pl i32) (local $q i32) (local $m i32)
+    (block $done
+      (br_if $done (i32.eqz (local.get $rows)))
+      (loop $rowsL
+        (local.set $pa (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $as))))
+        (local.set $pl (i32.add (local.get $list) (i32.mul (local.get $r) (local.get $ls))))
+        (local.set $q (i32.add (local.get $pl) (i32.const 2)))
+        (local.set $j (i32.const 0))
+        (block $colsDone
+          (br_if $colsDone (i32.eqz (local.get $nBytes)))
+          (loop $cols
+            (local.set $m (i32x4.bitmask
+              (f32x4.ne (v128.load (i32.add (local.get $pa) (local.get $j))) (v128.const i32x4 0 0 0 0))))
+            (v128.store (local.get $q)
+              (i16x8.add
+                (v128.load (i32.add (local.get $table) (i32.shl (local.get $m) (i32.const 4))))
+                (i16x8.splat (i32.shr_u (local.get $j) (i32.const 2)))))
+            (local.set $q (i32.add (local.get $q) (i32.shl (i32.popcnt (local.get $m)) (i32.const 1))))
+            (br_if $cols (i32.lt_u
+              (local.tee $j (i32.add (local.get $j) (i32.const 16)))
+              (local.get $nBytes)))))
+        (i32.store16 (local.get $pl)
+          (i32.shr_u (i32.sub (local.get $q) (i32.add (local.get $pl) (i32.const 2))) (i32.const 1)))
+        (br_if $rowsL (i32.lt_u
+          (local.tee $r (i32.add (local.get $r) (i32.const 1)))
+          (local.get $rows))))))
+
+  ;; mmS: mm with the sum over the listed k only: c[r][j] = act(bias[j] + sum_{k in list[r]}
+  ;; a[r][k] * b[k][j]) for r < rows, j < nBytes / 4 (a multiple of 8). The forward pass of a
+  ;; layer above a ReLU (a: its activations) and the gradient back to a layer's input (a: the
+  ;; gradient at its outputs, zero where its ReLU is off). One row at a time, in blocks of 16
+  ;; and 8 columns: per listed k, one splatted a[r][k] and a row of b feed 4 or 2 accumulators
+  ;; (blocks of 32 ran at half the speed: V8 spilled an accumulator); the sums are mm's, term
+  ;; for term.
+  (func $mmS (export "mmS")
+    (param $a i32) (param $as i32) (param $list i32) (param $ls i32)
+    (param $b i32) (param $bs i32) (param $bias i32) (param $c i32) (param $cs i32)
+    (param $rows i32) (param $nBytes i32) (param $relu i32)
+    (local $r i32) (local $j i32) (local $pa i32) (local $pl i32) (local $pc i32) (local $end i32)
+    (local $p i32) (local $k i32) (local $pb i32) (local $pw i32)
+    (local $x v128) (local $zero v128)
+    (local $s0 v128) (local $s1 v128) (local $s2 v128) (local $s3 v128)
+    (block $done
+      (br_if $done (i32.eqz (local.get $rows)))
+      (loop $rowsL
+        (local.set $pa (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $as))))
+        (local.set $pl (i32.add (local.get $list) (i32.mul (local.get $r) (local.get $ls))))
+        (local.set $end (i32.add (i32.add (local.get $pl) (i32.const 2)) (i32.shl (i32.load16_u (local.get $pl)) (i32.const 1))))
+        (local.set $pc (i32.add (local.get $c) (i32.mul (local.get $r) (local.get $cs))))
+        (local.set $j (i32.const 0))
+        ;; 16 columns a block
+        (block $wideDone
+          (loop $wide
+            (br_if $wideDone (i32.gt_u (i32.add (local.get $j) (i32.const 64)) (local.get $nBytes)))
+            (local.set $s0 (v128.load offset=0 (i32.add (local.get $bias) (local.get $j))))
+            (local.set $s1 (v128.load offset=16 (i32.add (local.get $bias) (local.get $j))))
+            (local.set $s2 (v128.load offset=32 (i32.add (local.get $bias) (local.get $j))))
+            (local.set $s3 (v128.load offset=48 (i32.add (local.get $bias) (local.get $j))))
+            (local.set $pb (i32.add (local.get $b) (local.get $j)))
+            (local.set $p (i32.add (local.get $pl) (i32.const 2)))
+            (block $wideKDone
+              (br_if $wideKDone (i32.ge_u (local.get $p) (local.get $end)))
+              (loop $wideKs
+                (local.set $k (i32.load16_u (local.get $p)))
+                (local.set $x (v128.load32_splat (i32.add (local.get $pa) (i32.shl (local.get $k) (i32.const 2)))))
+                (local.set $pw (i32.add (local.get $pb) (i32.mul (local.get $k) (local.get $bs))))
+                (local.set $s0 (f32x4.add (local.get $s0) (f32x4.mul (local.get $x) (v128.load offset=0 (local.get $pw)))))
+                (local.set $s1 (f32x4.add (local.get $s1) (f32x4.mul (local.get $x) (v128.load offset=16 (local.get $pw)))))
+                (local.set $s2 (f32x4.add (local.get $s2) (f32x4.mul (local.get $x) (v128.load offset=32 (local.get $pw)))))
+                (local.set $s3 (f32x4.add (local.get $s3) (f32x4.mul (local.get $x) (v128.load offset=48 (local.get $pw)))))
+                (br_if $wideKs (i32.lt_u
+                  (local.tee $p (i32.add (local.get $p) (i32.const 2)))
+                  (local.get $end)))))
+            (if (local.get $relu)
+              (then
+                (local.set $s0 (f32x4.pmax (local.get $zero) (local.get $s0)))
+                (local.set $s1 (f32x4.pmax (local.get $zero) (local.get $s1)))
+                (local.set $s2 (f32x4.pmax (local.get $zero) (local.get $s2)))
+                (local.set $s3 (f32x4.pmax (local.get $zero) (local.get $s3)))))
+            (v128.store offset=0 (i32.add (local.get $pc) (local.get $j)) (local.get $s0))
+            (v128.store offset=16 (i32.add (local.get $pc) (local.get $j)) (local.get $s1))
+            (v128.store offset=32 (i32.add (local.get $pc) (local.get $j)) (local.get $s2))
+            (v128.store offset=48 (i32.add (local.get $pc) (local.get $j)) (local.get $s3))
+            (local.set $j (i32.add (local.get $j) (i32.const 64)))
+            (br $wide)))
+        ;; 8 columns a block
+        (if (i32.le_u (i32.add (local.get $j) (i32.const 32)) (local.get $nBytes))
+          (then
+            (local.set $s0 (v128.load offset=0 (i32.add (local.get $bias) (local.get $j))))
+            (local.set $s1 (v128.load offset=16 (i32.add (local.get $bias) (local.get $j))))
+            (local.set $pb (i32.add (local.get $b) (local.get $j)))
+            (local.set $p (i32.add (local.get $pl) (i32.const 2)))
+            (block $narrowKDone
+              (br_if $narrowKDone (i32.ge_u (local.get $p) (local.get $end)))
+              (loop $narrowKs
+                (local.set $k (i32.load16_u (local.get $p)))
+                (local.set $x (v128.load32_splat (i32.add (local.get $pa) (i32.shl (local.get $k) (i32.const 2)))))
+                (local.set $pw (i32.add (local.get $pb) (i32.mul (local.get $k) (local.get $bs))))
+                (local.set $s0 (f32x4.add (local.get $s0) (f32x4.mul (local.get $x) (v128.load offset=0 (local.get $pw)))))
+                (local.set $s1 (f32x4.add (local.get $s1) (f32x4.mul (local.get $x) (v128.load offset=16 (local.get $pw)))))
+                (br_if $narrowKs (i32.lt_u
+                  (local.tee $p (i32.add (local.get $p) (i32.const 2)))
+                  (local.get $end)))))
+            (if (local.get $relu)
+              (then
+                (local.set $s0 (f32x4.pmax (local.get $zero) (local.get $s0)))
+                (local.set $s1 (f32x4.pmax (local.get $zero) (local.get $s1)))))
+            (v128.store offset=0 (i32.add (local.get $pc) (local.get $j)) (local.get $s0))
+            (v128.store offset=16 (i32.add (local.get $pc) (local.get $j)) (local.get $s1))
+            (local.set $j (i32.add (local.get $j) (i32.const 32)))
+            ))
+        (br_if $rowsL (i32.lt_u
+          (local.tee $r (i32.add (local.get $r) (i32.const 1)))
+          (local.get $rows))))))
+
+  ;; mmTNS: c[j][i] += sum_{r < rows, j in list[r]} g[r][j] * a[r][i] for i < kBytes / 4 (a
+  ;; multiple of 8): a layer's weight gradient, transposed ([out][in], rows of cs bytes), from
+  ;; its inputs a and the gradient g at its outputs, over the listed (non-zero) g only; c must
+  ;; hold zeros first. Blocks of 32, 16 and 8 inputs: a row's block of a stays in registers
+  ;; while its listed g[r][j] add into the rows j of c, rows r in order: each c[j][i] is mmTN's
+  ;; sum, term for term.
+  (func $mmTNS (export "mmTNS")
+    (param $a i32) (param $as i32) (param $g i32) (param $gs i32) (param $list i32) (param $ls i32)
+    (param $c i32) (param $cs i32) (param $rows i32) (param $kBytes i32)
+    (local $i i32) (local $r i32) (local $pa i32) (local $pg i32) (local $pl i32) (local $end i32)
+    (local $p i32) (local $j i32) (local $pc i32) (local $x v128)
+    (local $a0 v128) (local $a1 v128) (local $a2 v128) (local $a3 v128) (local $a4 v128) (local $a5 v128) (local $a6 v128) (local $a7 v128)
+    (if (i32.eqz (local.get $rows)) (then (return)))
+    ;; 32 columns of a a block
+    (block $wideDone
+      (loop $wide
+        (br_if $wideDone (i32.gt_u (i32.add (local.get $i) (i32.const 128)) (local.get $kBytes)))
+        (local.set $r (i32.const 0))
+        (loop $wideRows
+          (local.set $pa (i32.add (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $as))) (local.get $i)))
+          (local.set $a0 (v128.load offset=0 (local.get $pa)))
+          (local.set $a1 (v128.load offset=16 (local.get $pa)))
+          (local.set $a2 (v128.load offset=32 (local.get $pa)))
+          (local.set $a3 (v128.load offset=48 (local.get $pa)))
+          (local.set $a4 (v128.load offset=64 (local.get $pa)))
+          (local.set $a5 (v128.load offset=80 (local.get $pa)))
+          (local.set $a6 (v128.load offset=96 (local.get $pa)))
+          (local.set $a7 (v128.load offset=112 (local.get $pa)))
+          (local.set $pg (i32.add (local.get $g) (i32.mul (local.get $r) (local.get $gs))))
+          (local.set $pl (i32.add (local.get $list) (i32.mul (local.get $r) (local.get $ls))))
+          (local.set $end (i32.add (i32.add (local.get $pl) (i32.const 2)) (i32.shl (i32.load16_u (local.get $pl)) (i32.const 1))))
+          (local.set $p (i32.add (local.get $pl) (i32.const 2)))
+          (block $wideJDone
+            (br_if $wideJDone (i32.ge_u (local.get $p) (local.get $end)))
+            (loop $wideJs
+              (local.set $j (i32.load16_u (local.get $p)))
+              (local.set $x (v128.load32_splat (i32.add (local.get $pg) (i32.shl (local.get $j) (i32.const 2)))))
+              (local.set $pc (i32.add (i32.add (local.get $c) (local.get $i)) (i32.mul (local.get $j) (local.get $cs))))
+              (v128.store offset=0 (local.get $pc) (f32x4.add (v128.load offset=0 (local.get $pc)) (f32x4.mul (local.get $x) (local.get $a0))))
+              (v128.store offset=16 (local.get $pc) (f32x4.add (v128.load offset=16 (local.get $pc)) (f32x4.mul (local.get $x) (local.get $a1))))
+              (v128.store offset=32 (local.get $pc) (f32x4.add (v128.load offset=32 (local.get $pc)) (f32x4.mul (local.get $x) (local.get $a2))))
+              (v128.store offset=48 (local.get $pc) (f32x4.add (v128.load offset=48 (local.get $pc)) (f32x4.mul (local.get $x) (local.get $a3))))
+              (v128.store offset=64 (local.get $pc) (f32x4.add (v128.load offset=64 (local.get $pc)) (f32x4.mul (local.get $x) (local.get $a4))))
+              (v128.store offset=80 (local.get $pc) (f32x4.add (v128.load offset=80 (local.get $pc)) (f32x4.mul (local.get $x) (local.get $a5))))
+              (v128.store offset=96 (local.get $pc) (f32x4.add (v128.load offset=96 (local.get $pc)) (f32x4.mul (local.get $x) (local.get $a6))))
+              (v128.store offset=112 (local.get $pc) (f32x4.add (v128.load offset=112 (local.get $pc)) (f32x4.mul (local.get $x) (local.get $a7))))
+              (br_if $wideJs (i32.lt_u
+                (local.tee $p (i32.add (local.get $p) (i32.const 2)))
+                (local.get $end)))))
+          (br_if $wideRows (i32.lt_u
+            (local.tee $r (i32.add (local.get $r) (i32.const 1)))
+            (local.get $rows))))
+        (local.set $i (i32.add (local.get $i) (i32.const 128)))
+        (br $wide)))
+    ;; 16 columns of a a block
+    (if (i32.le_u (i32.add (local.get $i) (i32.const 64)) (local.get $kBytes))
+      (then
+        (local.set $r (i32.const 0))
+        (loop $midRows
+          (local.set $pa (i32.add (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $as))) (local.get $i)))
+          (local.set $a0 (v128.load offset=0 (local.get $pa)))
+          (local.set $a1 (v128.load offset=16 (local.get $pa)))
+          (local.set $a2 (v128.load offset=32 (local.get $pa)))
+          (local.set $a3 (v128.load offset=48 (local.get $pa)))
+          (local.set $pg (i32.add (local.get $g) (i32.mul (local.get $r) (local.get $gs))))
+          (local.set $pl (i32.add (local.get $list) (i32.mul (local.get $r) (local.get $ls))))
+          (local.set $end (i32.add (i32.add (local.get $pl) (i32.const 2)) (i32.shl (i32.load16_u (local.get $pl)) (i32.const 1))))
+          (local.set $p (i32.add (local.get $pl) (i32.const 2)))
+          (block $midJDone
+            (br_if $midJDone (i32.ge_u (local.get $p) (local.get $end)))
+            (loop $midJs
+              (local.set $j (i32.load16_u (local.get $p)))
+              (local.set $x (v128.load32_splat (i32.add (local.get $pg) (i32.shl (local.get $j) (i32.const 2)))))
+              (local.set $pc (i32.add (i32.add (local.get $c) (local.get $i)) (i32.mul (local.get $j) (local.get $cs))))
+              (v128.store offset=0 (local.get $pc) (f32x4.add (v128.load offset=0 (local.get $pc)) (f32x4.mul (local.get $x) (local.get $a0))))
+              (v128.store offset=16 (local.get $pc) (f32x4.add (v128.load offset=16 (local.get $pc)) (f32x4.mul (local.get $x) (local.get $a1))))
+              (v128.store offset=32 (local.get $pc) (f32x4.add (v128.load offset=32 (local.get $pc)) (f32x4.mul (local.get $x) (local.get $a2))))
+              (v128.store offset=48 (local.get $pc) (f32x4.add (v128.load offset=48 (local.get $pc)) (f32x4.mul (local.get $x) (local.get $a3))))
+              (br_if $midJs (i32.lt_u
+                (local.tee $p (i32.add (local.get $p) (i32.const 2)))
+                (local.get $end)))))
+          (br_if $midRows (i32.lt_u
+            (local.tee $r (i32.add (local.get $r) (i32.const 1)))
+            (local.get $rows))))
+        (local.set $i (i32.add (local.get $i) (i32.const 64)))
+        ))
+    ;; 8 columns of a a block
+    (if (i32.le_u (i32.add (local.get $i) (i32.const 32)) (local.get $kBytes))
+      (then
+        (local.set $r (i32.const 0))
+        (loop $narrowRows
+          (local.set $pa (i32.add (i32.add (local.get $a) (i32.mul (local.get $r) (local.get $as))) (local.get $i)))
+          (local.set $a0 (v128.load offset=0 (local.get $pa)))
+          (local.set $a1 (v128.load offset=16 (local.get $pa)))
+          (local.set $pg (i32.add (local.get $g) (i32.mul (local.get $r) (local.get $gs))))
+          (local.set $pl (i32.add (local.get $list) (i32.mul (local.get $r) (local.get $ls))))
+          (local.set $end (i32.add (i32.add (local.get $pl) (i32.const 2)) (i32.shl (i32.load16_u (local.get $pl)) (i32.const 1))))
+          (local.set $p (i32.add (local.get $pl) (i32.const 2)))
+          (block $narrowJDone
+            (br_if $narrowJDone (i32.ge_u (local.get $p) (local.get $end)))
+            (loop $narrowJs
+              (local.set $j (i32.load16_u (local.get $p)))
+              (local.set $x (v128.load32_splat (i32.add (local.get $pg) (i32.shl (local.get $j) (i32.const 2)))))
+              (local.set $pc (i32.add (i32.add (local.get $c) (local.get $i)) (i32.mul (local.get $j) (local.get $cs))))
+              (v128.store offset=0 (local.get $pc) (f32x4.add (v128.load offset=0 (local.get $pc)) (f32x4.mul (local.get $x) (local.get $a0))))
+              (v128.store offset=16 (local.get $pc) (f32x4.add (v128.load offset=16 (local.get $pc)) (f32x4.mul (local.get $x) (local.get $a1))))
+              (br_if $narrowJs (i32.lt_u
+                (local.tee $p (i32.add (local.get $p) (i32.const 2)))
+                (local.get $end)))))
+          (br_if $narrowRows (i32.lt_u
+            (local.tee $r (i32.add (local.get $r) (i32.const 1)))
+            (local.get $rows))))
+        (local.set $i (i32.add (local.get $i) (i32.const 32)))
+        ))
+  )
+
+  ;; adam: one Adam step on n = 2 * pairs float32 parameters p from their gradients g, with the
+  ;; moments m and v (float32, updated), in doubles two at a time: m' = beta1 m + (1 - beta1) g,
+  ;; v' = beta2 v + (1 - beta2) g g, p' = p - lr (m' / c1) / (sqrt(v' / c2) + eps), c1 and c2
+  ;; the bias corrections. The same expression in the same order as BatchedOptimizer's (JS
+  ;; doubles, optimizers.ts), so the same float32 results bit for bit.
+  (func $adam (export "adam")
+    (param $p i32) (param $g i32) (param $m i32) (param $v i32) (param $pairs i32)
+    (param $lr f64) (param $c1 f64) (param $c2 f64) (param $eps f64) (param $beta1 f64) (param $beta2 f64)
+    (local $i i32) (local $o i32) (local $gv v128) (local $mv v128) (local $vv v128)
+    (local $b1 v128) (local $b2 v128) (local $ob1 v128) (local $ob2 v128)
+    (local $lrv v128) (local $c1v v128) (local $c2v v128) (local $epsv v128)
+    (local.set $b1 (f64x2.splat (local.get $beta1)))
+    (local.set $b2 (f64x2.splat (local.get $beta2)))
+    (local.set $ob1 (f64x2.splat (f64.sub (f64.const 1) (local.get $beta1))))
+    (local.set $ob2 (f64x2.splat (f64.sub (f64.const 1) (local.get $beta2))))
+    (local.set $lrv (f64x2.splat (local.get $lr)))
+    (local.set $c1v (f64x2.splat (local.get $c1)))
+    (local.set $c2v (f64x2.splat (local.get $c2)))
+    (local.set $epsv (f64x2.splat (local.get $eps)))
+    (block $done
+      (br_if $done (i32.eqz (local.get $pairs)))
+      (loop $ps
+        (local.set $o (i32.shl (local.get $i) (i32.const 3)))
+        (local.set $gv (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $g) (local.get $o)))))
+        (local.set $mv (f64x2.add
+          (f64x2.mul (local.get $b1) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $m) (local.get $o)))))
+          (f64x2.mul (local.get $ob1) (local.get $gv))))
+        (local.set $vv (f64x2.add
+          (f64x2.mul (local.get $b2) (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $v) (local.get $o)))))
+          (f64x2.mul (f64x2.mul (local.get $ob2) (local.get $gv)) (local.get $gv))))
+        (v128.store64_lane 0 (i32.add (local.get $m) (local.get $o)) (f32x4.demote_f64x2_zero (local.get $mv)))
+        (v128.store64_lane 0 (i32.add (local.get $v) (local.get $o)) (f32x4.demote_f64x2_zero (local.get $vv)))
+        (v128.store64_lane 0 (i32.add (local.get $p) (local.get $o))
+          (f32x4.demote_f64x2_zero
+            (f64x2.sub
+              (f64x2.promote_low_f32x4 (v128.load64_zero (i32.add (local.get $p) (local.get $o))))
+              (f64x2.div
+                (f64x2.mul (local.get $lrv) (f64x2.div (local.get $mv) (local.get $c1v)))
+                (f64x2.add (f64x2.sqrt (f64x2.div (local.get $vv) (local.get $c2v))) (local.get $epsv))))))
+        (br_if $ps (i32.lt_u
+          (local.tee $i (i32.add (local.get $i) (i32.const 1)))
+          (local.get $pairs))))))
 )

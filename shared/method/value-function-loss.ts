@@ -117,6 +117,18 @@ export function selectHardPairs(
   return { posIndex, negIndex, valid };
 }
 
+/** A batch of tasks packed task-major: B tasks of T1 rows each. */
+export interface PackedBatch {
+  B: number;
+  T1: number;
+  /** [B * T1 x d] inputs. */
+  x: Float32Array;
+  /** [B * T1] targets and their stds. */
+  mean: Float32Array;
+  std: Float32Array;
+  masks: readonly FisherMasks[];
+}
+
 export interface LossInputs {
   /** [B, T1] predictions. */
   out: tf.Tensor2D;
@@ -179,13 +191,24 @@ export interface PlainLossInputs {
   valid: Float32Array;
 }
 
+/**
+ * A batch taken in chunks of whole tasks: the tasks in the whole batch (the mean's divisor) and
+ * the running sums of the task terms, which each chunk's call continues (so the last call
+ * returns the batch's loss, summed in the same order as in one call).
+ */
+export interface LossChunking {
+  tasks: number;
+  sums: { regress: number; oe: number };
+}
+
 /** softplus(z) = log(1 + e^z), without overflow. */
 const softplus = (z: number): number => (z > 0 ? z + Math.log1p(Math.exp(-z)) : Math.log1p(Math.exp(z)));
 
 /**
  * valueFunctionLoss on plain arrays: the batch's mean task loss (and its two terms' means), with
  * its gradient with respect to the predictions written into dOut [B * T1] and, when oeWeight is
- * non-zero, with respect to the embeddings into dEmbedding [B * T1 * E] (both overwritten). The
+ * non-zero, with respect to the embeddings into dEmbedding [B * T1 * E] (both overwritten); or
+ * the same for a chunk of the batch's tasks (`batch`: the whole batch's loss after its last chunk). The
  * same formulas as the tfjs version above, which the tests hold it to; |x| has slope -1 at 0 there
  * (tfjs's abs gradient), and here too.
  */
@@ -195,11 +218,13 @@ export function valueFunctionLossAndGradient(
   oeWeight: number,
   dOut: Float64Array,
   dEmbedding: Float64Array,
+  batch: LossChunking = { tasks: x.b, sums: { regress: 0, oe: 0 } },
 ): { loss: number; regress: number; oe: number } {
-  const { b: nb, t1, e } = x;
-  let regressSum = 0;
-  let oeSum = 0;
-  for (let b = 0; b < nb; b++) {
+  const { b: chunkTasks, t1, e } = x;
+  const nb = batch.tasks;
+  let regressSum = batch.sums.regress;
+  let oeSum = batch.sums.oe;
+  for (let b = 0; b < chunkTasks; b++) {
     const base = b * t1;
     let sw = 0;
     let sr = 0;
@@ -216,8 +241,8 @@ export function valueFunctionLossAndGradient(
     }
   }
   if (oeWeight !== 0) {
-    dEmbedding.fill(0, 0, nb * t1 * e);
-    for (let b = 0; b < nb; b++) {
+    dEmbedding.fill(0, 0, chunkTasks * t1 * e);
+    for (let b = 0; b < chunkTasks; b++) {
       const base = b * t1;
       let count = 0;
       for (let t = 0; t < t1; t++) count += x.valid[base + t] as number;
@@ -253,6 +278,8 @@ export function valueFunctionLossAndGradient(
       oeSum += sum / denom;
     }
   }
+  batch.sums.regress = regressSum;
+  batch.sums.oe = oeSum;
   const regress = regressSum / nb;
   const oe = oeSum / nb;
   return { loss: gamma * regress + oeWeight * oe, regress, oe };

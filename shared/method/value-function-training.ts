@@ -87,18 +87,23 @@ export function labelTask(x: Float32Array, mean: Float32Array, std: Float32Array
   return { x, labels, masks: fisherMasks(labels, threshold) };
 }
 
-/** Tasks of one step packed task-major (all tasks have the same number of rows). */
-export function packBatch(tasks: LabelledTask[], d: number): PackedBatch {
+/**
+ * Tasks of one step packed task-major (all tasks have the same number of rows), into the arrays
+ * of `reuse` when it has the same shape (a training loop's previous batch).
+ */
+export function packBatch(tasks: LabelledTask[], d: number, reuse?: PackedBatch): PackedBatch {
   const B = tasks.length;
   const T1 = (tasks[0] as LabelledTask).labels.mean.length;
-  const x = new Float32Array(B * T1 * d);
-  const mean = new Float32Array(B * T1);
-  const std = new Float32Array(B * T1);
-  tasks.forEach((t, i) => {
+  const same = reuse !== undefined && reuse.B === B && reuse.T1 === T1 && reuse.x.length === B * T1 * d;
+  const x = same ? reuse.x : new Float32Array(B * T1 * d);
+  const mean = same ? reuse.mean : new Float32Array(B * T1);
+  const std = same ? reuse.std : new Float32Array(B * T1);
+  for (let i = 0; i < B; i++) {
+    const t = tasks[i] as LabelledTask;
     x.set(t.x, i * T1 * d);
     mean.set(t.labels.mean, i * T1);
     std.set(t.labels.std, i * T1);
-  });
+  }
   return { B, T1, x, mean, std, masks: tasks.map((t) => t.masks) };
 }
 
@@ -175,8 +180,8 @@ export interface TrainedValueFunction {
 
 /** A net and its optimiser on one engine: what the training loops below drive. */
 interface Learner extends TrainedValueFunction {
-  /** One optimiser step on the batch's mean task loss, at step size learningRate. */
-  step(batch: PackedBatch, learningRate: number): void;
+  /** One optimiser step on the mean task loss of the batch of tasks, at step size learningRate. */
+  step(tasks: LabelledTask[], learningRate: number): void;
   /** All trainable values (for Reptile's interpolation). */
   snapshot(): Float32Array[];
   restore(values: Float32Array[]): void;
@@ -193,21 +198,17 @@ function f32Learner(
   optimizer: 'sgd' | 'adam',
 ): Learner {
   const net = new ValueFunctionNetF32(arch, cfg.seed);
-  // tfjs's Adam defaults: epsilon is the float32 backends' 1e-7.
-  const opt = new BatchedOptimizer(
-    optimizer,
-    optimizer === 'sgd' ? cfg.innerLearningRate : cfg.learningRate,
-    net.params.length,
-    0.9,
-    0.999,
-    1e-7,
-  );
+  const sgd = optimizer === 'sgd' ? new BatchedOptimizer('sgd', cfg.innerLearningRate, net.params.length) : undefined;
+  let batch: PackedBatch | undefined;
   return {
-    step(batch, learningRate) {
+    step(tasks, learningRate) {
+      batch = packBatch(tasks, arch.d, batch);
       net.lossAndGradient(batch, cfg.gamma, cfg.oeWeight);
-      opt.learningRate = learningRate;
-      opt.step(net.params, net.grads);
-      net.paramsChanged();
+      if (sgd) {
+        sgd.learningRate = learningRate;
+        sgd.step(net.params, net.grads);
+        net.paramsChanged();
+      } else net.adamStep(learningRate, 0.9, 0.999, 1e-7); // tfjs's Adam defaults (epsilon: the float32 backends')
       if (cfg.batchNorm) net.updateRunningStats();
     },
     snapshot: () => [net.params.slice()],
@@ -229,7 +230,8 @@ function tfjsLearner(
   const sgd = optimizer === 'sgd' ? tf.train.sgd(cfg.innerLearningRate) : undefined;
   const opt = sgd ?? tf.train.adam(cfg.learningRate);
   return {
-    step(batch, learningRate) {
+    step(tasks, learningRate) {
+      const batch = packBatch(tasks, arch.d);
       // Adam reads the step size on every update (changing it keeps the moments); SGD keeps a scalar of it.
       if (sgd && learningRate !== sgd.getConfig().learningRate) sgd.setLearningRate(learningRate);
       else if (!sgd) (opt as unknown as { learningRate: number }).learningRate = learningRate;
@@ -270,8 +272,8 @@ export async function trainReptileOnline(
   for (const [k, ti] of order.entries()) {
     await pause();
     const before = net.snapshot();
-    const packed = packBatch([tasks[ti] as LabelledTask], d);
-    for (let s = 0; s < cfg.innerSteps; s++) net.step(packed, cfg.innerLearningRate);
+    const task = [tasks[ti] as LabelledTask];
+    for (let s = 0; s < cfg.innerSteps; s++) net.step(task, cfg.innerLearningRate);
     const eta = reptileEta(cfg.eta0, k, order.length);
     if (eta !== 1) net.restore(reptileInterpolate(before, net.snapshot(), eta));
     if (k % 25 === 0 || k === order.length - 1) progress.tick(k + 1);
@@ -307,7 +309,7 @@ export async function trainOffline(
       const learningRate =
         cfg.learningRate * (1 - (1 - cfg.finalLearningRateFraction) * (step / Math.max(1, totalSteps - 1)));
       const batch = order.slice(b * cfg.taskBatch, (b + 1) * cfg.taskBatch).map((i) => tasks[i] as LabelledTask);
-      net.step(packBatch(batch, d), learningRate);
+      net.step(batch, learningRate);
       step++;
       if (step % 10 === 0 || step === cfg.epochs * perEpoch) progress.tick(step);
     }

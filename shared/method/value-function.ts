@@ -1,7 +1,8 @@
 import * as tf from '@tensorflow/tfjs';
 import type { DenseLayer } from '../schemas/checkpoint.js';
 import { Rng } from '../util/random.js';
-import { BN_EPS, BN_MOMENTUM, checkpointLayer, type ValueFunctionArch } from './value-function-net-f32.js';
+import { BN_EPS, BN_MOMENTUM, checkpointLayer } from './value-function-batch-norm.js';
+import type { ValueFunctionArch } from './value-function-net-layout.js';
 
 /**
  * The value function f(phi) (Stage 3) on tfjs: an MLP d-64-32-32-16-1, ReLU on hidden layers,
