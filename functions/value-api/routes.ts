@@ -22,7 +22,7 @@ import {
 } from '../../shared/schemas/fit-api.js';
 import { jobIdSchema, jobStatusResponseSchema } from '../../shared/schemas/job.js';
 import { fitLabelsSchema } from '../../shared/schemas/observations.js';
-import type { Principal } from './auth.js';
+import type { Principal } from '../../shared/util/api-key-hash.js';
 
 /** What the /v1 middleware leaves for the handlers (app.ts): the caller and the request body. */
 export type ValueApiEnv = { Variables: { principal: Principal; body: Uint8Array } };

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { hashApiKey } from '../../functions/value-api/auth.js';
+import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { type JobStatus, jobStatusResponseSchema, jobStatusSchema } from '../../shared/schemas/job.js';
 import { jobKeys } from '../../shared/storage/layout.js';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { hashApiKey } from '../../functions/value-api/auth.js';
+import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { SECRET_KEY } from './fixtures.js';

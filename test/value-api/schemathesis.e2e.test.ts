@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey } from '../../functions/value-api/auth.js';
+import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import type { FitLauncher } from '../../shared/ports/fit.port.js';
 import { fitJobSpecSchema } from '../../shared/schemas/job.js';
