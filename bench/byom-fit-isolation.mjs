@@ -20,7 +20,7 @@ const { values } = parseArgs({
   },
 });
 const { startValueApiServer } = await import('../dist/functions/value-api/node.js');
-const { inProcessFitLauncher } = await import('../dist/functions/value-api/fit-in-process.js');
+const { inProcessFitLauncher } = await import('../dist/shared/adapters/fit-launcher.worker-thread.js');
 const { FsObjectStore } = await import('../dist/shared/adapters/object-store.fs.js');
 
 /** N lines of d = 16: trajectories of 50 steps drifting to a bowl's minimum, metric every 5th step. */

@@ -7,9 +7,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
-import { phiAnswer } from '../functions/value-api/answers.js';
+import { phiAnswer } from '../shared/use-cases/serving/answers.js';
 import { parseJson } from '../functions/value-api/body.js';
-import { checkPhiBody } from '../functions/value-api/validate.js';
+import { checkPhiBody } from '../shared/use-cases/serving/request-bodies.js';
 import { CompiledValueFunction } from '../shared/method/value-function-f32.js';
 import type { ValueFunctionCheckpoint } from '../shared/schemas/checkpoint.js';
 import type { GradientResult, ServedValueFunction } from '../shared/use-cases/serving/serve-guidance.js';

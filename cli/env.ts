@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { objectStoreEnv } from '../shared/schemas/env.js';
 import { CliError } from './errors.js';
+import { issueLines } from '../shared/schemas/zod-issue.js';
 
 /** Every environment variable the CLI reads; a flag given on the command line wins over its variable. */
 export const cliEnvSchema = z.object({
@@ -38,7 +39,7 @@ let parsed: CliEnv | undefined;
 export function cliEnv(): CliEnv {
   if (parsed === undefined) {
     const r = cliEnvSchema.safeParse(process.env);
-    if (!r.success) throw new CliError('CONFIG', r.error.issues[0]?.message ?? 'invalid environment');
+    if (!r.success) throw new CliError('CONFIG', issueLines(r.error));
     parsed = r.data;
   }
   return parsed;

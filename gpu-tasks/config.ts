@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { objectStoreEnv, positiveInt } from '../shared/schemas/env.js';
+import { issueLines } from '../shared/schemas/zod-issue.js';
 
 /**
  * The training container's configuration, parsed once at start-up from the environment.
@@ -53,7 +54,7 @@ export type TrainTaskEnv = z.infer<typeof trainTaskEnvSchema>;
 /** Parses the environment or throws one line naming the first problem. */
 export function parseTrainTaskEnv(env: Record<string, string | undefined>): TrainTaskEnv {
   const parsed = trainTaskEnvSchema.safeParse(env);
-  if (!parsed.success) throw new Error(`train task config: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+  if (!parsed.success) throw new Error(`train task config: ${issueLines(parsed.error)}`);
   return parsed.data;
 }
 

@@ -3,6 +3,7 @@ import { isAbsolute, join } from 'node:path';
 import { z } from 'zod';
 import { webhookListSchema } from '../shared/schemas/evaluation.js';
 import { parseApiKeyEntries } from '../shared/schemas/value-api-config.js';
+import { issueLines } from '../shared/schemas/zod-issue.js';
 
 /**
  * The deployment's settings: `cdk.json` context, overridden with `cdk deploy -c name=value`.
@@ -214,9 +215,7 @@ export class SettingsError extends Error {
 export function parseSettings(input: Record<string, unknown>, projectRoot: string): Settings {
   const parsed = settingsSchema.safeParse(input);
   if (!parsed.success) {
-    throw new SettingsError(
-      `metricopt settings: ${parsed.error.issues.map((i) => (i.path.length > 0 && !i.message.startsWith(String(i.path[0])) ? `${i.path.join('.')}: ${i.message}` : i.message)).join('; ')}`,
-    );
+    throw new SettingsError(`metricopt settings: ${issueLines(parsed.error)}`);
   }
   const missing = parsed.data.evaluatorModules.filter((p) => !existsSync(join(projectRoot, p)));
   if (missing.length > 0) {

@@ -9,6 +9,11 @@ REQS="$ROOT/scripts/python-tools.txt"
 VENV="$ROOT/.cache/python-tools/venv"
 STAMP="$VENV/.requirements.sha256"
 want="$(sha256sum "$REQS" | cut -d' ' -f1)"
+# One build at a time: e2e files that need the venv run in parallel (vitest workers), and two
+# builds of one folder would remove each other's files.
+mkdir -p "$(dirname "$VENV")"
+exec 9>"$(dirname "$VENV")/.lock"
+flock 9
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   # The stamp is written last: a crash mid-install leaves no stamp, so the next call rebuilds.
   rm -rf "$VENV"

@@ -1,11 +1,10 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { locationKind, openQueue } from '../../shared/adapters/from-url.js';
+import { locationKind, openQueue, openStoreLocation } from '../../shared/adapters/from-url.js';
 import { shutdownSignal } from '../../shared/adapters/shutdown-signal.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
-import { openValueStore } from '../../functions/value-api/store.js';
 import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import {
   parseApiKeyEntries,
@@ -116,7 +115,7 @@ export async function serve(
       );
     }
   }
-  const store = await openValueStore(opts.store, storeOptionsFromEnv());
+  const store = await openStoreLocation(opts.store, storeOptionsFromEnv());
   // Temporary files of a writer killed mid-write (nothing reads them); no writer of ours runs yet.
   if (store instanceof FsObjectStore) await store.removeTemporaryFiles();
   const limits = {

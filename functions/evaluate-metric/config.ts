@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { type EvaluatorSpec, webhookListSchema, webhookSpecs } from '../../shared/schemas/evaluation.js';
 import { objectStoreEnv, positiveInt } from '../../shared/schemas/env.js';
+import { issueLines } from '../../shared/schemas/zod-issue.js';
 
 const commaList = z
   .string()
@@ -67,7 +68,7 @@ export function parseEvaluateMetricEnv(
 ): EvaluateMetricConfig {
   const parsed = evaluateMetricEnvSchema.safeParse(env);
   if (!parsed.success) {
-    throw new Error(`evaluate-metric config: ${parsed.error.issues.map((i) => i.message).join('; ')}`);
+    throw new Error(`evaluate-metric config: ${issueLines(parsed.error)}`);
   }
   const evaluators: EvaluatorSpec[] = parsed.data.METRICOPT_EVALUATOR_MODULES.map((path) => ({ kind: 'module', path }));
   const secret = webhookSecret ?? parsed.data.METRICOPT_WEBHOOK_SECRET;

@@ -8,15 +8,18 @@ import type { GuidanceService } from '../../shared/use-cases/serving/serve-guida
 import { JobError } from '../../shared/storage/job-errors.js';
 import { DomainError } from '../../shared/util/result.js';
 import { LIBRARY_VERSION } from '../../shared/version.js';
-import { guideAnswer, jsonResponse, phiAnswer, phiAnswerBytes } from './answers.js';
+import { guideAnswer, phiAnswer, phiAnswerBytes } from '../../shared/use-cases/serving/answers.js';
+import { checkGuideBody, checkPhiBody, decodeFloat32 } from '../../shared/use-cases/serving/request-bodies.js';
+import { jsonResponse } from './answers.js';
 import type { Authenticate } from './auth.js';
-import { bodyLimit, parseFloat32, parseJson } from './body.js';
+import { bodyLimit, parseJson } from './body.js';
 import { ApiError, ApiErrorCode, errorResponse, statusOf, unwrap } from './errors.js';
 import { type FitRoutesOptions, mountFitRoutes } from './fit-routes.js';
 import { addJobRoutes } from './job-routes.js';
 import { buildOpenApiDocument } from './openapi.js';
 import { type AddRoute, type AuthMode, allowedMethods, declareRoutes, routed, type ValueApiEnv } from './routes.js';
-import { checkGuideBody, checkPhiBody, mediaType, requireJson } from './validate.js';
+import { mediaType, requireJson } from './validate.js';
+import { issueLine } from '../../shared/schemas/zod-issue.js';
 
 export interface ValueApiOptions {
   service: GuidanceService;
@@ -106,10 +109,12 @@ export function createValueApi(options: ValueApiOptions): OpenAPIHono<ValueApiEn
       if (!binary) requireJson(type, op, true);
       const body = c.var.body;
       const input = binary
-        ? { kind: 'float32' as const, data: parseFloat32(body, op) }
+        ? { kind: 'float32' as const, data: unwrap(decodeFloat32(body, op)) }
         : {
             kind: 'json' as const,
-            phi: checkPhiBody(op, parseJson(body, { op, maxContainers: service.limits.maxRows + SPARE_CONTAINERS })),
+            phi: unwrap(
+              checkPhiBody(op, parseJson(body, { op, maxContainers: service.limits.maxRows + SPARE_CONTAINERS })),
+            ),
           };
       const id = c.req.param('id') as string;
       const version = versionOf(c.req.query('version'));
@@ -126,7 +131,7 @@ export function createValueApi(options: ValueApiOptions): OpenAPIHono<ValueApiEn
 
   add(routes.guide, async (c) => {
     requireJson(c.req.header('content-type'), 'guide');
-    const request = checkGuideBody(parseJson(c.var.body, { op: 'guide', maxContainers: SPARE_CONTAINERS }));
+    const request = unwrap(checkGuideBody(parseJson(c.var.body, { op: 'guide', maxContainers: SPARE_CONTAINERS })));
     const id = c.req.param('id') as string;
     return jsonResponse(guideAnswer(unwrap(await service.guide(id, versionOf(c.req.query('version')), request))));
   });
@@ -181,7 +186,7 @@ const defaultHook: Hook<unknown, ValueApiEnv, string, unknown> = (result, c) => 
   }
   if (result.target === 'param')
     throw new ApiError(ApiErrorCode.invalidQuery, `'${id}' is not a job id (letters, digits, . _ -)`);
-  throw new ApiError(ApiErrorCode.invalidQuery, result.error.issues[0]?.message ?? 'invalid query');
+  throw new ApiError(ApiErrorCode.invalidQuery, issueLine(result.error));
 };
 
 /** `?version=`, checked by the route's schema already. */

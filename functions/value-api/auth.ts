@@ -1,19 +1,6 @@
 import type { Context } from 'hono';
-import { hashApiKey } from '../../shared/util/api-key-hash.js';
-import { API_SCOPES, type ApiScope, parseApiKeyEntry } from '../../shared/schemas/value-api-config.js';
-
-export { API_KEY_HASH_PATTERN } from '../../shared/schemas/value-api-config.js';
-export { hashApiKey } from '../../shared/util/api-key-hash.js';
-
-/**
- * Who is calling: a stable id (recorded as the owner of what it creates) and what it may do.
- * API keys: `key:` and the first 16 hex digits of the key's hash; IAM: the caller's ARN;
- * auth off: `anonymous`, with both scopes.
- */
-export interface Principal {
-  id: string;
-  scopes: ReadonlySet<ApiScope>;
-}
+import { API_SCOPES, type ApiScope } from '../../shared/schemas/value-api-config.js';
+import { apiKeyPrincipals, type Principal } from '../../shared/util/api-key-hash.js';
 
 /** The caller of a request, or undefined when it may not use the /v1 routes at all. */
 export type Authenticate = (c: Context) => Principal | undefined;
@@ -29,31 +16,6 @@ const BOTH: ReadonlySet<ApiScope> = new Set(API_SCOPES);
 export function apiKeyAuth(entries: readonly string[]): Authenticate {
   const principalOf = apiKeyPrincipals(entries);
   return (c) => principalOf(c.req.header('authorization'));
-}
-
-/**
- * The principal of an Authorization header. Each distinct accepted header is hashed once:
- * recently accepted headers are remembered, so a busy client does not pay a SHA-256 per
- * request. Bounded, and only successes are kept, so an attacker cannot grow it.
- */
-function apiKeyPrincipals(entries: readonly string[]): (value: string | undefined) => Principal | undefined {
-  const byHash = new Map<string, Principal>();
-  for (const entry of entries) {
-    const { hash, scopes } = parseApiKeyEntry(entry);
-    byHash.set(hash, { id: `key:${hash.slice(0, 16)}`, scopes });
-  }
-  const accepted = new Map<string, Principal>();
-  return (value) => {
-    if (value === undefined || value.length > 1024) return undefined;
-    const known = accepted.get(value);
-    if (known !== undefined) return known;
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(value);
-    const principal = m === null ? undefined : byHash.get(hashApiKey(m[1] as string));
-    if (principal === undefined) return undefined;
-    if (accepted.size >= 256) accepted.clear();
-    accepted.set(value, principal);
-    return principal;
-  };
 }
 
 /**

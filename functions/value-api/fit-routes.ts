@@ -114,6 +114,7 @@ export function mountFitRoutes(add: AddRoute, routes: ValueApiRoutes, { store, l
     const id = await ownedJob(c);
     // application/json (a body of {} or none): a page of another origin cannot send it without a preflight.
     requireJson(c.req.header('content-type'), 'start');
+    emptyObject(c.var.body, 'start');
     const { summary, started } = unwrap(await startFitJob(store, id, launcher));
     return jsonResponse(summary, started ? 202 : 200);
   });
@@ -121,8 +122,18 @@ export function mountFitRoutes(add: AddRoute, routes: ValueApiRoutes, { store, l
   add(routes.cancel, async (c) => {
     const id = await ownedJob(c);
     requireJson(c.req.header('content-type'), 'cancel');
+    emptyObject(c.var.body, 'cancel');
     return jsonResponse(unwrap(await cancelFitJob(store, id, launcher)));
   });
+}
+
+/** start and cancel take no settings: their body is `{}` (or empty); anything else is refused, as the schema says. */
+function emptyObject(bytes: Uint8Array, op: string): void {
+  if (bytes.byteLength === 0) return;
+  const body = parseJson(bytes, { op, maxContainers: 1 });
+  if (body === null || typeof body !== 'object' || Array.isArray(body) || Object.keys(body).length > 0) {
+    throw new ApiError(ApiErrorCode.invalidBody, `${op}: invalid body: send {} (this operation takes no settings)`);
+  }
 }
 
 /** Sends `{"kind":"job","jobId":ID}` on the jobs queue (METRICOPT_JOBS_QUEUE); a trainer worker runs it. */

@@ -1,9 +1,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { handle } from 'hono/aws-lambda';
-import { openQueue, storeOptionsOf } from '../../shared/adapters/from-url.js';
+import { openQueue, openStoreLocation, storeOptionsOf } from '../../shared/adapters/from-url.js';
 import { parseValueApiEnv } from './config.js';
 import { buildValueApi } from './service.js';
-import { openValueStore } from './store.js';
 
 /**
  * The value API as a Lambda handler (function URL or API Gateway). Configuration is parsed
@@ -14,7 +13,7 @@ const env = parseValueApiEnv(process.env);
 const logger = new Logger({ serviceName: 'metricopt-value-api' });
 
 const { app } = buildValueApi({
-  store: await openValueStore(env.METRICOPT_STORE, storeOptionsOf(env)),
+  store: await openStoreLocation(env.METRICOPT_STORE, storeOptionsOf(env)),
   auth:
     env.METRICOPT_AUTH === 'api-key'
       ? { mode: 'api-key', hashes: env.METRICOPT_API_KEY_HASHES }

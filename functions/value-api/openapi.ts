@@ -17,7 +17,7 @@ import {
   inputUploadResponseSchema,
   observationUploadResponseSchema,
 } from '../../shared/schemas/fit-api.js';
-import { jobStatusSchema } from '../../shared/schemas/job.js';
+import { jobStatusResponseSchema, jobStatusSchema } from '../../shared/schemas/job.js';
 import { fitLabelsSchema } from '../../shared/schemas/observations.js';
 import { LIBRARY_VERSION } from '../../shared/version.js';
 import type { AuthMode, ValueApiEnv } from './routes.js';
@@ -67,6 +67,7 @@ const components = [
   inputUploadResponseSchema,
   fitLabelsSchema,
   jobStatusSchema,
+  jobStatusResponseSchema,
 ];
 
 function componentSchemas(): Record<string, unknown> {

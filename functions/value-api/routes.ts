@@ -20,9 +20,9 @@ import {
   inputUploadResponseSchema,
   observationUploadResponseSchema,
 } from '../../shared/schemas/fit-api.js';
-import { jobIdSchema, jobStatusSchema } from '../../shared/schemas/job.js';
+import { jobIdSchema, jobStatusResponseSchema } from '../../shared/schemas/job.js';
 import { fitLabelsSchema } from '../../shared/schemas/observations.js';
-import type { Principal } from './auth.js';
+import type { Principal } from '../../shared/util/api-key-hash.js';
 
 /** What the /v1 middleware leaves for the handlers (app.ts): the caller and the request body. */
 export type ValueApiEnv = { Variables: { principal: Principal; body: Uint8Array } };
@@ -59,6 +59,8 @@ export function declareRoutes(auth: AuthMode = 'api-key'): ValueApiRoutes {
   };
   const ok = (schema: z.ZodType, description = 'OK') => ({ description, content: json(schema) });
   const body = (content: Content) => ({ body: { required: true, content } });
+  /** start and cancel: `{}`, or no body at all (the Content-Type is required either way). */
+  const noSettings = { body: { required: false, content: emptyJson } };
   const fit = { params: fitJobParams };
   const stored = { 200: ok(inputUploadResponseSchema, 'Stored before'), 201: ok(inputUploadResponseSchema, 'Stored') };
   const phiRoute = (op: 'predict' | 'gradient', summary: string, response: z.ZodType) =>
@@ -102,7 +104,14 @@ export function declareRoutes(auth: AuthMode = 'api-key'): ValueApiRoutes {
       { 200: ok(guideResponseSchema) },
       { params: idParams, query: versionQuery, ...body(json(guideRequestSchema)) },
     ),
-    job: route('get', '/v1/jobs/{id}', "A training job's status", [400, 404], { 200: ok(jobStatusSchema) }, fit),
+    job: route(
+      'get',
+      '/v1/jobs/{id}',
+      "A training job's status (stalled: its runner stopped renewing its lease)",
+      [400, 404],
+      { 200: ok(jobStatusResponseSchema) },
+      fit,
+    ),
     createFitJob: route(
       'post',
       '/v1/fit-jobs',
@@ -152,15 +161,15 @@ export function declareRoutes(auth: AuthMode = 'api-key'): ValueApiRoutes {
         200: ok(fitJobSummarySchema, 'Started before (or cancelled)'),
         202: ok(fitJobSummarySchema, 'Started, or a stalled job re-queued'),
       },
-      { ...fit, ...body(emptyJson) },
+      { ...fit, ...noSettings },
     ),
     cancel: route(
       'post',
       '/v1/fit-jobs/{id}/cancel',
       'Cancel the fit: it stops, or never runs; a done or failed job is unchanged',
-      [404, 415],
+      [400, 404, 415],
       { 200: ok(fitJobSummarySchema, 'The job after the cancel') },
-      { ...fit, ...body(emptyJson) },
+      { ...fit, ...noSettings },
     ),
   };
 }
@@ -240,7 +249,12 @@ const predictionBody: Content = {
     description: 'n (two classes) or n x classes float32 LE values, finite, on the uploaded labels.',
   },
 };
-const emptyJson: Content = { 'application/json': { schema: { type: 'object' }, description: 'An empty object, {}.' } };
+const emptyJson: Content = {
+  'application/json': {
+    schema: { type: 'object', maxProperties: 0 },
+    description: 'An empty object, {} (or no body; Content-Type application/json either way).',
+  },
+};
 
 /** `?version=`: plain decimal digits of a positive integer (`0x1`, `1e0`, `+1` are refused). */
 const versionText = z

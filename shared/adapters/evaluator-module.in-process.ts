@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { MetricError } from '../metrics/errors.js';
 import type { Evaluator } from '../ports/evaluator.port.js';
 import { err, ok, type Result } from '../util/result.js';
+import { issueLine } from '../schemas/zod-issue.js';
 
 const evaluatorShape = z.object({
   name: z.string().min(1),
@@ -34,12 +35,10 @@ export async function loadEvaluatorModule(path: string): Promise<Result<Evaluato
   }
   const parsed = evaluatorShape.safeParse(mod.default);
   if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const where = issue?.path.join('.') || 'default export';
     return err(
       new MetricError(
         'EVALUATOR_MODULE_INVALID',
-        `evaluator module '${path}': ${where}: ${issue?.message ?? 'invalid'} (expected a default export { name, direction, evaluate })`,
+        `evaluator module '${path}': ${issueLine(parsed.error, 'default export')} (expected a default export { name, direction, evaluate })`,
       ),
     );
   }

@@ -47,11 +47,20 @@ export type GradientResponse = z.infer<typeof gradientResponseSchema>;
 
 export const MAX_GUIDE_GRADIENTS = 16;
 
+/**
+ * guide's phi and each loss gradient: exactly d numbers, d of the value function (its
+ * GET /v1/value-functions/{id} answer); the schema can state only d >= 1, the server checks d.
+ */
+const guidePhiSchema = z.array(z.number()).min(1).meta({
+  description:
+    'd numbers, d of the value function (GET /v1/value-functions/{id}: d); others are 400 DIMENSION_MISMATCH.',
+});
+
 export const guideRequestSchema = z
   .object({
-    phi: phiRowSchema,
+    phi: guidePhiSchema,
     lossGradients: z
-      .array(phiRowSchema)
+      .array(guidePhiSchema)
       .max(MAX_GUIDE_GRADIENTS)
       .meta({ description: 'The last k loss gradients (k = 3 in the paper); their span guides the search.' }),
     P: z.number().int().min(1).max(64).optional().meta({ description: 'Antithetic pairs (default 3).' }),

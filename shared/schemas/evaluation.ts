@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { issueLine } from './zod-issue.js';
+import { issueLine, issueLines } from './zod-issue.js';
 
 /**
  * Wire formats of the evaluation queue: the message a trainer sends for one black-box metric
@@ -201,7 +201,7 @@ export const webhookListSchema = z
 /** Webhook specs from METRICOPT_WEBHOOKS-style JSON (also `metricopt evaluate --webhooks`); throws one line. */
 export function parseWebhooks(json: string, secret: string | undefined): EvaluatorSpec[] {
   const parsed = webhookListSchema.safeParse(json);
-  if (!parsed.success) throw new Error(parsed.error.issues[0]?.message ?? 'METRICOPT_WEBHOOKS is invalid');
+  if (!parsed.success) throw new Error(issueLines(parsed.error));
   if (parsed.data.length > 0 && !secret) {
     throw new Error('METRICOPT_WEBHOOK_SECRET is required when METRICOPT_WEBHOOKS lists any webhook');
   }

@@ -186,6 +186,24 @@ export const jobStatusSchema = z
 export type JobStatus = z.infer<typeof jobStatusSchema>;
 
 /**
+ * A status document as GET /v1/jobs/{id} answers it: the stored document, with the state a
+ * client should act on (storage/job-documents.ts, shownJobState).
+ */
+export const jobStatusResponseSchema = jobStatusSchema
+  .extend({
+    state: z.enum(['running', 'stalled', 'interrupted', 'done', 'failed', 'cancelled']).meta({
+      description:
+        'As stored, except `stalled`: stored as running, but its lease (leaseExpiresAt) has passed, so its runner is gone (killed); running the job again (metricopt train --job-id ID, or the jobs queue redelivering it) resumes it.',
+    }),
+  })
+  .meta({
+    id: 'JobStatusResponse',
+    description:
+      'A training job: its state (stalled once its runner stops renewing its lease), stage, progress, held-out figures and ETA.',
+  });
+export type JobStatusResponse = z.infer<typeof jobStatusResponseSchema>;
+
+/**
  * A fit job (bring your own model, issue 12): a value function fitted to observations that a
  * remote training loop recorded (shared/schemas/observations.ts), stored as JSON-lines batches
  * under `observations.prefix` (default `jobs/<id>/observations/`). No data set, no pre-training:

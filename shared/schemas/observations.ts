@@ -62,10 +62,21 @@ export type PredictionsRef = z.infer<typeof predictionsRefSchema>;
  * evaluator as EvaluationInput.rows / .context.
  */
 export const MAX_LABELS = 1_000_000;
+export const MAX_CLASSES = 1000;
 export const fitLabelsSchema = z
   .object({
-    classes: z.number().int().min(2).max(1000),
-    labels: z.array(z.number().int('labels must be integers').min(0)).min(1).max(MAX_LABELS),
+    classes: z.number().int().min(2).max(MAX_CLASSES),
+    labels: z
+      .array(
+        z
+          .number()
+          .int('labels must be integers')
+          .min(0)
+          .max(MAX_CLASSES - 1, 'every label must be < classes'),
+      )
+      .min(1)
+      .max(MAX_LABELS)
+      .meta({ description: 'One class per example, each in [0, classes).' }),
     rows: z
       .array(
         z
@@ -74,14 +85,26 @@ export const fitLabelsSchema = z
           .min(0, 'rows must be >= 0')
           .max(2 ** 31 - 1),
       )
+      .min(1)
       .max(MAX_LABELS)
-      .optional(),
+      .optional()
+      .meta({
+        description: "The examples' 0-based row indices in your data set: one per label, none repeated.",
+        uniqueItems: true,
+      }),
     context: z
-      .record(contextColumnNameSchema, z.array(z.number({ error: 'context values must be finite numbers' })))
+      .record(
+        contextColumnNameSchema,
+        z
+          .array(z.number({ error: 'context values must be finite numbers' }))
+          .min(1)
+          .max(MAX_LABELS),
+      )
       .refine((c) => Object.keys(c).length <= MAX_CONTEXT_COLUMNS, {
         message: `at most ${MAX_CONTEXT_COLUMNS} context columns`,
       })
-      .optional(),
+      .optional()
+      .meta({ description: 'Columns of one finite number per label.', maxProperties: MAX_CONTEXT_COLUMNS }),
   })
   .strict()
   .refine((l) => l.labels.every((v) => v < l.classes), { message: 'every label must be < classes' })

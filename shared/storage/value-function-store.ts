@@ -2,6 +2,7 @@ import { DomainError, err, ok, type Result } from '../util/result.js';
 import { getText, type ObjectStore } from '../ports/object-store.port.js';
 import { type ValueFunctionCheckpoint, valueFunctionCheckpointSchema } from '../schemas/checkpoint.js';
 import { CHECKPOINT_PREFIX, checkpointKey, parseCheckpointKey } from './layout.js';
+import { issueLine } from '../schemas/zod-issue.js';
 
 /**
  * The checkpoint repository: value-function checkpoints in an object store,
@@ -76,7 +77,7 @@ export async function loadCheckpoint(
     return err(
       new DomainError(
         'CHECKPOINT_INVALID',
-        `checkpoint ${checkpointKey(id, v)} is invalid: ${parsed.error.issues[0]?.message}`,
+        `checkpoint ${checkpointKey(id, v)} is invalid: ${issueLine(parsed.error)}`,
       ),
     );
   }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Recorder, ValueApiClient, type ValueApiError } from '../../clients/typescript/index.js';
-import { hashApiKey } from '../../functions/value-api/auth.js';
+import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';

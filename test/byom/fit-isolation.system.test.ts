@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { inProcessFitLauncher } from '../../functions/value-api/fit-in-process.js';
+import { inProcessFitLauncher } from '../../shared/adapters/fit-launcher.worker-thread.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { listCheckpointVersions } from '../../shared/storage/value-function-store.js';
@@ -21,7 +21,7 @@ import { makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js
 type Json = Record<string, any>;
 
 const lines = recordTrajectories(makeWorld(6, 3), { trajectories: 16, steps: 12, K: 4, seed: 2 });
-const workerUrl = pathToFileURL(join(import.meta.dirname, '../../dist/functions/value-api/fit-worker.js'));
+const workerUrl = pathToFileURL(join(import.meta.dirname, '../../dist/shared/adapters/fit-launcher.worker.js'));
 let dir: string;
 let store: FsObjectStore;
 let server: RunningServer;

@@ -2,8 +2,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey } from '../../functions/value-api/auth.js';
-import { inProcessFitLauncher } from '../../functions/value-api/fit-in-process.js';
+import { hashApiKey } from '../../shared/util/api-key-hash.js';
+import { inProcessFitLauncher } from '../../shared/adapters/fit-launcher.worker-thread.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import type { Queue } from '../../shared/ports/queue.port.js';
@@ -199,6 +199,20 @@ describe('fit-job routes', () => {
     );
     expect(body.error?.message).toMatch(/trajectory 'b' has 1 metric observation/);
     expect(await listing()).toEqual(before);
+  });
+
+  it('start and cancel take {} or no body; any other body is 400 INVALID_BODY and changes nothing', async () => {
+    expect((await post('/v1/fit-jobs', createBody('job-body'), 'application/json')).status).toBe(201);
+    const before = await listing();
+    for (const op of ['start', 'cancel']) {
+      for (const bad of ['[]', '"x"', 'null', '3', '{"force":true}', '{"a":{}}']) {
+        await expectError(await post(`/v1/fit-jobs/job-body/${op}`, bad, 'application/json'), 400, 'INVALID_BODY');
+      }
+      await expectError(await post(`/v1/fit-jobs/job-body/${op}`, '{', 'application/json'), 400, 'INVALID_JSON');
+    }
+    expect(await listing()).toEqual(before);
+    // {} passes the body check (start then refuses the empty job for its own reason).
+    await expectError(await post('/v1/fit-jobs/job-body/start', '{}', 'application/json'), 400, 'OBSERVATIONS_EMPTY');
   });
 
   it('start runs the fit in the background (embedded); the value function is then served', async () => {

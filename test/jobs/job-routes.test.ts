@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { hashApiKey } from '../../functions/value-api/auth.js';
+import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
-import { type JobStatus, jobStatusSchema } from '../../shared/schemas/job.js';
+import { type JobStatus, jobStatusResponseSchema, jobStatusSchema } from '../../shared/schemas/job.js';
 import { jobKeys } from '../../shared/storage/layout.js';
 import { SECRET_KEY, tempStore } from '../value-api/fixtures.js';
 
@@ -59,6 +59,45 @@ describe('GET /v1/jobs/{id}', () => {
       expect((await guarded.request('/v1/jobs/job-1')).status).toBe(401);
       const keyed = await guarded.request('/v1/jobs/job-1', { headers: { authorization: `Bearer ${SECRET_KEY}` } });
       expect(keyed.status).toBe(200);
+    } finally {
+      await fixture.cleanup();
+    }
+  });
+
+  it('shows a running job whose lease expired as stalled (its runner is gone), a live lease as running', async () => {
+    const fixture = await tempStore([]);
+    try {
+      const lease = (msFromNow: number) => new Date(Date.now() + msFromNow).toISOString();
+      await fixture.store.put(
+        jobKeys('killed').status,
+        JSON.stringify({ ...status, jobId: 'killed', leaseExpiresAt: lease(-60_000) }),
+      );
+      await fixture.store.put(
+        jobKeys('alive').status,
+        JSON.stringify({ ...status, jobId: 'alive', leaseExpiresAt: lease(600_000) }),
+      );
+      const app = buildValueApi({
+        store: fixture.store,
+        auth: { mode: 'none' },
+        maxBodyBytes: 1024,
+        maxRows: 8,
+        refreshMs: 0,
+      }).app;
+      const killed = jobStatusResponseSchema.parse(await (await app.request('/v1/jobs/killed')).json());
+      expect(killed).toMatchObject({ jobId: 'killed', state: 'stalled', stage: 'trajectories' });
+      const alive = jobStatusResponseSchema.parse(await (await app.request('/v1/jobs/alive')).json());
+      expect(alive.state).toBe('running');
+      // The document declares the state it answers.
+      type Doc = {
+        paths: Record<
+          string,
+          { get: { responses: { 200: { content: Record<string, { schema: { $ref: string } }> } } } }
+        >;
+        components: { schemas: Record<string, { properties: { state: { enum: string[] } } }> };
+      };
+      const doc = (await (await app.request('/openapi.json')).json()) as Doc;
+      const ref = doc.paths['/v1/jobs/{id}']?.get.responses[200].content['application/json']?.schema.$ref ?? '';
+      expect(doc.components.schemas[ref.split('/').at(-1) as string]?.properties.state.enum).toContain('stalled');
     } finally {
       await fixture.cleanup();
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
-import { float32Text } from '../../functions/value-api/answers.js';
+import { float32Text } from '../../shared/use-cases/serving/answers.js';
 import { Rng } from '../../shared/util/random.js';
 
 // Heavy in-process work (exhaustive float32 round trips): longer than the unit tier's 20-s default under load.

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey } from '../../functions/value-api/auth.js';
+import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { guidedEsDirection } from '../../shared/method/guided-es.js';
 import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Recorder, ValueApiClient, ValueApiError } from '../../clients/typescript/index.js';
-import { hashApiKey } from '../../functions/value-api/auth.js';
+import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
 import type { ValueFunctionCheckpoint } from '../../shared/schemas/checkpoint.js';

@@ -1,6 +1,7 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey, localHostCheck } from '../../functions/value-api/auth.js';
+import { hashApiKey } from '../../shared/util/api-key-hash.js';
+import { localHostCheck } from '../../functions/value-api/auth.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { SECRET_KEY, tempStore } from './fixtures.js';
 

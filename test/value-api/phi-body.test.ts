@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { checkPhiBody } from '../../functions/value-api/validate.js';
+import { checkPhiBody as phiResult } from '../../shared/use-cases/serving/request-bodies.js';
 import { predictRequestSchema } from '../../shared/schemas/api.js';
 import { Rng } from '../../shared/util/random.js';
+import { unwrap } from '../../shared/util/result.js';
 
 const D = 16;
 
@@ -72,7 +73,7 @@ describe('checkPhiBody (the bounded check of predict and gradient bodies)', () =
       let phi: unknown;
       let error: { code?: string } | undefined;
       try {
-        phi = checkPhiBody('predict', parsed);
+        phi = unwrap(phiResult('predict', parsed));
       } catch (e) {
         error = e as { code?: string };
       }

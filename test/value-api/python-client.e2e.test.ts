@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey } from '../../functions/value-api/auth.js';
+import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
 import type { ValueFunctionCheckpoint } from '../../shared/schemas/checkpoint.js';

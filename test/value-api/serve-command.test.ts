@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { type ServeOptions, serve } from '../../cli/commands/serve.js';
-import { hashApiKey } from '../../functions/value-api/auth.js';
+import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { saveCheckpoint } from '../../shared/storage/value-function-store.js';
 import { makeCheckpoint } from '../helpers/make-checkpoint.js';

@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { moreContainersThan } from '../../functions/value-api/body.js';
-import { checkGuideBody, checkPhiBody } from '../../functions/value-api/validate.js';
-import type { DomainError } from '../../shared/util/result.js';
+import {
+  checkGuideBody as guideResult,
+  checkPhiBody as phiResult,
+  moreContainersThan,
+} from '../../shared/use-cases/serving/request-bodies.js';
+import { type DomainError, unwrap } from '../../shared/util/result.js';
+
+// The checks return Results; these throw their errors, as the routes do (unwrap).
+const checkPhiBody = (op: string, body: unknown) => unwrap(phiResult(op, body));
+const checkGuideBody = (body: unknown) => unwrap(guideResult(body));
 
 /** An array that counts how many of its elements were read. */
 function counted(items: unknown[]): { array: unknown[]; reads: () => number } {

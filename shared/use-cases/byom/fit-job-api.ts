@@ -12,6 +12,7 @@ import {
   addObservationBatch,
   type BatchOutcome,
   loadObservationSet,
+  observationCounts,
   ObservationSetCache,
   trajectoriesOf,
 } from './observation-store.js';
@@ -90,8 +91,8 @@ export async function fitJobSummary(
   // Independent reads, at once: on a busy server each read waits its turn for a thread and the
   // CPU, and one after another they made the tail of this GET (bench/RESULTS.md, issue 23).
   const keys = jobKeys(id);
-  const [set, started, status, labels, predictionKeys, cancelled] = await Promise.all([
-    loadObservationSet(store, observationsPrefix(spec.value), cacheOf(store)),
+  const [counts, started, status, labels, predictionKeys, cancelled] = await Promise.all([
+    observationCounts(store, observationsPrefix(spec.value), cacheOf(store)),
     getText(store, keys.started),
     readJobStatus(store, id),
     readFitLabels(store, id),
@@ -106,10 +107,10 @@ export async function fitJobSummary(
     valueFunctionId: spec.value.output.valueFunctionId,
     state: shownState(doc, via !== null, cancelled !== undefined, now()),
     uploads: {
-      observations: set.byKey.size,
-      trajectories: new Set([...set.byKey.values()].map((o) => o.trajectory)).size,
-      d: set.d ?? null,
-      predictionLines: [...set.byKey.values()].filter((o) => o.predictions !== undefined).length,
+      observations: counts.observations,
+      trajectories: counts.trajectories,
+      d: counts.d ?? null,
+      predictionLines: counts.predictionLines,
       labels: labels === undefined ? null : { n: labels.labels.length, classes: labels.classes },
       predictions,
     },

@@ -62,20 +62,81 @@ export async function loadObservationSet(
   store: ObjectStore,
   prefix: string,
   cache?: ObservationSetCache,
+  listed?: readonly string[],
 ): Promise<ObservationSet> {
-  const keys = (await store.list(prefix)).filter((k) => k.endsWith('.jsonl'));
+  const keys = listed ?? (await listBatches(store, prefix));
   const known = cache?.get(store, prefix);
   // A stored batch never changes: a cached set whose batches are the first of the listing only
   // needs the batches committed since.
-  const reuse = known !== undefined && known.keys.length <= keys.length && known.keys.every((k, i) => k === keys[i]);
+  const reuse = known !== undefined && startsWith(keys, known.keys);
   const set: ObservationSet = reuse
     ? { ...known.set, byKey: new Map(known.set.byKey) }
     : { d: undefined, byKey: new Map(), batches: 0, next: 1 };
   for (const key of keys.slice(reuse ? known.keys.length : 0)) {
     mergeStoredBatch(set, (await getText(store, key)) ?? '', seqOf(prefix, key));
   }
-  cache?.put(store, prefix, { keys, set: { ...set, byKey: new Map(set.byKey) } });
+  cache?.put(store, prefix, { keys: [...keys], set: { ...set, byKey: new Map(set.byKey) } });
   return set;
+}
+
+const listBatches = async (store: ObjectStore, prefix: string) =>
+  (await store.list(prefix)).filter((k) => k.endsWith('.jsonl'));
+
+const startsWith = (keys: readonly string[], head: readonly string[]) =>
+  head.length <= keys.length && head.every((k, i) => k === keys[i]);
+
+/** What a job's summary shows of its observations. */
+export interface ObservationCounts {
+  observations: number;
+  trajectories: number;
+  d: number | undefined;
+  /** Lines scored by an evaluator when the fit runs. */
+  predictionLines: number;
+}
+
+function countsOf(set: ObservationSet): ObservationCounts {
+  const trajectories = new Set<string>();
+  let predictionLines = 0;
+  for (const o of set.byKey.values()) {
+    trajectories.add(o.trajectory);
+    if (o.predictions !== undefined) predictionLines++;
+  }
+  return { observations: set.byKey.size, trajectories: trajectories.size, d: set.d, predictionLines };
+}
+
+/**
+ * The counts of a job's stored observations, for its summary (polled while a fit runs).
+ *
+ * Never stale, across processes too: the batches are listed on every call (one folder read on
+ * the file store, one LIST on S3, both consistent after a write returns), and a batch is
+ * created once under a new key and never changed (`putIfAbsent`), so the listed keys determine
+ * the counts. The counts are cached with the keys they were computed from and reused only for
+ * the same keys; a listing with more keys reads only the batches added since, whoever wrote
+ * them. So a GET costs one listing instead of copying and walking every observation.
+ */
+export async function observationCounts(
+  store: ObjectStore,
+  prefix: string,
+  cache: ObservationSetCache,
+): Promise<ObservationCounts> {
+  const keys = await listBatches(store, prefix);
+  const known = cache.get(store, prefix);
+  if (known !== undefined && known.keys.length === keys.length && startsWith(keys, known.keys)) {
+    known.counts ??= countsOf(known.set);
+    return known.counts;
+  }
+  const set = await loadObservationSet(store, prefix, cache, keys);
+  const counts = countsOf(set);
+  const entry = cache.get(store, prefix);
+  if (entry !== undefined && entry.keys.length === keys.length && startsWith(keys, entry.keys)) entry.counts = counts;
+  return counts;
+}
+
+interface CacheEntry {
+  keys: string[];
+  set: ObservationSet;
+  /** countsOf(set), once asked for. */
+  counts?: ObservationCounts;
 }
 
 /**
@@ -83,10 +144,10 @@ export async function loadObservationSet(
  * used out first): a job's summary then costs one listing instead of parsing every batch.
  */
 export class ObservationSetCache {
-  private readonly entries = new Map<string, { keys: string[]; set: ObservationSet }>();
+  private readonly entries = new Map<string, CacheEntry>();
   constructor(private readonly max = 32) {}
 
-  get(store: ObjectStore, prefix: string): { keys: string[]; set: ObservationSet } | undefined {
+  get(store: ObjectStore, prefix: string): CacheEntry | undefined {
     const id = `${store.location}\n${prefix}`;
     const hit = this.entries.get(id);
     if (hit !== undefined) {
@@ -96,7 +157,7 @@ export class ObservationSetCache {
     return hit;
   }
 
-  put(store: ObjectStore, prefix: string, entry: { keys: string[]; set: ObservationSet }): void {
+  put(store: ObjectStore, prefix: string, entry: CacheEntry): void {
     const id = `${store.location}\n${prefix}`;
     this.entries.delete(id);
     this.entries.set(id, entry);

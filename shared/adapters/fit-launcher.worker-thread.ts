@@ -1,24 +1,24 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { selectBackend } from '../../shared/adapters/compute-backend.js';
-import type { ObjectStoreOptions } from '../../shared/adapters/from-url.js';
-import { inProcessOracles } from '../../shared/adapters/metric-oracle.in-process.js';
-import { builtinEvaluator } from '../../shared/metrics/registry.js';
-import type { ObjectStore } from '../../shared/ports/object-store.port.js';
-import { silentProgress } from '../../shared/ports/progress.port.js';
-import type { FitJobSpec } from '../../shared/schemas/job.js';
-import type { FitLauncher } from '../../shared/ports/fit.port.js';
-import { endFitJob } from '../../shared/use-cases/byom/fit-job-api.js';
-import { runFitJob } from '../../shared/use-cases/byom/fit-observations.js';
-import type { FitWorkerData, FitWorkerResult } from './fit-worker.js';
+import { selectBackend } from './compute-backend.js';
+import type { ObjectStoreOptions } from './from-url.js';
+import { inProcessOracles } from './metric-oracle.in-process.js';
+import { builtinEvaluator } from '../metrics/registry.js';
+import type { ObjectStore } from '../ports/object-store.port.js';
+import { silentProgress } from '../ports/progress.port.js';
+import type { FitJobSpec } from '../schemas/job.js';
+import type { FitLauncher } from '../ports/fit.port.js';
+import { endFitJob } from '../use-cases/byom/fit-job-api.js';
+import { runFitJob } from '../use-cases/byom/fit-observations.js';
+import type { FitWorkerData, FitWorkerResult } from './fit-launcher.worker.js';
 
 /** A fit that runs longer than this in `metricopt serve` is stopped (FIT_BUDGET_EXCEEDED). */
 export const DEFAULT_FIT_BUDGET_MS = 30 * 60_000;
 
 export interface InProcessFitOptions {
   /**
-   * The compiled worker module (default: fit-worker.js beside this module, as built in dist/).
+   * The compiled worker module (default: fit-launcher.worker.js beside this module, as built in dist/).
    * When there is none (this module run from its TypeScript source, as in unit tests), fits run
    * on the serving thread instead, with the same budget and cancel, and a warning is logged.
    */
@@ -40,7 +40,8 @@ interface Running {
 }
 
 /**
- * Runs started fit jobs for `metricopt serve` (node.ts) when no jobs queue is configured, one
+ * The FitLauncher port's worker-thread adapter. Runs started fit jobs for `metricopt serve`
+ * (functions/value-api/node.ts) when no jobs queue is configured, one
  * after another in the background, each in a worker thread: the tfjs work never blocks the
  * thread that answers requests. Each fit has a wall-clock budget; `cancel` ends the one
  * running (a queued one sees its cancel marker when its turn comes). Lines scored from
@@ -52,7 +53,7 @@ export function inProcessFitLauncher(
   options: InProcessFitOptions = {},
 ): FitLauncher & { idle(): Promise<void>; cancel(id: string): Promise<void>; knows(id: string): boolean } {
   const budgetMs = options.budgetMs ?? DEFAULT_FIT_BUDGET_MS;
-  const sibling = new URL('./fit-worker.js', import.meta.url);
+  const sibling = new URL('./fit-launcher.worker.js', import.meta.url);
   const workerUrl = options.onServingThread
     ? undefined
     : (options.workerUrl ?? (existsSync(fileURLToPath(sibling)) ? sibling : undefined));

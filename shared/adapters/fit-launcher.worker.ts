@@ -1,14 +1,14 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { selectBackend } from '../../shared/adapters/compute-backend.js';
-import { type ObjectStoreOptions, openObjectStore } from '../../shared/adapters/from-url.js';
-import { inProcessOracles } from '../../shared/adapters/metric-oracle.in-process.js';
-import { builtinEvaluator } from '../../shared/metrics/registry.js';
-import { silentProgress } from '../../shared/ports/progress.port.js';
-import { loadFitJobSpec } from '../../shared/use-cases/byom/fit-job-spec.js';
-import { runFitJob } from '../../shared/use-cases/byom/fit-observations.js';
+import { selectBackend } from './compute-backend.js';
+import { type ObjectStoreOptions, openObjectStore } from './from-url.js';
+import { inProcessOracles } from './metric-oracle.in-process.js';
+import { builtinEvaluator } from '../metrics/registry.js';
+import { silentProgress } from '../ports/progress.port.js';
+import { loadFitJobSpec } from '../use-cases/byom/fit-job-spec.js';
+import { runFitJob } from '../use-cases/byom/fit-observations.js';
 
 /**
- * The worker thread that runs one fit job for `metricopt serve` (fit-in-process.ts): it opens
+ * The worker thread that runs one fit job for `metricopt serve` (fit-launcher.worker-thread.ts): it opens
  * the store from its location, runs the job to its end and posts how it ended. The fit's tfjs
  * work runs here, so the serving thread keeps answering; the launcher terminates this thread
  * on cancel or when the wall-clock budget is spent.
