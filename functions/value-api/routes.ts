@@ -12,6 +12,7 @@ import {
   predictResponseSchema,
   VERSION_HEADER,
   valueFunctionListResponseSchema,
+  versionQuerySchema as versionQuery,
   valueFunctionSummarySchema,
 } from '../../shared/schemas/api.js';
 import {
@@ -256,20 +257,6 @@ const emptyJson: Content = {
   },
 };
 
-/** `?version=`: plain decimal digits of a positive integer (`0x1`, `1e0`, `+1` are refused). */
-const versionText = z
-  .string()
-  .optional()
-  .refine((v) => v === undefined || (/^[0-9]{1,15}$/.test(v) && Number(v) >= 1), {
-    error: (issue) =>
-      `version must be a positive integer in plain decimal digits, got '${String(issue.input).slice(0, 40)}'`,
-  })
-  .meta({
-    param: { description: 'Pin a checkpoint version (plain decimal digits); the newest servable one when omitted.' },
-    type: 'integer',
-    minimum: 1,
-  });
-const versionQuery = z.object({ version: versionText });
 const idParams = z.object({ id: z.string() });
 /** A job id that cannot exist: 404 JOB_NOT_FOUND on the fit-job routes, 400 INVALID_QUERY on /v1/jobs (app.ts, defaultHook). */
 const fitJobParams = z.object({ id: jobIdSchema });

@@ -169,16 +169,22 @@ export const errorResponseSchema = z
   .meta({ id: 'Error' });
 export type ErrorResponse = z.infer<typeof errorResponseSchema>;
 
-/**
- * `?version=` query parameter: plain decimal digits of a positive integer (`0x1`, `1e0`, `+1`,
- * ` 1` are refused rather than read as 1).
- */
-export const versionQuerySchema = z
-  .string()
-  .regex(/^[0-9]{1,15}$/)
-  .transform(Number)
-  .pipe(z.number().int().positive());
-
 /** Header carrying the served checkpoint version on binary responses. */
 export const VERSION_HEADER = 'x-value-function-version';
 export const BINARY_CONTENT_TYPE = 'application/octet-stream';
+
+/** `?version=`: plain decimal digits of a positive integer (`0x1`, `1e0`, `+1` are refused). */
+const versionText = z
+  .string()
+  .optional()
+  .refine((v) => v === undefined || (/^[0-9]{1,15}$/.test(v) && Number(v) >= 1), {
+    error: (issue) =>
+      `version must be a positive integer in plain decimal digits, got '${String(issue.input).slice(0, 40)}'`,
+  })
+  .meta({
+    param: { description: 'Pin a checkpoint version (plain decimal digits); the newest servable one when omitted.' },
+    type: 'integer',
+    minimum: 1,
+  });
+/** The query of the routes that read a value function: an optional pinned `version`. */
+export const versionQuerySchema = z.object({ version: versionText });

@@ -24,7 +24,8 @@ import { fitValueFunction } from '../training/meta-train.js';
 import type { ValueFunctionHealth } from '../training/meta-train-config.js';
 import { MetricObserver } from '../training/observe-metric.js';
 import type { RunConfig } from '../training/recipes.js';
-import { modelFingerprint, prepareTraining } from '../training/training-pipeline.js';
+import { modelFingerprint } from '../../models/model-fingerprint.js';
+import { prepareTraining } from '../training/training-pipeline.js';
 import { jobKeys } from '../../storage/layout.js';
 import {
   heldOutOf,

@@ -4,6 +4,7 @@ import { BalancedSampler } from '../../data/sampler.js';
 import { phiAt, TrajectoryGenerator } from '../../method/trajectory.js';
 import type { Evaluator } from '../../ports/evaluator.port.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
+import { modelFingerprint } from '../../models/model-fingerprint.js';
 import { buildAdaptedModel } from '../../models/model-spec.js';
 import type { ComputePool } from '../../ports/compute-pool.port.js';
 import type { MetricOracle } from '../../ports/metric-oracle.port.js';
@@ -74,15 +75,6 @@ export type PipelineOutcome =
       timings: { pretrainS: number; metaTrainS: number; trajectoriesS: number; queriesS: number; fitS: number };
     }
   | { kind: 'stopped'; stage: JobStage; tasksDone: number; evaluationsDone: number };
-
-/** A stable hash of the pre-trained model (its predictions at phi = 0 on the observation rows). */
-export function modelFingerprint(model: AdaptedModel, rows: Int32Array): string {
-  const p = model.predict(new Float32Array(model.d), 1, rows);
-  const bytes = new Uint8Array(p.buffer, p.byteOffset, p.byteLength);
-  let h = 0x811c9dc5;
-  for (const b of bytes) h = Math.imul(h ^ b, 0x01000193) >>> 0;
-  return `fnv1a32:${h.toString(16).padStart(8, '0')}:${bytes.length}`;
-}
 
 /**
  * What every trainer of a job builds first, the same from the same seed: the split, the
