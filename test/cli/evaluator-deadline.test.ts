@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { smallA9a, tinyJob } from '../jobs/fixtures.js';
+import { smallA9a, tinyFlags, tinyJob } from '../jobs/fixtures.js';
 
 /**
  * Issue 23, item 5: every path that runs a user evaluator module runs it in worker threads with
@@ -13,9 +13,6 @@ import { smallA9a, tinyJob } from '../jobs/fixtures.js';
 let dir: string;
 let file: string;
 let spin: string;
-
-const tiny = ['--tasks', '12', '--steps', '6', '--queries-per-task', '3', '--pretrain-epochs', '1'];
-const more = ['--ensemble', '1', '--epochs', '2', '--seeds', '1', '--backend', 'wasm'];
 
 beforeAll(async () => {
   ({ dir, file } = await smallA9a(600));
@@ -37,8 +34,9 @@ describe('a user evaluator module that never returns', () => {
       '200',
       '--out',
       join(dir, 'demo-out'),
-      ...tiny,
-      ...more,
+      ...tinyFlags,
+      '--seeds',
+      '1',
     ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/error \[EVALUATOR_TIMEOUT\]: evaluator 'spin' did not answer in time/);
@@ -57,13 +55,7 @@ describe('a user evaluator module that never returns', () => {
       '200',
       '--store',
       join(dir, 'train-store'),
-      ...tiny,
-      '--ensemble',
-      '1',
-      '--epochs',
-      '2',
-      '--backend',
-      'wasm',
+      ...tinyFlags,
     ]);
     expect(flags.code).toBe(1);
     expect(flags.stderr).toContain('[EVALUATOR_TIMEOUT]');

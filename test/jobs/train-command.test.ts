@@ -4,27 +4,12 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { loadCheckpoint } from '../../shared/storage/value-function-store.js';
 import { runCli as run } from '../helpers/cli.js';
-import { smallA9a, tinyJob } from './fixtures.js';
+import { smallA9a, tinyFlags, tinyJob } from './fixtures.js';
 
 let dir: string;
 let small: string;
 
-const tiny = [
-  '--tasks',
-  '12',
-  '--steps',
-  '6',
-  '--queries-per-task',
-  '3',
-  '--pretrain-epochs',
-  '1',
-  '--ensemble',
-  '1',
-  '--epochs',
-  '2',
-  '--backend',
-  'wasm',
-];
+const tiny = tinyFlags;
 
 beforeAll(async () => {
   const s = await smallA9a(600);
