@@ -20,43 +20,18 @@ beforeAll(async () => {
   await writeFile(spin, "export default { name: 'spin', direction: 'minimize', evaluate() { for (;;) {} } };\n");
 });
 
+/** A9A with the spinning evaluator module and a 200 ms deadline (after beforeAll). */
+const spinFlags = () => ['--dataset', file, '--features', '123', '--evaluator', spin, '--evaluator-timeout-ms', '200'];
+
 describe('a user evaluator module that never returns', () => {
   it('ends demo --evaluator with EVALUATOR_TIMEOUT at its deadline', async () => {
-    const r = await runCli([
-      'demo',
-      '--dataset',
-      file,
-      '--features',
-      '123',
-      '--evaluator',
-      spin,
-      '--evaluator-timeout-ms',
-      '200',
-      '--out',
-      join(dir, 'demo-out'),
-      ...tinyFlags,
-      '--seeds',
-      '1',
-    ]);
+    const r = await runCli(['demo', ...spinFlags(), '--out', join(dir, 'demo-out'), ...tinyFlags, '--seeds', '1']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/error \[EVALUATOR_TIMEOUT\]: evaluator 'spin' did not answer in time/);
   }, 120_000);
 
   it('ends train --evaluator with EVALUATOR_TIMEOUT, and a job naming the module the same way', async () => {
-    const flags = await runCli([
-      'train',
-      '--dataset',
-      file,
-      '--features',
-      '123',
-      '--evaluator',
-      spin,
-      '--evaluator-timeout-ms',
-      '200',
-      '--store',
-      join(dir, 'train-store'),
-      ...tinyFlags,
-    ]);
+    const flags = await runCli(['train', ...spinFlags(), '--store', join(dir, 'train-store'), ...tinyFlags]);
     expect(flags.code).toBe(1);
     expect(flags.stderr).toContain('[EVALUATOR_TIMEOUT]');
     const job = join(dir, 'spin-job.json');
