@@ -1,6 +1,6 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import { inProcessFitLauncher } from '../../shared/adapters/fit-launcher.worker-thread.js';
@@ -8,11 +8,8 @@ import { buildValueApi } from '../../functions/value-api/service.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import type { Queue } from '../../shared/ports/queue.port.js';
 import { useTestBackend } from '../helpers/backend.js';
+import { expectError, type Json, listing } from './api-fixtures.js';
 import { makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js';
-
-type Json = {
-  error?: { code: string; message: string; details?: { issues?: { line: number; reason: string }[] } };
-} & Record<string, unknown>;
 
 const world = makeWorld(4, 9);
 const lines = recordTrajectories(world, { trajectories: 12, steps: 8, K: 3, seed: 4 });
@@ -34,24 +31,6 @@ const createBody = (id: string, extra: Record<string, unknown> = {}) =>
     output: { valueFunctionId: `${id}-vf` },
     ...extra,
   });
-
-async function expectError(res: Response, status: number, code: string): Promise<Json> {
-  const body = (await res.json()) as Json;
-  expect({ status: res.status, code: body.error?.code }).toEqual({ status, code });
-  return body;
-}
-
-async function listing(): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      if (e.isDirectory()) await walk(join(d, e.name));
-      else out.push(relative(dir, join(d, e.name)));
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
 
 beforeAll(async () => {
   await useTestBackend();
@@ -112,7 +91,7 @@ describe('fit-job routes', () => {
   });
 
   it('a bad batch is 400 with every bad line numbered, and nothing of it is stored', async () => {
-    const before = await listing();
+    const before = await listing(dir);
     const text = [
       JSON.stringify({ trajectory: 'new', step: 0, phi: [1, 2, 3, 4], metric: 0.1 }),
       JSON.stringify({ trajectory: 'new', step: 1, phi: [1, 2, 3] }),
@@ -138,11 +117,11 @@ describe('fit-job routes', () => {
       400,
       'OBSERVATIONS_INVALID',
     );
-    expect(await listing()).toEqual(before);
+    expect(await listing(dir)).toEqual(before);
   });
 
   it('limits: 413 over the body limit (a declared 100 MB upload too), 415 for other types, 404 for unknown jobs', async () => {
-    const before = await listing();
+    const before = await listing(dir);
     const big = toJsonLines(recordTrajectories(world, { trajectories: 60, steps: 20, K: 3, seed: 8, prefix: 'big' }));
     expect(big.length).toBeGreaterThan(64 * 1024);
     await expectError(await post('/v1/fit-jobs/job-a/observations', big), 413, 'PAYLOAD_TOO_LARGE');
@@ -162,7 +141,7 @@ describe('fit-job routes', () => {
     await expectError(await app.request('/v1/fit-jobs/nope', { headers: auth }), 404, 'JOB_NOT_FOUND');
     const wrongMethod = await app.request('/v1/fit-jobs/job-a/start', { headers: auth });
     expect(wrongMethod.status).toBe(405);
-    expect(await listing()).toEqual(before);
+    expect(await listing(dir)).toEqual(before);
   });
 
   it('the binary form stores the same observations as JSON lines', async () => {
@@ -191,26 +170,26 @@ describe('fit-job routes', () => {
         { trajectory: 'b', step: 0, phi: [0, 1, 0, 0], metric: 0.2 },
       ]),
     );
-    const before = await listing();
+    const before = await listing(dir);
     const body = await expectError(
       await post('/v1/fit-jobs/job-thin/start', '', 'application/json'),
       400,
       'OBSERVATIONS_INSUFFICIENT',
     );
     expect(body.error?.message).toMatch(/trajectory 'b' has 1 metric observation/);
-    expect(await listing()).toEqual(before);
+    expect(await listing(dir)).toEqual(before);
   });
 
   it('start and cancel take {} or no body; any other body is 400 INVALID_BODY and changes nothing', async () => {
     expect((await post('/v1/fit-jobs', createBody('job-body'), 'application/json')).status).toBe(201);
-    const before = await listing();
+    const before = await listing(dir);
     for (const op of ['start', 'cancel']) {
       for (const bad of ['[]', '"x"', 'null', '3', '{"force":true}', '{"a":{}}']) {
         await expectError(await post(`/v1/fit-jobs/job-body/${op}`, bad, 'application/json'), 400, 'INVALID_BODY');
       }
       await expectError(await post(`/v1/fit-jobs/job-body/${op}`, '{', 'application/json'), 400, 'INVALID_JSON');
     }
-    expect(await listing()).toEqual(before);
+    expect(await listing(dir)).toEqual(before);
     // {} passes the body check (start then refuses the empty job for its own reason).
     await expectError(await post('/v1/fit-jobs/job-body/start', '{}', 'application/json'), 400, 'OBSERVATIONS_EMPTY');
   });
@@ -287,13 +266,13 @@ describe('fit-job routes', () => {
       maxRows: 64,
       refreshMs: 0,
     }).app;
-    const before = await listing();
+    const before = await listing(dir);
     const r = await bare.request('/v1/fit-jobs/job-bin/start', {
       method: 'POST',
       headers: { ...auth, 'content-type': 'application/json' },
     });
     await expectError(r, 503, 'FIT_JOBS_UNAVAILABLE');
-    expect(await listing()).toEqual(before);
+    expect(await listing(dir)).toEqual(before);
   });
 
   it('the OpenAPI document lists the fit routes', async () => {

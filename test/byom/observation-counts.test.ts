@@ -4,10 +4,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
-import { fitJobSpecSchema } from '../../shared/schemas/job.js';
 import { fitJobSummary, uploadObservations } from '../../shared/use-cases/byom/fit-job-api.js';
-import { createFitJob } from '../../shared/use-cases/byom/fit-job-spec.js';
 import type { StoredObservation } from '../../shared/use-cases/byom/observation-batches.js';
+import { createMinimalFitJob } from '../helpers/fit-job.js';
 
 /**
  * Issue 23: GET /v1/fit-jobs/{id} is polled while a fit runs; it used to copy and walk every
@@ -55,15 +54,7 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 let n = 0;
 async function newJob(store: ObjectStore): Promise<string> {
   const id = `counts-${++n}`;
-  const spec = fitJobSpecSchema.parse({
-    format: 'metricopt.fit-job',
-    schemaVersion: 1,
-    id,
-    metric: { name: 'bowl', direction: 'minimize' },
-    output: { valueFunctionId: `${id}-vf` },
-  });
-  const created = await createFitJob(store, spec);
-  if (!created.ok) throw created.error;
+  await createMinimalFitJob(store, id, 'bowl');
   return id;
 }
 

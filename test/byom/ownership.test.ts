@@ -1,6 +1,6 @@
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import { parseValueApiEnv } from '../../functions/value-api/config.js';
@@ -12,6 +12,7 @@ import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { checkpointKey } from '../../shared/storage/layout.js';
 import { useTestBackend } from '../helpers/backend.js';
 import { makeCheckpoint } from '../helpers/make-checkpoint.js';
+import { expectError, type Json, listing } from './api-fixtures.js';
 import { makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js';
 
 /**
@@ -19,7 +20,6 @@ import { makeWorld, recordTrajectories, toJsonLines } from './synthetic-world.js
  * publishes only to an id it owns (or a new one) with the same d, metric and direction; keys
  * carry scopes (read: value functions; write: fit jobs).
  */
-type Json = { error?: { code: string; message: string } } & Record<string, unknown>;
 
 const KEYS = {
   alice: 'mo_test_alice_0123456789abcdef0123456789',
@@ -46,24 +46,6 @@ const createBody = (id: string, valueFunctionId: string, direction = 'minimize')
     overrides: { metaTrain: { ensemble: 1, train: { epochs: 2 } } },
     output: { valueFunctionId },
   });
-
-async function expectError(res: Response, status: number, code: string): Promise<Json> {
-  const body = (await res.json()) as Json;
-  expect({ status: res.status, code: body.error?.code }).toEqual({ status, code });
-  return body;
-}
-
-async function listing(): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string) => {
-    for (const e of await readdir(d, { withFileTypes: true }).catch(() => [])) {
-      if (e.isDirectory()) await walk(join(d, e.name));
-      else out.push(relative(dir, join(d, e.name)));
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
 
 beforeAll(async () => {
   await useTestBackend();
@@ -95,13 +77,13 @@ afterAll(() => rm(dir, { recursive: true, force: true }));
 
 describe('value-function ownership', () => {
   it('refuses a fit job that would publish over a value function the caller does not own (the hijack), storing nothing', async () => {
-    const before = await listing();
+    const before = await listing(dir);
     await expectError(
       await post('mallory', '/v1/fit-jobs', createBody('hijack', 'a9a-mcr-tuned')),
       409,
       'VALUE_FUNCTION_OWNED',
     );
-    expect(await listing()).toEqual(before);
+    expect(await listing(dir)).toEqual(before);
     const vf = (await (await get('reader', '/v1/value-functions/a9a-mcr-tuned')).json()) as Json;
     expect(vf).toMatchObject({ latest: 1, d: 8 });
   });

@@ -6,11 +6,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { S3ObjectStore } from '../../shared/adapters/object-store.s3.js';
 import type { ObjectStore } from '../../shared/ports/object-store.port.js';
-import { fitJobSpecSchema } from '../../shared/schemas/job.js';
 import { fitJobSummary, startFitJob, uploadObservations } from '../../shared/use-cases/byom/fit-job-api.js';
-import { createFitJob } from '../../shared/use-cases/byom/fit-job-spec.js';
 import type { StoredObservation } from '../../shared/use-cases/byom/observation-batches.js';
 import { motoAvailable, startMoto } from '../helpers/moto.js';
+import { createMinimalFitJob } from '../helpers/fit-job.js';
 
 /**
  * Issue 23, item 2: several training workers uploading to one job at once. Every batch is
@@ -29,15 +28,7 @@ const obs = (trajectory: string, step: number, d: number, value: number): Stored
 let n = 0;
 async function newJob(store: ObjectStore): Promise<string> {
   const id = `race-${++n}`;
-  const spec = fitJobSpecSchema.parse({
-    format: 'metricopt.fit-job',
-    schemaVersion: 1,
-    id,
-    metric: { name: 'bowl', direction: 'minimize' },
-    output: { valueFunctionId: `${id}-vf` },
-  });
-  const created = await createFitJob(store, spec);
-  if (!created.ok) throw created.error;
+  await createMinimalFitJob(store, id, 'bowl');
   return id;
 }
 

@@ -1,63 +1,20 @@
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
-import { readFileSync } from 'node:fs';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { main } from '../../cli/main.js';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { demoReportSchema } from '../../shared/schemas/report.js';
 import { loadCheckpoint } from '../../shared/storage/value-function-store.js';
+import { runCli as run } from '../helpers/cli.js';
+import { smallA9a, tinyFlags } from '../jobs/fixtures.js';
 
 let dir: string;
 let small: string;
 
-/** Runs the CLI in-process and captures what it writes. */
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const out = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => {
-    stdout += String(s);
-    return true;
-  });
-  const errSpy = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => {
-    stderr += String(s);
-    return true;
-  });
-  try {
-    const code = await main(args);
-    return { code, stdout, stderr };
-  } finally {
-    out.mockRestore();
-    errSpy.mockRestore();
-  }
-}
-
-const tiny = [
-  '--tasks',
-  '12',
-  '--steps',
-  '6',
-  '--queries-per-task',
-  '3',
-  '--seeds',
-  '2',
-  '--pretrain-epochs',
-  '1',
-  '--ensemble',
-  '1',
-  '--epochs',
-  '2',
-  '--backend',
-  'wasm',
-];
+const tiny = [...tinyFlags, '--seeds', '2'];
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'mo-cli-'));
   // 2,000 rows of A9A keep the end-to-end run to seconds.
-  const text = gunzipSync(readFileSync(join(import.meta.dirname, '../../data/a9a.train.libsvm.gz'))).toString();
-  small = join(dir, 'a9a-small.libsvm');
-  await writeFile(small, text.split('\n').slice(0, 2000).join('\n'));
+  ({ dir, file: small } = await smallA9a(2000));
 });
 
 afterEach(() => {

@@ -2,7 +2,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../helpers/cli.js';
-import { smallA9a, tinyJob } from '../jobs/fixtures.js';
+import { smallA9a, tinyFlags, tinyJob } from '../jobs/fixtures.js';
 
 /**
  * Issue 23, item 5: every path that runs a user evaluator module runs it in worker threads with
@@ -14,57 +14,24 @@ let dir: string;
 let file: string;
 let spin: string;
 
-const tiny = ['--tasks', '12', '--steps', '6', '--queries-per-task', '3', '--pretrain-epochs', '1'];
-const more = ['--ensemble', '1', '--epochs', '2', '--seeds', '1', '--backend', 'wasm'];
-
 beforeAll(async () => {
   ({ dir, file } = await smallA9a(600));
   spin = join(dir, 'spin.mjs');
   await writeFile(spin, "export default { name: 'spin', direction: 'minimize', evaluate() { for (;;) {} } };\n");
 });
 
+/** A9A with the spinning evaluator module and a 200 ms deadline (after beforeAll). */
+const spinFlags = () => ['--dataset', file, '--features', '123', '--evaluator', spin, '--evaluator-timeout-ms', '200'];
+
 describe('a user evaluator module that never returns', () => {
   it('ends demo --evaluator with EVALUATOR_TIMEOUT at its deadline', async () => {
-    const r = await runCli([
-      'demo',
-      '--dataset',
-      file,
-      '--features',
-      '123',
-      '--evaluator',
-      spin,
-      '--evaluator-timeout-ms',
-      '200',
-      '--out',
-      join(dir, 'demo-out'),
-      ...tiny,
-      ...more,
-    ]);
+    const r = await runCli(['demo', ...spinFlags(), '--out', join(dir, 'demo-out'), ...tinyFlags, '--seeds', '1']);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/error \[EVALUATOR_TIMEOUT\]: evaluator 'spin' did not answer in time/);
   }, 120_000);
 
   it('ends train --evaluator with EVALUATOR_TIMEOUT, and a job naming the module the same way', async () => {
-    const flags = await runCli([
-      'train',
-      '--dataset',
-      file,
-      '--features',
-      '123',
-      '--evaluator',
-      spin,
-      '--evaluator-timeout-ms',
-      '200',
-      '--store',
-      join(dir, 'train-store'),
-      ...tiny,
-      '--ensemble',
-      '1',
-      '--epochs',
-      '2',
-      '--backend',
-      'wasm',
-    ]);
+    const flags = await runCli(['train', ...spinFlags(), '--store', join(dir, 'train-store'), ...tinyFlags]);
     expect(flags.code).toBe(1);
     expect(flags.stderr).toContain('[EVALUATOR_TIMEOUT]');
     const job = join(dir, 'spin-job.json');

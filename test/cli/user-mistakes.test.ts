@@ -1,11 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { formatError } from '../../cli/errors.js';
-import { main } from '../../cli/main.js';
 import type { Sampler } from '../../shared/data/sampler.js';
 import { mcr } from '../../shared/metrics/builtins.js';
 import type { AdaptedModel } from '../../shared/models/adapted-model.js';
@@ -16,19 +11,8 @@ import { fitValueFunction } from '../../shared/use-cases/training/meta-train.js'
 import { tunedRecipe } from '../../shared/use-cases/training/recipes.js';
 import { err } from '../../shared/util/result.js';
 import { MetricError } from '../../shared/metrics/errors.js';
-
-/** Runs the CLI in-process and captures what it writes to stderr. */
-async function run(args: string[]): Promise<{ code: number; stderr: string }> {
-  let stderr = '';
-  vi.spyOn(process.stdout, 'write').mockImplementation(() => true);
-  vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => {
-    stderr += String(s);
-    return true;
-  });
-  const code = await main(args);
-  vi.restoreAllMocks();
-  return { code, stderr };
-}
+import { runCli as run } from '../helpers/cli.js';
+import { smallA9a } from '../jobs/fixtures.js';
 
 afterEach(() => {
   vi.restoreAllMocks();
@@ -47,10 +31,7 @@ describe('user mistakes in the model options', () => {
   let small: string;
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'mo-mistakes-'));
-    const text = gunzipSync(readFileSync(join(import.meta.dirname, '../../data/a9a.train.libsvm.gz'))).toString();
-    small = join(dir, 'a9a-small.libsvm');
-    await writeFile(small, text.split('\n').slice(0, 600).join('\n'));
+    ({ dir, file: small } = await smallA9a(600));
   });
 
   it('ends an out-of-range --film-layer with FILM_LAYER_OUT_OF_RANGE, exit 1', async () => {

@@ -1,17 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { cmaEsMinimiser } from '../../shared/use-cases/training/black-box-peers.js';
-
-/** A batched objective as meta-test hands it to the peer: one value per candidate, null = a failed query. */
-function batched(f: (x: Float32Array) => number | null) {
-  let calls = 0;
-  return {
-    f: async (xs: Float32Array[]) => {
-      calls += xs.length;
-      return xs.map(f);
-    },
-    calls: () => calls,
-  };
-}
+import { batched } from '../helpers/batched-objective.js';
 
 describe('cmaEsMinimiser (the cma_es peer)', () => {
   it('finds the minimum of a shifted sphere within its budget, spending exactly the budget', async () => {

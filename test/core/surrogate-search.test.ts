@@ -1,17 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { fitResidualGp, surrogateSearch } from '../../shared/method/surrogate-search.js';
-
-/** A batched objective as meta-test hands it over: one value per point, null = a failed query. */
-function batched(f: (x: Float32Array) => number | null) {
-  let calls = 0;
-  return {
-    f: async (xs: Float32Array[]) => {
-      calls += xs.length;
-      return xs.map(f);
-    },
-    calls: () => calls,
-  };
-}
+import { batched } from '../helpers/batched-objective.js';
 
 const target = [1, -2, 0.5, 3, -1, 0.25];
 const sphere = (x: Float32Array) => x.reduce((s, v, i) => s + (v - (target[i] as number)) ** 2, 0);

@@ -11,7 +11,6 @@ import { parseRowContext, type RowContext } from '../../shared/data/row-context.
 import { evaluateChecked } from '../../shared/metrics/checked-evaluator.js';
 import type { EvaluationInput, Evaluator } from '../../shared/ports/evaluator.port.js';
 import { checkEvaluationInput } from '../../shared/metrics/evaluator.js';
-import { fitJobSpecSchema } from '../../shared/schemas/job.js';
 import { parseFitLabels, putFitLabels } from '../../shared/use-cases/byom/fit-inputs.js';
 import { jobKeys } from '../../shared/storage/layout.js';
 import { createFitJob } from '../../shared/use-cases/byom/fit-job-spec.js';
@@ -20,6 +19,7 @@ import { prepareRun } from '../../cli/run-options.js';
 import { buildValueApi } from '../../functions/value-api/service.js';
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from './fixtures.js';
+import { fitJobSpec } from '../helpers/fit-job.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -156,13 +156,7 @@ describe('docs/examples/instance-cost.mjs', () => {
 });
 
 describe('fit labels upload with rows and context', () => {
-  const spec = fitJobSpecSchema.parse({
-    format: 'metricopt.fit-job',
-    schemaVersion: 1,
-    id: 'fit-upload',
-    metric: { name: 'mcr', direction: 'minimize' },
-    output: { valueFunctionId: 'vf' },
-  });
+  const spec = fitJobSpec('fit-upload', 'mcr', 'vf');
 
   it.each([
     ['rows of another length', { rows: [0] }, /rows: rows must have one entry per label/],

@@ -23,7 +23,7 @@ import {
   runEvaluationWorker,
 } from '../../shared/use-cases/evaluation/evaluate-request.js';
 import { Rng } from '../../shared/util/random.js';
-import { tempDir } from './fixtures.js';
+import { tempDir, unitRows } from './fixtures.js';
 
 /**
  * Issue 24: a user evaluator declaring `outputs: ['embedding']` receives the model's embeddings
@@ -67,23 +67,13 @@ const split: SplitLabels & { rows: Int32Array } = (() => {
   return { labels: Int32Array.from({ length: N }, () => rng.int(3)), classes: 3, rows: Int32Array.from(picked) };
 })();
 
-function unitRows(n: number, dim: number): Float32Array {
-  const v = rng.normals(n * dim);
-  for (let i = 0; i < n; i++) {
-    const row = v.subarray(i * dim, (i + 1) * dim);
-    const norm = Math.hypot(...row);
-    for (let j = 0; j < dim; j++) row[j] = (row[j] as number) / norm;
-  }
-  return v;
-}
-
 /** Per query: probabilities (n x 3) and embeddings (n x DIM), both changing from query to query. */
 const perQuery = Array.from({ length: QUERIES }, () => ({
   scores: Float32Array.from({ length: N * 3 }, () => rng.next()),
-  embeddings: { dim: DIM, values: unitRows(N, DIM) },
+  embeddings: { dim: DIM, values: unitRows(rng, N, DIM) },
 }));
 /** One embedding row short: n x dim - dim values. */
-const short = { dim: DIM, values: unitRows(N - 1, DIM) };
+const short = { dim: DIM, values: unitRows(rng, N - 1, DIM) };
 
 const inputOf = (q: (typeof perQuery)[number], embeddings = q.embeddings): EvaluationInput => ({
   scores: q.scores,

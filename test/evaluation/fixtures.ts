@@ -113,3 +113,14 @@ export const errorRate = (scores: Float32Array, labels: Int32Array): number => {
   for (let i = 0; i < labels.length; i++) if (((scores[i] as number) >= 0.5 ? 1 : 0) !== labels[i]) wrong++;
   return wrong / labels.length;
 };
+
+/** `n` rows of `dim` normal draws from `rng`, each scaled to unit length (row-major). */
+export function unitRows(rng: Rng, n: number, dim: number): Float32Array {
+  const v = rng.normals(n * dim);
+  for (let i = 0; i < n; i++) {
+    const row = v.subarray(i * dim, (i + 1) * dim);
+    const norm = Math.hypot(...row);
+    for (let j = 0; j < dim; j++) row[j] = (row[j] as number) / norm;
+  }
+  return v;
+}

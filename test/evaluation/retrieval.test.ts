@@ -14,16 +14,7 @@ import { type FrozenConvNet, filmSide, pooledConvNetConfig } from '../../shared/
 import { FrozenConvNetModel } from '../../shared/models/convnet-model.js';
 import { Rng } from '../../shared/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';
-
-function unitRows(rng: Rng, n: number, dim: number): Float32Array {
-  const v = rng.normals(n * dim);
-  for (let i = 0; i < n; i++) {
-    const row = v.subarray(i * dim, (i + 1) * dim);
-    const norm = Math.hypot(...row);
-    for (let j = 0; j < dim; j++) row[j] = (row[j] as number) / norm;
-  }
-  return v;
-}
+import { unitRows } from './fixtures.js';
 
 /** Brute force: every other row sorted by cosine (float64), ties by index; a hit when one of the first k shares the label. */
 function bruteRecall(values: Float32Array, dim: number, labels: Int32Array, k: number): number {

@@ -18,7 +18,6 @@ import type { EvaluationInput, Evaluator } from '../../shared/ports/evaluator.po
 import { silentProgress } from '../../shared/ports/progress.port.js';
 import type { MetricQuery, SplitLabels } from '../../shared/ports/metric-oracle.port.js';
 import { evaluationMessageSchema } from '../../shared/schemas/evaluation.js';
-import { fitJobSpecSchema } from '../../shared/schemas/job.js';
 import {
   type EvaluateRequestDeps,
   evaluateRequest,
@@ -30,6 +29,7 @@ import { addObservationBatch, loadObservationSet } from '../../shared/use-cases/
 import { parseObservationText } from '../../shared/use-cases/byom/observation-batches.js';
 import { Rng } from '../../shared/util/random.js';
 import { tempDir } from './fixtures.js';
+import { fitJobSpec } from '../helpers/fit-job.js';
 
 /**
  * Issue 19: `rows` and `context` reach the evaluator intact and in order on every path. The
@@ -289,13 +289,7 @@ describe('rows and context on every evaluation path', () => {
 
   it('reach the evaluator of a fit job from the labels upload, through the queue', async () => {
     const { store, queue, deps } = queueBench('fit');
-    const spec = fitJobSpecSchema.parse({
-      format: 'metricopt.fit-job',
-      schemaVersion: 1,
-      id: 'fit-ctx',
-      metric: { name: 'fingerprint', direction: 'minimize' },
-      output: { valueFunctionId: 'vf' },
-    });
+    const spec = fitJobSpec('fit-ctx', 'fingerprint', 'vf');
     expect((await createFitJob(store, spec)).ok).toBe(true);
     const uploaded = await putFitLabels(store, spec.id, {
       classes: 2,

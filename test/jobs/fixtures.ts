@@ -35,6 +35,41 @@ export function tinyJob(file: string, id = 'tiny-job'): JobSpecInput {
   };
 }
 
+/**
+ * smallA9a(400) and, in its folder, job.json: tinyJob(file, id) with `extra` and checkpoints every
+ * 2 tasks and every 3 queries (about 25 state writes).
+ */
+export async function smallJobFile(
+  id: string,
+  extra: Partial<JobSpecInput> = {},
+): Promise<{ dir: string; file: string; jobFile: string }> {
+  const small = await smallA9a(400);
+  const jobFile = join(small.dir, 'job.json');
+  await writeFile(
+    jobFile,
+    JSON.stringify({ ...tinyJob(small.file, id), ...extra, checkpoint: { chunkTasks: 2, queryBatch: 3 } }),
+  );
+  return { ...small, jobFile };
+}
+
+/** CLI flags for a training run of seconds (12 tasks, 6 steps, 3 queries per task, one epoch to pretrain, 2 to fit). */
+export const tinyFlags = [
+  '--tasks',
+  '12',
+  '--steps',
+  '6',
+  '--queries-per-task',
+  '3',
+  '--pretrain-epochs',
+  '1',
+  '--ensemble',
+  '1',
+  '--epochs',
+  '2',
+  '--backend',
+  'wasm',
+];
+
 /** The highest state seq a job has journaled in a store folder (0 before the first). */
 export function stateSeq(store: string, job: string): number {
   try {

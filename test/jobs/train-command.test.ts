@@ -4,27 +4,15 @@ import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import { loadCheckpoint } from '../../shared/storage/value-function-store.js';
 import { runCli as run } from '../helpers/cli.js';
-import { smallA9a, tinyJob } from './fixtures.js';
+import { smallA9a, tinyFlags, tinyJob } from './fixtures.js';
 
 let dir: string;
 let small: string;
 
-const tiny = [
-  '--tasks',
-  '12',
-  '--steps',
-  '6',
-  '--queries-per-task',
-  '3',
-  '--pretrain-epochs',
-  '1',
-  '--ensemble',
-  '1',
-  '--epochs',
-  '2',
-  '--backend',
-  'wasm',
-];
+const tiny = tinyFlags;
+
+/** The small A9A file as a data set (after beforeAll). */
+const a9aFlags = () => ['--dataset', small, '--features', '123'];
 
 beforeAll(async () => {
   const s = await smallA9a(600);
@@ -77,34 +65,10 @@ describe('metricopt train', () => {
     const context = ['--metric', 'group-balanced-error', '--group-feature', '71', '--adapter', 'low-rank'];
     const noisy = [...context, '--label-noise', '0.5'];
     const out = join(dir, 'demo-ctx');
-    const demo = await run([
-      'demo',
-      '--dataset',
-      small,
-      '--features',
-      '123',
-      '--out',
-      out,
-      '--seeds',
-      '1',
-      ...tiny,
-      ...noisy,
-    ]);
+    const demo = await run(['demo', ...a9aFlags(), '--out', out, '--seeds', '1', ...tiny, ...noisy]);
     expect(demo.code).toBe(0);
     const store = join(dir, 'train-ctx');
-    const train = await run([
-      'train',
-      '--dataset',
-      small,
-      '--features',
-      '123',
-      '--store',
-      store,
-      '--job-id',
-      'ctx',
-      ...tiny,
-      ...noisy,
-    ]);
+    const train = await run(['train', ...a9aFlags(), '--store', store, '--job-id', 'ctx', ...tiny, ...noisy]);
     expect(train.stderr).not.toContain('error [');
     expect(train.code).toBe(0);
     const id = 'a9a-small-group-balanced-error-tuned';

@@ -1,5 +1,4 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
@@ -8,7 +7,7 @@ import { readJobStatus } from '../../shared/storage/job-documents.js';
 import { listCheckpointVersions } from '../../shared/storage/value-function-store.js';
 import { Rng } from '../../shared/util/random.js';
 import { cliPath, ensureBuiltCli } from './built-cli.js';
-import { checkpointContent, smallA9a, stateSeq, tinyJob } from './fixtures.js';
+import { checkpointContent, smallJobFile, stateSeq } from './fixtures.js';
 
 let dir: string;
 let jobFile: string;
@@ -16,14 +15,8 @@ const JOB = 'kill-job';
 
 beforeAll(async () => {
   ensureBuiltCli();
-  const small = await smallA9a(400);
-  dir = small.dir;
-  jobFile = join(dir, 'job.json');
   // Checkpoints every 2 tasks and every 3 queries: about 25 state writes for the kills to land between.
-  await writeFile(
-    jobFile,
-    JSON.stringify({ ...tinyJob(small.file, JOB), checkpoint: { chunkTasks: 2, queryBatch: 3 } }),
-  );
+  ({ dir, jobFile } = await smallJobFile(JOB));
 });
 
 interface Exit {

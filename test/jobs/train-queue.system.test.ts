@@ -9,7 +9,7 @@ import { chunkResultSchema } from '../../shared/schemas/job.js';
 import { readJobStatus } from '../../shared/storage/job-documents.js';
 import { listCheckpointVersions } from '../../shared/storage/value-function-store.js';
 import { cliPath, ensureBuiltCli } from './built-cli.js';
-import { checkpointContent, smallA9a, tinyJob } from './fixtures.js';
+import { checkpointContent, smallJobFile, tinyJob } from './fixtures.js';
 
 /** A fan-out job (6 chunks of 2 tasks) on the durable local queue, by one and by two trainer workers. */
 let dir: string;
@@ -19,13 +19,8 @@ const JOB = 'queue-job';
 
 beforeAll(async () => {
   ensureBuiltCli();
-  const small = await smallA9a(400);
-  dir = small.dir;
-  jobFile = join(dir, 'job.json');
-  await writeFile(
-    jobFile,
-    JSON.stringify({ ...tinyJob(small.file, JOB), fanOut: true, checkpoint: { chunkTasks: 2, queryBatch: 3 } }),
-  );
+  const small = await smallJobFile(JOB, { fanOut: true });
+  ({ dir, jobFile } = small);
   // The label-noise cell as a job: a9a column 71 (female) is group 1.
   const tiny = tinyJob(small.file, 'noisy-job');
   noisyFile = join(dir, 'noisy.json');

@@ -1,12 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Recorder, ValueApiClient, ValueApiError } from '../../clients/typescript/index.js';
-import { hashApiKey } from '../../shared/util/api-key-hash.js';
-import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
+import type { RunningServer } from '../../functions/value-api/node.js';
 import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
 import type { ValueFunctionCheckpoint } from '../../shared/schemas/checkpoint.js';
 import { readFitLabels } from '../../shared/use-cases/byom/fit-inputs.js';
 import { Rng } from '../../shared/util/random.js';
-import { SECRET_KEY, tempStore } from './fixtures.js';
+import { SECRET_KEY, startKeyedServer, tempStore } from './fixtures.js';
 
 let fixture: Awaited<ReturnType<typeof tempStore>>;
 let server: RunningServer;
@@ -16,14 +15,7 @@ let checkpoint: ValueFunctionCheckpoint;
 beforeAll(async () => {
   fixture = await tempStore([{ id: 'client-vf', d: 32, seed: 3, metric: { name: 'jaccard', direction: 'maximize' } }]);
   checkpoint = fixture.saved[0] as ValueFunctionCheckpoint;
-  server = await startValueApiServer({
-    store: fixture.store,
-    port: 0,
-    auth: { mode: 'api-key', hashes: [hashApiKey(SECRET_KEY)] },
-    maxBodyBytes: 1 << 20,
-    maxRows: 128,
-    refreshMs: 1000,
-  });
+  server = await startKeyedServer(fixture.store, 128);
   client = new ValueApiClient({ baseUrl: server.url, apiKey: SECRET_KEY, backoffMs: 1 });
 });
 

@@ -2,11 +2,10 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { hashApiKey } from '../../shared/util/api-key-hash.js';
-import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
+import type { RunningServer } from '../../functions/value-api/node.js';
 import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
 import type { ValueFunctionCheckpoint } from '../../shared/schemas/checkpoint.js';
-import { SECRET_KEY, tempStore } from './fixtures.js';
+import { SECRET_KEY, startKeyedServer, tempStore } from './fixtures.js';
 
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '..', '..');
@@ -19,14 +18,7 @@ let checkpoint: ValueFunctionCheckpoint;
 beforeAll(async () => {
   fixture = await tempStore([{ id: 'a9a-mcr', d: D, seed: 4, metric: { name: 'mcr', direction: 'minimize' } }]);
   checkpoint = fixture.saved[0] as ValueFunctionCheckpoint;
-  server = await startValueApiServer({
-    store: fixture.store,
-    port: 0,
-    auth: { mode: 'api-key', hashes: [hashApiKey(SECRET_KEY)] },
-    maxBodyBytes: 1 << 20,
-    maxRows: 64,
-    refreshMs: 1000,
-  });
+  server = await startKeyedServer(fixture.store, 64);
 });
 
 afterAll(async () => {

@@ -7,11 +7,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hashApiKey } from '../../shared/util/api-key-hash.js';
 import { type RunningServer, startValueApiServer } from '../../functions/value-api/node.js';
 import type { FitLauncher } from '../../shared/ports/fit.port.js';
-import { fitJobSpecSchema } from '../../shared/schemas/job.js';
 import { jobStatus, writeJobStatus } from '../../shared/storage/job-documents.js';
 import { uploadObservations } from '../../shared/use-cases/byom/fit-job-api.js';
-import { createFitJob } from '../../shared/use-cases/byom/fit-job-spec.js';
 import { SECRET_KEY, tempStore } from './fixtures.js';
+import { createMinimalFitJob } from '../helpers/fit-job.js';
 
 /**
  * Issue 23: schemathesis (pinned in scripts/python-tools.txt) against the /openapi.json of a
@@ -51,15 +50,7 @@ beforeAll(async () => {
   ]);
   // Ids that exist, so that the operations reach past 404 (schemathesis.toml below): a fit job
   // with observations (start queues it to nothing), and a training job whose runner is gone.
-  const spec = fitJobSpecSchema.parse({
-    format: 'metricopt.fit-job',
-    schemaVersion: 1,
-    id: 'fuzz-fit',
-    metric: { name: 'mcr', direction: 'minimize' },
-    output: { valueFunctionId: 'fuzz-fit-vf' },
-  });
-  const created = await createFitJob(fixture.store, spec);
-  if (!created.ok) throw created.error;
+  await createMinimalFitJob(fixture.store, 'fuzz-fit', 'mcr');
   const phi = (t: number, s: number) => Float32Array.from({ length: 4 }, (_, j) => t + s / 10 + j);
   const lines = ['a', 'b', 'c'].flatMap((t, i) =>
     [0, 1, 2].map((s) => ({ trajectory: t, step: s, phi: phi(i, s), metric: i + s })),
