@@ -124,7 +124,7 @@ describe('expected failures of meta-training and meta-test', () => {
     const sampler: Sampler = {
       sampleInto: (_rng, out, offset = 0, size = out.length - offset) => out.fill(0, offset, offset + size),
     };
-    const error = await metaTestSeed(
+    const result = await metaTestSeed(
       { ...recipe.metaTest, steps: 2, batchSize: 4 },
       {
         model: fakeModel(),
@@ -142,10 +142,9 @@ describe('expected failures of meta-training and meta-test', () => {
       },
       1,
       'job',
-    ).then(
-      () => undefined,
-      (e: unknown) => e,
     );
+    expect(result.ok).toBe(false);
+    const error = result.ok ? undefined : result.error;
     expect(error).toMatchObject({ code: 'META_TEST_NO_OBSERVATION' });
     const { line, expected } = formatError(error);
     expect(expected).toBe(true);

@@ -13,7 +13,9 @@ import { headroom } from '../../report/headroom.js';
 import type { Curves } from '../../report/plot-svg.js';
 import { baselineNames, type DemoReport } from '../../schemas/report.js';
 import { healthyOf } from '../../storage/value-function-store.js';
+import { ok, type Result } from '../../util/result.js';
 import { cmaEsMinimiser } from './black-box-peers.js';
+import type { UseCaseError } from './errors.js';
 import { demoReport, type Replicate, type ReplicateOutcome } from './demo-report.js';
 import { metaTestSeed } from './meta-test.js';
 import type { BlackBoxMinimiser, SeedResult } from './meta-test-config.js';
@@ -50,15 +52,20 @@ export interface DemoOutput {
  * trajectories, value function and meta-test all change): every method's mean with a 95%
  * interval across replicates, and metricopt's paired difference against each baseline.
  */
-export async function runDemo(cfg: RunConfig, deps: DemoDeps): Promise<DemoOutput> {
+export async function runDemo(cfg: RunConfig, deps: DemoDeps): Promise<Result<DemoOutput, UseCaseError>> {
   const outcomes: ReplicateOutcome[] = [];
   for (let r = 0; r < Math.max(1, cfg.replicates); r++) {
     const label = cfg.replicates > 1 ? `replicate ${r + 1}/${cfg.replicates}: ` : '';
-    outcomes.push(
-      await runReplicate(reseed(cfg, replicateSeed(cfg.seed, r)), r, deps, withPrefix(deps.progress, label)),
+    const outcome = await runReplicate(
+      reseed(cfg, replicateSeed(cfg.seed, r)),
+      r,
+      deps,
+      withPrefix(deps.progress, label),
     );
+    if (!outcome.ok) return outcome;
+    outcomes.push(outcome.value);
   }
-  return { report: demoReport(cfg, outcomes, deps), curves: outcomes.flatMap((o) => o.seeds.map((s) => s.curves)) };
+  return ok({ report: demoReport(cfg, outcomes, deps), curves: outcomes.flatMap((o) => o.seeds.map((s) => s.curves)) });
 }
 
 /** One whole pipeline: split, pre-train, meta-train (queries through the oracle), save, meta-test every method over the seeds. */
@@ -67,7 +74,7 @@ async function runReplicate(
   index: number,
   deps: DemoDeps,
   progress: ProgressReporter,
-): Promise<ReplicateOutcome> {
+): Promise<Result<ReplicateOutcome, UseCaseError>> {
   const clean = deps.dataset;
   const rows = replicateRows(datasetSplit(clean, cfg), cfg);
   const ds = withLabelNoise(clean, cfg);
@@ -120,7 +127,9 @@ async function runReplicate(
     const seeds: SeedResult[] = [];
     progress.start('meta-test (every method, each seed)', cfg.seeds);
     for (let i = 0; i < cfg.seeds; i++) {
-      seeds.push(await metaTestSeed(cfg.metaTest, testDeps, cfg.seed + i, `${jobId}-test-${i}`));
+      const seed = await metaTestSeed(cfg.metaTest, testDeps, cfg.seed + i, `${jobId}-test-${i}`);
+      if (!seed.ok) return seed;
+      seeds.push(seed.value);
       progress.tick(seeds.length);
     }
     progress.end();
@@ -147,7 +156,7 @@ async function runReplicate(
         );
       }
     }
-    return {
+    return ok({
       seeds,
       metaTrainQueries: trained.queries.sent,
       replicate: {
@@ -180,7 +189,7 @@ async function runReplicate(
           metricoptStepMs: mean(seeds.map((r) => r.metricoptStepMs)),
         },
       },
-    };
+    });
   } finally {
     model.dispose();
   }
