@@ -254,7 +254,7 @@ export function createFanOut(deps: FanOutDeps) {
     }
     const sent = done.reduce((a, r) => a + r.sent, 0);
     await writeStatus(ctx, done, 'running', { stage: 'fit' });
-    const trained = await fitValueFunction(
+    const fitted = await fitValueFunction(
       { ...ctx.cfg.metaTrain, checkpointId: spec.output.valueFunctionId, jobId: spec.id },
       { trajectories: traj, outcome: { observations, sent, failed: failures.length, failures } },
       { model: ctx.model, oracle: ctx.oracle, progress: deps.progress, dataset: ctx.dataset },
@@ -262,6 +262,9 @@ export function createFanOut(deps: FanOutDeps) {
     ).catch((e) => {
       throw e instanceof FitStopped ? new StopConsuming() : e;
     });
+    // META_TRAIN_NO_DATA ends the job as a thrown error did before: the worker loop reports it.
+    if (!fitted.ok) throw fitted.error;
+    const trained = fitted.value;
     const content = unwrap(await stashJobResult(store, spec.id, 'training', trained.checkpoint));
     const checkpoint = await saveOnce(store, content, true);
     summary.fits++;

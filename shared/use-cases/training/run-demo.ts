@@ -13,7 +13,7 @@ import { headroom } from '../../report/headroom.js';
 import type { Curves } from '../../report/plot-svg.js';
 import { baselineNames, type DemoReport } from '../../schemas/report.js';
 import { healthyOf } from '../../storage/value-function-store.js';
-import { ok, type Result } from '../../util/result.js';
+import { err, ok, type Result } from '../../util/result.js';
 import { cmaEsMinimiser } from './black-box-peers.js';
 import type { UseCaseError } from './errors.js';
 import { demoReport, type Replicate, type ReplicateOutcome } from './demo-report.js';
@@ -97,6 +97,7 @@ async function runReplicate(
       cache: deps.cache,
     },
   );
+  if (outcome.kind === 'failed') return err(outcome.error);
   if (outcome.kind !== 'done' || !outcome.trained) throw new Error('runReplicate: an in-memory run cannot stop');
   // Meta-test runs in the main thread: the workers' memory is freed until the next replicate.
   await deps.pool?.release();

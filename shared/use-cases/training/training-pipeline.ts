@@ -13,6 +13,7 @@ import type { ProgressReporter } from '../../ports/progress.port.js';
 import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
 import type { JobStage } from '../../schemas/job.js';
 import { JobError } from '../../storage/job-errors.js';
+import type { UseCaseError } from './errors.js';
 import { fitValueFunction, type MetaTrainResult } from './meta-train.js';
 import type { ValueFunctionHealth } from './meta-train-config.js';
 import { MetricObserver } from './observe-metric.js';
@@ -74,7 +75,9 @@ export type PipelineOutcome =
       /** Seconds per stage: pre-training, then meta-training = trajectories + metric queries + fit (and saving). */
       timings: { pretrainS: number; metaTrainS: number; trajectoriesS: number; queriesS: number; fitS: number };
     }
-  | { kind: 'stopped'; stage: JobStage; tasksDone: number; evaluationsDone: number };
+  | { kind: 'stopped'; stage: JobStage; tasksDone: number; evaluationsDone: number }
+  /** An expected failure of the run (META_TRAIN_NO_DATA): the outcome's third kind, beside done and stopped. */
+  | { kind: 'failed'; error: UseCaseError };
 
 /**
  * What every trainer of a job builds first, the same from the same seed: the split, the
@@ -302,9 +305,9 @@ export async function runTrainingPipeline(
     if (stop()) return stopped('fit');
 
     // Stages 2-4: GP labels, the value function, held-out health; then the checkpoint.
-    let trained: MetaTrainResult;
+    let fitted: Awaited<ReturnType<typeof fitValueFunction>>;
     try {
-      trained = await fitValueFunction(
+      fitted = await fitValueFunction(
         { ...cfg.metaTrain, checkpointId: run.checkpointId, jobId: run.queryJobId },
         { trajectories: traj, outcome: observer.outcome() },
         { model, oracle: deps.oracle, progress, dataset: ds.name, pool: deps.pool },
@@ -315,6 +318,8 @@ export async function runTrainingPipeline(
       if (e instanceof FitStopped) return stopped('fit');
       throw e;
     }
+    if (!fitted.ok) return { kind: 'failed', error: fitted.error };
+    const trained: MetaTrainResult = fitted.value;
     const content = journal ? await journal.stashResult(trained.checkpoint) : trained.checkpoint;
     const checkpoint = await saveOnce(deps.store, content, journal !== undefined);
     const t2 = performance.now();
