@@ -82,7 +82,9 @@ export function createFanOut(deps: FanOutDeps) {
     const cfg = resolveRunConfig(spec);
     if (!cfg.ok) throw cfg.error;
     const loaded = await deps.load(spec);
-    const inputs = { ...loaded, dataset: withLabelNoise(loaded.dataset, cfg.value) };
+    const noisy = withLabelNoise(loaded.dataset, cfg.value);
+    if (!noisy.ok) throw noisy.error;
+    const inputs = { ...loaded, dataset: noisy.value };
     const prepared = await prepareTraining(cfg.value, { ...inputs, progress: deps.progress });
     const fingerprint = modelFingerprint(prepared.model, prepared.valRows);
     const keys = jobKeys(spec.id);

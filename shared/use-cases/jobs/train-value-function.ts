@@ -239,16 +239,19 @@ export async function trainValueFunction(
   };
   let outcome: PipelineOutcome;
   try {
-    outcome = await runTrainingPipeline(
-      {
-        cfg: resolved.value,
-        checkpointId: spec.output.valueFunctionId,
-        queryJobId: spec.id,
-        perChunkSeeds: spec.fanOut,
-      },
-      { ...deps, dataset: withLabelNoise(deps.dataset, resolved.value) },
-      journal,
-    );
+    const noisy = withLabelNoise(deps.dataset, resolved.value);
+    outcome = noisy.ok
+      ? await runTrainingPipeline(
+          {
+            cfg: resolved.value,
+            checkpointId: spec.output.valueFunctionId,
+            queryJobId: spec.id,
+            perChunkSeeds: spec.fanOut,
+          },
+          { ...deps, dataset: noisy.value },
+          journal,
+        )
+      : { kind: 'failed', error: noisy.error };
   } catch (e) {
     await recordFailure(e);
     throw e;
@@ -256,7 +259,7 @@ export async function trainValueFunction(
     clearInterval(heartbeat);
   }
   if (outcome.kind === 'failed') {
-    // META_TRAIN_NO_DATA: the failed status, then the error to the worker loop, as a thrown one.
+    // LABEL_NOISE_NEEDS_GROUP, META_TRAIN_NO_DATA: the failed status, then the error to the worker loop, as a thrown one.
     await recordFailure(outcome.error);
     throw outcome.error;
   }

@@ -77,7 +77,9 @@ async function runReplicate(
 ): Promise<Result<ReplicateOutcome, UseCaseError>> {
   const clean = deps.dataset;
   const rows = replicateRows(datasetSplit(clean, cfg), cfg);
-  const ds = withLabelNoise(clean, cfg);
+  const noisy = withLabelNoise(clean, cfg);
+  if (!noisy.ok) return noisy;
+  const ds = noisy.value;
   const { train, select: selectRows, report: testRows } = rows;
   const labelsOf = (r: Int32Array) => Int32Array.from(r, (x) => ds.labels[x] as number);
   const sampler = new BalancedSampler(train, ds.labels, ds.classes);
