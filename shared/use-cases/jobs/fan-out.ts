@@ -85,7 +85,10 @@ export function createFanOut(deps: FanOutDeps) {
     const noisy = withLabelNoise(loaded.dataset, cfg.value);
     if (!noisy.ok) throw noisy.error;
     const inputs = { ...loaded, dataset: noisy.value };
-    const prepared = await prepareTraining(cfg.value, { ...inputs, progress: deps.progress });
+    const preparing = await prepareTraining(cfg.value, { ...inputs, progress: deps.progress });
+    // CONVNET_NEEDS_IMAGES or a broken evaluator ends the job as a thrown error did before.
+    if (!preparing.ok) throw preparing.error;
+    const prepared = preparing.value;
     const fingerprint = modelFingerprint(prepared.model, prepared.valRows);
     const keys = jobKeys(spec.id);
     const mine: FanOutModel = { fingerprint, backend: deps.backend };

@@ -15,14 +15,13 @@ import { baselineNames, type DemoReport } from '../../schemas/report.js';
 import { healthyOf } from '../../storage/value-function-store.js';
 import { err, ok, type Result } from '../../util/result.js';
 import { cmaEsMinimiser } from './black-box-peers.js';
-import type { UseCaseError } from './errors.js';
 import { demoReport, type Replicate, type ReplicateOutcome } from './demo-report.js';
 import { metaTestSeed } from './meta-test.js';
 import type { BlackBoxMinimiser, SeedResult } from './meta-test-config.js';
 import { type RunConfig, replicateSeed, reseed } from './recipes.js';
 import type { RunCache } from './run-cache.js';
 import { datasetSplit, replicateRows, withLabelNoise } from './run-rows.js';
-import { runTrainingPipeline } from './training-pipeline.js';
+import { type PipelineError, runTrainingPipeline } from './training-pipeline.js';
 
 export { probeEvaluator, replicateRows } from './run-rows.js';
 
@@ -52,7 +51,7 @@ export interface DemoOutput {
  * trajectories, value function and meta-test all change): every method's mean with a 95%
  * interval across replicates, and metricopt's paired difference against each baseline.
  */
-export async function runDemo(cfg: RunConfig, deps: DemoDeps): Promise<Result<DemoOutput, UseCaseError>> {
+export async function runDemo(cfg: RunConfig, deps: DemoDeps): Promise<Result<DemoOutput, PipelineError>> {
   const outcomes: ReplicateOutcome[] = [];
   for (let r = 0; r < Math.max(1, cfg.replicates); r++) {
     const label = cfg.replicates > 1 ? `replicate ${r + 1}/${cfg.replicates}: ` : '';
@@ -74,7 +73,7 @@ async function runReplicate(
   index: number,
   deps: DemoDeps,
   progress: ProgressReporter,
-): Promise<Result<ReplicateOutcome, UseCaseError>> {
+): Promise<Result<ReplicateOutcome, PipelineError>> {
   const clean = deps.dataset;
   const rows = replicateRows(datasetSplit(clean, cfg), cfg);
   const noisy = withLabelNoise(clean, cfg);

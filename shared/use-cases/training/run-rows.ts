@@ -2,8 +2,9 @@ import type { SparseDataset } from '../../data/dataset.js';
 import { splitRows, type Split } from '../../data/split.js';
 import { stratifiedSplit, withRareClass } from '../../data/image-set.js';
 import { evaluationInput, groupLabelNoise, type ScoredRows, scoredRows } from '../../metrics/context-columns.js';
-import { type ModelOutputs, modelOutputs, readsEmbeddings } from './model-outputs.js';
+import { type ModelOutputs, modelHasNoEmbeddings, modelOutputs, readsEmbeddings } from './model-outputs.js';
 import { evaluateWithRetries } from '../../metrics/retry-policy.js';
+import type { MetricError } from '../../metrics/errors.js';
 import type { Evaluator } from '../../ports/evaluator.port.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
 import type { RunConfig } from './recipes.js';
@@ -85,10 +86,12 @@ export async function probeEvaluator(
   rows: Int32Array,
   labels: Int32Array,
   context?: Readonly<Record<string, Float64Array>>,
-): Promise<void> {
-  const [out] = modelOutputs(model, new Float32Array(model.d), 1, rows, readsEmbeddings(evaluator));
+): Promise<Result<void, MetricError | UseCaseError>> {
+  const reads = readsEmbeddings(evaluator);
+  if (reads && (model.embed === undefined || model.embedDim === undefined)) return err(modelHasNoEmbeddings());
+  const [out] = modelOutputs(model, new Float32Array(model.d), 1, rows, reads);
   const { scores, embeddings } = out as ModelOutputs;
   const on = { labels, classes: model.classes, rows, ...(context ? { context } : {}) };
   const r = await evaluateWithRetries(evaluator, evaluationInput(scores, on, embeddings));
-  if (!r.ok) throw r.error;
+  return r.ok ? ok(undefined) : r;
 }

@@ -13,6 +13,9 @@ import type { ProgressReporter } from '../../ports/progress.port.js';
 import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
 import type { JobStage } from '../../schemas/job.js';
 import { JobError } from '../../storage/job-errors.js';
+import type { MetricError } from '../../metrics/errors.js';
+import type { ModelError } from '../../models/errors.js';
+import { err, ok } from '../../util/result.js';
 import type { UseCaseError } from './errors.js';
 import { fitValueFunction, type MetaTrainResult } from './meta-train.js';
 import type { ValueFunctionHealth } from './meta-train-config.js';
@@ -76,8 +79,11 @@ export type PipelineOutcome =
       timings: { pretrainS: number; metaTrainS: number; trajectoriesS: number; queriesS: number; fitS: number };
     }
   | { kind: 'stopped'; stage: JobStage; tasksDone: number; evaluationsDone: number }
-  /** An expected failure of the run (META_TRAIN_NO_DATA): the outcome's third kind, beside done and stopped. */
-  | { kind: 'failed'; error: UseCaseError };
+  /** An expected failure of the run: the outcome's third kind, beside done and stopped. */
+  | { kind: 'failed'; error: PipelineError };
+
+/** The run's expected failures: no data to meta-train on, label noise without a group, images the ConvNet cannot read, a broken evaluator. */
+export type PipelineError = UseCaseError | ModelError | MetricError;
 
 /**
  * What every trainer of a job builds first, the same from the same seed: the split, the
@@ -100,19 +106,26 @@ export async function prepareTraining(
     deps.progress.start('pre-train (reused from the run cache)', 1);
     deps.progress.end();
   } else {
-    spec = await pretrainModelSpec(ds, rows.train, cfg, deps.progress);
+    const pretrained = await pretrainModelSpec(ds, rows.train, cfg, deps.progress);
+    if (!pretrained.ok) return pretrained;
+    spec = pretrained.value;
     if (cache) await savePretrained(cache, modelKey, spec);
   }
   const model = buildAdaptedModel(spec, ds);
   // What the evaluator is told with every validation query: labels, dataset rows, context.
   const valSplit = { ...splitFor(ds, valRows, model.classes), labels: valLabels };
+  let probed: Awaited<ReturnType<typeof probeEvaluator>>;
   try {
-    await probeEvaluator(model, deps.evaluator, valRows, valLabels, valSplit.context);
+    probed = await probeEvaluator(model, deps.evaluator, valRows, valLabels, valSplit.context);
   } catch (e) {
     model.dispose();
     throw e;
   }
-  return { model, spec, modelKey, valRows, valLabels, valSplit, sampler };
+  if (!probed.ok) {
+    model.dispose();
+    return err(probed.error);
+  }
+  return ok({ model, spec, modelKey, valRows, valLabels, valSplit, sampler });
 }
 
 /**
@@ -132,7 +145,9 @@ export async function runTrainingPipeline(
   const stop = () => journal?.stopRequested() === true;
 
   const t0 = performance.now();
-  const { model, spec, modelKey, valRows, valSplit, sampler } = await prepareTraining(cfg, deps);
+  const prepared = await prepareTraining(cfg, deps);
+  if (!prepared.ok) return { kind: 'failed', error: prepared.error };
+  const { model, spec, modelKey, valRows, valSplit, sampler } = prepared.value;
   const t1 = performance.now();
   let tTrajectories = t1;
   let tQueries = t1;
