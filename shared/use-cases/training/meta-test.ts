@@ -7,6 +7,7 @@ import { Rng } from '../../util/random.js';
 import { err, ok, type Result } from '../../util/result.js';
 import { runBlackBoxPeers } from './black-box-peers.js';
 import { decisionShiftPhi } from './decision-shift-phi.js';
+import type { CmaEsError } from '../../method/cma-es.js';
 import type { UseCaseError } from './errors.js';
 import type { MetaTestConfig, MetaTestDeps, SeedResult } from './meta-test-config.js';
 import { noObservation, seedQueries } from './meta-test-queries.js';
@@ -23,7 +24,7 @@ export async function metaTestSeed(
   deps: MetaTestDeps,
   seed: number,
   jobId: string,
-): Promise<Result<SeedResult, UseCaseError>> {
+): Promise<Result<SeedResult, UseCaseError | CmaEsError>> {
   const { model, evaluator } = deps;
   const d = model.d;
   const T = cfg.steps;
@@ -170,7 +171,9 @@ export async function metaTestSeed(
     val: denormalise(rsVals[rsBest] as number, direction),
     queries: nRandom,
   };
-  const peers = await runBlackBoxPeers(cfg, deps, queries, rng, mStart, mQueries, seed);
+  const peersFound = await runBlackBoxPeers(cfg, deps, queries, rng, mStart, mQueries, seed);
+  if (!peersFound.ok) return peersFound;
+  const peers = peersFound.value;
   Object.assign(runs, peers.runs);
   Object.assign(skipped, peers.skipped);
 

@@ -13,6 +13,7 @@ import type { ProgressReporter } from '../../ports/progress.port.js';
 import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
 import type { JobStage } from '../../schemas/job.js';
 import { JobError } from '../../storage/job-errors.js';
+import type { CmaEsError } from '../../method/cma-es.js';
 import type { MetricError } from '../../metrics/errors.js';
 import type { ModelError } from '../../models/errors.js';
 import { err, ok } from '../../util/result.js';
@@ -82,8 +83,8 @@ export type PipelineOutcome =
   /** An expected failure of the run: the outcome's third kind, beside done and stopped. */
   | { kind: 'failed'; error: PipelineError };
 
-/** The run's expected failures: no data to meta-train on, label noise without a group, images the ConvNet cannot read, a broken evaluator. */
-export type PipelineError = UseCaseError | ModelError | MetricError;
+/** The run's expected failures: no data to meta-train on, label noise without a group, images the ConvNet cannot read, a broken evaluator, a CMA-ES start it rejects (non-finite phi). */
+export type PipelineError = UseCaseError | ModelError | MetricError | CmaEsError;
 
 /**
  * What every trainer of a job builds first, the same from the same seed: the split, the
