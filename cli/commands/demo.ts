@@ -74,7 +74,7 @@ export function registerDemo(program: Command): void {
       const pool = openComputePool(o, dataset, backend);
       const cache = o.runCache ? { store: new FsObjectStore(resolve(o.runCache as string)), backend } : undefined;
       try {
-        const { report, curves } = await runDemo(cfg, {
+        const demo = await runDemo(cfg, {
           dataset,
           oracle,
           evaluator,
@@ -84,6 +84,9 @@ export function registerDemo(program: Command): void {
           pool,
           cache,
         });
+        // cli/main.ts prints an expected error as one `[CODE]: message` line and exits 1.
+        if (!demo.ok) throw demo.error;
+        const { report, curves } = demo.value;
         await writeFile(join(out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
         const svg = plotTrajectoriesSvg(
           curves,

@@ -72,24 +72,21 @@ describe('user mistakes in the model options', () => {
 describe('expected failures of meta-training and meta-test', () => {
   it('meta-training with fewer than two observed tasks is META_TRAIN_NO_DATA, a one-line error', async () => {
     const recipe = tunedRecipe(1);
-    let thrown: unknown;
-    try {
-      await fitValueFunction(
-        { ...recipe.metaTrain, checkpointId: 'x', jobId: 'x' },
-        {
-          trajectories: { n: 3, T: 4, d: 2, phis: new Float32Array(30), losses: new Float32Array(12), querySteps: [] },
-          outcome: {
-            observations: [[], [{ step: 0, value: 0.5 }] as never, []],
-            sent: 6,
-            failed: 5,
-            failures: [{ taskId: 0, step: 0, code: 'EVALUATOR_FAILED', message: 'down' }],
-          },
+    const result = await fitValueFunction(
+      { ...recipe.metaTrain, checkpointId: 'x', jobId: 'x' },
+      {
+        trajectories: { n: 3, T: 4, d: 2, phis: new Float32Array(30), losses: new Float32Array(12), querySteps: [] },
+        outcome: {
+          observations: [[], [{ step: 0, value: 0.5 }] as never, []],
+          sent: 6,
+          failed: 5,
+          failures: [{ taskId: 0, step: 0, code: 'EVALUATOR_FAILED', message: 'down' }],
         },
-        { model: fakeModel(), oracle: failingOracle(), progress: silentProgress, dataset: 'x' },
-      );
-    } catch (e) {
-      thrown = e;
-    }
+      },
+      { model: fakeModel(), oracle: failingOracle(), progress: silentProgress, dataset: 'x' },
+    );
+    expect(result.ok).toBe(false);
+    const thrown = result.ok ? undefined : result.error;
     expect(thrown).toMatchObject({ code: 'META_TRAIN_NO_DATA' });
     const { line, expected } = formatError(thrown);
     expect(expected).toBe(true);
@@ -105,7 +102,7 @@ describe('expected failures of meta-training and meta-test', () => {
     const sampler: Sampler = {
       sampleInto: (_rng, out, offset = 0, size = out.length - offset) => out.fill(0, offset, offset + size),
     };
-    const error = await metaTestSeed(
+    const result = await metaTestSeed(
       { ...recipe.metaTest, steps: 2, batchSize: 4 },
       {
         model: fakeModel(),
@@ -123,10 +120,9 @@ describe('expected failures of meta-training and meta-test', () => {
       },
       1,
       'job',
-    ).then(
-      () => undefined,
-      (e: unknown) => e,
     );
+    expect(result.ok).toBe(false);
+    const error = result.ok ? undefined : result.error;
     expect(error).toMatchObject({ code: 'META_TEST_NO_OBSERVATION' });
     const { line, expected } = formatError(error);
     expect(expected).toBe(true);

@@ -18,6 +18,7 @@ import { recipe } from '../../shared/use-cases/training/recipes.js';
 import { runTrainingPipeline } from '../../shared/use-cases/training/training-pipeline.js';
 import { pretrainModelSpec } from '../../shared/use-cases/training/pretrain.js';
 import { Rng } from '../../shared/util/random.js';
+import { unwrap } from '../../shared/util/result.js';
 import { useTestBackend } from '../helpers/backend.js';
 
 // Heavy in-process work (pipelines on worker threads): longer than the unit tier's 20-s default under load.
@@ -84,7 +85,7 @@ describe('WorkerThreadComputePool', () => {
     async (adapter) => {
       const cfg = smallConfig(adapter);
       const train = Int32Array.from({ length: 600 }, (_, i) => i);
-      const spec = await pretrainModelSpec(ds, train, cfg, silentProgress);
+      const spec = unwrap(await pretrainModelSpec(ds, train, cfg, silentProgress));
       const model = buildAdaptedModel(spec, ds);
       const sampler = new BalancedSampler(train, ds.labels, ds.classes);
       const tcfg = cfg.metaTrain.trajectories;
@@ -165,11 +166,13 @@ describe('WorkerThreadComputePool', () => {
   it('rejects a job with the worker message when no model was loaded, then predicts like the main thread', async () => {
     const p = pool(1);
     await expect(p.predict(new Float32Array(6), 1, Int32Array.from([1, 2]))).rejects.toThrow(/no model loaded/);
-    const spec = await pretrainModelSpec(
-      ds,
-      Int32Array.from({ length: 300 }, (_, i) => i),
-      smallConfig('input-bias'),
-      silentProgress,
+    const spec = unwrap(
+      await pretrainModelSpec(
+        ds,
+        Int32Array.from({ length: 300 }, (_, i) => i),
+        smallConfig('input-bias'),
+        silentProgress,
+      ),
     );
     await p.load(spec);
     const model = buildAdaptedModel(spec, ds);

@@ -16,6 +16,7 @@ import { silentProgress } from '../../shared/ports/progress.port.js';
 import { type MetaTrainResult, metaTrain } from '../../shared/use-cases/training/meta-train.js';
 import type { MetaTrainConfig } from '../../shared/use-cases/training/meta-train-config.js';
 import { tunedRecipe } from '../../shared/use-cases/training/recipes.js';
+import { unwrap } from '../../shared/util/result.js';
 import { tempDir } from './fixtures.js';
 
 /**
@@ -63,7 +64,7 @@ let inProcessRun: Promise<MetaTrainResult> | undefined;
 const inProcessReference = () => (inProcessRun ??= train(new InProcessMetricOracle(mcr), 'e2e-in-process'));
 
 async function train(oracle: MetricOracle, jobId: string): Promise<MetaTrainResult> {
-  return metaTrain(config(jobId), { ...setup.deps, oracle });
+  return unwrap(await metaTrain(config(jobId), { ...setup.deps, oracle }));
 }
 
 describe('meta-training through the local evaluation queue (A9A)', () => {

@@ -273,9 +273,9 @@ async function fitOnce(
   let content: CheckpointContent;
   let health: FitJobResult['health'];
   try {
-    const fitted =
+    const found =
       stashed?.checkpoint !== undefined
-        ? { checkpoint: stashed.checkpoint, health: stashed.health }
+        ? ok({ checkpoint: stashed.checkpoint, health: stashed.health })
         : await fitTrajectories(cfg.value, trajectories, {
             control: { stopRequested: () => deps.signal?.aborted === true || run.cancelled() },
             d: set.d as number,
@@ -294,6 +294,10 @@ async function fitOnce(
               })),
             },
           });
+    // META_TRAIN_NO_DATA goes the way it went before: the catch below writes the failed status and
+    // rethrows (runFitJob's own Result carries the errors its callers dead-letter, not this one).
+    if (!found.ok) throw found.error;
+    const fitted = found.value;
     health = fitted.health;
     const mine: FitJobResult = {
       checkpoint: fitted.checkpoint,

@@ -82,8 +82,13 @@ export function createFanOut(deps: FanOutDeps) {
     const cfg = resolveRunConfig(spec);
     if (!cfg.ok) throw cfg.error;
     const loaded = await deps.load(spec);
-    const inputs = { ...loaded, dataset: withLabelNoise(loaded.dataset, cfg.value) };
-    const prepared = await prepareTraining(cfg.value, { ...inputs, progress: deps.progress });
+    const noisy = withLabelNoise(loaded.dataset, cfg.value);
+    if (!noisy.ok) throw noisy.error;
+    const inputs = { ...loaded, dataset: noisy.value };
+    const preparing = await prepareTraining(cfg.value, { ...inputs, progress: deps.progress });
+    // CONVNET_NEEDS_IMAGES or a broken evaluator ends the job as a thrown error did before.
+    if (!preparing.ok) throw preparing.error;
+    const prepared = preparing.value;
     const fingerprint = modelFingerprint(prepared.model, prepared.valRows);
     const keys = jobKeys(spec.id);
     const mine: FanOutModel = { fingerprint, backend: deps.backend };
@@ -254,7 +259,7 @@ export function createFanOut(deps: FanOutDeps) {
     }
     const sent = done.reduce((a, r) => a + r.sent, 0);
     await writeStatus(ctx, done, 'running', { stage: 'fit' });
-    const trained = await fitValueFunction(
+    const fitted = await fitValueFunction(
       { ...ctx.cfg.metaTrain, checkpointId: spec.output.valueFunctionId, jobId: spec.id },
       { trajectories: traj, outcome: { observations, sent, failed: failures.length, failures } },
       { model: ctx.model, oracle: ctx.oracle, progress: deps.progress, dataset: ctx.dataset },
@@ -262,6 +267,9 @@ export function createFanOut(deps: FanOutDeps) {
     ).catch((e) => {
       throw e instanceof FitStopped ? new StopConsuming() : e;
     });
+    // META_TRAIN_NO_DATA ends the job as a thrown error did before: the worker loop reports it.
+    if (!fitted.ok) throw fitted.error;
+    const trained = fitted.value;
     const content = unwrap(await stashJobResult(store, spec.id, 'training', trained.checkpoint));
     const checkpoint = await saveOnce(store, content, true);
     summary.fits++;

@@ -219,38 +219,49 @@ export async function trainValueFunction(
   }, leaseMs / 3);
   heartbeat.unref?.();
 
+  /** A failed run's status (JOB_STATE_CONFLICT: another runner owns the job and its status). */
+  const recordFailure = async (e: unknown): Promise<void> => {
+    const lastError = lastErrorOf(e);
+    if (lastError.code === 'JOB_STATE_CONFLICT') return;
+    const base =
+      last ??
+      jobStatus(
+        { jobId: spec.id, backend: deps.backend, startedAt },
+        { tasks: { done: 0, total: resolved.value.metaTrain.trajectories.tasks } },
+      );
+    await writeStatus({
+      ...base,
+      state: 'failed',
+      etaSeconds: null,
+      lastError,
+      updatedAt: now().toISOString(),
+    });
+  };
   let outcome: PipelineOutcome;
   try {
-    outcome = await runTrainingPipeline(
-      {
-        cfg: resolved.value,
-        checkpointId: spec.output.valueFunctionId,
-        queryJobId: spec.id,
-        perChunkSeeds: spec.fanOut,
-      },
-      { ...deps, dataset: withLabelNoise(deps.dataset, resolved.value) },
-      journal,
-    );
+    const noisy = withLabelNoise(deps.dataset, resolved.value);
+    outcome = noisy.ok
+      ? await runTrainingPipeline(
+          {
+            cfg: resolved.value,
+            checkpointId: spec.output.valueFunctionId,
+            queryJobId: spec.id,
+            perChunkSeeds: spec.fanOut,
+          },
+          { ...deps, dataset: noisy.value },
+          journal,
+        )
+      : { kind: 'failed', error: noisy.error };
   } catch (e) {
-    const lastError = lastErrorOf(e);
-    if (lastError.code !== 'JOB_STATE_CONFLICT') {
-      const base =
-        last ??
-        jobStatus(
-          { jobId: spec.id, backend: deps.backend, startedAt },
-          { tasks: { done: 0, total: resolved.value.metaTrain.trajectories.tasks } },
-        );
-      await writeStatus({
-        ...base,
-        state: 'failed',
-        etaSeconds: null,
-        lastError,
-        updatedAt: now().toISOString(),
-      });
-    }
+    await recordFailure(e);
     throw e;
   } finally {
     clearInterval(heartbeat);
+  }
+  if (outcome.kind === 'failed') {
+    // LABEL_NOISE_NEEDS_GROUP, META_TRAIN_NO_DATA: the failed status, then the error to the worker loop, as a thrown one.
+    await recordFailure(outcome.error);
+    throw outcome.error;
   }
   if (outcome.kind === 'stopped') {
     if (lastProgress) await writeStatus({ ...statusOf(lastProgress, 'interrupted'), etaSeconds: null });

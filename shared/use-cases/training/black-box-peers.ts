@@ -1,6 +1,7 @@
-import { CmaEs } from '../../method/cma-es.js';
+import { CmaEs, type CmaEsError } from '../../method/cma-es.js';
 import { denormalise } from '../../metrics/evaluator.js';
 import type { Rng } from '../../util/random.js';
+import { ok, type Result } from '../../util/result.js';
 import {
   type BlackBoxMinimiser,
   CMA_SIGMA0,
@@ -18,7 +19,7 @@ import type { SeedQueries } from './meta-test-queries.js';
  */
 export const cmaEsMinimiser: BlackBoxMinimiser = async (f, x0, sigma0, budget, seed) => {
   const created = CmaEs.create(x0, sigma0, { seed });
-  if (!created.ok) throw created.error;
+  if (!created.ok) return created;
   const es = created.value;
   let best: { best: Float32Array; value: number } | null = null;
   let spent = 0;
@@ -36,7 +37,7 @@ export const cmaEsMinimiser: BlackBoxMinimiser = async (f, x0, sigma0, budget, s
     if (n === es.params.lambda) es.tell(told);
   }
   const found = best as { best: Float32Array; value: number } | null;
-  return found && Number.isFinite(found.value) ? found : null;
+  return ok(found && Number.isFinite(found.value) ? found : null);
 };
 
 /**
@@ -53,7 +54,7 @@ export async function runBlackBoxPeers(
   mStart: Float32Array,
   mQueries: number,
   seed: number,
-): Promise<Pick<SeedResult, 'runs' | 'skipped'>> {
+): Promise<Result<Pick<SeedResult, 'runs' | 'skipped'>, CmaEsError>> {
   const { queryVal, score } = queries;
   const d = deps.model.d;
   const direction = deps.evaluator.direction;
@@ -84,7 +85,7 @@ export async function runBlackBoxPeers(
     };
     if (deps.blackBox) {
       let spent = 0;
-      const found = await deps.blackBox(
+      const minimised = await deps.blackBox(
         async (xs) => {
           const vals = await queryVal(xs, 6_000_000 + seed * 10_000 + spent);
           spent += xs.length;
@@ -95,6 +96,8 @@ export async function runBlackBoxPeers(
         total,
         seed,
       );
+      if (!minimised.ok) return minimised;
+      const found = minimised.value;
       runs.cma_es = found
         ? { test: await score(found.best, 'test'), val: denormalise(found.value, direction), queries: spent }
         : { test: null, val: null, queries: spent };
@@ -105,5 +108,5 @@ export async function runBlackBoxPeers(
     skipped.random_search_total = 'no total budget was given (meta-training queries unknown)';
     skipped.cma_es = 'no total budget was given (meta-training queries unknown)';
   }
-  return { runs, skipped };
+  return ok({ runs, skipped });
 }

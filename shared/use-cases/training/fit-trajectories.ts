@@ -12,6 +12,7 @@ import type { ComputePool } from '../../ports/compute-pool.port.js';
 import type { ProgressReporter } from '../../ports/progress.port.js';
 import type { DenseLayer, ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
 import { Rng } from '../../util/random.js';
+import { err, ok, type Result } from '../../util/result.js';
 import { LIBRARY_VERSION } from '../../version.js';
 import { UseCaseError } from './errors.js';
 import type { MetaTrainConfig, ValueFunctionHealth } from './meta-train-config.js';
@@ -56,7 +57,9 @@ export async function fitTrajectories(
   cfg: MetaTrainConfig,
   tasks: readonly FitTrajectory[],
   info: FitInfo,
-): Promise<{ checkpoint: Omit<ValueFunctionCheckpoint, 'version'>; health: ValueFunctionHealth }> {
+): Promise<
+  Result<{ checkpoint: Omit<ValueFunctionCheckpoint, 'version'>; health: ValueFunctionHealth }, UseCaseError>
+> {
   const { d, progress, queries } = info;
   const n = tasks.length;
   const task = (i: number) => tasks[i] as FitTrajectory;
@@ -71,9 +74,11 @@ export async function fitTrajectories(
   // Tasks with at least two observations can be labelled; the others are dropped.
   const usable = tasks.map((t, i) => (t.observations.length >= 2 ? i : -1)).filter((i) => i >= 0);
   if (usable.length < 2) {
-    throw new UseCaseError(
-      'META_TRAIN_NO_DATA',
-      `meta-train: only ${usable.length} task(s) got two or more metric observations (${queries.failed} of ${queries.sent} queries failed${queries.failures[0] ? `; first: ${queries.failures[0].message}` : ''})`,
+    return err(
+      new UseCaseError(
+        'META_TRAIN_NO_DATA',
+        `meta-train: only ${usable.length} task(s) got two or more metric observations (${queries.failed} of ${queries.sent} queries failed${queries.failures[0] ? `; first: ${queries.failures[0].message}` : ''})`,
+      ),
     );
   }
   const order = new Rng(cfg.trajectories.seed + 99).shuffle([...usable]);
@@ -226,7 +231,7 @@ export async function fitTrajectories(
     trainStride: stride,
     standardised: cfg.standardise,
   };
-  return { checkpoint, health };
+  return ok({ checkpoint, health });
 }
 
 function progressWithLabel(p: ProgressReporter, suffix: string): ProgressReporter {

@@ -1,4 +1,5 @@
 import type { Sampler } from '../../data/sampler.js';
+import type { CmaEsError } from '../../method/cma-es.js';
 import type { GuidedEsOptions } from '../../method/guided-es.js';
 import type { OptimizerKind } from '../../method/optimizers.js';
 import type { ValueFn } from '../../method/value-function-f32.js';
@@ -8,6 +9,7 @@ import type { Evaluator } from '../../ports/evaluator.port.js';
 import type { MetricOracle } from '../../ports/metric-oracle.port.js';
 import type { Curves } from '../../report/plot-svg.js';
 import type { MethodName } from '../../schemas/report.js';
+import type { Result } from '../../util/result.js';
 
 /**
  * Meta-test (Stage 5) and the baselines it is judged against, for one seed:
@@ -156,14 +158,14 @@ export interface MetaTestDeps {
   metaTrainQueries?: number;
 }
 
-/** Minimises f over phi from x0 with at most `budget` evaluations of f (batched). */
+/** Minimises f over phi from x0 with at most `budget` evaluations of f (batched); null when every evaluation failed. */
 export type BlackBoxMinimiser = (
   f: (xs: Float32Array[]) => Promise<(number | null)[]>,
   x0: Float32Array,
   sigma0: number,
   budget: number,
   seed: number,
-) => Promise<{ best: Float32Array; value: number } | null>;
+) => Promise<Result<{ best: Float32Array; value: number } | null, CmaEsError>>;
 
 /** Initial CMA-ES step size in phi units (phi's trajectories start at N(0, 1)). */
 export const CMA_SIGMA0 = 0.5;

@@ -1,5 +1,6 @@
 import { evaluationInput, type ScoredRows, sliceContext } from '../../metrics/context-columns.js';
 import { evaluateWithRetries } from '../../metrics/retry-policy.js';
+import { err, ok, type Result } from '../../util/result.js';
 import { UseCaseError } from './errors.js';
 import type { MetaTestConfig, MetaTestDeps } from './meta-test-config.js';
 import { type ModelOutputs, modelOutputs, readsEmbeddings } from './model-outputs.js';
@@ -29,8 +30,12 @@ export interface SeedQueries {
   ): Promise<(number | null)[]>;
   queryVal(phis: Float32Array[], taskId: number, split?: SelectionSplit): Promise<(number | null)[]>;
   /** The index of the lowest (best normalised) value; every one failing is META_TEST_NO_OBSERVATION. */
-  best(values: (number | null)[]): number;
+  best(values: (number | null)[]): Result<number, UseCaseError>;
 }
+
+/** Every validation query of a meta-test choice failed: there is nothing to choose from. */
+export const noObservation = (): UseCaseError =>
+  new UseCaseError('META_TEST_NO_OBSERVATION', 'meta-test: every validation query failed');
 
 /** Registers the seed's selection splits with the oracle and returns its scoring helpers. */
 export async function seedQueries(
@@ -110,13 +115,12 @@ export async function seedQueries(
     }
     return out;
   };
-  const best = (values: (number | null)[]): number => {
+  const best = (values: (number | null)[]): Result<number, UseCaseError> => {
     let bi = -1;
     values.forEach((v, i) => {
       if (v !== null && (bi < 0 || v < (values[bi] as number))) bi = i;
     });
-    if (bi < 0) throw new UseCaseError('META_TEST_NO_OBSERVATION', 'meta-test: every validation query failed');
-    return bi;
+    return bi < 0 ? err(noObservation()) : ok(bi);
   };
   return { on, outputs, predict, scoreScores, score, queryScores, queryVal, best };
 }

@@ -4,11 +4,13 @@ import { BatchedOptimizer } from '../../method/optimizers.js';
 import { denormalise } from '../../metrics/evaluator.js';
 import type { Curves } from '../../report/plot-svg.js';
 import { Rng } from '../../util/random.js';
+import { err, ok, type Result } from '../../util/result.js';
 import { runBlackBoxPeers } from './black-box-peers.js';
 import { decisionShiftPhi } from './decision-shift-phi.js';
-import { UseCaseError } from './errors.js';
+import type { CmaEsError } from '../../method/cma-es.js';
+import type { UseCaseError } from './errors.js';
 import type { MetaTestConfig, MetaTestDeps, SeedResult } from './meta-test-config.js';
-import { seedQueries } from './meta-test-queries.js';
+import { noObservation, seedQueries } from './meta-test-queries.js';
 import { chooseEndpoint } from './metricopt-endpoint.js';
 import { followValueFunction } from './metricopt-path.js';
 
@@ -22,7 +24,7 @@ export async function metaTestSeed(
   deps: MetaTestDeps,
   seed: number,
   jobId: string,
-): Promise<SeedResult> {
+): Promise<Result<SeedResult, UseCaseError | CmaEsError>> {
   const { model, evaluator } = deps;
   const d = model.d;
   const T = cfg.steps;
@@ -66,7 +68,9 @@ export async function metaTestSeed(
   const natural = lossOnly(deps.naturalSampler, rng.fork(5));
   runs.ce_finetune_natural = { test: await score(natural.path[T] as Float32Array, 'test'), val: null, queries: 0 };
   const denseVals = await queryVal(lossPath, 1_000_000 + seed);
-  const denseBest = best(denseVals);
+  const denseFound = best(denseVals);
+  if (!denseFound.ok) return denseFound;
+  const denseBest = denseFound.value;
   runs.ce_finetune_dense_eval = {
     test: await score(lossPath[denseBest] as Float32Array, 'test'),
     val: denormalise(denseVals[denseBest] as number, direction),
@@ -91,7 +95,7 @@ export async function metaTestSeed(
       const [v] = await queryScores([{ ...ceVal, scores: thresholdScores(ceVal.scores, t) }], tag++);
       return v ?? null;
     });
-    if (!found.best) throw new UseCaseError('META_TEST_NO_OBSERVATION', 'meta-test: every validation query failed');
+    if (!found.best) return err(noObservation());
     threshold = found.best.threshold;
     runs.threshold = {
       test: await scoreScores({ ...ceTest, scores: thresholdScores(ceTest.scores, found.best.threshold) }, 'test'),
@@ -138,13 +142,15 @@ export async function metaTestSeed(
   const mSampler = cfg.lossSampler === 'natural' ? deps.naturalSampler : deps.sampler;
   const vf = deps.valueFunction;
   const { path: mPath, time: mTime } = followValueFunction(cfg, model, vf, mSampler, mStart, rows, esRng, mRng);
-  const picked = await chooseEndpoint(
+  const endpointFound = await chooseEndpoint(
     cfg,
     deps,
     queries,
     { path: mPath, q, anchors, start, shifted, decisionStart, startQueries },
     seed,
   );
+  if (!endpointFound.ok) return endpointFound;
+  const picked = endpointFound.value;
   const mQueries = picked.queries;
   runs.metricopt = {
     test: await score(picked.chosen, 'test'),
@@ -157,13 +163,17 @@ export async function metaTestSeed(
   const rsRng = rng.fork(4);
   const randoms = Array.from({ length: nRandom }, () => rsRng.normals(d, cfg.phi0Std));
   const rsVals = await queryVal(randoms, 3_000_000 + seed);
-  const rsBest = best(rsVals);
+  const rsFound = best(rsVals);
+  if (!rsFound.ok) return rsFound;
+  const rsBest = rsFound.value;
   runs.random_search = {
     test: await score(randoms[rsBest] as Float32Array, 'test'),
     val: denormalise(rsVals[rsBest] as number, direction),
     queries: nRandom,
   };
-  const peers = await runBlackBoxPeers(cfg, deps, queries, rng, mStart, mQueries, seed);
+  const peersFound = await runBlackBoxPeers(cfg, deps, queries, rng, mStart, mQueries, seed);
+  if (!peersFound.ok) return peersFound;
+  const peers = peersFound.value;
   Object.assign(runs, peers.runs);
   Object.assign(skipped, peers.skipped);
 
@@ -187,12 +197,12 @@ export async function metaTestSeed(
   };
   for (const p of mPath) curves.metricoptMetric.push((await score(p, 'val')) ?? Number.NaN);
 
-  return {
+  return ok({
     seed,
     runs,
     skipped,
     curves,
     lossOnlyStepMs: balanced.time / T,
     metricoptStepMs: mTime / T,
-  };
+  });
 }

@@ -6,6 +6,8 @@ import type { ComputePool } from '../../ports/compute-pool.port.js';
 import type { MetricOracle } from '../../ports/metric-oracle.port.js';
 import type { ProgressReporter } from '../../ports/progress.port.js';
 import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
+import { ok, type Result } from '../../util/result.js';
+import type { UseCaseError } from './errors.js';
 import { type FitTrajectory, fitTrajectories } from './fit-trajectories.js';
 import type { MetaTrainConfig, ValueFunctionHealth } from './meta-train-config.js';
 import { type Observation, observeMetric, type QueryOutcome } from './observe-metric.js';
@@ -36,7 +38,10 @@ export interface MetaTrainResult {
  * sparsely along them through the oracle, densify the labels with a GP, train the value
  * function (online Reptile or offline), and measure it on held-out tasks.
  */
-export async function metaTrain(cfg: MetaTrainConfig, deps: MetaTrainDeps): Promise<MetaTrainResult> {
+export async function metaTrain(
+  cfg: MetaTrainConfig,
+  deps: MetaTrainDeps,
+): Promise<Result<MetaTrainResult, UseCaseError>> {
   return fitValueFunction(cfg, await collectObservations(cfg, deps), deps);
 }
 
@@ -71,7 +76,7 @@ export async function fitValueFunction(
   collected: CollectedTasks,
   deps: Pick<MetaTrainDeps, 'model' | 'oracle' | 'progress' | 'dataset'> & { pool?: ComputePool | undefined },
   control?: FitControl,
-): Promise<MetaTrainResult> {
+): Promise<Result<MetaTrainResult, UseCaseError>> {
   const { trajectories: traj, outcome } = collected;
   const allSteps = Array.from({ length: traj.T + 1 }, (_, t) => t);
   const tasks: FitTrajectory[] = outcome.observations.map((observations, i) => ({
@@ -80,7 +85,7 @@ export async function fitValueFunction(
     T: traj.T,
     observations,
   }));
-  const { checkpoint, health } = await fitTrajectories(cfg, tasks, {
+  const fitted = await fitTrajectories(cfg, tasks, {
     control,
     pool: deps.pool,
     d: traj.d,
@@ -90,11 +95,13 @@ export async function fitValueFunction(
     progress: deps.progress,
     queries: outcome,
   });
-  return {
+  if (!fitted.ok) return fitted;
+  const { checkpoint, health } = fitted.value;
+  return ok({
     checkpoint,
     health,
     trajectories: traj,
     observations: outcome.observations,
     queries: { sent: outcome.sent, failed: outcome.failed },
-  };
+  });
 }

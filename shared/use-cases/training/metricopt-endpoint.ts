@@ -1,9 +1,10 @@
 import { surrogateSearch } from '../../method/surrogate-search.js';
 import { denormalise } from '../../metrics/evaluator.js';
-import { UseCaseError } from './errors.js';
+import { err, ok, type Result } from '../../util/result.js';
+import type { UseCaseError } from './errors.js';
 import { CMA_SIGMA0, type MetaTestConfig, type MetaTestDeps, type MethodRun } from './meta-test-config.js';
 import { modelOutputs, readsEmbeddings } from './model-outputs.js';
-import type { SeedQueries } from './meta-test-queries.js';
+import { noObservation, type SeedQueries } from './meta-test-queries.js';
 
 /** What metricopt's endpoint is chosen from. */
 export interface EndpointCandidates {
@@ -33,12 +34,17 @@ export async function chooseEndpoint(
   queries: SeedQueries,
   plan: EndpointCandidates,
   seed: number,
-): Promise<{
-  chosen: Float32Array;
-  val: number | null;
-  queries: number;
-  endpoint: NonNullable<MethodRun['endpoint']>;
-}> {
+): Promise<
+  Result<
+    {
+      chosen: Float32Array;
+      val: number | null;
+      queries: number;
+      endpoint: NonNullable<MethodRun['endpoint']>;
+    },
+    UseCaseError
+  >
+> {
   const { queryScores, queryVal, best, on } = queries;
   const { model, valueFunction: vf } = deps;
   const { path: mPath, q, anchors, start, shifted, decisionStart, startQueries } = plan;
@@ -66,9 +72,9 @@ export async function chooseEndpoint(
       },
     );
     mQueries += spent;
-    if (!found) throw new UseCaseError('META_TEST_NO_OBSERVATION', 'meta-test: every validation query failed');
+    if (!found) return err(noObservation());
     const m = recheck;
-    if (m <= 0 || !deps.observeRows || !deps.observeLabels) return found;
+    if (m <= 0 || !deps.observeRows || !deps.observeLabels) return ok(found);
     // The m best distinct points on the selection rows, scored again on the observation rows.
     const top = [...found.observed].sort((a, b) => a.value - b.value).slice(0, m);
     await deps.oracle.registerSplit('observe', on(deps.observeRows, deps.observeLabels));
@@ -91,7 +97,7 @@ export async function chooseEndpoint(
       }
     });
     const chosenTop = top[pick] as (typeof top)[number];
-    return { ...found, best: chosenTop.x, value: chosenTop.value, fromInitial: chosenTop.fromInitial };
+    return ok({ ...found, best: chosenTop.x, value: chosenTop.value, fromInitial: chosenTop.fromInitial });
   };
   let chosen = mPath[T] as Float32Array;
   let chosenVal: number | null = null;
@@ -115,7 +121,9 @@ export async function chooseEndpoint(
     // Every candidate is scored by a fresh query, on the selection rows: the best observation's
     // own value was the minimum of many noisy ones and would win by that alone.
     if ((cfg.onlineQueries ?? 0) > 0) {
-      const found = await runOnlineSearch(candidates);
+      const searched = await runOnlineSearch(candidates);
+      if (!searched.ok) return searched;
+      const found = searched.value;
       chosen = found.best;
       chosenVal = denormalise(found.value, direction);
       endpoint = found.fromInitial >= 0 ? (kinds[found.fromInitial] ?? 'path') : 'online';
@@ -123,7 +131,9 @@ export async function chooseEndpoint(
       // The default is the start point; a challenger must win on the even rows and confirm on the odd ones.
       const home = decisionStart ? candidates.length - (deps.bestObserved ? 2 : 1) : q;
       const even = await queryVal(candidates, 2_000_000 + seed, 'val-even');
-      const bi = best(even);
+      const evenBest = best(even);
+      if (!evenBest.ok) return evenBest;
+      const bi = evenBest.value;
       let pick = Math.min(home, candidates.length - 1);
       const [vc, vh] =
         bi === pick
@@ -140,17 +150,21 @@ export async function chooseEndpoint(
     } else {
       const vals = await queryVal(candidates, 2_000_000 + seed);
       mQueries += candidates.length;
-      const bi = best(vals);
+      const valsBest = best(vals);
+      if (!valsBest.ok) return valsBest;
+      const bi = valsBest.value;
       chosen = candidates[bi] as Float32Array;
       chosenVal = denormalise(vals[bi] as number, direction);
       endpoint = kinds[bi] ?? 'path';
     }
   }
   if (q + anchors === 0 && (cfg.onlineQueries ?? 0) > 0) {
-    const found = await runOnlineSearch([chosen]);
+    const searched = await runOnlineSearch([chosen]);
+    if (!searched.ok) return searched;
+    const found = searched.value;
     chosen = found.best;
     chosenVal = denormalise(found.value, direction);
     endpoint = found.fromInitial >= 0 ? 'path' : 'online';
   }
-  return { chosen, val: chosenVal, queries: mQueries, endpoint };
+  return ok({ chosen, val: chosenVal, queries: mQueries, endpoint });
 }

@@ -13,6 +13,13 @@ export function readsEmbeddings(metric: { readonly outputs?: readonly OutputKind
   return metric.outputs?.includes('embedding') ?? false;
 }
 
+/** The metric reads embeddings and the model has none (probeEvaluator returns it before any query). */
+export const modelHasNoEmbeddings = (): UseCaseError =>
+  new UseCaseError(
+    'MODEL_HAS_NO_EMBEDDINGS',
+    'the metric reads embeddings and this model has no embedding head (use --architecture convnet: digits, fashion-mnist)',
+  );
+
 /**
  * The outputs of n phis on the given rows, one set per phi: `scores` (as given, else
  * model.predict) split per phi, and, when `embeddings` is true, the model's L2-normalised
@@ -44,10 +51,7 @@ export function embeddingsOf(
 ): NonNullable<ModelOutputs['embeddings']>[] {
   const dim = model.embedDim;
   if (model.embed === undefined || dim === undefined) {
-    throw new UseCaseError(
-      'MODEL_HAS_NO_EMBEDDINGS',
-      'the metric reads embeddings and this model has no embedding head (use --architecture convnet: digits, fashion-mnist)',
-    );
+    throw modelHasNoEmbeddings();
   }
   const values = model.embed(phis, n, rows);
   const per = rows.length * dim;

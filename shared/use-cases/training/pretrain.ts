@@ -4,7 +4,9 @@ import { defaultConvNetConfig, imageSide } from '../../models/convnet.js';
 import { pretrainConvNet } from '../../models/convnet-pretrain.js';
 import { pretrainMlp } from '../../models/mlp.js';
 import { type AdaptedModelSpec, buildAdaptedModel } from '../../models/model-spec.js';
+import type { ModelError } from '../../models/errors.js';
 import type { ProgressReporter } from '../../ports/progress.port.js';
+import { ok, type Result } from '../../util/result.js';
 import type { RunConfig } from './recipes.js';
 
 /**
@@ -16,8 +18,9 @@ export async function pretrainAdaptedModel(
   trainRows: Int32Array,
   cfg: Pick<RunConfig, 'architecture' | 'model' | 'pretrain'>,
   progress: ProgressReporter,
-): Promise<AdaptedModel> {
-  return buildAdaptedModel(await pretrainModelSpec(ds, trainRows, cfg, progress), ds);
+): Promise<Result<AdaptedModel, ModelError>> {
+  const spec = await pretrainModelSpec(ds, trainRows, cfg, progress);
+  return spec.ok ? ok(buildAdaptedModel(spec.value, ds)) : spec;
 }
 
 /** The pre-trained, frozen backbone and adapter as plain data (buildAdaptedModel makes the model). */
@@ -26,10 +29,10 @@ export async function pretrainModelSpec(
   trainRows: Int32Array,
   cfg: Pick<RunConfig, 'architecture' | 'model' | 'pretrain' | 'convnet'>,
   progress: ProgressReporter,
-): Promise<AdaptedModelSpec> {
+): Promise<Result<AdaptedModelSpec, ModelError>> {
   if (cfg.architecture === 'convnet') {
     const side = imageSide(ds);
-    if (!side.ok) throw side.error;
+    if (!side.ok) return side;
     const frozen = await pretrainConvNet(
       ds,
       trainRows,
@@ -37,7 +40,7 @@ export async function pretrainModelSpec(
       cfg.pretrain,
       progress,
     );
-    return { architecture: 'convnet', frozen };
+    return ok({ architecture: 'convnet', frozen });
   }
-  return { architecture: 'mlp', frozen: await pretrainMlp(ds, trainRows, cfg.model, cfg.pretrain, progress) };
+  return ok({ architecture: 'mlp', frozen: await pretrainMlp(ds, trainRows, cfg.model, cfg.pretrain, progress) });
 }

@@ -13,6 +13,7 @@ import { headroom } from '../../report/headroom.js';
 import type { Curves } from '../../report/plot-svg.js';
 import { baselineNames, type DemoReport } from '../../schemas/report.js';
 import { healthyOf } from '../../storage/value-function-store.js';
+import { err, ok, type Result } from '../../util/result.js';
 import { cmaEsMinimiser } from './black-box-peers.js';
 import { demoReport, type Replicate, type ReplicateOutcome } from './demo-report.js';
 import { metaTestSeed } from './meta-test.js';
@@ -20,7 +21,7 @@ import type { BlackBoxMinimiser, SeedResult } from './meta-test-config.js';
 import { type RunConfig, replicateSeed, reseed } from './recipes.js';
 import type { RunCache } from './run-cache.js';
 import { datasetSplit, replicateRows, withLabelNoise } from './run-rows.js';
-import { runTrainingPipeline } from './training-pipeline.js';
+import { type PipelineError, runTrainingPipeline } from './training-pipeline.js';
 
 export { probeEvaluator, replicateRows } from './run-rows.js';
 
@@ -50,15 +51,20 @@ export interface DemoOutput {
  * trajectories, value function and meta-test all change): every method's mean with a 95%
  * interval across replicates, and metricopt's paired difference against each baseline.
  */
-export async function runDemo(cfg: RunConfig, deps: DemoDeps): Promise<DemoOutput> {
+export async function runDemo(cfg: RunConfig, deps: DemoDeps): Promise<Result<DemoOutput, PipelineError>> {
   const outcomes: ReplicateOutcome[] = [];
   for (let r = 0; r < Math.max(1, cfg.replicates); r++) {
     const label = cfg.replicates > 1 ? `replicate ${r + 1}/${cfg.replicates}: ` : '';
-    outcomes.push(
-      await runReplicate(reseed(cfg, replicateSeed(cfg.seed, r)), r, deps, withPrefix(deps.progress, label)),
+    const outcome = await runReplicate(
+      reseed(cfg, replicateSeed(cfg.seed, r)),
+      r,
+      deps,
+      withPrefix(deps.progress, label),
     );
+    if (!outcome.ok) return outcome;
+    outcomes.push(outcome.value);
   }
-  return { report: demoReport(cfg, outcomes, deps), curves: outcomes.flatMap((o) => o.seeds.map((s) => s.curves)) };
+  return ok({ report: demoReport(cfg, outcomes, deps), curves: outcomes.flatMap((o) => o.seeds.map((s) => s.curves)) });
 }
 
 /** One whole pipeline: split, pre-train, meta-train (queries through the oracle), save, meta-test every method over the seeds. */
@@ -67,10 +73,12 @@ async function runReplicate(
   index: number,
   deps: DemoDeps,
   progress: ProgressReporter,
-): Promise<ReplicateOutcome> {
+): Promise<Result<ReplicateOutcome, PipelineError>> {
   const clean = deps.dataset;
   const rows = replicateRows(datasetSplit(clean, cfg), cfg);
-  const ds = withLabelNoise(clean, cfg);
+  const noisy = withLabelNoise(clean, cfg);
+  if (!noisy.ok) return noisy;
+  const ds = noisy.value;
   const { train, select: selectRows, report: testRows } = rows;
   const labelsOf = (r: Int32Array) => Int32Array.from(r, (x) => ds.labels[x] as number);
   const sampler = new BalancedSampler(train, ds.labels, ds.classes);
@@ -90,6 +98,7 @@ async function runReplicate(
       cache: deps.cache,
     },
   );
+  if (outcome.kind === 'failed') return err(outcome.error);
   if (outcome.kind !== 'done' || !outcome.trained) throw new Error('runReplicate: an in-memory run cannot stop');
   // Meta-test runs in the main thread: the workers' memory is freed until the next replicate.
   await deps.pool?.release();
@@ -120,7 +129,9 @@ async function runReplicate(
     const seeds: SeedResult[] = [];
     progress.start('meta-test (every method, each seed)', cfg.seeds);
     for (let i = 0; i < cfg.seeds; i++) {
-      seeds.push(await metaTestSeed(cfg.metaTest, testDeps, cfg.seed + i, `${jobId}-test-${i}`));
+      const seed = await metaTestSeed(cfg.metaTest, testDeps, cfg.seed + i, `${jobId}-test-${i}`);
+      if (!seed.ok) return seed;
+      seeds.push(seed.value);
       progress.tick(seeds.length);
     }
     progress.end();
@@ -147,7 +158,7 @@ async function runReplicate(
         );
       }
     }
-    return {
+    return ok({
       seeds,
       metaTrainQueries: trained.queries.sent,
       replicate: {
@@ -180,7 +191,7 @@ async function runReplicate(
           metricoptStepMs: mean(seeds.map((r) => r.metricoptStepMs)),
         },
       },
-    };
+    });
   } finally {
     model.dispose();
   }

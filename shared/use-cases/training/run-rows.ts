@@ -2,11 +2,13 @@ import type { SparseDataset } from '../../data/dataset.js';
 import { splitRows, type Split } from '../../data/split.js';
 import { stratifiedSplit, withRareClass } from '../../data/image-set.js';
 import { evaluationInput, groupLabelNoise, type ScoredRows, scoredRows } from '../../metrics/context-columns.js';
-import { type ModelOutputs, modelOutputs, readsEmbeddings } from './model-outputs.js';
+import { type ModelOutputs, modelHasNoEmbeddings, modelOutputs, readsEmbeddings } from './model-outputs.js';
 import { evaluateWithRetries } from '../../metrics/retry-policy.js';
+import type { MetricError } from '../../metrics/errors.js';
 import type { Evaluator } from '../../ports/evaluator.port.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
 import type { RunConfig } from './recipes.js';
+import { err, ok, type Result } from '../../util/result.js';
 import { UseCaseError } from './errors.js';
 
 /** The replicate's split of the data set: `cfg.split` (random 70/10/20 when absent), then `cfg.rareClass` applied to its training rows. */
@@ -26,18 +28,20 @@ export function datasetSplit(ds: SparseDataset, cfg: Pick<RunConfig, 'seed' | 's
  * their clean labels. The demo's replicates and training jobs (in one process or fanned out)
  * all train on this, so a job trains on what the demo trains on for the same settings.
  */
-export function withLabelNoise(ds: SparseDataset, cfg: RunConfig): SparseDataset {
+export function withLabelNoise(ds: SparseDataset, cfg: RunConfig): Result<SparseDataset, UseCaseError> {
   const rate = cfg.labelNoise ?? 0;
-  if (rate <= 0) return ds;
+  if (rate <= 0) return ok(ds);
   const group = ds.context?.group;
   if (!group) {
-    throw new UseCaseError(
-      'LABEL_NOISE_NEEDS_GROUP',
-      'label noise needs a group column (--group-feature, a job\'s dataset.groupFeature, or a context file with a "group" column)',
+    return err(
+      new UseCaseError(
+        'LABEL_NOISE_NEEDS_GROUP',
+        'label noise needs a group column (--group-feature, a job\'s dataset.groupFeature, or a context file with a "group" column)',
+      ),
     );
   }
   const train = replicateRows(datasetSplit(ds, cfg), cfg).train;
-  return { ...ds, labels: groupLabelNoise(ds.labels, group, train, rate, cfg.seed) };
+  return ok({ ...ds, labels: groupLabelNoise(ds.labels, group, train, rate, cfg.seed) });
 }
 
 /**
@@ -82,10 +86,12 @@ export async function probeEvaluator(
   rows: Int32Array,
   labels: Int32Array,
   context?: Readonly<Record<string, Float64Array>>,
-): Promise<void> {
-  const [out] = modelOutputs(model, new Float32Array(model.d), 1, rows, readsEmbeddings(evaluator));
+): Promise<Result<void, MetricError | UseCaseError>> {
+  const reads = readsEmbeddings(evaluator);
+  if (reads && (model.embed === undefined || model.embedDim === undefined)) return err(modelHasNoEmbeddings());
+  const [out] = modelOutputs(model, new Float32Array(model.d), 1, rows, reads);
   const { scores, embeddings } = out as ModelOutputs;
   const on = { labels, classes: model.classes, rows, ...(context ? { context } : {}) };
   const r = await evaluateWithRetries(evaluator, evaluationInput(scores, on, embeddings));
-  if (!r.ok) throw r.error;
+  return r.ok ? ok(undefined) : r;
 }

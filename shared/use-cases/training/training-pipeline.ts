@@ -13,6 +13,11 @@ import type { ProgressReporter } from '../../ports/progress.port.js';
 import type { ValueFunctionCheckpoint } from '../../schemas/checkpoint.js';
 import type { JobStage } from '../../schemas/job.js';
 import { JobError } from '../../storage/job-errors.js';
+import type { CmaEsError } from '../../method/cma-es.js';
+import type { MetricError } from '../../metrics/errors.js';
+import type { ModelError } from '../../models/errors.js';
+import { err, ok } from '../../util/result.js';
+import type { UseCaseError } from './errors.js';
 import { fitValueFunction, type MetaTrainResult } from './meta-train.js';
 import type { ValueFunctionHealth } from './meta-train-config.js';
 import { MetricObserver } from './observe-metric.js';
@@ -74,7 +79,12 @@ export type PipelineOutcome =
       /** Seconds per stage: pre-training, then meta-training = trajectories + metric queries + fit (and saving). */
       timings: { pretrainS: number; metaTrainS: number; trajectoriesS: number; queriesS: number; fitS: number };
     }
-  | { kind: 'stopped'; stage: JobStage; tasksDone: number; evaluationsDone: number };
+  | { kind: 'stopped'; stage: JobStage; tasksDone: number; evaluationsDone: number }
+  /** An expected failure of the run: the outcome's third kind, beside done and stopped. */
+  | { kind: 'failed'; error: PipelineError };
+
+/** The run's expected failures: no data to meta-train on, label noise without a group, images the ConvNet cannot read, a broken evaluator, a CMA-ES start it rejects (non-finite phi). */
+export type PipelineError = UseCaseError | ModelError | MetricError | CmaEsError;
 
 /**
  * What every trainer of a job builds first, the same from the same seed: the split, the
@@ -97,19 +107,26 @@ export async function prepareTraining(
     deps.progress.start('pre-train (reused from the run cache)', 1);
     deps.progress.end();
   } else {
-    spec = await pretrainModelSpec(ds, rows.train, cfg, deps.progress);
+    const pretrained = await pretrainModelSpec(ds, rows.train, cfg, deps.progress);
+    if (!pretrained.ok) return pretrained;
+    spec = pretrained.value;
     if (cache) await savePretrained(cache, modelKey, spec);
   }
   const model = buildAdaptedModel(spec, ds);
   // What the evaluator is told with every validation query: labels, dataset rows, context.
   const valSplit = { ...splitFor(ds, valRows, model.classes), labels: valLabels };
+  let probed: Awaited<ReturnType<typeof probeEvaluator>>;
   try {
-    await probeEvaluator(model, deps.evaluator, valRows, valLabels, valSplit.context);
+    probed = await probeEvaluator(model, deps.evaluator, valRows, valLabels, valSplit.context);
   } catch (e) {
     model.dispose();
     throw e;
   }
-  return { model, spec, modelKey, valRows, valLabels, valSplit, sampler };
+  if (!probed.ok) {
+    model.dispose();
+    return err(probed.error);
+  }
+  return ok({ model, spec, modelKey, valRows, valLabels, valSplit, sampler });
 }
 
 /**
@@ -129,7 +146,9 @@ export async function runTrainingPipeline(
   const stop = () => journal?.stopRequested() === true;
 
   const t0 = performance.now();
-  const { model, spec, modelKey, valRows, valSplit, sampler } = await prepareTraining(cfg, deps);
+  const prepared = await prepareTraining(cfg, deps);
+  if (!prepared.ok) return { kind: 'failed', error: prepared.error };
+  const { model, spec, modelKey, valRows, valSplit, sampler } = prepared.value;
   const t1 = performance.now();
   let tTrajectories = t1;
   let tQueries = t1;
@@ -302,9 +321,9 @@ export async function runTrainingPipeline(
     if (stop()) return stopped('fit');
 
     // Stages 2-4: GP labels, the value function, held-out health; then the checkpoint.
-    let trained: MetaTrainResult;
+    let fitted: Awaited<ReturnType<typeof fitValueFunction>>;
     try {
-      trained = await fitValueFunction(
+      fitted = await fitValueFunction(
         { ...cfg.metaTrain, checkpointId: run.checkpointId, jobId: run.queryJobId },
         { trajectories: traj, outcome: observer.outcome() },
         { model, oracle: deps.oracle, progress, dataset: ds.name, pool: deps.pool },
@@ -315,6 +334,8 @@ export async function runTrainingPipeline(
       if (e instanceof FitStopped) return stopped('fit');
       throw e;
     }
+    if (!fitted.ok) return { kind: 'failed', error: fitted.error };
+    const trained: MetaTrainResult = fitted.value;
     const content = journal ? await journal.stashResult(trained.checkpoint) : trained.checkpoint;
     const checkpoint = await saveOnce(deps.store, content, journal !== undefined);
     const t2 = performance.now();
