@@ -25,7 +25,7 @@ import type { ValueFunctionHealth } from '../training/meta-train-config.js';
 import { MetricObserver } from '../training/observe-metric.js';
 import type { RunConfig } from '../training/recipes.js';
 import { modelFingerprint } from '../../models/model-fingerprint.js';
-import { prepareTraining } from '../training/training-pipeline.js';
+import { prepareTraining } from '../training/prepare-training.js';
 import { jobKeys } from '../../storage/layout.js';
 import {
   heldOutOf,

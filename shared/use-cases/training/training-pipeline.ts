@@ -1,11 +1,9 @@
 import { FitStopped } from '../../method/value-function-training.js';
 import type { SparseDataset } from '../../data/dataset.js';
-import { BalancedSampler } from '../../data/sampler.js';
 import { phiAt, TrajectoryGenerator } from '../../method/trajectory.js';
 import type { Evaluator } from '../../ports/evaluator.port.js';
 import type { AdaptedModel } from '../../models/adapted-model.js';
 import { modelFingerprint } from '../../models/model-fingerprint.js';
-import { buildAdaptedModel } from '../../models/model-spec.js';
 import type { ComputePool } from '../../ports/compute-pool.port.js';
 import type { MetricOracle } from '../../ports/metric-oracle.port.js';
 import type { ObjectStore } from '../../ports/object-store.port.js';
@@ -16,23 +14,13 @@ import { JobError } from '../../storage/job-errors.js';
 import type { CmaEsError } from '../../method/cma-es.js';
 import type { MetricError } from '../../metrics/errors.js';
 import type { ModelError } from '../../models/errors.js';
-import { err, ok } from '../../util/result.js';
 import type { UseCaseError } from './errors.js';
 import { fitValueFunction, type MetaTrainResult } from './meta-train.js';
 import type { ValueFunctionHealth } from './meta-train-config.js';
 import { MetricObserver } from './observe-metric.js';
-import { pretrainModelSpec } from './pretrain.js';
-import {
-  loadPretrained,
-  loadTrajectories,
-  pretrainKey,
-  type RunCache,
-  savePretrained,
-  saveTrajectories,
-  trajectoriesKey,
-} from './run-cache.js';
+import { prepareTraining } from './prepare-training.js';
+import { loadTrajectories, type RunCache, saveTrajectories, trajectoriesKey } from './run-cache.js';
 import type { RunConfig } from './recipes.js';
-import { datasetSplit, probeEvaluator, replicateRows, splitFor } from './run-rows.js';
 import { saveOnce } from '../../storage/job-result.js';
 import type { JournalProgress, PipelineJournal } from '../../ports/pipeline-journal.port.js';
 
@@ -85,49 +73,6 @@ export type PipelineOutcome =
 
 /** The run's expected failures: no data to meta-train on, label noise without a group, images the ConvNet cannot read, a broken evaluator, a CMA-ES start it rejects (non-finite phi). */
 export type PipelineError = UseCaseError | ModelError | MetricError | CmaEsError;
-
-/**
- * What every trainer of a job builds first, the same from the same seed: the split, the
- * class-balanced sampler, the pre-trained model (the caller disposes it) and the evaluator
- * probed once on it, so a broken evaluator fails before any work.
- */
-export async function prepareTraining(
-  cfg: RunConfig,
-  deps: Pick<PipelineDeps, 'dataset' | 'evaluator' | 'progress' | 'cache'>,
-) {
-  const ds = deps.dataset;
-  const rows = replicateRows(datasetSplit(ds, cfg), cfg);
-  const valRows = rows.observe;
-  const valLabels = Int32Array.from(valRows, (r) => ds.labels[r] as number);
-  const sampler = new BalancedSampler(rows.train, ds.labels, ds.classes);
-  const cache = deps.cache;
-  const modelKey = cache ? pretrainKey(ds, rows.train, cfg, cache.backend) : '';
-  let spec = cache ? await loadPretrained(cache, modelKey) : undefined;
-  if (spec) {
-    deps.progress.start('pre-train (reused from the run cache)', 1);
-    deps.progress.end();
-  } else {
-    const pretrained = await pretrainModelSpec(ds, rows.train, cfg, deps.progress);
-    if (!pretrained.ok) return pretrained;
-    spec = pretrained.value;
-    if (cache) await savePretrained(cache, modelKey, spec);
-  }
-  const model = buildAdaptedModel(spec, ds);
-  // What the evaluator is told with every validation query: labels, dataset rows, context.
-  const valSplit = { ...splitFor(ds, valRows, model.classes), labels: valLabels };
-  let probed: Awaited<ReturnType<typeof probeEvaluator>>;
-  try {
-    probed = await probeEvaluator(model, deps.evaluator, valRows, valLabels, valSplit.context);
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  if (!probed.ok) {
-    model.dispose();
-    return err(probed.error);
-  }
-  return ok({ model, spec, modelKey, valRows, valLabels, valSplit, sampler });
-}
 
 /**
  * The pipeline. The caller owns the returned model (dispose it). With a journal, state is saved
