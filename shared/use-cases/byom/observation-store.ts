@@ -85,6 +85,8 @@ const listBatches = async (store: ObjectStore, prefix: string) =>
 const startsWith = (keys: readonly string[], head: readonly string[]) =>
   head.length <= keys.length && head.every((k, i) => k === keys[i]);
 
+const sameKeys = (a: readonly string[], b: readonly string[]) => a.length === b.length && startsWith(a, b);
+
 /** What a job's summary shows of its observations. */
 export interface ObservationCounts {
   observations: number;
@@ -121,14 +123,14 @@ export async function observationCounts(
 ): Promise<ObservationCounts> {
   const keys = await listBatches(store, prefix);
   const known = cache.get(store, prefix);
-  if (known !== undefined && known.keys.length === keys.length && startsWith(keys, known.keys)) {
+  if (known !== undefined && sameKeys(keys, known.keys)) {
     known.counts ??= countsOf(known.set);
     return known.counts;
   }
   const set = await loadObservationSet(store, prefix, cache, keys);
   const counts = countsOf(set);
   const entry = cache.get(store, prefix);
-  if (entry !== undefined && entry.keys.length === keys.length && startsWith(keys, entry.keys)) entry.counts = counts;
+  if (entry !== undefined && sameKeys(keys, entry.keys)) entry.counts = counts;
   return counts;
 }
 
