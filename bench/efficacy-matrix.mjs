@@ -160,7 +160,8 @@ const summary = done.map(({ report: rep, wallS }, i) => {
   return { rep, cell, wallS, best, bestLoss, vsBest: rep.comparisons[best], vsLoss: rep.comparisons[bestLoss] };
 });
 
-const methods = methodNames;
+// Methods no cell ran or skipped (the metric-learning baselines of probability metrics) get no column.
+const methods = methodNames.filter((m) => summary.some((s) => s.rep.results[m] || s.rep.skipped[m] !== undefined));
 const lines = [];
 lines.push(
   `| cell | ${methods.join(' | ')} | metricopt - best baseline (which) | verdict | metricopt - best loss-only (which) | verdict | headroom: global threshold | headroom: context rule | gap closed | VF Spearman (mean) | wall s |`,

@@ -39,8 +39,26 @@ export interface AdaptedModel {
    * has no embedding head, and a metric that reads embeddings cannot be used with it.
    */
   embed?(phis: Float32Array, n: number, rows: Int32Array): Float32Array;
+  /**
+   * A loss of the embeddings (a metric-learning loss, e.g. supervisedContrastiveLoss) and its
+   * gradient with respect to phi, per task, task i on rows rows[i*batch .. (i+1)*batch), as
+   * lossAndGrad does for cross-entropy. Absent on models without an embedding head.
+   */
+  embeddingLossAndGrad?(
+    phis: Float32Array,
+    n: number,
+    rows: Int32Array,
+    batch: number,
+    loss: EmbeddingLoss,
+  ): { loss: Float32Array; grad: Float32Array };
   dispose(): void;
 }
+
+/**
+ * Each task's loss of its batch's embeddings: `embeddings` [n, batch, embedDim] (L2-normalised
+ * rows), `labels` [n, batch] (int32), the result [n].
+ */
+export type EmbeddingLoss = (embeddings: tf.Tensor3D, labels: tf.Tensor2D) => tf.Tensor1D;
 
 /**
  * Per-task losses and their gradients with respect to each task's phi (row i of `phis`), given

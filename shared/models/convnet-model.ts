@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs';
 import { type SparseDataset, toDense } from '../data/dataset.js';
-import { type AdaptedModel, perTaskLossAndGrad } from './adapted-model.js';
+import { type AdaptedModel, type EmbeddingLoss, perTaskLossAndGrad } from './adapted-model.js';
 import { avgPool2, conv3x3 } from './conv-ops.js';
 import { classifierInputs, convNetNeedsImages, type FrozenConvNet, filmSide } from './convnet.js';
 
@@ -79,12 +79,44 @@ export class FrozenConvNetModel implements AdaptedModel {
    * entries), L2-normalised; n x rows.length x 64, row-major. FiLM moves it as it moves the logits.
    */
   embed(phis: Float32Array, n: number, rows: Int32Array): Float32Array {
+    return tf.tidy(
+      () =>
+        this.embedding(
+          tf.tensor2d(phis, [n, this.d]),
+          this.first(rows),
+          n,
+          rows.length,
+          true,
+        ).dataSync() as Float32Array,
+    );
+  }
+
+  /** The embeddings [n * batch, channels[1]] (see `embed`). */
+  private embedding(phi: tf.Tensor2D, first: tf.Tensor2D, n: number, batch: number, shared: boolean): tf.Tensor2D {
     const c2 = this.frozen.config.channels[1];
+    const h = this.features(phi, first, n, batch, shared);
+    const pooled = tf.mean(tf.reshape(h, [n * batch, this.per / c2, c2]), 1);
+    const norm = tf.maximum(tf.sqrt(tf.sum(tf.square(pooled), 1, true)), 1e-12);
+    return tf.div(pooled, norm) as tf.Tensor2D;
+  }
+
+  embeddingLossAndGrad(
+    phis: Float32Array,
+    n: number,
+    rows: Int32Array,
+    batch: number,
+    loss: EmbeddingLoss,
+  ): { loss: Float32Array; grad: Float32Array } {
     return tf.tidy(() => {
-      const h = this.features(tf.tensor2d(phis, [n, this.d]), this.first(rows), n, rows.length, true);
-      const pooled = tf.mean(tf.reshape(h, [n * rows.length, this.per / c2, c2]), 1);
-      const norm = tf.maximum(tf.sqrt(tf.sum(tf.square(pooled), 1, true)), 1e-12);
-      return tf.div(pooled, norm).dataSync() as Float32Array;
+      const first = this.first(rows);
+      const labels = tf.tensor2d(
+        Int32Array.from(rows, (r) => this.labels[r] as number),
+        [n, batch],
+        'int32',
+      );
+      return perTaskLossAndGrad(phis, n, this.d, (phi) =>
+        loss(tf.reshape(this.embedding(phi, first, n, batch, false), [n, batch, this.embedDim]), labels),
+      );
     });
   }
 

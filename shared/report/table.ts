@@ -9,21 +9,25 @@ export function formatResultsTable(r: DemoReport): string {
   const dir = r.direction === 'minimize' ? 'lower is better' : 'higher is better';
   const split = r.reportSplit === 'test' ? 'TEST split' : 'rows held out of TRAINING (test not read)';
   const R = r.replicates.length;
+  // Methods neither run nor skipped are not methods of this run (the metric-learning baselines
+  // of a metric of the probabilities): no line. The name column fits the longest name shown.
+  const shown = methodNames.filter((n) => r.results[n] || r.skipped[n] !== undefined);
+  const W = Math.max(24, ...shown.map((n) => n.length));
   const lines = [
     `${r.dataset} / ${r.metric} (${dir}) / recipe ${r.recipe} / ${split}`,
     `${R} replicate(s) x ${r.seeds.length} meta-test seed(s); mean and 95% CI across replicates`,
     '',
-    `${'method'.padEnd(24)} ${'mean'.padEnd(8)} ${'95% CI'.padEnd(28)} ${'queries'.padStart(7)} ${'total'.padStart(7)}`,
-    `${'-'.repeat(24)} ${'-'.repeat(8)} ${'-'.repeat(28)} ${'-'.repeat(7)} ${'-'.repeat(7)}`,
+    `${'method'.padEnd(W)} ${'mean'.padEnd(8)} ${'95% CI'.padEnd(28)} ${'queries'.padStart(7)} ${'total'.padStart(7)}`,
+    `${'-'.repeat(W)} ${'-'.repeat(8)} ${'-'.repeat(28)} ${'-'.repeat(7)} ${'-'.repeat(7)}`,
   ];
-  for (const name of methodNames) {
+  for (const name of shown) {
     const m = r.results[name];
     if (!m) {
-      lines.push(`${name.padEnd(24)} skipped: ${r.skipped[name] ?? ''}`);
+      lines.push(`${name.padEnd(W)} skipped: ${r.skipped[name] ?? ''}`);
       continue;
     }
     lines.push(
-      `${name.padEnd(24)} ${f4(m.mean).padEnd(8)} ${(m.ci95 ? ci(m.ci95) : '-').padEnd(28)} ${String(m.queries).padStart(7)} ${String(m.totalQueries).padStart(7)}${m.missing > 0 ? `  (${m.missing} run(s) missing: the evaluator failed after its retries)` : ''}`,
+      `${name.padEnd(W)} ${f4(m.mean).padEnd(8)} ${(m.ci95 ? ci(m.ci95) : '-').padEnd(28)} ${String(m.queries).padStart(7)} ${String(m.totalQueries).padStart(7)}${m.missing > 0 ? `  (${m.missing} run(s) missing: the evaluator failed after its retries)` : ''}`,
     );
   }
   const e = r.metricoptEndpoints;
@@ -41,13 +45,13 @@ export function formatResultsTable(r: DemoReport): string {
   lines.push(
     '',
     'metricopt minus baseline (natural direction), paired over replicates:',
-    `${'baseline'.padEnd(24)} ${'diff'.padEnd(8)} ${'95% CI'.padEnd(28)} verdict`,
-    `${'-'.repeat(24)} ${'-'.repeat(8)} ${'-'.repeat(28)} ${'-'.repeat(11)}`,
+    `${'baseline'.padEnd(W)} ${'diff'.padEnd(8)} ${'95% CI'.padEnd(28)} verdict`,
+    `${'-'.repeat(W)} ${'-'.repeat(8)} ${'-'.repeat(28)} ${'-'.repeat(11)}`,
   );
   for (const name of methodNames) {
     const c = r.comparisons[name];
     if (!c) continue;
-    lines.push(`${name.padEnd(24)} ${signed(c.diff).padEnd(8)} ${ci(c.ci95).padEnd(28)} ${c.verdict}`);
+    lines.push(`${name.padEnd(W)} ${signed(c.diff).padEnd(8)} ${ci(c.ci95).padEnd(28)} ${c.verdict}`);
   }
   lines.push('');
   for (const rep of r.replicates) {

@@ -5,6 +5,8 @@ export const methodNames = [
   'ce_finetune',
   'ce_finetune_natural',
   'ce_finetune_dense_eval',
+  'metric_learning_finetune',
+  'metric_learning_finetune_dense_eval',
   'random_search',
   'random_search_total',
   'cma_es',
@@ -16,8 +18,17 @@ export const methodNames = [
 export type MethodName = (typeof methodNames)[number];
 /** Every method but metricopt: what metricopt is compared against. */
 export const baselineNames = methodNames.filter((m) => m !== 'metricopt');
-/** The baselines that use the loss only (no metric query chooses their phi, except dense-eval's). */
-export const lossOnlyBaselines = ['ce_finetune', 'ce_finetune_natural', 'ce_finetune_dense_eval'] as const;
+/**
+ * The baselines that use the loss only (no metric query chooses their phi, except dense-eval's);
+ * the metric_learning_* ones run for metrics of the embeddings only (absent from other reports).
+ */
+export const lossOnlyBaselines = [
+  'ce_finetune',
+  'ce_finetune_natural',
+  'ce_finetune_dense_eval',
+  'metric_learning_finetune',
+  'metric_learning_finetune_dense_eval',
+] as const;
 
 const interval = z.tuple([z.number(), z.number()]).nullable();
 

@@ -139,6 +139,8 @@ export const metaTestConfigSchema = z
     onlinePrior: z.enum(['value-function', 'none']).exactOptional(),
     /** Of the online queries, how many re-score the best points on the observation rows. */
     onlineRecheck: int(0).exactOptional(),
+    /** The metric-learning baseline's step size and temperature (metrics of the embeddings; absent: the defaults). */
+    metricLoss: z.object({ learningRate: positive, temperature: positive }).strict().exactOptional(),
   })
   .strict();
 

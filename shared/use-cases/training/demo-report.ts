@@ -36,6 +36,9 @@ export function demoReport(
       skipped[name] = reason;
       continue;
     }
+    // Neither run nor skipped: not a method of this run (the metric-learning baselines of a
+    // metric of the probabilities).
+    if (outcomes.every((o) => o.seeds.every((s) => s.runs[name] === undefined))) continue;
     const runs = outcomes.map((o) =>
       o.seeds.map((s) => (s.runs[name] as NonNullable<SeedResult['runs'][MethodName]>).test),
     );

@@ -17,6 +17,8 @@ import type { Result } from '../../util/result.js';
  * - ce_finetune: loss-only fine-tuning of phi on class-balanced batches (the pre-training loss), last step;
  * - ce_finetune_natural: loss-only fine-tuning on natural-frequency batches, unweighted cross-entropy, last step;
  * - ce_finetune_dense_eval: the class-balanced run with the real validation metric at every step, best kept;
+ * - metric_learning_finetune (+ _dense_eval), metrics of the embeddings only: the same, with the
+ *   supervised contrastive loss on the embeddings (metric-learning-baseline.ts);
  * - random_search: random phi, as many real validation queries as metricopt spends, best kept;
  * - threshold (binary): the pre-trained model's decision threshold searched on validation with
  *   as many real queries as metricopt spends;
@@ -95,6 +97,12 @@ export interface MetaTestConfig {
    * the selection rows alone wins by its own noise (default 0 = the best selection value).
    */
   onlineRecheck?: number;
+  /**
+   * The metric-learning baselines (metric_learning_finetune, its dense-eval; metrics of the
+   * embeddings only): Adam-or-SGD step size (the loss optimiser's kind) and the supervised
+   * contrastive loss's temperature. Absent: METRIC_LOSS_DEFAULTS (metric-learning-baseline.ts).
+   */
+  metricLoss?: { learningRate: number; temperature: number };
 }
 
 export interface MethodRun {

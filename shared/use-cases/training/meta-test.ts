@@ -11,6 +11,7 @@ import type { CmaEsError } from '../../method/cma-es.js';
 import type { UseCaseError } from './errors.js';
 import type { MetaTestConfig, MetaTestDeps, SeedResult } from './meta-test-config.js';
 import { noObservation, seedQueries } from './meta-test-queries.js';
+import { metricLearningRuns } from './metric-learning-baseline.js';
 import { chooseEndpoint } from './metricopt-endpoint.js';
 import { followValueFunction } from './metricopt-path.js';
 
@@ -46,21 +47,23 @@ export async function metaTestSeed(
   // The loss-only baselines start where the recipe says (the pre-trained point or a random phi).
   const start = cfg.start === 'random' ? random : zero;
 
-  /** Loss-only fine-tuning from the start point; the path phi_0 .. phi_T. */
+  /** Loss-only fine-tuning from the start point; the path phi_0 .. phi_T and the batches it drew. */
   const lossOnly = (sampler: Sampler, batchRng: Rng) => {
     const path: Float32Array[] = [start.slice()];
+    const batches: Int32Array[] = [];
     const opt = new BatchedOptimizer(cfg.lossOptimizer, cfg.lossLearningRate, d);
     const phi = start.slice();
     let time = 0;
     for (let t = 0; t < T; t++) {
       sampler.sampleInto(batchRng, rows);
+      batches.push(rows.slice());
       const t0 = performance.now();
       const { grad } = model.lossAndGrad(phi, 1, rows, B);
       opt.step(phi, grad);
       time += performance.now() - t0;
       path.push(phi.slice());
     }
-    return { path, time };
+    return { path, batches, time };
   };
   const balanced = lossOnly(deps.sampler, rng.fork(1));
   const lossPath = balanced.path;
@@ -176,6 +179,11 @@ export async function metaTestSeed(
   const peers = peersFound.value;
   Object.assign(runs, peers.runs);
   Object.assign(skipped, peers.skipped);
+  // The metric-learning loss on ce_finetune's batches, for metrics of the embeddings only.
+  const metricFound = await metricLearningRuns(cfg, deps, queries, start, balanced.batches, seed);
+  if (!metricFound.ok) return metricFound;
+  Object.assign(runs, metricFound.value.runs);
+  Object.assign(skipped, metricFound.value.skipped);
 
   if (deps.bestObserved) {
     runs.best_observed = {
