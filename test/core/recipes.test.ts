@@ -9,6 +9,7 @@ import {
   reseed,
   tunedRecipe,
 } from '../../shared/use-cases/training/recipes.js';
+import { METRIC_LOSS_DEFAULTS } from '../../shared/use-cases/training/metric-learning-baseline.js';
 
 describe('recipes', () => {
   it('keep the paper literal: online Reptile, BatchNorm, raw targets, Guided ES from a random phi_0', () => {
@@ -144,5 +145,15 @@ describe('the RunConfig schema', () => {
     expect(help).toContain('--trust-radius paper Infinity, tuned 2');
     expect(help).toContain('--vf-train-lr paper 0.005, tuned 0.01');
     expect(help).toContain('--output-bias paper false, tuned true');
+  });
+
+  it('sets the metric-learning baseline from --metric-loss-lr and --metric-loss-temperature, refusing 0', () => {
+    const cmd = addRunOptions(new Command('demo').exitOverride());
+    const option = (long: string) => cmd.options.find((o) => o.long === long);
+    expect(() => option('--metric-loss-temperature')?.parseArg?.('0', undefined)).toThrow('expected a number > 0');
+    const cfg = buildRunConfig({ recipe: 'tuned', seed: 1, dataset: 'digits', metricLossLr: 0.2 });
+    expect(cfg.metaTest.metricLoss).toEqual({ learningRate: 0.2, temperature: METRIC_LOSS_DEFAULTS.temperature });
+    expect(runConfigSchema.parse(cfg)).toEqual(cfg);
+    expect(paperRecipe().metaTest.metricLoss).toEqual(METRIC_LOSS_DEFAULTS);
   });
 });

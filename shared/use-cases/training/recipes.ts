@@ -8,6 +8,7 @@ import { type ConvNetConfig, pooledConvNetConfig } from '../../models/convnet.js
 import { defaultMlpConfig, defaultPretrainConfig } from '../../models/mlp.js';
 import type { RunConfig } from '../../schemas/run-config.js';
 import type { Recipe } from './meta-train-config.js';
+import { METRIC_LOSS_DEFAULTS } from './metric-learning-baseline.js';
 
 /** Every knob of a run: the type of `runConfigSchema`; recipes are presets of it. */
 export type { RunConfig };
@@ -60,6 +61,7 @@ export function paperRecipe(seed = 1): RunConfig {
       lossSampler: 'balanced',
       anchorEndpoints: false,
       minRandomSearch: 1,
+      metricLoss: { ...METRIC_LOSS_DEFAULTS },
     },
   };
 }
