@@ -157,8 +157,8 @@ function runFlags(): Array<SettingFlag | Option> {
     ),
     new Option(
       '--adapter <kind>',
-      'adapter: input dynamic biases (the paper), FiLM, or low-rank (input biases + a low-rank input-to-logit term + output bias; binary)',
-    ).choices(['input-bias', 'film', 'low-rank']),
+      'adapter: input dynamic biases (the paper), FiLM, low-rank (input biases + a low-rank input-to-logit term + output bias; binary), or context (input biases + one logit weight per context column + output bias; binary)',
+    ).choices(['input-bias', 'film', 'low-rank', 'context']),
     new Option('--adapter-d <d>', 'dimension of the input-bias adapter').argParser(int(1)),
     new Option(
       '--adapter-rank <r>',
@@ -367,12 +367,17 @@ export function buildRunConfig(o: RunOptions, seeds?: number): RunConfig {
   } else if (cfg.model.adapter.kind === 'input-bias') {
     const a = cfg.model.adapter;
     const lowRank = o.adapter === 'low-rank';
+    const context = o.adapter === 'context';
+    if (o.adapterRank !== undefined && !lowRank) {
+      throw new CliError('USAGE', '--adapter-rank is the rank of --adapter low-rank');
+    }
     cfg.model.adapter = {
       kind: 'input-bias',
       d: (o.adapterD as number | undefined) ?? a.d,
-      // The low-rank adapter always carries the output bias (its decision shift).
-      outputBias: lowRank ? true : ((o.outputBias as boolean | undefined) ?? a.outputBias ?? false),
+      // The low-rank and context adapters always carry the output bias (their decision shift).
+      outputBias: lowRank || context ? true : ((o.outputBias as boolean | undefined) ?? a.outputBias ?? false),
       ...(lowRank ? { logitRank: (o.adapterRank as number | undefined) ?? DEFAULT_LOGIT_RANK } : {}),
+      ...(context ? { logitFeatures: 'context' as const } : {}),
     };
   }
   if (o.labelNoise !== undefined) {

@@ -8,7 +8,7 @@ export interface AdaptedModel {
   readonly d: number;
   /** 2 for binary tasks (scores are positive-class probabilities), else the class count. */
   readonly classes: number;
-  readonly adapterKind: 'input-bias' | 'film' | 'low-rank';
+  readonly adapterKind: 'input-bias' | 'film' | 'low-rank' | 'context';
   /**
    * Where phi shifts the output logits directly, when it does: entries index..index+count-1,
    * each adding `scale` x its value to one logit (a decision shift expressed in phi).

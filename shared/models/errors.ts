@@ -7,7 +7,9 @@ export type ModelErrorCode =
   /** The ConvNet needs square single-channel images (features = side x side), e.g. digits (8 x 8). */
   | 'CONVNET_NEEDS_IMAGES'
   /** `--adapter low-rank` adds one input-to-logit term: binary tasks only. */
-  | 'LOW_RANK_BINARY_ONLY';
+  | 'LOW_RANK_BINARY_ONLY'
+  /** `--adapter context` reads the data set's context columns: it has none, or lacks one the backbone was built on. */
+  | 'CONTEXT_ADAPTER_NO_CONTEXT';
 
 export const ModelError = domainErrorClass<ModelErrorCode>('ModelError');
 export type ModelError = InstanceType<typeof ModelError>;

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { SparseDataset } from '../data/dataset.js';
 import { type AdaptedModel, perTaskLossAndGrad } from './adapted-model.js';
-import { LOW_RANK_SCALE, lowRankFeatures } from './low-rank-logit.js';
+import { contextLogitFeatures, LOW_RANK_SCALE, lowRankFeatures } from './low-rank-logit.js';
 import { type FrozenMlp, OUTPUT_BIAS_SCALE, sigmoidCe } from './mlp.js';
 
 /**
@@ -21,7 +21,7 @@ const CHUNK_FLOATS = 1_000_000;
 export class FrozenMlpModel implements AdaptedModel {
   readonly d: number;
   readonly classes: number;
-  readonly adapterKind: 'input-bias' | 'film' | 'low-rank';
+  readonly adapterKind: 'input-bias' | 'film' | 'low-rank' | 'context';
   readonly logitShift?: { index: number; count: number; scale: number };
   /**
    * Pre-activations of hidden layer `cachedLayer` for every row (rows x h1), kept in JS:
@@ -52,8 +52,13 @@ export class FrozenMlpModel implements AdaptedModel {
   ) {
     this.classes = frozen.classes;
     this.rank = frozen.adapter.kind === 'input-bias' ? (frozen.adapter.logitRank ?? 0) : 0;
-    this.adapterKind = this.rank > 0 ? 'low-rank' : frozen.adapter.kind;
-    this.lowRank = this.rank > 0 ? lowRankFeatures(ds, this.rank) : undefined;
+    const columns = frozen.adapter.kind === 'input-bias' ? frozen.adapter.logitColumns : undefined;
+    this.adapterKind = columns ? 'context' : this.rank > 0 ? 'low-rank' : frozen.adapter.kind;
+    this.lowRank = columns
+      ? contextLogitFeatures(ds, columns)
+      : this.rank > 0
+        ? lowRankFeatures(ds, this.rank)
+        : undefined;
     this.d = frozen.adapter.d;
     this.labels = ds.labels;
     const first = frozen.layers[0];

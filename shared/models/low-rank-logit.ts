@@ -1,5 +1,6 @@
 import type { SparseDataset } from '../data/dataset.js';
 import { Rng } from '../util/random.js';
+import { ModelError } from './errors.js';
 
 /**
  * The low-rank input-to-logit adapter term (issue 19): logit_i += LOW_RANK_SCALE x u . s_i,
@@ -41,4 +42,50 @@ export function lowRankFeatures(ds: SparseDataset, rank: number, seed = LOW_RANK
     for (let i = 0; i < ds.rows; i++) out[i * rank + k] = ((s[i * rank + k] as number) - mean) * f;
   }
   return out;
+}
+
+/**
+ * The context adapter's features (`--adapter context`): one column per named context column of
+ * the data set, in the given order, each read on a log scale when all its values are positive
+ * (amounts, values: the per-row Bayes rule for a cost a_i shifts the logit by log a_i) and as is
+ * otherwise (a 0/1 group), then standardised over all rows (mean 0, std 1; a constant column
+ * stays 0). u . s_i is then a decision shift by the row's context: the rules the headroom
+ * oracles search (shared/report/headroom.ts) are points of this family.
+ */
+export function contextLogitFeatures(ds: SparseDataset, columns: readonly string[]): Float32Array {
+  const k = columns.length;
+  const out = new Float32Array(ds.rows * k);
+  columns.forEach((name, c) => {
+    const col = ds.context?.[name];
+    if (!col || col.length !== ds.rows) {
+      throw new ModelError(
+        'CONTEXT_ADAPTER_NO_CONTEXT',
+        `the context adapter reads context column '${name}', which this data set does not carry (give it with --context, or a metric that derives it)`,
+        { column: name },
+      );
+    }
+    const log = col.every((v) => v > 0);
+    const x = Float64Array.from(col, (v) => (log ? Math.log(v) : v));
+    let mean = 0;
+    for (const v of x) mean += v;
+    mean /= Math.max(1, x.length);
+    let sq = 0;
+    for (const v of x) sq += (v - mean) ** 2;
+    const sd = Math.sqrt(sq / Math.max(1, x.length)) || 1;
+    for (let i = 0; i < ds.rows; i++) out[i * k + c] = ((x[i] as number) - mean) / sd;
+  });
+  return out;
+}
+
+/** The context columns the context adapter reads: all of the data set's, by name (a stable order). */
+export function contextLogitColumns(ds: SparseDataset): string[] {
+  const columns = Object.keys(ds.context ?? {}).sort();
+  if (columns.length === 0) {
+    throw new ModelError(
+      'CONTEXT_ADAPTER_NO_CONTEXT',
+      '--adapter context needs per-row context columns: give them with --context FILE, or use a metric that derives its own (instance-cost, top5-value, group-balanced-error) or --group-feature',
+      { reason: 'no-context' },
+    );
+  }
+  return columns;
 }

@@ -4,6 +4,7 @@ import { BalancedSampler } from '../data/sampler.js';
 import type { ProgressReporter } from '../ports/progress.port.js';
 import { Rng } from '../util/random.js';
 import { ModelError } from './errors.js';
+import { contextLogitColumns } from './low-rank-logit.js';
 
 /** The paper's MLP (A9A: 123-100-30-10-1, LeakyReLU, BatchNorm and dropout on each hidden layer). */
 export interface MlpConfig {
@@ -22,6 +23,8 @@ export interface MlpConfig {
         outputBias?: boolean;
         /** Rank of the low-rank input-to-logit term (binary tasks; shared/models/low-rank-logit.ts); 0 or absent = none. */
         logitRank?: number;
+        /** `context`: the term reads the data set's context columns (one weight each), not random projections. */
+        logitFeatures?: 'random' | 'context';
       }
     | { kind: 'film'; layer: number };
 }
@@ -53,10 +56,17 @@ export interface FrozenMlp {
   /**
    * input-bias: d = a's rows + logitRank + outputBias; phi = [input biases | u (logitRank) |
    * output biases]: u weights the low-rank input-to-logit term, the last `outputBias` entries
-   * shift the logits.
+   * shift the logits. With `logitColumns` the term reads those context columns (logitRank of them).
    */
   adapter:
-    | { kind: 'input-bias'; d: number; a: Float32Array; outputBias: number; logitRank?: number }
+    | {
+        kind: 'input-bias';
+        d: number;
+        a: Float32Array;
+        outputBias: number;
+        logitRank?: number;
+        logitColumns?: string[];
+      }
     | { kind: 'film'; layer: number; d: number };
 }
 
@@ -83,6 +93,8 @@ export async function pretrainMlp(
   train: PretrainConfig,
   progress: ProgressReporter,
 ): Promise<FrozenMlp> {
+  // A user mistake is said before the minutes of pre-training, not after them.
+  if (config.adapter.kind === 'input-bias' && config.adapter.logitFeatures === 'context') contextLogitColumns(ds);
   const rng = new Rng(train.seed);
   const outUnits = ds.classes === 2 ? 1 : ds.classes;
   const widths = [ds.features, ...config.hidden, outUnits];
@@ -210,7 +222,8 @@ export async function pretrainMlp(
     for (let r = 0; r < d; r++)
       for (let j = 0; j < h1; j++) a[r * h1 + j] = (a[r * h1 + j] as number) * (s1[j] as number);
     const outputBias = config.adapter.outputBias ? outUnits : 0;
-    const rank = config.adapter.logitRank ?? 0;
+    const columns = config.adapter.logitFeatures === 'context' ? contextLogitColumns(ds) : undefined;
+    const rank = columns ? columns.length : (config.adapter.logitRank ?? 0);
     if (rank > 0 && ds.classes !== 2) {
       throw new ModelError(
         'LOW_RANK_BINARY_ONLY',
@@ -222,7 +235,14 @@ export async function pretrainMlp(
     }
     adapter =
       rank > 0
-        ? { kind: 'input-bias', d: d + rank + outputBias, a, outputBias, logitRank: rank }
+        ? {
+            kind: 'input-bias',
+            d: d + rank + outputBias,
+            a,
+            outputBias,
+            logitRank: rank,
+            ...(columns ? { logitColumns: columns } : {}),
+          }
         : { kind: 'input-bias', d: d + outputBias, a, outputBias };
   } else {
     const layer = config.adapter.layer;

@@ -38,8 +38,11 @@ const checkpointObject = z.object({
   metric: metricRefSchema,
   recipe: z.enum(['paper', 'tuned']),
   dataset: z.string(),
-  /** `external`: an adapter of the user's own model, fitted from uploaded observations (`metricopt fit`); `low-rank`: input biases, a low-rank input-to-logit term and output biases (shared/models/low-rank-logit.ts). */
-  adapter: z.object({ kind: z.enum(['input-bias', 'film', 'low-rank', 'external']), d: z.number().int().positive() }),
+  /** `external`: an adapter of the user's own model, fitted from uploaded observations (`metricopt fit`); `low-rank`: input biases, a low-rank input-to-logit term and output biases (shared/models/low-rank-logit.ts); `context`: the same with one weight per context column instead of the random projections. */
+  adapter: z.object({
+    kind: z.enum(['input-bias', 'film', 'low-rank', 'context', 'external']),
+    d: z.number().int().positive(),
+  }),
   inputNormalisation: z.object({ mean: z.array(z.number()), std: z.array(z.number().positive()) }),
   targetNormalisation: z.object({ mean: z.number(), std: z.number().positive() }),
   hiddenActivation: z.literal('relu'),

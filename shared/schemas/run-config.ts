@@ -20,6 +20,12 @@ export const adapterSchema = z.discriminatedUnion('kind', [
       outputBias: z.boolean().exactOptional(),
       /** The low-rank input-to-logit term's rank (`--adapter low-rank`; binary tasks); absent = none. */
       logitRank: int(1).exactOptional(),
+      /**
+       * What the input-to-logit term reads: `random` (absent), `logitRank` fixed random projections
+       * of the features; `context` (`--adapter context`), the data set's context columns, one
+       * weight each (shared/models/low-rank-logit.ts), logitRank then ignored.
+       */
+      logitFeatures: z.enum(['random', 'context']).exactOptional(),
     })
     .strict(),
   /** FiLM on hidden layer `layer` (d = 2 x its width). */
@@ -188,7 +194,8 @@ export type RunConfig = z.infer<typeof runConfigSchema>;
 /**
  * A job's overrides: the training part of `RunConfig` (no meta-test, no recipe name), every
  * section partial and merged over the recipe's; the adapter is replaced whole (`--adapter
- * low-rank` is `{"kind": "input-bias", "d": 16, "outputBias": true, "logitRank": 32}`).
+ * low-rank` is `{"kind": "input-bias", "d": 16, "outputBias": true, "logitRank": 32}`, `--adapter context`
+ * `{"kind": "input-bias", "d": 16, "outputBias": true, "logitFeatures": "context"}`).
  */
 export const trainingOverridesSchema = z
   .object({

@@ -159,6 +159,38 @@ describe('metricopt demo', () => {
     expect(ck.ok && ck.value.adapter).toEqual({ kind: 'low-rank', d: 16 + 4 + 1 });
   });
 
+  it('runs a context cell with the context adapter: one logit weight per context column, the peers on the same phi', async () => {
+    const out = join(dir, 'ctx-adapter');
+    const r = await run([
+      'demo',
+      '--dataset',
+      small,
+      '--features',
+      '123',
+      '--metric',
+      'group-balanced-error',
+      '--group-feature',
+      '71',
+      '--adapter',
+      'context',
+      '--start',
+      'decision-shift',
+      '--black-box-peers',
+      'true',
+      '--out',
+      out,
+      '--json',
+      ...tiny,
+    ]);
+    expect(r.code).toBe(0);
+    const report = demoReportSchema.parse(JSON.parse(r.stdout));
+    expect(report.headroom?.rule).toBe('group-thresholds');
+    expect(report.results.cma_es?.queries).toBe(12 * 3 + (report.results.metricopt?.queries as number));
+    const ck = await loadCheckpoint(new FsObjectStore(join(out, 'store')), report.valueFunction.id);
+    // 16 input biases, one weight for the `group` column, the output bias.
+    expect(ck.ok && ck.value.adapter).toEqual({ kind: 'context', d: 16 + 1 + 1 });
+  });
+
   it('spends --online-queries in the value-function-guided search, and the peers as many more', async () => {
     const args = (extra: string[]) => [
       'demo',

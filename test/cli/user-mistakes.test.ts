@@ -67,6 +67,38 @@ describe('user mistakes in the model options', () => {
     expect(r.code).toBe(1);
     expect(expectOneLine(r.stderr, 'CONVNET_NEEDS_IMAGES')).toContain('has 123 features');
   });
+
+  it('ends --adapter context on a metric with no context columns with CONTEXT_ADAPTER_NO_CONTEXT, exit 1', async () => {
+    const r = await run([
+      'demo',
+      '--dataset',
+      small,
+      '--features',
+      '123',
+      '--adapter',
+      'context',
+      '--out',
+      join(dir, 'o'),
+    ]);
+    expect(r.code).toBe(1);
+    expect(expectOneLine(r.stderr, 'CONTEXT_ADAPTER_NO_CONTEXT')).toContain('--context FILE');
+  });
+
+  it('refuses --adapter-rank without --adapter low-rank (USAGE) rather than ignore it', async () => {
+    const r = await run([
+      'demo',
+      '--dataset',
+      small,
+      '--adapter',
+      'context',
+      '--adapter-rank',
+      '4',
+      '--out',
+      join(dir, 'o'),
+    ]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('--adapter-rank is the rank of --adapter low-rank');
+  });
 });
 
 describe('expected failures of meta-training and meta-test', () => {

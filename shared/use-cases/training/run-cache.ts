@@ -33,6 +33,14 @@ export function pretrainKey(
     h.update(new Uint8Array(a.buffer, a.byteOffset, a.byteLength));
   }
   h.update(JSON.stringify([cfg.architecture, cfg.model, cfg.pretrain, ...(cfg.convnet ? [cfg.convnet] : [])]));
+  // The context adapter's term reads the context columns: other columns, other trajectories.
+  if (cfg.model.adapter.kind === 'input-bias' && cfg.model.adapter.logitFeatures === 'context') {
+    for (const name of Object.keys(ds.context ?? {}).sort()) {
+      const col = ds.context?.[name] as Float64Array;
+      h.update(JSON.stringify(name));
+      h.update(new Uint8Array(col.buffer, col.byteOffset, col.byteLength));
+    }
+  }
   return h.digest('hex');
 }
 
@@ -62,6 +70,7 @@ const specSchema = z.discriminatedUnion('architecture', [
           // The low-rank adapter's rank (issue 19): without it a cached low-rank backbone came
           // back as an input-bias one whose d counted u, and failed at its first prediction.
           logitRank: z.number().int().optional(),
+          logitColumns: z.array(z.string()).optional(),
         }),
         z.object({ kind: z.literal('film'), layer: z.number(), d: z.number() }),
       ]),
