@@ -214,16 +214,8 @@ function runFlags(): Array<SettingFlag | Option> {
       'of the online queries, how many re-score the best points on the observation rows; the endpoint is the best mean of both halves (default 0)',
       'metaTest.onlineRecheck',
     ),
-    setting(
-      '--metric-loss-lr <lr>',
-      'step size of the metric-learning baseline (supervised contrastive loss on the embeddings; metrics of the embeddings only)',
-      'metaTest.metricLoss.learningRate',
-    ),
-    setting(
-      '--metric-loss-temperature <tau>',
-      "temperature of the metric-learning baseline's supervised contrastive loss",
-      'metaTest.metricLoss.temperature',
-    ),
+    setting('--metric-loss-lr <lr>', 'metric-learning baseline step size', 'metaTest.metricLoss.learningRate'),
+    setting('--metric-loss-temperature <tau>', 'metric-learning SupCon temperature', 'metaTest.metricLoss.temperature'),
     setting('--vf-lr <lr>', 'step size on the ES direction / value-function gradient', 'metaTest.vfLearningRate'),
     setting('--vf-optimizer <name>', 'optimiser applied to the ES direction / value gradient', 'metaTest.vfOptimizer'),
     setting(
