@@ -61,6 +61,24 @@ describe('metricopt train', () => {
     expect(watch.stdout).toContain('████████████████████████████ 100%');
   });
 
+  it('trains the context adapter as demo does, its column derived in the job as in demo', async () => {
+    const flags = ['--metric', 'instance-cost', '--adapter', 'context'];
+    const out = join(dir, 'demo-ctx-adapter');
+    expect((await run(['demo', ...a9aFlags(), '--out', out, '--seeds', '1', ...tiny, ...flags])).code).toBe(0);
+    const store = join(dir, 'train-ctx-adapter');
+    const train = await run(['train', ...a9aFlags(), '--store', store, '--job-id', 'ctx-adapter', ...tiny, ...flags]);
+    expect(train.stderr).not.toContain('error [');
+    const id = 'a9a-small-instance-cost-tuned';
+    const a = await loadCheckpoint(new FsObjectStore(join(out, 'store')), id);
+    const b = await loadCheckpoint(new FsObjectStore(store), id);
+    if (!a.ok || !b.ok) throw new Error('checkpoint missing');
+    expect({ ...b.value, createdAt: '' }).toEqual({ ...a.value, createdAt: '' });
+    // 16 input biases, one weight for `amount`, the output bias.
+    expect(b.value.adapter).toEqual({ kind: 'context', d: 18 });
+    const spec = JSON.parse(await readFile(join(store, 'jobs', 'ctx-adapter', 'job.json'), 'utf8'));
+    expect(spec.overrides).toMatchObject({ model: { adapter: { logitFeatures: 'context', outputBias: true } } });
+  }, 120_000);
+
   it('trains with the context settings (group feature, label noise, low-rank adapter) as demo does, and keeps them in the job', async () => {
     const context = ['--metric', 'group-balanced-error', '--group-feature', '71', '--adapter', 'low-rank'];
     const noisy = [...context, '--label-noise', '0.5'];
