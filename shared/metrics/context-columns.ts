@@ -1,5 +1,6 @@
 import type { SparseDataset } from '../data/dataset.js';
 import { Rng } from '../util/random.js';
+import { standardise } from '../util/standardise.js';
 import { MetricError } from './errors.js';
 import type { EvaluationInput } from '../ports/evaluator.port.js';
 
@@ -80,14 +81,7 @@ export function standardisedProjection(ds: SparseDataset, seed: number): Float64
     }
     z[i] = s;
   }
-  let mean = 0;
-  for (const v of z) mean += v;
-  mean /= Math.max(1, z.length);
-  let sq = 0;
-  for (const v of z) sq += (v - mean) ** 2;
-  const sd = Math.sqrt(sq / Math.max(1, z.length)) || 1;
-  for (let i = 0; i < z.length; i++) z[i] = ((z[i] as number) - mean) / sd;
-  return z;
+  return standardise(z);
 }
 
 function clippedExp(z: Float64Array): Float64Array {

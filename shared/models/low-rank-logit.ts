@@ -1,5 +1,6 @@
 import type { SparseDataset } from '../data/dataset.js';
 import { Rng } from '../util/random.js';
+import { standardise } from '../util/standardise.js';
 import { ModelError } from './errors.js';
 
 /**
@@ -65,14 +66,8 @@ export function contextLogitFeatures(ds: SparseDataset, columns: readonly string
       );
     }
     const log = col.every((v) => v > 0);
-    const x = Float64Array.from(col, (v) => (log ? Math.log(v) : v));
-    let mean = 0;
-    for (const v of x) mean += v;
-    mean /= Math.max(1, x.length);
-    let sq = 0;
-    for (const v of x) sq += (v - mean) ** 2;
-    const sd = Math.sqrt(sq / Math.max(1, x.length)) || 1;
-    for (let i = 0; i < ds.rows; i++) out[i * k + c] = ((x[i] as number) - mean) / sd;
+    const x = standardise(Float64Array.from(col, (v) => (log ? Math.log(v) : v)));
+    for (let i = 0; i < ds.rows; i++) out[i * k + c] = x[i] as number;
   });
   return out;
 }

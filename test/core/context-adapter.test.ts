@@ -1,38 +1,16 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { expectAdapterRoundTrip, syntheticBinary } from '../helpers/adapter-round-trip.js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildValueApi } from '../../functions/value-api/service.js';
-import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
-import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import type { SparseDataset } from '../../shared/data/dataset.js';
-import { parseLibsvm } from '../../shared/data/libsvm.js';
 import { splitRows } from '../../shared/data/split.js';
-import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
 import { withDerivedContext } from '../../shared/metrics/context-columns.js';
-import { instanceCost } from '../../shared/metrics/context-metrics.js';
 import { FrozenMlpModel } from '../../shared/models/frozen-mlp.js';
 import { contextLogitFeatures } from '../../shared/models/low-rank-logit.js';
 import { defaultMlpConfig, type FrozenMlp, pretrainMlp } from '../../shared/models/mlp.js';
 import { silentProgress } from '../../shared/ports/progress.port.js';
 import { recipe } from '../../shared/use-cases/training/recipes.js';
 import { pretrainKey } from '../../shared/use-cases/training/run-cache.js';
-import { runTrainingPipeline } from '../../shared/use-cases/training/training-pipeline.js';
 import { Rng } from '../../shared/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';
-
-function synthetic(rows: number, features: number, seed: number): SparseDataset {
-  const rng = new Rng(seed);
-  const lines: string[] = [];
-  for (let r = 0; r < rows; r++) {
-    const active = rng.sampleDistinct(1, features + 1, 5);
-    const score = active.reduce((s, i) => s + (i % 3 === 0 ? 1 : -0.4), 0) + rng.normal() * 0.5;
-    lines.push(`${score > 0 ? 1 : -1} ${active.map((i) => `${i}:1`).join(' ')}`);
-  }
-  const parsed = parseLibsvm(lines.join('\n'), { features, name: 'synthetic' });
-  if (!parsed.ok) throw parsed.error;
-  return parsed.value;
-}
 
 const base = { ...defaultMlpConfig, hidden: [12, 8, 4] };
 const contextAdapter = { kind: 'input-bias', d: 5, outputBias: true, logitFeatures: 'context' } as const;
@@ -43,7 +21,7 @@ let frozen: FrozenMlp;
 beforeAll(async () => {
   await useTestBackend();
   // Two context columns: a positive amount (read on a log scale) and a 0/1 group (read as is).
-  ds = withDerivedContext(synthetic(500, 20, 3), ['amount', 'group'], 4);
+  ds = withDerivedContext(syntheticBinary(500, 20, 3), ['amount', 'group'], 4);
   frozen = await pretrainMlp(
     ds,
     splitRows(ds.rows, 1).train,
@@ -114,7 +92,7 @@ describe('the context adapter', () => {
   });
 
   it('refuses a data set without context, and one missing a column it was built on, with a coded error', async () => {
-    const bare = synthetic(200, 20, 4);
+    const bare = syntheticBinary(200, 20, 4);
     await expect(
       pretrainMlp(bare, splitRows(bare.rows, 1).train, { ...base, adapter: contextAdapter }, train, silentProgress),
     ).rejects.toMatchObject({ code: 'CONTEXT_ADAPTER_NO_CONTEXT' });
@@ -127,7 +105,7 @@ describe('the context adapter', () => {
     const cfg = recipe('tuned', 2);
     cfg.model = { ...cfg.model, adapter: contextAdapter };
     const train = splitRows(ds.rows, 1).train;
-    const plain = synthetic(500, 20, 3);
+    const plain = syntheticBinary(500, 20, 3);
     const a = pretrainKey(withDerivedContext(plain, ['amount']), train, cfg, 'cpu');
     const v = pretrainKey(withDerivedContext(plain, ['value']), train, cfg, 'cpu');
     expect(a).not.toBe(v);
@@ -135,57 +113,6 @@ describe('the context adapter', () => {
   });
 
   it('survives a checkpoint round trip: trained, saved, described and served by the value API', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'metricopt-context-adapter-'));
-    try {
-      const store = new FsObjectStore(dir);
-      const data = withDerivedContext(synthetic(500, 20, 3), ['amount']);
-      const cfg = recipe('tuned', 2);
-      cfg.model = { ...cfg.model, hidden: [8, 4], adapter: { ...contextAdapter, d: 4 } };
-      cfg.pretrain = { ...cfg.pretrain, epochs: 1 };
-      cfg.metaTrain = {
-        ...cfg.metaTrain,
-        ensemble: 1,
-        trajectories: { ...cfg.metaTrain.trajectories, tasks: 8, steps: 6, queries: 3 },
-        train: { ...cfg.metaTrain.train, epochs: 3 },
-      };
-      const out = await runTrainingPipeline(
-        { cfg, checkpointId: 'context-cost', queryJobId: 'ctx' },
-        {
-          dataset: data,
-          evaluator: instanceCost,
-          oracle: new InProcessMetricOracle(instanceCost),
-          store,
-          progress: silentProgress,
-        },
-      );
-      if (out.kind !== 'done') throw new Error('expected a finished run');
-      out.model.dispose();
-      expect(out.checkpoint.adapter).toEqual({ kind: 'context', d: 4 + 1 + 1 });
-      const app = buildValueApi({
-        store,
-        auth: { mode: 'none' },
-        maxBodyBytes: 64 * 1024,
-        maxRows: 8,
-        refreshMs: 0,
-      }).app;
-      const described = (await (await app.request('/v1/value-functions/context-cost')).json()) as Record<
-        string,
-        unknown
-      >;
-      expect(described.adapter).toEqual({ kind: 'context', d: 6 });
-      const phi = Array.from(new Rng(9).normals(6));
-      const res = await app.request('/v1/value-functions/context-cost/predict', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ phi }),
-      });
-      const body = (await res.json()) as { normalised: number[] };
-      expect(body.normalised[0]).toBeCloseTo(
-        new CompiledValueFunction(out.checkpoint).value(Float32Array.from(phi)),
-        6,
-      );
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    await expectAdapterRoundTrip({ ...contextAdapter, d: 4 }, 'context-cost', { kind: 'context', d: 4 + 1 + 1 });
   });
 });

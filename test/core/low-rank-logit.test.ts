@@ -1,37 +1,13 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { expectAdapterRoundTrip, syntheticBinary } from '../helpers/adapter-round-trip.js';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { buildValueApi } from '../../functions/value-api/service.js';
-import { InProcessMetricOracle } from '../../shared/adapters/metric-oracle.in-process.js';
-import { FsObjectStore } from '../../shared/adapters/object-store.fs.js';
 import type { SparseDataset } from '../../shared/data/dataset.js';
-import { parseLibsvm } from '../../shared/data/libsvm.js';
 import { splitRows } from '../../shared/data/split.js';
-import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
-import { instanceCost } from '../../shared/metrics/context-metrics.js';
-import { withDerivedContext } from '../../shared/metrics/context-columns.js';
 import { FrozenMlpModel } from '../../shared/models/frozen-mlp.js';
 import { LOW_RANK_SCALE, lowRankFeatures } from '../../shared/models/low-rank-logit.js';
 import { defaultMlpConfig, type FrozenMlp, pretrainMlp } from '../../shared/models/mlp.js';
 import { silentProgress } from '../../shared/ports/progress.port.js';
-import { recipe } from '../../shared/use-cases/training/recipes.js';
-import { runTrainingPipeline } from '../../shared/use-cases/training/training-pipeline.js';
 import { Rng } from '../../shared/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';
-
-function synthetic(rows: number, features: number, seed: number): SparseDataset {
-  const rng = new Rng(seed);
-  const lines: string[] = [];
-  for (let r = 0; r < rows; r++) {
-    const active = rng.sampleDistinct(1, features + 1, 5);
-    const score = active.reduce((s, i) => s + (i % 3 === 0 ? 1 : -0.4), 0) + rng.normal() * 0.5;
-    lines.push(`${score > 0 ? 1 : -1} ${active.map((i) => `${i}:1`).join(' ')}`);
-  }
-  const parsed = parseLibsvm(lines.join('\n'), { features, name: 'synthetic' });
-  if (!parsed.ok) throw parsed.error;
-  return parsed.value;
-}
 
 const RANK = 3;
 let ds: SparseDataset;
@@ -39,7 +15,7 @@ let lowRank: FrozenMlp;
 
 beforeAll(async () => {
   await useTestBackend();
-  ds = synthetic(500, 20, 3);
+  ds = syntheticBinary(500, 20, 3);
   const split = splitRows(ds.rows, 1);
   const base = { ...defaultMlpConfig, hidden: [12, 8, 4] };
   const train = { epochs: 2, batchSize: 64, learningRate: 1e-2, seed: 1 };
@@ -126,61 +102,9 @@ describe('the low-rank logit adapter', () => {
   });
 
   it('survives a checkpoint round trip: trained, saved, described and served by the value API', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'metricopt-low-rank-'));
-    try {
-      const store = new FsObjectStore(dir);
-      const data = withDerivedContext(ds, ['amount']);
-      const cfg = recipe('tuned', 2);
-      cfg.model = {
-        ...cfg.model,
-        hidden: [8, 4],
-        adapter: { kind: 'input-bias', d: 4, outputBias: true, logitRank: 2 },
-      };
-      cfg.pretrain = { ...cfg.pretrain, epochs: 1 };
-      cfg.metaTrain = {
-        ...cfg.metaTrain,
-        ensemble: 1,
-        trajectories: { ...cfg.metaTrain.trajectories, tasks: 8, steps: 6, queries: 3 },
-        train: { ...cfg.metaTrain.train, epochs: 3 },
-      };
-      const out = await runTrainingPipeline(
-        { cfg, checkpointId: 'low-rank-cost', queryJobId: 'lr' },
-        {
-          dataset: data,
-          evaluator: instanceCost,
-          oracle: new InProcessMetricOracle(instanceCost),
-          store,
-          progress: silentProgress,
-        },
-      );
-      if (out.kind !== 'done') throw new Error('expected a finished run');
-      out.model.dispose();
-      expect(out.checkpoint.adapter).toEqual({ kind: 'low-rank', d: 4 + 2 + 1 });
-      const app = buildValueApi({
-        store,
-        auth: { mode: 'none' },
-        maxBodyBytes: 64 * 1024,
-        maxRows: 8,
-        refreshMs: 0,
-      }).app;
-      const described = (await (await app.request('/v1/value-functions/low-rank-cost')).json()) as Record<
-        string,
-        unknown
-      >;
-      expect(described.adapter).toEqual({ kind: 'low-rank', d: 7 });
-      const phi = Array.from(new Rng(9).normals(7));
-      const res = await app.request('/v1/value-functions/low-rank-cost/predict', {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ phi }),
-      });
-      const body = (await res.json()) as { normalised: number[] };
-      expect(body.normalised[0]).toBeCloseTo(
-        new CompiledValueFunction(out.checkpoint).value(Float32Array.from(phi)),
-        6,
-      );
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
+    await expectAdapterRoundTrip({ kind: 'input-bias', d: 4, outputBias: true, logitRank: 2 }, 'low-rank-cost', {
+      kind: 'low-rank',
+      d: 4 + 2 + 1,
+    });
   });
 });

@@ -1,8 +1,8 @@
+import { syntheticBinary } from '../helpers/adapter-round-trip.js';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SparseDataset } from '../../shared/data/dataset.js';
 import { fromDense, toDense } from '../../shared/data/dataset.js';
-import { parseLibsvm } from '../../shared/data/libsvm.js';
 import { BalancedSampler } from '../../shared/data/sampler.js';
 import { splitRows } from '../../shared/data/split.js';
 import { conv3x3 } from '../../shared/models/conv-ops.js';
@@ -22,26 +22,13 @@ import {
 import { Rng } from '../../shared/util/random.js';
 import { useTestBackend } from '../helpers/backend.js';
 
-function synthetic(rows: number, features: number, seed: number): SparseDataset {
-  const rng = new Rng(seed);
-  const lines: string[] = [];
-  for (let r = 0; r < rows; r++) {
-    const active = rng.sampleDistinct(1, features + 1, 5);
-    const score = active.reduce((s, i) => s + (i % 3 === 0 ? 1 : -0.4), 0) + rng.normal() * 0.5;
-    lines.push(`${score > 0 ? 1 : -1} ${active.map((i) => `${i}:1`).join(' ')}`);
-  }
-  const parsed = parseLibsvm(lines.join('\n'), { features, name: 'synthetic' });
-  if (!parsed.ok) throw parsed.error;
-  return parsed.value;
-}
-
 let ds: SparseDataset;
 let frozen: FrozenMlp;
 let filmFrozen: FrozenMlp;
 
 beforeAll(async () => {
   await useTestBackend();
-  ds = synthetic(600, 20, 1);
+  ds = syntheticBinary(600, 20, 1);
   const split = splitRows(ds.rows, 1);
   const cfg = { ...defaultMlpConfig, hidden: [12, 8, 4], adapter: { kind: 'input-bias' as const, d: 5 } };
   frozen = await pretrainMlp(
