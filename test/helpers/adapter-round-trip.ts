@@ -10,6 +10,7 @@ import { parseLibsvm } from '../../shared/data/libsvm.js';
 import { CompiledValueFunction } from '../../shared/method/value-function-f32.js';
 import { withDerivedContext } from '../../shared/metrics/context-columns.js';
 import { instanceCost } from '../../shared/metrics/context-metrics.js';
+import type { AdaptedModel } from '../../shared/models/adapted-model.js';
 import type { MlpConfig } from '../../shared/models/mlp.js';
 import { silentProgress } from '../../shared/ports/progress.port.js';
 import { recipe } from '../../shared/use-cases/training/recipes.js';
@@ -78,5 +79,30 @@ export async function expectAdapterRoundTrip(
     expect(body.normalised[0]).toBeCloseTo(new CompiledValueFunction(out.checkpoint).value(Float32Array.from(phi)), 6);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Each (task, entry) of `model`'s loss gradient at `phis` against a central finite difference
+ * (h = 0.01), within 2e-3 + 2 % of the difference.
+ */
+export function expectLossGradientsMatch(
+  model: Pick<AdaptedModel, 'd' | 'loss' | 'lossAndGrad'>,
+  phis: Float32Array,
+  n: number,
+  rows: Int32Array,
+  batch: number,
+  entries: readonly (readonly [number, number])[],
+): void {
+  const d = model.d;
+  const { grad } = model.lossAndGrad(phis, n, rows, batch);
+  const h = 1e-2;
+  for (const [task, j] of entries) {
+    const p = Float32Array.from(phis);
+    p[task * d + j]! += h;
+    const m = Float32Array.from(phis);
+    m[task * d + j]! -= h;
+    const fd = (model.loss(p, n, rows, batch)[task]! - model.loss(m, n, rows, batch)[task]!) / (2 * h);
+    expect(Math.abs(fd - grad[task * d + j]!)).toBeLessThan(2e-3 + 0.02 * Math.abs(fd));
   }
 }
